@@ -1,0 +1,30 @@
+"""OpenPose BODY_25 keypoint order, limbs and render colours.
+
+Source: CMU-Perceptual-Computing-Lab/openpose `poseParameters.cpp`
+(`POSE_BODY_25_BODY_PARTS`) and `poseParametersRender.hpp` (pairs, colours);
+copied into ../shared/reference/formats.md §3.
+"""
+
+BODY25_NAMES: tuple[str, ...] = (
+    "Nose", "Neck", "RShoulder", "RElbow", "RWrist", "LShoulder", "LElbow", "LWrist",
+    "MidHip", "RHip", "RKnee", "RAnkle", "LHip", "LKnee", "LAnkle", "REye", "LEye",
+    "REar", "LEar", "LBigToe", "LSmallToe", "LHeel", "RBigToe", "RSmallToe", "RHeel",
+)
+NUM_JOINTS = len(BODY25_NAMES)  # 25
+JOINT_INDEX: dict[str, int] = {name: i for i, name in enumerate(BODY25_NAMES)}
+
+# 24 limbs drawn by OpenPose (POSE_BODY_25_PAIRS_RENDER_GPU).
+BODY25_LIMBS: tuple[tuple[int, int], ...] = (
+    (1, 8), (1, 2), (1, 5), (2, 3), (3, 4), (5, 6), (6, 7), (8, 9), (9, 10), (10, 11),
+    (8, 12), (12, 13), (13, 14), (1, 0), (0, 15), (15, 17), (0, 16), (16, 18), (14, 19),
+    (19, 20), (14, 21), (11, 22), (22, 23), (11, 24),
+)
+
+# RGB render colour per keypoint.
+BODY25_COLORS: tuple[tuple[int, int, int], ...] = (
+    (255, 0, 85), (255, 0, 0), (255, 85, 0), (255, 170, 0), (255, 255, 0), (170, 255, 0),
+    (85, 255, 0), (0, 255, 0), (255, 0, 0), (0, 255, 85), (0, 255, 170), (0, 255, 255),
+    (0, 170, 255), (0, 85, 255), (0, 0, 255), (255, 0, 170), (170, 0, 255), (255, 0, 255),
+    (85, 0, 255), (0, 0, 255), (0, 0, 255), (0, 0, 255), (0, 255, 255), (0, 255, 255),
+    (0, 255, 255),
+)

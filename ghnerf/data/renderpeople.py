@@ -1,0 +1,185 @@
+"""RenderPeople multi-view renders in the layout of SHERF's ``RenderPeople_recon``.
+
+Root (e.g. ``RenderPeople_recon/20230228/``) holds ``human_list.txt`` (one
+subject folder per line) and per subject ``seq_XXXXXX-rp_<name>_rigged_XXX/``:
+
+* ``cameras.json``: ``{"camera0000": {"K": 3x3, "R": 3x3, "T": 3 or 3x1}, ...}``,
+  world-to-camera, T in metres;
+* ``img/camera0000/0000.jpg`` (4-digit pose index), ``mask/camera0000/0000.png``;
+* ``outputs_re_fitting/refit_smpl_2nd.npz`` (SMPL fit; ``['smpl'].item()`` with
+  ``betas``, ``global_orient``, ``body_pose``, ``transl``).
+
+No distortion and no 2D keypoints ship with it. Source: skhu101/SHERF
+``sherf/training/RenderPeople_dataset.py`` (../shared/reference/formats.md §2).
+"""
+
+import json
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ghnerf.cameras import Camera
+from ghnerf.data.records import SIDE_DIR, CameraView, MultiViewFrame, SubjectSummary
+from ghnerf.errors import DataReadError
+
+HUMAN_LIST = "human_list.txt"
+CAMERAS = "cameras.json"
+SMPL_FIT = "outputs_re_fitting/refit_smpl_2nd.npz"
+# Without an SMPL body model the vertices cannot be posed; the box around the
+# fitted root translation is then this half-size (metres).
+SMPL_ROOT_BOX_HALF = np.array([1.1, 1.1, 1.1])
+
+
+def camera_name(index: int) -> str:
+    return f"camera{index:04d}"
+
+
+def image_relpath(camera_index: int, pose: int) -> str:
+    return f"img/{camera_name(camera_index)}/{pose:04d}.jpg"
+
+
+def mask_relpath(camera_index: int, pose: int) -> str:
+    return f"mask/{camera_name(camera_index)}/{pose:04d}.png"
+
+
+def is_sequence(path: Path) -> bool:
+    return (path / CAMERAS).is_file() and (path / "img").is_dir()
+
+
+class RenderPeopleSequence:
+    """One rendered subject folder (all poses, all cameras)."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self.name = self.root.name
+        path = self.root / CAMERAS
+        try:
+            raw = json.loads(path.read_text())
+        except FileNotFoundError as exc:
+            raise DataReadError(path, "cameras.json is missing") from exc
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise DataReadError(path, f"cameras.json is not valid JSON ({exc})") from exc
+        self.cameras_path = path
+        self.camera_names = sorted(raw)
+        self.cameras = [self._camera(name, raw[name]) for name in self.camera_names]
+        folders = sorted(p.name for p in (self.root / "img").iterdir() if p.is_dir())
+        if folders != self.camera_names:
+            raise DataReadError(path, f"cameras.json has {len(self.camera_names)} cameras but img/ has "
+                                      f"{len(folders)} camera folders; they must match one to one")
+        first = self.root / "img" / self.camera_names[0]
+        self.poses = sorted(int(p.stem) for p in first.glob("*.jpg"))
+        if not self.poses:
+            raise DataReadError(first, "no images (*.jpg) in the first camera folder")
+
+    def _camera(self, name: str, entry: dict) -> Camera:
+        try:
+            K = np.asarray(entry["K"], dtype=np.float64).reshape(3, 3)
+            R = np.asarray(entry["R"], dtype=np.float64).reshape(3, 3)
+            T = np.asarray(entry["T"], dtype=np.float64).reshape(3)
+        except (KeyError, ValueError, TypeError) as exc:
+            raise DataReadError(self.cameras_path, f"{name}: needs K (3x3), R (3x3), T (3) ({exc})") from exc
+        for key, value in (("K", K), ("R", R), ("T", T)):
+            if not np.all(np.isfinite(value)):
+                raise DataReadError(self.cameras_path, f"{name}: {key} contains NaN or Inf; fix the calibration")
+        if abs(np.linalg.det(R) - 1) > 1e-3:
+            raise DataReadError(self.cameras_path, f"{name}: R is not a rotation (det = {np.linalg.det(R):.4f})")
+        return Camera(K=K, R=R, T=T)
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.poses)
+
+    @property
+    def num_cameras(self) -> int:
+        return len(self.cameras)
+
+    @cached_property
+    def image_sizes(self) -> list[tuple[int, int]]:
+        sizes = []
+        for c in range(self.num_cameras):
+            path = self.root / image_relpath(c, self.poses[0])
+            try:
+                with Image.open(path) as im:
+                    sizes.append((im.height, im.width))
+            except FileNotFoundError as exc:
+                raise DataReadError(path, "image file is missing; restore it or regenerate the dataset") from exc
+            except Exception as exc:  # noqa: BLE001
+                raise DataReadError(path, f"image file is not a readable image ({exc})") from exc
+        return sizes
+
+    def summary(self) -> SubjectSummary:
+        return SubjectSummary(self.name, self.num_cameras, self.num_frames, self.image_sizes[0])
+
+    @cached_property
+    def _smpl_transl(self) -> np.ndarray | None:
+        path = self.root / SMPL_FIT
+        if not path.is_file():
+            return None
+        try:
+            smpl = np.load(path, allow_pickle=True)["smpl"].item()
+            return np.asarray(smpl["transl"], dtype=np.float64).reshape(-1, 3)
+        except Exception as exc:  # noqa: BLE001
+            raise DataReadError(path, f"cannot read the SMPL fit ({exc})") from exc
+
+    def frame(self, index: int) -> MultiViewFrame:
+        if not 0 <= index < self.num_frames:
+            raise IndexError(f"{self.name}: frame {index} out of range [0, {self.num_frames})")
+        pose = self.poses[index]
+        side = self.root / SIDE_DIR
+        kp_path = side / "keypoints2d" / f"{pose:04d}.npy"
+        kpts = np.load(kp_path) if kp_path.is_file() else None
+        views = []
+        for c, cam in enumerate(self.cameras):
+            h, w = self.image_sizes[c]
+            mask = self.root / mask_relpath(c, pose)
+            depth = side / "depth" / camera_name(c) / f"{pose:04d}.png"
+            surface = side / "surface" / camera_name(c) / f"{pose:04d}.npz"
+            views.append(CameraView(
+                name=self.camera_names[c], index=c, image_path=self.root / image_relpath(c, pose),
+                mask_paths=(mask,) if mask.is_file() else (), camera=Camera(cam.K, cam.R, cam.T, cam.D, h, w),
+                joints2d=None if kpts is None else kpts[c].copy(),
+                depth_path=depth if depth.is_file() else None, surface_path=surface if surface.is_file() else None))
+        j3 = side / "joints3d" / f"{pose:04d}.npy"
+        joints3d = np.load(j3) if j3.is_file() else None
+        bounds, vpath = None, None
+        vp = side / "vertices" / f"{pose:04d}.npy"
+        if vp.is_file():
+            verts = np.load(vp)
+            bounds, vpath = np.stack([verts.min(0), verts.max(0)]), vp
+        elif self._smpl_transl is not None and pose < len(self._smpl_transl):
+            centre = self._smpl_transl[pose]
+            bounds = np.stack([centre - SMPL_ROOT_BOX_HALF, centre + SMPL_ROOT_BOX_HALF])
+        return MultiViewFrame(subject=self.name, frame_index=index, frame_id=pose, views=tuple(views),
+                              joints3d=joints3d, bounds=bounds, vertices_path=vpath)
+
+
+class RenderPeopleReader:
+    """A RenderPeople root (with ``human_list.txt`` or subject folders) or one subject folder."""
+
+    layout = "renderpeople"
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        if is_sequence(self.root):
+            dirs = [self.root]
+        elif (self.root / HUMAN_LIST).is_file():
+            names = [ln.strip() for ln in (self.root / HUMAN_LIST).read_text().splitlines() if ln.strip()]
+            dirs = [self.root / n for n in names if (self.root / n).is_dir()]
+        else:
+            dirs = sorted(p for p in self.root.iterdir() if p.is_dir() and is_sequence(p))
+        if not dirs:
+            raise DataReadError(self.root, "no RenderPeople subject here (need cameras.json and img/)")
+        self._dirs = {p.name: p for p in dirs}
+        self._open: dict[str, RenderPeopleSequence] = {}
+
+    def subjects(self) -> list[str]:
+        return list(self._dirs)
+
+    def sequence(self, name: str) -> RenderPeopleSequence:
+        if name not in self._open:
+            if name not in self._dirs:
+                raise DataReadError(self.root / name, f"no such subject; available: {', '.join(self._dirs)}")
+            self._open[name] = RenderPeopleSequence(self._dirs[name])
+        return self._open[name]

@@ -1,0 +1,233 @@
+"""ZJU-MoCap reader (real layout, as zju3dv/neuralbody and zju3dv/ENeRF read it).
+
+Per sequence ``CoreView_XXX/``:
+
+* ``annots.npy`` -> dict: ``cams`` = {K, R, T (millimetres, 3x1), D (5x1)} lists
+  indexed by camera; ``ims`` = per frame {``ims``: image paths relative to the
+  sequence, optional ``kpts2d``: (C, 25, 3) BODY_25 on the raw images}.
+* images in ``Camera_B1``… (``000000.jpg``, 0-based) or ``Camera (1)``… with long
+  1-based names (CoreView_313/315: ``CoreView_313_Camera_(1)_0001_<date>.jpg``);
+* masks at the same relative path with ``.png`` under ``mask/`` and/or ``mask_cihp/``
+  (non-zero = person; the union is used);
+* body vertices ``new_vertices/<id>.npy`` or ``vertices/<id>.npy`` (V, 3) metres,
+  ``<id>`` = the frame number encoded in the image name.
+
+Sources: ../shared/reference/formats.md §1.
+"""
+
+import re
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ghnerf.cameras import Camera
+from ghnerf.data.records import SIDE_DIR, CameraView, MultiViewFrame, SubjectSummary
+from ghnerf.errors import DataReadError
+
+MM_TO_M = 1e-3
+ANNOTS = "annots.npy"
+MASK_DIRS = ("mask", "mask_cihp")
+VERTEX_DIRS = ("new_vertices", "vertices")
+_CAMERA_DIR = re.compile(r"^Camera(_B\d+| \(\d+\))$")
+
+
+def camera_folder(camera_number: int, naming: str) -> str:
+    """Folder of 1-based camera ``camera_number``: ``Camera_B3`` (naming "b") or ``Camera (3)`` ("paren")."""
+    return f"Camera_B{camera_number}" if naming == "b" else f"Camera ({camera_number})"
+
+
+def image_relpath(sequence: str, camera_number: int, frame_index: int, naming: str) -> str:
+    """Relative image path of 0-based ``frame_index`` as the real dataset names it."""
+    folder = camera_folder(camera_number, naming)
+    if naming == "b":
+        return f"{folder}/{frame_index:06d}.jpg"
+    return f"{folder}/{sequence}_Camera_({camera_number})_{frame_index + 1:04d}_2019-08-23_16-08-50.592.jpg"
+
+
+def frame_id_from_path(relpath: str) -> int:
+    """The frame number encoded in an image name (1-based for the long CoreView_313/315 names)."""
+    base = Path(relpath).name
+    if base.startswith("CoreView_"):
+        return int(base.split("_")[4])
+    return int(Path(base).stem)
+
+
+def mask_relpath(image_relpath: str) -> str:
+    return str(Path(image_relpath).with_suffix(".png"))
+
+
+def is_sequence(path: Path) -> bool:
+    return (path / ANNOTS).is_file()
+
+
+class ZJUSequence:
+    """One ZJU-MoCap sequence folder.
+
+    Args:
+        root: the ``CoreView_XXX`` folder.
+    Raises:
+        DataReadError: annots missing/unreadable, camera entries inconsistent or non-finite,
+            or the camera count disagreeing with the image folders.
+    """
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self.name = self.root.name
+        path = self.root / ANNOTS
+        if not path.is_file():
+            raise DataReadError(path, "annots.npy is missing; a ZJU-MoCap sequence needs it (cams + ims)")
+        try:
+            annots = np.load(path, allow_pickle=True).item()
+            cams, ims = annots["cams"], annots["ims"]
+        except Exception as exc:  # noqa: BLE001 - any failure here means a bad file
+            raise DataReadError(path, f"cannot read annots.npy ({type(exc).__name__}: {exc}); expected a pickled "
+                                      "dict with 'cams' {K,R,T,D} and 'ims'") from exc
+        self.annots_path = path
+        self.ims = ims
+        self.cameras = self._read_cameras(cams)
+        if not ims:
+            raise DataReadError(path, "'ims' lists no frames")
+        self._check_camera_count()
+
+    def _read_cameras(self, cams: dict) -> list[Camera]:
+        path = self.annots_path
+        missing = [k for k in ("K", "R", "T") if k not in cams]
+        if missing:
+            raise DataReadError(path, f"'cams' lacks {missing}; expected keys K, R, T (mm) and D")
+        n = len(cams["K"])
+        for key in ("R", "T", "D"):
+            if key in cams and len(cams[key]) != n:
+                raise DataReadError(path, f"'cams' has {n} K entries but {len(cams[key])} {key} entries")
+        out = []
+        for i in range(n):
+            try:
+                K = np.asarray(cams["K"][i], dtype=np.float64).reshape(3, 3)
+                R = np.asarray(cams["R"][i], dtype=np.float64).reshape(3, 3)
+                T = np.asarray(cams["T"][i], dtype=np.float64).reshape(3) * MM_TO_M
+                D = np.asarray(cams["D"][i], dtype=np.float64).reshape(-1) if "D" in cams else np.zeros(5)
+            except (ValueError, TypeError) as exc:
+                raise DataReadError(path, f"camera {i}: malformed K/R/T/D ({exc})") from exc
+            for key, value in (("K", K), ("R", R), ("T", T), ("D", D)):
+                if not np.all(np.isfinite(value)):
+                    raise DataReadError(path, f"camera {i}: {key} contains NaN or Inf; fix the calibration")
+            if abs(np.linalg.det(R) - 1) > 1e-3:
+                raise DataReadError(path, f"camera {i}: R is not a rotation (det = {np.linalg.det(R):.4f})")
+            D = np.concatenate([D, np.zeros(max(0, 5 - D.size))])[:5]
+            out.append(Camera(K=K, R=R, T=T, D=D))
+        return out
+
+    def _check_camera_count(self) -> None:
+        n = len(self.cameras)
+        first = self.ims[0]["ims"]
+        if len(first) != n:
+            raise DataReadError(self.annots_path, f"frame 0 lists {len(first)} images but 'cams' has {n} cameras")
+        folders = sorted(p.name for p in self.root.iterdir() if p.is_dir() and _CAMERA_DIR.match(p.name))
+        if folders and len(folders) != n:
+            raise DataReadError(self.annots_path, f"'cams' has {n} cameras but the sequence has {len(folders)} "
+                                                  f"camera folders ({', '.join(folders[:4])}...); the annots.npy "
+                                                  "does not belong to these images")
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.ims)
+
+    @property
+    def num_cameras(self) -> int:
+        return len(self.cameras)
+
+    def camera_name(self, index: int) -> str:
+        return Path(self.ims[0]["ims"][index]).parts[0]
+
+    @cached_property
+    def image_sizes(self) -> list[tuple[int, int]]:
+        """(H, W) of each camera, read from the first frame's image headers."""
+        sizes = []
+        for rel in self.ims[0]["ims"]:
+            path = self.root / rel
+            try:
+                with Image.open(path) as im:
+                    sizes.append((im.height, im.width))
+            except FileNotFoundError as exc:
+                raise DataReadError(path, "image file is missing; restore it or regenerate the dataset") from exc
+            except Exception as exc:  # noqa: BLE001
+                raise DataReadError(path, f"image file is not a readable image ({exc})") from exc
+        return sizes
+
+    def summary(self) -> SubjectSummary:
+        return SubjectSummary(self.name, self.num_cameras, self.num_frames, self.image_sizes[0])
+
+    def frame(self, index: int) -> MultiViewFrame:
+        """Frame ``index`` (0-based position in ``annots['ims']``)."""
+        if not 0 <= index < self.num_frames:
+            raise IndexError(f"{self.name}: frame {index} out of range [0, {self.num_frames})")
+        entry = self.ims[index]
+        rels = list(entry["ims"])
+        if len(rels) != self.num_cameras:
+            raise DataReadError(self.annots_path, f"frame {index} lists {len(rels)} images, expected "
+                                                  f"{self.num_cameras}")
+        kpts = np.asarray(entry["kpts2d"], dtype=np.float64) if "kpts2d" in entry else None
+        frame_id = frame_id_from_path(rels[0])
+        side = self.root / SIDE_DIR
+        views = []
+        for c, rel in enumerate(rels):
+            h, w = self.image_sizes[c]
+            cam = self.cameras[c]
+            cam = Camera(K=cam.K, R=cam.R, T=cam.T, D=cam.D, height=h, width=w)
+            joints2d = None
+            if kpts is not None:
+                joints2d = kpts[c].copy()
+                if cam.has_distortion:
+                    joints2d[:, :2] = cam.undistort_points(joints2d[:, :2])
+                joints2d[joints2d[:, 2] <= 0] = 0.0
+            masks = tuple(p for p in (self.root / d / mask_relpath(rel) for d in MASK_DIRS) if p.is_file())
+            depth = side / "depth" / mask_relpath(rel)
+            surface = side / "surface" / Path(rel).with_suffix(".npz")
+            views.append(CameraView(
+                name=Path(rel).parts[0], index=c, image_path=self.root / rel, mask_paths=masks, camera=cam,
+                joints2d=joints2d, depth_path=depth if depth.is_file() else None,
+                surface_path=surface if surface.is_file() else None))
+        joints3d = None
+        j3 = side / "joints3d" / f"{frame_id}.npy"
+        if j3.is_file():
+            joints3d = np.load(j3)
+        bounds, vpath = None, None
+        for d in VERTEX_DIRS:
+            p = self.root / d / f"{frame_id}.npy"
+            if p.is_file():
+                try:
+                    verts = np.load(p)
+                except Exception as exc:  # noqa: BLE001
+                    raise DataReadError(p, f"vertex file is unreadable ({exc})") from exc
+                bounds, vpath = np.stack([verts.min(0), verts.max(0)]), p
+                break
+        return MultiViewFrame(subject=self.name, frame_index=index, frame_id=frame_id, views=tuple(views),
+                              joints3d=joints3d, bounds=bounds, vertices_path=vpath)
+
+
+class ZJUMoCapReader:
+    """A ZJU-MoCap root (folder of ``CoreView_*`` sequences) or a single sequence folder."""
+
+    layout = "zju"
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        if is_sequence(self.root):
+            dirs = [self.root]
+        else:
+            dirs = sorted(p for p in self.root.iterdir() if p.is_dir() and is_sequence(p))
+        if not dirs:
+            raise DataReadError(self.root, "no ZJU-MoCap sequence here (no annots.npy in it or its sub-folders)")
+        self._dirs = {p.name: p for p in dirs}
+        self._open: dict[str, ZJUSequence] = {}
+
+    def subjects(self) -> list[str]:
+        return list(self._dirs)
+
+    def sequence(self, name: str) -> ZJUSequence:
+        if name not in self._open:
+            if name not in self._dirs:
+                raise DataReadError(self.root / name, f"no such sequence; available: {', '.join(self._dirs)}")
+            self._open[name] = ZJUSequence(self._dirs[name])
+        return self._open[name]

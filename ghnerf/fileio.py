@@ -1,0 +1,92 @@
+"""Atomic file writes and checked image reads.
+
+Every writer here writes to a temporary file in the destination folder and
+renames it into place, so a killed process never leaves a half-written file
+under the final name.
+"""
+
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+
+from ghnerf.errors import DataReadError
+
+
+@contextmanager
+def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; rename it onto ``path`` on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_bytes(path: str | Path, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_json(path: str | Path, obj) -> None:
+    write_bytes(path, json.dumps(obj, indent=1).encode())
+
+
+def write_npy(path: str | Path, array, allow_pickle: bool = False) -> None:
+    with atomic_path(path, ".npy") as tmp:
+        np.save(tmp, array, allow_pickle=allow_pickle)
+
+
+def write_npz(path: str | Path, **arrays) -> None:
+    with atomic_path(path, ".npz") as tmp:
+        np.savez_compressed(tmp, **arrays)
+
+
+def write_image(path: str | Path, image: np.ndarray, jpeg_quality: int = 95) -> None:
+    """Write an RGB (H, W, 3) or single-channel image; format from the suffix (.jpg, .png; uint16 PNG kept)."""
+    path = Path(path)
+    arr = image[..., ::-1] if image.ndim == 3 else image
+    params = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality] if path.suffix.lower() in (".jpg", ".jpeg") else []
+    ok, buf = cv2.imencode(path.suffix, np.ascontiguousarray(arr), params)
+    if not ok:
+        raise DataReadError(path, "could not encode the image for writing")
+    write_bytes(path, buf.tobytes())
+
+
+def read_image(path: str | Path, what: str = "image", grayscale: bool = False,
+               keep_depth: bool = False) -> np.ndarray:
+    """Read an image file, raising :class:`DataReadError` naming the file when it is missing or corrupt.
+
+    Args:
+        path: the file.
+        what: what the file is, for the message ("image", "mask", "depth map").
+        grayscale: return (H, W) (first channel of a colour file).
+        keep_depth: keep 16-bit values (depth maps).
+    Returns:
+        (H, W, 3) RGB uint8, or (H, W) for ``grayscale``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataReadError(path, f"{what} file is missing; restore it or regenerate the dataset")
+    flags = cv2.IMREAD_UNCHANGED if (grayscale or keep_depth) else cv2.IMREAD_COLOR
+    data = np.fromfile(path, dtype=np.uint8)
+    img = cv2.imdecode(data, flags) if data.size else None
+    truncated_jpeg = path.suffix.lower() in (".jpg", ".jpeg") and not data.tobytes().rstrip(b"\0").endswith(b"\xff\xd9")
+    if img is None or truncated_jpeg:
+        raise DataReadError(path, f"{what} file is not a readable image (corrupt or truncated); "
+                                  "replace it with a valid file")
+    if grayscale:
+        return img[..., 0] if img.ndim == 3 else img
+    if img.ndim == 2:
+        img = np.repeat(img[..., None], 3, axis=2)
+    return img[..., ::-1].copy() if img.shape[2] == 3 else img[..., 2::-1].copy()
