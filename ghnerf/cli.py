@@ -1,7 +1,6 @@
 """The ``ghnerf`` command line (typer). Each sub-command is a thin call into the library."""
 
 import json
-import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -21,13 +20,13 @@ console = Console(stderr=True)
 
 
 def _fail(exc: GHNeRFError) -> None:
-    console.print(f"[bold red]error:[/] {exc}")
+    typer.secho(f"error: {exc}", err=True, fg="red")
     raise typer.Exit(code=2)
 
 
 def _progress() -> Progress:
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    TimeRemainingColumn(), console=console, disable=not sys.stderr.isatty() and False)
+                    TimeRemainingColumn(), console=console)
 
 
 @data_app.command("synth")
@@ -54,7 +53,8 @@ def data_synth(
         cfg = SynthConfig(layout=layout, subjects=subjects, frames=frames, cameras=cameras, size=size, seed=seed,
                           distortion=distortion, zju_naming=zju_naming, missing_rate=missing_rate)
     except ValidationError as exc:
-        console.print(f"[bold red]error:[/] invalid option: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}")
+        err = exc.errors()[0]
+        typer.secho(f"error: invalid option {'.'.join(map(str, err['loc'])) or ''}: {err['msg']}", err=True, fg="red")
         raise typer.Exit(code=2)
     try:
         with _progress() as bar:

@@ -100,7 +100,7 @@ def ring_cameras(rng: np.random.Generator, n: int, size: int, distortion: bool) 
         R, T = look_at(eye, target)
         f = size * 1.1 * radius / 3.0 * rng.uniform(0.97, 1.03)
         K = np.array([[f, 0, size / 2 + rng.uniform(-3, 3)], [0, f, size / 2 + rng.uniform(-3, 3)], [0, 0, 1.0]])
-        D = np.array([rng.uniform(-0.12, -0.05), rng.uniform(0.0, 0.03), 0, 0, 0]) if distortion else np.zeros(5)
+        D = np.array([rng.uniform(-0.22, -0.10), rng.uniform(0.0, 0.05), 0, 0, 0]) if distortion else np.zeros(5)
         cams.append(Camera(K=K, R=R, T=T, D=D, height=size, width=size))
     return tuple(cams)
 

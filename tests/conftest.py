@@ -1,0 +1,36 @@
+"""Shared fixtures: small synthetic datasets generated once per test session."""
+
+from pathlib import Path
+
+import pytest
+
+from ghnerf.synth.generate import SynthConfig, generate_dataset
+
+
+def _make(tmp_path_factory, name: str, **kwargs) -> Path:
+    root = tmp_path_factory.mktemp(name)
+    generate_dataset(SynthConfig(**kwargs), root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def zju_root(tmp_path_factory) -> Path:
+    """ZJU layout with distortion; subject 0 uses the 1-based 'Camera (k)' names, subject 1 'Camera_Bk'."""
+    return _make(tmp_path_factory, "zju", layout="zju", subjects=2, frames=3, cameras=6, size=128, seed=3)
+
+
+@pytest.fixture(scope="session")
+def zju_plain_root(tmp_path_factory) -> Path:
+    """ZJU layout without distortion."""
+    return _make(tmp_path_factory, "zju_plain", layout="zju", subjects=1, frames=2, cameras=4, size=96, seed=5,
+                 distortion=False, zju_naming="b")
+
+
+@pytest.fixture(scope="session")
+def rp_root(tmp_path_factory) -> Path:
+    return _make(tmp_path_factory, "rp", layout="renderpeople", subjects=2, frames=3, cameras=5, size=112, seed=7)
+
+
+@pytest.fixture(params=["zju_root", "zju_plain_root", "rp_root"])
+def any_root(request) -> Path:
+    return request.getfixturevalue(request.param)
