@@ -1,0 +1,1 @@
+"""Target storage: Parquet shard schema, shard writer/reader, and the lineage catalog."""

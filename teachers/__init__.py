@@ -1,0 +1,1 @@
+"""Teacher adapters: one module per teacher (pose heatmaps, dense-pose embeddings), one common protocol."""

@@ -3,7 +3,8 @@
 A body is a small kinematic tree of rigid *segments* (pelvis, torso, head, upper
 arms, forearms, hands, thighs, shins, feet). Every BODY_25 joint and every
 surface primitive is attached to one segment. Rest pose: standing at the origin,
-z up, facing +y, the subject's left along +x, arms slightly abducted (A-pose),
+z up, facing +y, the subject's right along +x (right-handed: east is on
+your right when you face north), arms slightly abducted (A-pose),
 feet on z = 0. All lengths in metres.
 
 Per-subject variation lives in :class:`BodyShape`; the surface parameters of
@@ -124,7 +125,7 @@ class Body:
         hip_z = ankle_h + (0.43 + 0.44) * ll
         neck_z = hip_z + 0.50 * s
         a = np.deg2rad(A_POSE_DEG)
-        arm_dir = {"R": np.array([-np.sin(a), 0.0, -np.cos(a)]), "L": np.array([np.sin(a), 0.0, -np.cos(a)])}
+        arm_dir = {"R": np.array([np.sin(a), 0.0, -np.cos(a)]), "L": np.array([-np.sin(a), 0.0, -np.cos(a)])}
         p: dict[str, np.ndarray] = {}
         p["MidHip"] = np.array([0.0, 0.0, hip_z])
         p["Waist"] = np.array([0.0, 0.0, hip_z + 0.08 * s])
@@ -132,7 +133,7 @@ class Body:
         head_c = p["Neck"] + np.array([0.0, 0.01 * hs, 0.19 * hs])
         p["HeadCentre"] = head_c
         p["Nose"] = p["Neck"] + np.array([0.0, 0.112 * hs, 0.17 * hs])
-        for side, sx in (("R", -1.0), ("L", 1.0)):
+        for side, sx in (("R", 1.0), ("L", -1.0)):
             p[f"{side}Eye"] = p["Neck"] + np.array([sx * 0.032 * hs, 0.092 * hs, 0.205 * hs])
             p[f"{side}Ear"] = p["Neck"] + np.array([sx * 0.078 * hs, -0.005 * hs, 0.19 * hs])
             p[f"{side}Shoulder"] = p["Neck"] + np.array([sx * 0.185 * s * sw, 0.0, -0.03 * s])
@@ -180,7 +181,7 @@ class Body:
                 Capsule(p[f"{side}Hip"] + [0, 0, 0.02 * s], p[f"{side}Knee"], 0.072 * s * g, seg[f"{lo}_thigh"],
                         "pants", PANTS),
                 Capsule(p[f"{side}Knee"], p[f"{side}Ankle"], 0.05 * s * g, seg[f"{lo}_shin"], "pants", PANTS),
-                Ellipsoid(p[f"{side}Ankle"] + [0, 0.055 * s, -0.04 * s], np.array([0.048, 0.125, 0.042]) * s, eye,
+                Ellipsoid(p[f"{side}Ankle"] + [0, 0.055 * s, -0.038 * s], np.array([0.048, 0.125, 0.042]) * s, eye,
                           seg[f"{lo}_foot"], "shoe", lab_shoe),
             ]
         return prims

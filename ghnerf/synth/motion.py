@@ -2,7 +2,7 @@
 
 A :class:`MotionStyle` is drawn once per subject; :func:`pose_at` evaluates it at a
 frame. Angles follow the rest-pose axes of :mod:`ghnerf.synth.body` (x = subject's
-left, y = forward, z = up): a positive rotation about x swings a hanging limb
+right, y = forward, z = up): a positive rotation about x swings a hanging limb
 forward.
 """
 
@@ -64,8 +64,8 @@ def pose_at(style: MotionStyle, frame: int) -> Pose:
     lead = 150 * style.raise_amplitude * lift
     follow = 60 * style.raise_amplitude * lift * lift
     r_abd, l_abd = (lead, follow) if style.raise_side < 0 else (follow, lead)
-    rots[seg["r_upperarm"]] = _rot("y", r_abd) @ _rot("x", -22 * walk * swing * (1 - lift))
-    rots[seg["l_upperarm"]] = _rot("y", -l_abd) @ _rot("x", 22 * walk * swing * (1 - lift))
+    rots[seg["r_upperarm"]] = _rot("y", -r_abd) @ _rot("x", -22 * walk * swing * (1 - lift))
+    rots[seg["l_upperarm"]] = _rot("y", l_abd) @ _rot("x", 22 * walk * swing * (1 - lift))
     rots[seg["r_forearm"]] = _rot("x", 15 + 25 * walk * max(0.0, swing) + 40 * (1 - lift) * lift)
     rots[seg["l_forearm"]] = _rot("x", 15 + 25 * walk * max(0.0, -swing) + 40 * (1 - lift) * lift)
     rots[seg["r_hand"]] = _rot("x", 8)

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+from scipy import ndimage
 from typer.testing import CliRunner
 
 from ghnerf.cameras import Camera, look_at
@@ -93,29 +94,33 @@ def test_mask_is_union_and_dilation_grows_it(zju_plain_root):
     assert 0 <= vi.image.min() and vi.image.max() <= 1
 
 
-def test_undistorted_mask_matches_a_pinhole_render(zju_root):
+def test_undistorted_mask_matches_a_pinhole_render(tmp_path):
     """Undistorting the raw mask gives (up to resampling) what an ideal pinhole camera would have rendered."""
     from ghnerf.synth.body import SurfaceSampling, pose_body
+    from ghnerf.synth.generate import generate_dataset
     from ghnerf.synth.motion import pose_at
     from ghnerf.synth.render import render_view
 
-    cfg = SynthConfig(layout="zju", subjects=2, frames=3, cameras=6, size=128, seed=3)
-    rig = build_subject(cfg, 1)
+    cfg = SynthConfig(layout="zju", subjects=1, frames=1, cameras=4, size=256, seed=2, zju_naming="b")
+    generate_dataset(cfg, tmp_path)
+    rig = build_subject(cfg, 0)
     posed = pose_body(rig.body, pose_at(rig.style, 0))
     verts = SurfaceSampling().posed_vertices(posed)
-    frame = open_dataset(zju_root).sequence("CoreView_902").frame(0)
+    frame = open_dataset(tmp_path).sequence("CoreView_901").frame(0)
 
-    inter_u = union_u = inter_r = union_r = 0
+    def off_by_more_than_one_pixel(mask, truth):
+        grown = ndimage.binary_dilation(truth, np.ones((3, 3)))
+        shrunk = ndimage.binary_erosion(truth, np.ones((3, 3)))
+        return int((mask & ~grown).sum() + (~mask & shrunk).sum())
+
+    bad_undist = bad_raw = 0
     for view, cam in zip(frame.views, rig.cameras):
         ideal = Camera(cam.K, cam.R, cam.T, np.zeros(5), cam.height, cam.width)
-        truth = render_view(posed, rig.appearance, ideal, ideal.pixel_rays(), np.zeros((128, 128, 3)), verts).mask
-        undist, raw = load_mask(view, undistort=True), load_mask(view, undistort=False)
-        inter_u += (undist & truth).sum()
-        union_u += (undist | truth).sum()
-        inter_r += (raw & truth).sum()
-        union_r += (raw | truth).sum()
-    assert inter_u / union_u > 0.95
-    assert inter_u / union_u > inter_r / union_r + 0.005
+        truth = render_view(posed, rig.appearance, ideal, ideal.pixel_rays(), np.zeros((256, 256, 3)), verts).mask
+        bad_undist += off_by_more_than_one_pixel(load_mask(view, undistort=True), truth)
+        bad_raw += off_by_more_than_one_pixel(load_mask(view, undistort=False), truth)
+    assert bad_undist <= 5
+    assert bad_raw > 20  # the raw mask is off by 2-4 px at the body extremities
 
 
 def test_nearest_source_views_on_a_ring():
