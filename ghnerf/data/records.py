@@ -5,7 +5,7 @@ calibrated cameras; each camera is a :class:`CameraView`. Paths are absolute;
 cameras are in metres (units are converted in the readers, nowhere else).
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +55,8 @@ class MultiViewFrame:
         joints3d: (25, 3) BODY_25 world joints in metres, when the dataset has them.
         bounds: (2, 3) min / max corner of the body's vertices in metres, when available.
         vertices_path: the per-frame body vertex file used for ``bounds``.
+        annotation_paths: files holding this frame's calibration and 2D-joint annotations
+            (hashed into the lineage of every target computed from them).
     """
 
     subject: str
@@ -64,7 +66,7 @@ class MultiViewFrame:
     joints3d: Float[np.ndarray, "25 3"] | None = None
     bounds: Float[np.ndarray, "2 3"] | None = None
     vertices_path: Path | None = None
-    extras: dict = field(default_factory=dict)
+    annotation_paths: tuple[Path, ...] = ()
 
     def view(self, name_or_index: str | int) -> CameraView:
         for v in self.views:

@@ -151,8 +151,9 @@ class RenderPeopleSequence:
         elif self._smpl_transl is not None and pose < len(self._smpl_transl):
             centre = self._smpl_transl[pose]
             bounds = np.stack([centre - SMPL_ROOT_BOX_HALF, centre + SMPL_ROOT_BOX_HALF])
+        annotations = (self.cameras_path,) + ((kp_path,) if kpts is not None else ())
         return MultiViewFrame(subject=self.name, frame_index=index, frame_id=pose, views=tuple(views),
-                              joints3d=joints3d, bounds=bounds, vertices_path=vpath)
+                              joints3d=joints3d, bounds=bounds, vertices_path=vpath, annotation_paths=annotations)
 
 
 class RenderPeopleReader:

@@ -203,7 +203,8 @@ class ZJUSequence:
                 bounds, vpath = np.stack([verts.min(0), verts.max(0)]), p
                 break
         return MultiViewFrame(subject=self.name, frame_index=index, frame_id=frame_id, views=tuple(views),
-                              joints3d=joints3d, bounds=bounds, vertices_path=vpath)
+                              joints3d=joints3d, bounds=bounds, vertices_path=vpath,
+                              annotation_paths=(self.annots_path,))
 
 
 class ZJUMoCapReader:

@@ -1,0 +1,1 @@
+"""Target codecs shared by teachers, training and evaluation (one encode, one decode)."""

@@ -1,0 +1,46 @@
+"""Compact array encodings for target rows.
+
+* ``heatmap``: uint8 quantised against the per-target maximum (``value = q / 255 * scale``);
+  Gaussian heatmaps are mostly zeros, so with zstd they shrink ~100x versus float32, and
+  the decoded peak location moves by a few hundredths of a pixel at most (tested).
+* ``cse``: float16 (unit embeddings in [-1, 1]; 1e-3 precision).
+* ``keypoints``: float32 (25, 3).
+"""
+
+import numpy as np
+
+ENCODINGS = ("uint8-scaled", "float16", "float32")
+
+
+def encode_array(kind: str, array: np.ndarray) -> tuple[str, bytes, float, list[int]]:
+    """(encoding, bytes, scale, shape) for a target array of ``kind``."""
+    arr = np.asarray(array)
+    if kind == "heatmap":
+        scale = float(np.max(arr)) if arr.size else 0.0
+        q = np.zeros(arr.shape, np.uint8) if scale <= 0 else np.round(np.clip(arr / scale, 0, 1) * 255).astype(np.uint8)
+        return "uint8-scaled", q.tobytes(), scale, list(arr.shape)
+    if kind == "cse":
+        return "float16", arr.astype(np.float16).tobytes(), 1.0, list(arr.shape)
+    return "float32", arr.astype(np.float32).tobytes(), 1.0, list(arr.shape)
+
+
+def decode_array(encoding: str, data: bytes, scale: float, shape: list[int]) -> np.ndarray:
+    """Inverse of :func:`encode_array` (float32 result)."""
+    if encoding == "uint8-scaled":
+        return np.frombuffer(data, np.uint8).reshape(shape).astype(np.float32) * (scale / 255.0)
+    if encoding == "float16":
+        return np.frombuffer(data, np.float16).reshape(shape).astype(np.float32)
+    if encoding == "float32":
+        return np.frombuffer(data, np.float32).reshape(shape).copy()
+    raise ValueError(f"unknown encoding {encoding!r}; expected one of {ENCODINGS}")
+
+
+def pack_mask(mask: np.ndarray | None) -> bytes | None:
+    return None if mask is None else np.packbits(mask.astype(bool), axis=None).tobytes()
+
+
+def unpack_mask(data: bytes | None, shape: tuple[int, int]) -> np.ndarray | None:
+    if data is None:
+        return None
+    n = shape[0] * shape[1]
+    return np.unpackbits(np.frombuffer(data, np.uint8), count=n).reshape(shape).astype(bool)

@@ -1,0 +1,127 @@
+"""Target shards: Parquet files of target rows, written atomically and verified on read.
+
+A shard is written in memory (pyarrow, zstd), hashed, then stored under
+``shards/<dataset_id>/<teacher>/<shard_key>-<uid>.parquet``: the unique suffix
+means two runs writing the same shard never overwrite each other's file; the
+catalog decides which one is current.
+"""
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from storage.codec import decode_array, encode_array, pack_mask, unpack_mask
+from storage.errors import SchemaMismatchError, ShardIntegrityError
+from storage.root import StorageRoot
+from storage.schemas import TARGET_SCHEMA
+
+ZSTD_LEVEL = 9
+
+
+@dataclass(frozen=True, eq=False)
+class TargetRow:
+    """One target before encoding (lineage columns are added by the writer)."""
+
+    subject: str
+    frame_index: int
+    frame_id: int
+    camera: str
+    camera_index: int
+    kind: str
+    array: np.ndarray
+    stride: int
+    image_sha256: str
+    mask_sha256: str | None = None
+    mask: np.ndarray | None = None
+    joint_conf: np.ndarray | None = None
+    joint_missing: np.ndarray | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class DecodedTarget:
+    """A target read back from a shard."""
+
+    target_id: str
+    subject: str
+    frame_id: int
+    camera: str
+    kind: str
+    array: np.ndarray
+    stride: int
+    mask: np.ndarray | None
+    joint_conf: np.ndarray | None
+    joint_missing: np.ndarray | None
+
+
+def target_id(dataset_id: str, row: TargetRow, teacher: str, config_hash: str) -> str:
+    """Stable id of a target: same dataset, frame, camera, kind, teacher and config -> same id."""
+    key = f"{dataset_id}|{row.subject}|{row.frame_id}|{row.camera}|{row.kind}|{teacher}|{config_hash}"
+    return hashlib.sha256(key.encode()).hexdigest()[:24]
+
+
+def build_table(rows: Sequence[TargetRow], lineage: dict) -> pa.Table:
+    """Encode rows into a table of :data:`TARGET_SCHEMA`; ``lineage`` holds the per-shard lineage columns."""
+    cols: dict[str, list] = {f.name: [] for f in TARGET_SCHEMA}
+    for r in rows:
+        enc, data, scale, shape = encode_array(r.kind, r.array)
+        values = {
+            "target_id": target_id(lineage["dataset_id"], r, lineage["teacher"], lineage["config_hash"]),
+            "subject": r.subject, "frame_index": r.frame_index, "frame_id": r.frame_id, "camera": r.camera,
+            "camera_index": r.camera_index, "kind": r.kind, "shape": shape, "encoding": enc, "data": data,
+            "scale": scale, "mask": pack_mask(r.mask), "stride": r.stride,
+            "joint_conf": None if r.joint_conf is None else [float(v) for v in r.joint_conf],
+            "joint_missing": None if r.joint_missing is None else [bool(v) for v in r.joint_missing],
+            "image_sha256": r.image_sha256, "mask_sha256": r.mask_sha256, **lineage,
+        }
+        for k in cols:
+            cols[k].append(values[k])
+    return pa.Table.from_pydict(cols, schema=TARGET_SCHEMA)
+
+
+def table_bytes(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd", compression_level=ZSTD_LEVEL, use_dictionary=[
+        "dataset_id", "subject", "camera", "kind", "encoding", "teacher", "teacher_version", "weights_sha256",
+        "config_hash", "code_version", "flow_run_id"])
+    return sink.getvalue().to_pybytes()
+
+
+def write_shard(root: StorageRoot, rel_path: str, table: pa.Table) -> tuple[str, int]:
+    """Write ``table`` to ``rel_path`` atomically; returns (sha256, bytes)."""
+    data = table_bytes(table)
+    root.write_bytes(rel_path, data)
+    return hashlib.sha256(data).hexdigest(), len(data)
+
+
+def read_shard(root: StorageRoot, rel_path: str, expected_sha256: str) -> pa.Table:
+    """Read a shard, refusing it when it is missing, truncated or altered."""
+    where = root.describe(rel_path)
+    try:
+        data = root.read_bytes(rel_path)
+    except FileNotFoundError as exc:
+        raise ShardIntegrityError(f"{where}: shard file is missing; rerun `ghnerf distill` to rewrite it") from exc
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != expected_sha256:
+        raise ShardIntegrityError(f"{where}: shard is truncated or altered (sha256 {digest[:12]}..., catalog says "
+                                  f"{expected_sha256[:12]}...); delete it and rerun `ghnerf distill`")
+    table = pq.read_table(pa.BufferReader(data))
+    if not table.schema.remove_metadata().equals(TARGET_SCHEMA.remove_metadata()):
+        raise SchemaMismatchError(where, TARGET_SCHEMA, table.schema)
+    return table
+
+
+def decode_rows(table: pa.Table) -> list[DecodedTarget]:
+    out = []
+    for r in table.to_pylist():
+        arr = decode_array(r["encoding"], r["data"], r["scale"], r["shape"])
+        mask = unpack_mask(r["mask"], tuple(r["shape"][1:])) if r["mask"] is not None else None
+        out.append(DecodedTarget(
+            target_id=r["target_id"], subject=r["subject"], frame_id=r["frame_id"], camera=r["camera"],
+            kind=r["kind"], array=arr, stride=r["stride"], mask=mask,
+            joint_conf=None if r["joint_conf"] is None else np.array(r["joint_conf"], np.float32),
+            joint_missing=None if r["joint_missing"] is None else np.array(r["joint_missing"], bool)))
+    return out

@@ -1,0 +1,93 @@
+"""``surface-cse``: dense-pose targets from the synthetic data's canonical surface coordinates.
+
+As CSE initialises its vertex embeddings (Neverova et al. 2020; DensePose's
+``phi_smpl_27554_256.pkl`` = Laplace-Beltrami eigenfunctions), every template
+vertex gets the first 16 non-constant eigenvectors of a graph Laplacian of the
+template surface, L2-normalised: an embedding that varies smoothly over the body
+(neighbouring points have near embeddings, distant parts differ). A pixel's
+embedding is interpolated from the template vertices nearest to its canonical
+coordinate (inverse-distance weights over 4 neighbours). Signs of the
+eigenvectors are fixed (largest-magnitude entry positive) so the embedding is
+deterministic; its sha256 is the teacher's weights digest.
+"""
+
+import hashlib
+from collections.abc import Sequence
+from functools import lru_cache
+
+import numpy as np
+from jaxtyping import Float
+from scipy import sparse
+from scipy.sparse.linalg import eigsh
+from scipy.spatial import cKDTree
+
+from teachers.base import CSE_DIM, TargetKind, TeacherError, TeacherInput, TeacherOutput
+
+GRAPH_NEIGHBOURS = 10
+INTERP_NEIGHBOURS = 4
+
+
+@lru_cache(maxsize=1)
+def template_embedding() -> tuple[Float[np.ndarray, "V 3"], Float[np.ndarray, "V 16"]]:
+    """Template vertices (rest pose, metres) and their unit 16-d surface embedding."""
+    from ghnerf.synth.body import SurfaceSampling, template_body
+
+    verts = SurfaceSampling().rest_vertices(template_body())
+    tree = cKDTree(verts)
+    dist, idx = tree.query(verts, k=GRAPH_NEIGHBOURS + 1)
+    sigma = np.median(dist[:, 1:])
+    rows = np.repeat(np.arange(len(verts)), GRAPH_NEIGHBOURS)
+    w = np.exp(-(dist[:, 1:].ravel() ** 2) / (2 * sigma**2))
+    adj = sparse.coo_matrix((w, (rows, idx[:, 1:].ravel())), shape=(len(verts),) * 2).tocsr()
+    adj = adj.maximum(adj.T)
+    deg = np.asarray(adj.sum(axis=1)).ravel()
+    lap = sparse.diags(deg) - adj
+    # Generalised problem L phi = lambda D phi (random-walk normalisation), smallest eigenpairs via shift-invert.
+    vals, vecs = eigsh(lap, k=CSE_DIM + 1, M=sparse.diags(deg), sigma=-1e-6, which="LM")
+    order = np.argsort(vals)
+    phi = vecs[:, order[1:]]  # drop the constant eigenvector
+    signs = np.sign(phi[np.abs(phi).argmax(axis=0), np.arange(CSE_DIM)])
+    phi = phi * signs
+    emb = phi / np.linalg.norm(phi, axis=1, keepdims=True)
+    return verts, emb.astype(np.float32)
+
+
+def embed_points(canonical: Float[np.ndarray, "N 3"]) -> Float[np.ndarray, "N 16"]:
+    """Embedding of canonical surface points (template coordinates, metres)."""
+    verts, emb = template_embedding()
+    dist, idx = _tree().query(canonical, k=INTERP_NEIGHBOURS)
+    w = 1.0 / np.maximum(dist, 1e-6)
+    e = np.einsum("nk,nkd->nd", w, emb[idx])
+    return e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
+
+
+@lru_cache(maxsize=1)
+def _tree() -> cKDTree:
+    return cKDTree(template_embedding()[0])
+
+
+class SurfaceCSETeacher:
+    name = "surface-cse"
+    version = "1"
+    needs: tuple[str, ...] = ("surface",)
+    kinds = (TargetKind.CSE,)
+
+    def __init__(self, stride: int = 2):
+        self.stride = stride
+        _, emb = template_embedding()
+        self.weights_digest = hashlib.sha256(np.ascontiguousarray(emb).tobytes()).hexdigest()
+
+    def predict(self, batch: Sequence[TeacherInput]) -> list[TeacherOutput]:
+        out = []
+        s = self.stride
+        for item in batch:
+            if item.surface is None:
+                raise TeacherError(f"{item.key}: no canonical surface coordinates for this view "
+                                   "(synthetic_gt/surface/); surface-cse works on synthetic data only")
+            canon = item.surface[(s - 1) // 2::s, (s - 1) // 2::s]
+            mask = np.isfinite(canon).all(axis=-1)
+            cse = np.zeros((CSE_DIM, *mask.shape), np.float32)
+            if mask.any():
+                cse[:, mask] = embed_points(canon[mask].astype(np.float64)).T
+            out.append(TeacherOutput(cse=cse, cse_mask=mask, stride=s))
+        return out
