@@ -16,6 +16,8 @@ app = typer.Typer(help="GHNeRF-distill: teachers -> Parquet targets -> generaliz
 data_app = typer.Typer(help="Datasets: generate synthetic humans, inspect real or synthetic folders.",
                        no_args_is_help=True)
 app.add_typer(data_app, name="data")
+teachers_app = typer.Typer(help="Teachers: list them and whether each can run here.", no_args_is_help=True)
+app.add_typer(teachers_app, name="teachers")
 console = Console(stderr=True)
 
 
@@ -87,6 +89,133 @@ def data_inspect(
     for s in summary["subjects"]:
         table.add_row(s["name"], str(s["cameras"]), str(s["frames"]), "x".join(map(str, s["image_size"])))
     Console().print(table)
+
+
+@teachers_app.command("list")
+def teachers_list() -> None:
+    """Every registered teacher, its target kinds, and whether it is usable here (and why not)."""
+    from teachers.registry import REGISTRY, availability
+
+    table = Table(title="teachers")
+    for col in ("name", "kinds", "usable", "details"):
+        table.add_column(col, overflow="fold")
+    for name, spec in REGISTRY.items():
+        ok, reason = availability(name)
+        table.add_row(name, spec.kinds, "[green]yes[/]" if ok else "[red]no[/]", f"{spec.description}. {reason}")
+    Console(width=160).print(table)
+
+
+def _parse_opts(pairs: list[str]) -> dict:
+    out = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise typer.BadParameter(f"--teacher-opt expects KEY=VALUE, got {pair!r}")
+        k, v = pair.split("=", 1)
+        out[k] = v
+    return out
+
+
+@app.command("distill")
+def distill_cmd(
+    dataset: Annotated[Path, typer.Option(help="dataset folder (ZJU-MoCap or RenderPeople layout)")],
+    teacher: Annotated[str, typer.Option(help="teacher name (see `ghnerf teachers list`)")],
+    out: Annotated[str, typer.Option(help="storage root: local folder or fsspec URL (s3://bucket/prefix)")],
+    stride: Annotated[int, typer.Option(help="image pixels per target cell")] = 2,
+    sigma: Annotated[float, typer.Option(help="heatmap Gaussian sigma, image pixels")] = 7.0,
+    frames_per_shard: Annotated[Optional[int], typer.Option(help="frames per shard (default: from --shard-mb)")] = None,
+    shard_mb: Annotated[float, typer.Option(help="target shard size in MB")] = 128.0,
+    max_frames: Annotated[Optional[int], typer.Option(help="only the first N frames of each subject")] = None,
+    teacher_opt: Annotated[Optional[list[str]], typer.Option(help="teacher option KEY=VALUE (repeatable)")] = None,
+    preview: Annotated[Optional[Path], typer.Option(help="write a preview PNG of the first new shard here")] = None,
+) -> None:
+    """Run a teacher over a dataset into verified Parquet shards with lineage (in-process, no Prefect server)."""
+    from teachers.distill import DistillConfig, distill
+    from teachers.consistency import shard_consistency
+
+    try:
+        cfg = DistillConfig(teacher=teacher, teacher_options=_parse_opts(teacher_opt or []), stride=stride,
+                            sigma=sigma, frames_per_shard=frames_per_shard, shard_mb=shard_mb, max_frames=max_frames)
+        with _progress() as bar:
+            task = bar.add_task(f"distill {teacher}", total=None)
+            report = distill(dataset, out, cfg, consistency_fn=shard_consistency,
+                             on_shard=lambda r: bar.advance(task))
+    except GHNeRFError as exc:
+        _fail(exc)
+    Console(width=160).print(distill_table(report))
+    for r in report.results:
+        for f in r.failures:
+            typer.secho(f"failed {f['key']}: {f['error']}", err=True, fg="yellow")
+    if preview is not None:
+        _write_preview(out, report, preview)
+    if any(r.status == "failed" for r in report.results):
+        raise typer.Exit(code=1)
+
+
+def distill_table(report) -> Table:
+    table = Table(title=f"distill {report.teacher} -> {report.dataset_id}: {report.counts()}")
+    for col in ("subject", "frames", "status", "rows", "failed views", "reproj px (median)", "outlier views",
+                "seconds"):
+        table.add_column(col)
+    for r in report.results:
+        c = r.consistency or {}
+        table.add_row(r.subject, f"{r.frame_ids[0]}-{r.frame_ids[-1]}", r.status, str(r.rows), str(len(r.failures)),
+                      f"{c['median_error_px']:.1f}" if c.get("median_error_px") is not None else "-",
+                      str(c.get("outlier_views", "-")), f"{r.seconds:.2f}")
+    return table
+
+
+def _write_preview(store_url: str, report, path: Path) -> None:
+    from ghnerf.fileio import write_image
+    from storage.catalog import Catalog
+    from storage.root import StorageRoot
+    from teachers.preview import shard_preview
+
+    store = StorageRoot(store_url)
+    keys = [r.key for r in report.results if r.shard_path]
+    if not keys:
+        return
+    entry = Catalog(store).find(keys[0])[-1]
+    write_image(path, shard_preview(store, entry))
+    console.print(f"preview: {path}")
+
+
+@app.command("lineage")
+def lineage_cmd(
+    ref: Annotated[str, typer.Argument(help="shard file, shard key or target id")],
+    store: Annotated[str, typer.Option(help="storage root the targets live in")],
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """The chain from a target or shard back to its input images and the teacher's weights."""
+    from rich.tree import Tree
+
+    from storage.lineage import resolve
+
+    try:
+        info = resolve(store, ref)
+    except GHNeRFError as exc:
+        _fail(exc)
+    if as_json:
+        print(json.dumps(info, default=str))
+        return
+    tree = Tree(f"[bold]{info['kind']}[/] {ref}")
+    if "target" in info:
+        t = info["target"]
+        tree.add(f"target {t['subject']}/{t['frame_id']}/{t['camera']} {t['kind']} "
+                 f"(image sha256 {t['image_sha256'][:16]}..)")
+    sh = info["shard"]
+    node = tree.add(f"shard {sh['path']} sha256 {sh['sha256'][:16]}.. rows {sh['rows']} "
+                    f"created {sh['created_at']} flow-run {sh['flow_run_id']} code {sh['code_version'][:12]}")
+    te = info["teacher"]
+    node.add(f"teacher {te['name']} {te['version']} weights sha256 {te['weights_sha256'][:16]}.. "
+             f"config {te['config_hash']} {te['config']}")
+    ds = info["dataset"]
+    inp = node.add(f"dataset {ds['id']} ({ds['layout']}) {ds['root']} subject {ds['subject']} frames "
+                   f"{ds['frame_ids'][0]}-{ds['frame_ids'][-1]}: {len(info['inputs'])} input files")
+    for item in info["inputs"][:6]:
+        inp.add(f"{item['path']} sha256 {item['sha256'][:16]}..")
+    if len(info["inputs"]) > 6:
+        inp.add(f"... {len(info['inputs']) - 6} more (use --json)")
+    Console(width=200).print(tree)
 
 
 def main() -> None:  # pragma: no cover

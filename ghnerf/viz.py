@@ -36,3 +36,23 @@ def contact_sheet(images: list[np.ndarray], columns: int = 4, labels: list[str] 
             cv2.putText(tile, labels[i], (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
         sheet[r * h:(r + 1) * h, c * w:(c + 1) * w] = tile
     return sheet
+
+
+def heatmap_overlay(image: np.ndarray, heatmaps: np.ndarray, alpha: float = 0.55) -> np.ndarray:
+    """Max over joints of (K, h, w) heatmaps in [0, 1], upsampled to the image and blended as a JET colour map."""
+    h, w = image.shape[:2]
+    peak = cv2.resize(heatmaps.max(axis=0).astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+    colour = cv2.applyColorMap(np.clip(peak * 255, 0, 255).astype(np.uint8), cv2.COLORMAP_JET)[..., ::-1]
+    weight = (alpha * np.clip(peak, 0, 1))[..., None]
+    return np.clip(image * (1 - weight) + colour * weight, 0, 255).astype(np.uint8)
+
+
+def embedding_colours(image: np.ndarray, embedding: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """First three dimensions of a (D, h, w) unit embedding as RGB over the foreground, upsampled to the image."""
+    h, w = image.shape[:2]
+    rgb = np.clip((embedding[:3].transpose(1, 2, 0) + 1) * 127.5, 0, 255).astype(np.uint8)
+    rgb = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_NEAREST)
+    m = cv2.resize(mask.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
+    out = (image * 0.35).astype(np.uint8)
+    out[m] = rgb[m]
+    return out

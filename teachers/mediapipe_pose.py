@@ -32,9 +32,15 @@ MIDPOINTS: dict[int, tuple[int, int]] = {J["Neck"]: (J["RShoulder"], J["LShoulde
 MODEL_FILES = ("modules/pose_detection/pose_detection.tflite", "modules/pose_landmark/pose_landmark_full.tflite")
 
 
-def mediapipe33_to_body25(landmarks: np.ndarray, width: int, height: int, min_visibility: float = 0.0) -> tuple[
-        np.ndarray, np.ndarray]:
+MIN_VISIBILITY = 0.2
+
+
+def mediapipe33_to_body25(landmarks: np.ndarray, width: int, height: int,
+                          min_visibility: float = MIN_VISIBILITY) -> tuple[np.ndarray, np.ndarray]:
     """Map (33, 4) normalised landmarks (x, y, z, visibility) to BODY_25 pixels.
+
+    Landmarks below ``min_visibility`` or outside the image are missing (MediaPipe
+    extrapolates joints beyond the frame; no heatmap can hold them).
 
     Returns:
         keypoints (25, 3) x, y (pixels), confidence; missing joints NaN xy and 0 confidence; and missing (25,).
@@ -42,8 +48,9 @@ def mediapipe33_to_body25(landmarks: np.ndarray, width: int, height: int, min_vi
     kp = empty_keypoints()
     for b, m in MP33_FOR_BODY25.items():
         x, y, _, vis = landmarks[m]
-        if vis > min_visibility:
-            kp[b] = (x * width, y * height, vis)
+        px, py = x * width, y * height
+        if vis >= min_visibility and -0.5 <= px <= width - 0.5 and -0.5 <= py <= height - 0.5:
+            kp[b] = (px, py, vis)
     for b, (p, q) in MIDPOINTS.items():
         if kp[p, 2] > 0 and kp[q, 2] > 0:
             kp[b, :2] = 0.5 * (kp[p, :2] + kp[q, :2])

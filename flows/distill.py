@@ -1,0 +1,120 @@
+"""Prefect flow ``distill``: one task per shard over the plain functions of :mod:`teachers.distill`.
+
+Never one task per frame (thousands of tasks lock the SQLite backend). Skipping
+already-written shards is done by the shard key against the catalog inside
+:func:`teachers.distill.run_shard` (the key is the cache key: input content
+hashes + teacher id + weights digest + config hash), not by Prefect's result
+cache, so a deleted or corrupted shard is recomputed rather than "cached".
+Retries cover transient I/O only. Tasks are tagged ``teacher-<name>`` so a
+Prefect concurrency limit on that tag bounds each teacher.
+"""
+
+import base64
+import threading
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+
+from ghnerf.fileio import write_image
+from storage.catalog import Catalog
+from storage.root import StorageRoot
+from teachers.consistency import shard_consistency
+from teachers.distill import DistillConfig, ShardPlan, ShardResult, plan_shards, run_shard
+
+_local = threading.local()
+
+
+def _teacher(cfg: DistillConfig):
+    """One teacher instance per worker thread (MediaPipe graphs are not thread-safe)."""
+    cache = getattr(_local, "teachers", None)
+    if cache is None:
+        cache = _local.teachers = {}
+    key = cfg.model_dump_json()
+    if key not in cache:
+        cache[key] = cfg.build()
+    return cache[key]
+
+
+def is_transient(task, task_run, state) -> bool:
+    """Retry only I/O hiccups (network storage, busy files), never data, schema or config errors."""
+    try:
+        state.result()
+    except (ConnectionError, TimeoutError, BlockingIOError):
+        return True
+    except OSError as exc:
+        return exc.errno in (11, 16, 110, 111, 104)  # EAGAIN, EBUSY, ETIMEDOUT, ECONNREFUSED, ECONNRESET
+    except Exception:  # noqa: BLE001
+        return False
+    return False
+
+
+@task(name="plan-shards", cache_policy=NO_CACHE)
+def plan_task(dataset: str, cfg: DistillConfig) -> list[ShardPlan]:
+    return plan_shards(dataset, cfg, _teacher(cfg))
+
+
+@task(name="run-shard", retries=2, retry_delay_seconds=[5, 30], retry_condition_fn=is_transient,
+      cache_policy=NO_CACHE, task_run_name="shard-{plan.subject}-{plan.frame_ids[0]}")
+def run_shard_task(plan: ShardPlan, cfg: DistillConfig, out: str, storage_options: dict | None = None) -> ShardResult:
+    return run_shard(plan, cfg, _teacher(cfg), StorageRoot(out, storage_options), flow_run.get_id(),
+                     shard_consistency)
+
+
+def _preview_markdown(out: str, results: list[ShardResult], storage_options: dict | None) -> str | None:
+    from teachers.preview import shard_preview
+
+    import cv2
+
+    store = StorageRoot(out, storage_options)
+    new = [r for r in results if r.shard_path]
+    if not new:
+        return None
+    entry = Catalog(store).find(new[0].key)[-1]
+    sheet = shard_preview(store, entry)
+    if store.is_local:
+        write_image(store.full(f"previews/{entry.teacher}/{entry.shard_key}.png"), sheet)
+    ok, png = cv2.imencode(".png", sheet[..., ::-1])
+    return (f"### {entry.teacher} on {entry.subject}, frame {entry.frame_ids[0]}\n\n"
+            f"![teacher preview](data:image/png;base64,{base64.b64encode(png.tobytes()).decode()})\n")
+
+
+@flow(name="distill", log_prints=True)
+def distill_flow(dataset: str, teacher: str, out: str, stride: int = 2, sigma: float = 7.0,
+                 frames_per_shard: int | None = None, shard_mb: float = 128.0, max_frames: int | None = None,
+                 teacher_options: dict | None = None, storage_options: dict | None = None) -> dict:
+    """Distill ``teacher`` over ``dataset`` into the storage root ``out``.
+
+    Args:
+        dataset: dataset folder (ZJU-MoCap or RenderPeople layout).
+        teacher: teacher name (``ghnerf teachers list``).
+        out: storage root, local folder or fsspec URL.
+        stride, sigma, frames_per_shard, shard_mb, max_frames, teacher_options: see ``ghnerf distill --help``.
+    Returns:
+        counts of shards per status.
+    """
+    log = get_run_logger()
+    cfg = DistillConfig(teacher=teacher, teacher_options=teacher_options or {}, stride=stride, sigma=sigma,
+                        frames_per_shard=frames_per_shard, shard_mb=shard_mb, max_frames=max_frames)
+    plans = plan_task(dataset, cfg)
+    log.info("%d shards planned for teacher %s", len(plans), teacher)
+    runner = run_shard_task.with_options(tags=[f"teacher-{teacher}"])
+    futures = [runner.submit(p, cfg, out, storage_options) for p in plans]
+    results: list[ShardResult] = [f.result() for f in futures]
+    counts: dict[str, int] = {}
+    for r in results:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    create_table_artifact(
+        key=f"distill-{teacher}", description=f"shards of {teacher}: {counts}",
+        table=[{"subject": r.subject, "frames": f"{r.frame_ids[0]}-{r.frame_ids[-1]}", "status": r.status,
+                "rows": r.rows, "failed_views": len(r.failures),
+                "failures": "; ".join(f"{f['key']}: {f['error']}" for f in r.failures)[:500],
+                "reprojection_px_median": (r.consistency or {}).get("median_error_px"),
+                "outlier_views": (r.consistency or {}).get("outlier_views"), "shard": r.shard_path}
+               for r in results])
+    md = _preview_markdown(out, results, storage_options)
+    if md:
+        create_markdown_artifact(key=f"distill-{teacher}-preview", markdown=md,
+                                 description="teacher heatmaps and skeleton over the first new shard's frame")
+    return counts
