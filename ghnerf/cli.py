@@ -153,14 +153,16 @@ def distill_cmd(
 
 def distill_table(report) -> Table:
     table = Table(title=f"distill {report.teacher} -> {report.dataset_id}: {report.counts()}")
-    for col in ("subject", "frames", "status", "rows", "failed views", "reproj px (median)", "outlier views",
-                "seconds"):
+    for col in ("subject", "frames", "status", "rows", "failed views", "detected", "reproj px (median)",
+                "outlier views", "L/R swaps", "seconds"):
         table.add_column(col)
     for r in report.results:
         c = r.consistency or {}
         table.add_row(r.subject, f"{r.frame_ids[0]}-{r.frame_ids[-1]}", r.status, str(r.rows), str(len(r.failures)),
+                      f"{c['teacher_detected_views']}/{c['teacher_views']}" if "teacher_views" in c else "-",
                       f"{c['median_error_px']:.1f}" if c.get("median_error_px") is not None else "-",
-                      str(c.get("outlier_views", "-")), f"{r.seconds:.2f}")
+                      str(c.get("outlier_views", "-")), str(len(c.get("swap_suspects", []))) if c else "-",
+                      f"{r.seconds:.2f}")
     return table
 
 
@@ -211,11 +213,13 @@ def lineage_cmd(
     ds = info["dataset"]
     inp = node.add(f"dataset {ds['id']} ({ds['layout']}) {ds['root']} subject {ds['subject']} frames "
                    f"{ds['frame_ids'][0]}-{ds['frame_ids'][-1]}: {len(info['inputs'])} input files")
-    for item in info["inputs"][:6]:
+    images = [i for i in info["inputs"] if i["path"].lower().endswith((".jpg", ".jpeg", ".png", ".npz"))]
+    others = [i for i in info["inputs"] if i not in images]
+    for item in others + images[:4]:
         inp.add(f"{item['path']} sha256 {item['sha256'][:16]}..")
-    if len(info["inputs"]) > 6:
-        inp.add(f"... {len(info['inputs']) - 6} more (use --json)")
-    Console(width=200).print(tree)
+    if len(images) > 4:
+        inp.add(f"... {len(images) - 4} more images/masks (use --json)")
+    Console(width=240).print(tree, soft_wrap=True)
 
 
 def main() -> None:  # pragma: no cover

@@ -90,3 +90,29 @@ def read_image(path: str | Path, what: str = "image", grayscale: bool = False,
     if img.ndim == 2:
         img = np.repeat(img[..., None], 3, axis=2)
     return img[..., ::-1].copy() if img.shape[2] == 3 else img[..., 2::-1].copy()
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(H, W) from an image header, raising :class:`DataReadError` naming the file."""
+    from PIL import Image
+
+    path = Path(path)
+    try:
+        with Image.open(path) as im:
+            return im.height, im.width
+    except FileNotFoundError as exc:
+        raise DataReadError(path, "image file is missing; restore it or regenerate the dataset") from exc
+    except Exception as exc:  # noqa: BLE001 - PIL raises many types for bad files
+        raise DataReadError(path, f"image file is not a readable image ({exc})") from exc
+
+
+def first_image_size(paths) -> tuple[int, int]:
+    """Size of the first readable image among ``paths`` (one camera's frames), so one bad frame does not
+    make the whole camera unusable; raises the first error when none is readable."""
+    first_error = None
+    for p in paths:
+        try:
+            return image_size(p)
+        except DataReadError as exc:
+            first_error = first_error or exc
+    raise first_error or DataReadError(Path("."), "no images")

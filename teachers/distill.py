@@ -226,6 +226,7 @@ def run_shard(plan: ShardPlan, cfg: DistillConfig, teacher: Teacher, store: Stor
     rows: list[TargetRow] = []
     failures: list[dict] = []
     per_frame_keypoints = []
+    views_run = views_detected = 0
     for index in plan.frame_indices:
         frame = seq.frame(index)
         batch, views = [], []
@@ -240,6 +241,8 @@ def run_shard(plan: ShardPlan, cfg: DistillConfig, teacher: Teacher, store: Stor
             except GHNeRFError as exc:
                 failures.append({"key": key, "error": str(exc)})
         outputs = teacher.predict(batch) if batch else []
+        views_run += len(outputs)
+        views_detected += sum(bool(o.extras.get("detected", True)) for o in outputs)
         cams, kpts = [], []
         for v, item, out in zip(views, batch, outputs):
             try:
@@ -256,6 +259,8 @@ def run_shard(plan: ShardPlan, cfg: DistillConfig, teacher: Teacher, store: Stor
         if len(cams) >= 2:
             per_frame_keypoints.append((frame, cams, np.stack(kpts), [v.name for v in views]))
     consistency = consistency_fn(per_frame_keypoints) if consistency_fn and per_frame_keypoints else None
+    if views_run:
+        consistency = {**(consistency or {}), "teacher_views": views_run, "teacher_detected_views": views_detected}
     if not rows:
         return ShardResult(plan.key, plan.subject, plan.frame_ids, "failed", 0, failures, None, consistency,
                            time.perf_counter() - t0)

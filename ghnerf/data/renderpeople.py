@@ -18,11 +18,10 @@ from functools import cached_property
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
-
 from ghnerf.cameras import Camera
 from ghnerf.data.records import SIDE_DIR, CameraView, MultiViewFrame, SubjectSummary
 from ghnerf.errors import DataReadError
+from ghnerf.fileio import first_image_size
 
 HUMAN_LIST = "human_list.txt"
 CAMERAS = "cameras.json"
@@ -97,17 +96,9 @@ class RenderPeopleSequence:
 
     @cached_property
     def image_sizes(self) -> list[tuple[int, int]]:
-        sizes = []
-        for c in range(self.num_cameras):
-            path = self.root / image_relpath(c, self.poses[0])
-            try:
-                with Image.open(path) as im:
-                    sizes.append((im.height, im.width))
-            except FileNotFoundError as exc:
-                raise DataReadError(path, "image file is missing; restore it or regenerate the dataset") from exc
-            except Exception as exc:  # noqa: BLE001
-                raise DataReadError(path, f"image file is not a readable image ({exc})") from exc
-        return sizes
+        """(H, W) of each camera, from the first readable image header among the first poses."""
+        return [first_image_size(self.root / image_relpath(c, p) for p in self.poses[:10])
+                for c in range(self.num_cameras)]
 
     def summary(self) -> SubjectSummary:
         return SubjectSummary(self.name, self.num_cameras, self.num_frames, self.image_sizes[0])

@@ -20,11 +20,10 @@ from functools import cached_property
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
-
 from ghnerf.cameras import Camera
 from ghnerf.data.records import SIDE_DIR, CameraView, MultiViewFrame, SubjectSummary
 from ghnerf.errors import DataReadError
+from ghnerf.fileio import first_image_size
 
 MM_TO_M = 1e-3
 ANNOTS = "annots.npy"
@@ -142,18 +141,9 @@ class ZJUSequence:
 
     @cached_property
     def image_sizes(self) -> list[tuple[int, int]]:
-        """(H, W) of each camera, read from the first frame's image headers."""
-        sizes = []
-        for rel in self.ims[0]["ims"]:
-            path = self.root / rel
-            try:
-                with Image.open(path) as im:
-                    sizes.append((im.height, im.width))
-            except FileNotFoundError as exc:
-                raise DataReadError(path, "image file is missing; restore it or regenerate the dataset") from exc
-            except Exception as exc:  # noqa: BLE001
-                raise DataReadError(path, f"image file is not a readable image ({exc})") from exc
-        return sizes
+        """(H, W) of each camera, from the first readable image header among the first frames."""
+        probe = self.ims[:10]
+        return [first_image_size(self.root / entry["ims"][c] for entry in probe) for c in range(self.num_cameras)]
 
     def summary(self) -> SubjectSummary:
         return SubjectSummary(self.name, self.num_cameras, self.num_frames, self.image_sizes[0])
