@@ -222,12 +222,6 @@ def lineage_cmd(
     Console(width=240).print(tree, soft_wrap=True)
 
 
-def main() -> None:  # pragma: no cover
-    app()
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()
 
 
 @app.command("demo")
@@ -238,14 +232,18 @@ def demo(
     cameras: Annotated[int, typer.Option(help="cameras per subject")] = 8,
     size: Annotated[int, typer.Option(help="image size")] = 256,
 ) -> None:
-    """The main job on built-in synthetic data: generate both layouts, read them back, draw previews."""
+    """The main job on built-in synthetic data: generate both layouts, read them back, distill the teachers."""
     from ghnerf.data import load_view, open_dataset, summarize
     from ghnerf.fileio import write_image
     from ghnerf.synth.generate import SynthConfig, generate_dataset
     from ghnerf.viz import contact_sheet, draw_skeleton
+    from teachers.consistency import shard_consistency
+    from teachers.distill import DistillConfig, distill
 
+    store = out / "targets"
+    jobs = {"zju": ["gt-joints", "mediapipe"], "renderpeople": ["mediapipe", "surface-cse"]}
     try:
-        for layout in ("zju", "renderpeople"):
+        for layout, teacher_names in jobs.items():
             root = out / "data" / layout
             cfg = SynthConfig(layout=layout, subjects=subjects, frames=frames, cameras=cameras, size=size)
             with _progress() as bar:
@@ -259,14 +257,28 @@ def demo(
             for s in summary["subjects"]:
                 table.add_row(s["name"], str(s["cameras"]), str(s["frames"]), "x".join(map(str, s["image_size"])))
             Console().print(table)
-            seq = reader.sequence(reader.subjects()[0])
-            frame = seq.frame(0)
+            frame = reader.sequence(reader.subjects()[0]).frame(0)
             tiles = []
             for v in frame.views:
                 img = (load_view(v).image * 255).round().astype("uint8")
                 tiles.append(draw_skeleton(img, v.joints2d) if v.joints2d is not None else img)
             preview = out / f"preview_{layout}.png"
             write_image(preview, contact_sheet(tiles, columns=4, labels=[v.name for v in frame.views]))
-            console.print(f"preview (undistorted views + ground-truth skeleton): {preview}")
+            console.print(f"data preview (undistorted views + ground-truth skeleton): {preview}")
+            for name in teacher_names:
+                with _progress() as bar:
+                    task = bar.add_task(f"distill {name} on {layout}", total=None)
+                    report = distill(root, store / layout, DistillConfig(teacher=name, frames_per_shard=frames),
+                                     consistency_fn=shard_consistency, on_shard=lambda r: bar.advance(task))
+                Console(width=160).print(distill_table(report))
+                _write_preview(str(store / layout), report, out / f"teacher_{name}_{layout}.png")
     except GHNeRFError as exc:
         _fail(exc)
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -84,8 +84,9 @@ class TargetStore:
 class TargetDataset(Dataset):
     """Torch dataset of one target kind, aligned with dataset frames by (subject, frame_id, camera).
 
-    Items are dicts: ``subject``, ``frame_id``, ``camera``, ``target`` (float32 tensor), ``mask``
-    (bool tensor or None), ``joint_missing`` (bool tensor or None), ``stride``.
+    Items are dicts: ``subject``, ``frame_id``, ``camera``, ``target`` (float32 tensor), ``stride``, plus
+    ``mask`` (bool, cse targets) and ``joint_missing`` (bool (25,), pose targets) when the kind has them,
+    so that items of one kind collate with torch's default collate.
     """
 
     def __init__(self, store: TargetStore, kind: str):
@@ -100,7 +101,10 @@ class TargetDataset(Dataset):
     def __getitem__(self, i: int) -> dict:
         subject, frame_id, camera = self.keys[i]
         t = self.store.get(subject, frame_id, camera, self.kind)
-        return {"subject": subject, "frame_id": frame_id, "camera": camera, "target": torch.from_numpy(t.array),
-                "mask": None if t.mask is None else torch.from_numpy(t.mask),
-                "joint_missing": None if t.joint_missing is None else torch.from_numpy(t.joint_missing),
+        item = {"subject": subject, "frame_id": frame_id, "camera": camera, "target": torch.from_numpy(t.array),
                 "stride": t.stride}
+        if t.mask is not None:
+            item["mask"] = torch.from_numpy(t.mask)
+        if t.joint_missing is not None:
+            item["joint_missing"] = torch.from_numpy(t.joint_missing)
+        return item

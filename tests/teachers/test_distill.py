@@ -171,3 +171,12 @@ def test_cli_distill_and_teachers_list(zju_root, tmp_path):
     result = runner.invoke(app, ["distill", "--dataset", str(zju_root), "--teacher", "nope", "--out",
                                  str(tmp_path / "store")])
     assert result.exit_code == 2 and "unknown teacher" in result.output
+
+
+def test_target_dataset_collates(zju_root, tmp_path):
+    from torch.utils.data import DataLoader
+
+    store = tmp_path / "store"
+    distill(zju_root, store, DistillConfig(teacher="gt-joints", frames_per_shard=3))
+    batch = next(iter(DataLoader(TargetDataset(TargetStore(store, "gt-joints"), "heatmap"), batch_size=4)))
+    assert batch["target"].shape == (4, 25, 64, 64) and batch["joint_missing"].shape == (4, 25)

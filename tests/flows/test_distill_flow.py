@@ -1,0 +1,53 @@
+"""The Prefect ``distill`` flow: one harness smoke test (temporary Prefect server) and the retry rule."""
+
+import pytest
+
+from storage.catalog import Catalog
+from storage.root import StorageRoot
+
+
+@pytest.mark.slow
+def test_distill_flow_under_prefect(zju_root, tmp_path):
+    from prefect.client.orchestration import get_client
+    from prefect.testing.utilities import prefect_test_harness
+
+    from flows.distill import distill_flow
+
+    store = tmp_path / "store"
+    with prefect_test_harness(server_startup_timeout=120):
+        state = distill_flow(dataset=str(zju_root), teacher="gt-joints", out=str(store), frames_per_shard=2,
+                             return_state=True)
+        assert state.is_completed()
+        assert state.result() == {"written": 4}
+        flow_run_id = str(state.state_details.flow_run_id)
+        entries = Catalog(StorageRoot(store)).current()
+        assert {e.flow_run_id for e in entries} == {flow_run_id}
+        again = distill_flow(dataset=str(zju_root), teacher="gt-joints", out=str(store), frames_per_shard=2)
+        assert again == {"skipped": 4}
+
+        import asyncio
+
+        async def artifacts():
+            async with get_client() as client:
+                return await client.read_artifacts()
+
+        keys = {a.key for a in asyncio.run(artifacts())}
+        assert {"distill-gt-joints", "distill-gt-joints-preview"} <= keys
+
+
+def test_retry_condition_only_for_transient_errors():
+    from flows.distill import is_transient
+
+    class State:
+        def __init__(self, exc):
+            self.exc = exc
+
+        def result(self):
+            raise self.exc
+
+    from ghnerf.errors import DataReadError
+
+    assert is_transient(None, None, State(ConnectionError("reset")))
+    assert is_transient(None, None, State(TimeoutError()))
+    assert not is_transient(None, None, State(DataReadError("/x.jpg", "corrupt")))
+    assert not is_transient(None, None, State(ValueError("schema")))
