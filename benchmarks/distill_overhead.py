@@ -8,7 +8,7 @@ and the stored bytes per heatmap target against raw float32, with the keypoint
 error the storage adds. Goals (issue 4): flow / bare <= 1.10 on 200 frames; heatmap
 bytes <= 1/30 of float32 with no loss of keypoint accuracy.
 
-    .venv/bin/python benchmarks/distill_overhead.py [--teacher gt-joints] [--frames 50 --subjects 4]
+    .venv/bin/python benchmarks/distill_overhead.py [--teachers mediapipe,gt-joints] [--size 256]
 """
 
 import argparse
@@ -80,55 +80,52 @@ def heatmap_storage(data: Path, cfg: DistillConfig) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--teacher", default="gt-joints")
+    ap.add_argument("--teachers", default="mediapipe,gt-joints")
     ap.add_argument("--subjects", type=int, default=4)
     ap.add_argument("--frames", type=int, default=50)
     ap.add_argument("--cameras", type=int, default=4)
-    ap.add_argument("--size", type=int, default=128)
-    ap.add_argument("--frames-per-shard", type=int, default=10)
+    ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--frames-per-shard", type=int, default=None, help="default: sized from --shard-mb (128 MB)")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/distill_overhead.json"))
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
+    from prefect.testing.utilities import prefect_test_harness
+
+    from flows.distill import distill_flow
+
+    frames = args.subjects * args.frames
+    results = []
+    with tempfile.TemporaryDirectory() as tmp, prefect_test_harness(server_startup_timeout=120):
         data = Path(tmp) / "data"
         generate_dataset(SynthConfig(layout="zju", subjects=args.subjects, frames=args.frames, cameras=args.cameras,
                                      size=args.size), data)
-        cfg = DistillConfig(teacher=args.teacher, frames_per_shard=args.frames_per_shard)
-        bare_loop(data, cfg)  # warm-up: imports, model load, file cache
-        t_bare = bare_loop(data, cfg)
-        t0 = time.perf_counter()
-        distill(data, Path(tmp) / "plain", cfg)
-        t_plain = time.perf_counter() - t0
-
-        from prefect.testing.utilities import prefect_test_harness
-
-        from flows.distill import distill_flow
-
-        with prefect_test_harness(server_startup_timeout=120):
+        for name in args.teachers.split(","):
+            cfg = DistillConfig(teacher=name, frames_per_shard=args.frames_per_shard)
+            bare_loop(data, cfg)  # warm-up: imports, model load, file cache
+            t_bare = bare_loop(data, cfg)
             t0 = time.perf_counter()
-            distill_flow(dataset=str(data), teacher=args.teacher, out=str(Path(tmp) / "flow"),
+            rep = distill(data, Path(tmp) / f"plain-{name}", cfg)
+            t_plain = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            distill_flow(dataset=str(data), teacher=name, out=str(Path(tmp) / f"flow-{name}"),
                          frames_per_shard=args.frames_per_shard)
             t_flow = time.perf_counter() - t0
-        storage = heatmap_storage(data, cfg) if args.teacher != "surface-cse" else None
-    frames = args.subjects * args.frames
-    result = {"benchmark": "distill_overhead", "teacher": args.teacher, "frames": frames,
-              "views": frames * args.cameras, "bare_s": round(t_bare, 2), "distill_s": round(t_plain, 2),
-              "flow_s": round(t_flow, 2), "distill_over_bare": round(t_plain / t_bare, 3),
-              "flow_over_bare": round(t_flow / t_bare, 3), "heatmap_storage": storage}
-    table = Table(title=f"distill overhead: {args.teacher}, {frames} frames x {args.cameras} views @ {args.size}^2")
-    for col in ("bare loop s", "distill s", "Prefect flow s", "distill / bare", "flow / bare (goal <= 1.10)"):
+            storage = heatmap_storage(data, cfg)
+            results.append({"teacher": name, "frames": frames, "views": frames * args.cameras,
+                            "shards": len(rep.results), "bare_s": round(t_bare, 2), "distill_s": round(t_plain, 2),
+                            "flow_s": round(t_flow, 2), "distill_over_bare": round(t_plain / t_bare, 3),
+                            "flow_over_bare": round(t_flow / t_bare, 3), "heatmap_storage": storage})
+    table = Table(title=f"distill overhead: {frames} frames x {args.cameras} views @ {args.size}^2")
+    for col in ("teacher", "shards", "bare loop s", "distill s", "Prefect flow s", "distill / bare",
+                "flow / bare (goal <= 1.10)", "heatmap raw / stored (goal >= 30)", "keypoint shift px"):
         table.add_column(col)
-    table.add_row(str(result["bare_s"]), str(result["distill_s"]), str(result["flow_s"]),
-                  str(result["distill_over_bare"]), str(result["flow_over_bare"]))
+    for r in results:
+        st = r["heatmap_storage"]
+        table.add_row(r["teacher"], str(r["shards"]), str(r["bare_s"]), str(r["distill_s"]), str(r["flow_s"]),
+                      str(r["distill_over_bare"]), str(r["flow_over_bare"]), f"{st['ratio']:.1f}",
+                      f"{st['keypoint_shift_px_max']:.4f}")
     Console().print(table)
-    if storage:
-        t2 = Table(title="heatmap target storage")
-        for col in ("bytes / target", "raw float32 bytes", "raw / stored (goal >= 30)", "max keypoint shift px"):
-            t2.add_column(col)
-        t2.add_row(f"{storage['bytes_per_target']:.0f}", f"{storage['raw_float32_bytes']:.0f}",
-                   f"{storage['ratio']:.1f}", f"{storage['keypoint_shift_px_max']:.4f}")
-        Console().print(t2)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1))
+    args.out.write_text(json.dumps({"benchmark": "distill_overhead", "size": args.size, "results": results}, indent=1))
     print(f"wrote {args.out}")
 
 

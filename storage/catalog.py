@@ -109,8 +109,7 @@ class Catalog:
         """Every entry, oldest first."""
         out = []
         for rel in self.root.list(CATALOG_DIR, ".parquet"):
-            table = pq.read_table(pa.BufferReader(self.root.read_bytes(rel)))
-            out.extend(CatalogEntry(**row) for row in table.to_pylist())
+            out.extend(self._read(rel))
         return sorted(out, key=lambda e: e.created_at)
 
     def current(self, dataset_id: str | None = None, teacher: str | None = None) -> list[CatalogEntry]:
@@ -128,6 +127,13 @@ class Catalog:
                 latest[(e.dataset_id, e.teacher, e.subject, tuple(e.frame_ids))] = e
         return list(latest.values())
 
+    def _read(self, rel: str) -> list[CatalogEntry]:
+        table = pq.read_table(pa.BufferReader(self.root.read_bytes(rel)))
+        return [CatalogEntry(**row) for row in table.to_pylist()]
+
     def find(self, shard_key: str) -> list[CatalogEntry]:
-        """Entries of ``shard_key`` whose shard file exists, newest last."""
-        return [e for e in self.entries() if e.shard_key == shard_key and self.root.exists(e.shard_path)]
+        """Entries of ``shard_key`` whose shard file exists, newest last (reads only that key's files)."""
+        found = []
+        for rel in self.root.list(CATALOG_DIR, ".parquet", prefix=f"{shard_key}-"):
+            found.extend(e for e in self._read(rel) if e.shard_key == shard_key and self.root.exists(e.shard_path))
+        return sorted(found, key=lambda e: e.created_at)

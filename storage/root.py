@@ -52,18 +52,17 @@ class StorageRoot:
     def exists(self, rel: str) -> bool:
         return self.fs.exists(self.full(rel))
 
-    def list(self, rel_dir: str, suffix: str = "") -> list[str]:
-        """Relative paths of the files directly under ``rel_dir`` ending with ``suffix`` (sorted)."""
+    def list(self, rel_dir: str, suffix: str = "", prefix: str = "") -> list[str]:
+        """Relative paths of the files directly under ``rel_dir`` named ``prefix*suffix`` (sorted; no dot-files)."""
         d = self.full(rel_dir)
-        if not self.fs.exists(d):
-            return []
         self.fs.invalidate_cache(d)
-        out = []
-        for p in self.fs.ls(d, detail=False):
-            name = posixpath.basename(p.rstrip("/"))
-            if name.endswith(suffix) and not name.startswith("."):
-                out.append(posixpath.join(rel_dir, name))
-        return sorted(out)
+        try:
+            names = [posixpath.basename(p.rstrip("/")) for p in
+                     (self.fs.glob(posixpath.join(d, f"{prefix}*{suffix}")) if prefix else self.fs.ls(d, detail=False))]
+        except FileNotFoundError:
+            return []
+        return sorted(posixpath.join(rel_dir, n) for n in names
+                      if n.startswith(prefix) and n.endswith(suffix) and not n.startswith("."))
 
     def describe(self, rel: str) -> str:
         return self.full(rel) if self.is_local else f"{self.fs.protocol[0] if isinstance(self.fs.protocol, tuple) else self.fs.protocol}://{self.full(rel)}"

@@ -19,7 +19,7 @@ from storage.errors import SchemaMismatchError, ShardIntegrityError
 from storage.root import StorageRoot
 from storage.schemas import TARGET_SCHEMA
 
-ZSTD_LEVEL = 9
+ZSTD_LEVEL = 3  # zstd's default: level 9 buys ~10 % on byte-planar heatmaps at 3x the time
 
 
 @dataclass(frozen=True, eq=False)
