@@ -1,6 +1,7 @@
 """Preview pictures of what a teacher said: heatmaps and skeleton (or CSE colours) over the frame's views."""
 
 import numpy as np
+import pyarrow.compute as pc
 
 from ghnerf.data import load_view, open_dataset
 from ghnerf.viz import contact_sheet, draw_skeleton, embedding_colours, heatmap_overlay
@@ -11,12 +12,11 @@ from storage.shards import decode_rows, read_shard
 
 def shard_preview(store: StorageRoot, entry: CatalogEntry, max_views: int = 8) -> np.ndarray:
     """Contact sheet of the first frame of a shard: each view with the teacher's targets drawn over it."""
-    rows = decode_rows(read_shard(store, entry.shard_path, entry.shard_sha256))
-    frame_id = min(r.frame_id for r in rows)
+    table = read_shard(store, entry.shard_path, entry.shard_sha256)
+    frame_id = pc.min(table.column("frame_id")).as_py()
     by_view: dict[str, dict] = {}
-    for r in rows:
-        if r.frame_id == frame_id:
-            by_view.setdefault(r.camera, {})[r.kind] = r
+    for r in decode_rows(table.filter(pc.equal(table.column("frame_id"), frame_id))):
+        by_view.setdefault(r.camera, {})[r.kind] = r
     seq = open_dataset(entry.dataset_root, entry.layout).sequence(entry.subject)
     frame = next(seq.frame(i) for i in range(seq.num_frames) if seq.frame(i).frame_id == frame_id)
     tiles, labels = [], []
