@@ -6,16 +6,20 @@ already-written shards is done by the shard key against the catalog inside
 hashes + teacher id + weights digest + config hash), not by Prefect's result
 cache, so a deleted or corrupted shard is recomputed rather than "cached".
 Retries cover transient I/O only. Tasks are tagged ``teacher-<name>`` so a
-Prefect concurrency limit on that tag bounds each teacher.
+Prefect concurrency limit on that tag bounds each teacher. Shards run in threads,
+one per core: teachers that release the GIL (MediaPipe, torch) overlap, and
+Python-heavy ones do not thrash (measured in benchmarks/distill_overhead.py).
 """
 
 import base64
+import os
 import threading
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
+from prefect.task_runners import ThreadPoolTaskRunner
 
 from ghnerf.fileio import write_image
 from storage.catalog import Catalog
@@ -80,7 +84,7 @@ def _preview_markdown(out: str, results: list[ShardResult], storage_options: dic
             f"![teacher preview](data:image/png;base64,{base64.b64encode(png.tobytes()).decode()})\n")
 
 
-@flow(name="distill", log_prints=True)
+@flow(name="distill", log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=os.cpu_count() or 2))
 def distill_flow(dataset: str, teacher: str, out: str, stride: int = 2, sigma: float = 7.0,
                  frames_per_shard: int | None = None, shard_mb: float = 128.0, max_frames: int | None = None,
                  teacher_options: dict | None = None, storage_options: dict | None = None) -> dict:
