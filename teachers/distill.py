@@ -241,8 +241,9 @@ def run_shard(plan: ShardPlan, cfg: DistillConfig, teacher: Teacher, store: Stor
             except GHNeRFError as exc:
                 failures.append({"key": key, "error": str(exc)})
         outputs = teacher.predict(batch) if batch else []
-        views_run += len(outputs)
-        views_detected += sum(bool(o.extras.get("detected", True)) for o in outputs)
+        reporting = [o for o in outputs if "detected" in o.extras]
+        views_run += len(reporting)
+        views_detected += sum(bool(o.extras["detected"]) for o in reporting)
         cams, kpts = [], []
         for v, item, out in zip(views, batch, outputs):
             try:

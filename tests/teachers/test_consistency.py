@@ -56,4 +56,4 @@ def test_clean_teacher_is_consistent(zju_root, tmp_path):
     res = run_shard(plan, cfg, teacher, StorageRoot(tmp_path), consistency_fn=shard_consistency)
     c = res.consistency
     assert c["flagged"] == [] and c["swap_suspects"] == [] and c["median_error_px"] < 0.5
-    assert c["teacher_views"] == c["teacher_detected_views"] == 18
+    assert "teacher_views" not in c  # gt-joints has no detector: no detection rate
