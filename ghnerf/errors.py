@@ -32,3 +32,7 @@ class ConfigError(GHNeRFError):
 
 class NonFiniteError(GHNeRFError):
     """A tensor that must be finite contains NaN or Inf (names the quantity and where)."""
+
+
+class WeightsNotFoundError(GHNeRFError):
+    """Pretrained weights are not in the local caches; the message names the exact file and where to put it."""

@@ -1,0 +1,1 @@
+"""The student: GHNeRF = ENeRF backbone + human feature encoder + heatmap / CSE / coordinate heads."""

@@ -1,0 +1,139 @@
+"""Typed configuration of the student, with the paper's variants as presets (one source of defaults).
+
+Per-level settings follow ENeRF's two-level cascade (configs/enerf/*.yaml ``cas_config``)
+with GHNeRF's plane/sample counts (supplement §1.2): coarse 32 planes / 8 samples,
+fine 8 planes / 4 samples.
+"""
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+from ghnerf.errors import ConfigError
+
+Encoder = Literal["none", "resnet18", "resnet34", "dino"]
+
+
+@dataclass(frozen=True)
+class LevelConfig:
+    """One cascade level.
+
+    Attributes:
+        depth_planes: planes of the cost volume.
+        samples_per_ray: NeRF samples per ray, placed around the regressed depth.
+        volume_scale: cost-volume resolution relative to the input image.
+        feature_level: which FPN output builds the volume (0: 1/4 res 32 ch, 1: 1/2 res 16 ch, 2: full 8 ch).
+        render_feature_level: FPN output sampled for the NeRF's image features.
+        render_scale: resolution this level renders at, relative to the input image.
+        inverse_depth: planes and samples uniform in inverse depth (disparity).
+    """
+
+    depth_planes: int
+    samples_per_ray: int
+    volume_scale: float
+    feature_level: int
+    render_feature_level: int
+    render_scale: float
+    inverse_depth: bool
+
+
+COARSE = LevelConfig(depth_planes=32, samples_per_ray=8, volume_scale=0.125, feature_level=0, render_feature_level=0,
+                     render_scale=0.25, inverse_depth=True)
+FINE = LevelConfig(depth_planes=8, samples_per_ray=4, volume_scale=0.5, feature_level=1, render_feature_level=2,
+                   render_scale=1.0, inverse_depth=False)
+FPN_CHANNELS = (32, 16, 8)
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """GHNeRF supplement §2.1: perceptual 0.01, heatmap 0.5, coordinate 0.01 (or 0.05); CSE as heatmaps."""
+
+    color: float = 1.0
+    perceptual: float = 0.01
+    heatmap: float = 0.5
+    cse: float = 0.5
+    coord: float = 0.01
+
+
+@dataclass(frozen=True)
+class StudentConfig:
+    """Everything that defines a student network and its losses.
+
+    Attributes:
+        name: preset name.
+        levels: the cascade, coarse to fine.
+        encoder: human feature encoder ("none" for the ENeRF baselines).
+        pretrained: "imagenet" (load the encoder's pretrained weights from the local caches), "none"
+            (random init, written into every report), or a path to a weights file.
+        heatmap_head, cse_head, coord_head: which GHNeRF heads exist.
+        num_joints, cse_dim: head sizes.
+        hidden: NeRF MLP width (ENeRF: 64).
+        human_feature_dim: width of the pooled human feature.
+        source_views: source views per target.
+        losses: loss weights.
+    """
+
+    name: str
+    levels: tuple[LevelConfig, ...] = (COARSE, FINE)
+    encoder: Encoder = "none"
+    pretrained: str = "imagenet"
+    heatmap_head: bool = True
+    cse_head: bool = False
+    coord_head: bool = False
+    num_joints: int = 25
+    cse_dim: int = 16
+    hidden: int = 64
+    human_feature_dim: int = 32
+    source_views: int = 3
+    losses: LossWeights = field(default_factory=LossWeights)
+
+    def __post_init__(self):
+        if not self.levels:
+            raise ConfigError("a student needs at least one cascade level")
+        if self.encoder != "none" and not self.heatmap_head and not self.cse_head:
+            raise ConfigError(f"{self.name}: a human encoder without a heatmap or CSE head has no use")
+        if self.source_views < 2:
+            raise ConfigError("the variance cost volume needs at least 2 source views")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @staticmethod
+    def from_dict(d: dict) -> "StudentConfig":
+        known = {f.name for f in dataclasses.fields(StudentConfig)}
+        unknown = set(d) - known
+        if unknown:
+            raise ConfigError(f"unknown student config keys {sorted(unknown)}")
+        d = dict(d)
+        d["levels"] = tuple(LevelConfig(**lv) for lv in d.get("levels", ()))
+        d["losses"] = LossWeights(**d.get("losses", {}))
+        return StudentConfig(**d)
+
+    def config_hash(self) -> str:
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+PRESETS: dict[str, StudentConfig] = {
+    "enerf": StudentConfig("enerf", heatmap_head=False),
+    "enerf-heatmap": StudentConfig("enerf-heatmap"),
+    "ghnerf-resnet18": StudentConfig("ghnerf-resnet18", encoder="resnet18"),
+    "ghnerf-resnet34": StudentConfig("ghnerf-resnet34", encoder="resnet34"),
+    "ghnerf-dino": StudentConfig("ghnerf-dino", encoder="dino"),
+}
+
+
+def preset(name: str, cse: bool = False, coord: bool = False, **overrides) -> StudentConfig:
+    """A preset by name (``ghnerf-resnet18+cse+coord`` style suffixes or the keyword switches)."""
+    base, *switches = name.split("+")
+    if base not in PRESETS:
+        raise ConfigError(f"unknown student config {base!r}; choose one of {', '.join(PRESETS)}")
+    bad = set(switches) - {"cse", "coord"}
+    if bad:
+        raise ConfigError(f"unknown config switch {sorted(bad)}; use +cse and/or +coord")
+    cfg = PRESETS[base]
+    cse = cse or "cse" in switches
+    coord = coord or "coord" in switches
+    suffix = ("+cse" if cse else "") + ("+coord" if coord else "")
+    return replace(cfg, name=base + suffix, cse_head=cse, coord_head=coord, **overrides)

@@ -1,0 +1,51 @@
+"""3D U-Nets regularising the variance cost volume (ENeRF lib/networks/enerf/cost_reg_net.py).
+
+Output: an 8-channel feature volume (sampled by the NeRF) and per-plane depth logits.
+The coarse level uses the shallower ``MinCostRegNet`` as ENeRF does.
+"""
+
+import torch.nn.functional as F
+from jaxtyping import Float
+from torch import Tensor, nn
+
+from ghnerf.student.feature_net import conv_bn_relu
+
+
+def _up(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(nn.ConvTranspose3d(cin, cout, 3, padding=1, output_padding=1, stride=2, bias=False),
+                         nn.BatchNorm3d(cout))
+
+
+def _match(x: Tensor, ref: Tensor) -> Tensor:
+    """Crop/pad an upsampled volume to ``ref``'s size (odd sizes do not survive stride 2 exactly)."""
+    if x.shape[-3:] == ref.shape[-3:]:
+        return x
+    return F.interpolate(x, size=ref.shape[-3:], mode="trilinear", align_corners=False)
+
+
+class CostRegNet(nn.Module):
+    """Three down / up stages (``deep=True``, fine levels) or two (``deep=False``, ENeRF's MinCostRegNet)."""
+
+    def __init__(self, in_channels: int, deep: bool = True):
+        super().__init__()
+        self.deep = deep
+        self.conv0 = conv_bn_relu(in_channels, 8, dims=3)
+        self.conv2 = nn.Sequential(conv_bn_relu(8, 16, stride=2, dims=3), conv_bn_relu(16, 16, dims=3))
+        self.conv4 = nn.Sequential(conv_bn_relu(16, 32, stride=2, dims=3), conv_bn_relu(32, 32, dims=3))
+        if deep:
+            self.conv6 = nn.Sequential(conv_bn_relu(32, 64, stride=2, dims=3), conv_bn_relu(64, 64, dims=3))
+            self.up7 = _up(64, 32)
+        self.up9 = _up(32, 16)
+        self.up11 = _up(16, 8)
+        self.depth_conv = nn.Conv3d(8, 1, 3, padding=1, bias=False)
+        self.feat_conv = nn.Conv3d(8, 8, 3, padding=1, bias=False)
+
+    def forward(self, volume: Float[Tensor, "1 C D h w"]) -> tuple[Float[Tensor, "1 8 D h w"], Float[Tensor, "1 D h w"]]:
+        c0 = self.conv0(volume)
+        c2 = self.conv2(c0)
+        x = self.conv4(c2)
+        if self.deep:
+            x = x + _match(self.up7(self.conv6(x)), x)
+        x = c2 + _match(self.up9(x), c2)
+        x = c0 + _match(self.up11(x), c0)
+        return self.feat_conv(x), self.depth_conv(x).squeeze(1)

@@ -1,0 +1,37 @@
+"""ENeRF's image feature pyramid (zju3dv/ENeRF lib/networks/enerf/feature_net.py): 3 scales, FPN-style."""
+
+import torch
+import torch.nn.functional as F
+from jaxtyping import Float
+from torch import Tensor, nn
+
+
+def conv_bn_relu(cin: int, cout: int, k: int = 3, stride: int = 1, dims: int = 2) -> nn.Sequential:
+    conv = nn.Conv2d if dims == 2 else nn.Conv3d
+    bn = nn.BatchNorm2d if dims == 2 else nn.BatchNorm3d
+    return nn.Sequential(conv(cin, cout, k, stride=stride, padding=k // 2, bias=False), bn(cout), nn.ReLU(inplace=True))
+
+
+class FeatureNet(nn.Module):
+    """Images -> features at 1/4 (32 ch), 1/2 (16 ch) and full (8 ch) resolution."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv0 = nn.Sequential(conv_bn_relu(3, 8), conv_bn_relu(8, 8))
+        self.conv1 = nn.Sequential(conv_bn_relu(8, 16, 5, 2), conv_bn_relu(16, 16))
+        self.conv2 = nn.Sequential(conv_bn_relu(16, 32, 5, 2), conv_bn_relu(32, 32))
+        self.top = nn.Conv2d(32, 32, 1)
+        self.lat1 = nn.Conv2d(16, 32, 1)
+        self.lat0 = nn.Conv2d(8, 32, 1)
+        self.smooth1 = nn.Conv2d(32, 16, 3, padding=1)
+        self.smooth0 = nn.Conv2d(32, 8, 3, padding=1)
+
+    def forward(self, images: Float[Tensor, "V 3 H W"]) -> tuple[Tensor, Tensor, Tensor]:
+        """Returns (V, 32, H/4, W/4), (V, 16, H/2, W/2), (V, 8, H, W)."""
+        c0 = self.conv0(images)
+        c1 = self.conv1(c0)
+        c2 = self.conv2(c1)
+        f2 = self.top(c2)
+        f1 = F.interpolate(f2, size=c1.shape[-2:], mode="bilinear", align_corners=True) + self.lat1(c1)
+        f0 = F.interpolate(f1, size=c0.shape[-2:], mode="bilinear", align_corners=True) + self.lat0(c0)
+        return f2, self.smooth1(f1), self.smooth0(f0)

@@ -1,0 +1,123 @@
+"""Per-sample networks: ENeRF's view pooling and NeRF MLP, and GHNeRF's heads.
+
+ENeRF (lib/networks/enerf/nerf.py): image features + RGB + a 4-d view-direction
+difference of every source view are pooled (``ViewPooling``: mean / variance
+context, softmax weights over views), concatenated with the cost-volume feature,
+and a small MLP gives density and an intermediate feature; colour is a softmax
+blend of the source colours. GHNeRF (paper §3, Eq. 5): heatmap, CSE and coordinate
+heads read the intermediate feature concatenated with the pooled human feature.
+"""
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from jaxtyping import Float
+from torch import Tensor, nn
+
+VOLUME_FEATURE_DIM = 8
+POOLED_IMAGE_DIM = 16
+VIEW_DIR_DIM = 4
+
+
+def _init(module: nn.Module) -> None:
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.kaiming_normal_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
+class ViewPooling(nn.Module):
+    """Pool per-view features into one vector per sample (ENeRF ``Agg``).
+
+    Args:
+        in_dim: per-view feature width.
+        out_dim: pooled width.
+        hidden: width of the per-view context layer.
+        use_dirs: add a learned embedding of the 4-d view-direction difference first.
+    """
+
+    def __init__(self, in_dim: int, out_dim: int, hidden: int = 32, use_dirs: bool = True):
+        super().__init__()
+        self.use_dirs = use_dirs
+        if use_dirs:
+            self.view_fc = nn.Sequential(nn.Linear(VIEW_DIR_DIM, in_dim), nn.ReLU())
+        self.global_fc = nn.Sequential(nn.Linear(3 * in_dim, hidden), nn.ReLU())
+        self.weight_fc = nn.Sequential(nn.Linear(hidden, 1), nn.ReLU())
+        self.out_fc = nn.Sequential(nn.Linear(hidden, out_dim), nn.ReLU())
+        _init(self)
+
+    def forward(self, feats: Float[Tensor, "N V C"], dirs: Float[Tensor, "N V 4"] | None = None) -> Float[
+            Tensor, "N out"]:
+        if self.use_dirs:
+            feats = feats + self.view_fc(dirs)
+        V = feats.shape[1]
+        var = feats.var(dim=1, keepdim=True, unbiased=False).expand(-1, V, -1)
+        mean = feats.mean(dim=1, keepdim=True).expand(-1, V, -1)
+        g = self.global_fc(torch.cat([feats, var, mean], dim=-1))
+        w = F.softmax(self.weight_fc(g), dim=1)
+        return self.out_fc((g * w).sum(dim=1))
+
+
+@dataclass(frozen=True, eq=False)
+class FieldOutputs:
+    """Per-sample outputs (N = rays x samples).
+
+    Attributes:
+        sigma: (N,) optical thickness (>= 0).
+        rgb: (N, 3) colour blended from the source views.
+        intermediate: (N, hidden + 24) the intermediate NeRF feature the GHNeRF heads read.
+    """
+
+    sigma: Tensor
+    rgb: Tensor
+    intermediate: Tensor
+
+
+class NeRFField(nn.Module):
+    """ENeRF's NeRF MLP for one cascade level.
+
+    Args:
+        image_dim: per-view image feature width + 3 (RGB).
+        hidden: MLP width (64).
+    """
+
+    def __init__(self, image_dim: int, hidden: int = 64):
+        super().__init__()
+        self.pool = ViewPooling(image_dim, POOLED_IMAGE_DIM)
+        self.lr0 = nn.Sequential(nn.Linear(VOLUME_FEATURE_DIM + POOLED_IMAGE_DIM, hidden), nn.ReLU())
+        self.sigma = nn.Sequential(nn.Linear(hidden, 1), nn.Softplus())
+        self.intermediate_dim = hidden + VOLUME_FEATURE_DIM + POOLED_IMAGE_DIM
+        self.blend = nn.Sequential(nn.Linear(self.intermediate_dim + image_dim + VIEW_DIR_DIM, hidden), nn.ReLU(),
+                                   nn.Linear(hidden, 1), nn.ReLU())
+        _init(self)
+
+    def forward(self, volume_feat: Float[Tensor, "N 8"], image_feat_rgb: Float[Tensor, "N V Ci"],
+                dirs: Float[Tensor, "N V 4"]) -> FieldOutputs:
+        pooled = self.pool(image_feat_rgb, dirs)
+        vox_img = torch.cat([volume_feat, pooled], dim=-1)
+        x = self.lr0(vox_img)
+        sigma = self.sigma(x)[:, 0]
+        inter = torch.cat([x, vox_img], dim=-1)
+        V = image_feat_rgb.shape[1]
+        logits = self.blend(torch.cat([inter[:, None].expand(-1, V, -1), image_feat_rgb, dirs], dim=-1))
+        w = F.softmax(logits, dim=1)
+        rgb = (image_feat_rgb[..., -3:] * w).sum(dim=1)
+        return FieldOutputs(sigma, rgb, inter)
+
+
+class FeatureHead(nn.Module):
+    """Intermediate feature (+ pooled human feature) -> 2 linear layers with ReLU -> ``out_dim``.
+
+    ``activation``: "sigmoid" for heatmaps (paper Eq. 5), "none" for CSE, "relu-linear" adds nothing extra.
+    """
+
+    def __init__(self, in_dim: int, out_dim: int, hidden: int = 64, activation: str = "sigmoid"):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, out_dim))
+        self.activation = activation
+        _init(self)
+
+    def forward(self, x: Float[Tensor, "N C"]) -> Float[Tensor, "N out"]:
+        y = self.net(x)
+        return torch.sigmoid(y) if self.activation == "sigmoid" else y

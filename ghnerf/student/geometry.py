@@ -1,0 +1,55 @@
+"""Camera geometry on tensors: scaled intrinsics, back-projection, projection into source views.
+
+Conventions as :mod:`ghnerf.cameras`: ``x_cam = R X + T`` (metres), OpenCV axes;
+depth = camera z. Sampling grids follow ``grid_sample(align_corners=True)`` as ENeRF.
+"""
+
+import torch
+import torch.nn.functional as F
+from jaxtyping import Float
+from torch import Tensor
+
+
+def scale_K(K: Float[Tensor, "*b 3 3"], scale: float) -> Float[Tensor, "*b 3 3"]:
+    """Intrinsics of the same camera at ``scale`` x the resolution (ENeRF's ``ixt[:2] *= ratio``)."""
+    out = K.clone()
+    out[..., :2, :] = out[..., :2, :] * scale
+    return out
+
+
+def pixel_grid(h: int, w: int, device=None) -> Float[Tensor, "h w 2"]:
+    ys, xs = torch.meshgrid(torch.arange(h, device=device, dtype=torch.float32),
+                            torch.arange(w, device=device, dtype=torch.float32), indexing="ij")
+    return torch.stack([xs, ys], dim=-1)
+
+
+def backproject(uv: Float[Tensor, "*p 2"], depth: Float[Tensor, "*p"], K: Float[Tensor, "3 3"],
+                w2c: Float[Tensor, "4 4"]) -> Float[Tensor, "*p 3"]:
+    """World points at camera-z ``depth`` behind pixels ``uv``."""
+    x = (uv[..., 0] - K[0, 2]) / K[0, 0]
+    y = (uv[..., 1] - K[1, 2]) / K[1, 1]
+    cam = torch.stack([x * depth, y * depth, depth], dim=-1)
+    R, T = w2c[:3, :3], w2c[:3, 3]
+    return (cam - T) @ R  # R^T (cam - T) for row vectors
+
+
+def project(points: Float[Tensor, "N 3"], K: Float[Tensor, "V 3 3"], w2c: Float[Tensor, "V 4 4"]) -> tuple[
+        Float[Tensor, "V N 2"], Float[Tensor, "V N"]]:
+    """Pixels and camera-z depths of world points in every view."""
+    cam = torch.einsum("vij,nj->vni", w2c[:, :3, :3], points) + w2c[:, None, :3, 3]
+    z = cam[..., 2]
+    pix = torch.einsum("vij,vnj->vni", K, cam)
+    uv = pix[..., :2] / z.clamp_min(1e-6)[..., None]
+    return uv, z
+
+
+def sample_maps(maps: Float[Tensor, "V C h w"], uv: Float[Tensor, "V N 2"], width: int, height: int) -> Float[
+        Tensor, "V N C"]:
+    """Bilinear samples of per-view maps at pixel coordinates of a ``width`` x ``height`` image (zeros outside)."""
+    grid = torch.stack([uv[..., 0] / (width - 1), uv[..., 1] / (height - 1)], dim=-1) * 2 - 1
+    out = F.grid_sample(maps, grid[:, :, None, :], mode="bilinear", padding_mode="zeros", align_corners=True)
+    return out[..., 0].permute(0, 2, 1)
+
+
+def camera_centres(w2c: Float[Tensor, "V 4 4"]) -> Float[Tensor, "V 3"]:
+    return -torch.einsum("vji,vj->vi", w2c[:, :3, :3], w2c[:, :3, 3])

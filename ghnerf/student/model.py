@@ -1,0 +1,196 @@
+"""GHNeRF: the ENeRF cascade with a human feature encoder and heatmap / CSE / coordinate heads.
+
+``forward`` only composes the pieces (R1): FPN features and human features of the
+source views (computed once, :meth:`GHNeRF.encode`), then per level: depth planes
+-> variance cost volume -> 3D U-Net -> depth distribution -> depth-guided samples
+-> volume + image features -> NeRF MLP -> heads -> volume rendering.
+One target view per call; V source views.
+"""
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from jaxtyping import Float
+from torch import Tensor, nn
+
+from ghnerf.student.config import FPN_CHANNELS, StudentConfig
+from ghnerf.student.cost_reg import CostRegNet
+from ghnerf.student.cost_volume import DepthEstimate, depth_regression, from_space, plane_values, to_space, variance_volume
+from ghnerf.student.encoders import build_encoder
+from ghnerf.student.feature_net import FeatureNet
+from ghnerf.student.fields import FeatureHead, NeRFField, ViewPooling
+from ghnerf.student.geometry import camera_centres, pixel_grid, project, sample_maps, scale_K
+from ghnerf.student.renderers import accumulation, alpha_from_density, composite, compositing_weights, expected_depth
+from ghnerf.student.samplers import depth_guided_samples
+
+
+@dataclass(frozen=True, eq=False)
+class MultiViewBatch:
+    """One target view and its source views (tensors on the model's device).
+
+    Attributes:
+        src_images: (V, 3, H, W) RGB in [0, 1], undistorted, background zeroed.
+        src_K: (V, 3, 3) intrinsics at (H, W).
+        src_w2c: (V, 4, 4) world-to-camera, metres.
+        tgt_K: (3, 3) target intrinsics at (H, W).
+        tgt_w2c: (4, 4) target world-to-camera.
+        near_far: (2,) scene depth range for the target (ENeRF: padded vertex box).
+    """
+
+    src_images: Tensor
+    src_K: Tensor
+    src_w2c: Tensor
+    tgt_K: Tensor
+    tgt_w2c: Tensor
+    near_far: Tensor
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return tuple(self.src_images.shape[-2:])
+
+    def to(self, device) -> "MultiViewBatch":
+        return MultiViewBatch(*(getattr(self, f).to(device) for f in
+                                ("src_images", "src_K", "src_w2c", "tgt_K", "tgt_w2c", "near_far")))
+
+
+@dataclass(frozen=True, eq=False)
+class SourceEncoding:
+    """Per-source-view features computed once per batch (FPN levels and the optional human feature)."""
+
+    fpn: tuple[Tensor, Tensor, Tensor]
+    human: Tensor | None
+
+
+@dataclass(frozen=True, eq=False)
+class LevelOutputs:
+    """Rendered rays of one cascade level.
+
+    Attributes:
+        uv: (R, 2) pixels at this level's render resolution ``render_size`` (H, W).
+        rgb: (R, 3); heatmaps: (R, J) or None; cse: (R, 16) or None; coords: (R, 3) or None.
+        depth: (R,) rendered depth; acc: (R,) accumulated opacity.
+        sample_depths: (R, S) sample depths; depth_near/depth_far: (R,) the ray's sampling interval.
+        mvs_depth: (h, w) the cost volume's expected depth map.
+    """
+
+    uv: Tensor
+    render_size: tuple[int, int]
+    rgb: Tensor
+    heatmaps: Tensor | None
+    cse: Tensor | None
+    coords: Tensor | None
+    depth: Tensor
+    acc: Tensor
+    sample_depths: Tensor
+    mvs_depth: Tensor
+
+
+def _view_dirs(points: Float[Tensor, "N 3"], tgt_centre: Float[Tensor, "3"], src_centres: Float[Tensor, "V 3"]):
+    """ENeRF's 4-d view feature per (point, view): normalised target-minus-source direction and their dot."""
+    d_t = F.normalize(points - tgt_centre, dim=-1)[None]
+    d_s = F.normalize(points[None] - src_centres[:, None], dim=-1)
+    diff = d_t - d_s
+    dot = (d_t * d_s).sum(-1, keepdim=True)
+    return torch.cat([F.normalize(diff, dim=-1), dot], dim=-1).permute(1, 0, 2)
+
+
+class GHNeRF(nn.Module):
+    """The student network for a :class:`StudentConfig`."""
+
+    def __init__(self, cfg: StudentConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.feature_net = FeatureNet()
+        self.cost_regs = nn.ModuleList(CostRegNet(FPN_CHANNELS[lv.feature_level], deep=i > 0)
+                                       for i, lv in enumerate(cfg.levels))
+        self.fields = nn.ModuleList(NeRFField(FPN_CHANNELS[lv.render_feature_level] + 3, cfg.hidden)
+                                    for lv in cfg.levels)
+        inter = self.fields[0].intermediate_dim
+        self.encoder = build_encoder(cfg.encoder, cfg.pretrained)
+        head_in = inter
+        if self.encoder is not None:
+            self.human_pool = ViewPooling(self.encoder.out_channels, cfg.human_feature_dim, hidden=64, use_dirs=False)
+            head_in += cfg.human_feature_dim
+        self.heatmap_head = FeatureHead(head_in, cfg.num_joints, cfg.hidden, "sigmoid") if cfg.heatmap_head else None
+        self.cse_head = FeatureHead(head_in, cfg.cse_dim, cfg.hidden, "none") if cfg.cse_head else None
+        self.coord_head = FeatureHead(inter, 3, cfg.hidden, "none") if cfg.coord_head else None
+
+    @property
+    def pretrained_weights(self) -> str:
+        return "n/a (no encoder)" if self.encoder is None else self.encoder.weights_source
+
+    def encode(self, batch: MultiViewBatch) -> SourceEncoding:
+        """Features of the source views; reuse it for every target that shares these sources."""
+        fpn = self.feature_net(batch.src_images * 2 - 1)  # ENeRF feeds images in [-1, 1]
+        human = self.encoder(batch.src_images) if self.encoder is not None else None
+        return SourceEncoding(fpn, human)
+
+    def forward(self, batch: MultiViewBatch, rays: list[Tensor | None] | None = None,
+                encoding: SourceEncoding | None = None) -> list[LevelOutputs]:
+        """Render every level.
+
+        Args:
+            batch: target + source views.
+            rays: per level, (R, 2) pixel coordinates at that level's render resolution, or None for every pixel.
+            encoding: precomputed :meth:`encode` output.
+        """
+        enc = encoding or self.encode(batch)
+        H, W = batch.image_size
+        outputs: list[LevelOutputs] = []
+        prev: DepthEstimate | None = None
+        for i, lv in enumerate(self.cfg.levels):
+            h, w = max(int(H * lv.volume_scale), 1), max(int(W * lv.volume_scale), 1)
+            if prev is None:
+                near = batch.near_far[0].expand(h, w)
+                far = batch.near_far[1].expand(h, w)
+            else:
+                near = F.interpolate(prev.near[None, None], size=(h, w), mode="bilinear", align_corners=True)[0, 0]
+                far = F.interpolate(prev.far[None, None], size=(h, w), mode="bilinear", align_corners=True)[0, 0]
+            planes = plane_values(near, far, lv.depth_planes, lv.inverse_depth)
+            depths = from_space(planes, lv.inverse_depth)
+            volume = variance_volume(enc.fpn[lv.feature_level], batch.src_K, batch.src_w2c, (H, W), batch.tgt_K,
+                                     batch.tgt_w2c, depths)
+            feat_volume, logits = self.cost_regs[i](volume[None])
+            est = depth_regression(logits[0], planes, lv.inverse_depth)
+            prev = est
+            rh, rw = max(int(H * lv.render_scale), 1), max(int(W * lv.render_scale), 1)
+            uv = rays[i] if rays is not None and rays[i] is not None else pixel_grid(rh, rw, planes.device).view(-1, 2)
+            outputs.append(self._render_level(i, batch, enc, feat_volume[0], est, planes, uv, (rh, rw)))
+        return outputs
+
+    def _render_level(self, i, batch, enc, feat_volume, est, planes, uv, render_size) -> LevelOutputs:
+        lv = self.cfg.levels[i]
+        H, W = batch.image_size
+        K_r = scale_K(batch.tgt_K, render_size[1] / W)
+        lo, hi = planes.amin(0), planes.amax(0)
+        samples = depth_guided_samples(uv, render_size, K_r, batch.tgt_w2c, est.near, est.far, lo, hi,
+                                       lv.samples_per_ray, lv.inverse_depth)
+        R, S = samples.depths.shape
+        grid = samples.volume_coords.view(1, R * S, 1, 1, 3) * 2 - 1
+        vox = F.grid_sample(feat_volume[None], grid, mode="bilinear", align_corners=True)[0, :, :, 0, 0].T
+        pts = samples.points.reshape(-1, 3)
+        src_uv, _ = project(pts, batch.src_K, batch.src_w2c)
+        maps = torch.cat([enc.fpn[lv.render_feature_level],
+                          F.interpolate(batch.src_images, size=enc.fpn[lv.render_feature_level].shape[-2:],
+                                        mode="bilinear", align_corners=True)], dim=1)
+        img = sample_maps(maps, src_uv, W, H).permute(1, 0, 2)  # N V C+3
+        tgt_centre = camera_centres(batch.tgt_w2c[None])[0]
+        dirs = _view_dirs(pts, tgt_centre, camera_centres(batch.src_w2c))
+        field = self.fields[i](vox, img, dirs)
+        feats = field.intermediate
+        if self.encoder is not None and (self.heatmap_head is not None or self.cse_head is not None):
+            human = sample_maps(enc.human, src_uv, W, H).permute(1, 0, 2)
+            feats = torch.cat([feats, self.human_pool(human)], dim=-1)
+        weights = compositing_weights(alpha_from_density(field.sigma.view(R, S)))
+
+        def render(values: Tensor | None) -> Tensor | None:
+            return None if values is None else composite(values.view(R, S, -1), weights)
+
+        return LevelOutputs(
+            uv=uv, render_size=render_size, rgb=render(field.rgb),
+            heatmaps=render(self.heatmap_head(feats)) if self.heatmap_head is not None else None,
+            cse=render(self.cse_head(feats)) if self.cse_head is not None else None,
+            coords=render(self.coord_head(field.intermediate)) if self.coord_head is not None else None,
+            depth=expected_depth(weights, samples.depths), acc=accumulation(weights), sample_depths=samples.depths,
+            mvs_depth=from_space(est.mean, lv.inverse_depth))

@@ -1,0 +1,37 @@
+"""Volume rendering, written once and used for colour, heatmaps and CSE alike (parameter-free).
+
+ENeRF's compositing (lib/networks/enerf/utils.py ``raw2outputs``): the network's
+non-negative output per sample is an optical thickness, ``alpha = 1 - exp(-sigma)``,
+and ``w_i = alpha_i * prod_{j<i} (1 - alpha_j)``. Any per-sample quantity is then
+rendered as ``sum_i w_i x_i``. (ENeRF rebinds ``weights`` to a softmax before its
+depth; we keep the compositing weights and compute depth from them.)
+"""
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+
+def alpha_from_density(sigma: Float[Tensor, "R S"]) -> Float[Tensor, "R S"]:
+    return 1.0 - torch.exp(-sigma)
+
+
+def compositing_weights(alpha: Float[Tensor, "R S"]) -> Float[Tensor, "R S"]:
+    """``w_i = alpha_i * T_i`` with transmittance ``T_i = prod_{j<i} (1 - alpha_j)``."""
+    ones = torch.ones_like(alpha[:, :1])
+    transmittance = torch.cumprod(torch.cat([ones, 1.0 - alpha + 1e-10], dim=1), dim=1)[:, :-1]
+    return alpha * transmittance
+
+
+def composite(values: Float[Tensor, "R S C"], weights: Float[Tensor, "R S"]) -> Float[Tensor, "R C"]:
+    """Render any per-sample quantity (colour, heatmaps, embeddings, coordinates) along the rays."""
+    return (weights[..., None] * values).sum(dim=1)
+
+
+def accumulation(weights: Float[Tensor, "R S"]) -> Float[Tensor, "R"]:
+    return weights.sum(dim=1)
+
+
+def expected_depth(weights: Float[Tensor, "R S"], depths: Float[Tensor, "R S"]) -> Float[Tensor, "R"]:
+    """Depth of the rendered surface (weights renormalised over the ray)."""
+    return (weights * depths).sum(1) / weights.sum(1).clamp_min(1e-8)
