@@ -68,7 +68,9 @@ class LevelOutputs:
 
     Attributes:
         uv: (R, 2) pixels at this level's render resolution ``render_size`` (H, W).
-        rgb: (R, 3); heatmaps: (R, J) or None; cse: (R, 16) or None; coords: (R, 3) or None.
+        rgb: (R, 3); heatmaps: (R, J) or None; cse: (R, 16) or None.
+        coord_error: mean squared error of the coordinate head against its query points (supplement
+            §2.1: the head regresses each sample's own 3D position), or None.
         depth: (R,) rendered depth; acc: (R,) accumulated opacity.
         sample_depths: (R, S) sample depths; depth_near/depth_far: (R,) the ray's sampling interval.
         mvs_depth: (h, w) the cost volume's expected depth map.
@@ -79,7 +81,7 @@ class LevelOutputs:
     rgb: Tensor
     heatmaps: Tensor | None
     cse: Tensor | None
-    coords: Tensor | None
+    coord_error: Tensor | None
     depth: Tensor
     acc: Tensor
     sample_depths: Tensor
@@ -127,12 +129,13 @@ class GHNeRF(nn.Module):
         return SourceEncoding(fpn, human)
 
     def forward(self, batch: MultiViewBatch, rays: list[Tensor | None] | None = None,
-                encoding: SourceEncoding | None = None) -> list[LevelOutputs]:
+                encoding: SourceEncoding | None = None) -> list[LevelOutputs | None]:
         """Render every level.
 
         Args:
             batch: target + source views.
-            rays: per level, (R, 2) pixel coordinates at that level's render resolution, or None for every pixel.
+            rays: per level, (R, 2) pixel coordinates at that level's render resolution, None for every
+                pixel, or an empty (0, 2) tensor to skip rendering that level (its depth still guides the next).
             encoding: precomputed :meth:`encode` output.
         """
         enc = encoding or self.encode(batch)
@@ -156,6 +159,9 @@ class GHNeRF(nn.Module):
             prev = est
             rh, rw = max(int(H * lv.render_scale), 1), max(int(W * lv.render_scale), 1)
             uv = rays[i] if rays is not None and rays[i] is not None else pixel_grid(rh, rw, planes.device).view(-1, 2)
+            if len(uv) == 0:
+                outputs.append(None)
+                continue
             outputs.append(self._render_level(i, batch, enc, feat_volume[0], est, planes, uv, (rh, rw)))
         return outputs
 
@@ -191,6 +197,7 @@ class GHNeRF(nn.Module):
             uv=uv, render_size=render_size, rgb=render(field.rgb),
             heatmaps=render(self.heatmap_head(feats)) if self.heatmap_head is not None else None,
             cse=render(self.cse_head(feats)) if self.cse_head is not None else None,
-            coords=render(self.coord_head(field.intermediate)) if self.coord_head is not None else None,
+            coord_error=(((self.coord_head(field.intermediate) - pts) ** 2).mean()
+                         if self.coord_head is not None else None),
             depth=expected_depth(weights, samples.depths), acc=accumulation(weights), sample_depths=samples.depths,
             mvs_depth=from_space(est.mean, lv.inverse_depth))

@@ -1,0 +1,175 @@
+"""Training / evaluation examples for the student: a target view, its source views, and its targets.
+
+Targets: the target image and mask; heatmaps either drawn from the dataset's own 2D
+joints (``heatmaps="dataset"``, the paper's ZJU-MoCap setting) or read from a
+teacher's shards (:class:`storage.targets.TargetStore`); optional CSE targets from a
+CSE teacher's shards. Images are undistorted and scaled by ``image_scale``
+(ENeRF's ``input_ratio``); the background outside the dilated mask is zeroed as
+ENeRF does.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ghnerf.codecs.keypoints import OPENPOSE_SIGMA_PX, HeatmapCodec
+from ghnerf.data import bound_mask, load_view, make_split, near_far, nearest_source_views, open_dataset
+from ghnerf.data.splits import SplitConfig
+from ghnerf.errors import ConfigError
+from ghnerf.student.model import MultiViewBatch
+
+ENERF_TRAIN_DILATE = 5
+
+
+@dataclass(frozen=True, eq=False)
+class Example:
+    """One target view with everything the losses and metrics need (tensors, CPU).
+
+    Attributes:
+        key: (subject, frame_id, camera name).
+        batch: the model input.
+        image: (H, W, 3) target RGB in [0, 1] (background zeroed).
+        mask: (H, W) bool foreground (not dilated).
+        box: (H, W) bool projected body box.
+        heatmaps: (J, H, W) target heatmaps or None; joint_valid: (J,) bool.
+        joints2d: (J, 3) target-view joints (scaled pixels, conf) or None; joints3d: (J, 3) world or None.
+        cse: (16, H, W) or None; cse_mask: (H, W) bool or None.
+    """
+
+    key: tuple[str, int, str]
+    batch: MultiViewBatch
+    image: torch.Tensor
+    mask: torch.Tensor
+    box: torch.Tensor
+    heatmaps: torch.Tensor | None
+    joint_valid: torch.Tensor | None
+    joints2d: torch.Tensor | None
+    joints3d: torch.Tensor | None
+    cse: torch.Tensor | None
+    cse_mask: torch.Tensor | None
+
+
+def _scaled_view(view, scale: float, dilate: int):
+    vi = load_view(view, dilate=dilate)
+    img, mask = vi.image, vi.mask
+    if scale != 1.0:
+        h, w = int(round(img.shape[0] * scale)), int(round(img.shape[1] * scale))
+        img = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
+        mask = cv2.resize(mask.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
+    K = vi.camera.K.copy()
+    K[:2] *= scale
+    return img, mask, K, vi.camera
+
+
+def _resize_maps(maps: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
+    t = torch.from_numpy(np.ascontiguousarray(maps, dtype=np.float32))[None]
+    return F.interpolate(t, size=size, mode="bilinear", align_corners=False)[0]
+
+
+class ExampleSet:
+    """Every (subject, frame, target camera) of one split, with nearest source views.
+
+    Args:
+        dataset_root: dataset folder (either layout).
+        split: "train" (targets and sources: training cameras of training subjects) or "test"
+            (targets: test cameras of test subjects; sources: their training cameras).
+        source_views: source views per target.
+        image_scale: resize factor of every image (ENeRF ``input_ratio``).
+        heatmaps: "dataset" (Gaussians at the dataset's 2D joints), "store" (teacher shards), or "none".
+        heatmap_store: a :class:`storage.targets.TargetStore` of a pose teacher (for ``heatmaps="store"``).
+        cse_store: a TargetStore of a CSE teacher, or None.
+        split_config: subject / frame split options.
+    """
+
+    def __init__(self, dataset_root: str | Path, split: str = "train", source_views: int = 3,
+                 image_scale: float = 0.5, heatmaps: str = "dataset", heatmap_store=None, cse_store=None,
+                 split_config: SplitConfig | None = None, subjects: list[str] | None = None):
+        if split not in ("train", "test"):
+            raise ConfigError(f"split must be 'train' or 'test', not {split!r}")
+        if heatmaps == "store" and heatmap_store is None:
+            raise ConfigError("heatmaps='store' needs a teacher TargetStore (pass --targets and --teacher)")
+        self.reader = open_dataset(dataset_root)
+        self.scale, self.source_views, self.heatmaps = image_scale, source_views, heatmaps
+        self.heatmap_store, self.cse_store = heatmap_store, cse_store
+        names = self.reader.subjects()
+        first = self.reader.sequence(names[0])
+        sp = make_split(names, first.num_frames, first.num_cameras, split_config)
+        chosen = subjects or (list(sp.train_subjects) if split == "train" else list(sp.test_subjects))
+        if not chosen:
+            raise ConfigError(f"the {split} split of {dataset_root} has no subjects ({len(names)} in the dataset)")
+        self.source_cameras = sp.train_cameras
+        target_cams = sp.train_cameras if split == "train" else sp.test_cameras
+        self.items = []
+        for name in chosen:
+            seq = self.reader.sequence(name)
+            for f in sp.frames:
+                if f < seq.num_frames:
+                    self.items.extend((name, f, c) for c in target_cams)
+        self.codec = HeatmapCodec(stride=1, sigma=OPENPOSE_SIGMA_PX * image_scale)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def shard_refs(self) -> list[dict]:
+        """Shards the targets come from (recorded in checkpoints for lineage)."""
+        refs = []
+        for store in (self.heatmap_store, self.cse_store):
+            if store is not None:
+                refs += [{"store": store.root.url, "shard_key": e.shard_key, "shard_path": e.shard_path,
+                          "sha256": e.shard_sha256, "teacher": e.teacher, "weights_sha256": e.weights_sha256}
+                         for e in store.entries]
+        return refs
+
+    def example(self, index: int) -> Example:
+        subject, f, cam = self.items[index]
+        seq = self.reader.sequence(subject)
+        frame = seq.frame(f)
+        cameras = [v.camera for v in frame.views]
+        srcs = nearest_source_views(cameras, cam, self.source_cameras, self.source_views)
+        tgt_view = frame.views[cam]
+        raw_img, raw_mask, K, pinhole = _scaled_view(tgt_view, self.scale, 0)
+        H, W = raw_img.shape[:2]
+        src_imgs, src_K, src_w2c = [], [], []
+        for s in srcs:
+            im, m, Ks, cam_s = _scaled_view(frame.views[s], self.scale, ENERF_TRAIN_DILATE)
+            src_imgs.append(im * m[..., None])
+            src_K.append(Ks)
+            src_w2c.append(cam_s.world_to_cam)
+        nf = near_far(frame, pinhole)
+        box_cam = type(pinhole)(K, pinhole.R, pinhole.T, np.zeros(5), H, W)
+        box = bound_mask(frame, box_cam)
+        batch = MultiViewBatch(
+            src_images=torch.from_numpy(np.stack(src_imgs)).permute(0, 3, 1, 2).float(),
+            src_K=torch.from_numpy(np.stack(src_K)).float(), src_w2c=torch.from_numpy(np.stack(src_w2c)).float(),
+            tgt_K=torch.from_numpy(K).float(), tgt_w2c=torch.from_numpy(pinhole.world_to_cam).float(),
+            near_far=torch.tensor(nf, dtype=torch.float32))
+        joints2d = None
+        if tgt_view.joints2d is not None:
+            j = tgt_view.joints2d.copy()
+            j[:, :2] *= self.scale
+            joints2d = torch.from_numpy(j).float()
+        heatmaps = valid = None
+        if self.heatmaps == "dataset":
+            if joints2d is None:
+                raise ConfigError(f"{subject}: the dataset has no 2D joints for heatmap targets; distill a pose "
+                                  "teacher and train with --targets/--teacher")
+            hm, missing = self.codec.encode(joints2d.numpy(), H, W)
+            heatmaps, valid = torch.from_numpy(hm), torch.from_numpy(~missing)
+        elif self.heatmaps == "store":
+            t = self.heatmap_store.get(subject, frame.frame_id, tgt_view.name, "heatmap")
+            heatmaps = _resize_maps(t.array, (H, W))
+            valid = torch.from_numpy(~t.joint_missing) if t.joint_missing is not None else None
+        cse = cse_mask = None
+        if self.cse_store is not None:
+            t = self.cse_store.get(subject, frame.frame_id, tgt_view.name, "cse")
+            cse = F.interpolate(torch.from_numpy(t.array)[None], size=(H, W), mode="nearest")[0]
+            cse_mask = F.interpolate(torch.from_numpy(t.mask)[None, None].float(), size=(H, W),
+                                     mode="nearest")[0, 0].bool()
+        image = torch.from_numpy(raw_img * raw_mask[..., None]).float()
+        return Example((subject, frame.frame_id, tgt_view.name), batch, image, torch.from_numpy(raw_mask),
+                       torch.from_numpy(box), heatmaps, valid, joints2d,
+                       None if frame.joints3d is None else torch.from_numpy(frame.joints3d).float(), cse, cse_mask)

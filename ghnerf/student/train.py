@@ -1,0 +1,282 @@
+"""Student training: ray sampling inside the body, Adam with step decay, checkpoints that resume exactly.
+
+A checkpoint (``RUN/checkpoints/step_XXXXXXX.pt`` and ``latest.pt``, written
+atomically) holds only tensors and plain values, so it loads with
+``torch.load(weights_only=True)``: model and optimiser state, step, the random
+generator state (rays and examples are drawn from it, so a resumed run continues
+exactly as an uninterrupted one would), the student and training configs, the
+code version, and every shard the targets came from (for ``ghnerf lineage``).
+"""
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
+
+from ghnerf.errors import ConfigError
+from ghnerf.fileio import atomic_path, write_image, write_json
+from ghnerf.student.config import StudentConfig
+from ghnerf.student.data import Example, ExampleSet
+from ghnerf.student.losses import PerceptualLoss, student_loss
+from ghnerf.student.model import GHNeRF
+
+PAPER_TOTAL_STEPS = 200_000  # "converged after about 200k iterations" (paper §4.1)
+PAPER_HALVING_STEPS = 50_000
+
+
+class TrainConfig(BaseModel):
+    """Optimisation settings (one source of defaults)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    steps: int = Field(2000, ge=1)
+    lr: float = Field(5e-4, gt=0)
+    lr_halving_steps: int | None = Field(None, ge=1, description="default: 50k scaled by steps / 200k")
+    grad_clip: float = Field(1.0, gt=0)
+    rays: tuple[int, ...] = Field((256, 1024), description="rays per level per step")
+    in_mask_fraction: float = Field(0.8, ge=0, le=1, description="share of rays inside the mask (rest: body box)")
+    patch: int = Field(0, ge=0, description="side of the fine-level patch for the perceptual loss (0: none)")
+    image_scale: float = Field(0.5, gt=0, le=1)
+    seed: int = 0
+    checkpoint_every: int = Field(500, ge=1)
+    val_every: int = Field(500, ge=1)
+    device: str = "auto"
+
+    def halving(self) -> int:
+        return self.lr_halving_steps or max(1, round(PAPER_HALVING_STEPS * self.steps / PAPER_TOTAL_STEPS))
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """``cuda`` when present (or asked for), else ``cpu``."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError("--device cuda asked for, but this machine has no CUDA device")
+    return torch.device(name)
+
+
+def level_maps(ex: Example, size: tuple[int, int]) -> dict:
+    """Target maps of one example resized to a level's render resolution."""
+    h, w = size
+    img = ex.image.permute(2, 0, 1)[None]
+    out = {"rgb": F.interpolate(img, size=size, mode="area")[0].permute(1, 2, 0) if (h, w) != img.shape[-2:]
+           else ex.image,
+           "mask": F.interpolate(ex.mask[None, None].float(), size=size, mode="nearest")[0, 0].bool(),
+           "box": F.interpolate(ex.box[None, None].float(), size=size, mode="nearest")[0, 0].bool()}
+    if ex.heatmaps is not None:
+        out["heatmaps"] = F.interpolate(ex.heatmaps[None], size=size, mode="bilinear", align_corners=False)[0]
+    if ex.cse is not None:
+        out["cse"] = F.interpolate(ex.cse[None], size=size, mode="nearest")[0]
+        out["cse_mask"] = F.interpolate(ex.cse_mask[None, None].float(), size=size, mode="nearest")[0, 0].bool()
+    return out
+
+
+def gather_targets(maps: dict, uv: torch.Tensor, ex: Example) -> dict:
+    x, y = uv[:, 0].long(), uv[:, 1].long()
+    t = {"rgb": maps["rgb"][y, x], "joint_valid": ex.joint_valid}
+    if "heatmaps" in maps:
+        t["heatmaps"] = maps["heatmaps"][:, y, x].T
+    if "cse" in maps:
+        t["cse"] = maps["cse"][:, y, x].T
+        t["cse_mask"] = maps["cse_mask"][y, x]
+    return t
+
+
+def sample_rays(maps: dict, n: int, in_mask: float, gen: torch.Generator) -> torch.Tensor:
+    """(n, 2) pixels: ``in_mask`` of them inside the mask, the rest inside the body box."""
+    def pick(region: torch.Tensor, k: int) -> torch.Tensor:
+        idx = torch.nonzero(region)
+        if len(idx) == 0:
+            idx = torch.nonzero(torch.ones_like(region))
+        sel = idx[torch.randint(len(idx), (k,), generator=gen)]
+        return sel.flip(-1).float()
+
+    k = int(round(n * in_mask))
+    return torch.cat([pick(maps["mask"], k), pick(maps["box"] | maps["mask"], n - k)])
+
+
+def patch_rays(maps: dict, p: int, gen: torch.Generator) -> torch.Tensor:
+    """(p*p, 2) pixels of a p x p patch centred on a random mask pixel."""
+    h, w = maps["mask"].shape
+    idx = torch.nonzero(maps["mask"])
+    cy, cx = idx[torch.randint(len(idx), (1,), generator=gen)][0].tolist() if len(idx) else (h // 2, w // 2)
+    y0 = int(np.clip(cy - p // 2, 0, max(h - p, 0)))
+    x0 = int(np.clip(cx - p // 2, 0, max(w - p, 0)))
+    ys, xs = torch.meshgrid(torch.arange(y0, y0 + p), torch.arange(x0, x0 + p), indexing="ij")
+    return torch.stack([xs, ys], -1).view(-1, 2).float()
+
+
+def psnr(mse: float) -> float:
+    return 10 * math.log10(1.0 / max(mse, 1e-10))
+
+
+@dataclass
+class TrainState:
+    step: int
+    history: list[dict] = field(default_factory=list)
+
+
+def save_checkpoint(path: Path, model: GHNeRF, opt, sched, gen: torch.Generator, step: int, cfg: StudentConfig,
+                    tcfg: TrainConfig, meta: dict) -> None:
+    from storage.catalog import code_version
+
+    payload = {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+               "step": step, "generator": gen.get_state(), "student_config": json.dumps(cfg.to_dict()),
+               "train_config": tcfg.model_dump_json(), "code_version": code_version(), "meta": json.dumps(meta)}
+    with atomic_path(path, ".pt") as tmp:
+        torch.save(payload, tmp)
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """Load with ``weights_only=True`` and decode the JSON fields."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such checkpoint")
+    ck = torch.load(path, map_location="cpu", weights_only=True)
+    ck["student_config"] = StudentConfig.from_dict(json.loads(ck["student_config"]))
+    ck["train_config"] = TrainConfig.model_validate_json(ck["train_config"])
+    ck["meta"] = json.loads(ck["meta"])
+    return ck
+
+
+def build_model(cfg: StudentConfig, device: torch.device) -> GHNeRF:
+    torch.manual_seed(0)
+    return GHNeRF(cfg).to(device)
+
+
+def train(cfg: StudentConfig, tcfg: TrainConfig, examples: ExampleSet, out: str | Path, resume: bool = False,
+          val_examples: ExampleSet | None = None, on_step: Callable[[int, dict], None] | None = None,
+          log: Callable[[str], None] = print) -> TrainState:
+    """Train ``cfg`` on ``examples`` into the run folder ``out``.
+
+    Raises:
+        ConfigError: ``resume`` without a checkpoint, or a checkpoint of another config.
+    """
+    out = Path(out)
+    ckdir = out / "checkpoints"
+    device = pick_device(tcfg.device)
+    log(f"device: {device} ({'CUDA' if device.type == 'cuda' else 'no CUDA device; training on CPU'})")
+    torch.manual_seed(tcfg.seed)
+    model = build_model(cfg, device)
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=tcfg.lr)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=tcfg.halving(), gamma=0.5)
+    gen = torch.Generator().manual_seed(tcfg.seed)
+    step = 0
+    if resume:
+        latest = ckdir / "latest.pt"
+        if not latest.is_file():
+            raise ConfigError(f"--resume: no checkpoint at {latest}")
+        ck = load_checkpoint(latest)
+        if ck["student_config"] != cfg:
+            raise ConfigError(f"{latest} was trained with config {ck['student_config'].name}, not {cfg.name}")
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        sched.load_state_dict(ck["scheduler"])
+        gen.set_state(ck["generator"])
+        step = int(ck["step"])
+        log(f"resumed from {latest} at step {step}")
+    perceptual = PerceptualLoss().to(device) if cfg.losses.perceptual > 0 and tcfg.patch > 0 else None
+    if cfg.losses.perceptual > 0 and tcfg.patch == 0:
+        cfg = replace(cfg, losses=replace(cfg.losses, perceptual=0.0))  # no patch, no perceptual term
+    meta = {"shards": examples.shard_refs(), "dataset": str(examples.reader.root),
+            "pretrained_weights": model.pretrained_weights, "items": len(examples)}
+    write_json(out / "run.json", {"student_config": cfg.to_dict(), "train_config": tcfg.model_dump(), **meta})
+    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
+    state = TrainState(step)
+    model.train()
+    t0 = time.perf_counter()
+    while step < tcfg.steps:
+        i = int(torch.randint(len(examples), (1,), generator=gen))
+        ex = examples.example(i)
+        rays, targets = [], []
+        patch_uv = None
+        for lv_idx, lv in enumerate(cfg.levels):
+            H, W = ex.image.shape[:2]
+            size = (max(int(H * lv.render_scale), 1), max(int(W * lv.render_scale), 1))
+            maps = level_maps(ex, size)
+            n = tcfg.rays[min(lv_idx, len(tcfg.rays) - 1)]
+            uv = sample_rays(maps, n, tcfg.in_mask_fraction, gen)
+            if lv_idx == len(cfg.levels) - 1 and perceptual is not None:
+                patch_uv = patch_rays(maps, tcfg.patch, gen)
+                uv = torch.cat([uv, patch_uv])
+            rays.append(uv.to(device))
+            targets.append({k: (v.to(device) if torch.is_tensor(v) else v) for k, v in
+                            gather_targets(maps, uv, ex).items()})
+        with torch.autocast(device.type, enabled=device.type == "cuda"):
+            levels = model(ex.batch.to(device), rays)
+            patch = None
+            if patch_uv is not None:
+                P = tcfg.patch
+                patch = (levels[-1].rgb[-P * P:].view(P, P, 3), targets[-1]["rgb"][-P * P:].view(P, P, 3))
+            loss = student_loss(levels, targets, cfg.losses, perceptual, patch)
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss.total).backward()
+        scaler.unscale_(opt)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg.grad_clip)
+        scaler.step(opt)
+        scaler.update()
+        sched.step()
+        step += 1
+        record = {"step": step, "loss": float(loss.total.detach()), **loss.terms,
+                  "psnr": psnr(float(((levels[-1].rgb.detach() - targets[-1]["rgb"]) ** 2).mean())),
+                  "lr": opt.param_groups[0]["lr"], "it_s": step / max(time.perf_counter() - t0, 1e-9)}
+        state.history.append(record)
+        if on_step:
+            on_step(step, record)
+        if step % tcfg.checkpoint_every == 0 or step == tcfg.steps:
+            for name in (f"step_{step:07d}.pt", "latest.pt"):
+                save_checkpoint(ckdir / name, model, opt, sched, gen, step, cfg, tcfg, meta)
+        if val_examples is not None and (step % tcfg.val_every == 0 or step == tcfg.steps):
+            validation_image(model, val_examples.example(0), out / "val" / f"step_{step:07d}.png", device)
+            model.train()
+    write_json(out / "history.json", state.history)
+    return state
+
+
+@torch.no_grad()
+def render_view(model: GHNeRF, ex: Example, device: torch.device, chunk: int = 4096) -> dict:
+    """Render every pixel of the fine level inside the body box (rest black), eval mode."""
+    model.eval()
+    H, W = ex.image.shape[:2]
+    lv = model.cfg.levels[-1]
+    size = (max(int(H * lv.render_scale), 1), max(int(W * lv.render_scale), 1))
+    box = level_maps(ex, size)["box"]
+    uv = torch.nonzero(box).flip(-1).float()
+    batch = ex.batch.to(device)
+    enc = model.encode(batch)
+    rgb = torch.zeros(*size, 3)
+    hm = torch.zeros(model.cfg.num_joints, *size) if model.heatmap_head is not None else None
+    cse = torch.zeros(model.cfg.cse_dim, *size) if model.cse_head is not None else None
+    depth = torch.zeros(size)
+    for s in range(0, len(uv), chunk):
+        part = uv[s:s + chunk].to(device)
+        rays = [part.new_zeros((0, 2))] * (len(model.cfg.levels) - 1) + [part]  # coarse levels guide only
+        out = model(batch, rays, encoding=enc)[-1]
+        x, y = part[:, 0].long().cpu(), part[:, 1].long().cpu()
+        rgb[y, x] = out.rgb.float().cpu()
+        depth[y, x] = out.depth.float().cpu()
+        if hm is not None:
+            hm[:, y, x] = out.heatmaps.float().cpu().T
+        if cse is not None:
+            cse[:, y, x] = out.cse.float().cpu().T
+    return {"rgb": rgb, "heatmaps": hm, "cse": cse, "depth": depth, "box": box}
+
+
+def validation_image(model: GHNeRF, ex: Example, path: Path, device: torch.device) -> None:
+    """Rendered | ground truth | predicted heatmaps over the render, side by side."""
+    from ghnerf.viz import heatmap_overlay
+
+    r = render_view(model, ex, device)
+    pred = (r["rgb"].clamp(0, 1).numpy() * 255).astype(np.uint8)
+    gt = (level_maps(ex, pred.shape[:2])["rgb"].numpy() * 255).astype(np.uint8)
+    tiles = [pred, gt]
+    if r["heatmaps"] is not None:
+        tiles.append(heatmap_overlay(pred, r["heatmaps"].numpy()))
+    write_image(path, np.concatenate(tiles, axis=1))
