@@ -30,6 +30,24 @@ def torch_hub_checkpoint(filename: str) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / filename
 
 
+def dino_cache_file() -> Path:
+    """The DINO weights in the Hugging Face cache, looked up without any network access."""
+    from huggingface_hub import try_to_load_from_cache
+
+    cache = Path(os.environ.get("HF_HUB_CACHE") or
+                 Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface")) / "hub")
+    repo = f"timm/{DINO_MODEL}"
+    for filename in ("model.safetensors", "pytorch_model.bin"):
+        found = try_to_load_from_cache(repo, filename, cache_dir=cache)
+        if isinstance(found, str):
+            return Path(found)
+    where = cache / f"models--timm--{DINO_MODEL}"
+    raise WeightsNotFoundError(
+        f"DINO ViT-S/8 weights not found in the Hugging Face cache ({where}); run `huggingface-cli download {repo}` "
+        "on a machine with network and copy that cache folder here (HF_HOME), or pass --pretrained PATH to "
+        "model.safetensors, or --pretrained none for a random init")
+
+
 class ResNetEncoder(nn.Module):
     def __init__(self, arch: str, pretrained: str):
         super().__init__()
@@ -73,25 +91,10 @@ class DinoEncoder(nn.Module):
         if pretrained == "none":
             self.vit = timm.create_model(DINO_MODEL, pretrained=False, dynamic_img_size=True)
         else:
-            overlay = {"file": pretrained} if pretrained != "imagenet" else None
-            old = os.environ.get("HF_HUB_OFFLINE")
-            os.environ["HF_HUB_OFFLINE"] = "1"
-            try:
-                self.vit = timm.create_model(DINO_MODEL, pretrained=True, dynamic_img_size=True,
-                                             pretrained_cfg_overlay=overlay)
-            except Exception as exc:  # noqa: BLE001 - timm/hf raise many types when offline
-                hub = Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface")) / "hub"
-                raise WeightsNotFoundError(
-                    f"DINO ViT-S/8 weights not found ({type(exc).__name__}); put the Hugging Face snapshot of "
-                    f"timm/{DINO_MODEL} under {hub / ('models--timm--' + DINO_MODEL)} (run "
-                    f"`huggingface-cli download timm/{DINO_MODEL}` on a machine with network and copy the cache), "
-                    "or pass --pretrained PATH to model.safetensors, or --pretrained none") from exc
-            finally:
-                if old is None:
-                    os.environ.pop("HF_HUB_OFFLINE", None)
-                else:
-                    os.environ["HF_HUB_OFFLINE"] = old
-            self.weights_source = pretrained if pretrained != "imagenet" else f"hf-cache:timm/{DINO_MODEL}"
+            path = Path(pretrained) if pretrained != "imagenet" else dino_cache_file()
+            self.vit = timm.create_model(DINO_MODEL, pretrained=True, dynamic_img_size=True,
+                                         pretrained_cfg_overlay={"file": str(path)})
+            self.weights_source = str(path)
         self.out_channels = 2 * self.vit.embed_dim
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)

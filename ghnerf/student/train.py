@@ -161,6 +161,8 @@ def train(cfg: StudentConfig, tcfg: TrainConfig, examples: ExampleSet, out: str 
     """
     out = Path(out)
     ckdir = out / "checkpoints"
+    if cfg.losses.perceptual > 0 and tcfg.patch == 0:
+        cfg = replace(cfg, losses=replace(cfg.losses, perceptual=0.0))  # no patch, no perceptual term
     device = pick_device(tcfg.device)
     log(f"device: {device} ({'CUDA' if device.type == 'cuda' else 'no CUDA device; training on CPU'})")
     torch.manual_seed(tcfg.seed)
@@ -183,8 +185,6 @@ def train(cfg: StudentConfig, tcfg: TrainConfig, examples: ExampleSet, out: str 
         step = int(ck["step"])
         log(f"resumed from {latest} at step {step}")
     perceptual = PerceptualLoss().to(device) if cfg.losses.perceptual > 0 and tcfg.patch > 0 else None
-    if cfg.losses.perceptual > 0 and tcfg.patch == 0:
-        cfg = replace(cfg, losses=replace(cfg.losses, perceptual=0.0))  # no patch, no perceptual term
     meta = {"shards": examples.shard_refs(), "dataset": str(examples.reader.root),
             "pretrained_weights": model.pretrained_weights, "items": len(examples)}
     write_json(out / "run.json", {"student_config": cfg.to_dict(), "train_config": tcfg.model_dump(), **meta})

@@ -1,0 +1,90 @@
+"""Volume rendering and depth-guided sampling against analytic answers."""
+
+import math
+
+import numpy as np
+import torch
+
+from ghnerf.cameras import look_at
+from ghnerf.student.cost_volume import depth_regression, plane_values
+from ghnerf.student.geometry import backproject, project
+from ghnerf.student.renderers import accumulation, alpha_from_density, composite, compositing_weights
+from ghnerf.student.samplers import depth_guided_samples
+
+
+def test_constant_density_matches_the_analytic_integral():
+    S, sigma = 6, 0.3
+    w = compositing_weights(alpha_from_density(torch.full((2, S), sigma)))
+    heat = torch.full((2, S, 25), 0.8)
+    rendered = composite(heat, w)
+    expected = 0.8 * (1 - math.exp(-S * sigma))  # sum_i (1-e^-s) e^{-i s} = 1 - e^{-S s}
+    torch.testing.assert_close(rendered, torch.full((2, 25), expected), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(accumulation(w), torch.full((2,), 1 - math.exp(-S * sigma)), rtol=1e-5, atol=1e-6)
+
+
+def test_opaque_surface_renders_its_own_value():
+    sigma = torch.tensor([[0.0, 0.0, 50.0, 50.0, 0.0]])
+    values = torch.tensor([[[1.0], [2.0], [3.0], [4.0], [5.0]]])
+    w = compositing_weights(alpha_from_density(sigma))
+    assert abs(float(composite(values, w)) - 3.0) < 1e-6
+    assert abs(float(accumulation(w)) - 1.0) < 1e-6
+    # weights never sum above one
+    rnd = compositing_weights(alpha_from_density(torch.rand(100, 8) * 5))
+    assert float(accumulation(rnd).max()) <= 1.0 + 1e-6
+
+
+def _camera():
+    R, T = look_at(np.array([3.0, 0.5, 1.0]), np.array([0.0, 0.0, 0.9]))
+    w2c = torch.eye(4)
+    w2c[:3, :3] = torch.tensor(R, dtype=torch.float32)
+    w2c[:3, 3] = torch.tensor(T, dtype=torch.float32)
+    K = torch.tensor([[80.0, 0, 32], [0, 80.0, 32], [0, 0, 1]])
+    return K, w2c
+
+
+def test_project_inverts_backproject():
+    K, w2c = _camera()
+    uv = torch.rand(50, 2) * 63
+    d = 2 + torch.rand(50) * 2
+    pts = backproject(uv, d, K, w2c)
+    uv2, z = project(pts, K[None], w2c[None])
+    torch.testing.assert_close(uv2[0], uv, atol=1e-3, rtol=0)
+    torch.testing.assert_close(z[0], d, atol=1e-4, rtol=0)
+
+
+def test_depth_guided_samples_stay_inside_the_predicted_range():
+    K, w2c = _camera()
+    h = w = 16
+    gen = torch.Generator().manual_seed(0)
+    near = 2.5 + torch.rand(h, w, generator=gen) * 0.5
+    far = near + 0.1 + torch.rand(h, w, generator=gen) * 0.3
+    for inverse in (True, False):
+        planes = plane_values(torch.full((h, w), 2.0), torch.full((h, w), 4.0), 8, inverse)
+        lo, hi = planes.amin(0), planes.amax(0)
+        uv = torch.rand(200, 2, generator=gen) * 63  # render resolution 64 x 64
+        s = depth_guided_samples(uv, (64, 64), K, w2c, near, far, lo, hi, samples=4, inverse=inverse)
+        # the interval at each ray = bilinear lookup of near/far; all samples inside, sorted along the ray
+        assert s.depths.shape == (200, 4)
+        assert torch.all(s.depths >= near.min() - 1e-5) and torch.all(s.depths <= far.max() + 1e-5)
+        assert torch.all(s.depths[:, 1:] - s.depths[:, :-1] >= -1e-6)
+        # per-ray check against the looked-up interval at integer pixels
+        px = torch.tensor([[0.0, 0.0], [63.0, 63.0], [21.0, 42.0]])
+        s2 = depth_guided_samples(px, (64, 64), K, w2c, near, far, lo, hi, samples=4, inverse=inverse)
+        ix = (px / 63 * 15).round().long()
+        for r, (x, y) in enumerate(ix.tolist()):
+            if (px[r] / 63 * 15 - ix[r]).abs().max() < 1e-6:  # exactly on a grid point
+                assert near[y, x] - 1e-5 <= s2.depths[r].min() and s2.depths[r].max() <= far[y, x] + 1e-5
+        # the cost-volume coordinate lies in [0, 1]
+        assert torch.all(s.volume_coords >= -1e-5) and torch.all(s.volume_coords <= 1 + 1e-5)
+        # the sample points are at the sample depths in camera z
+        _, z = project(s.points.reshape(-1, 3), K[None], w2c[None])
+        torch.testing.assert_close(z[0], s.depths.reshape(-1), atol=1e-4, rtol=0)
+
+
+def test_depth_regression_on_a_peaked_distribution():
+    planes = plane_values(torch.full((4, 4), 2.0), torch.full((4, 4), 4.0), 9, inverse=False)
+    logits = torch.full((9, 4, 4), -30.0)
+    logits[4] = 30.0  # all mass on plane 4 (depth 3.0)
+    est = depth_regression(logits, planes, inverse=False)
+    torch.testing.assert_close(est.mean, torch.full((4, 4), 3.0))
+    assert float(est.std.max()) < 1e-3 and float((est.far - est.near).max()) < 2e-3
