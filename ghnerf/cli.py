@@ -181,17 +181,79 @@ def _write_preview(store_url: str, report, path: Path) -> None:
     console.print(f"preview: {path}")
 
 
+@app.command("train")
+def train_cmd(
+    config: Annotated[str, typer.Option(help="enerf | enerf-heatmap | ghnerf-resnet18 | ghnerf-resnet34 | "
+                                             "ghnerf-dino, optionally +cse and/or +coord")],
+    data: Annotated[Path, typer.Option(help="dataset folder (ZJU-MoCap or RenderPeople layout)")],
+    out: Annotated[Path, typer.Option(help="run folder (checkpoints, validation images, history)")],
+    targets: Annotated[Optional[str], typer.Option(help="storage root of distilled targets")] = None,
+    teacher: Annotated[Optional[str], typer.Option(help="pose teacher whose heatmaps to learn (with --targets); "
+                                                        "default: the dataset's own 2D joints")] = None,
+    cse_teacher: Annotated[Optional[str], typer.Option(help="CSE teacher for the +cse head (with --targets)")] = None,
+    steps: Annotated[int, typer.Option(help="training steps")] = 2000,
+    resume: Annotated[bool, typer.Option(help="continue from OUT/checkpoints/latest.pt")] = False,
+    pretrained: Annotated[str, typer.Option(help="encoder weights: imagenet (local cache) | none | PATH")] = "imagenet",
+    image_scale: Annotated[float, typer.Option(help="image resize factor (ENeRF input_ratio)")] = 0.5,
+    perceptual_weight: Annotated[float, typer.Option(help="LPIPS-VGG weight (0.01 as ENeRF; needs VGG16 "
+                                                          "weights in the torch hub cache)")] = 0.01,
+    patch: Annotated[int, typer.Option(help="patch side for the perceptual loss (0: no perceptual loss)")] = 16,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
+    checkpoint_every: Annotated[int, typer.Option(help="steps between checkpoints")] = 500,
+) -> None:
+    """Train a student; targets from the dataset's joints or from a teacher's shards; resumable."""
+    from dataclasses import replace
+
+    from rich.progress import TextColumn as TC
+
+    from ghnerf.student.config import preset
+    from ghnerf.student.data import ExampleSet
+    from ghnerf.student.train import TrainConfig, train
+    from storage.targets import TargetStore
+
+    try:
+        cfg = preset(config, cse=cse_teacher is not None, pretrained=pretrained)
+        cfg = replace(cfg, losses=replace(cfg.losses, perceptual=perceptual_weight))
+        if (teacher or cse_teacher) and not targets:
+            raise typer.BadParameter("--teacher / --cse-teacher need --targets ROOT")
+        hm_store = TargetStore(targets, teacher) if teacher else None
+        cse_store = TargetStore(targets, cse_teacher) if cse_teacher else None
+        heat = "none" if not cfg.heatmap_head else ("store" if hm_store else "dataset")
+        examples = ExampleSet(data, "train", cfg.source_views, image_scale, heat, hm_store, cse_store)
+        val = ExampleSet(data, "test", cfg.source_views, image_scale, heat if heat != "store" else "none")
+        tcfg = TrainConfig(steps=steps, image_scale=image_scale, patch=patch if perceptual_weight > 0 else 0,
+                           device=device, checkpoint_every=checkpoint_every, val_every=checkpoint_every)
+        with Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TC("{task.fields[info]}"),
+                      TimeElapsedColumn(), TimeRemainingColumn(), console=console) as bar:
+            task = bar.add_task("train", total=steps, info="")
+
+            def on_step(step, rec):
+                bar.update(task, completed=step, info=f"loss {rec['loss']:.4f} PSNR {rec['psnr']:.1f} "
+                                                      f"{rec['it_s']:.2f} it/s")
+
+            train(cfg, tcfg, examples, out, resume=resume, val_examples=val, on_step=on_step, log=console.print)
+    except GHNeRFError as exc:
+        _fail(exc)
+    console.print(f"checkpoints: {out / 'checkpoints'}; validation images: {out / 'val'}")
+
+
 @app.command("lineage")
 def lineage_cmd(
-    ref: Annotated[str, typer.Argument(help="shard file, shard key or target id")],
-    store: Annotated[str, typer.Option(help="storage root the targets live in")],
+    ref: Annotated[str, typer.Argument(help="checkpoint (.pt), shard file, shard key or target id")],
+    store: Annotated[Optional[str], typer.Option(help="storage root the targets live in (not for checkpoints)")]
+    = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
-    """The chain from a target or shard back to its input images and the teacher's weights."""
+    """The chain from a checkpoint, target or shard back to its input images and the teacher's weights."""
     from rich.tree import Tree
 
     from storage.lineage import resolve
 
+    if ref.endswith(".pt"):
+        _checkpoint_lineage(Path(ref), as_json)
+        return
+    if store is None:
+        _fail(GHNeRFError("--store ROOT is needed for shards and targets"))
     try:
         info = resolve(store, ref)
     except GHNeRFError as exc:
@@ -222,6 +284,34 @@ def lineage_cmd(
     Console(width=240).print(tree, soft_wrap=True)
 
 
+
+
+def _checkpoint_lineage(path: Path, as_json: bool) -> None:
+    from rich.tree import Tree
+
+    from ghnerf.student.train import load_checkpoint
+    from storage.lineage import resolve
+
+    try:
+        ck = load_checkpoint(path)
+        shards = [resolve(s["store"], s["shard_path"]) for s in ck["meta"]["shards"]]
+    except GHNeRFError as exc:
+        _fail(exc)
+    info = {"checkpoint": str(path), "step": ck["step"], "config": ck["student_config"].name,
+            "code_version": ck["code_version"], "dataset": ck["meta"]["dataset"],
+            "pretrained_weights": ck["meta"]["pretrained_weights"], "shards": shards}
+    if as_json:
+        print(json.dumps(info, default=str))
+        return
+    tree = Tree(f"[bold]checkpoint[/] {path} step {ck['step']} config {info['config']} code {info['code_version'][:12]}")
+    tree.add(f"encoder weights: {info['pretrained_weights']}")
+    node = tree.add(f"dataset {info['dataset']}: targets from {len(shards)} shard(s)"
+                    + ("" if shards else " (heatmaps drawn from the dataset's own 2D joints)"))
+    for sh in shards:
+        n = node.add(f"shard {sh['shard']['path']} sha256 {sh['shard']['sha256'][:16]}..")
+        n.add(f"teacher {sh['teacher']['name']} {sh['teacher']['version']} weights sha256 "
+              f"{sh['teacher']['weights_sha256'][:16]}..; {len(sh['inputs'])} input files hashed")
+    Console(width=240).print(tree, soft_wrap=True)
 
 
 @app.command("demo")
