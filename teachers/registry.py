@@ -67,7 +67,7 @@ def _densepose(opts: dict) -> Teacher:
     return DensePoseCSETeacher(
         config_file=_path_option(opts, "config", "GHNERF_DENSEPOSE_CONFIG", "DensePose CSE config file"),
         weights=_path_option(opts, "weights", "GHNERF_DENSEPOSE_WEIGHTS", "DensePose CSE weights file"),
-        stride=opts.get("stride", 2))
+        stride=int(opts.get("stride", 2)))
 
 
 REGISTRY: dict[str, TeacherSpec] = {s.name: s for s in (
