@@ -83,12 +83,17 @@ def data_inspect(
     if as_json:
         print(json.dumps(summary))
         return
+    Console().print(summary_table(path, summary))
+
+
+def summary_table(path: Path, summary: dict) -> Table:
+    """The ``ghnerf data inspect`` table."""
     table = Table(title=f"{path} ({summary['layout']})")
     for col in ("subject", "cameras", "frames", "image HxW"):
         table.add_column(col)
     for s in summary["subjects"]:
         table.add_row(s["name"], str(s["cameras"]), str(s["frames"]), "x".join(map(str, s["image_size"])))
-    Console().print(table)
+    return table
 
 
 @teachers_app.command("list")
@@ -340,13 +345,7 @@ def demo(
                 task = bar.add_task(f"synth {layout}", total=subjects * frames)
                 generate_dataset(cfg, root, overwrite=True, on_frame=lambda s, f: bar.advance(task))
             reader = open_dataset(root)
-            summary = summarize(reader)
-            table = Table(title=f"{root} ({summary['layout']})")
-            for col in ("subject", "cameras", "frames", "image HxW"):
-                table.add_column(col)
-            for s in summary["subjects"]:
-                table.add_row(s["name"], str(s["cameras"]), str(s["frames"]), "x".join(map(str, s["image_size"])))
-            Console().print(table)
+            Console().print(summary_table(root, summarize(reader)))
             frame = reader.sequence(reader.subjects()[0]).frame(0)
             tiles = []
             for v in frame.views:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 from ghnerf.cameras import Camera
+from ghnerf.data.folders import SubjectFolders
 from ghnerf.data.records import SIDE_DIR, CameraView, MultiViewFrame, SubjectSummary
 from ghnerf.errors import DataReadError
 from ghnerf.fileio import first_image_size
@@ -147,31 +148,18 @@ class RenderPeopleSequence:
                               joints3d=joints3d, bounds=bounds, vertices_path=vpath, annotation_paths=annotations)
 
 
-class RenderPeopleReader:
+class RenderPeopleReader(SubjectFolders[RenderPeopleSequence]):
     """A RenderPeople root (with ``human_list.txt`` or subject folders) or one subject folder."""
 
     layout = "renderpeople"
 
     def __init__(self, root: str | Path):
-        self.root = Path(root)
-        if is_sequence(self.root):
-            dirs = [self.root]
-        elif (self.root / HUMAN_LIST).is_file():
-            names = [ln.strip() for ln in (self.root / HUMAN_LIST).read_text().splitlines() if ln.strip()]
-            dirs = [self.root / n for n in names if (self.root / n).is_dir()]
+        root = Path(root)
+        if is_sequence(root):
+            dirs = [root]
+        elif (root / HUMAN_LIST).is_file():
+            names = [ln.strip() for ln in (root / HUMAN_LIST).read_text().splitlines() if ln.strip()]
+            dirs = [root / n for n in names if (root / n).is_dir()]
         else:
-            dirs = sorted(p for p in self.root.iterdir() if p.is_dir() and is_sequence(p))
-        if not dirs:
-            raise DataReadError(self.root, "no RenderPeople subject here (need cameras.json and img/)")
-        self._dirs = {p.name: p for p in dirs}
-        self._open: dict[str, RenderPeopleSequence] = {}
-
-    def subjects(self) -> list[str]:
-        return list(self._dirs)
-
-    def sequence(self, name: str) -> RenderPeopleSequence:
-        if name not in self._open:
-            if name not in self._dirs:
-                raise DataReadError(self.root / name, f"no such subject; available: {', '.join(self._dirs)}")
-            self._open[name] = RenderPeopleSequence(self._dirs[name])
-        return self._open[name]
+            dirs = sorted(p for p in root.iterdir() if p.is_dir() and is_sequence(p))
+        super().__init__(root, dirs, RenderPeopleSequence, "no RenderPeople subject here (need cameras.json and img/)")

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 from ghnerf.cameras import Camera
+from ghnerf.data.folders import SubjectFolders
 from ghnerf.data.records import SIDE_DIR, CameraView, MultiViewFrame, SubjectSummary
 from ghnerf.errors import DataReadError
 from ghnerf.fileio import first_image_size
@@ -197,28 +198,12 @@ class ZJUSequence:
                               annotation_paths=(self.annots_path,))
 
 
-class ZJUMoCapReader:
+class ZJUMoCapReader(SubjectFolders[ZJUSequence]):
     """A ZJU-MoCap root (folder of ``CoreView_*`` sequences) or a single sequence folder."""
 
     layout = "zju"
 
     def __init__(self, root: str | Path):
-        self.root = Path(root)
-        if is_sequence(self.root):
-            dirs = [self.root]
-        else:
-            dirs = sorted(p for p in self.root.iterdir() if p.is_dir() and is_sequence(p))
-        if not dirs:
-            raise DataReadError(self.root, "no ZJU-MoCap sequence here (no annots.npy in it or its sub-folders)")
-        self._dirs = {p.name: p for p in dirs}
-        self._open: dict[str, ZJUSequence] = {}
-
-    def subjects(self) -> list[str]:
-        return list(self._dirs)
-
-    def sequence(self, name: str) -> ZJUSequence:
-        if name not in self._open:
-            if name not in self._dirs:
-                raise DataReadError(self.root / name, f"no such sequence; available: {', '.join(self._dirs)}")
-            self._open[name] = ZJUSequence(self._dirs[name])
-        return self._open[name]
+        root = Path(root)
+        dirs = [root] if is_sequence(root) else sorted(p for p in root.iterdir() if p.is_dir() and is_sequence(p))
+        super().__init__(root, dirs, ZJUSequence, "no ZJU-MoCap sequence here (no annots.npy in it or its sub-folders)")
