@@ -1,0 +1,173 @@
+"""Evaluation metrics as pure functions (inputs are never modified; missing values are NaN; masks are bool).
+
+Definitions (also printed in every evaluation report):
+
+* **Masked PSNR** (ENeRF): over the pixels inside the evaluation mask (the projected
+  body box or the foreground), images in [0, 1].
+* **Masked SSIM** (ENeRF): scikit-image SSIM on the bounding rectangle of the mask.
+* **Keypoints from heatmaps, the OpenPose way**: Gaussian filter (sigma 3 px), threshold,
+  connected regions, the peak of each region; a joint's keypoint is its highest peak.
+* **PCK@0.2**: a joint is correct if its error is below 0.2 x torso diameter, the
+  LShoulder-RHip diagonal of the ground truth (mmpose ``JhmdbPCKAccuracy``, torso norm);
+  joints missing in the ground truth are excluded; a view whose torso joints are
+  missing is skipped.
+* **3D keypoints**: per joint, the peak of a volumetric heatmap sampled on a grid,
+  refined to sub-voxel precision by a parabola through the log-values along each axis.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+from jaxtyping import Bool, Float
+from scipy import ndimage
+
+from ghnerf.body25 import JOINT_INDEX as J
+from ghnerf.errors import ConfigError
+
+PCK_ALPHA = 0.2
+OPENPOSE_SMOOTH_SIGMA = 3.0
+OPENPOSE_THRESHOLD = 0.1
+
+
+def _crop(mask: np.ndarray) -> tuple[slice, slice]:
+    ys, xs = np.nonzero(mask)
+    if len(ys) == 0:
+        raise ConfigError("the evaluation mask is empty")
+    return slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1)
+
+
+def masked_psnr(pred: Float[np.ndarray, "H W 3"], gt: Float[np.ndarray, "H W 3"], mask: Bool[np.ndarray, "H W"]) -> float:
+    """PSNR over the pixels inside ``mask`` (data range 1)."""
+    mse = float(np.mean((pred[mask].astype(np.float64) - gt[mask].astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
+
+
+def masked_ssim(pred: Float[np.ndarray, "H W 3"], gt: Float[np.ndarray, "H W 3"], mask: Bool[np.ndarray, "H W"]) -> float:
+    """scikit-image SSIM on the bounding rectangle of ``mask``."""
+    from skimage.metrics import structural_similarity
+
+    ys, xs = _crop(mask)
+    a, b = pred[ys, xs].astype(np.float64), gt[ys, xs].astype(np.float64)
+    win = min(7, *(s - (1 - s % 2) for s in a.shape[:2]))
+    return float(structural_similarity(a, b, channel_axis=-1, data_range=1.0, win_size=max(win, 3)))
+
+
+def heatmap_mse(pred: Float[np.ndarray, "K H W"], gt: Float[np.ndarray, "K H W"],
+                valid: Bool[np.ndarray, "K"] | None = None, mask: Bool[np.ndarray, "H W"] | None = None) -> float:
+    """Mean squared error over valid joints (and pixels inside ``mask``)."""
+    sel_j = np.ones(len(gt), bool) if valid is None else np.asarray(valid, bool)
+    d = (pred[sel_j].astype(np.float64) - gt[sel_j].astype(np.float64)) ** 2
+    if mask is not None:
+        d = d[:, mask]
+    return float(d.mean()) if d.size else float("nan")
+
+
+def openpose_keypoints(heatmaps: Float[np.ndarray, "K H W"], threshold: float = OPENPOSE_THRESHOLD,
+                       smooth_sigma: float = OPENPOSE_SMOOTH_SIGMA) -> Float[np.ndarray, "K 3"]:
+    """Per joint (x, y, score) of the highest peak among the connected regions above ``threshold``.
+
+    Joints with no region above the threshold get NaN xy and score 0. Coordinates are the
+    heatmap's pixels (pixel centres at integers).
+    """
+    out = np.full((len(heatmaps), 3), np.nan)
+    out[:, 2] = 0.0
+    for k, hm in enumerate(np.asarray(heatmaps, np.float64)):
+        smooth = ndimage.gaussian_filter(hm, smooth_sigma) if smooth_sigma > 0 else hm
+        labels, n = ndimage.label(smooth > threshold)
+        if n == 0:
+            continue
+        peaks = ndimage.maximum_position(smooth, labels, index=np.arange(1, n + 1))
+        values = ndimage.maximum(smooth, labels, index=np.arange(1, n + 1))
+        best = int(np.argmax(values))
+        y, x = peaks[best]
+        out[k] = (x, y, float(hm[y, x]))
+    return out
+
+
+@dataclass(frozen=True)
+class PCKResult:
+    """PCK of a set of views: ``correct`` / ``evaluated`` joints; ``per_joint`` (K,) NaN where never evaluated."""
+
+    correct: int
+    evaluated: int
+    per_joint: np.ndarray
+    skipped_views: int
+
+    @property
+    def value(self) -> float:
+        return self.correct / self.evaluated if self.evaluated else float("nan")
+
+
+def torso_diameter(gt: Float[np.ndarray, "K 3"]) -> float:
+    """‖LShoulder − RHip‖ of the ground truth, NaN when either is missing."""
+    a, b = gt[J["LShoulder"]], gt[J["RHip"]]
+    if a[2] <= 0 or b[2] <= 0 or not (np.isfinite(a[:2]).all() and np.isfinite(b[:2]).all()):
+        return float("nan")
+    return float(np.linalg.norm(a[:2] - b[:2]))
+
+
+def pck(preds: Float[np.ndarray, "N K 3"], gts: Float[np.ndarray, "N K 3"], alpha: float = PCK_ALPHA) -> PCKResult:
+    """PCK@alpha over N views. Ground-truth joints with confidence <= 0 are excluded; a missing prediction
+    (NaN xy) counts as wrong."""
+    preds, gts = np.asarray(preds, np.float64), np.asarray(gts, np.float64)
+    if preds.shape != gts.shape or preds.ndim != 3:
+        raise ConfigError(f"pck needs (N, K, 3) predictions and ground truth of the same shape, got "
+                          f"{preds.shape} and {gts.shape}")
+    K = gts.shape[1]
+    hit, seen = np.zeros(K), np.zeros(K)
+    skipped = 0
+    for p, g in zip(preds, gts):
+        torso = torso_diameter(g)
+        if not np.isfinite(torso) or torso < 1.0:
+            skipped += 1
+            continue
+        valid = (g[:, 2] > 0) & np.isfinite(g[:, :2]).all(1)
+        err = np.linalg.norm(p[:, :2] - g[:, :2], axis=1)
+        ok = np.isfinite(err) & (err < alpha * torso)
+        hit += ok & valid
+        seen += valid
+    per_joint = np.where(seen > 0, hit / np.maximum(seen, 1), np.nan)
+    return PCKResult(int(hit.sum()), int(seen.sum()), per_joint, skipped)
+
+
+def _parabola(lm: float, l0: float, lp: float) -> float:
+    denom = lm - 2 * l0 + lp
+    return 0.0 if denom >= 0 else float(np.clip(0.5 * (lm - lp) / denom, -0.5, 0.5))
+
+
+def volume_peaks(volume: Float[np.ndarray, "K X Y Z"], origin: Float[np.ndarray, "3"], voxel: float,
+                 threshold: float = 1e-3) -> Float[np.ndarray, "K 4"]:
+    """Per joint (x, y, z, score) of the volume's maximum with sub-voxel refinement, in world units.
+
+    Args:
+        volume: heatmap values on a regular grid; voxel (i, j, k) is at origin + voxel * (i, j, k).
+        origin: world position of voxel (0, 0, 0).
+        voxel: grid spacing.
+        threshold: peaks below it give NaN and score 0.
+    """
+    out = np.full((len(volume), 4), np.nan)
+    out[:, 3] = 0.0
+    eps = 1e-12
+    for k, v in enumerate(np.asarray(volume, np.float64)):
+        idx = np.unravel_index(int(np.argmax(v)), v.shape)
+        peak = v[idx]
+        if not peak > threshold:
+            continue
+        offset = np.zeros(3)
+        for axis in range(3):
+            if 0 < idx[axis] < v.shape[axis] - 1:
+                lo, hi = list(idx), list(idx)
+                lo[axis] -= 1
+                hi[axis] += 1
+                vals = [v[tuple(lo)], peak, v[tuple(hi)]]
+                if min(vals) > eps:
+                    offset[axis] = _parabola(*np.log(vals))
+        out[k, :3] = origin + voxel * (np.array(idx) + offset)
+        out[k, 3] = peak
+    return out
+
+
+def mpjpe(pred: Float[np.ndarray, "K 3"], gt: Float[np.ndarray, "K 3"]) -> float:
+    """Mean per-joint position error over joints present in both (same unit as the inputs)."""
+    ok = np.isfinite(pred).all(1) & np.isfinite(gt).all(1)
+    return float(np.linalg.norm(pred[ok] - gt[ok], axis=1).mean()) if ok.any() else float("nan")
