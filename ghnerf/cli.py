@@ -291,6 +291,32 @@ def lineage_cmd(
 
 
 
+@app.command("evaluate")
+def evaluate_cmd(
+    run: Annotated[Path, typer.Argument(help="run folder written by `ghnerf train`")],
+    data: Annotated[Path, typer.Option(help="dataset folder")],
+    split: Annotated[str, typer.Option(help="test | train")] = "test",
+    max_views: Annotated[Optional[int], typer.Option(help="evaluate at most N views")] = None,
+    checkpoint: Annotated[Optional[Path], typer.Option(help="checkpoint (default RUN/checkpoints/latest.pt)")] = None,
+) -> None:
+    """Metrics (PSNR, SSIM, LPIPS, heatmap MSE, PCK@0.2, FPS) and a report with pictures for a trained run."""
+    from ghnerf.eval.evaluate import evaluate_run
+
+    try:
+        report = evaluate_run(run, data, split, max_views, checkpoint=checkpoint)
+    except GHNeRFError as exc:
+        _fail(exc)
+    table = Table(title=f"{report['config']} on {report['views']} {split} views")
+    for k in ("psnr", "ssim", "lpips", "heatmap_mse", "pck", "fps"):
+        table.add_column(k)
+    m = report["metrics"]
+    table.add_row(*[(f"{m[k]:.4f}" if isinstance(m.get(k), float) else
+                     ("unavailable" if k == "lpips" else str(m.get(k)))) for k in
+                    ("psnr", "ssim", "lpips", "heatmap_mse", "pck", "fps")])
+    Console().print(table)
+    console.print(f"metrics: {run / f'eval_{split}' / 'metrics.json'}; report: {run / f'eval_{split}' / 'report.md'}")
+
+
 def _checkpoint_lineage(path: Path, as_json: bool) -> None:
     from rich.tree import Tree
 

@@ -34,3 +34,11 @@ def rp_root(tmp_path_factory) -> Path:
 @pytest.fixture(params=["zju_root", "zju_plain_root", "rp_root"])
 def any_root(request) -> Path:
     return request.getfixturevalue(request.param)
+
+
+@pytest.fixture(scope="session")
+def student_root(tmp_path_factory) -> Path:
+    """2 subjects x 2 frames x 8 cameras at 128 px (64 px after the default image scale): enough views for
+    3 source views per target among the 4 training cameras."""
+    return _make(tmp_path_factory, "student", layout="zju", subjects=2, frames=2, cameras=8, size=128, seed=3,
+                 distortion=False)

@@ -1,0 +1,165 @@
+"""Evaluate a trained run on held-out views: metrics.json, a Markdown report, and pictures.
+
+For every test view (test cameras of test subjects, sources from the training
+cameras): the fine level is rendered inside the projected body box; PSNR / SSIM
+inside the box (ENeRF's ``mask_at_box``), LPIPS when the VGG weights are in the
+local cache (otherwise reported as unavailable, never computed with a random
+backbone), heatmap MSE, 2D keypoints the OpenPose way and PCK@0.2 against the
+dataset's 2D joints, network time per view.
+"""
+
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ghnerf.errors import GHNeRFError, WeightsNotFoundError
+from ghnerf.eval.metrics import (PCK_ALPHA, heatmap_mse, masked_psnr, masked_ssim, openpose_keypoints, pck)
+from ghnerf.fileio import write_bytes, write_image, write_json
+from ghnerf.student.data import ExampleSet
+from ghnerf.student.model import GHNeRF
+from ghnerf.student.train import load_checkpoint, pick_device, render_view
+from ghnerf.viz import draw_skeleton, heatmap_overlay
+
+DEFINITIONS = {
+    "psnr": "PSNR (dB) over the pixels inside the projected body box, images in [0, 1] (ENeRF mask_at_box)",
+    "ssim": "scikit-image SSIM on the bounding rectangle of the body box",
+    "lpips": "LPIPS-VGG on the body-box rectangle; 'unavailable' when vgg16-397923af.pth is not in the torch hub cache",
+    "heatmap_mse": "mean squared error of the rendered heatmaps against Gaussian targets at the dataset's 2D joints "
+                   "(sigma 7 px at full resolution), inside the body box, joints missing in the dataset excluded",
+    "pck": f"PCK@{PCK_ALPHA}: keypoints from the rendered heatmaps the OpenPose way (Gaussian filter sigma 3 px, "
+           "threshold 0.1, connected regions, peak per region) within 0.2 x the ground-truth LShoulder-RHip "
+           "distance; ground-truth joints with confidence 0 excluded; views without both torso joints skipped",
+    "render_seconds": "wall time of the network forward pass for one view (fine level, all box pixels)",
+    "fps": "1 / render_seconds",
+}
+
+
+class LPIPSMetric:
+    """LPIPS-VGG from local weights only (see :class:`ghnerf.student.losses.PerceptualLoss`)."""
+
+    def __init__(self):
+        from ghnerf.student.losses import PerceptualLoss
+
+        try:
+            self.fn = PerceptualLoss()
+            self.reason = None
+        except WeightsNotFoundError as exc:
+            self.fn, self.reason = None, str(exc)
+
+    def __call__(self, pred: np.ndarray, gt: np.ndarray) -> float | None:
+        if self.fn is None:
+            return None
+        with torch.no_grad():
+            return float(self.fn(torch.from_numpy(pred).float(), torch.from_numpy(gt).float()))
+
+
+def load_run_model(checkpoint: Path, device: torch.device) -> tuple[GHNeRF, dict]:
+    ck = load_checkpoint(checkpoint)
+    cfg = ck["student_config"]
+    model = GHNeRF(replace(cfg, pretrained="none")).to(device)  # encoder weights come from the checkpoint
+    model.load_state_dict(ck["model"])
+    model.eval()
+    return model, ck
+
+
+def evaluate_run(run: str | Path, data: str | Path, split: str = "test", max_views: int | None = None,
+                 out: str | Path | None = None, checkpoint: str | Path | None = None) -> dict:
+    """Evaluate ``run`` (its latest checkpoint unless ``checkpoint``); writes metrics.json and report.md."""
+    run = Path(run)
+    ck_path = Path(checkpoint) if checkpoint else run / "checkpoints" / "latest.pt"
+    out = Path(out) if out else run / f"eval_{split}"
+    device = pick_device("auto")
+    model, ck = load_run_model(ck_path, device)
+    cfg, tcfg = ck["student_config"], ck["train_config"]
+    examples = ExampleSet(data, split, cfg.source_views, tcfg.image_scale, "dataset" if cfg.heatmap_head else "none")
+    lp = LPIPSMetric()
+    n = len(examples) if max_views is None else min(max_views, len(examples))
+    rows, preds, gts = [], [], []
+    for i in range(n):
+        ex = examples.example(i)
+        t0 = time.perf_counter()
+        r = render_view(model, ex, device)
+        seconds = time.perf_counter() - t0
+        box = r["box"].numpy()
+        pred = r["rgb"].clamp(0, 1).numpy()
+        gt = ex.image.numpy()
+        ys, xs = np.nonzero(box)
+        crop = (slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))
+        row = {"subject": ex.key[0], "frame_id": ex.key[1], "camera": ex.key[2], "psnr": masked_psnr(pred, gt, box),
+               "ssim": masked_ssim(pred, gt, box), "lpips": lp(pred[crop], gt[crop]), "render_seconds": seconds}
+        if r["heatmaps"] is not None and ex.heatmaps is not None:
+            hm = r["heatmaps"].numpy()
+            row["heatmap_mse"] = heatmap_mse(hm, ex.heatmaps.numpy(), ex.joint_valid.numpy(), box)
+            kp = openpose_keypoints(hm)
+            preds.append(kp)
+            gts.append(ex.joints2d.numpy())
+            row["pck_view"] = pck(kp[None], ex.joints2d.numpy()[None]).value
+            if i < 4:
+                _view_pictures(out / "images" / f"{i:03d}", pred, gt, hm, kp, ex.joints2d.numpy())
+        elif i < 4:
+            write_image(out / "images" / f"{i:03d}_render.png", np.concatenate([_u8(pred), _u8(gt)], axis=1))
+        rows.append(row)
+    summary = _summarise(rows, preds, gts, lp)
+    report = {"run": str(run), "checkpoint": str(ck_path), "checkpoint_step": int(ck["step"]),
+              "config": cfg.name, "code_version": ck["code_version"], "dataset": str(data), "split": split,
+              "views": len(rows), "pretrained_weights": ck["meta"]["pretrained_weights"],
+              "device": str(device), "metrics": summary, "definitions": DEFINITIONS, "per_view": rows}
+    write_json(out / "metrics.json", report)
+    write_bytes(out / "report.md", markdown_report(report).encode())
+    return report
+
+
+def _u8(img: np.ndarray) -> np.ndarray:
+    return (np.clip(img, 0, 1) * 255).round().astype(np.uint8)
+
+
+def _view_pictures(prefix: Path, pred, gt, hm, kp, gt_kp) -> None:
+    p8, g8 = _u8(pred), _u8(gt)
+    write_image(prefix.with_name(prefix.name + "_render.png"), np.concatenate([p8, g8], axis=1))
+    write_image(prefix.with_name(prefix.name + "_heatmaps.png"), heatmap_overlay(p8, hm))
+    skel = np.concatenate([draw_skeleton(g8, np.nan_to_num(kp)), draw_skeleton(g8, gt_kp)], axis=1)
+    write_image(prefix.with_name(prefix.name + "_skeleton.png"), skel)
+
+
+def _summarise(rows, preds, gts, lp: LPIPSMetric) -> dict:
+    def mean(key):
+        vals = [r[key] for r in rows if r.get(key) is not None and np.isfinite(r[key])]
+        return float(np.mean(vals)) if vals else None
+
+    render = mean("render_seconds")
+    out = {"psnr": mean("psnr"), "ssim": mean("ssim"),
+           "lpips": mean("lpips") if lp.fn is not None else f"unavailable: {lp.reason}",
+           "render_seconds": render, "fps": 1.0 / render if render else None}
+    if preds:
+        res = pck(np.stack(preds), np.stack(gts))
+        out.update({"heatmap_mse": mean("heatmap_mse"), "pck": res.value, "pck_evaluated_joints": res.evaluated,
+                    "pck_skipped_views": res.skipped_views})
+    return out
+
+
+def markdown_report(report: dict) -> str:
+    m = report["metrics"]
+
+    def fmt(v, spec=".4f"):
+        return format(v, spec) if isinstance(v, float) else str(v)
+
+    lines = [f"# Evaluation of {report['config']} ({report['split']} split)", "",
+             f"- run: `{report['run']}`, checkpoint `{report['checkpoint']}` (step {report['checkpoint_step']})",
+             f"- code version: `{report['code_version']}`; encoder weights: {report['pretrained_weights']}",
+             f"- dataset: `{report['dataset']}`, {report['views']} views, device {report['device']}", "",
+             "| PSNR | SSIM | LPIPS | MSE | PCK@0.2 | FPS |", "|---|---|---|---|---|---|",
+             f"| {fmt(m['psnr'], '.2f')} | {fmt(m['ssim'], '.3f')} | "
+             f"{fmt(m['lpips']) if isinstance(m['lpips'], float) else 'unavailable'} | "
+             f"{fmt(m.get('heatmap_mse'))} | {fmt(m.get('pck'), '.3f')} | {fmt(m['fps'], '.2f')} |", "",
+             "## Definitions", ""]
+    lines += [f"- **{k}**: {v}" for k, v in report["definitions"].items()]
+    if isinstance(m["lpips"], str):
+        lines += ["", f"LPIPS: {m['lpips']}"]
+    lines += ["", "## Pictures", "", "Rendered | ground truth, heatmaps over the render, predicted | ground-truth "
+              "skeleton:", ""]
+    lines += [f"![{p}](images/{p})" for p in ("000_render.png", "000_heatmaps.png", "000_skeleton.png")]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,35 @@
+"""`ghnerf evaluate` on a tiny trained run: metrics.json with every metric and its definition, report, pictures."""
+
+import json
+
+import numpy as np
+from typer.testing import CliRunner
+
+from ghnerf.cli import app
+from ghnerf.student.config import preset
+from ghnerf.student.data import ExampleSet
+from ghnerf.student.train import TrainConfig, train
+
+runner = CliRunner()
+
+
+def test_evaluate_writes_metrics_and_report(student_root, tmp_path):
+    run = tmp_path / "run"
+    train(preset("ghnerf-resnet18", pretrained="none"), TrainConfig(steps=2, rays=(32, 64), checkpoint_every=2),
+          ExampleSet(student_root, "train"), run, log=lambda s: None)
+    result = runner.invoke(app, ["evaluate", str(run), "--data", str(student_root), "--max-views", "2"])
+    assert result.exit_code == 0, result.output
+    out = run / "eval_test"
+    report = json.loads((out / "metrics.json").read_text())
+    m = report["metrics"]
+    for key in ("psnr", "ssim", "heatmap_mse", "pck", "fps", "render_seconds"):
+        assert isinstance(m[key], float) and np.isfinite(m[key]), key
+        assert key in report["definitions"]
+    assert m["lpips"].startswith("unavailable") and "vgg16-397923af.pth" in m["lpips"]
+    assert 0 <= m["pck"] <= 1 and 0 < m["ssim"] <= 1
+    assert report["views"] == 2 and report["pretrained_weights"] == "none (random init)"
+    assert report["checkpoint_step"] == 2
+    md = (out / "report.md").read_text()
+    assert "PCK@0.2" in md and "LShoulder-RHip" in md and "none (random init)" in md
+    for name in ("000_render.png", "000_heatmaps.png", "000_skeleton.png"):
+        assert (out / "images" / name).is_file()
