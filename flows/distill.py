@@ -84,10 +84,19 @@ def _preview_markdown(out: str, results: list[ShardResult], storage_options: dic
             f"![teacher preview](data:image/png;base64,{base64.b64encode(png.tobytes()).decode()})\n")
 
 
+def ensure_teacher_limit(teacher: str, limit: int) -> None:
+    """Create (or reset) the tag concurrency limit ``teacher-<name>`` on the Prefect server."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        client.create_concurrency_limit(tag=f"teacher-{teacher}", concurrency_limit=limit)
+
+
 @flow(name="distill", log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=os.cpu_count() or 2))
 def distill_flow(dataset: str, teacher: str, out: str, stride: int = 2, sigma: float = 7.0,
                  frames_per_shard: int | None = None, shard_mb: float = 128.0, max_frames: int | None = None,
-                 teacher_options: dict | None = None, storage_options: dict | None = None) -> dict:
+                 teacher_options: dict | None = None, storage_options: dict | None = None,
+                 teacher_concurrency: int | None = None) -> dict:
     """Distill ``teacher`` over ``dataset`` into the storage root ``out``.
 
     Args:
@@ -95,10 +104,14 @@ def distill_flow(dataset: str, teacher: str, out: str, stride: int = 2, sigma: f
         teacher: teacher name (``ghnerf teachers list``).
         out: storage root, local folder or fsspec URL.
         stride, sigma, frames_per_shard, shard_mb, max_frames, teacher_options: see ``ghnerf distill --help``.
+        teacher_concurrency: if set, at most this many shards of this teacher run at once across all flow
+            runs (a Prefect tag concurrency limit on ``teacher-<name>``, created or reset here).
     Returns:
         counts of shards per status.
     """
     log = get_run_logger()
+    if teacher_concurrency:
+        ensure_teacher_limit(teacher, teacher_concurrency)
     cfg = DistillConfig(teacher=teacher, teacher_options=teacher_options or {}, stride=stride, sigma=sigma,
                         frames_per_shard=frames_per_shard, shard_mb=shard_mb, max_frames=max_frames)
     plans = plan_task(dataset, cfg)

@@ -70,6 +70,8 @@ class StudentConfig:
         heatmap_head, cse_head, coord_head: which GHNeRF heads exist.
         num_joints, cse_dim: head sizes.
         hidden: NeRF MLP width (ENeRF: 64).
+        human_projection_dim: channels of the human feature maps after a learned 1x1 projection (computed
+            once per source view), which are what each sample reads.
         human_feature_dim: width of the pooled human feature.
         source_views: source views per target.
         losses: loss weights.
@@ -85,6 +87,7 @@ class StudentConfig:
     num_joints: int = 25
     cse_dim: int = 16
     hidden: int = 64
+    human_projection_dim: int = 32
     human_feature_dim: int = 32
     source_views: int = 3
     losses: LossWeights = field(default_factory=LossWeights)

@@ -112,7 +112,11 @@ class GHNeRF(nn.Module):
         self.encoder = build_encoder(cfg.encoder, cfg.pretrained)
         head_in = inter
         if self.encoder is not None:
-            self.human_pool = ViewPooling(self.encoder.out_channels, cfg.human_feature_dim, hidden=64, use_dirs=False)
+            # A 1x1 projection applied once per source view (cached in encode): the per-sample work then
+            # handles human_projection_dim channels instead of the encoder's 512 / 768.
+            self.human_proj = nn.Conv2d(self.encoder.out_channels, cfg.human_projection_dim, 1)
+            self.human_pool = ViewPooling(cfg.human_projection_dim, cfg.human_feature_dim, hidden=64,
+                                          use_dirs=False)
             head_in += cfg.human_feature_dim
         self.heatmap_head = FeatureHead(head_in, cfg.num_joints, cfg.hidden, "sigmoid") if cfg.heatmap_head else None
         self.cse_head = FeatureHead(head_in, cfg.cse_dim, cfg.hidden, "none") if cfg.cse_head else None
@@ -125,7 +129,7 @@ class GHNeRF(nn.Module):
     def encode(self, batch: MultiViewBatch) -> SourceEncoding:
         """Features of the source views; reuse it for every target that shares these sources."""
         fpn = self.feature_net(batch.src_images * 2 - 1)  # ENeRF feeds images in [-1, 1]
-        human = self.encoder(batch.src_images) if self.encoder is not None else None
+        human = self.human_proj(self.encoder(batch.src_images)) if self.encoder is not None else None
         return SourceEncoding(fpn, human)
 
     def forward(self, batch: MultiViewBatch, rays: list[Tensor | None] | None = None,

@@ -16,7 +16,7 @@ def test_distill_flow_under_prefect(zju_root, tmp_path):
     store = tmp_path / "store"
     with prefect_test_harness(server_startup_timeout=120):
         state = distill_flow(dataset=str(zju_root), teacher="gt-joints", out=str(store), frames_per_shard=2,
-                             return_state=True)
+                             teacher_concurrency=1, return_state=True)
         assert state.is_completed()
         assert state.result() == {"written": 4}
         flow_run_id = str(state.state_details.flow_run_id)
@@ -33,6 +33,12 @@ def test_distill_flow_under_prefect(zju_root, tmp_path):
 
         keys = {a.key for a in asyncio.run(artifacts())}
         assert {"distill-gt-joints", "distill-gt-joints-preview"} <= keys
+
+        async def limit():
+            async with get_client() as client:
+                return await client.read_concurrency_limit_by_tag("teacher-gt-joints")
+
+        assert asyncio.run(limit()).concurrency_limit == 1
 
 
 def test_retry_condition_only_for_transient_errors():
