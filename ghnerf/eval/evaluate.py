@@ -21,7 +21,7 @@ from ghnerf.eval.metrics import (PCK_ALPHA, heatmap_mse, masked_psnr, masked_ssi
 from ghnerf.fileio import write_bytes, write_image, write_json
 from ghnerf.student.data import ExampleSet
 from ghnerf.student.model import GHNeRF
-from ghnerf.student.train import load_checkpoint, pick_device, render_view
+from ghnerf.student.train import load_checkpoint, pick_device, render_full_view
 from ghnerf.viz import draw_skeleton, heatmap_overlay
 
 DEFINITIONS = {
@@ -82,7 +82,7 @@ def evaluate_run(run: str | Path, data: str | Path, split: str = "test", max_vie
     for i in range(n):
         ex = examples.example(i)
         t0 = time.perf_counter()
-        r = render_view(model, ex, device)
+        r = render_full_view(model, ex, device)
         seconds = time.perf_counter() - t0
         box = r["box"].numpy()
         pred = r["rgb"].clamp(0, 1).numpy()

@@ -241,7 +241,7 @@ def train(cfg: StudentConfig, tcfg: TrainConfig, examples: ExampleSet, out: str 
 
 
 @torch.no_grad()
-def render_view(model: GHNeRF, ex: Example, device: torch.device, chunk: int = 4096) -> dict:
+def render_full_view(model: GHNeRF, ex: Example, device: torch.device, chunk: int = 4096) -> dict:
     """Render every pixel of the fine level inside the body box (rest black), eval mode."""
     model.eval()
     H, W = ex.image.shape[:2]
@@ -273,7 +273,7 @@ def validation_image(model: GHNeRF, ex: Example, path: Path, device: torch.devic
     """Rendered | ground truth | predicted heatmaps over the render, side by side."""
     from ghnerf.viz import heatmap_overlay
 
-    r = render_view(model, ex, device)
+    r = render_full_view(model, ex, device)
     pred = (r["rgb"].clamp(0, 1).numpy() * 255).astype(np.uint8)
     gt = (level_maps(ex, pred.shape[:2])["rgb"].numpy() * 255).astype(np.uint8)
     tiles = [pred, gt]

@@ -9,6 +9,7 @@ point has the same colour in every view.
 """
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from jaxtyping import Float
@@ -108,14 +109,9 @@ class ViewRender:
     canonical: np.ndarray
 
 
-_TEMPLATE = None
-
-
+@lru_cache(maxsize=1)
 def _template():
-    global _TEMPLATE
-    if _TEMPLATE is None:
-        _TEMPLATE = template_body()
-    return _TEMPLATE
+    return template_body()
 
 
 def background(camera: Camera, kind: str, seed: int) -> np.ndarray:
