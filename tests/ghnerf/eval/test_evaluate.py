@@ -17,7 +17,7 @@ def test_evaluate_writes_metrics_and_report(student_root, tmp_path):
     run = tmp_path / "run"
     train(preset("ghnerf-resnet18", pretrained="none"), TrainConfig(steps=2, rays=(32, 64), checkpoint_every=2),
           ExampleSet(student_root, "train"), run, log=lambda s: None)
-    result = runner.invoke(app, ["evaluate", str(run), "--data", str(student_root), "--max-views", "2"])
+    result = runner.invoke(app, ["evaluate", str(run), "--data", str(student_root), "--max-views", "4"])
     assert result.exit_code == 0, result.output
     out = run / "eval_test"
     report = json.loads((out / "metrics.json").read_text())
@@ -27,7 +27,8 @@ def test_evaluate_writes_metrics_and_report(student_root, tmp_path):
         assert key in report["definitions"]
     assert m["lpips"].startswith("unavailable") and "vgg16-397923af.pth" in m["lpips"]
     assert 0 <= m["pck"] <= 1 and 0 < m["ssim"] <= 1
-    assert report["views"] == 2 and report["pretrained_weights"] == "none (random init)"
+    assert report["views"] == 4 and report["pretrained_weights"] == "none (random init)"
+    assert "mpjpe_triangulated_m" in m and "mpjpe_triangulated_m" in report["definitions"]
     assert report["checkpoint_step"] == 2
     md = (out / "report.md").read_text()
     assert "PCK@0.2" in md and "LShoulder-RHip" in md and "none (random init)" in md
