@@ -65,6 +65,7 @@ def main() -> None:
                                                       src_K=first.batch.src_K, src_w2c=first.batch.src_w2c)))
         rays = [torch.nonzero(level_maps(ex, ex.image.shape[:2])["box"]).flip(-1).float() for ex in examples]
         n_rays = sum(len(r) for r in rays)
+        time_render(GHNeRF(preset("enerf", pretrained="none")), examples[:1], rays[:1], 1)  # warm-up
         rows = {}
         for name in args.variants.split(","):
             if name == "enerf-uniform-64":
