@@ -38,6 +38,7 @@ class Example:
         heatmaps: (J, H, W) target heatmaps or None; joint_valid: (J,) bool.
         joints2d: (J, 3) target-view joints (scaled pixels, conf) or None; joints3d: (J, 3) world or None.
         cse: (16, H, W) or None; cse_mask: (H, W) bool or None.
+        bounds: (2, 3) world box of the body's vertices (metres) or None.
     """
 
     key: tuple[str, int, str]
@@ -51,6 +52,7 @@ class Example:
     joints3d: torch.Tensor | None
     cse: torch.Tensor | None
     cse_mask: torch.Tensor | None
+    bounds: np.ndarray | None = None
 
 
 def _scaled_view(view, scale: float, dilate: int):
@@ -172,4 +174,5 @@ class ExampleSet:
         image = torch.from_numpy(raw_img * raw_mask[..., None]).float()
         return Example((subject, frame.frame_id, tgt_view.name), batch, image, torch.from_numpy(raw_mask),
                        torch.from_numpy(box), heatmaps, valid, joints2d,
-                       None if frame.joints3d is None else torch.from_numpy(frame.joints3d).float(), cse, cse_mask)
+                       None if frame.joints3d is None else torch.from_numpy(frame.joints3d).float(), cse, cse_mask,
+                       frame.bounds)

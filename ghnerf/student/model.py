@@ -147,27 +147,70 @@ class GHNeRF(nn.Module):
         outputs: list[LevelOutputs] = []
         prev: DepthEstimate | None = None
         for i, lv in enumerate(self.cfg.levels):
-            h, w = max(int(H * lv.volume_scale), 1), max(int(W * lv.volume_scale), 1)
-            if prev is None:
-                near = batch.near_far[0].expand(h, w)
-                far = batch.near_far[1].expand(h, w)
-            else:
-                near = F.interpolate(prev.near[None, None], size=(h, w), mode="bilinear", align_corners=True)[0, 0]
-                far = F.interpolate(prev.far[None, None], size=(h, w), mode="bilinear", align_corners=True)[0, 0]
-            planes = plane_values(near, far, lv.depth_planes, lv.inverse_depth)
-            depths = from_space(planes, lv.inverse_depth)
-            volume = variance_volume(enc.fpn[lv.feature_level], batch.src_K, batch.src_w2c, (H, W), batch.tgt_K,
-                                     batch.tgt_w2c, depths)
-            feat_volume, logits = self.cost_regs[i](volume[None])
-            est = depth_regression(logits[0], planes, lv.inverse_depth)
+            feat_volume, est, planes = self._level_volume(i, batch, enc, prev)
             prev = est
             rh, rw = max(int(H * lv.render_scale), 1), max(int(W * lv.render_scale), 1)
             uv = rays[i] if rays is not None and rays[i] is not None else pixel_grid(rh, rw, planes.device).view(-1, 2)
             if len(uv) == 0:
                 outputs.append(None)
                 continue
-            outputs.append(self._render_level(i, batch, enc, feat_volume[0], est, planes, uv, (rh, rw)))
+            outputs.append(self._render_level(i, batch, enc, feat_volume, est, planes, uv, (rh, rw)))
         return outputs
+
+    def _level_volume(self, i: int, batch: MultiViewBatch, enc: SourceEncoding,
+                      prev: DepthEstimate | None) -> tuple[Tensor, DepthEstimate, Tensor]:
+        """Cost volume of level ``i``: (feature volume (8, D, h, w), depth estimate, planes (D, h, w))."""
+        lv = self.cfg.levels[i]
+        H, W = batch.image_size
+        h, w = max(int(H * lv.volume_scale), 1), max(int(W * lv.volume_scale), 1)
+        if prev is None:
+            near, far = batch.near_far[0].expand(h, w), batch.near_far[1].expand(h, w)
+        else:
+            near = F.interpolate(prev.near[None, None], size=(h, w), mode="bilinear", align_corners=True)[0, 0]
+            far = F.interpolate(prev.far[None, None], size=(h, w), mode="bilinear", align_corners=True)[0, 0]
+        planes = plane_values(near, far, lv.depth_planes, lv.inverse_depth)
+        volume = variance_volume(enc.fpn[lv.feature_level], batch.src_K, batch.src_w2c, (H, W), batch.tgt_K,
+                                 batch.tgt_w2c, from_space(planes, lv.inverse_depth))
+        feat_volume, logits = self.cost_regs[i](volume[None])
+        return feat_volume[0], depth_regression(logits[0], planes, lv.inverse_depth), planes
+
+    def _evaluate_points(self, i: int, batch: MultiViewBatch, enc: SourceEncoding, feat_volume: Tensor,
+                         pts: Float[Tensor, "N 3"], volume_coords: Float[Tensor, "N 3"]):
+        """Field and head inputs at world points: (FieldOutputs, head features (N, C))."""
+        lv = self.cfg.levels[i]
+        H, W = batch.image_size
+        grid = volume_coords.view(1, -1, 1, 1, 3) * 2 - 1
+        vox = F.grid_sample(feat_volume[None], grid, mode="bilinear", align_corners=True)[0, :, :, 0, 0].T
+        src_uv, _ = project(pts, batch.src_K, batch.src_w2c)
+        fmap = enc.fpn[lv.render_feature_level]
+        maps = torch.cat([fmap, F.interpolate(batch.src_images, size=fmap.shape[-2:], mode="bilinear",
+                                              align_corners=True)], dim=1)
+        img = sample_maps(maps, src_uv, W, H).permute(1, 0, 2)  # N V C+3
+        dirs = _view_dirs(pts, camera_centres(batch.tgt_w2c[None])[0], camera_centres(batch.src_w2c))
+        field = self.fields[i](vox, img, dirs)
+        feats = field.intermediate
+        if self.encoder is not None and (self.heatmap_head is not None or self.cse_head is not None):
+            human = sample_maps(enc.human, src_uv, W, H).permute(1, 0, 2)
+            feats = torch.cat([feats, self.human_pool(human)], dim=-1)
+        return field, feats
+
+    @torch.no_grad()
+    def query_points(self, batch: MultiViewBatch, points: Float[Tensor, "N 3"],
+                     encoding: SourceEncoding | None = None) -> tuple[Tensor, Tensor | None]:
+        """Occupancy ``1 - exp(-sigma)`` (N,) and heatmaps (N, J) at arbitrary world points, read through the
+        coarse level (its cost volume spans the whole near/far range of the target view)."""
+        enc = encoding or self.encode(batch)
+        feat_volume, _, planes = self._level_volume(0, batch, enc, None)
+        lv = self.cfg.levels[0]
+        D, h, w = planes.shape
+        uv, z = project(points, scale_K(batch.tgt_K, w / batch.image_size[1])[None], batch.tgt_w2c[None])
+        uv, z = uv[0], z[0]
+        s = to_space(z, lv.inverse_depth)
+        lo, hi = planes[0, 0, 0], planes[-1, 0, 0]  # level 0 planes are the same at every pixel
+        coords = torch.stack([uv[:, 0] / max(w - 1, 1), uv[:, 1] / max(h - 1, 1), (s - lo) / (hi - lo)], dim=-1)
+        field, feats = self._evaluate_points(0, batch, enc, feat_volume, points, coords)
+        heat = self.heatmap_head(feats) if self.heatmap_head is not None else None
+        return alpha_from_density(field.sigma), heat
 
     def _render_level(self, i, batch, enc, feat_volume, est, planes, uv, render_size) -> LevelOutputs:
         lv = self.cfg.levels[i]
@@ -177,21 +220,8 @@ class GHNeRF(nn.Module):
         samples = depth_guided_samples(uv, render_size, K_r, batch.tgt_w2c, est.near, est.far, lo, hi,
                                        lv.samples_per_ray, lv.inverse_depth)
         R, S = samples.depths.shape
-        grid = samples.volume_coords.view(1, R * S, 1, 1, 3) * 2 - 1
-        vox = F.grid_sample(feat_volume[None], grid, mode="bilinear", align_corners=True)[0, :, :, 0, 0].T
         pts = samples.points.reshape(-1, 3)
-        src_uv, _ = project(pts, batch.src_K, batch.src_w2c)
-        maps = torch.cat([enc.fpn[lv.render_feature_level],
-                          F.interpolate(batch.src_images, size=enc.fpn[lv.render_feature_level].shape[-2:],
-                                        mode="bilinear", align_corners=True)], dim=1)
-        img = sample_maps(maps, src_uv, W, H).permute(1, 0, 2)  # N V C+3
-        tgt_centre = camera_centres(batch.tgt_w2c[None])[0]
-        dirs = _view_dirs(pts, tgt_centre, camera_centres(batch.src_w2c))
-        field = self.fields[i](vox, img, dirs)
-        feats = field.intermediate
-        if self.encoder is not None and (self.heatmap_head is not None or self.cse_head is not None):
-            human = sample_maps(enc.human, src_uv, W, H).permute(1, 0, 2)
-            feats = torch.cat([feats, self.human_pool(human)], dim=-1)
+        field, feats = self._evaluate_points(i, batch, enc, feat_volume, pts, samples.volume_coords.reshape(-1, 3))
         weights = compositing_weights(alpha_from_density(field.sigma.view(R, S)))
 
         def render(values: Tensor | None) -> Tensor | None:

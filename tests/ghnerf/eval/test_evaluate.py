@@ -29,6 +29,7 @@ def test_evaluate_writes_metrics_and_report(student_root, tmp_path):
     assert 0 <= m["pck"] <= 1 and 0 < m["ssim"] <= 1
     assert report["views"] == 4 and report["pretrained_weights"] == "none (random init)"
     assert "mpjpe_triangulated_m" in m and "mpjpe_triangulated_m" in report["definitions"]
+    assert isinstance(m["mpjpe_volumetric_m"], float) and "mpjpe_volumetric_m" in report["definitions"]
     assert report["checkpoint_step"] == 2
     md = (out / "report.md").read_text()
     assert "PCK@0.2" in md and "LShoulder-RHip" in md and "none (random init)" in md

@@ -99,3 +99,12 @@ def test_tiny_model_overfits_one_frame(student_root, tmp_path):
     hm_last = np.mean([r["heatmap"] for r in h[-10:]])
     assert hm_last < 0.6 * hm_first, (hm_first, hm_last)
     assert (tmp_path / "run/val/step_0000300.png").is_file()
+
+
+def test_point_queries_agree_with_rendering_inputs(example):
+    """query_points reads the same field as rendering: occupancy in [0, 1), heatmaps per point."""
+    model = GHNeRF(preset("ghnerf-resnet18", pretrained="none")).eval()
+    pts = torch.tensor([[0.0, 0.0, 1.0], [0.1, -0.1, 0.5], [5.0, 5.0, 5.0]])
+    occ, heat = model.query_points(example.batch, pts)
+    assert occ.shape == (3,) and heat.shape == (3, 25)
+    assert torch.all((occ >= 0) & (occ < 1)) and torch.all((heat >= 0) & (heat <= 1))
