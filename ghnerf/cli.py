@@ -298,12 +298,16 @@ def evaluate_cmd(
     split: Annotated[str, typer.Option(help="test | train")] = "test",
     max_views: Annotated[Optional[int], typer.Option(help="evaluate at most N views")] = None,
     checkpoint: Annotated[Optional[Path], typer.Option(help="checkpoint (default RUN/checkpoints/latest.pt)")] = None,
+    targets: Annotated[Optional[str], typer.Option(help="storage root of distilled targets (for CSE)")] = None,
+    cse_teacher: Annotated[Optional[str], typer.Option(help="CSE teacher whose targets to compare with")] = None,
 ) -> None:
-    """Metrics (PSNR, SSIM, LPIPS, heatmap MSE, PCK@0.2, FPS) and a report with pictures for a trained run."""
+    """Metrics (PSNR, SSIM, LPIPS, heatmap MSE, PCK@0.2, 3D joints, CSE, FPS) and a report with pictures."""
     from ghnerf.eval.evaluate import evaluate_run
+    from storage.targets import TargetStore
 
     try:
-        report = evaluate_run(run, data, split, max_views, checkpoint=checkpoint)
+        cse_store = TargetStore(targets, cse_teacher) if (targets and cse_teacher) else None
+        report = evaluate_run(run, data, split, max_views, checkpoint=checkpoint, cse_store=cse_store)
     except GHNeRFError as exc:
         _fail(exc)
     table = Table(title=f"{report['config']} on {report['views']} {split} views")

@@ -40,6 +40,8 @@ DEFINITIONS = {
     "mpjpe_triangulated_m": "mean per-joint error (metres) of 3D joints triangulated robustly from the student's 2D "
                             "keypoints in the evaluated views of each frame (ghnerf.multiview), against the "
                             "dataset's 3D joints; frames with fewer than 2 evaluated views are skipped",
+    "cse_mse": "mean squared error of the rendered 16-d surface embedding against the CSE teacher's targets, over "
+               "the target's foreground inside the body box (only with --targets and --cse-teacher)",
     "render_seconds": "wall time of the network forward pass for one view (fine level, all box pixels)",
     "fps": "1 / render_seconds",
 }
@@ -74,15 +76,20 @@ def load_run_model(checkpoint: Path, device: torch.device) -> tuple[GHNeRF, dict
 
 
 def evaluate_run(run: str | Path, data: str | Path, split: str = "test", max_views: int | None = None,
-                 out: str | Path | None = None, checkpoint: str | Path | None = None) -> dict:
-    """Evaluate ``run`` (its latest checkpoint unless ``checkpoint``); writes metrics.json and report.md."""
+                 out: str | Path | None = None, checkpoint: str | Path | None = None, cse_store=None) -> dict:
+    """Evaluate ``run`` (its latest checkpoint unless ``checkpoint``); writes metrics.json and report.md.
+
+    Args:
+        cse_store: a :class:`storage.targets.TargetStore` of a CSE teacher, for the CSE metric.
+    """
     run = Path(run)
     ck_path = Path(checkpoint) if checkpoint else run / "checkpoints" / "latest.pt"
     out = Path(out) if out else run / f"eval_{split}"
     device = pick_device("auto")
     model, ck = load_run_model(ck_path, device)
     cfg, tcfg = ck["student_config"], ck["train_config"]
-    examples = ExampleSet(data, split, cfg.source_views, tcfg.image_scale, "dataset" if cfg.heatmap_head else "none")
+    examples = ExampleSet(data, split, cfg.source_views, tcfg.image_scale, "dataset" if cfg.heatmap_head else "none",
+                          cse_store=cse_store if cfg.cse_head else None)
     lp = LPIPSMetric()
     n = len(examples) if max_views is None else min(max_views, len(examples))
     rows, preds, gts = [], [], []
@@ -112,8 +119,21 @@ def evaluate_run(run: str | Path, data: str | Path, split: str = "test", max_vie
                 _view_pictures(out / "images" / f"{i:03d}", pred, gt, hm, kp, ex.joints2d.numpy())
         elif i < 4:
             write_image(out / "images" / f"{i:03d}_render.png", np.concatenate([_u8(pred), _u8(gt)], axis=1))
+        if r["cse"] is not None and ex.cse is not None:
+            sel = ex.cse_mask.numpy() & box
+            diff = (r["cse"].numpy() - ex.cse.numpy())[:, sel]
+            row["cse_mse"] = float((diff**2).mean()) if diff.size else None
+            if i < 4:
+                from ghnerf.viz import embedding_colours
+
+                write_image(out / "images" / f"{i:03d}_cse.png", np.concatenate(
+                    [embedding_colours(_u8(gt), r["cse"].numpy(), box), embedding_colours(_u8(gt), ex.cse.numpy(),
+                                                                                         ex.cse_mask.numpy())], 1))
         rows.append(row)
     summary = _summarise(rows, preds, gts, lp)
+    cse_vals = [r["cse_mse"] for r in rows if r.get("cse_mse") is not None]
+    if cse_vals:
+        summary["cse_mse"] = float(np.mean(cse_vals))
     if per_frame:
         summary["mpjpe_triangulated_m"] = triangulated_mpjpe(per_frame)
         summary["mpjpe_volumetric_m"] = volumetric_mpjpe(model, per_frame, device)

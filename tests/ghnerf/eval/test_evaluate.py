@@ -35,3 +35,21 @@ def test_evaluate_writes_metrics_and_report(student_root, tmp_path):
     assert "PCK@0.2" in md and "LShoulder-RHip" in md and "none (random init)" in md
     for name in ("000_render.png", "000_heatmaps.png", "000_skeleton.png"):
         assert (out / "images" / name).is_file()
+
+
+def test_evaluate_cse(student_root, tmp_path):
+    from storage.targets import TargetStore
+    from teachers.distill import DistillConfig, distill
+
+    store = tmp_path / "targets"
+    distill(student_root, store, DistillConfig(teacher="surface-cse", frames_per_shard=2))
+    run = tmp_path / "run"
+    cse = TargetStore(store, "surface-cse")
+    train(preset("enerf-heatmap+cse", pretrained="none"), TrainConfig(steps=2, rays=(32, 64), checkpoint_every=2),
+          ExampleSet(student_root, "train", cse_store=cse), run, log=lambda s: None)
+    result = runner.invoke(app, ["evaluate", str(run), "--data", str(student_root), "--max-views", "2",
+                                 "--targets", str(store), "--cse-teacher", "surface-cse"])
+    assert result.exit_code == 0, result.output
+    m = json.loads((run / "eval_test" / "metrics.json").read_text())["metrics"]
+    assert isinstance(m["cse_mse"], float) and 0 < m["cse_mse"] < 4  # unit vectors: squared distance <= 4
+    assert (run / "eval_test" / "images" / "000_cse.png").is_file()
