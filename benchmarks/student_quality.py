@@ -94,14 +94,16 @@ def main() -> None:
                          "psnr": m["psnr"], "ssim": m["ssim"],
                          "lpips": m["lpips"] if isinstance(m["lpips"], float) else None,
                          "mse": m.get("heatmap_mse"), "pck": m.get("pck"),
-                         "mpjpe_m": m.get("mpjpe_triangulated_m"), "train_seconds": seconds})
+                         "mpjpe_m": m.get("mpjpe_triangulated_m"), "mpjpe_volumetric_m": m.get("mpjpe_volumetric_m"),
+                         "train_seconds": seconds})
         rows.append({"model": "mediapipe (teacher)", "targets": "-", "encoder_weights": "pretrained (bundled)",
                      "psnr": None, "ssim": None, "lpips": None, "mse": None,
                      "pck": teacher_pck(data, args.image_scale, args.max_views), "mpjpe_m": None,
-                     "train_seconds": None})
+                     "mpjpe_volumetric_m": None, "train_seconds": None})
     table = Table(title=f"student quality: {args.subjects} synthetic subjects ({args.frames} frames, 8 cameras, "
                         f"{args.size}²), held-out subjects, {args.steps} steps each, CPU")
-    for col in ("model", "targets", "PSNR", "SSIM", "LPIPS", "MSE", "PCK@0.2", "MPJPE (m, triangulated)"):
+    for col in ("model", "targets", "PSNR", "SSIM", "LPIPS", "MSE", "PCK@0.2", "MPJPE m (volumetric)",
+                "MPJPE m (triangulated)"):
         table.add_column(col)
 
     def f(v, spec):
@@ -110,7 +112,7 @@ def main() -> None:
     for r in rows:
         table.add_row(r["model"], r["targets"], f(r["psnr"], ".2f"), f(r["ssim"], ".3f"),
                       f(r["lpips"], ".3f") if r["lpips"] is not None else "n/a", f(r["mse"], ".4f"),
-                      f(r["pck"], ".3f"), f(r["mpjpe_m"], ".3f"))
+                      f(r["pck"], ".3f"), f(r["mpjpe_volumetric_m"], ".3f"), f(r["mpjpe_m"], ".3f"))
     Console().print(table)
     print(f"encoders: {pretrained} (random init when 'none'); LPIPS n/a without local VGG16 weights; "
           f"total {time.perf_counter() - t_start:.0f} s")
