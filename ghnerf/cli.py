@@ -1,6 +1,7 @@
 """The ``ghnerf`` command line (typer). Each sub-command is a thin call into the library."""
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -198,6 +199,7 @@ def train_cmd(
     cse_teacher: Annotated[Optional[str], typer.Option(help="CSE teacher for the +cse head (with --targets)")] = None,
     steps: Annotated[int, typer.Option(help="training steps")] = 2000,
     resume: Annotated[bool, typer.Option(help="continue from OUT/checkpoints/latest.pt")] = False,
+    init_from: Annotated[Optional[str], typer.Option(help="start from this checkpoint's weights (fine-tune)")] = None,
     pretrained: Annotated[str, typer.Option(help="encoder weights: imagenet (local cache) | none | PATH")] = "imagenet",
     image_scale: Annotated[float, typer.Option(help="image resize factor (ENeRF input_ratio)")] = 0.5,
     perceptual_weight: Annotated[float, typer.Option(help="LPIPS-VGG weight (0.01 as ENeRF; needs VGG16 "
@@ -207,39 +209,32 @@ def train_cmd(
     checkpoint_every: Annotated[int, typer.Option(help="steps between checkpoints")] = 500,
 ) -> None:
     """Train a student; targets from the dataset's joints or from a teacher's shards; resumable."""
-    from dataclasses import replace
-
-    from rich.progress import TextColumn as TC
-
-    from ghnerf.student.config import preset
-    from ghnerf.student.data import ExampleSet
-    from ghnerf.student.train import TrainConfig, train
-    from storage.targets import TargetStore
+    from ghnerf.student.run import TrainSpec, run_training
 
     try:
-        cfg = preset(config, cse=cse_teacher is not None, pretrained=pretrained)
-        cfg = replace(cfg, losses=replace(cfg.losses, perceptual=perceptual_weight))
-        if (teacher or cse_teacher) and not targets:
-            raise typer.BadParameter("--teacher / --cse-teacher need --targets ROOT")
-        hm_store = TargetStore(targets, teacher) if teacher else None
-        cse_store = TargetStore(targets, cse_teacher) if cse_teacher else None
-        heat = "none" if not cfg.heatmap_head else ("store" if hm_store else "dataset")
-        examples = ExampleSet(data, "train", cfg.source_views, image_scale, heat, hm_store, cse_store)
-        val = ExampleSet(data, "test", cfg.source_views, image_scale, heat if heat != "store" else "none")
-        tcfg = TrainConfig(steps=steps, image_scale=image_scale, patch=patch if perceptual_weight > 0 else 0,
-                           device=device, checkpoint_every=checkpoint_every, val_every=checkpoint_every)
-        with Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TC("{task.fields[info]}"),
-                      TimeElapsedColumn(), TimeRemainingColumn(), console=console) as bar:
-            task = bar.add_task("train", total=steps, info="")
-
-            def on_step(step, rec):
-                bar.update(task, completed=step, info=f"loss {rec['loss']:.4f} PSNR {rec['psnr']:.1f} "
-                                                      f"{rec['it_s']:.2f} it/s")
-
-            train(cfg, tcfg, examples, out, resume=resume, val_examples=val, on_step=on_step, log=console.print)
+        spec = TrainSpec(config=config, data=str(data), out=str(out), targets=targets, teacher=teacher,
+                         cse_teacher=cse_teacher, steps=steps, resume=resume, init_from=init_from,
+                         pretrained=pretrained, image_scale=image_scale, perceptual_weight=perceptual_weight,
+                         patch=patch, device=device, checkpoint_every=checkpoint_every)
+        with _train_progress(steps) as on_step:
+            run_training(spec, on_step=on_step, log=console.print)
     except GHNeRFError as exc:
         _fail(exc)
     console.print(f"checkpoints: {out / 'checkpoints'}; validation images: {out / 'val'}")
+
+
+@contextmanager
+def _train_progress(steps: int):
+    """A rich progress bar for training; yields the ``on_step`` callback."""
+    with Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+                  TimeElapsedColumn(), TimeRemainingColumn(), console=console) as bar:
+        task = bar.add_task("train", total=steps, info="")
+
+        def on_step(step, rec):
+            bar.update(task, completed=step, info=f"loss {rec['loss']:.4f} PSNR {rec['psnr']:.1f} "
+                                                  f"{rec['it_s']:.2f} it/s")
+
+        yield on_step
 
 
 @app.command("lineage")
@@ -256,6 +251,9 @@ def lineage_cmd(
 
     if ref.endswith(".pt"):
         _checkpoint_lineage(Path(ref), as_json)
+        return
+    if ref.endswith(".json"):
+        _report_lineage(Path(ref), as_json)
         return
     if store is None:
         _fail(GHNeRFError("--store ROOT is needed for shards and targets"))
@@ -310,18 +308,51 @@ def evaluate_cmd(
         report = evaluate_run(run, data, split, max_views, checkpoint=checkpoint, cse_store=cse_store)
     except GHNeRFError as exc:
         _fail(exc)
-    table = Table(title=f"{report['config']} on {report['views']} {split} views")
-    for k in ("psnr", "ssim", "lpips", "heatmap_mse", "pck", "fps"):
-        table.add_column(k)
-    m = report["metrics"]
-    table.add_row(*[(f"{m[k]:.4f}" if isinstance(m.get(k), float) else
-                     ("unavailable" if k == "lpips" else str(m.get(k)))) for k in
-                    ("psnr", "ssim", "lpips", "heatmap_mse", "pck", "fps")])
-    Console().print(table)
-    console.print(f"metrics: {run / f'eval_{split}' / 'metrics.json'}; report: {run / f'eval_{split}' / 'report.md'}")
+    _print_metrics(report, split)
 
 
-def _checkpoint_lineage(path: Path, as_json: bool) -> None:
+def metrics_table(metrics: dict, title: str) -> Table:
+    """The paper's metric columns (plus 3D joints and FPS) as a rich table row."""
+    table = Table(title=title)
+    keys = ("psnr", "ssim", "lpips", "heatmap_mse", "pck", "mpjpe_volumetric_m", "mpjpe_triangulated_m", "fps")
+    for header in ("PSNR", "SSIM", "LPIPS", "MSE", "PCK@0.2", "MPJPE vol (m)", "MPJPE tri (m)", "FPS"):
+        table.add_column(header)
+    table.add_row(*[(f"{metrics[k]:.4f}" if isinstance(metrics.get(k), float) else
+                     ("unavailable" if k == "lpips" else str(metrics.get(k)))) for k in keys])
+    return table
+
+
+def _print_metrics(report: dict, split: str) -> None:
+    """The metric row and where the files are."""
+    Console().print(metrics_table(report["metrics"], f"{report['config']} on {report['views']} {split} views"))
+    console.print(f"metrics: {report['metrics_path']}; report: {report['report_path']}")
+
+
+def _report_lineage(path: Path, as_json: bool) -> None:
+    """metrics.json -> its checkpoint -> shards -> teacher and inputs."""
+    from rich.tree import Tree
+
+    from ghnerf.model_registry import file_sha256
+
+    try:
+        report = json.loads(path.read_text())
+        ck_path = Path(report["checkpoint"])
+    except (OSError, ValueError, KeyError) as exc:
+        _fail(GHNeRFError(f"{path}: not an evaluation report written by `ghnerf evaluate` ({exc})"))
+    if not ck_path.is_file():
+        _fail(GHNeRFError(f"{path} names checkpoint {ck_path}, which is missing"))
+    digest = file_sha256(ck_path)
+    if report.get("checkpoint_sha256") and digest != report["checkpoint_sha256"]:
+        _fail(GHNeRFError(f"{ck_path} changed since {path} was written (sha256 differs): the report no longer "
+                          "describes this file; re-run `ghnerf evaluate`"))
+    head = {"report": str(path), "split": report.get("split"), "views": report.get("views"),
+            "metrics": {k: v for k, v in report.get("metrics", {}).items() if isinstance(v, (int, float))}}
+    tree = Tree(f"[bold]report[/] {path}: {report.get('config')} on {report.get('views')} {report.get('split')} views, "
+                f"PCK {report.get('metrics', {}).get('pck')} PSNR {report.get('metrics', {}).get('psnr')}")
+    _checkpoint_lineage(ck_path, as_json, parent=tree, extra=head)
+
+
+def _checkpoint_lineage(path: Path, as_json: bool, parent=None, extra: dict | None = None) -> None:
     from rich.tree import Tree
 
     from ghnerf.student.train import load_checkpoint
@@ -334,11 +365,15 @@ def _checkpoint_lineage(path: Path, as_json: bool) -> None:
         _fail(exc)
     info = {"checkpoint": str(path), "step": ck["step"], "config": ck["student_config"].name,
             "code_version": ck["code_version"], "dataset": ck["meta"]["dataset"],
-            "pretrained_weights": ck["meta"]["pretrained_weights"], "shards": shards}
+            "pretrained_weights": ck["meta"]["pretrained_weights"], "init_from": ck["meta"].get("init_from"),
+            "shards": shards}
     if as_json:
-        print(json.dumps(info, default=str))
+        print(json.dumps({**(extra or {}), **info}, default=str))
         return
-    tree = Tree(f"[bold]checkpoint[/] {path} step {ck['step']} config {info['config']} code {info['code_version'][:12]}")
+    label = f"[bold]checkpoint[/] {path} step {ck['step']} config {info['config']} code {info['code_version'][:12]}"
+    tree = parent.add(label) if parent is not None else Tree(label)
+    if info["init_from"]:
+        tree.add(f"fine-tuned from {info['init_from']}")
     tree.add(f"encoder weights: {info['pretrained_weights']}")
     node = tree.add(f"dataset {info['dataset']}: targets from {len(shards)} shard(s)"
                     + ("" if shards else " (heatmaps drawn from the dataset's own 2D joints)"))
@@ -346,53 +381,51 @@ def _checkpoint_lineage(path: Path, as_json: bool) -> None:
         n = node.add(f"shard {sh['shard']['path']} sha256 {sh['shard']['sha256'][:16]}..")
         n.add(f"teacher {sh['teacher']['name']} {sh['teacher']['version']} weights sha256 "
               f"{sh['teacher']['weights_sha256'][:16]}..; {len(sh['inputs'])} input files hashed")
-    Console(width=240).print(tree, soft_wrap=True)
+    Console(width=240).print(parent if parent is not None else tree, soft_wrap=True)
 
 
-@app.command("demo")
-def demo(
-    out: Annotated[Path, typer.Option(help="where the demo writes everything")] = Path("demo_out"),
-    subjects: Annotated[int, typer.Option(help="synthetic subjects per layout")] = 3,
-    frames: Annotated[int, typer.Option(help="frames per subject")] = 6,
-    cameras: Annotated[int, typer.Option(help="cameras per subject")] = 8,
-    size: Annotated[int, typer.Option(help="image size")] = 256,
+@app.command("pipeline")
+def pipeline_cmd(
+    out: Annotated[Path, typer.Option(help="where everything is written")] = Path("pipeline_out"),
+    layout: Annotated[str, typer.Option(help="synthetic layout: renderpeople | zju")] = "renderpeople",
+    teacher: Annotated[str, typer.Option(help="pose teacher")] = "mediapipe",
+    config: Annotated[str, typer.Option(help="student config")] = "ghnerf-resnet18",
+    steps: Annotated[int, typer.Option(help="training steps")] = 300,
+    subjects: Annotated[int, typer.Option(help="synthetic subjects")] = 3,
+    frames: Annotated[int, typer.Option(help="frames per subject")] = 4,
+    size: Annotated[int, typer.Option(help="image size")] = 128,
 ) -> None:
-    """The main job on built-in synthetic data: generate both layouts, read them back, distill the teachers."""
-    from ghnerf.data import load_view, open_dataset, summarize
-    from ghnerf.fileio import write_image
-    from ghnerf.synth.generate import SynthConfig, generate_dataset
-    from ghnerf.viz import contact_sheet, draw_skeleton
-    from teachers.consistency import shard_consistency
-    from teachers.distill import DistillConfig, distill
+    """The main job without a Prefect server (for scripts): synth -> distill -> train -> evaluate -> registry."""
+    from ghnerf.pipeline import PipelineConfig, run_pipeline
 
-    store = out / "targets"
-    jobs = {"zju": ["gt-joints", "mediapipe"], "renderpeople": ["mediapipe", "surface-cse"]}
     try:
-        for layout, teacher_names in jobs.items():
-            root = out / "data" / layout
-            cfg = SynthConfig(layout=layout, subjects=subjects, frames=frames, cameras=cameras, size=size)
-            with _progress() as bar:
-                task = bar.add_task(f"synth {layout}", total=subjects * frames)
-                generate_dataset(cfg, root, overwrite=True, on_frame=lambda s, f: bar.advance(task))
-            reader = open_dataset(root)
-            Console().print(summary_table(root, summarize(reader)))
-            frame = reader.sequence(reader.subjects()[0]).frame(0)
-            tiles = []
-            for v in frame.views:
-                img = (load_view(v).image * 255).round().astype("uint8")
-                tiles.append(draw_skeleton(img, v.joints2d) if v.joints2d is not None else img)
-            preview = out / f"preview_{layout}.png"
-            write_image(preview, contact_sheet(tiles, columns=4, labels=[v.name for v in frame.views]))
-            console.print(f"data preview (undistorted views + ground-truth skeleton): {preview}")
-            for name in teacher_names:
-                with _progress() as bar:
-                    task = bar.add_task(f"distill {name} on {layout}", total=None)
-                    report = distill(root, store / layout, DistillConfig(teacher=name, frames_per_shard=frames),
-                                     consistency_fn=shard_consistency, on_shard=lambda r: bar.advance(task))
-                Console(width=160).print(distill_table(report))
-                _write_preview(str(store / layout), report, out / f"teacher_{name}_{layout}.png")
+        cfg = PipelineConfig(out=str(out), layout=layout, teacher=teacher, config=config, steps=steps,
+                             subjects=subjects, frames=frames, size=size)
+        with _train_progress(steps) as on_step:
+            report = run_pipeline(cfg, log=console.print, on_step=on_step)
+    except (GHNeRFError, ValueError) as exc:
+        _fail(exc if isinstance(exc, GHNeRFError) else GHNeRFError(str(exc)))
+    _print_metrics(report, "test")
+
+
+@app.command("retrain")
+def retrain_cmd(
+    registry: Annotated[Path, typer.Option(help="model registry folder (best.json, decisions/, runs/)")],
+    data: Annotated[Path, typer.Option(help="dataset folder (its test split is the fixed evaluation)")],
+    targets: Annotated[Optional[str], typer.Option(help="storage root of the teacher's shards")] = None,
+    teacher: Annotated[Optional[str], typer.Option(help="pose teacher whose new shards trigger retraining")] = None,
+    steps: Annotated[int, typer.Option(help="fine-tuning steps")] = 500,
+    eval_max_views: Annotated[int, typer.Option(help="views of the fixed evaluation split")] = 8,
+) -> None:
+    """Fine-tune the promoted model on new shards and promote it only if better (no server; see retrain/nightly)."""
+    from ghnerf.retrain import RetrainSpec, retrain
+
+    try:
+        decision = retrain(RetrainSpec(registry=str(registry), data=str(data), targets=targets, teacher=teacher,
+                                       steps=steps, eval_max_views=eval_max_views), log=console.print)
     except GHNeRFError as exc:
         _fail(exc)
+    print(json.dumps({"action": decision.action, "reason": decision.reason}))
 
 
 def main() -> None:  # pragma: no cover

@@ -19,6 +19,7 @@ import torch
 from ghnerf.errors import GHNeRFError, WeightsNotFoundError
 from ghnerf.eval.metrics import (PCK_ALPHA, heatmap_mse, masked_psnr, masked_ssim, openpose_keypoints, pck)
 from ghnerf.fileio import write_bytes, write_image, write_json
+from ghnerf.model_registry import file_sha256
 from ghnerf.student.data import ExampleSet
 from ghnerf.student.model import GHNeRF
 from ghnerf.student.train import load_checkpoint, pick_device, render_full_view
@@ -140,7 +141,11 @@ def evaluate_run(run: str | Path, data: str | Path, split: str = "test", max_vie
     report = {"run": str(run), "checkpoint": str(ck_path), "checkpoint_step": int(ck["step"]),
               "config": cfg.name, "code_version": ck["code_version"], "dataset": str(data), "split": split,
               "views": len(rows), "pretrained_weights": ck["meta"]["pretrained_weights"],
-              "device": str(device), "metrics": summary, "definitions": DEFINITIONS, "per_view": rows}
+              "device": str(device), "metrics": summary, "definitions": DEFINITIONS, "per_view": rows,
+              "checkpoint_sha256": file_sha256(ck_path), "shards": ck["meta"]["shards"],
+              "init_from": ck["meta"].get("init_from"), "metrics_path": str(out / "metrics.json"),
+              "report_path": str(out / "report.md"),
+              "images": sorted(str(p) for p in (out / "images").glob("*.png"))}
     write_json(out / "metrics.json", report)
     write_bytes(out / "report.md", markdown_report(report).encode())
     return report
@@ -231,21 +236,44 @@ def _summarise(rows, preds, gts, lp: LPIPSMetric) -> dict:
     return out
 
 
+def _fmt(v, spec=".4f") -> str:
+    return format(v, spec) if isinstance(v, float) else ("–" if v is None else str(v))
+
+
+def metrics_table(m: dict) -> str:
+    """The paper's table columns (PSNR / SSIM / LPIPS / MSE / PCK / MPJPE) plus FPS, as Markdown."""
+    lp = _fmt(m["lpips"]) if isinstance(m.get("lpips"), float) else "unavailable"
+    return "\n".join([
+        "| PSNR | SSIM | LPIPS | MSE | PCK@0.2 | MPJPE vol. (m) | MPJPE tri. (m) | FPS |",
+        "|---|---|---|---|---|---|---|---|",
+        f"| {_fmt(m.get('psnr'), '.2f')} | {_fmt(m.get('ssim'), '.3f')} | {lp} | {_fmt(m.get('heatmap_mse'))} | "
+        f"{_fmt(m.get('pck'), '.3f')} | {_fmt(m.get('mpjpe_volumetric_m'), '.3f')} | "
+        f"{_fmt(m.get('mpjpe_triangulated_m'), '.3f')} | {_fmt(m.get('fps'), '.2f')} |"])
+
+
+def lineage_lines(report: dict) -> list[str]:
+    """Checkpoint -> shards -> teacher, as Markdown bullets (``ghnerf lineage metrics.json`` goes further)."""
+    lines = [f"- checkpoint `{report['checkpoint']}` sha256 `{report.get('checkpoint_sha256', '?')[:16]}..`"
+             + (f", fine-tuned from `{report['init_from']}`" if report.get("init_from") else "")]
+    shards = report.get("shards") or []
+    if not shards:
+        lines.append("- targets: the dataset's own 2D joints (no teacher shards)")
+    for sh in shards[:8]:
+        lines.append(f"- shard `{sh['shard_path']}` in `{sh['store']}` from teacher **{sh['teacher']}** "
+                     f"(weights sha256 `{sh['weights_sha256'][:16]}..`)")
+    if len(shards) > 8:
+        lines.append(f"- ... {len(shards) - 8} more shards (`ghnerf lineage {report.get('metrics_path', 'metrics.json')}`)")
+    return lines
+
+
 def markdown_report(report: dict) -> str:
     m = report["metrics"]
-
-    def fmt(v, spec=".4f"):
-        return format(v, spec) if isinstance(v, float) else str(v)
 
     lines = [f"# Evaluation of {report['config']} ({report['split']} split)", "",
              f"- run: `{report['run']}`, checkpoint `{report['checkpoint']}` (step {report['checkpoint_step']})",
              f"- code version: `{report['code_version']}`; encoder weights: {report['pretrained_weights']}",
              f"- dataset: `{report['dataset']}`, {report['views']} views, device {report['device']}", "",
-             "| PSNR | SSIM | LPIPS | MSE | PCK@0.2 | FPS |", "|---|---|---|---|---|---|",
-             f"| {fmt(m['psnr'], '.2f')} | {fmt(m['ssim'], '.3f')} | "
-             f"{fmt(m['lpips']) if isinstance(m['lpips'], float) else 'unavailable'} | "
-             f"{fmt(m.get('heatmap_mse'))} | {fmt(m.get('pck'), '.3f')} | {fmt(m['fps'], '.2f')} |", "",
-             "## Definitions", ""]
+             metrics_table(m), "", "## Lineage", "", *lineage_lines(report), "", "## Definitions", ""]
     lines += [f"- **{k}**: {v}" for k, v in report["definitions"].items()]
     if isinstance(m["lpips"], str):
         lines += ["", f"LPIPS: {m['lpips']}"]

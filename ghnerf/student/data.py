@@ -112,6 +112,30 @@ class ExampleSet:
                 if f < seq.num_frames:
                     self.items.extend((name, f, c) for c in target_cams)
         self.codec = HeatmapCodec(stride=1, sigma=OPENPOSE_SIGMA_PX * image_scale)
+        self.without_targets = 0
+        if heatmaps == "store" or cse_store is not None:
+            self._keep_items_with_targets()
+
+    def _keep_items_with_targets(self) -> None:
+        """Drop views the teacher stores have no target for (frames not distilled yet, views the teacher failed).
+
+        Raises:
+            ConfigError: no view of the split has targets.
+        """
+        wanted = [(store, kind) for store, kind in ((self.heatmap_store, "heatmap"), (self.cse_store, "cse"))
+                  if store is not None and (kind != "heatmap" or self.heatmaps == "store")]
+        available = [set(store.keys(kind)) for store, kind in wanted]
+        kept = []
+        for subject, f, cam in self.items:
+            frame = self.reader.sequence(subject).frame(f)
+            key = (subject, frame.frame_id, frame.views[cam].name)
+            if all(key in keys for keys in available):
+                kept.append((subject, f, cam))
+        self.without_targets = len(self.items) - len(kept)
+        if not kept:
+            raise ConfigError(f"none of the {len(self.items)} views of this split has targets in "
+                              f"{', '.join(store.root.url for store, _ in wanted)}; distill the split's frames first")
+        self.items = kept
 
     def __len__(self) -> int:
         return len(self.items)

@@ -153,12 +153,19 @@ def build_model(cfg: StudentConfig, device: torch.device) -> GHNeRF:
 
 def train(cfg: StudentConfig, tcfg: TrainConfig, examples: ExampleSet, out: str | Path, resume: bool = False,
           val_examples: ExampleSet | None = None, on_step: Callable[[int, dict], None] | None = None,
-          log: Callable[[str], None] = print) -> TrainState:
+          log: Callable[[str], None] = print, init_from: str | Path | None = None) -> TrainState:
     """Train ``cfg`` on ``examples`` into the run folder ``out``.
 
+    Args:
+        resume: continue from ``out/checkpoints/latest.pt`` (model, optimiser, step and random state).
+        init_from: start from this checkpoint's model weights (fine-tuning, as the retrain flow does); the
+            optimiser, schedule and step count start afresh. Not together with ``resume``.
     Raises:
         ConfigError: ``resume`` without a checkpoint, or a checkpoint of another config.
     """
+    if resume and init_from:
+        raise ConfigError("resume and init_from exclude each other: resume continues this run, init_from starts a "
+                          "new run from another run's weights")
     out = Path(out)
     ckdir = out / "checkpoints"
     if cfg.losses.perceptual > 0 and tcfg.patch == 0:
@@ -166,7 +173,7 @@ def train(cfg: StudentConfig, tcfg: TrainConfig, examples: ExampleSet, out: str 
     device = pick_device(tcfg.device)
     log(f"device: {device} ({'CUDA' if device.type == 'cuda' else 'no CUDA device; training on CPU'})")
     torch.manual_seed(tcfg.seed)
-    model = build_model(cfg, device)
+    model = build_model(replace(cfg, pretrained="none") if init_from else cfg, device)  # weights from init_from
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=tcfg.lr)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=tcfg.halving(), gamma=0.5)
     gen = torch.Generator().manual_seed(tcfg.seed)
@@ -184,9 +191,16 @@ def train(cfg: StudentConfig, tcfg: TrainConfig, examples: ExampleSet, out: str 
         gen.set_state(ck["generator"])
         step = int(ck["step"])
         log(f"resumed from {latest} at step {step}")
+    if init_from:
+        ck = load_checkpoint(init_from)
+        if replace(ck["student_config"], losses=cfg.losses, pretrained=cfg.pretrained) != cfg:  # same network
+            raise ConfigError(f"{init_from} was trained with config {ck['student_config'].name}, not {cfg.name}")
+        model.load_state_dict(ck["model"])
+        log(f"initialised from {init_from} (step {ck['step']})")
     perceptual = PerceptualLoss().to(device) if cfg.losses.perceptual > 0 and tcfg.patch > 0 else None
     meta = {"shards": examples.shard_refs(), "dataset": str(examples.reader.root),
-            "pretrained_weights": model.pretrained_weights, "items": len(examples)}
+            "pretrained_weights": model.pretrained_weights, "items": len(examples),
+            "init_from": str(init_from) if init_from else None, "device": str(device)}
     write_json(out / "run.json", {"student_config": cfg.to_dict(), "train_config": tcfg.model_dump(), **meta})
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
     state = TrainState(step)

@@ -1,0 +1,103 @@
+"""Prefect artifacts that make the UI the dashboard: metric tables, pictures, progress, links to reports.
+
+Pictures are embedded in Markdown artifacts as ``data:`` PNG URIs (the UI renders
+them; nothing has to be served), downscaled so an artifact stays small.
+"""
+
+import base64
+from pathlib import Path
+
+import cv2
+import numpy as np
+from prefect.artifacts import (create_link_artifact, create_markdown_artifact, create_progress_artifact,
+                               create_table_artifact, update_progress_artifact)
+
+from ghnerf.eval.evaluate import lineage_lines, metrics_table
+
+MAX_PICTURE_SIDE = 512
+
+
+def png_data_uri(path: str | Path, max_side: int = MAX_PICTURE_SIDE) -> str:
+    """A PNG file as a ``data:image/png;base64,...`` URI, downscaled to ``max_side``."""
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise FileNotFoundError(f"{path}: not a readable image")
+    scale = min(1.0, max_side / max(img.shape[:2]))
+    if scale < 1:
+        img = cv2.resize(img, (round(img.shape[1] * scale), round(img.shape[0] * scale)), interpolation=cv2.INTER_AREA)
+    ok, png = cv2.imencode(".png", img)
+    return "data:image/png;base64," + base64.b64encode(np.asarray(png).tobytes()).decode()
+
+
+def picture_markdown(paths: list[str | Path], captions: list[str] | None = None) -> str:
+    captions = captions or [Path(p).stem for p in paths]
+    return "\n\n".join(f"**{c}**\n\n![{c}]({png_data_uri(p)})" for p, c in zip(paths, captions) if Path(p).is_file())
+
+
+def safe_key(text: str) -> str:
+    """Artifact keys allow lowercase letters, digits and dashes only."""
+    out = "".join(ch if ch.isalnum() else "-" for ch in text.lower())
+    return "-".join(part for part in out.split("-") if part)[:60]
+
+
+def publish_evaluation(report: dict, key_prefix: str = "evaluation") -> None:
+    """Markdown report (paper-format table, lineage, pictures), a metrics table and a link to report.md."""
+    m = report["metrics"]
+    images = [p for p in report.get("images", []) if p.endswith(("_render.png", "_heatmaps.png", "_skeleton.png",
+                                                                 "_cse.png"))][:4]
+    md = "\n".join([f"# {report['config']} on {report['views']} {report['split']} views", "",
+                    f"device `{report['device']}`, checkpoint step {report['checkpoint_step']}", "",
+                    metrics_table(m), "", "## Lineage", "", *lineage_lines(report), "",
+                    "## Pictures (rendered | ground truth; heatmaps over the render; predicted | true skeleton)", "",
+                    picture_markdown(images)])
+    key = safe_key(f"{key_prefix}-{report['config']}")
+    create_markdown_artifact(key=key, markdown=md, description=f"evaluation of {report['checkpoint']}")
+    create_table_artifact(key=f"{key}-metrics", description="every metric (definitions in the report)",
+                          table=[{"metric": k, "value": v if isinstance(v, (int, float)) else str(v)[:200],
+                                  "definition": report["definitions"].get(k, "")} for k, v in m.items()])
+    create_link_artifact(key=f"{key}-report", link=Path(report["report_path"]).resolve().as_uri(),
+                         link_text="report.md", description=f"full report on the worker: {report['report_path']}")
+
+
+class TrainingProgress:
+    """A Prefect progress artifact updated at most every ``every`` percent, plus a loss table at the end."""
+
+    def __init__(self, steps: int, description: str, every: float = 2.0):
+        self.steps, self.every, self.last = steps, every, 0.0
+        self.id = create_progress_artifact(progress=0.0, description=description)
+
+    def __call__(self, step: int, record: dict) -> None:
+        pct = 100.0 * step / self.steps
+        if pct - self.last >= self.every or step == self.steps:
+            update_progress_artifact(self.id, progress=pct,
+                                     description=f"step {step}/{self.steps}: loss {record['loss']:.4f}, "
+                                                 f"PSNR {record['psnr']:.2f} dB, {record['it_s']:.2f} it/s")
+            self.last = pct
+
+
+def publish_training(history: list[dict], run: str, key: str, val_images: list[Path]) -> None:
+    """Loss table (every tenth of the run) and the last validation picture."""
+    stride = max(len(history) // 10, 1)
+    rows = [{k: round(v, 5) if isinstance(v, float) else v for k, v in h.items()}
+            for h in history[stride - 1::stride]]
+    create_table_artifact(key=safe_key(f"{key}-loss"), table=rows, description=f"training curve of {run}")
+    if val_images:
+        create_markdown_artifact(key=safe_key(f"{key}-validation"),
+                                 markdown=f"# Validation render of {run}\n\nrendered | ground truth | heatmaps\n\n"
+                                          + picture_markdown(val_images[-1:]),
+                                 description="last validation picture")
+
+
+def publish_decision(decision) -> None:
+    """The retrain decision with both metric sets side by side."""
+    keys = ["pck", "psnr", "ssim", "heatmap_mse", "mpjpe_volumetric_m", "mpjpe_triangulated_m"]
+    cand = decision.candidate.metrics if decision.candidate else {}
+    inc = decision.incumbent.metrics if decision.incumbent else {}
+    lines = [f"# Retrain decision: **{decision.action}**", "", decision.reason, "",
+             "| metric | incumbent | candidate |", "|---|---|---|"]
+    lines += [f"| {k} | {inc.get(k, '–')} | {cand.get(k, '–')} |" for k in keys]
+    lines += ["", f"- incumbent: `{decision.incumbent.checkpoint if decision.incumbent else 'none'}`",
+              f"- candidate: `{decision.candidate.checkpoint if decision.candidate else 'none'}`",
+              f"- new shards: {len(decision.new_shards)}", f"- rule: `{decision.rule.model_dump_json()}`"]
+    create_markdown_artifact(key="retrain-decision", markdown="\n".join(lines),
+                             description=f"{decision.action}: {decision.reason}"[:500])

@@ -1,0 +1,48 @@
+"""Prefect flow ``train``: one student training run (:func:`ghnerf.student.run.run_training`) with progress in the UI.
+
+The worker's device is used: ``cuda`` when it has one, CPU otherwise, and the
+run says which (log line and artifact). Deploy it on the ``gpu`` pool, whose
+concurrency limit allows one run per GPU.
+"""
+
+from pathlib import Path
+
+from prefect import flow, get_run_logger
+
+from flows.artifacts import TrainingProgress, publish_training, safe_key
+from ghnerf.student.run import TrainSpec, run_training
+
+_D = {name: f.default for name, f in TrainSpec.model_fields.items()}
+
+
+def train_and_publish(spec: TrainSpec) -> dict:
+    """Train with a progress artifact, then publish the loss table and validation picture (inside a flow/task)."""
+    log = get_run_logger()
+    progress = TrainingProgress(spec.steps, f"training {spec.config} into {spec.out}")
+    state = run_training(spec, on_step=progress, log=log.info)
+    out = Path(spec.out)
+    publish_training(state.history, spec.out, f"train-{spec.config}", sorted((out / "val").glob("*.png")))
+    last = state.history[-1] if state.history else {}
+    return {"run": str(out), "checkpoint": str(out / "checkpoints" / "latest.pt"), "steps": state.step,
+            "final_loss": last.get("loss"), "final_psnr": last.get("psnr")}
+
+
+@flow(name="train", log_prints=True)
+def train_flow(data: str, out: str, config: str = _D["config"], targets: str | None = None,
+               teacher: str | None = None, cse_teacher: str | None = None, steps: int = _D["steps"],
+               resume: bool = False, init_from: str | None = None, pretrained: str = _D["pretrained"],
+               image_scale: float = _D["image_scale"], perceptual_weight: float = _D["perceptual_weight"],
+               patch: int = _D["patch"], device: str = _D["device"],
+               checkpoint_every: int = _D["checkpoint_every"]) -> dict:
+    """Train a student (parameters as ``ghnerf train --help``); resumable with ``resume=true``.
+
+    Returns:
+        run folder, checkpoint path, steps done, final loss and PSNR.
+    """
+    spec = TrainSpec(config=config, data=data, out=out, targets=targets, teacher=teacher, cse_teacher=cse_teacher,
+                     steps=steps, resume=resume, init_from=init_from, pretrained=pretrained, image_scale=image_scale,
+                     perceptual_weight=perceptual_weight, patch=patch, device=device,
+                     checkpoint_every=checkpoint_every)
+    result = train_and_publish(spec)
+    get_run_logger().info("trained %s: %s", safe_key(config), result)
+    return result

@@ -1,0 +1,110 @@
+"""Retraining: fine-tune the promoted model on shards newer than it, evaluate, promote only if better.
+
+One plain function, :func:`retrain`, composes the steps; the training and
+evaluation steps are parameters so the Prefect ``retrain`` flow passes its tasks
+(each step visible in the UI) and ``ghnerf retrain`` passes the plain functions.
+Every outcome -- promote, keep or skip -- is written to the registry with both
+metric sets (:mod:`ghnerf.model_registry`).
+"""
+
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ghnerf.model_registry import Decision, EvalSpec, ModelRecord, ModelRegistry, PromotionRule, decide, model_record
+from ghnerf.student.run import TrainSpec
+
+
+class RetrainSpec(BaseModel):
+    """What to retrain and how to judge it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    registry: str = Field(..., description="model registry folder (best.json, decisions/, runs/)")
+    data: str = Field(..., description="dataset folder; its test split is the fixed evaluation split")
+    targets: str | None = Field(None, description="storage root of the teacher's shards")
+    teacher: str | None = Field(None, description="pose teacher whose new shards trigger retraining")
+    config: str = Field("ghnerf-resnet18", description="student config when no model is promoted yet")
+    steps: int = Field(500, ge=1, description="fine-tuning steps")
+    image_scale: float = Field(0.5, gt=0, le=1)
+    pretrained: str = Field("none", description="encoder weights for a first model (imagenet | none | PATH)")
+    perceptual_weight: float = Field(0.0, ge=0)
+    eval_split: str = "test"
+    eval_max_views: int | None = Field(8, ge=1, description="views of the fixed evaluation split")
+    rule: PromotionRule = Field(default_factory=PromotionRule)
+    device: str = "auto"
+
+    def eval_spec(self) -> EvalSpec:
+        return EvalSpec(dataset=str(Path(self.data).resolve()), split=self.eval_split, max_views=self.eval_max_views)
+
+
+def pending_shards(spec: RetrainSpec, best: ModelRecord | None) -> list[str]:
+    """Keys of the teacher's current shards that the promoted model was not trained on and that are newer than it."""
+    if not (spec.targets and spec.teacher):
+        return []
+    from storage.catalog import Catalog
+    from storage.root import StorageRoot
+
+    entries = Catalog(StorageRoot(spec.targets)).current(teacher=spec.teacher)
+    if best is None:
+        return sorted(e.shard_key for e in entries)
+    used = set(best.shard_keys)
+    return sorted(e.shard_key for e in entries if e.shard_key not in used and e.created_at > best.created_at)
+
+
+def retrain(spec: RetrainSpec, train_fn: Callable | None = None, evaluate_fn: Callable | None = None,
+            run_id: str | None = None, log: Callable[[str], None] = print) -> Decision:
+    """Check for new shards; if any (or no model yet), train, evaluate, and promote only if better.
+
+    Args:
+        spec: the retrain settings.
+        train_fn: ``(TrainSpec) -> Any`` (default :func:`ghnerf.student.run.run_training`).
+        evaluate_fn: ``(run, data, split, max_views, out, checkpoint) -> report`` (default
+            :func:`ghnerf.eval.evaluate.evaluate_run`).
+        run_id: recorded with the decision (the Prefect flow run id).
+        log: progress lines.
+    Returns:
+        the recorded decision ("skip" when nothing is new, else "promote" or "keep").
+    """
+    from ghnerf.eval.evaluate import evaluate_run
+    from ghnerf.student.run import run_training
+
+    train_fn = train_fn or run_training
+    evaluate_fn = evaluate_fn or evaluate_run
+    registry = ModelRegistry(spec.registry)
+    best = registry.best()
+    new = pending_shards(spec, best)
+    if best is not None and not new:
+        decision = Decision(action="skip", reason=f"no {spec.teacher or 'teacher'} shards newer than "
+                                                  f"{best.checkpoint} ({best.created_at:%Y-%m-%d %H:%M} UTC)",
+                            rule=spec.rule, incumbent=best, run_id=run_id)
+        log(decision.reason)
+        registry.record(decision)
+        return decision
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    run = Path(spec.registry) / "runs" / stamp
+    log(f"{len(new)} new shard(s); training {'from ' + best.checkpoint if best else 'a first model'} into {run}")
+    train_fn(TrainSpec(config=spec.config, data=spec.data, out=str(run), targets=spec.targets if spec.teacher else None,
+                       teacher=spec.teacher, steps=spec.steps, init_from=best.checkpoint if best else None,
+                       pretrained=spec.pretrained, image_scale=spec.image_scale,
+                       perceptual_weight=spec.perceptual_weight, device=spec.device,
+                       checkpoint_every=spec.steps))
+    eval_spec = spec.eval_spec()
+    checkpoint = run / "checkpoints" / "latest.pt"
+    report = evaluate_fn(run, spec.data, spec.eval_split, spec.eval_max_views, run / f"eval_{spec.eval_split}",
+                         checkpoint)
+    candidate = model_record(checkpoint, report, eval_spec)
+    incumbent = best
+    if best is not None and best.eval_spec != eval_spec:  # measure the incumbent on the same fixed split
+        folder = Path(spec.registry) / "evals" / best.checkpoint_sha256[:16]
+        inc_report = evaluate_fn(Path(best.checkpoint).parent.parent, spec.data, spec.eval_split,
+                                 spec.eval_max_views, folder, best.checkpoint)
+        incumbent = model_record(best.checkpoint, inc_report, eval_spec)
+    action, reason = decide(candidate, incumbent, spec.rule)
+    decision = Decision(action=action, reason=reason, rule=spec.rule, candidate=candidate, incumbent=incumbent,
+                        new_shards=new, run_id=run_id)
+    path = registry.record(decision)
+    log(f"{action}: {reason} (recorded in {path})")
+    return decision

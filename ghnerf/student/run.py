@@ -1,0 +1,82 @@
+"""One training run from a typed spec: what ``ghnerf train``, the ``train`` flow and the pipeline all call.
+
+:class:`TrainSpec` holds every user-facing option with its default (the CLI, the
+Prefect deployment parameters and the pipeline config are built from it), and
+:func:`run_training` turns it into a student config, example sets and a call to
+:func:`ghnerf.student.train.train`.
+"""
+
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ghnerf.errors import ConfigError
+from ghnerf.student.train import TrainConfig, TrainState, load_checkpoint
+
+
+class TrainSpec(BaseModel):
+    """A training run, as a user asks for it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    config: str = Field("ghnerf-resnet18", description="enerf | enerf-heatmap | ghnerf-resnet18 | ghnerf-resnet34 | "
+                                                      "ghnerf-dino, optionally +cse and/or +coord")
+    data: str = Field(..., description="dataset folder (ZJU-MoCap or RenderPeople layout)")
+    out: str = Field(..., description="run folder (checkpoints, validation images, history)")
+    targets: str | None = Field(None, description="storage root of distilled targets")
+    teacher: str | None = Field(None, description="pose teacher whose heatmaps to learn (with targets); "
+                                                  "default: the dataset's own 2D joints")
+    cse_teacher: str | None = Field(None, description="CSE teacher for the +cse head (with targets)")
+    steps: int = Field(2000, ge=1, description="training steps")
+    resume: bool = Field(False, description="continue from OUT/checkpoints/latest.pt")
+    init_from: str | None = Field(None, description="start from this checkpoint's weights (fine-tuning)")
+    pretrained: str = Field("imagenet", description="encoder weights: imagenet (local cache) | none | PATH")
+    image_scale: float = Field(0.5, gt=0, le=1, description="image resize factor (ENeRF input_ratio)")
+    perceptual_weight: float = Field(0.01, ge=0, description="LPIPS-VGG weight (needs VGG16 weights locally)")
+    patch: int = Field(16, ge=0, description="patch side for the perceptual loss (0: none)")
+    device: str = Field("auto", description="auto | cpu | cuda")
+    checkpoint_every: int = Field(500, ge=1, description="steps between checkpoints")
+
+    def student_config(self):
+        """The :class:`~ghnerf.student.config.StudentConfig` this spec trains (from init_from's checkpoint if set)."""
+        from ghnerf.student.config import preset
+
+        if self.init_from:
+            cfg = load_checkpoint(self.init_from)["student_config"]
+        else:
+            cfg = preset(self.config, cse=self.cse_teacher is not None, pretrained=self.pretrained)
+        return replace(cfg, losses=replace(cfg.losses, perceptual=self.perceptual_weight))
+
+
+def run_training(spec: TrainSpec, on_step: Callable[[int, dict], None] | None = None,
+                 log: Callable[[str], None] = print) -> TrainState:
+    """Build the example sets of ``spec`` and train.
+
+    Args:
+        spec: the run.
+        on_step: called after every step with (step, record) where record has loss, psnr, lr, it_s.
+        log: where progress lines go.
+    Returns:
+        the training state (final step and per-step history).
+    Raises:
+        ConfigError: inconsistent options (teacher without targets, unknown config, ...).
+    """
+    from ghnerf.student.data import ExampleSet
+    from ghnerf.student.train import train
+    from storage.targets import TargetStore
+
+    if (spec.teacher or spec.cse_teacher) and not spec.targets:
+        raise ConfigError("a teacher / cse_teacher needs targets=ROOT (the storage root of its shards)")
+    cfg = spec.student_config()
+    hm_store = TargetStore(spec.targets, spec.teacher) if spec.teacher else None
+    cse_store = TargetStore(spec.targets, spec.cse_teacher) if spec.cse_teacher else None
+    heat = "none" if not cfg.heatmap_head else ("store" if hm_store else "dataset")
+    examples = ExampleSet(spec.data, "train", cfg.source_views, spec.image_scale, heat, hm_store, cse_store)
+    val = ExampleSet(spec.data, "test", cfg.source_views, spec.image_scale, heat if heat != "store" else "none")
+    tcfg = TrainConfig(steps=spec.steps, image_scale=spec.image_scale,
+                       patch=spec.patch if spec.perceptual_weight > 0 else 0, device=spec.device,
+                       checkpoint_every=spec.checkpoint_every, val_every=spec.checkpoint_every)
+    return train(cfg, tcfg, examples, Path(spec.out), resume=spec.resume, val_examples=val, on_step=on_step,
+                 log=log, init_from=spec.init_from)
