@@ -5,7 +5,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from ghnerf.cli import app
+from flows.cli import app  # the console script: library commands plus the orchestration ones
 
 runner = CliRunner()
 
@@ -24,7 +24,9 @@ def _commands(typer_app, prefix=()):
 
 def test_every_subcommand_has_help():
     paths = list(_commands(app))
-    assert ("data", "synth") in paths and ("data", "inspect") in paths and ("demo",) in paths
+    for expected in [("data", "synth"), ("data", "inspect"), ("demo",), ("demo-stop",), ("run",), ("deploy",),
+                     ("pipeline",), ("retrain",), ("train",), ("evaluate",), ("lineage",)]:
+        assert expected in paths, expected
     for path in paths:
         result = runner.invoke(app, [*path, "--help"])
         assert result.exit_code == 0, (path, result.output)

@@ -53,3 +53,24 @@ def test_evaluate_cse(student_root, tmp_path):
     m = json.loads((run / "eval_test" / "metrics.json").read_text())["metrics"]
     assert isinstance(m["cse_mse"], float) and 0 < m["cse_mse"] < 4  # unit vectors: squared distance <= 4
     assert (run / "eval_test" / "images" / "000_cse.png").is_file()
+    # lineage of the report: report -> checkpoint -> shards -> teacher weights and input files
+    metrics = run / "eval_test" / "metrics.json"
+    report = json.loads(metrics.read_text())
+    assert report["shards"] and {s["teacher"] for s in report["shards"]} == {"surface-cse"}
+    assert "surface-cse" in (run / "eval_test" / "report.md").read_text()  # the report names its shards
+    result = runner.invoke(app, ["lineage", str(metrics), "--json"])
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.stdout)
+    assert info["report"] == str(metrics) and info["checkpoint"] == report["checkpoint"]
+    assert info["metrics"]["cse_mse"] == m["cse_mse"]
+    assert len(info["shards"]) == len(report["shards"]) == 2
+    for sh in info["shards"]:
+        assert sh["teacher"]["name"] == "surface-cse" and sh["teacher"]["weights_sha256"]
+        assert any(i["path"].endswith(".jpg") for i in sh["inputs"])  # back to the input images
+    tree = runner.invoke(app, ["lineage", str(metrics)])
+    assert tree.exit_code == 0 and "teacher surface-cse" in tree.output and "report" in tree.output
+    # a checkpoint changed after evaluation no longer matches its report
+    ck = run / "checkpoints" / "latest.pt"
+    ck.write_bytes(ck.read_bytes() + b"\0")
+    stale = runner.invoke(app, ["lineage", str(metrics)])
+    assert stale.exit_code != 0 and "changed since" in stale.output
