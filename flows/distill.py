@@ -13,6 +13,7 @@ Python-heavy ones do not thrash (measured in benchmarks/distill_overhead.py).
 
 import base64
 import os
+import socket
 import threading
 
 from prefect import flow, get_run_logger, task
@@ -62,8 +63,10 @@ def plan_task(dataset: str, cfg: DistillConfig) -> list[ShardPlan]:
 @task(name="run-shard", retries=2, retry_delay_seconds=[5, 30], retry_condition_fn=is_transient,
       cache_policy=NO_CACHE, task_run_name="shard-{plan.subject}-{plan.frame_ids[0]}")
 def run_shard_task(plan: ShardPlan, cfg: DistillConfig, out: str, storage_options: dict | None = None) -> ShardResult:
-    return run_shard(plan, cfg, _teacher(cfg), StorageRoot(out, storage_options), flow_run.get_id(),
-                     shard_consistency)
+    result = run_shard(plan, cfg, _teacher(cfg), StorageRoot(out, storage_options), flow_run.get_id(),
+                       shard_consistency)
+    result.worker = f"{socket.gethostname()}:{os.getpid()}"
+    return result
 
 
 def _preview_markdown(out: str, results: list[ShardResult], storage_options: dict | None) -> str | None:
@@ -128,10 +131,28 @@ def distill_flow(dataset: str, teacher: str, out: str, stride: int = 2, sigma: f
                 "rows": r.rows, "failed_views": len(r.failures),
                 "failures": "; ".join(f"{f['key']}: {f['error']}" for f in r.failures)[:500],
                 "reprojection_px_median": (r.consistency or {}).get("median_error_px"),
-                "outlier_views": (r.consistency or {}).get("outlier_views"), "shard": r.shard_path}
+                "outlier_views": (r.consistency or {}).get("outlier_views"), "worker": r.worker,
+                "seconds": round(r.seconds, 2), "shard": r.shard_path}
                for r in results])
     md = _preview_markdown(out, results, storage_options)
     if md:
         create_markdown_artifact(key=f"distill-{teacher}-preview", markdown=md,
                                  description="teacher heatmaps and skeleton over the first new shard's frame")
     return counts
+
+
+def dask_task_runner():
+    """A DaskTaskRunner: the cluster at ``GHNERF_DASK_ADDRESS`` if set, else a LocalCluster of
+    ``GHNERF_DASK_WORKERS`` (default 2) single-threaded worker processes (see docs/scaling.md)."""
+    from prefect_dask import DaskTaskRunner
+
+    address = os.environ.get("GHNERF_DASK_ADDRESS")
+    if address:
+        return DaskTaskRunner(address=address)
+    workers = int(os.environ.get("GHNERF_DASK_WORKERS", "2"))
+    return DaskTaskRunner(cluster_kwargs={"n_workers": workers, "threads_per_worker": 1, "processes": True,
+                                          "dashboard_address": None})
+
+
+# The same flow with its shards fanned out over Dask worker processes (deployment distill/renderpeople-dask).
+distill_dask_flow = distill_flow.with_options(task_runner=dask_task_runner())

@@ -102,6 +102,7 @@ class ShardResult:
     shard_path: str | None = None
     consistency: dict | None = None
     seconds: float = 0.0
+    worker: str = ""  # host:pid of the process that ran it (set by the orchestrator)
 
 
 def file_sha256(path: Path) -> str:
