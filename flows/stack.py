@@ -81,8 +81,12 @@ def _spawn(cmd: list[str], role: str, log: Path, env: dict) -> StartedProcess:
     return StartedProcess(proc.pid, role, cmd, str(log))
 
 
-def start_server(api_url: str, home: Path, log: Path, timeout: float = 180.0) -> StartedProcess:
-    """Start ``prefect server start`` on the loopback address of ``api_url`` (SQLite in ``home``) and wait for it.
+def start_server(api_url: str, home: Path, log: Path, timeout: float = 180.0,
+                 database_url: str | None = None) -> StartedProcess:
+    """Start ``prefect server start`` on the loopback address of ``api_url`` and wait for it.
+
+    The database is SQLite in ``home`` unless ``database_url`` (e.g.
+    ``postgresql+asyncpg://user:pw@host:5432/prefect``) is given.
 
     Raises:
         RuntimeError: it did not answer within ``timeout`` seconds (the log file is named).
@@ -93,6 +97,8 @@ def start_server(api_url: str, home: Path, log: Path, timeout: float = 180.0) ->
                            "PREFECT_API_URL")
     env = _env(api_url, home)
     env["PREFECT_SERVER_API_HOST"] = "127.0.0.1"
+    if database_url:
+        env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = database_url
     cmd = [prefect_bin(), "server", "start", "--host", "127.0.0.1", "--port", str(url.port or 4200)]
     proc = _spawn(cmd, "server", log, env)
     deadline = time.monotonic() + timeout
