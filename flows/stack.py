@@ -67,7 +67,8 @@ class StackState:
 
 def _env(api_url: str, home: Path | None = None) -> dict:
     env = {**os.environ, "PREFECT_API_URL": api_url, "GHNERF_HOME": str(PROJECT_DIR), "HF_HUB_OFFLINE": "1",
-           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PYTHONUNBUFFERED": "1"}
+           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PYTHONUNBUFFERED": "1",
+           "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(HEARTBEAT_S)}
     if home is not None:
         env["PREFECT_HOME"] = str(home)
     return env
@@ -146,7 +147,49 @@ def ensure_pools(api_url: str) -> dict[str, int]:
                                                        concurrency_limit=limit, description=POOLS[name]))
             except ObjectAlreadyExists:
                 client.update_work_pool(name, WorkPoolUpdate(concurrency_limit=limit, description=POOLS[name]))
+    ensure_crash_detection(api_url)
     return {k: v or 0 for k, v in limits.items()}
+
+
+HEARTBEAT_S = 30  # flow-run heartbeat period on our workers (Prefect's minimum)
+CRASH_AFTER_S = 90  # no heartbeat and no final state for this long: the run is marked Crashed
+CRASH_AUTOMATION = "ghnerf-crash-silent-flow-runs"
+
+
+def ensure_crash_detection(api_url: str, within_s: int = CRASH_AFTER_S) -> None:
+    """Create (or replace) the automation that marks flow runs Crashed when their heartbeats stop.
+
+    A killed worker takes its flow-run process with it, so nothing reports the end of the
+    run; Prefect's documented remedy is a proactive trigger on ``prefect.flow-run.heartbeat``
+    events (sent every ``PREFECT_FLOWS_HEARTBEAT_FREQUENCY`` seconds, set by :func:`start_worker`
+    and the pools' job variables) with a change-state action.
+    """
+    from datetime import timedelta
+
+    from prefect.automations import Automation
+    from prefect.client.schemas.objects import StateType
+    from prefect.events.actions import ChangeFlowRunState
+    from prefect.events.schemas.automations import EventTrigger, Posture
+    from prefect.events.schemas.events import ResourceSpecification
+
+    with api_settings(api_url):
+        try:
+            Automation.read(name=CRASH_AUTOMATION).delete()
+        except ValueError:
+            pass
+        Automation(
+            name=CRASH_AUTOMATION,
+            description=f"flow runs without a heartbeat for {within_s} s are marked Crashed (killed worker or node)",
+            trigger=EventTrigger(
+                after={"prefect.flow-run.heartbeat"},
+                expect={"prefect.flow-run.heartbeat", "prefect.flow-run.Completed", "prefect.flow-run.Failed",
+                        "prefect.flow-run.Cancelled", "prefect.flow-run.Crashed"},
+                match=ResourceSpecification({"prefect.resource.id": ["prefect.flow-run.*"]}),
+                for_each={"prefect.resource.id"}, posture=Posture.Proactive, threshold=1,
+                within=timedelta(seconds=within_s)),
+            actions=[ChangeFlowRunState(state=StateType.CRASHED,
+                                        message=f"no heartbeat for {within_s} s: the worker running it died")],
+        ).create()
 
 
 def deploy_all(api_url: str, log: Path) -> None:
