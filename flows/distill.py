@@ -13,6 +13,7 @@ Python-heavy ones do not thrash (measured in benchmarks/distill_overhead.py).
 
 import base64
 import os
+import resource
 import socket
 import threading
 
@@ -66,6 +67,7 @@ def run_shard_task(plan: ShardPlan, cfg: DistillConfig, out: str, storage_option
     result = run_shard(plan, cfg, _teacher(cfg), StorageRoot(out, storage_options), flow_run.get_id(),
                        shard_consistency)
     result.worker = f"{socket.gethostname()}:{os.getpid()}"
+    result.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
     return result
 
 
@@ -131,7 +133,7 @@ def distill_flow(dataset: str, teacher: str, out: str, stride: int = 2, sigma: f
                 "rows": r.rows, "failed_views": len(r.failures),
                 "failures": "; ".join(f"{f['key']}: {f['error']}" for f in r.failures)[:500],
                 "reprojection_px_median": (r.consistency or {}).get("median_error_px"),
-                "outlier_views": (r.consistency or {}).get("outlier_views"), "worker": r.worker,
+                "outlier_views": (r.consistency or {}).get("outlier_views"), "worker": r.worker, "worker_peak_rss_mb": round(r.peak_rss_mb, 1),
                 "seconds": round(r.seconds, 2), "shard": r.shard_path}
                for r in results])
     md = _preview_markdown(out, results, storage_options)

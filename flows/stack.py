@@ -23,6 +23,15 @@ DEFAULT_API = "http://127.0.0.1:4200/api"
 POOLS = {"cpu": "teachers (process workers)", "gpu": "training and evaluation (one run per GPU)"}
 
 
+def free_port() -> int:
+    """A TCP port that is free on 127.0.0.1 right now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def prefect_bin() -> str:
     return str(Path(sys.executable).with_name("prefect"))
 

@@ -103,6 +103,7 @@ class ShardResult:
     consistency: dict | None = None
     seconds: float = 0.0
     worker: str = ""  # host:pid of the process that ran it (set by the orchestrator)
+    peak_rss_mb: float = 0.0  # that process's peak resident memory when the shard was done
 
 
 def file_sha256(path: Path) -> str:

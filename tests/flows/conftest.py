@@ -6,15 +6,10 @@ own PREFECT_HOME (SQLite) under the session's tmp dir.
 """
 
 import os
-import socket
 
 import pytest
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from flows.stack import free_port
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.flows.conftest import free_port
+from flows.stack import free_port
 
 pytestmark = pytest.mark.slow
 

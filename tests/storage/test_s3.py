@@ -1,21 +1,14 @@
 """Shards and catalog on object storage, against a real local S3 endpoint (moto server on loopback)."""
 
-import socket
-
 import pytest
 
+from flows.stack import free_port
 from storage.catalog import Catalog
 from storage.errors import ShardIntegrityError
 from storage.root import StorageRoot
 from storage.shards import read_shard
 from storage.targets import TargetStore
 from teachers.distill import DistillConfig, distill
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -25,7 +18,7 @@ def s3_endpoint(monkeypatch):
     for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                  "AWS_DEFAULT_REGION": "us-east-1"}.items():
         monkeypatch.setenv(k, v)
-    port = _free_port()
+    port = free_port()
     server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port)
     server.start()
     url = f"http://127.0.0.1:{port}"
