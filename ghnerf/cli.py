@@ -332,7 +332,7 @@ def _report_lineage(path: Path, as_json: bool) -> None:
     """metrics.json -> its checkpoint -> shards -> teacher and inputs."""
     from rich.tree import Tree
 
-    from ghnerf.model_registry import file_sha256
+    from ghnerf.fileio import file_sha256
 
     try:
         report = json.loads(path.read_text())

@@ -5,6 +5,7 @@ renames it into place, so a killed process never leaves a half-written file
 under the final name.
 """
 
+import hashlib
 import json
 import os
 import tempfile
@@ -116,3 +117,12 @@ def first_image_size(paths) -> tuple[int, int]:
         except DataReadError as exc:
             first_error = first_error or exc
     raise first_error or DataReadError(Path("."), "no images")
+
+
+def file_sha256(path: str | Path) -> str:
+    """sha256 hex digest of a file, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

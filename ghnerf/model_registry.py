@@ -12,7 +12,6 @@ while the guard metrics do not drop by more than their tolerance: a candidate
 with missing or worse metrics is never promoted.
 """
 
-import hashlib
 import json
 import math
 from datetime import datetime, timezone
@@ -22,7 +21,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ghnerf.errors import ConfigError, DataReadError
-from ghnerf.fileio import write_json
+from ghnerf.fileio import file_sha256, write_json
 
 
 class EvalSpec(BaseModel):
@@ -122,14 +121,6 @@ def decide(candidate: ModelRecord, incumbent: ModelRecord | None, rule: Promotio
     return "promote", (f"{rule.primary} {incumbent.metrics[rule.primary]:.4f} -> {candidate.metrics[rule.primary]:.4f}"
                        + "".join(f"; {k} {incumbent.metrics[k]:.4f} -> {candidate.metrics[k]:.4f}"
                                  for k in rule.guards))
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 class ModelRegistry:

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ghnerf.data import load_surface, load_view, open_dataset
 from ghnerf.data.records import MultiViewFrame
 from ghnerf.errors import GHNeRFError, NonFiniteError
+from ghnerf.fileio import file_sha256
 from storage.catalog import Catalog, CatalogEntry, code_version, host_name, now_utc
 from storage.errors import ShardIntegrityError
 from storage.root import StorageRoot
@@ -104,14 +105,6 @@ class ShardResult:
     seconds: float = 0.0
     worker: str = ""  # host:pid of the process that ran it (set by the orchestrator)
     peak_rss_mb: float = 0.0  # that process's peak resident memory when the shard was done
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def dataset_identity(root: Path, reader) -> str:

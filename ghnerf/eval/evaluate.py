@@ -18,8 +18,7 @@ import torch
 
 from ghnerf.errors import GHNeRFError, WeightsNotFoundError
 from ghnerf.eval.metrics import (PCK_ALPHA, heatmap_mse, masked_psnr, masked_ssim, openpose_keypoints, pck)
-from ghnerf.fileio import write_bytes, write_image, write_json
-from ghnerf.model_registry import file_sha256
+from ghnerf.fileio import file_sha256, write_bytes, write_image, write_json
 from ghnerf.student.data import ExampleSet
 from ghnerf.student.model import GHNeRF
 from ghnerf.student.train import load_checkpoint, pick_device, render_full_view

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from ghnerf.errors import DataReadError
-from ghnerf.model_registry import (Decision, EvalSpec, ModelRecord, ModelRegistry, PromotionRule, decide,
-                                   file_sha256)
+from ghnerf.fileio import file_sha256
+from ghnerf.model_registry import Decision, EvalSpec, ModelRecord, ModelRegistry, PromotionRule, decide
 
 SPEC = EvalSpec(dataset="/data/x", split="test", max_views=4)
 

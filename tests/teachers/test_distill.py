@@ -112,7 +112,7 @@ def test_lineage_from_target_to_inputs_and_weights(zju_root, tmp_path):
     info = resolve(str(store), target.target_id)
     assert info["kind"] == "target" and info["target"]["camera"] == "Camera (3)"
     image = open_dataset(zju_root).sequence("CoreView_901").frame(1).views[2].image_path
-    from teachers.distill import file_sha256
+    from ghnerf.fileio import file_sha256
     assert info["target"]["image_sha256"] == file_sha256(image)
     assert {"path": str(image.relative_to(zju_root)), "sha256": file_sha256(image)} in info["inputs"]
     assert info["teacher"]["name"] == "gt-joints" and info["teacher"]["weights_sha256"] == "none"
