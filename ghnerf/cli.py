@@ -428,6 +428,34 @@ def retrain_cmd(
     print(json.dumps({"action": decision.action, "reason": decision.reason}))
 
 
+@app.command("doctor")
+def doctor_cmd(
+    api_url: Annotated[Optional[str], typer.Option(help="Prefect API (default PREFECT_API_URL or "
+                                                        "http://127.0.0.1:4200/api)")] = None,
+    store: Annotated[str, typer.Option(help="storage root to check (folder or fsspec URL)")] = "demo_out",
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """What works here and how to fix what does not; exit 1 when the main job cannot run."""
+    from ghnerf.doctor import main_job_blocked, run_checks
+
+    checks = run_checks(api_url, store)
+    blocked = main_job_blocked(checks)
+    if as_json:
+        print(json.dumps({"main_job_can_run": not blocked, "checks": [c.to_dict() for c in checks]}))
+    else:
+        table = Table(title="ghnerf doctor")
+        for col in ("check", "status", "detail", "fix"):
+            table.add_column(col, overflow="fold")
+        colour = {"ok": "green", "warn": "yellow", "fail": "red"}
+        for c in checks:
+            table.add_row(c.name, f"[{colour[c.status]}]{c.status}[/]", c.detail, c.fix or "")
+        Console(width=200).print(table)
+        console.print("[red]the main job cannot run until the failures above are fixed[/]" if blocked
+                      else "[green]the main job can run here[/] (`make demo`)")
+    if blocked:
+        raise typer.Exit(1)
+
+
 def main() -> None:  # pragma: no cover
     app()
 

@@ -46,6 +46,10 @@ class StorageRoot:
         else:
             self.fs.pipe_file(path, data)
 
+    def delete(self, rel: str) -> None:
+        """Remove one file / object."""
+        self.fs.rm(self.full(rel))
+
     def read_bytes(self, rel: str) -> bytes:
         return self.fs.cat_file(self.full(rel))
 

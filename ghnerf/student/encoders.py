@@ -48,6 +48,14 @@ def dino_cache_file() -> Path:
         "model.safetensors, or --pretrained none for a random init")
 
 
+def resnet_weights_file(arch: str) -> tuple[Path, str]:
+    """(where ``--pretrained imagenet`` looks for ``arch``'s ImageNet weights, the URL to download them from)."""
+    import torchvision
+
+    enum = getattr(torchvision.models, f"ResNet{arch[6:]}_Weights").IMAGENET1K_V1
+    return torch_hub_checkpoint(Path(enum.url).name), enum.url
+
+
 class ResNetEncoder(nn.Module):
     def __init__(self, arch: str, pretrained: str):
         super().__init__()
@@ -56,11 +64,11 @@ class ResNetEncoder(nn.Module):
         net = getattr(torchvision.models, arch)(weights=None)
         self.weights_source = "none (random init)"
         if pretrained != "none":
-            enum = getattr(torchvision.models, f"ResNet{arch[6:]}_Weights").IMAGENET1K_V1
-            path = Path(pretrained) if pretrained != "imagenet" else torch_hub_checkpoint(Path(enum.url).name)
+            default, url = resnet_weights_file(arch)
+            path = Path(pretrained) if pretrained != "imagenet" else default
             if not path.is_file():
                 raise WeightsNotFoundError(
-                    f"{arch} ImageNet weights not found at {path}; download {enum.url} on a machine with network and "
+                    f"{arch} ImageNet weights not found at {path}; download {url} on a machine with network and "
                     f"copy it there (or pass --pretrained PATH, or --pretrained none for a random init)")
             net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
             self.weights_source = str(path)

@@ -103,3 +103,18 @@ def test_nightly_retrain_deployment_records_its_decision(prefect_stack, student_
     assert keep.candidate.metrics["pck"] is not None and keep.incumbent.metrics["psnr"] > 0
     keys = {a.key for a in artifacts_of(run.id)}
     assert {"retrain-decision", "evaluation-enerf-heatmap"} <= keys
+
+
+def test_doctor_sees_the_server_its_database_pools_and_workers(prefect_stack, tmp_path):
+    from ghnerf.cli import app
+
+    result = CliRunner().invoke(app, ["doctor", "--json", "--api-url", prefect_stack, "--store", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    checks = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
+    assert checks["Prefect server"]["status"] == "ok" and "3.8.8" in checks["Prefect server"]["detail"]
+    assert checks["Prefect database"]["status"] == "ok"
+    for pool in ("cpu", "gpu"):
+        assert checks[f"work pool {pool}"]["status"] == "ok", checks[f"work pool {pool}"]
+        assert "type process" in checks[f"work pool {pool}"]["detail"]
+        assert "online worker" in checks[f"work pool {pool}"]["detail"]
+    assert "concurrency limit 1" in checks["work pool gpu"]["detail"]
