@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEMO_OUT ?= demo_out
 PYTEST_ARGS ?=
 
-.PHONY: demo demo-stop test test-fast install lock
+.PHONY: demo demo-stop test test-fast install lock sysdeps
 
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -24,7 +24,16 @@ demo: $(STAMP)
 demo-stop: $(STAMP)
 	$(VENV)/bin/ghnerf demo-stop --out $(DEMO_OUT)
 
-test: $(STAMP)
+# Debian packages the tests use: Chromium (the UI test) and PostgreSQL (Prefect on PostgreSQL). Installed with
+# apt-get when missing and we are root; otherwise those tests skip and say why.
+sysdeps:
+	@if command -v chromium >/dev/null && ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing chromium and postgresql (apt-get)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium postgresql >/dev/null; \
+	else echo "sysdeps: chromium / postgresql missing and not root: the UI and PostgreSQL tests will skip"; fi
+
+test: $(STAMP) sysdeps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-fast: $(STAMP)

@@ -15,16 +15,20 @@ from prefect.artifacts import (create_link_artifact, create_markdown_artifact, c
 from ghnerf.eval.evaluate import lineage_lines, metrics_table
 
 MAX_PICTURE_SIDE = 512
+MIN_PICTURE_SIDE = 256
 
 
 def png_data_uri(path: str | Path, max_side: int = MAX_PICTURE_SIDE) -> str:
-    """A PNG file as a ``data:image/png;base64,...`` URI, downscaled to ``max_side``."""
+    """A PNG file as a ``data:image/png;base64,...`` URI, downscaled to ``max_side`` (small ones enlarged)."""
     img = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if img is None:
         raise FileNotFoundError(f"{path}: not a readable image")
     scale = min(1.0, max_side / max(img.shape[:2]))
     if scale < 1:
         img = cv2.resize(img, (round(img.shape[1] * scale), round(img.shape[0] * scale)), interpolation=cv2.INTER_AREA)
+    elif max(img.shape[:2]) < MIN_PICTURE_SIDE:  # small renders: enlarge by an integer factor, pixels kept sharp
+        k = -(-MIN_PICTURE_SIDE // max(img.shape[:2]))
+        img = cv2.resize(img, (img.shape[1] * k, img.shape[0] * k), interpolation=cv2.INTER_NEAREST)
     ok, png = cv2.imencode(".png", img)
     return "data:image/png;base64," + base64.b64encode(np.asarray(png).tobytes()).decode()
 
