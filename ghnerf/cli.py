@@ -207,15 +207,18 @@ def train_cmd(
     patch: Annotated[int, typer.Option(help="patch side for the perceptual loss (0: no perceptual loss)")] = 16,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
     checkpoint_every: Annotated[int, typer.Option(help="steps between checkpoints")] = 500,
+    batch_examples: Annotated[int, typer.Option(help="examples per step over all processes (torchrun: a multiple "
+                                                     "of --nproc_per_node)")] = 1,
 ) -> None:
-    """Train a student; targets from the dataset's joints or from a teacher's shards; resumable."""
+    """Train a student; targets from the dataset's joints or from a teacher's shards; resumable; DDP under torchrun."""
     from ghnerf.student.run import TrainSpec, run_training
 
     try:
         spec = TrainSpec(config=config, data=str(data), out=str(out), targets=targets, teacher=teacher,
                          cse_teacher=cse_teacher, steps=steps, resume=resume, init_from=init_from,
                          pretrained=pretrained, image_scale=image_scale, perceptual_weight=perceptual_weight,
-                         patch=patch, device=device, checkpoint_every=checkpoint_every)
+                         patch=patch, device=device, checkpoint_every=checkpoint_every,
+                         batch_examples=batch_examples)
         with _train_progress(steps) as on_step:
             run_training(spec, on_step=on_step, log=console.print)
     except GHNeRFError as exc:

@@ -38,6 +38,8 @@ class TrainSpec(BaseModel):
     patch: int = Field(16, ge=0, description="patch side for the perceptual loss (0: none)")
     device: str = Field("auto", description="auto | cpu | cuda")
     checkpoint_every: int = Field(500, ge=1, description="steps between checkpoints")
+    batch_examples: int = Field(1, ge=1, description="examples per step over all processes (under torchrun a "
+                                                     "multiple of the process count; docs/scaling.md)")
 
     def student_config(self):
         """The :class:`~ghnerf.student.config.StudentConfig` this spec trains (from init_from's checkpoint if set)."""
@@ -77,6 +79,7 @@ def run_training(spec: TrainSpec, on_step: Callable[[int, dict], None] | None = 
     val = ExampleSet(spec.data, "test", cfg.source_views, spec.image_scale, heat if heat != "store" else "none")
     tcfg = TrainConfig(steps=spec.steps, image_scale=spec.image_scale,
                        patch=spec.patch if spec.perceptual_weight > 0 else 0, device=spec.device,
-                       checkpoint_every=spec.checkpoint_every, val_every=spec.checkpoint_every)
+                       checkpoint_every=spec.checkpoint_every, val_every=spec.checkpoint_every,
+                       batch_examples=spec.batch_examples)
     return train(cfg, tcfg, examples, Path(spec.out), resume=spec.resume, val_examples=val, on_step=on_step,
                  log=log, init_from=spec.init_from)

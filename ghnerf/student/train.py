@@ -12,6 +12,7 @@ import json
 import math
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from ghnerf.errors import ConfigError
 from ghnerf.fileio import atomic_path, write_image, write_json
 from ghnerf.student.config import StudentConfig
 from ghnerf.student.data import Example, ExampleSet
+from ghnerf.student.distributed import mean_over_ranks, pick_device, setup, teardown  # noqa: F401 (re-export)
 from ghnerf.student.losses import PerceptualLoss, student_loss
 from ghnerf.student.model import GHNeRF
 
@@ -48,18 +50,11 @@ class TrainConfig(BaseModel):
     checkpoint_every: int = Field(500, ge=1)
     val_every: int = Field(500, ge=1)
     device: str = "auto"
+    batch_examples: int = Field(1, ge=1, description="examples per step over all processes (torchrun: a multiple "
+                                                     "of the process count)")
 
     def halving(self) -> int:
         return self.lr_halving_steps or max(1, round(PAPER_HALVING_STEPS * self.steps / PAPER_TOTAL_STEPS))
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    """``cuda`` when present (or asked for), else ``cpu``."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError("--device cuda asked for, but this machine has no CUDA device")
-    return torch.device(name)
 
 
 def level_maps(ex: Example, size: tuple[int, int]) -> dict:
@@ -170,8 +165,11 @@ def train(cfg: StudentConfig, tcfg: TrainConfig, examples: ExampleSet, out: str 
     ckdir = out / "checkpoints"
     if cfg.losses.perceptual > 0 and tcfg.patch == 0:
         cfg = replace(cfg, losses=replace(cfg.losses, perceptual=0.0))  # no patch, no perceptual term
-    device = pick_device(tcfg.device)
-    log(f"device: {device} ({'CUDA' if device.type == 'cuda' else 'no CUDA device; training on CPU'})")
+    ctx, device = setup(tcfg.device)
+    if not ctx.is_main:
+        log = lambda *_: None  # noqa: E731 -- one rank speaks
+    log(f"device: {device} ({'CUDA' if device.type == 'cuda' else 'no CUDA device; training on CPU'})"
+        + (f"; DDP over {ctx.world} processes, global batch {tcfg.batch_examples}" if ctx.enabled else ""))
     torch.manual_seed(tcfg.seed)
     model = build_model(replace(cfg, pretrained="none") if init_from else cfg, device)  # weights from init_from
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=tcfg.lr)
@@ -201,57 +199,95 @@ def train(cfg: StudentConfig, tcfg: TrainConfig, examples: ExampleSet, out: str 
     meta = {"shards": examples.shard_refs(), "dataset": str(examples.reader.root),
             "pretrained_weights": model.pretrained_weights, "items": len(examples),
             "init_from": str(init_from) if init_from else None, "device": str(device)}
-    write_json(out / "run.json", {"student_config": cfg.to_dict(), "train_config": tcfg.model_dump(), **meta})
+    if ctx.is_main:
+        write_json(out / "run.json", {"student_config": cfg.to_dict(), "train_config": tcfg.model_dump(), **meta})
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
     state = TrainState(step)
     model.train()
     t0 = time.perf_counter()
+    B = tcfg.batch_examples
+    if B % ctx.world:
+        raise ConfigError(f"batch_examples {B} is not a multiple of the {ctx.world} torchrun processes; use "
+                          f"--batch-examples {ctx.world * max(B // ctx.world, 1)}")
+    net = model
+    if ctx.enabled:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     while step < tcfg.steps:
-        i = int(torch.randint(len(examples), (1,), generator=gen))
-        ex = examples.example(i)
-        rays, targets = [], []
-        patch_uv = None
-        for lv_idx, lv in enumerate(cfg.levels):
-            H, W = ex.image.shape[:2]
-            size = (max(int(H * lv.render_scale), 1), max(int(W * lv.render_scale), 1))
-            maps = level_maps(ex, size)
-            n = tcfg.rays[min(lv_idx, len(tcfg.rays) - 1)]
-            uv = sample_rays(maps, n, tcfg.in_mask_fraction, gen)
-            if lv_idx == len(cfg.levels) - 1 and perceptual is not None:
-                patch_uv = patch_rays(maps, tcfg.patch, gen)
-                uv = torch.cat([uv, patch_uv])
-            rays.append(uv.to(device))
-            targets.append({k: (v.to(device) if torch.is_tensor(v) else v) for k, v in
-                            gather_targets(maps, uv, ex).items()})
-        with torch.autocast(device.type, enabled=device.type == "cuda"):
-            levels = model(ex.batch.to(device), rays)
-            patch = None
-            if patch_uv is not None:
-                P = tcfg.patch
-                patch = (levels[-1].rgb[-P * P:].view(P, P, 3), targets[-1]["rgb"][-P * P:].view(P, P, 3))
-            loss = student_loss(levels, targets, cfg.losses, perceptual, patch)
+        # Every rank draws the whole global batch from the shared generator (same on all ranks), then
+        # renders its share: example b goes to rank b % world. One example per step keeps drawing from
+        # ``gen`` itself; a larger batch gives each example its own generator seeded from ``gen``.
+        indices = torch.randint(len(examples), (B,), generator=gen).tolist()
+        seeds = [None] if B == 1 else torch.randint(2**62, (B,), generator=gen).tolist()
+        mine = list(range(ctx.rank, B, ctx.world))
         opt.zero_grad(set_to_none=True)
-        scaler.scale(loss.total).backward()
+        sums = {"loss": 0.0, "mse": 0.0}
+        terms: dict[str, float] = {}
+        for j, b in enumerate(mine):
+            g = gen if seeds[0] is None else torch.Generator().manual_seed(seeds[b])
+            loss, mse = _example_loss(net, examples.example(indices[b]), cfg, tcfg, perceptual, g, device)
+            sync = j == len(mine) - 1 or not ctx.enabled  # DDP averages gradients at the last backward only
+            with (nullcontext() if sync else net.no_sync()):
+                scaler.scale(loss.total / len(mine)).backward()
+            sums["loss"] += float(loss.total.detach()) / len(mine)
+            sums["mse"] += mse / len(mine)
+            for k, v in loss.terms.items():
+                terms[k] = terms.get(k, 0.0) + v / len(mine)
         scaler.unscale_(opt)
         torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg.grad_clip)
         scaler.step(opt)
         scaler.update()
         sched.step()
         step += 1
-        record = {"step": step, "loss": float(loss.total.detach()), **loss.terms,
-                  "psnr": psnr(float(((levels[-1].rgb.detach() - targets[-1]["rgb"]) ** 2).mean())),
+        keys = sorted(terms)
+        means = mean_over_ranks([sums["loss"], sums["mse"], *[terms[k] for k in keys]], ctx)
+        record = {"step": step, "loss": means[0], **dict(zip(keys, means[2:])), "psnr": psnr(means[1]),
                   "lr": opt.param_groups[0]["lr"], "it_s": step / max(time.perf_counter() - t0, 1e-9)}
         state.history.append(record)
-        if on_step:
+        if on_step and ctx.is_main:
             on_step(step, record)
-        if step % tcfg.checkpoint_every == 0 or step == tcfg.steps:
+        if ctx.is_main and (step % tcfg.checkpoint_every == 0 or step == tcfg.steps):
             for name in (f"step_{step:07d}.pt", "latest.pt"):
                 save_checkpoint(ckdir / name, model, opt, sched, gen, step, cfg, tcfg, meta)
-        if val_examples is not None and (step % tcfg.val_every == 0 or step == tcfg.steps):
+        if ctx.is_main and val_examples is not None and (step % tcfg.val_every == 0 or step == tcfg.steps):
             validation_image(model, val_examples.example(0), out / "val" / f"step_{step:07d}.png", device)
             model.train()
-    write_json(out / "history.json", state.history)
+    if ctx.is_main:
+        write_json(out / "history.json", state.history)
+    teardown(ctx)
     return state
+
+
+def _example_loss(net, ex: Example, cfg: StudentConfig, tcfg: TrainConfig, perceptual, gen: torch.Generator,
+                  device: torch.device):
+    """Rays and targets of one example at every level, the forward pass and the loss.
+
+    Returns:
+        the :class:`~ghnerf.student.losses.StudentLoss` and the fine level's colour MSE (for PSNR).
+    """
+    rays, targets = [], []
+    patch_uv = None
+    for lv_idx, lv in enumerate(cfg.levels):
+        H, W = ex.image.shape[:2]
+        size = (max(int(H * lv.render_scale), 1), max(int(W * lv.render_scale), 1))
+        maps = level_maps(ex, size)
+        n = tcfg.rays[min(lv_idx, len(tcfg.rays) - 1)]
+        uv = sample_rays(maps, n, tcfg.in_mask_fraction, gen)
+        if lv_idx == len(cfg.levels) - 1 and perceptual is not None:
+            patch_uv = patch_rays(maps, tcfg.patch, gen)
+            uv = torch.cat([uv, patch_uv])
+        rays.append(uv.to(device))
+        targets.append({k: (v.to(device) if torch.is_tensor(v) else v) for k, v in
+                        gather_targets(maps, uv, ex).items()})
+    with torch.autocast(device.type, enabled=device.type == "cuda"):
+        levels = net(ex.batch.to(device), rays)
+        patch = None
+        if patch_uv is not None:
+            P = tcfg.patch
+            patch = (levels[-1].rgb[-P * P:].view(P, P, 3), targets[-1]["rgb"][-P * P:].view(P, P, 3))
+        loss = student_loss(levels, targets, cfg.losses, perceptual, patch)
+    return loss, float(((levels[-1].rgb.detach().float() - targets[-1]["rgb"]) ** 2).mean())
 
 
 @torch.no_grad()
