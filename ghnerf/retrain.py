@@ -54,6 +54,18 @@ def pending_shards(spec: RetrainSpec, best: ModelRecord | None) -> list[str]:
     return sorted(e.shard_key for e in entries if e.shard_key not in used and e.created_at > best.created_at)
 
 
+def new_run_folder(parent: Path) -> Path:
+    """A fresh ``<UTC time>`` folder under ``parent`` (never an existing one: a promoted checkpoint may live there)."""
+    parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        run = parent / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+        try:
+            run.mkdir()
+            return run
+        except FileExistsError:
+            continue
+
+
 def retrain(spec: RetrainSpec, train_fn: Callable | None = None, evaluate_fn: Callable | None = None,
             run_id: str | None = None, log: Callable[[str], None] = print) -> Decision:
     """Check for new shards; if any (or no model yet), train, evaluate, and promote only if better.
@@ -83,8 +95,7 @@ def retrain(spec: RetrainSpec, train_fn: Callable | None = None, evaluate_fn: Ca
         log(decision.reason)
         registry.record(decision)
         return decision
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    run = Path(spec.registry) / "runs" / stamp
+    run = new_run_folder(Path(spec.registry) / "runs")
     log(f"{len(new)} new shard(s); training {'from ' + best.checkpoint if best else 'a first model'} into {run}")
     train_fn(TrainSpec(config=spec.config, data=spec.data, out=str(run), targets=spec.targets if spec.teacher else None,
                        teacher=spec.teacher, steps=spec.steps, init_from=best.checkpoint if best else None,

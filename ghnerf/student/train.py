@@ -44,6 +44,8 @@ class TrainConfig(BaseModel):
     grad_clip: float = Field(1.0, gt=0)
     rays: tuple[int, ...] = Field((256, 1024), description="rays per level per step")
     in_mask_fraction: float = Field(0.8, ge=0, le=1, description="share of rays inside the mask (rest: body box)")
+    near_joints_fraction: float = Field(0.0, ge=0, le=1, description="share of rays drawn where a target heatmap "
+                                                                     "is >= 0.1 (before the mask / box split)")
     patch: int = Field(0, ge=0, description="side of the fine-level patch for the perceptual loss (0: none)")
     image_scale: float = Field(0.5, gt=0, le=1)
     seed: int = 0
@@ -84,8 +86,9 @@ def gather_targets(maps: dict, uv: torch.Tensor, ex: Example) -> dict:
     return t
 
 
-def sample_rays(maps: dict, n: int, in_mask: float, gen: torch.Generator) -> torch.Tensor:
-    """(n, 2) pixels: ``in_mask`` of them inside the mask, the rest inside the body box."""
+def sample_rays(maps: dict, n: int, in_mask: float, gen: torch.Generator, near_joints: float = 0.0) -> torch.Tensor:
+    """(n, 2) pixels: ``near_joints`` of them where a target heatmap is >= 0.1 (when the example has heatmaps),
+    ``in_mask`` of the rest inside the mask, the others inside the body box."""
     def pick(region: torch.Tensor, k: int) -> torch.Tensor:
         idx = torch.nonzero(region)
         if len(idx) == 0:
@@ -93,8 +96,13 @@ def sample_rays(maps: dict, n: int, in_mask: float, gen: torch.Generator) -> tor
         sel = idx[torch.randint(len(idx), (k,), generator=gen)]
         return sel.flip(-1).float()
 
+    parts = []
+    if near_joints > 0 and "heatmaps" in maps:
+        j = int(round(n * near_joints))
+        parts.append(pick(maps["heatmaps"].amax(0) >= 0.1, j))
+        n -= j
     k = int(round(n * in_mask))
-    return torch.cat([pick(maps["mask"], k), pick(maps["box"] | maps["mask"], n - k)])
+    return torch.cat([*parts, pick(maps["mask"], k), pick(maps["box"] | maps["mask"], n - k)])
 
 
 def patch_rays(maps: dict, p: int, gen: torch.Generator) -> torch.Tensor:
@@ -273,7 +281,7 @@ def _example_loss(net, ex: Example, cfg: StudentConfig, tcfg: TrainConfig, perce
         size = (max(int(H * lv.render_scale), 1), max(int(W * lv.render_scale), 1))
         maps = level_maps(ex, size)
         n = tcfg.rays[min(lv_idx, len(tcfg.rays) - 1)]
-        uv = sample_rays(maps, n, tcfg.in_mask_fraction, gen)
+        uv = sample_rays(maps, n, tcfg.in_mask_fraction, gen, tcfg.near_joints_fraction)
         if lv_idx == len(cfg.levels) - 1 and perceptual is not None:
             patch_uv = patch_rays(maps, tcfg.patch, gen)
             uv = torch.cat([uv, patch_uv])

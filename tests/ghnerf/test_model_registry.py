@@ -82,3 +82,10 @@ def test_registry_detects_changed_missing_or_corrupt_records(tmp_path):
     reg.best_path.write_text("{not json")
     with pytest.raises(DataReadError, match="best.json: not a valid model record"):
         reg.best()
+
+
+def test_retrain_run_folders_are_never_reused(tmp_path):
+    from ghnerf.retrain import new_run_folder
+
+    folders = {new_run_folder(tmp_path) for _ in range(50)}  # many within the same second
+    assert len(folders) == 50 and all(f.is_dir() and not any(f.iterdir()) for f in folders)
