@@ -7,6 +7,7 @@ this rank's device. Without torchrun everything here is a no-op for one process,
 """
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -70,6 +71,25 @@ def mean_over_ranks(values: list[float], ctx: DistContext) -> list[float]:
     t = torch.tensor(values, dtype=torch.float64)
     dist.all_reduce(t)
     return (t / ctx.world).tolist()
+
+
+def params_without_grad(model: torch.nn.Module, loss_fn: Callable[[torch.nn.Module], torch.Tensor]) -> list[str]:
+    """Trainable parameters that one backward of ``loss_fn(model)`` leaves without a gradient.
+
+    DDP needs ``find_unused_parameters`` exactly when this is non-empty (e.g. ghnerf-dino's ViT blocks after its
+    feature layer, a +cse head without CSE targets). The probe leaves no trace: gradients are cleared and buffers
+    (BatchNorm statistics) and the random state restored, so training continues bit for bit as without it.
+    """
+    buffers = [b.detach().clone() for b in model.buffers()]
+    devices = [p.device for p in model.parameters() if p.device.type == "cuda"][:1]
+    with torch.random.fork_rng(devices=devices):
+        loss_fn(model).backward()
+    names = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    model.zero_grad(set_to_none=True)
+    with torch.no_grad():
+        for b, saved in zip(model.buffers(), buffers):
+            b.copy_(saved)
+    return names
 
 
 def barrier(ctx: DistContext) -> None:

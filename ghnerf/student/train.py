@@ -25,7 +25,8 @@ from ghnerf.errors import ConfigError
 from ghnerf.fileio import atomic_path, write_image, write_json
 from ghnerf.student.config import StudentConfig
 from ghnerf.student.data import Example, ExampleSet
-from ghnerf.student.distributed import mean_over_ranks, pick_device, setup, teardown  # noqa: F401 (re-export)
+from ghnerf.student.distributed import mean_over_ranks, params_without_grad, setup, teardown
+from ghnerf.student.distributed import pick_device  # noqa: F401 (re-export)
 from ghnerf.student.losses import PerceptualLoss, student_loss
 from ghnerf.student.model import GHNeRF
 
@@ -46,6 +47,8 @@ class TrainConfig(BaseModel):
     in_mask_fraction: float = Field(0.8, ge=0, le=1, description="share of rays inside the mask (rest: body box)")
     near_joints_fraction: float = Field(0.0, ge=0, le=1, description="share of rays drawn where a target heatmap "
                                                                      "is >= 0.1 (before the mask / box split)")
+    heatmap_in_mask: bool = Field(False, description="zero the heatmap targets outside the foreground mask (volume "
+                                                     "rendering gives heatmaps only where there is density)")
     patch: int = Field(0, ge=0, description="side of the fine-level patch for the perceptual loss (0: none)")
     image_scale: float = Field(0.5, gt=0, le=1)
     seed: int = 0
@@ -59,8 +62,11 @@ class TrainConfig(BaseModel):
         return self.lr_halving_steps or max(1, round(PAPER_HALVING_STEPS * self.steps / PAPER_TOTAL_STEPS))
 
 
-def level_maps(ex: Example, size: tuple[int, int]) -> dict:
-    """Target maps of one example resized to a level's render resolution."""
+def level_maps(ex: Example, size: tuple[int, int], heatmap_in_mask: bool = False) -> dict:
+    """Target maps of one example resized to a level's render resolution.
+
+    ``heatmap_in_mask``: heatmap targets are zeroed outside the foreground mask (at full resolution, before resizing).
+    """
     h, w = size
     img = ex.image.permute(2, 0, 1)[None]
     out = {"rgb": F.interpolate(img, size=size, mode="area")[0].permute(1, 2, 0) if (h, w) != img.shape[-2:]
@@ -68,7 +74,8 @@ def level_maps(ex: Example, size: tuple[int, int]) -> dict:
            "mask": F.interpolate(ex.mask[None, None].float(), size=size, mode="nearest")[0, 0].bool(),
            "box": F.interpolate(ex.box[None, None].float(), size=size, mode="nearest")[0, 0].bool()}
     if ex.heatmaps is not None:
-        out["heatmaps"] = F.interpolate(ex.heatmaps[None], size=size, mode="bilinear", align_corners=False)[0]
+        hm = ex.heatmaps * ex.mask if heatmap_in_mask else ex.heatmaps
+        out["heatmaps"] = F.interpolate(hm[None], size=size, mode="bilinear", align_corners=False)[0]
     if ex.cse is not None:
         out["cse"] = F.interpolate(ex.cse[None], size=size, mode="nearest")[0]
         out["cse_mask"] = F.interpolate(ex.cse_mask[None, None].float(), size=size, mode="nearest")[0, 0].bool()
@@ -174,6 +181,10 @@ def train(cfg: StudentConfig, tcfg: TrainConfig, examples: ExampleSet, out: str 
     if cfg.losses.perceptual > 0 and tcfg.patch == 0:
         cfg = replace(cfg, losses=replace(cfg.losses, perceptual=0.0))  # no patch, no perceptual term
     ctx, device = setup(tcfg.device)
+    if tcfg.batch_examples % ctx.world:  # before anything is written
+        teardown(ctx)
+        raise ConfigError(f"batch_examples {tcfg.batch_examples} is not a multiple of the {ctx.world} torchrun "
+                          f"processes; use --batch-examples {ctx.world * max(tcfg.batch_examples // ctx.world, 1)}")
     if not ctx.is_main:
         log = lambda *_: None  # noqa: E731 -- one rank speaks
     log(f"device: {device} ({'CUDA' if device.type == 'cuda' else 'no CUDA device; training on CPU'})"
@@ -214,14 +225,19 @@ def train(cfg: StudentConfig, tcfg: TrainConfig, examples: ExampleSet, out: str 
     model.train()
     t0 = time.perf_counter()
     B = tcfg.batch_examples
-    if B % ctx.world:
-        raise ConfigError(f"batch_examples {B} is not a multiple of the {ctx.world} torchrun processes; use "
-                          f"--batch-examples {ctx.world * max(B // ctx.world, 1)}")
     net = model
     if ctx.enabled:
         from torch.nn.parallel import DistributedDataParallel
 
-        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        # DDP fails at the second step if a parameter gets no gradient (ghnerf-dino, +cse without CSE targets)
+        # unless told to look for them, which costs a graph traversal per step: probe one example (every example
+        # of a set has the same kinds of targets) and look only when needed.
+        unused = params_without_grad(model, lambda m: _example_loss(
+            m, examples.example(0), cfg, tcfg, perceptual, torch.Generator().manual_seed(0), device)[0].total)
+        if unused:
+            log(f"{len(unused)} parameters get no gradient (e.g. {unused[0]}): DDP with find_unused_parameters")
+        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
+                                      find_unused_parameters=bool(unused))
     while step < tcfg.steps:
         # Every rank draws the whole global batch from the shared generator (same on all ranks), then
         # renders its share: example b goes to rank b % world. One example per step keeps drawing from
@@ -279,7 +295,7 @@ def _example_loss(net, ex: Example, cfg: StudentConfig, tcfg: TrainConfig, perce
     for lv_idx, lv in enumerate(cfg.levels):
         H, W = ex.image.shape[:2]
         size = (max(int(H * lv.render_scale), 1), max(int(W * lv.render_scale), 1))
-        maps = level_maps(ex, size)
+        maps = level_maps(ex, size, tcfg.heatmap_in_mask)
         n = tcfg.rays[min(lv_idx, len(tcfg.rays) - 1)]
         uv = sample_rays(maps, n, tcfg.in_mask_fraction, gen, tcfg.near_joints_fraction)
         if lv_idx == len(cfg.levels) - 1 and perceptual is not None:
