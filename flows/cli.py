@@ -5,7 +5,6 @@ module adds the ones that talk to a Prefect server and is the console script.
 """
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -19,16 +18,9 @@ DEMO_OUT = Path("demo_out")
 
 
 def _api_url(api_url: str | None) -> str:
-    from flows.stack import DEFAULT_API
+    from ghnerf.doctor import resolve_api_url
 
-    return api_url or os.environ.get("PREFECT_API_URL") or DEFAULT_API
-
-
-def _use_api(api_url: str):
-    """Point every Prefect client of this process (and its children) at ``api_url``."""
-    from flows.stack import api_settings
-
-    return api_settings(api_url)
+    return resolve_api_url(api_url)
 
 
 @app.command("deploy")
@@ -62,7 +54,7 @@ def run_cmd(
     from prefect.deployments import run_deployment
 
     from flows.runs import resolve_deployment, run_and_wait
-    from flows.stack import server_ok, ui_url
+    from flows.stack import api_settings, server_ok, ui_url
 
     url = _api_url(api_url)
     if not server_ok(url):
@@ -77,7 +69,7 @@ def run_cmd(
             params[key] = json.loads(value)
         except ValueError:
             params[key] = value
-    with _use_api(url):
+    with api_settings(url):
         try:
             full = resolve_deployment(name)
         except LookupError as exc:

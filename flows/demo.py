@@ -19,8 +19,9 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from flows.runs import progress_of, run_and_wait
-from flows.stack import (DEFAULT_API, StackState, api_settings, deploy_all, ensure_pools, server_ok, start_server, start_worker,
-                         stop_stack, ui_url, wait_for_workers)
+from flows.stack import (DEFAULT_API, StackState, api_settings, deploy_all, ensure_pools, server_ok, start_server,
+                         start_worker, stop_stack, ui_url, wait_for_workers)
+from ghnerf.fileio import write_json
 from ghnerf.pipeline import PipelineConfig, generate, promote_if_better
 
 
@@ -67,52 +68,46 @@ def run_demo(cfg: PipelineConfig, api_url: str = DEFAULT_API, keep: bool = False
     state = StackState(api_url)
     t0 = time.monotonic()
     with api_settings(api_url):
-        return _run(cfg, api_url, keep, console, wait_for_user, state, state_file, t0)
-
-
-def _run(cfg, api_url, keep, console, wait_for_user, state, state_file, t0) -> dict:
-    out = Path(cfg.out)
-    try:
-        if server_ok(api_url):
-            console.print(f"Prefect server: using the one at {ui_url(api_url)}")
-        else:
-            console.print(f"Prefect server: starting one at {ui_url(api_url)} (SQLite in {out / 'prefect'})")
-            state.processes.append(start_server(api_url, out / "prefect", out / "logs" / "server.log"))
-            state.save(state_file)
-        limits = ensure_pools(api_url)
-        console.print(f"work pools: cpu (process), gpu (process, concurrency limit {limits['gpu']})")
-        deploy_all(api_url, out / "logs" / "deploy.log")
-        console.print("deployed prefect.yaml: distill/renderpeople, distill/zju, train/ghnerf-resnet18, "
-                      "evaluate/default, retrain/nightly")
-        for pool in ("cpu", "gpu"):
-            state.processes.append(start_worker(api_url, pool, out / "logs" / f"worker-{pool}.log"))
-            state.save(state_file)
-        wait_for_workers(api_url, ["cpu", "gpu"])
-        console.print(f"workers online (logs in {out / 'logs'}) after {time.monotonic() - t0:.0f} s")
-        with Progress(TextColumn("[bold]synthetic data[/]"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                      TimeElapsedColumn(), console=console) as bar:
-            task = bar.add_task("synth", total=cfg.subjects * cfg.frames)
-            generate(cfg, on_frame=lambda s, f: bar.advance(task))
-        runs = [_deployment_step(console, f"distill/{cfg.layout}", cfg.distill_params(), api_url)]
-        spec = cfg.train_spec().model_dump(exclude={"resume", "init_from", "cse_teacher"})
-        runs.append(_deployment_step(console, "train/ghnerf-resnet18", spec, api_url))
-        runs.append(_deployment_step(console, "evaluate/default", {"run": cfg.run, "data": cfg.dataset, "split": "test",
-                                                                 "max_views": cfg.eval_max_views}, api_url))
-        report = json.loads((Path(cfg.run) / "eval_test" / "metrics.json").read_text())
-        decision = promote_if_better(cfg, report, run_id=runs[-1]["flow_run_id"])
-        console.print(f"registry {cfg.registry}: {decision.action} ({decision.reason})")
-        result = {"ui": ui_url(api_url), "runs": runs, "metrics": report["metrics"],
-                  "report": report["report_path"], "decision": decision.action,
-                  "seconds": round(time.monotonic() - t0, 1)}
-        from ghnerf.fileio import write_json
-
-        write_json(out / "demo_result.json", result)
-        return result
-    finally:
-        if state.processes and not keep:
-            if wait_for_user is not None:
-                wait_for_user(ui_url(api_url))
-            stop_stack(state_file, log=console.print)
-        elif state.processes:
-            console.print(f"left running: {', '.join(p.role for p in state.processes)} "
-                          f"(UI {ui_url(api_url)}); stop with `make demo-stop`")
+        try:
+            if server_ok(api_url):
+                console.print(f"Prefect server: using the one at {ui_url(api_url)}")
+            else:
+                console.print(f"Prefect server: starting one at {ui_url(api_url)} (SQLite in {out / 'prefect'})")
+                state.processes.append(start_server(api_url, out / "prefect", out / "logs" / "server.log"))
+                state.save(state_file)
+            limits = ensure_pools(api_url)
+            console.print(f"work pools: cpu (process), gpu (process, concurrency limit {limits['gpu']})")
+            deploy_all(api_url, out / "logs" / "deploy.log")
+            console.print("deployed prefect.yaml: distill/renderpeople, distill/zju, train/ghnerf-resnet18, "
+                          "evaluate/default, retrain/nightly")
+            for pool in ("cpu", "gpu"):
+                state.processes.append(start_worker(api_url, pool, out / "logs" / f"worker-{pool}.log"))
+                state.save(state_file)
+            wait_for_workers(api_url, ["cpu", "gpu"])
+            console.print(f"workers online (logs in {out / 'logs'}) after {time.monotonic() - t0:.0f} s")
+            with Progress(TextColumn("[bold]synthetic data[/]"), BarColumn(),
+                          TextColumn("{task.completed}/{task.total}"),
+                          TimeElapsedColumn(), console=console) as bar:
+                task = bar.add_task("synth", total=cfg.subjects * cfg.frames)
+                generate(cfg, on_frame=lambda s, f: bar.advance(task))
+            runs = [_deployment_step(console, f"distill/{cfg.layout}", cfg.distill_params(), api_url)]
+            spec = cfg.train_spec().model_dump(exclude={"resume", "init_from", "cse_teacher"})
+            runs.append(_deployment_step(console, "train/ghnerf-resnet18", spec, api_url))
+            evaluate = {"run": cfg.run, "data": cfg.dataset, "split": "test", "max_views": cfg.eval_max_views}
+            runs.append(_deployment_step(console, "evaluate/default", evaluate, api_url))
+            report = json.loads((Path(cfg.run) / "eval_test" / "metrics.json").read_text())
+            decision = promote_if_better(cfg, report, run_id=runs[-1]["flow_run_id"])
+            console.print(f"registry {cfg.registry}: {decision.action} ({decision.reason})")
+            result = {"ui": ui_url(api_url), "runs": runs, "metrics": report["metrics"],
+                      "report": report["report_path"], "decision": decision.action,
+                      "seconds": round(time.monotonic() - t0, 1)}
+            write_json(out / "demo_result.json", result)
+            return result
+        finally:
+            if state.processes and not keep:
+                if wait_for_user is not None:
+                    wait_for_user(ui_url(api_url))
+                stop_stack(state_file, log=console.print)
+            elif state.processes:
+                console.print(f"left running: {', '.join(p.role for p in state.processes)} "
+                              f"(UI {ui_url(api_url)}); stop with `make demo-stop`")

@@ -13,13 +13,15 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import httpx
 
+from ghnerf.doctor import DEFAULT_API  # noqa: F401 -- one source of the default address
+
 PROJECT_DIR = Path(__file__).resolve().parent.parent
-DEFAULT_API = "http://127.0.0.1:4200/api"
 POOLS = {"cpu": "teachers (process workers)", "gpu": "training and evaluation (one run per GPU)"}
 
 
@@ -122,12 +124,22 @@ def start_server(api_url: str, home: Path, log: Path, timeout: float = 180.0,
     raise RuntimeError(f"the Prefect server did not answer {api_url}/health within {timeout:.0f} s; see {log}")
 
 
+@contextmanager
 def api_settings(api_url: str):
-    """Context manager: every Prefect client created inside talks to ``api_url`` (never a temporary server)."""
+    """Inside, every Prefect client of this process and every child it starts talks to ``api_url`` (never a
+    temporary server); on exit PREFECT_API_URL is back to what it was."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
+    old = os.environ.get("PREFECT_API_URL")
     os.environ["PREFECT_API_URL"] = api_url  # for child processes
-    return temporary_settings({PREFECT_API_URL: api_url})
+    try:
+        with temporary_settings({PREFECT_API_URL: api_url}):
+            yield
+    finally:
+        if old is None:
+            os.environ.pop("PREFECT_API_URL", None)
+        else:
+            os.environ["PREFECT_API_URL"] = old
 
 
 def gpu_count() -> int:

@@ -418,6 +418,11 @@ def _guarded(name: str, blocks: bool, fn: Callable[..., list[Check]], *args: Any
                       "make install (reinstalls the pinned set)", blocks)]
 
 
+def resolve_api_url(api_url: str | None = None) -> str:
+    """The Prefect API to talk to: ``api_url``, else ``PREFECT_API_URL``, else the local default."""
+    return api_url or os.environ.get("PREFECT_API_URL") or DEFAULT_API
+
+
 def run_checks(api_url: str | None = None, storage_root: str = "demo_out", pools: tuple[str, ...] = POOLS,
                ) -> list[Check]:
     """Every check, in the order a new user should read them.
@@ -430,7 +435,7 @@ def run_checks(api_url: str | None = None, storage_root: str = "demo_out", pools
     Returns:
         All checks: packages, Prefect server/database/pools, CUDA, teachers, weights, storage.
     """
-    api = api_url or os.environ.get("PREFECT_API_URL") or DEFAULT_API
+    api = resolve_api_url(api_url)
     return [*_guarded("packages", True, check_packages),
             *_guarded("Prefect server", False, check_prefect, api, pools),
             *_guarded("CUDA", False, check_cuda),

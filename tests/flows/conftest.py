@@ -5,7 +5,6 @@ this session talks to the server started here, on a free loopback port with its
 own PREFECT_HOME (SQLite) under the session's tmp dir.
 """
 
-import os
 
 import pytest
 
@@ -19,17 +18,12 @@ def prefect_api(tmp_path_factory):
 
     home = tmp_path_factory.mktemp("prefect")
     api = f"http://127.0.0.1:{free_port()}/api"
-    old = os.environ.get("PREFECT_API_URL")
     server = start_server(api, home / "home", home / "server.log")
     try:
         with api_settings(api):
             yield api
     finally:
         stop_process(server)
-        if old is None:
-            os.environ.pop("PREFECT_API_URL", None)
-        else:
-            os.environ["PREFECT_API_URL"] = old
 
 
 @pytest.fixture(scope="session")

@@ -77,7 +77,6 @@ def test_distill_deployment_on_a_postgres_backed_server(postgres_url, rp_root, t
     from storage.root import StorageRoot
 
     api = f"http://127.0.0.1:{free_port()}/api"
-    old = os.environ.get("PREFECT_API_URL")
     server = start_server(api, tmp_path / "home", tmp_path / "server.log", database_url=postgres_url["url"])
     worker = None
     try:
@@ -99,7 +98,3 @@ def test_distill_deployment_on_a_postgres_backed_server(postgres_url, rp_root, t
         if worker:
             stop_process(worker)
         stop_process(server)
-        if old is None:
-            os.environ.pop("PREFECT_API_URL", None)
-        else:
-            os.environ["PREFECT_API_URL"] = old

@@ -1,11 +1,8 @@
-"""The Prefect UI checked like a user would, on a tiny pipeline: start a server, run a flow that makes one
+"""The Prefect UI checked like a user would: on the session's Prefect server, run a flow that makes one
 artifact of each kind, open its flow-run page in headless Chromium and look for the run and its artifacts.
 """
 
 import base64
-import os
-import struct
-import zlib
 
 import pytest
 
@@ -18,13 +15,11 @@ KEYS = {"probe-report": "probe markdown report", "probe-table": "probe table of 
 
 
 def _png(width: int = 24, height: int = 16, rgb: tuple[int, int, int] = (220, 40, 40)) -> bytes:
-    """A tiny solid-colour PNG, written by hand (no imaging package needed)."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    """A tiny solid-colour PNG."""
+    import cv2
+    import numpy as np
 
-    rows = b"".join(b"\x00" + bytes(rgb) * width for _ in range(height))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+    return cv2.imencode(".png", np.full((height, width, 3), rgb[::-1], np.uint8))[1].tobytes()
 
 
 def _artifact_flow():
@@ -48,29 +43,12 @@ def _artifact_flow():
     return ui_probe
 
 
-@pytest.fixture(scope="module")
-def probe_api(tmp_path_factory):
-    """A throwaway Prefect server (SQLite in its own PREFECT_HOME) on a free loopback port; yields the API URL
-    with PREFECT_API_URL pointing at it. Skips before starting anything when Chromium is missing."""
+@pytest.fixture
+def probe_api(request):
+    """The session's Prefect server (tests/flows/conftest.py); skips before starting it when Chromium is missing."""
     if find_chromium() is None:
         pytest.skip("chromium not installed: run `make sysdeps` (apt-get install chromium)")
-    from flows.stack import api_settings, free_port, start_server, stop_process
-
-    home = tmp_path_factory.mktemp("prefect-ui-probe")
-    api = f"http://127.0.0.1:{free_port()}/api"
-    old = os.environ.get("PREFECT_API_URL")
-    # start_server gives the server PREFECT_API_URL too: the UI reads its API address from /ui-settings,
-    # which otherwise says port 4200 whatever --port is.
-    server = start_server(api, home / "home", home / "server.log")
-    try:
-        with api_settings(api):
-            yield api
-    finally:
-        stop_process(server)
-        if old is None:
-            os.environ.pop("PREFECT_API_URL", None)
-        else:
-            os.environ["PREFECT_API_URL"] = old
+    return request.getfixturevalue("prefect_api")
 
 
 @pytest.mark.timeout(300)
