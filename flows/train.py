@@ -29,7 +29,8 @@ def train_and_publish(spec: TrainSpec) -> dict:
 
 @flow(name="train", log_prints=True)
 def train_flow(data: str, out: str, config: str = _D["config"], targets: str | None = None,
-               teacher: str | None = None, cse_teacher: str | None = None, steps: int = _D["steps"],
+               teacher: str | None = None, cse_teacher: str | None = None, fuse_targets: bool = False,
+               steps: int = _D["steps"],
                resume: bool = False, init_from: str | None = None, pretrained: str = _D["pretrained"],
                image_scale: float = _D["image_scale"], perceptual_weight: float = _D["perceptual_weight"],
                patch: int = _D["patch"], device: str = _D["device"],
@@ -40,8 +41,8 @@ def train_flow(data: str, out: str, config: str = _D["config"], targets: str | N
         run folder, checkpoint path, steps done, final loss and PSNR.
     """
     spec = TrainSpec(config=config, data=data, out=out, targets=targets, teacher=teacher, cse_teacher=cse_teacher,
-                     steps=steps, resume=resume, init_from=init_from, pretrained=pretrained, image_scale=image_scale,
-                     perceptual_weight=perceptual_weight, patch=patch, device=device,
+                     fuse_targets=fuse_targets, steps=steps, resume=resume, init_from=init_from,
+                     pretrained=pretrained, image_scale=image_scale, perceptual_weight=perceptual_weight, patch=patch, device=device,
                      checkpoint_every=checkpoint_every, batch_examples=batch_examples)
     result = train_and_publish(spec)
     get_run_logger().info("trained %s: %s", safe_key(config), result)

@@ -197,6 +197,8 @@ def train_cmd(
     teacher: Annotated[Optional[str], typer.Option(help="pose teacher whose heatmaps to learn (with --targets); "
                                                         "default: the dataset's own 2D joints")] = None,
     cse_teacher: Annotated[Optional[str], typer.Option(help="CSE teacher for the +cse head (with --targets)")] = None,
+    fuse_targets: Annotated[bool, typer.Option(help="fuse the teacher's keypoints over each frame's views (robust "
+                                                    "triangulation, reprojected) before training")] = False,
     steps: Annotated[int, typer.Option(help="training steps")] = 2000,
     resume: Annotated[bool, typer.Option(help="continue from OUT/checkpoints/latest.pt")] = False,
     init_from: Annotated[Optional[str], typer.Option(help="start from this checkpoint's weights (fine-tune)")] = None,
@@ -215,10 +217,10 @@ def train_cmd(
 
     try:
         spec = TrainSpec(config=config, data=str(data), out=str(out), targets=targets, teacher=teacher,
-                         cse_teacher=cse_teacher, steps=steps, resume=resume, init_from=init_from,
-                         pretrained=pretrained, image_scale=image_scale, perceptual_weight=perceptual_weight,
-                         patch=patch, device=device, checkpoint_every=checkpoint_every,
-                         batch_examples=batch_examples)
+                         cse_teacher=cse_teacher, fuse_targets=fuse_targets, steps=steps, resume=resume,
+                         init_from=init_from, pretrained=pretrained, image_scale=image_scale,
+                         perceptual_weight=perceptual_weight, patch=patch, device=device,
+                         checkpoint_every=checkpoint_every, batch_examples=batch_examples)
         with _train_progress(steps) as on_step:
             run_training(spec, on_step=on_step, log=console.print)
     except GHNeRFError as exc:

@@ -8,10 +8,12 @@ whenever it is loaded, so a truncated or edited shard is refused with
 
 from collections import OrderedDict
 
+import numpy as np
 import pyarrow.compute as pc
 import torch
 from torch.utils.data import Dataset
 
+from ghnerf.codecs.keypoints import HeatmapCodec
 from ghnerf.errors import ConfigError
 from storage.catalog import Catalog, CatalogEntry
 from storage.root import StorageRoot
@@ -71,6 +73,16 @@ class TargetStore:
         """The target of one view; KeyError when the teacher produced none (e.g. the view failed)."""
         i, j = self.index[(subject, frame_id, camera, kind)]
         return self._shard(i)[j]
+
+    def keypoints(self, subject: str, frame_id: int, camera: str) -> np.ndarray:
+        """(25, 3) a pose teacher's keypoints of one view decoded from its stored heatmaps: x, y in the
+        full-resolution undistorted pixels the teacher saw, and the peak value; NaN and 0 where the teacher
+        marked the joint missing. KeyError when the teacher produced nothing for the view."""
+        t = self.get(subject, frame_id, camera, "heatmap")
+        kp = HeatmapCodec(stride=t.stride).decode(t.array)
+        if t.joint_missing is not None:
+            kp[t.joint_missing] = (np.nan, np.nan, 0.0)
+        return kp
 
     def find_target(self, target_id: str) -> tuple[CatalogEntry, DecodedTarget] | None:
         for i, e in enumerate(self.entries):

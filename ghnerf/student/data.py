@@ -3,7 +3,8 @@
 Targets: the target image and mask; heatmaps either drawn from the dataset's own 2D
 joints (``heatmaps="dataset"``, the paper's ZJU-MoCap setting) or read from a
 teacher's shards (:class:`storage.targets.TargetStore`); optional CSE targets from a
-CSE teacher's shards. Images are undistorted and scaled by ``image_scale``
+CSE teacher's shards. Teacher heatmaps can be fused over the views of each frame first
+(``fusion``: robust triangulation, reprojected into every view; :mod:`ghnerf.target_fusion`). Images are undistorted and scaled by ``image_scale``
 (ENeRF's ``input_ratio``); the background outside the dilated mask is zeroed as
 ENeRF does.
 """
@@ -16,11 +17,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ghnerf.codecs.keypoints import OPENPOSE_SIGMA_PX, HeatmapCodec
+from ghnerf.codecs.keypoints import OPENPOSE_SIGMA_PX, HeatmapCodec, empty_keypoints
 from ghnerf.data import bound_mask, load_view, make_split, near_far, nearest_source_views, open_dataset
+from ghnerf.data.images import pinhole
 from ghnerf.data.splits import SplitConfig
 from ghnerf.errors import ConfigError
 from ghnerf.student.model import MultiViewBatch
+from ghnerf.target_fusion import FusionConfig, fuse_keypoints
 
 ENERF_TRAIN_DILATE = 5
 
@@ -85,15 +88,22 @@ class ExampleSet:
         heatmap_store: a :class:`storage.targets.TargetStore` of a pose teacher (for ``heatmaps="store"``).
         cse_store: a TargetStore of a CSE teacher, or None.
         split_config: subject / frame split options.
+        fusion: with ``heatmaps="store"``, replace each view's teacher heatmaps by Gaussians at the teacher's
+            keypoints fused over all the frame's views the teacher labelled (None: the teacher's own heatmaps).
     """
 
     def __init__(self, dataset_root: str | Path, split: str = "train", source_views: int = 3,
                  image_scale: float = 0.5, heatmaps: str = "dataset", heatmap_store=None, cse_store=None,
-                 split_config: SplitConfig | None = None, subjects: list[str] | None = None):
+                 split_config: SplitConfig | None = None, subjects: list[str] | None = None,
+                 fusion: FusionConfig | None = None):
         if split not in ("train", "test"):
             raise ConfigError(f"split must be 'train' or 'test', not {split!r}")
         if heatmaps == "store" and heatmap_store is None:
             raise ConfigError("heatmaps='store' needs a teacher TargetStore (pass --targets and --teacher)")
+        if fusion is not None and heatmaps != "store":
+            raise ConfigError("fused targets need teacher heatmaps (heatmaps='store', --targets and --teacher)")
+        self.fusion = fusion
+        self._fused: dict[tuple[str, int], dict[str, np.ndarray]] = {}
         self.reader = open_dataset(dataset_root)
         self.scale, self.source_views, self.heatmaps = image_scale, source_views, heatmaps
         self.heatmap_store, self.cse_store = heatmap_store, cse_store
@@ -140,6 +150,28 @@ class ExampleSet:
     def __len__(self) -> int:
         return len(self.items)
 
+
+    def fused_keypoints(self, subject: str, frame) -> dict[str, np.ndarray]:
+        """Camera name -> (25, 3) fused teacher keypoints (full-resolution undistorted pixels) of one frame.
+
+        Every view of the frame that has teacher heatmaps takes part (test cameras of a training subject
+        too: they are the same training subject). Cached per frame.
+        """
+        key = (subject, frame.frame_id)
+        if key not in self._fused:
+            cams, kps, names = [], [], []
+            for v in frame.views:
+                try:
+                    kp = self.heatmap_store.keypoints(subject, frame.frame_id, v.name)
+                except KeyError:
+                    continue
+                cams.append(pinhole(v.camera))
+                kps.append(kp)
+                names.append(v.name)
+            fused = fuse_keypoints(cams, np.stack(kps), self.fusion).keypoints if len(cams) >= 2 else None
+            self._fused[key] = {} if fused is None else dict(zip(names, fused))
+        return self._fused[key]
+
     def shard_refs(self) -> list[dict]:
         """Shards the targets come from (recorded in checkpoints for lineage)."""
         refs = []
@@ -184,6 +216,12 @@ class ExampleSet:
                 raise ConfigError(f"{subject}: the dataset has no 2D joints for heatmap targets; distill a pose "
                                   "teacher and train with --targets/--teacher")
             hm, missing = self.codec.encode(joints2d.numpy(), H, W)
+            heatmaps, valid = torch.from_numpy(hm), torch.from_numpy(~missing)
+        elif self.heatmaps == "store" and self.fusion is not None:
+            kp = self.fused_keypoints(subject, frame).get(tgt_view.name)
+            kp = empty_keypoints() if kp is None else kp.copy()
+            kp[:, :2] *= self.scale
+            hm, missing = self.codec.encode(kp, H, W)
             heatmaps, valid = torch.from_numpy(hm), torch.from_numpy(~missing)
         elif self.heatmaps == "store":
             t = self.heatmap_store.get(subject, frame.frame_id, tgt_view.name, "heatmap")

@@ -29,6 +29,8 @@ class TrainSpec(BaseModel):
     teacher: str | None = Field(None, description="pose teacher whose heatmaps to learn (with targets); "
                                                   "default: the dataset's own 2D joints")
     cse_teacher: str | None = Field(None, description="CSE teacher for the +cse head (with targets)")
+    fuse_targets: bool = Field(False, description="fuse the teacher's keypoints over each frame's views (robust "
+                                                  "triangulation, reprojected into every view) before training")
     steps: int = Field(2000, ge=1, description="training steps")
     resume: bool = Field(False, description="continue from OUT/checkpoints/latest.pt")
     init_from: str | None = Field(None, description="start from this checkpoint's weights (fine-tuning)")
@@ -67,15 +69,20 @@ def run_training(spec: TrainSpec, on_step: Callable[[int, dict], None] | None = 
     """
     from ghnerf.student.data import ExampleSet
     from ghnerf.student.train import train
+    from ghnerf.target_fusion import FusionConfig
     from storage.targets import TargetStore
 
     if (spec.teacher or spec.cse_teacher) and not spec.targets:
         raise ConfigError("a teacher / cse_teacher needs targets=ROOT (the storage root of its shards)")
+    if spec.fuse_targets and not spec.teacher:
+        raise ConfigError("fuse_targets fuses a pose teacher's keypoints: pass teacher= and targets=")
     cfg = spec.student_config()
     hm_store = TargetStore(spec.targets, spec.teacher) if spec.teacher else None
     cse_store = TargetStore(spec.targets, spec.cse_teacher) if spec.cse_teacher else None
     heat = "none" if not cfg.heatmap_head else ("store" if hm_store else "dataset")
-    examples = ExampleSet(spec.data, "train", cfg.source_views, spec.image_scale, heat, hm_store, cse_store)
+    fusion = FusionConfig() if spec.fuse_targets and heat == "store" else None
+    examples = ExampleSet(spec.data, "train", cfg.source_views, spec.image_scale, heat, hm_store, cse_store,
+                          fusion=fusion)
     val = ExampleSet(spec.data, "test", cfg.source_views, spec.image_scale, heat if heat != "store" else "none")
     tcfg = TrainConfig(steps=spec.steps, image_scale=spec.image_scale,
                        patch=spec.patch if spec.perceptual_weight > 0 else 0, device=spec.device,

@@ -8,6 +8,7 @@ exactly as an uninterrupted one would), the student and training configs, the
 code version, and every shard the targets came from (for ``ghnerf lineage``).
 """
 
+import dataclasses
 import json
 import math
 import time
@@ -217,7 +218,8 @@ def train(cfg: StudentConfig, tcfg: TrainConfig, examples: ExampleSet, out: str 
     perceptual = PerceptualLoss().to(device) if cfg.losses.perceptual > 0 and tcfg.patch > 0 else None
     meta = {"shards": examples.shard_refs(), "dataset": str(examples.reader.root),
             "pretrained_weights": model.pretrained_weights, "items": len(examples),
-            "init_from": str(init_from) if init_from else None, "device": str(device)}
+            "init_from": str(init_from) if init_from else None, "device": str(device),
+            "target_fusion": None if examples.fusion is None else dataclasses.asdict(examples.fusion)}
     if ctx.is_main:
         write_json(out / "run.json", {"student_config": cfg.to_dict(), "train_config": tcfg.model_dump(), **meta})
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
