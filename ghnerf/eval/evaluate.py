@@ -10,7 +10,6 @@ dataset's 2D joints, network time per view.
 
 import json
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -69,7 +68,7 @@ class LPIPSMetric:
 def load_run_model(checkpoint: Path, device: torch.device) -> tuple[GHNeRF, dict]:
     ck = load_checkpoint(checkpoint)
     cfg = ck["student_config"]
-    model = GHNeRF(replace(cfg, pretrained="none")).to(device)  # encoder weights come from the checkpoint
+    model = GHNeRF(cfg.without_pretrained_load()).to(device)  # encoder weights come from the checkpoint
     model.load_state_dict(ck["model"])
     model.eval()
     return model, ck

@@ -13,7 +13,8 @@ from typing import Literal
 
 from ghnerf.errors import ConfigError
 
-Encoder = Literal["none", "resnet18", "resnet34", "dino"]
+Encoder = Literal["none", "resnet18", "resnet34", "dino", "mediapipe"]
+FROZEN_ENCODERS = frozenset({"mediapipe"})  # pretrained networks used as they are, not trained
 
 
 @dataclass(frozen=True)
@@ -48,13 +49,18 @@ FPN_CHANNELS = (32, 16, 8)
 
 @dataclass(frozen=True)
 class LossWeights:
-    """GHNeRF supplement §2.1: perceptual 0.01, heatmap 0.5, coordinate 0.01 (or 0.05); CSE as heatmaps."""
+    """GHNeRF supplement §2.1: perceptual 0.01, heatmap 0.5, coordinate 0.01 (or 0.05); CSE as heatmaps.
+
+    ``source_heatmap`` weighs the 2D heatmaps read directly off the source views' human features
+    (``StudentConfig.source_heatmap_head``), an auxiliary term of ours, not the paper's.
+    """
 
     color: float = 1.0
     perceptual: float = 0.01
     heatmap: float = 0.5
     cse: float = 0.5
     coord: float = 0.01
+    source_heatmap: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -68,11 +74,18 @@ class StudentConfig:
         pretrained: "imagenet" (load the encoder's pretrained weights from the local caches), "none"
             (random init, written into every report), or a path to a weights file.
         heatmap_head, cse_head, coord_head: which GHNeRF heads exist.
+        source_heatmap_head: a 1x1 convolution that reads 2D joint heatmaps off each source view's projected
+            human features, trained against the source views' own targets (deep supervision of the encoder:
+            dense 2D targets every step instead of only what reaches it through the rendered rays); unused
+            at inference.
         num_joints, cse_dim: head sizes.
         hidden: NeRF MLP width (ENeRF: 64).
         human_projection_dim: channels of the human feature maps after a learned 1x1 projection (computed
             once per source view), which are what each sample reads.
         human_feature_dim: width of the pooled human feature.
+        human_mean_skip: also give the heads the plain mean over source views of the projected human features
+            (a linear path next to the pooling network; ours): with a pose network as encoder, the views'
+            agreement on a joint reaches the heatmap head directly.
         source_views: source views per target.
         losses: loss weights.
     """
@@ -84,11 +97,13 @@ class StudentConfig:
     heatmap_head: bool = True
     cse_head: bool = False
     coord_head: bool = False
+    source_heatmap_head: bool = False
     num_joints: int = 25
     cse_dim: int = 16
     hidden: int = 64
     human_projection_dim: int = 32
     human_feature_dim: int = 32
+    human_mean_skip: bool = False
     source_views: int = 3
     losses: LossWeights = field(default_factory=LossWeights)
 
@@ -97,8 +112,15 @@ class StudentConfig:
             raise ConfigError("a student needs at least one cascade level")
         if self.encoder != "none" and not self.heatmap_head and not self.cse_head:
             raise ConfigError(f"{self.name}: a human encoder without a heatmap or CSE head has no use")
+        if self.source_heatmap_head and (self.encoder == "none" or not self.heatmap_head):
+            raise ConfigError(f"{self.name}: the source heatmap head needs a human encoder and the heatmap head")
         if self.source_views < 2:
             raise ConfigError("the variance cost volume needs at least 2 source views")
+
+    def without_pretrained_load(self) -> "StudentConfig":
+        """This config with no pretrained weights to load (they come from a checkpoint instead). A frozen
+        encoder (mediapipe) has no weights in checkpoints and keeps its bundled model."""
+        return self if self.encoder in FROZEN_ENCODERS else replace(self, pretrained="none")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -124,6 +146,7 @@ PRESETS: dict[str, StudentConfig] = {
     "ghnerf-resnet18": StudentConfig("ghnerf-resnet18", encoder="resnet18"),
     "ghnerf-resnet34": StudentConfig("ghnerf-resnet34", encoder="resnet34"),
     "ghnerf-dino": StudentConfig("ghnerf-dino", encoder="dino"),
+    "ghnerf-mediapipe": StudentConfig("ghnerf-mediapipe", encoder="mediapipe", pretrained="bundled"),
 }
 
 

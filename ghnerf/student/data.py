@@ -42,6 +42,8 @@ class Example:
         joints2d: (J, 3) target-view joints (scaled pixels, conf) or None; joints3d: (J, 3) world or None.
         cse: (16, H, W) or None; cse_mask: (H, W) bool or None.
         bounds: (2, 3) world box of the body's vertices (metres) or None.
+        src_heatmaps: (V, J, H, W) heatmap targets of the source views (same kind as ``heatmaps``) or None;
+            src_joint_valid: (V, J) bool.
     """
 
     key: tuple[str, int, str]
@@ -56,6 +58,8 @@ class Example:
     cse: torch.Tensor | None
     cse_mask: torch.Tensor | None
     bounds: np.ndarray | None = None
+    src_heatmaps: torch.Tensor | None = None
+    src_joint_valid: torch.Tensor | None = None
 
 
 def _scaled_view(view, scale: float, dilate: int):
@@ -191,9 +195,10 @@ class ExampleSet:
         tgt_view = frame.views[cam]
         raw_img, raw_mask, K, pinhole = _scaled_view(tgt_view, self.scale, 0)
         H, W = raw_img.shape[:2]
-        src_imgs, src_K, src_w2c = [], [], []
+        src_imgs, src_raw, src_K, src_w2c = [], [], [], []
         for s in srcs:
             im, m, Ks, cam_s = _scaled_view(frame.views[s], self.scale, ENERF_TRAIN_DILATE)
+            src_raw.append(im)
             src_imgs.append(im * m[..., None])
             src_K.append(Ks)
             src_w2c.append(cam_s.world_to_cam)
@@ -204,29 +209,20 @@ class ExampleSet:
             src_images=torch.from_numpy(np.stack(src_imgs)).permute(0, 3, 1, 2).float(),
             src_K=torch.from_numpy(np.stack(src_K)).float(), src_w2c=torch.from_numpy(np.stack(src_w2c)).float(),
             tgt_K=torch.from_numpy(K).float(), tgt_w2c=torch.from_numpy(pinhole.world_to_cam).float(),
-            near_far=torch.tensor(nf, dtype=torch.float32))
+            near_far=torch.tensor(nf, dtype=torch.float32),
+            src_images_unmasked=torch.from_numpy(np.stack(src_raw)).permute(0, 3, 1, 2).float())
         joints2d = None
         if tgt_view.joints2d is not None:
             j = tgt_view.joints2d.copy()
             j[:, :2] *= self.scale
             joints2d = torch.from_numpy(j).float()
-        heatmaps = valid = None
-        if self.heatmaps == "dataset":
-            if joints2d is None:
-                raise ConfigError(f"{subject}: the dataset has no 2D joints for heatmap targets; distill a pose "
-                                  "teacher and train with --targets/--teacher")
-            hm, missing = self.codec.encode(joints2d.numpy(), H, W)
-            heatmaps, valid = torch.from_numpy(hm), torch.from_numpy(~missing)
-        elif self.heatmaps == "store" and self.fusion is not None:
-            kp = self.fused_keypoints(subject, frame).get(tgt_view.name)
-            kp = empty_keypoints() if kp is None else kp.copy()
-            kp[:, :2] *= self.scale
-            hm, missing = self.codec.encode(kp, H, W)
-            heatmaps, valid = torch.from_numpy(hm), torch.from_numpy(~missing)
-        elif self.heatmaps == "store":
-            t = self.heatmap_store.get(subject, frame.frame_id, tgt_view.name, "heatmap")
-            heatmaps = _resize_maps(t.array, (H, W))
-            valid = torch.from_numpy(~t.joint_missing) if t.joint_missing is not None else None
+        heatmaps, valid = self._heatmap_targets(subject, frame, tgt_view, (H, W))
+        src_heatmaps = src_valid = None
+        if heatmaps is not None:
+            per_source = [self._heatmap_targets(subject, frame, frame.views[s], (H, W), optional=True) for s in srcs]
+            src_heatmaps = torch.stack([hm for hm, _ in per_source])
+            src_valid = torch.stack([v if v is not None else torch.ones(len(hm), dtype=torch.bool)
+                                     for hm, v in per_source])
         cse = cse_mask = None
         if self.cse_store is not None:
             t = self.cse_store.get(subject, frame.frame_id, tgt_view.name, "cse")
@@ -237,4 +233,34 @@ class ExampleSet:
         return Example((subject, frame.frame_id, tgt_view.name), batch, image, torch.from_numpy(raw_mask),
                        torch.from_numpy(box), heatmaps, valid, joints2d,
                        None if frame.joints3d is None else torch.from_numpy(frame.joints3d).float(), cse, cse_mask,
-                       frame.bounds)
+                       frame.bounds, src_heatmaps, src_valid)
+
+    def _heatmap_targets(self, subject: str, frame, view, size: tuple[int, int],
+                         optional: bool = False) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Heatmap targets (J, H, W) and joint validity (J,) of one view at the scaled image size, or (None, None)
+        when the set has no heatmaps. ``optional``: a view without teacher targets gets all-zero, all-invalid
+        maps instead of a KeyError (source views)."""
+        H, W = size
+        if self.heatmaps == "dataset":
+            if view.joints2d is None:
+                raise ConfigError(f"{subject}: the dataset has no 2D joints for heatmap targets; distill a pose "
+                                  "teacher and train with --targets/--teacher")
+            kp = view.joints2d.copy()
+        elif self.heatmaps == "store" and self.fusion is not None:
+            kp = self.fused_keypoints(subject, frame).get(view.name)
+            kp = empty_keypoints() if kp is None else kp.copy()
+        elif self.heatmaps == "store":
+            try:
+                t = self.heatmap_store.get(subject, frame.frame_id, view.name, "heatmap")
+            except KeyError:
+                if not optional:
+                    raise
+                kp = empty_keypoints()
+            else:
+                valid = torch.from_numpy(~t.joint_missing) if t.joint_missing is not None else None
+                return _resize_maps(t.array, (H, W)), valid
+        else:
+            return None, None
+        kp[:, :2] *= self.scale
+        hm, missing = self.codec.encode(kp, H, W)
+        return torch.from_numpy(hm), torch.from_numpy(~missing)

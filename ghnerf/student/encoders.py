@@ -4,6 +4,11 @@
   each upsampled to 1/2 resolution and concatenated (64 + 64 + 128 + 256 = 512 ch).
 * ``dino`` (timm ``vit_small_patch8_224.dino``): outputs of blocks 9 and 11
   concatenated (768 ch at 1/8), bilinearly upsampled to 1/2 resolution.
+* ``mediapipe``: a frozen pretrained pose network as the human encoder (ours, not
+  the paper's): MediaPipe Pose (bundled in the mediapipe wheel) run on each source
+  photograph, its 25 BODY_25 heatmaps at 1/2 resolution as the human feature. The
+  student then learns to fuse the views' 2D evidence in 3D and to render it from
+  views it never saw; it needs MediaPipe at inference (its time is in the FPS).
 
 Weights come from local files only: the torch hub cache
 (``$TORCH_HOME/hub/checkpoints``), the Hugging Face cache (``HF_HUB_OFFLINE=1``) or
@@ -14,6 +19,7 @@ exact file and where to put it; ``pretrained="none"`` is an explicit random init
 import os
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from jaxtyping import Float
@@ -116,11 +122,61 @@ class DinoEncoder(nn.Module):
         return F.interpolate(f, size=(H // 2, W // 2), mode="bilinear", align_corners=True)
 
 
+class PoseNetworkEncoder(nn.Module):
+    """A frozen 2D pose network (MediaPipe Pose) whose BODY_25 heatmaps are the human features.
+
+    No parameters and no gradient. In training mode the heatmaps of an image are cached (keyed by its
+    bytes), since training revisits the same source photographs; in eval mode the network always runs, so
+    measured render times include it.
+    """
+
+    wants_unmasked = True  # the network was trained on photographs, not background-zeroed crops
+    out_channels = 25
+    CACHE_IMAGES = 2048
+
+    def __init__(self, pretrained: str):
+        super().__init__()
+        from teachers.registry import build_teacher
+
+        if pretrained not in ("imagenet", "bundled"):
+            raise ConfigError(f"the mediapipe encoder uses the model bundled in the mediapipe wheel; pretrained must "
+                              f"be 'bundled' (or the preset default), not {pretrained!r}")
+        self.teacher = build_teacher("mediapipe")
+        self.weights_source = f"{self.teacher.version} (bundled, frozen), sha256 {self.teacher.weights_digest[:16]}.."
+        self._cache: dict[bytes, torch.Tensor] = {}
+
+    def _heatmaps(self, image: np.ndarray) -> torch.Tensor:
+        import hashlib
+
+        from teachers.base import TeacherInput
+
+        def run() -> torch.Tensor:
+            return torch.from_numpy(self.teacher.predict([TeacherInput("source view", image, None)])[0].heatmaps)
+
+        if not self.training:
+            return run()
+        key = hashlib.sha1(image.tobytes()).digest() + bytes(str(image.shape), "ascii")
+        if key not in self._cache:
+            if len(self._cache) >= self.CACHE_IMAGES:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[key] = run().half()
+        return self._cache[key]
+
+    @torch.no_grad()
+    def forward(self, images: Float[Tensor, "V 3 H W"]) -> Float[Tensor, "V 25 H/2 W/2"]:
+        H, W = images.shape[-2:]
+        u8 = (images.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+        maps = torch.stack([self._heatmaps(np.ascontiguousarray(im)) for im in u8]).float().to(images.device)
+        return F.interpolate(maps, size=(H // 2, W // 2), mode="bilinear", align_corners=False)
+
+
 def build_encoder(name: str, pretrained: str) -> nn.Module | None:
     if name == "none":
         return None
+    if name == "mediapipe":
+        return PoseNetworkEncoder(pretrained)
     if name in ("resnet18", "resnet34"):
         return ResNetEncoder(name, pretrained)
     if name == "dino":
         return DinoEncoder(pretrained)
-    raise ConfigError(f"unknown encoder {name!r}; choose none, resnet18, resnet34 or dino")
+    raise ConfigError(f"unknown encoder {name!r}; choose none, resnet18, resnet34, dino or mediapipe")

@@ -2,7 +2,7 @@
 
 L = sum over levels of colour MSE + w_perc * perceptual (LPIPS-VGG on a rendered patch, fine level)
     + w_hm * heatmap MSE (joints missing in the target excluded) + w_cse * CSE MSE inside the mask
-    + w_coord * coordinate MSE.
+    + w_coord * coordinate MSE + w_src * source-view 2D heatmap MSE (auxiliary, ours).
 """
 
 from dataclasses import dataclass
@@ -67,7 +67,8 @@ class PerceptualLoss(torch.nn.Module):
 
 
 def student_loss(levels, targets: list[dict], weights: LossWeights, perceptual: PerceptualLoss | None = None,
-                 patch: tuple[Tensor, Tensor] | None = None) -> LossTerms:
+                 patch: tuple[Tensor, Tensor] | None = None,
+                 source: tuple[Tensor, Tensor, Tensor] | None = None) -> LossTerms:
     """Sum the configured terms over levels.
 
     Args:
@@ -75,6 +76,7 @@ def student_loss(levels, targets: list[dict], weights: LossWeights, perceptual: 
         targets: per level, {"rgb": (R,3), "heatmaps": (R,J)|None, "joint_valid": (J,)|None,
             "cse": (R,16)|None, "cse_mask": (R,)|None}.
         patch: (pred (P,P,3), target (P,P,3)) of the fine level for the perceptual term.
+        source: (pred (V,J,h,w), target (V,J,h,w), joint valid (V,J)) of the source heatmap head.
     """
     total = torch.zeros((), device=levels[0].rgb.device)
     terms: dict[str, float] = {}
@@ -94,6 +96,9 @@ def student_loss(levels, targets: list[dict], weights: LossWeights, perceptual: 
             add("cse", masked_mse(out.cse, tgt["cse"], tgt["cse_mask"][:, None]), weights.cse)
         if out.coord_error is not None and weights.coord > 0:
             add("coord", out.coord_error, weights.coord)
+    if source is not None and weights.source_heatmap > 0:
+        pred, target, valid = source
+        add("source_heatmap", masked_mse(pred, target, valid[:, :, None, None]), weights.source_heatmap)
     if perceptual is not None and patch is not None and weights.perceptual > 0:
         add("perceptual", perceptual(*patch), weights.perceptual)
     return LossTerms(total, terms)

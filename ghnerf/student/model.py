@@ -36,6 +36,8 @@ class MultiViewBatch:
         tgt_K: (3, 3) target intrinsics at (H, W).
         tgt_w2c: (4, 4) target world-to-camera.
         near_far: (2,) scene depth range for the target (ENeRF: padded vertex box).
+        src_images_unmasked: (V, 3, H, W) the source images with their background, for encoders that
+            expect real photographs (the frozen pose network); None: they get ``src_images``.
     """
 
     src_images: Tensor
@@ -44,14 +46,16 @@ class MultiViewBatch:
     tgt_K: Tensor
     tgt_w2c: Tensor
     near_far: Tensor
+    src_images_unmasked: Tensor | None = None
 
     @property
     def image_size(self) -> tuple[int, int]:
         return tuple(self.src_images.shape[-2:])
 
     def to(self, device) -> "MultiViewBatch":
-        return MultiViewBatch(*(getattr(self, f).to(device) for f in
-                                ("src_images", "src_K", "src_w2c", "tgt_K", "tgt_w2c", "near_far")))
+        return MultiViewBatch(*(None if getattr(self, f) is None else getattr(self, f).to(device) for f in
+                                ("src_images", "src_K", "src_w2c", "tgt_K", "tgt_w2c", "near_far",
+                                 "src_images_unmasked")))
 
 
 @dataclass(frozen=True, eq=False)
@@ -117,10 +121,12 @@ class GHNeRF(nn.Module):
             self.human_proj = nn.Conv2d(self.encoder.out_channels, cfg.human_projection_dim, 1)
             self.human_pool = ViewPooling(cfg.human_projection_dim, cfg.human_feature_dim, hidden=64,
                                           use_dirs=False)
-            head_in += cfg.human_feature_dim
+            head_in += cfg.human_feature_dim + (cfg.human_projection_dim if cfg.human_mean_skip else 0)
         self.heatmap_head = FeatureHead(head_in, cfg.num_joints, cfg.hidden, "sigmoid") if cfg.heatmap_head else None
         self.cse_head = FeatureHead(head_in, cfg.cse_dim, cfg.hidden, "none") if cfg.cse_head else None
         self.coord_head = FeatureHead(inter, 3, cfg.hidden, "none") if cfg.coord_head else None
+        self.source_heatmap_head = (nn.Conv2d(cfg.human_projection_dim, cfg.num_joints, 1)
+                                    if cfg.source_heatmap_head else None)
 
     @property
     def pretrained_weights(self) -> str:
@@ -129,11 +135,14 @@ class GHNeRF(nn.Module):
     def encode(self, batch: MultiViewBatch) -> SourceEncoding:
         """Features of the source views; reuse it for every target that shares these sources."""
         fpn = self.feature_net(batch.src_images * 2 - 1)  # ENeRF feeds images in [-1, 1]
-        human = self.human_proj(self.encoder(batch.src_images)) if self.encoder is not None else None
+        human = None
+        if self.encoder is not None:
+            wants_photos = getattr(self.encoder, "wants_unmasked", False) and batch.src_images_unmasked is not None
+            human = self.human_proj(self.encoder(batch.src_images_unmasked if wants_photos else batch.src_images))
         return SourceEncoding(fpn, human)
 
     def forward(self, batch: MultiViewBatch, rays: list[Tensor | None] | None = None,
-                encoding: SourceEncoding | None = None) -> list[LevelOutputs | None]:
+                encoding: SourceEncoding | None = None, with_source_heatmaps: bool = False):
         """Render every level.
 
         Args:
@@ -141,8 +150,16 @@ class GHNeRF(nn.Module):
             rays: per level, (R, 2) pixel coordinates at that level's render resolution, None for every
                 pixel, or an empty (0, 2) tensor to skip rendering that level (its depth still guides the next).
             encoding: precomputed :meth:`encode` output.
+            with_source_heatmaps: also return the source heatmap head's (V, J, H/2, W/2) maps (training).
+        Returns:
+            per level :class:`LevelOutputs` (None where skipped); with ``with_source_heatmaps``, a tuple of
+            that list and the source heatmaps.
         """
         enc = encoding or self.encode(batch)
+        if with_source_heatmaps:
+            if self.source_heatmap_head is None:
+                raise ValueError(f"{self.cfg.name} has no source heatmap head")
+            return self.forward(batch, rays, enc), torch.sigmoid(self.source_heatmap_head(enc.human))
         H, W = batch.image_size
         outputs: list[LevelOutputs] = []
         prev: DepthEstimate | None = None
@@ -191,7 +208,8 @@ class GHNeRF(nn.Module):
         feats = field.intermediate
         if self.encoder is not None and (self.heatmap_head is not None or self.cse_head is not None):
             human = sample_maps(enc.human, src_uv, W, H).permute(1, 0, 2)
-            feats = torch.cat([feats, self.human_pool(human)], dim=-1)
+            parts = [feats, self.human_pool(human)] + ([human.mean(dim=1)] if self.cfg.human_mean_skip else [])
+            feats = torch.cat(parts, dim=-1)
         return field, feats
 
     @torch.no_grad()

@@ -191,7 +191,7 @@ def train(cfg: StudentConfig, tcfg: TrainConfig, examples: ExampleSet, out: str 
     log(f"device: {device} ({'CUDA' if device.type == 'cuda' else 'no CUDA device; training on CPU'})"
         + (f"; DDP over {ctx.world} processes, global batch {tcfg.batch_examples}" if ctx.enabled else ""))
     torch.manual_seed(tcfg.seed)
-    model = build_model(replace(cfg, pretrained="none") if init_from else cfg, device)  # weights from init_from
+    model = build_model(cfg.without_pretrained_load() if init_from else cfg, device)  # weights from init_from
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=tcfg.lr)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=tcfg.halving(), gamma=0.5)
     gen = torch.Generator().manual_seed(tcfg.seed)
@@ -306,13 +306,20 @@ def _example_loss(net, ex: Example, cfg: StudentConfig, tcfg: TrainConfig, perce
         rays.append(uv.to(device))
         targets.append({k: (v.to(device) if torch.is_tensor(v) else v) for k, v in
                         gather_targets(maps, uv, ex).items()})
+    with_source = cfg.source_heatmap_head and ex.src_heatmaps is not None and cfg.losses.source_heatmap > 0
     with torch.autocast(device.type, enabled=device.type == "cuda"):
-        levels = net(ex.batch.to(device), rays)
+        source = None
+        if with_source:
+            levels, src_pred = net(ex.batch.to(device), rays, with_source_heatmaps=True)
+            src_target = F.interpolate(ex.src_heatmaps.to(device), size=src_pred.shape[-2:], mode="area")
+            source = (src_pred.float(), src_target, ex.src_joint_valid.to(device))
+        else:
+            levels = net(ex.batch.to(device), rays)
         patch = None
         if patch_uv is not None:
             P = tcfg.patch
             patch = (levels[-1].rgb[-P * P:].view(P, P, 3), targets[-1]["rgb"][-P * P:].view(P, P, 3))
-        loss = student_loss(levels, targets, cfg.losses, perceptual, patch)
+        loss = student_loss(levels, targets, cfg.losses, perceptual, patch, source)
     return loss, float(((levels[-1].rgb.detach().float() - targets[-1]["rgb"]) ** 2).mean())
 
 

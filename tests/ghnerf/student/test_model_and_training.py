@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from ghnerf.errors import ConfigError, WeightsNotFoundError
-from ghnerf.student.config import PRESETS, StudentConfig, preset
+from ghnerf.student.config import FROZEN_ENCODERS, PRESETS, StudentConfig, preset
 from ghnerf.student.data import ExampleSet
 from ghnerf.student.model import GHNeRF
 from ghnerf.student.train import TrainConfig, load_checkpoint, train
@@ -20,7 +20,8 @@ def example(student_root):
 
 @pytest.mark.parametrize("name", [f"{base}{sw}" for base in PRESETS for sw in ("", "+cse", "+coord", "+cse+coord")])
 def test_head_shapes_for_every_config(name, example):
-    cfg = preset(name, pretrained="none")
+    frozen = PRESETS[name.split("+")[0]].encoder in FROZEN_ENCODERS  # bundled weights, nothing to initialise
+    cfg = preset(name, pretrained="bundled" if frozen else "none")
     model = GHNeRF(cfg).eval()
     rays = [torch.tensor([[3.0, 4.0], [10.0, 12.0]]), torch.tensor([[5.0, 6.0], [20.0, 30.0], [40.0, 41.0]])]
     with torch.no_grad():

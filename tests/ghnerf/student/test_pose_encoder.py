@@ -1,0 +1,61 @@
+"""The frozen pose-network encoder (ghnerf-mediapipe): MediaPipe's heatmaps of the source photographs."""
+
+import numpy as np
+import pytest
+import torch
+
+from ghnerf.errors import ConfigError
+from ghnerf.student.config import preset
+from ghnerf.student.data import ExampleSet
+from ghnerf.student.encoders import PoseNetworkEncoder
+from ghnerf.student.model import GHNeRF
+from teachers.base import TeacherInput
+
+pytest.importorskip("mediapipe", reason="mediapipe==0.10.14 is a core dependency; `make install` installs it")
+
+
+@pytest.fixture(scope="module")
+def example(student_root):
+    return ExampleSet(student_root, "train", image_scale=1.0).example(0)
+
+
+def test_features_are_the_teachers_heatmaps_of_the_unmasked_photographs(example, monkeypatch):
+    enc = PoseNetworkEncoder("bundled").eval()
+    photos = example.batch.src_images_unmasked
+    feats = enc(photos)
+    H, W = photos.shape[-2:]
+    assert feats.shape == (3, 25, H // 2, W // 2) and not any(p.requires_grad for p in enc.parameters())
+    # independently: the teacher on the same uint8 image, resized the same way
+    img = np.ascontiguousarray((photos[1].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
+    direct = torch.from_numpy(enc.teacher.predict([TeacherInput("v", img, None)])[0].heatmaps)
+    expected = torch.nn.functional.interpolate(direct[None], size=(H // 2, W // 2), mode="bilinear",
+                                               align_corners=False)[0]
+    torch.testing.assert_close(feats[1], expected, atol=1e-6, rtol=0)
+    assert float(feats[1].amax()) > 0.5  # the person was found
+    # the model hands this encoder the photographs, not the background-zeroed sources
+    model = GHNeRF(preset("ghnerf-mediapipe")).eval()
+    seen = []
+    monkeypatch.setattr(model.encoder, "forward", lambda x: seen.append(x) or torch.zeros(3, 25, H // 2, W // 2))
+    model.encode(example.batch)
+    assert seen[0] is example.batch.src_images_unmasked
+    assert not torch.equal(example.batch.src_images_unmasked, example.batch.src_images)
+
+
+def test_training_mode_caches_and_eval_mode_always_runs_the_network(example, monkeypatch):
+    enc = PoseNetworkEncoder("bundled")
+    calls = []
+    real = enc.teacher.predict
+    monkeypatch.setattr(enc.teacher, "predict", lambda batch: calls.append(1) or real(batch))
+    photos = example.batch.src_images_unmasked
+    enc.train()
+    first = enc(photos)
+    again = enc(photos)
+    assert len(calls) == 3 and torch.allclose(first, again, atol=1e-3)  # fp16 cache
+    enc.eval()
+    enc(photos)
+    assert len(calls) == 6
+
+
+def test_a_random_init_of_a_frozen_network_is_refused():
+    with pytest.raises(ConfigError, match="bundled"):
+        PoseNetworkEncoder("none")

@@ -1,0 +1,79 @@
+"""The source heatmap head: 2D targets of the source views, their maps, and a loss that trains the encoder."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from ghnerf.codecs.keypoints import HeatmapCodec
+from ghnerf.errors import ConfigError
+from ghnerf.student.config import LossWeights, preset
+from ghnerf.student.data import ExampleSet
+from ghnerf.student.model import GHNeRF
+from ghnerf.student.train import TrainConfig, _example_loss
+
+
+@pytest.fixture(scope="module")
+def example_set(student_root):
+    return ExampleSet(student_root, "train", image_scale=0.5)
+
+
+def test_source_targets_peak_at_each_source_views_joints(example_set):
+    ex = example_set.example(0)
+    subject, f, cam = example_set.items[0]
+    frame = example_set.reader.sequence(subject).frame(f)
+    cams = [v.camera for v in frame.views]
+    from ghnerf.data import nearest_source_views
+
+    srcs = nearest_source_views(cams, cam, example_set.source_cameras, 3)
+    assert ex.src_heatmaps.shape == (3, 25, *ex.image.shape[:2]) and ex.src_joint_valid.shape == (3, 25)
+    codec = HeatmapCodec(stride=1, sigma=3.5)
+    for k, s in enumerate(srcs):
+        gt = frame.views[s].joints2d.copy()
+        gt[:, :2] *= 0.5
+        present = gt[:, 2] > 0
+        assert present.sum() >= 20
+        np.testing.assert_array_equal(ex.src_joint_valid[k].numpy(), present)
+        peaks = codec.decode(ex.src_heatmaps[k].numpy())
+        np.testing.assert_allclose(peaks[present, :2], gt[present, :2], atol=0.3)
+
+
+def test_source_heatmaps_shape_and_the_configs_that_may_have_them(example_set):
+    ex = example_set.example(0)
+    model = GHNeRF(preset("ghnerf-resnet18", pretrained="none", source_heatmap_head=True)).eval()
+    with torch.no_grad():
+        levels, src = model(ex.batch, [torch.zeros(0, 2), torch.tensor([[5.0, 6.0]])], with_source_heatmaps=True)
+    H, W = ex.image.shape[:2]
+    assert src.shape == (3, 25, H // 2, W // 2) and 0 <= float(src.min()) <= float(src.max()) <= 1
+    assert levels[0] is None and levels[1].rgb.shape == (1, 3)
+    with pytest.raises(ConfigError, match="source heatmap head needs"):
+        preset("enerf-heatmap", source_heatmap_head=True)
+    with pytest.raises(ValueError, match="no source heatmap head"):
+        GHNeRF(preset("ghnerf-resnet18", pretrained="none"))(ex.batch, with_source_heatmaps=True)
+
+
+def test_the_source_term_alone_trains_the_encoder(example_set):
+    ex = example_set.example(0)
+    only_source = LossWeights(color=0.0, perceptual=0.0, heatmap=0.0, cse=0.0, coord=0.0, source_heatmap=1.0)
+    cfg = preset("ghnerf-resnet18", pretrained="none", source_heatmap_head=True, losses=only_source)
+    torch.manual_seed(0)
+    model = GHNeRF(cfg)
+    loss, _ = _example_loss(model, ex, cfg, TrainConfig(rays=(8, 16)), None, torch.Generator().manual_seed(0),
+                            torch.device("cpu"))
+    assert set(loss.terms) == {"color", "source_heatmap"}  # colour is always reported
+    # the term equals the masked MSE against the area-downsampled targets, computed here independently
+    with torch.no_grad():
+        pred = torch.sigmoid(model.source_heatmap_head(model.encode(ex.batch).human))
+    target = torch.nn.functional.interpolate(ex.src_heatmaps, size=pred.shape[-2:], mode="area")
+    valid = ex.src_joint_valid[:, :, None, None].expand_as(pred)
+    expected = float(((pred - target) ** 2)[valid].mean())
+    assert loss.terms["source_heatmap"] == pytest.approx(expected, rel=1e-4)
+    loss.total.backward()
+    assert model.encoder.layer1[0].conv1.weight.grad.abs().sum() > 0
+    assert model.heatmap_head.net[0].weight.grad is None or model.heatmap_head.net[0].weight.grad.abs().sum() == 0
+    # without the head the term is absent
+    plain = replace(cfg, source_heatmap_head=False)
+    loss2, _ = _example_loss(GHNeRF(plain), ex, plain, TrainConfig(rays=(8, 16)), None,
+                             torch.Generator().manual_seed(0), torch.device("cpu"))
+    assert "source_heatmap" not in loss2.terms
