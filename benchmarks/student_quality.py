@@ -4,15 +4,15 @@ Trains, with the same number of steps, rays and learning rate, on the synthetic 
 set: ``enerf`` (image quality reference), ``enerf-heatmap`` (the paper's baseline),
 ``ghnerf-resnet18`` on the dataset's own 2D joints, and ``ghnerf-resnet18`` distilled from
 the ``mediapipe`` teacher's shards, once on the teacher's own heatmaps and once on its
-keypoints fused over each frame's views (:mod:`ghnerf.target_fusion`); evaluates all on the
+keypoints fused over each frame's views (:mod:`ghnerf.target_fusion`), and ``ghnerf-mediapipe``
+(the frozen teacher network as human encoder) on the fused keypoints; evaluates all on the
 held-out subjects, and puts the teacher's own PCK on the same views next to the students'
 (its keypoints on the real, unmasked images, read back from its shards). Encoders are
 randomly initialised unless ImageNet weights are in the local cache (the table says
 which). Goals (issue 6): ghnerf-resnet18 PCK above enerf-heatmap, PSNR within 0.5 dB of
 enerf; the distilled student above its teacher.
 
-The learning rate (1e-3, halved at half the steps) and rays per step (512 coarse, 4096
-fine) suit a short CPU budget; the paper's schedule (5e-4 halved every 50k of 200k
+The learning rate (1e-3, halved at half the steps) suits a short CPU budget; the paper's schedule (5e-4 halved every 50k of 200k
 steps) scaled down to 500 steps leaves the rate at 3e-5 for the last quarter.
 
     .venv/bin/python benchmarks/student_quality.py [--steps 500 --subjects 18 --frames 4 --size 128]
@@ -31,7 +31,7 @@ from rich.table import Table
 from ghnerf.errors import WeightsNotFoundError
 from ghnerf.eval.evaluate import evaluate_run
 from ghnerf.eval.metrics import pck
-from ghnerf.student.config import preset
+from ghnerf.student.config import PRESETS, preset
 from ghnerf.student.data import ExampleSet
 from ghnerf.student.encoders import ResNetEncoder
 from ghnerf.student.train import TrainConfig, train
@@ -67,6 +67,7 @@ RUNS = (  # (config, heatmap targets, teacher, fused)
     ("ghnerf-resnet18", "dataset joints", None, False),
     ("ghnerf-resnet18", "mediapipe shards", "mediapipe", False),
     ("ghnerf-resnet18", "mediapipe shards, fused over views", "mediapipe", True),
+    ("ghnerf-mediapipe", "mediapipe shards, fused over views", "mediapipe", True),
 )
 
 
@@ -79,7 +80,7 @@ def main() -> None:
     ap.add_argument("--image-scale", type=float, default=1.0)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--lr-halving-steps", type=int, default=None, help="default: steps / 2")
-    ap.add_argument("--rays", type=int, nargs=2, default=(512, 4096), help="coarse and fine rays per step")
+    ap.add_argument("--rays", type=int, nargs=2, default=(256, 1024), help="coarse and fine rays per step")
     ap.add_argument("--max-views", type=int, default=None, help="held-out views evaluated (default: all)")
     ap.add_argument("--only", nargs="*", default=None, help="row indices of RUNS to train (default: all)")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/student_quality.json"))
@@ -102,7 +103,7 @@ def main() -> None:
                            val_every=args.steps)
         chosen = [RUNS[int(i)] for i in args.only] if args.only else RUNS
         for name, source, teacher, fused in chosen:
-            cfg = preset(name, pretrained=pretrained if "resnet" in name else "imagenet")
+            cfg = preset(name, pretrained=pretrained if "resnet" in name else PRESETS[name].pretrained)
             hm_store = store if teacher else None
             heat = "none" if not cfg.heatmap_head else ("store" if hm_store else "dataset")
             ex = ExampleSet(data, "train", image_scale=args.image_scale, heatmaps=heat, heatmap_store=hm_store,
