@@ -41,3 +41,21 @@ def test_train_reports_missing_vgg_weights(student_root, tmp_path, monkeypatch):
                                  str(tmp_path / "run"), "--steps", "1"])
     assert result.exit_code == 2
     assert "vgg16-397923af.pth" in result.output and "--perceptual-weight 0" in result.output
+
+
+def test_train_on_fused_targets_records_the_fusion(student_root, tmp_path):
+    from ghnerf.student.train import load_checkpoint
+
+    store = tmp_path / "targets"
+    distill(student_root, store, DistillConfig(teacher="gt-joints"))
+    run = tmp_path / "run"
+    base = ["train", "--config", "enerf-heatmap", "--data", str(student_root), "--out", str(run), "--steps", "1",
+            "--perceptual-weight", "0"]
+    result = runner.invoke(app, [*base, "--targets", str(store), "--teacher", "gt-joints", "--fuse-targets"])
+    assert result.exit_code == 0, result.output
+    meta = load_checkpoint(run / "checkpoints" / "latest.pt")["meta"]
+    assert meta["target_fusion"] == {"min_inliers": 3, "rel_threshold": 0.05}
+    assert json.loads((run / "run.json").read_text())["target_fusion"]["min_inliers"] == 3
+    # fusing needs a pose teacher's shards
+    result = runner.invoke(app, [*base[:6], str(tmp_path / "run2"), *base[7:], "--fuse-targets"])
+    assert result.exit_code == 2 and "fuse_targets" in result.output and "teacher=" in result.output
