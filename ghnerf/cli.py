@@ -190,7 +190,7 @@ def _write_preview(store_url: str, report, path: Path) -> None:
 @app.command("train")
 def train_cmd(
     config: Annotated[str, typer.Option(help="enerf | enerf-heatmap | ghnerf-resnet18 | ghnerf-resnet34 | "
-                                             "ghnerf-dino, optionally +cse and/or +coord")],
+                                             "ghnerf-dino | ghnerf-mediapipe, optionally +cse and/or +coord")],
     data: Annotated[Path, typer.Option(help="dataset folder (ZJU-MoCap or RenderPeople layout)")],
     out: Annotated[Path, typer.Option(help="run folder (checkpoints, validation images, history)")],
     targets: Annotated[Optional[str], typer.Option(help="storage root of distilled targets")] = None,

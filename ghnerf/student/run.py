@@ -22,7 +22,7 @@ class TrainSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     config: str = Field("ghnerf-resnet18", description="enerf | enerf-heatmap | ghnerf-resnet18 | ghnerf-resnet34 | "
-                                                      "ghnerf-dino, optionally +cse and/or +coord")
+                                                      "ghnerf-dino | ghnerf-mediapipe, optionally +cse and/or +coord")
     data: str = Field(..., description="dataset folder (ZJU-MoCap or RenderPeople layout)")
     out: str = Field(..., description="run folder (checkpoints, validation images, history)")
     targets: str | None = Field(None, description="storage root of distilled targets")
