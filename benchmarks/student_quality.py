@@ -12,8 +12,9 @@ randomly initialised unless ImageNet weights are in the local cache (the table s
 which). Goals (issue 6): ghnerf-resnet18 PCK above enerf-heatmap, PSNR within 0.5 dB of
 enerf; the distilled student above its teacher.
 
-The learning rate (1e-3, halved at half the steps) suits a short CPU budget; the paper's schedule (5e-4 halved every 50k of 200k
-steps) scaled down to 500 steps leaves the rate at 3e-5 for the last quarter.
+The learning rate (1e-3, halved at half the steps) suits a short CPU budget; the paper's
+schedule (5e-4 halved every 50k of 200k steps) scaled down to 500 steps leaves the rate at
+3e-5 for the last quarter.
 
     .venv/bin/python benchmarks/student_quality.py [--steps 500 --subjects 18 --frames 4 --size 128]
 """
@@ -28,6 +29,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from ghnerf.codecs.keypoints import empty_keypoints
 from ghnerf.errors import WeightsNotFoundError
 from ghnerf.eval.evaluate import evaluate_run
 from ghnerf.eval.metrics import pck
@@ -52,7 +54,7 @@ def teacher_pck(data: Path, store: TargetStore, image_scale: float, max_views: i
         try:
             kp = store.keypoints(subject, frame.frame_id, view.name)
         except KeyError:  # the teacher failed on this view: every joint is a miss
-            kp = np.full((25, 3), np.nan)
+            kp = empty_keypoints()
         kp[:, :2] *= image_scale
         gt = view.joints2d.copy()
         gt[:, :2] *= image_scale
@@ -98,9 +100,9 @@ def main() -> None:
                                      size=args.size, distortion=False), data)
         distill(data, store_root, DistillConfig(teacher="mediapipe"))
         store = TargetStore(store_root, "mediapipe")
-        tcfg = TrainConfig(steps=args.steps, lr=args.lr, lr_halving_steps=args.lr_halving_steps or max(args.steps // 2, 1),
-                           rays=tuple(args.rays), image_scale=args.image_scale, checkpoint_every=args.steps,
-                           val_every=args.steps)
+        tcfg = TrainConfig(steps=args.steps, lr=args.lr,
+                           lr_halving_steps=args.lr_halving_steps or max(args.steps // 2, 1), rays=tuple(args.rays),
+                           image_scale=args.image_scale, checkpoint_every=args.steps, val_every=args.steps)
         chosen = [RUNS[int(i)] for i in args.only] if args.only else RUNS
         for name, source, teacher, fused in chosen:
             cfg = preset(name, pretrained=pretrained if "resnet" in name else PRESETS[name].pretrained)

@@ -42,8 +42,8 @@ def train_flow(data: str, out: str, config: str = _D["config"], targets: str | N
     """
     spec = TrainSpec(config=config, data=data, out=out, targets=targets, teacher=teacher, cse_teacher=cse_teacher,
                      fuse_targets=fuse_targets, steps=steps, resume=resume, init_from=init_from,
-                     pretrained=pretrained, image_scale=image_scale, perceptual_weight=perceptual_weight, patch=patch, device=device,
-                     checkpoint_every=checkpoint_every, batch_examples=batch_examples)
+                     pretrained=pretrained, image_scale=image_scale, perceptual_weight=perceptual_weight,
+                     patch=patch, device=device, checkpoint_every=checkpoint_every, batch_examples=batch_examples)
     result = train_and_publish(spec)
     get_run_logger().info("trained %s: %s", safe_key(config), result)
     return result

@@ -4,9 +4,9 @@ Targets: the target image and mask; heatmaps either drawn from the dataset's own
 joints (``heatmaps="dataset"``, the paper's ZJU-MoCap setting) or read from a
 teacher's shards (:class:`storage.targets.TargetStore`); optional CSE targets from a
 CSE teacher's shards. Teacher heatmaps can be fused over the views of each frame first
-(``fusion``: robust triangulation, reprojected into every view; :mod:`ghnerf.target_fusion`). Images are undistorted and scaled by ``image_scale``
-(ENeRF's ``input_ratio``); the background outside the dilated mask is zeroed as
-ENeRF does.
+(``fusion``: robust triangulation, reprojected into every view; :mod:`ghnerf.target_fusion`).
+Images are undistorted and scaled by ``image_scale`` (ENeRF's ``input_ratio``); the
+background outside the dilated mask is zeroed as ENeRF does.
 """
 
 from dataclasses import dataclass
@@ -94,19 +94,23 @@ class ExampleSet:
         split_config: subject / frame split options.
         fusion: with ``heatmaps="store"``, replace each view's teacher heatmaps by Gaussians at the teacher's
             keypoints fused over all the frame's views the teacher labelled (None: the teacher's own heatmaps).
+        source_targets: also give each example its source views' heatmap targets (for a student with a
+            source heatmap head; ``Example.src_heatmaps``).
     """
 
     def __init__(self, dataset_root: str | Path, split: str = "train", source_views: int = 3,
                  image_scale: float = 0.5, heatmaps: str = "dataset", heatmap_store=None, cse_store=None,
                  split_config: SplitConfig | None = None, subjects: list[str] | None = None,
-                 fusion: FusionConfig | None = None):
+                 fusion: FusionConfig | None = None, source_targets: bool = False):
         if split not in ("train", "test"):
             raise ConfigError(f"split must be 'train' or 'test', not {split!r}")
         if heatmaps == "store" and heatmap_store is None:
             raise ConfigError("heatmaps='store' needs a teacher TargetStore (pass --targets and --teacher)")
         if fusion is not None and heatmaps != "store":
             raise ConfigError("fused targets need teacher heatmaps (heatmaps='store', --targets and --teacher)")
-        self.fusion = fusion
+        if source_targets and heatmaps == "none":
+            raise ConfigError("source heatmap targets need heatmap targets (heatmaps='dataset' or 'store')")
+        self.fusion, self.source_targets = fusion, source_targets
         self._fused: dict[tuple[str, int], dict[str, np.ndarray]] = {}
         self.reader = open_dataset(dataset_root)
         self.scale, self.source_views, self.heatmaps = image_scale, source_views, heatmaps
@@ -153,7 +157,6 @@ class ExampleSet:
 
     def __len__(self) -> int:
         return len(self.items)
-
 
     def fused_keypoints(self, subject: str, frame) -> dict[str, np.ndarray]:
         """Camera name -> (25, 3) fused teacher keypoints (full-resolution undistorted pixels) of one frame.
@@ -218,7 +221,7 @@ class ExampleSet:
             joints2d = torch.from_numpy(j).float()
         heatmaps, valid = self._heatmap_targets(subject, frame, tgt_view, (H, W))
         src_heatmaps = src_valid = None
-        if heatmaps is not None:
+        if self.source_targets:
             per_source = [self._heatmap_targets(subject, frame, frame.views[s], (H, W), optional=True) for s in srcs]
             src_heatmaps = torch.stack([hm for hm, _ in per_source])
             src_valid = torch.stack([v if v is not None else torch.ones(len(hm), dtype=torch.bool)

@@ -16,6 +16,7 @@ an explicit path. When they are missing, :class:`WeightsNotFoundError` names the
 exact file and where to put it; ``pretrained="none"`` is an explicit random init.
 """
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from jaxtyping import Float
 from torch import Tensor, nn
 
 from ghnerf.errors import ConfigError, WeightsNotFoundError
+from teachers.base import TeacherInput
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -146,10 +148,6 @@ class PoseNetworkEncoder(nn.Module):
         self._cache: dict[bytes, torch.Tensor] = {}
 
     def _heatmaps(self, image: np.ndarray) -> torch.Tensor:
-        import hashlib
-
-        from teachers.base import TeacherInput
-
         def run() -> torch.Tensor:
             return torch.from_numpy(self.teacher.predict([TeacherInput("source view", image, None)])[0].heatmaps)
 

@@ -37,7 +37,7 @@ class MultiViewBatch:
         tgt_w2c: (4, 4) target world-to-camera.
         near_far: (2,) scene depth range for the target (ENeRF: padded vertex box).
         src_images_unmasked: (V, 3, H, W) the source images with their background, for encoders that
-            expect real photographs (the frozen pose network); None: they get ``src_images``.
+            expect real photographs (the frozen pose network, which refuses a batch without them).
     """
 
     src_images: Tensor
@@ -137,8 +137,13 @@ class GHNeRF(nn.Module):
         fpn = self.feature_net(batch.src_images * 2 - 1)  # ENeRF feeds images in [-1, 1]
         human = None
         if self.encoder is not None:
-            wants_photos = getattr(self.encoder, "wants_unmasked", False) and batch.src_images_unmasked is not None
-            human = self.human_proj(self.encoder(batch.src_images_unmasked if wants_photos else batch.src_images))
+            images = batch.src_images
+            if getattr(self.encoder, "wants_unmasked", False):
+                if batch.src_images_unmasked is None:
+                    raise ValueError(f"{self.cfg.name}'s encoder needs the unmasked source photographs "
+                                     "(MultiViewBatch.src_images_unmasked)")
+                images = batch.src_images_unmasked
+            human = self.human_proj(self.encoder(images))
         return SourceEncoding(fpn, human)
 
     def forward(self, batch: MultiViewBatch, rays: list[Tensor | None] | None = None,

@@ -82,7 +82,7 @@ def run_training(spec: TrainSpec, on_step: Callable[[int, dict], None] | None = 
     heat = "none" if not cfg.heatmap_head else ("store" if hm_store else "dataset")
     fusion = FusionConfig() if spec.fuse_targets and heat == "store" else None
     examples = ExampleSet(spec.data, "train", cfg.source_views, spec.image_scale, heat, hm_store, cse_store,
-                          fusion=fusion)
+                          fusion=fusion, source_targets=cfg.source_heatmap_head)
     val = ExampleSet(spec.data, "test", cfg.source_views, spec.image_scale, heat if heat != "store" else "none")
     tcfg = TrainConfig(steps=spec.steps, image_scale=spec.image_scale,
                        patch=spec.patch if spec.perceptual_weight > 0 else 0, device=spec.device,

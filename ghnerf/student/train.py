@@ -177,6 +177,8 @@ def train(cfg: StudentConfig, tcfg: TrainConfig, examples: ExampleSet, out: str 
     if resume and init_from:
         raise ConfigError("resume and init_from exclude each other: resume continues this run, init_from starts a "
                           "new run from another run's weights")
+    if cfg.source_heatmap_head and cfg.losses.source_heatmap > 0 and not examples.source_targets:
+        raise ConfigError(f"{cfg.name} has a source heatmap head: build the examples with source_targets=True")
     out = Path(out)
     ckdir = out / "checkpoints"
     if cfg.losses.perceptual > 0 and tcfg.patch == 0:
@@ -306,7 +308,7 @@ def _example_loss(net, ex: Example, cfg: StudentConfig, tcfg: TrainConfig, perce
         rays.append(uv.to(device))
         targets.append({k: (v.to(device) if torch.is_tensor(v) else v) for k, v in
                         gather_targets(maps, uv, ex).items()})
-    with_source = cfg.source_heatmap_head and ex.src_heatmaps is not None and cfg.losses.source_heatmap > 0
+    with_source = cfg.source_heatmap_head and cfg.losses.source_heatmap > 0
     with torch.autocast(device.type, enabled=device.type == "cuda"):
         source = None
         if with_source:

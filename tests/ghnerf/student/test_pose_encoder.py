@@ -59,3 +59,11 @@ def test_training_mode_caches_and_eval_mode_always_runs_the_network(example, mon
 def test_a_random_init_of_a_frozen_network_is_refused():
     with pytest.raises(ConfigError, match="bundled"):
         PoseNetworkEncoder("none")
+
+
+def test_a_batch_without_the_photographs_is_refused(example):
+    from dataclasses import replace
+
+    model = GHNeRF(preset("ghnerf-mediapipe")).eval()
+    with pytest.raises(ValueError, match="unmasked source photographs"):
+        model.encode(replace(example.batch, src_images_unmasked=None))

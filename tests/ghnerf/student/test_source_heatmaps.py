@@ -16,7 +16,7 @@ from ghnerf.student.train import TrainConfig, _example_loss
 
 @pytest.fixture(scope="module")
 def example_set(student_root):
-    return ExampleSet(student_root, "train", image_scale=0.5)
+    return ExampleSet(student_root, "train", image_scale=0.5, source_targets=True)
 
 
 def test_source_targets_peak_at_each_source_views_joints(example_set):
@@ -77,3 +77,16 @@ def test_the_source_term_alone_trains_the_encoder(example_set):
     loss2, _ = _example_loss(GHNeRF(plain), ex, plain, TrainConfig(rays=(8, 16)), None,
                              torch.Generator().manual_seed(0), torch.device("cpu"))
     assert "source_heatmap" not in loss2.terms
+
+
+def test_a_source_head_without_source_targets_is_refused(student_root, tmp_path):
+    from ghnerf.student.train import train
+
+    plain = ExampleSet(student_root, "train", image_scale=0.5)
+    assert plain.example(0).src_heatmaps is None  # not computed unless asked for
+    cfg = preset("ghnerf-resnet18", pretrained="none", source_heatmap_head=True)
+    with pytest.raises(ConfigError, match="source_targets=True"):
+        train(cfg, TrainConfig(steps=1), plain, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(ConfigError, match="need heatmap targets"):
+        ExampleSet(student_root, "train", heatmaps="none", source_targets=True)
