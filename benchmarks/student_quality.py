@@ -5,9 +5,12 @@ set: ``enerf`` (image quality reference), ``enerf-heatmap`` (the paper's baselin
 ``ghnerf-resnet18`` on the dataset's own 2D joints, and ``ghnerf-resnet18`` distilled from
 the ``mediapipe`` teacher's shards, once on the teacher's own heatmaps and once on its
 keypoints fused over each frame's views (:mod:`ghnerf.target_fusion`), and ``ghnerf-mediapipe``
-(the frozen teacher network as human encoder) on the fused keypoints; evaluates all on the
-held-out subjects, and puts the teacher's own PCK on the same views next to the students'
-(its keypoints on the real, unmasked images, read back from its shards). Encoders are
+(the frozen teacher network as human encoder, reading each ray's multi-view joint evidence,
+:mod:`ghnerf.student.ray_evidence`; once without that evidence) on the fused keypoints;
+evaluates all on the held-out subjects, and puts the teacher's own PCK on the same views
+next to the students' (its keypoints on the real, unmasked images, read back from its
+shards), with each distilled student's paired difference to the teacher and its 95 %
+bootstrap interval over views. Encoders are
 randomly initialised unless ImageNet weights are in the local cache (the table says
 which). Goals (issue 6): ghnerf-resnet18 PCK above enerf-heatmap, PSNR within 0.5 dB of
 enerf; the distilled student above its teacher.
@@ -20,6 +23,7 @@ schedule (5e-4 halved every 50k of 200k steps) scaled down to 500 steps leaves t
 """
 
 import argparse
+import dataclasses
 import json
 import tempfile
 import time
@@ -32,7 +36,7 @@ from rich.table import Table
 from ghnerf.codecs.keypoints import empty_keypoints
 from ghnerf.errors import WeightsNotFoundError
 from ghnerf.eval.evaluate import evaluate_run
-from ghnerf.eval.metrics import pck
+from ghnerf.eval.metrics import PCKResult, paired_pck_difference, pck
 from ghnerf.student.config import PRESETS, preset
 from ghnerf.student.data import ExampleSet
 from ghnerf.student.encoders import ResNetEncoder
@@ -43,9 +47,10 @@ from storage.targets import TargetStore
 from teachers.distill import DistillConfig, distill
 
 
-def teacher_pck(data: Path, store: TargetStore, image_scale: float, max_views: int | None) -> float:
+def teacher_pck(data: Path, store: TargetStore, image_scale: float, max_views: int | None) -> PCKResult:
     """The teacher's own PCK@0.2 on the held-out views the students are evaluated on: its keypoints as
-    distilled from the real (unmasked) images, read back from its shards."""
+    distilled from the real (unmasked) images, read back from its shards. Also per view (``per_view``:
+    (correct, evaluated) in the order evaluate_run visits them), for the paired comparison."""
     ex_set = ExampleSet(data, "test", image_scale=image_scale, heatmaps="none")
     preds, gts = [], []
     for subject, f, cam in ex_set.items[:max_views]:
@@ -60,16 +65,19 @@ def teacher_pck(data: Path, store: TargetStore, image_scale: float, max_views: i
         gt[:, :2] *= image_scale
         preds.append(kp)
         gts.append(gt)
-    return pck(np.stack(preds), np.stack(gts)).value
+    per_view = [(r.correct, r.evaluated) for r in (pck(p[None], g[None]) for p, g in zip(preds, gts))]
+    return pck(np.stack(preds), np.stack(gts)), per_view
 
 
-RUNS = (  # (config, heatmap targets, teacher, fused)
-    ("enerf", "dataset joints", None, False),
-    ("enerf-heatmap", "dataset joints", None, False),
-    ("ghnerf-resnet18", "dataset joints", None, False),
-    ("ghnerf-resnet18", "mediapipe shards", "mediapipe", False),
-    ("ghnerf-resnet18", "mediapipe shards, fused over views", "mediapipe", True),
-    ("ghnerf-mediapipe", "mediapipe shards, fused over views", "mediapipe", True),
+RUNS = (  # (config, heatmap targets, teacher, fused, config overrides, row label)
+    ("enerf", "dataset joints", None, False, {}, "enerf"),
+    ("enerf-heatmap", "dataset joints", None, False, {}, "enerf-heatmap (paper baseline)"),
+    ("ghnerf-resnet18", "dataset joints", None, False, {}, "ghnerf-resnet18"),
+    ("ghnerf-resnet18", "mediapipe shards", "mediapipe", False, {}, "ghnerf-resnet18"),
+    ("ghnerf-resnet18", "mediapipe shards, fused over views", "mediapipe", True, {}, "ghnerf-resnet18"),
+    ("ghnerf-mediapipe", "mediapipe shards, fused over views", "mediapipe", True, {"ray_evidence_samples": 0},
+     "ghnerf-mediapipe without ray evidence"),
+    ("ghnerf-mediapipe", "mediapipe shards, fused over views", "mediapipe", True, {}, "ghnerf-mediapipe"),
 )
 
 
@@ -104,43 +112,57 @@ def main() -> None:
                            lr_halving_steps=args.lr_halving_steps or max(args.steps // 2, 1), rays=tuple(args.rays),
                            image_scale=args.image_scale, checkpoint_every=args.steps, val_every=args.steps)
         chosen = [RUNS[int(i)] for i in args.only] if args.only else RUNS
-        for name, source, teacher, fused in chosen:
-            cfg = preset(name, pretrained=pretrained if "resnet" in name else PRESETS[name].pretrained)
+        teacher_result, teacher_views = teacher_pck(data, store, args.image_scale, args.max_views)
+        for name, source, teacher, fused, overrides, label in chosen:
+            cfg = preset(name, pretrained=pretrained if "resnet" in name else PRESETS[name].pretrained, **overrides)
             hm_store = store if teacher else None
             heat = "none" if not cfg.heatmap_head else ("store" if hm_store else "dataset")
             ex = ExampleSet(data, "train", image_scale=args.image_scale, heatmaps=heat, heatmap_store=hm_store,
                             fusion=FusionConfig() if fused else None)
-            run = Path(tmp) / f"{name}-{teacher or 'gt'}{'-fused' if fused else ''}"
+            run = Path(tmp) / f"{label.split()[0]}-{teacher or 'gt'}{'-fused' if fused else ''}-{len(rows)}"
             t0 = time.perf_counter()
             train(cfg, tcfg, ex, run, log=lambda s: None)
             seconds = time.perf_counter() - t0
             rep = evaluate_run(run, data, "test", args.max_views)
             m = rep["metrics"]
-            rows.append({"model": name, "targets": source, "encoder_weights": rep["pretrained_weights"],
-                         "psnr": m["psnr"], "ssim": m["ssim"],
+            vs_teacher = None
+            if teacher and m.get("pck") is not None:
+                pv = rep["per_view"]
+                if [(r["pck_evaluated"]) for r in pv] != [e for _, e in teacher_views]:
+                    raise RuntimeError("the student's and the teacher's evaluated views differ")
+                d = paired_pck_difference([r["pck_correct"] for r in pv], [c for c, _ in teacher_views],
+                                          [e for _, e in teacher_views])
+                vs_teacher = dataclasses.asdict(d)
+            rows.append({"model": label, "config": cfg.name, "overrides": overrides, "targets": source,
+                         "encoder_weights": rep["pretrained_weights"], "psnr": m["psnr"], "ssim": m["ssim"],
                          "lpips": m["lpips"] if isinstance(m["lpips"], float) else None,
-                         "mse": m.get("heatmap_mse"), "pck": m.get("pck"),
+                         "mse": m.get("heatmap_mse"), "pck": m.get("pck"), "pck_minus_teacher": vs_teacher,
                          "mpjpe_m": m.get("mpjpe_triangulated_m"), "mpjpe_volumetric_m": m.get("mpjpe_volumetric_m"),
-                         "train_seconds": seconds, "views": rep["views"]})
-            print(f"{name} ({source}): PCK {m.get('pck')}, PSNR {m['psnr']:.2f}, {seconds:.0f} s", flush=True)
-        rows.append({"model": "mediapipe (the teacher itself)", "targets": "-",
+                         "fps": m.get("fps"), "train_seconds": seconds, "views": rep["views"]})
+            print(f"{label} ({source}): PCK {m.get('pck')}, PSNR {m['psnr']:.2f}, {seconds:.0f} s", flush=True)
+        rows.append({"model": "mediapipe (the teacher itself, on the real images)", "targets": "-",
                      "encoder_weights": "pretrained (bundled)", "psnr": None, "ssim": None, "lpips": None,
-                     "mse": None, "pck": teacher_pck(data, store, args.image_scale, args.max_views), "mpjpe_m": None,
-                     "mpjpe_volumetric_m": None, "train_seconds": None})
+                     "mse": None, "pck": teacher_result.value, "pck_minus_teacher": None, "mpjpe_m": None,
+                     "mpjpe_volumetric_m": None, "fps": None, "train_seconds": None})
     table = Table(title=f"student quality: {args.subjects} synthetic subjects ({args.frames} frames, 8 cameras, "
                         f"{args.size}²), held-out subjects, {args.steps} steps each, CPU")
-    for col in ("model", "heatmap targets", "PSNR", "SSIM", "LPIPS", "MSE", "PCK@0.2", "MPJPE m (volumetric)",
-                "MPJPE m (triangulated)"):
+    for col in ("model", "heatmap targets", "PSNR", "SSIM", "LPIPS", "MSE", "PCK@0.2",
+                "PCK - teacher [95% CI]", "MPJPE m (volumetric)", "MPJPE m (triangulated)"):
         table.add_column(col)
 
     def f(v, spec):
         return "-" if v is None else format(v, spec)
 
+    def vs(d):
+        return "-" if d is None else f"{d['difference']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]"
+
     for r in rows:
         table.add_row(r["model"], r["targets"], f(r["psnr"], ".2f"), f(r["ssim"], ".3f"),
                       f(r["lpips"], ".3f") if r["lpips"] is not None else "n/a", f(r["mse"], ".4f"),
-                      f(r["pck"], ".3f"), f(r["mpjpe_volumetric_m"], ".3f"), f(r["mpjpe_m"], ".3f"))
+                      f(r["pck"], ".3f"), vs(r["pck_minus_teacher"]), f(r["mpjpe_volumetric_m"], ".3f"),
+                      f(r["mpjpe_m"], ".3f"))
     Console().print(table)
+    print("PCK - teacher: the student's PCK minus the teacher's on the same views, 95% percentile bootstrap over views")
     print(f"encoders: {pretrained} (random init when 'none'); LPIPS n/a without local VGG16 weights; "
           f"total {time.perf_counter() - t_start:.0f} s")
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -111,7 +111,8 @@ def evaluate_run(run: str | Path, data: str | Path, split: str = "test", max_vie
             kp = openpose_keypoints(hm)
             preds.append(kp)
             gts.append(ex.joints2d.numpy())
-            row["pck_view"] = pck(kp[None], ex.joints2d.numpy()[None]).value
+            view_pck = pck(kp[None], ex.joints2d.numpy()[None])
+            row.update(pck_view=view_pck.value, pck_correct=view_pck.correct, pck_evaluated=view_pck.evaluated)
             if ex.joints3d is not None:
                 per_frame.setdefault(ex.key[:2], []).append((ex, kp))
             if i < 4:

@@ -171,3 +171,49 @@ def mpjpe(pred: Float[np.ndarray, "K 3"], gt: Float[np.ndarray, "K 3"]) -> float
     """Mean per-joint position error over joints present in both (same unit as the inputs)."""
     ok = np.isfinite(pred).all(1) & np.isfinite(gt).all(1)
     return float(np.linalg.norm(pred[ok] - gt[ok], axis=1).mean()) if ok.any() else float("nan")
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    """``a - b`` of a pooled ratio over the same views, with a bootstrap confidence interval over views.
+
+    Attributes:
+        difference: the observed difference; low, high: the interval's ends; confidence: its level.
+        views: views compared; a_better, b_better: views where each side has more correct joints.
+    """
+
+    difference: float
+    low: float
+    high: float
+    confidence: float
+    views: int
+    a_better: int
+    b_better: int
+
+
+def paired_pck_difference(a_correct, b_correct, evaluated, confidence: float = 0.95, resamples: int = 4000,
+                          seed: int = 0) -> PairedDifference:
+    """PCK of ``a`` minus PCK of ``b`` on the same views (pooled over joints, as :func:`pck`), with a percentile
+    bootstrap interval that resamples whole views (``scipy.stats.bootstrap``, paired).
+
+    Args:
+        a_correct, b_correct: (N,) correct joints per view of the two models.
+        evaluated: (N,) joints evaluated per view (the ground truth decides it, so both share it).
+    Raises:
+        ConfigError: arrays of different lengths, fewer than 2 views, or no evaluated joint.
+    """
+    from scipy.stats import bootstrap
+
+    a, b, n = (np.asarray(x, np.float64) for x in (a_correct, b_correct, evaluated))
+    if not (a.shape == b.shape == n.shape) or a.ndim != 1 or len(a) < 2 or n.sum() <= 0:
+        raise ConfigError(f"paired PCK needs per-view counts of equal length >= 2 with evaluated joints, got "
+                          f"{a.shape}, {b.shape}, {n.shape}")
+
+    def stat(x, y, m, axis=-1):
+        return (x.sum(axis) - y.sum(axis)) / np.maximum(m.sum(axis), 1)
+
+    res = bootstrap((a, b, n), stat, paired=True, vectorized=True, confidence_level=confidence,
+                    n_resamples=resamples, method="percentile", random_state=np.random.default_rng(seed))
+    return PairedDifference(float(stat(a, b, n)), float(res.confidence_interval.low),
+                            float(res.confidence_interval.high), confidence, len(a), int((a > b).sum()),
+                            int((b > a).sum()))

@@ -21,8 +21,14 @@ from ghnerf.student.encoders import build_encoder
 from ghnerf.student.feature_net import FeatureNet
 from ghnerf.student.fields import FeatureHead, NeRFField, ViewPooling
 from ghnerf.student.geometry import camera_centres, pixel_grid, project, sample_maps, scale_K
+from ghnerf.student.ray_evidence import ray_joint_evidence
 from ghnerf.student.renderers import accumulation, alpha_from_density, composite, compositing_weights, expected_depth
 from ghnerf.student.samplers import depth_guided_samples
+
+# With ray evidence the heatmap head starts as sigmoid(8 E - 4): evidence 0 -> 0.02, 0.5 -> 0.5, 1 -> 0.98, so
+# a joint two of three views agree on (E ~ 0.6) is above OpenPose's 0.1 threshold and one view alone (E ~ 0.3)
+# barely is; both numbers are learned from there.
+EVIDENCE_GAIN, EVIDENCE_BIAS = 8.0, -4.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -60,10 +66,18 @@ class MultiViewBatch:
 
 @dataclass(frozen=True, eq=False)
 class SourceEncoding:
-    """Per-source-view features computed once per batch (FPN levels and the optional human feature)."""
+    """Per-source-view features computed once per batch.
+
+    Attributes:
+        fpn: the three FPN levels.
+        human: (V, human_projection_dim, H/2, W/2) projected human features, or None.
+        pose_heatmaps: (V, J, H/2, W/2) the pose encoder's own heatmaps, kept for the ray evidence
+            (``StudentConfig.ray_evidence_samples``), or None.
+    """
 
     fpn: tuple[Tensor, Tensor, Tensor]
     human: Tensor | None
+    pose_heatmaps: Tensor | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -122,7 +136,10 @@ class GHNeRF(nn.Module):
             self.human_pool = ViewPooling(cfg.human_projection_dim, cfg.human_feature_dim, hidden=64,
                                           use_dirs=False)
             head_in += cfg.human_feature_dim + (cfg.human_projection_dim if cfg.human_mean_skip else 0)
-        self.heatmap_head = FeatureHead(head_in, cfg.num_joints, cfg.hidden, "sigmoid") if cfg.heatmap_head else None
+            head_in += cfg.num_joints if cfg.ray_evidence_samples else 0
+        prior = dict(prior_gain=EVIDENCE_GAIN, prior_bias=EVIDENCE_BIAS) if cfg.ray_evidence_samples else {}
+        self.heatmap_head = (FeatureHead(head_in, cfg.num_joints, cfg.hidden, "sigmoid", **prior)
+                             if cfg.heatmap_head else None)
         self.cse_head = FeatureHead(head_in, cfg.cse_dim, cfg.hidden, "none") if cfg.cse_head else None
         self.coord_head = FeatureHead(inter, 3, cfg.hidden, "none") if cfg.coord_head else None
         self.source_heatmap_head = (nn.Conv2d(cfg.human_projection_dim, cfg.num_joints, 1)
@@ -135,7 +152,7 @@ class GHNeRF(nn.Module):
     def encode(self, batch: MultiViewBatch) -> SourceEncoding:
         """Features of the source views; reuse it for every target that shares these sources."""
         fpn = self.feature_net(batch.src_images * 2 - 1)  # ENeRF feeds images in [-1, 1]
-        human = None
+        human = pose = None
         if self.encoder is not None:
             images = batch.src_images
             if getattr(self.encoder, "wants_unmasked", False):
@@ -143,8 +160,22 @@ class GHNeRF(nn.Module):
                     raise ValueError(f"{self.cfg.name}'s encoder needs the unmasked source photographs "
                                      "(MultiViewBatch.src_images_unmasked)")
                 images = batch.src_images_unmasked
-            human = self.human_proj(self.encoder(images))
-        return SourceEncoding(fpn, human)
+            raw = self.encoder(images)
+            human = self.human_proj(raw)
+            pose = raw if self.cfg.ray_evidence_samples else None
+        return SourceEncoding(fpn, human, pose)
+
+    def ray_evidence(self, batch: MultiViewBatch, enc: SourceEncoding, uv: Float[Tensor, "R 2"],
+                     K: Float[Tensor, "3 3"]) -> Float[Tensor, "R J"] | None:
+        """The rays' multi-view joint evidence (:mod:`ghnerf.student.ray_evidence`), or None when not configured.
+
+        Args:
+            uv: target pixels at the resolution of ``K``.
+        """
+        if enc.pose_heatmaps is None:
+            return None
+        return ray_joint_evidence(uv, K, batch.tgt_w2c, batch.near_far, enc.pose_heatmaps, batch.src_K,
+                                  batch.src_w2c, batch.image_size, self.cfg.ray_evidence_samples)
 
     def forward(self, batch: MultiViewBatch, rays: list[Tensor | None] | None = None,
                 encoding: SourceEncoding | None = None, with_source_heatmaps: bool = False):
@@ -197,8 +228,10 @@ class GHNeRF(nn.Module):
         return feat_volume[0], depth_regression(logits[0], planes, lv.inverse_depth), planes
 
     def _evaluate_points(self, i: int, batch: MultiViewBatch, enc: SourceEncoding, feat_volume: Tensor,
-                         pts: Float[Tensor, "N 3"], volume_coords: Float[Tensor, "N 3"]):
-        """Field and head inputs at world points: (FieldOutputs, head features (N, C))."""
+                         pts: Float[Tensor, "N 3"], volume_coords: Float[Tensor, "N 3"],
+                         evidence: Float[Tensor, "N J"] | None = None):
+        """Field and head inputs at world points: (FieldOutputs, head features (N, C)); ``evidence``: the ray
+        evidence of each point's ray (required when the config has it)."""
         lv = self.cfg.levels[i]
         H, W = batch.image_size
         grid = volume_coords.view(1, -1, 1, 1, 3) * 2 - 1
@@ -214,6 +247,10 @@ class GHNeRF(nn.Module):
         if self.encoder is not None and (self.heatmap_head is not None or self.cse_head is not None):
             human = sample_maps(enc.human, src_uv, W, H).permute(1, 0, 2)
             parts = [feats, self.human_pool(human)] + ([human.mean(dim=1)] if self.cfg.human_mean_skip else [])
+            if self.cfg.ray_evidence_samples:
+                if evidence is None:
+                    raise ValueError(f"{self.cfg.name} reads the ray evidence: pass it for every point")
+                parts.append(evidence)
             feats = torch.cat(parts, dim=-1)
         return field, feats
 
@@ -231,8 +268,10 @@ class GHNeRF(nn.Module):
         s = to_space(z, lv.inverse_depth)
         lo, hi = planes[0, 0, 0], planes[-1, 0, 0]  # level 0 planes are the same at every pixel
         coords = torch.stack([uv[:, 0] / max(w - 1, 1), uv[:, 1] / max(h - 1, 1), (s - lo) / (hi - lo)], dim=-1)
-        field, feats = self._evaluate_points(0, batch, enc, feat_volume, points, coords)
-        heat = self.heatmap_head(feats) if self.heatmap_head is not None else None
+        evidence = self.ray_evidence(batch, enc, uv * (batch.image_size[1] / w),  # each point's own target ray
+                                     batch.tgt_K)
+        field, feats = self._evaluate_points(0, batch, enc, feat_volume, points, coords, evidence)
+        heat = self.heatmap_head(feats, evidence) if self.heatmap_head is not None else None
         return alpha_from_density(field.sigma), heat
 
     def _render_level(self, i, batch, enc, feat_volume, est, planes, uv, render_size) -> LevelOutputs:
@@ -244,7 +283,11 @@ class GHNeRF(nn.Module):
                                        lv.samples_per_ray, lv.inverse_depth)
         R, S = samples.depths.shape
         pts = samples.points.reshape(-1, 3)
-        field, feats = self._evaluate_points(i, batch, enc, feat_volume, pts, samples.volume_coords.reshape(-1, 3))
+        evidence = self.ray_evidence(batch, enc, uv, K_r)
+        if evidence is not None:
+            evidence = evidence[:, None].expand(R, S, -1).reshape(R * S, -1)
+        field, feats = self._evaluate_points(i, batch, enc, feat_volume, pts, samples.volume_coords.reshape(-1, 3),
+                                             evidence)
         weights = compositing_weights(alpha_from_density(field.sigma.view(R, S)))
 
         def render(values: Tensor | None) -> Tensor | None:
@@ -252,7 +295,7 @@ class GHNeRF(nn.Module):
 
         return LevelOutputs(
             uv=uv, render_size=render_size, rgb=render(field.rgb),
-            heatmaps=render(self.heatmap_head(feats)) if self.heatmap_head is not None else None,
+            heatmaps=render(self.heatmap_head(feats, evidence)) if self.heatmap_head is not None else None,
             cse=render(self.cse_head(feats)) if self.cse_head is not None else None,
             coord_error=(((self.coord_head(field.intermediate) - pts) ** 2).mean()
                          if self.coord_head is not None else None),

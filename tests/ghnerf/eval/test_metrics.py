@@ -7,7 +7,8 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from ghnerf.body25 import JOINT_INDEX as J
 from ghnerf.codecs.keypoints import HeatmapCodec
 from ghnerf.errors import ConfigError
-from ghnerf.eval.metrics import masked_psnr, masked_ssim, mpjpe, openpose_keypoints, pck, volume_peaks
+from ghnerf.eval.metrics import (masked_psnr, masked_ssim, mpjpe, openpose_keypoints, paired_pck_difference, pck,
+                                 volume_peaks)
 
 
 def test_masked_psnr_and_ssim_equal_scikit_image_on_the_region():
@@ -80,3 +81,20 @@ def test_3d_peak_recovered_within_a_voxel():
     np.testing.assert_allclose(peaks[:2, :3], true, atol=1e-6)  # exact for a Gaussian
     assert np.isnan(peaks[2, 0]) and peaks[2, 3] == 0
     assert mpjpe(peaks[:, :3], np.vstack([true, [0, 0, 0]])) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_paired_pck_difference_against_hand_counts():
+    evaluated = np.array([20, 20, 25, 25])
+    teacher = np.array([15, 16, 20, 19])
+    student = teacher + np.array([2, 1, 2, 3])  # better on every view
+    d = paired_pck_difference(student, teacher, evaluated)
+    assert d.difference == pytest.approx((78 - 70) / 90)  # pooled over joints, as pck() pools
+    assert (d.views, d.a_better, d.b_better) == (4, 4, 0)
+    # resamples keep whole views: each is a weighted mean of the per-view gains 2/20, 1/20, 2/25, 3/25
+    assert 1 / 20 - 1e-9 <= d.low <= d.difference <= d.high <= 3 / 25 + 1e-9
+    same = paired_pck_difference(teacher, teacher, evaluated)
+    assert (same.difference, same.low, same.high) == (0.0, 0.0, 0.0)
+    mixed = paired_pck_difference(teacher + np.array([3, -3, 2, -2]), teacher, evaluated)
+    assert mixed.low < 0 < mixed.high and (mixed.a_better, mixed.b_better) == (2, 2)
+    with pytest.raises(ConfigError):
+        paired_pck_difference(student, teacher[:3], evaluated)
