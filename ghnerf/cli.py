@@ -303,6 +303,8 @@ def evaluate_cmd(
     checkpoint: Annotated[Optional[Path], typer.Option(help="checkpoint (default RUN/checkpoints/latest.pt)")] = None,
     targets: Annotated[Optional[str], typer.Option(help="storage root of distilled targets (for CSE)")] = None,
     cse_teacher: Annotated[Optional[str], typer.Option(help="CSE teacher whose targets to compare with")] = None,
+    source_views: Annotated[Optional[int], typer.Option(
+        help="source views per target (default: as trained; the split's training cameras are the candidates)")] = None,
 ) -> None:
     """Metrics (PSNR, SSIM, LPIPS, heatmap MSE, PCK@0.2, 3D joints, CSE, FPS) and a report with pictures."""
     from ghnerf.eval.evaluate import evaluate_run
@@ -310,7 +312,8 @@ def evaluate_cmd(
 
     try:
         cse_store = TargetStore(targets, cse_teacher) if (targets and cse_teacher) else None
-        report = evaluate_run(run, data, split, max_views, checkpoint=checkpoint, cse_store=cse_store)
+        report = evaluate_run(run, data, split, max_views, checkpoint=checkpoint, cse_store=cse_store,
+                              source_views=source_views)
     except GHNeRFError as exc:
         _fail(exc)
     _print_metrics(report, split)
