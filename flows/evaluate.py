@@ -7,9 +7,10 @@ from ghnerf.eval.evaluate import evaluate_run
 
 
 def evaluate_and_publish(run: str, data: str, split: str = "test", max_views: int | None = None,
-                         out: str | None = None, checkpoint: str | None = None) -> dict:
+                         out: str | None = None, checkpoint: str | None = None,
+                         source_views: int | None = None) -> dict:
     """Evaluate and publish the report, metric table, pictures and a link to report.md (inside a flow/task)."""
-    report = evaluate_run(run, data, split, max_views, out=out, checkpoint=checkpoint)
+    report = evaluate_run(run, data, split, max_views, out=out, checkpoint=checkpoint, source_views=source_views)
     publish_evaluation(report)
     get_run_logger().info("metrics: %s", {k: v for k, v in report["metrics"].items() if isinstance(v, float)})
     return report
@@ -17,12 +18,12 @@ def evaluate_and_publish(run: str, data: str, split: str = "test", max_views: in
 
 @flow(name="evaluate", log_prints=True)
 def evaluate_flow(run: str, data: str, split: str = "test", max_views: int | None = None,
-                  checkpoint: str | None = None) -> dict:
+                  checkpoint: str | None = None, source_views: int | None = None) -> dict:
     """Evaluate a trained run (parameters as ``ghnerf evaluate --help``).
 
     Returns:
         the metrics, the report and metrics paths, and the checkpoint evaluated.
     """
-    report = evaluate_and_publish(run, data, split, max_views, checkpoint=checkpoint)
+    report = evaluate_and_publish(run, data, split, max_views, checkpoint=checkpoint, source_views=source_views)
     return {"metrics": report["metrics"], "metrics_path": report["metrics_path"],
             "report_path": report["report_path"], "checkpoint": report["checkpoint"]}

@@ -35,6 +35,19 @@ def test_evaluate_writes_metrics_and_report(student_root, tmp_path):
     assert "PCK@0.2" in md and "LShoulder-RHip" in md and "none (random init)" in md
     for name in ("000_render.png", "000_heatmaps.png", "000_skeleton.png"):
         assert (out / "images" / name).is_file()
+    # per-view counts add up to the pooled PCK (the benchmark's paired comparison reads them)
+    pv = report["per_view"]
+    assert sum(r["pck_correct"] for r in pv) / sum(r["pck_evaluated"] for r in pv) == m["pck"]
+    assert report["source_views"] == 3  # as trained
+    # every training camera as a source (trained with 3): the network pools over any number of views
+    result = runner.invoke(app, ["evaluate", str(run), "--data", str(student_root), "--max-views", "2",
+                                 "--source-views", "4"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "metrics.json").read_text())["source_views"] == 4
+    bad = runner.invoke(app, ["evaluate", str(run), "--data", str(student_root), "--source-views", "1"])
+    assert bad.exit_code == 2 and "at least 2" in bad.output
+    too_many = runner.invoke(app, ["evaluate", str(run), "--data", str(student_root), "--source-views", "5"])
+    assert too_many.exit_code == 2 and "need 5 source views" in too_many.output
 
 
 def test_evaluate_cse(student_root, tmp_path):
