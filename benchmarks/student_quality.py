@@ -34,7 +34,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ghnerf.codecs.keypoints import empty_keypoints
-from ghnerf.errors import WeightsNotFoundError
+from ghnerf.errors import GHNeRFError, WeightsNotFoundError
 from ghnerf.eval.evaluate import evaluate_run
 from ghnerf.eval.metrics import PCKResult, paired_pck_difference, pck
 from ghnerf.student.config import PRESETS, preset
@@ -81,6 +81,22 @@ RUNS = (  # (config, heatmap targets, teacher, fused, config overrides, row labe
 )
 
 
+def _generated(data: Path, subjects: int) -> bool:
+    """A kept dataset with the wanted number of subjects (generation is deterministic)."""
+    from ghnerf.data import open_dataset
+
+    try:
+        return len(open_dataset(data).subjects()) == subjects
+    except GHNeRFError:
+        return False
+
+
+def _trained(run: Path, steps: int) -> bool:
+    """A kept run whose final checkpoint has ``steps`` steps."""
+    ck = run / "checkpoints" / f"step_{steps:07d}.pt"
+    return ck.is_file() and (run / "history.json").is_file()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--steps", type=int, default=500)
@@ -92,10 +108,14 @@ def main() -> None:
     ap.add_argument("--lr-halving-steps", type=int, default=None, help="default: steps / 2")
     ap.add_argument("--rays", type=int, nargs=2, default=(256, 1024), help="coarse and fine rays per step")
     ap.add_argument("--max-views", type=int, default=None, help="held-out views evaluated (default: all)")
-    ap.add_argument("--eval-source-views", type=int, default=4,
-                    help="source views per held-out target (default 4: every training camera; trained with 3)")
+    ap.add_argument("--eval-source-views", type=int, nargs="+", default=[3, 4],
+                    help="source views per held-out target, one evaluation each (default: 3 as trained, and 4: "
+                         "every training camera)")
     ap.add_argument("--only", nargs="*", default=None, help="row indices of RUNS to train (default: all)")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/student_quality.json"))
+    ap.add_argument("--workdir", type=Path, default=None,
+                    help="keep the data, targets and runs here (default: a temporary folder); a run whose final "
+                         "checkpoint is already there is evaluated again without retraining")
     args = ap.parse_args()
     try:
         ResNetEncoder("resnet18", "imagenet")
@@ -105,51 +125,58 @@ def main() -> None:
     rows = []
     t_start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        data, store_root = Path(tmp) / "data", Path(tmp) / "targets"
-        generate_dataset(SynthConfig(layout="zju", subjects=args.subjects, frames=args.frames, cameras=8,
-                                     size=args.size, distortion=False), data)
-        distill(data, store_root, DistillConfig(teacher="mediapipe"))
+        work = args.workdir or Path(tmp)
+        data, store_root = work / "data", work / "targets"
+        if not _generated(data, args.subjects):
+            generate_dataset(SynthConfig(layout="zju", subjects=args.subjects, frames=args.frames, cameras=8,
+                                         size=args.size, distortion=False), data)
+        distill(data, store_root, DistillConfig(teacher="mediapipe"))  # skips the shards already in the catalog
         store = TargetStore(store_root, "mediapipe")
         tcfg = TrainConfig(steps=args.steps, lr=args.lr,
                            lr_halving_steps=args.lr_halving_steps or max(args.steps // 2, 1), rays=tuple(args.rays),
                            image_scale=args.image_scale, checkpoint_every=args.steps, val_every=args.steps)
         chosen = [RUNS[int(i)] for i in args.only] if args.only else RUNS
         teacher_result, teacher_views = teacher_pck(data, store, args.image_scale, args.max_views)
-        for name, source, teacher, fused, overrides, label in chosen:
+        for index, (name, source, teacher, fused, overrides, label) in enumerate(chosen):
             cfg = preset(name, pretrained=pretrained if "resnet" in name else PRESETS[name].pretrained, **overrides)
             hm_store = store if teacher else None
             heat = "none" if not cfg.heatmap_head else ("store" if hm_store else "dataset")
             ex = ExampleSet(data, "train", image_scale=args.image_scale, heatmaps=heat, heatmap_store=hm_store,
                             fusion=FusionConfig() if fused else None)
-            run = Path(tmp) / f"{label.split()[0]}-{teacher or 'gt'}{'-fused' if fused else ''}-{len(rows)}"
-            t0 = time.perf_counter()
-            train(cfg, tcfg, ex, run, log=lambda s: None)
-            seconds = time.perf_counter() - t0
-            rep = evaluate_run(run, data, "test", args.max_views, source_views=args.eval_source_views)
-            m = rep["metrics"]
-            vs_teacher = None
-            if teacher and m.get("pck") is not None:
-                pv = rep["per_view"]
-                if [(r["pck_evaluated"]) for r in pv] != [e for _, e in teacher_views]:
-                    raise RuntimeError("the student's and the teacher's evaluated views differ")
-                d = paired_pck_difference([r["pck_correct"] for r in pv], [c for c, _ in teacher_views],
-                                          [e for _, e in teacher_views])
-                vs_teacher = dataclasses.asdict(d)
-            rows.append({"model": label, "config": cfg.name, "overrides": overrides, "targets": source,
-                         "encoder_weights": rep["pretrained_weights"], "psnr": m["psnr"], "ssim": m["ssim"],
-                         "lpips": m["lpips"] if isinstance(m["lpips"], float) else None,
-                         "mse": m.get("heatmap_mse"), "pck": m.get("pck"), "pck_minus_teacher": vs_teacher,
-                         "mpjpe_m": m.get("mpjpe_triangulated_m"), "mpjpe_volumetric_m": m.get("mpjpe_volumetric_m"),
-                         "fps": m.get("fps"), "train_seconds": seconds, "views": rep["views"]})
-            print(f"{label} ({source}): PCK {m.get('pck')}, PSNR {m['psnr']:.2f}, {seconds:.0f} s", flush=True)
+            run = work / f"{label.split()[0]}-{teacher or 'gt'}{'-fused' if fused else ''}-{index}"
+            seconds = None  # a kept run is not trained again
+            if not _trained(run, args.steps):
+                t0 = time.perf_counter()
+                train(cfg, tcfg, ex, run, log=lambda s: None)
+                seconds = time.perf_counter() - t0
+            for k in args.eval_source_views:
+                rep = evaluate_run(run, data, "test", args.max_views, out=run / f"eval_test_{k}", source_views=k)
+                m = rep["metrics"]
+                vs_teacher = None
+                if teacher and m.get("pck") is not None:
+                    pv = rep["per_view"]
+                    if [r["pck_evaluated"] for r in pv] != [e for _, e in teacher_views]:
+                        raise RuntimeError("the student's and the teacher's evaluated views differ")
+                    d = paired_pck_difference([r["pck_correct"] for r in pv], [c for c, _ in teacher_views],
+                                              [e for _, e in teacher_views])
+                    vs_teacher = dataclasses.asdict(d)
+                rows.append({"model": label, "config": cfg.name, "overrides": overrides, "targets": source,
+                             "source_views": k, "encoder_weights": rep["pretrained_weights"], "psnr": m["psnr"],
+                             "ssim": m["ssim"], "lpips": m["lpips"] if isinstance(m["lpips"], float) else None,
+                             "mse": m.get("heatmap_mse"), "pck": m.get("pck"), "pck_minus_teacher": vs_teacher,
+                             "mpjpe_m": m.get("mpjpe_triangulated_m"),
+                             "mpjpe_volumetric_m": m.get("mpjpe_volumetric_m"), "fps": m.get("fps"),
+                             "train_seconds": seconds, "views": rep["views"]})
+                print(f"{label} ({source}), {k} source views: PCK {m.get('pck')}, PSNR {m['psnr']:.2f}, "
+                      f"trained in {'(kept run)' if seconds is None else f'{seconds:.0f} s'}", flush=True)
         rows.append({"model": "mediapipe (the teacher itself, on the real images)", "targets": "-",
-                     "encoder_weights": "pretrained (bundled)", "psnr": None, "ssim": None, "lpips": None,
+                     "source_views": None, "encoder_weights": "pretrained (bundled)", "psnr": None, "ssim": None,
+                     "lpips": None,
                      "mse": None, "pck": teacher_result.value, "pck_minus_teacher": None, "mpjpe_m": None,
                      "mpjpe_volumetric_m": None, "fps": None, "train_seconds": None})
     table = Table(title=f"student quality: {args.subjects} synthetic subjects ({args.frames} frames, 8 cameras, "
-                        f"{args.size}²), {rows[0]['views'] if rows[0].get('views') else '?'} held-out views with "
-                        f"{args.eval_source_views} source views each, {args.steps} steps each, CPU")
-    for col in ("model", "heatmap targets", "PSNR", "SSIM", "LPIPS", "MSE", "PCK@0.2",
+                        f"{args.size}²), {len(teacher_views)} held-out views, {args.steps} steps each, CPU")
+    for col in ("model", "heatmap targets", "sources", "PSNR", "SSIM", "LPIPS", "MSE", "PCK@0.2",
                 "PCK - teacher [95% CI]", "MPJPE m (volumetric)", "MPJPE m (triangulated)"):
         table.add_column(col)
 
@@ -160,11 +187,11 @@ def main() -> None:
         return "-" if d is None else f"{d['difference']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]"
 
     for r in rows:
-        table.add_row(r["model"], r["targets"], f(r["psnr"], ".2f"), f(r["ssim"], ".3f"),
+        table.add_row(r["model"], r["targets"], f(r["source_views"], "d"), f(r["psnr"], ".2f"), f(r["ssim"], ".3f"),
                       f(r["lpips"], ".3f") if r["lpips"] is not None else "n/a", f(r["mse"], ".4f"),
                       f(r["pck"], ".3f"), vs(r["pck_minus_teacher"]), f(r["mpjpe_volumetric_m"], ".3f"),
                       f(r["mpjpe_m"], ".3f"))
-    Console().print(table)
+    Console(width=200).print(table)
     print("PCK - teacher: the student's PCK minus the teacher's on the same views, 95% percentile bootstrap over views")
     print(f"encoders: {pretrained} (random init when 'none'); LPIPS n/a without local VGG16 weights; "
           f"total {time.perf_counter() - t_start:.0f} s")
