@@ -37,6 +37,7 @@ from ghnerf.codecs.keypoints import empty_keypoints
 from ghnerf.errors import GHNeRFError, WeightsNotFoundError
 from ghnerf.eval.evaluate import evaluate_run
 from ghnerf.eval.metrics import PCKResult, paired_pck_difference, pck
+from ghnerf.fileio import file_sha256
 from ghnerf.student.config import PRESETS, preset
 from ghnerf.student.data import ExampleSet
 from ghnerf.student.encoders import ResNetEncoder
@@ -97,6 +98,18 @@ def _trained(run: Path, steps: int) -> bool:
     return ck.is_file() and (run / "history.json").is_file()
 
 
+def _kept_evaluation(run: Path, source_views: int, max_views: int | None) -> dict | None:
+    """A kept run's earlier evaluation with these settings, if it evaluated the same final checkpoint."""
+    path = run / f"eval_test_{source_views}" / "metrics.json"
+    if not path.is_file():
+        return None
+    rep = json.loads(path.read_text())
+    same = (rep.get("source_views") == source_views and rep.get("checkpoint_step") is not None
+            and rep.get("checkpoint_sha256") == file_sha256(run / "checkpoints" / "latest.pt")
+            and (max_views is None or rep["views"] == max_views))
+    return rep if same else None
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--steps", type=int, default=500)
@@ -144,13 +157,16 @@ def main() -> None:
             ex = ExampleSet(data, "train", image_scale=args.image_scale, heatmaps=heat, heatmap_store=hm_store,
                             fusion=FusionConfig() if fused else None)
             run = work / f"{label.split()[0]}-{teacher or 'gt'}{'-fused' if fused else ''}-{index}"
-            seconds = None  # a kept run is not trained again
-            if not _trained(run, args.steps):
+            if _trained(run, args.steps):  # a kept run: its training loop's time from its history
+                history = json.loads((run / "history.json").read_text())
+                seconds = history[-1]["step"] / history[-1]["it_s"]
+            else:
                 t0 = time.perf_counter()
                 train(cfg, tcfg, ex, run, log=lambda s: None)
                 seconds = time.perf_counter() - t0
             for k in args.eval_source_views:
-                rep = evaluate_run(run, data, "test", args.max_views, out=run / f"eval_test_{k}", source_views=k)
+                rep = _kept_evaluation(run, k, args.max_views) or evaluate_run(
+                    run, data, "test", args.max_views, out=run / f"eval_test_{k}", source_views=k)
                 m = rep["metrics"]
                 vs_teacher = None
                 if teacher and m.get("pck") is not None:
@@ -168,7 +184,7 @@ def main() -> None:
                              "mpjpe_volumetric_m": m.get("mpjpe_volumetric_m"), "fps": m.get("fps"),
                              "train_seconds": seconds, "views": rep["views"]})
                 print(f"{label} ({source}), {k} source views: PCK {m.get('pck')}, PSNR {m['psnr']:.2f}, "
-                      f"trained in {'(kept run)' if seconds is None else f'{seconds:.0f} s'}", flush=True)
+                      f"trained in {seconds:.0f} s", flush=True)
         rows.append({"model": "mediapipe (the teacher itself, on the real images)", "targets": "-",
                      "source_views": None, "encoder_weights": "pretrained (bundled)", "psnr": None, "ssim": None,
                      "lpips": None,
