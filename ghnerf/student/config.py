@@ -158,9 +158,9 @@ PRESETS: dict[str, StudentConfig] = {
     "ghnerf-resnet34": StudentConfig("ghnerf-resnet34", encoder="resnet34"),
     "ghnerf-dino": StudentConfig("ghnerf-dino", encoder="dino"),
     # ours: the frozen pose network as human encoder, with the linear view-mean path, each ray's multi-view joint
-    # evidence (32 points along the ray; without it PCK 0.60 after 500 CPU steps, with it 0.80) and a heatmap weight
-    # of 5 (0.5 learns the heads too slowly at a few hundred steps: PCK 0.49 vs 0.58 after 300 steps without the
-    # evidence, 0.77 vs 0.80 after 500 with it)
+    # evidence (32 points along the ray; benchmarks/student_quality.py, 500 CPU steps, 3 source views: PCK 0.64
+    # without it, 0.81 with it, the teacher 0.77) and a heatmap weight of 5 (0.5 learns the heads too slowly at a
+    # few hundred steps: PCK 0.49 vs 0.58 after 300 steps without the evidence, 0.77 vs 0.80 after 500 with it)
     "ghnerf-mediapipe": StudentConfig("ghnerf-mediapipe", encoder="mediapipe", pretrained="bundled",
                                       human_mean_skip=True, ray_evidence_samples=32, losses=LossWeights(heatmap=5.0)),
 }
