@@ -136,4 +136,3 @@ class FeatureHead(nn.Module):
                 raise ValueError("this head was built with a prior: pass it")
             y = y + self.prior_gain * prior + self.prior_bias
         return torch.sigmoid(y) if self.activation == "sigmoid" else y
-
