@@ -118,6 +118,7 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--image-scale", type=float, default=1.0)
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--seed", type=int, default=0, help="training seed (ray sampling); one workdir per seed")
     ap.add_argument("--lr-halving-steps", type=int, default=None, help="default: steps / 2")
     ap.add_argument("--rays", type=int, nargs=2, default=(256, 1024), help="coarse and fine rays per step")
     ap.add_argument("--max-views", type=int, default=None, help="held-out views evaluated (default: all)")
@@ -147,7 +148,8 @@ def main() -> None:
         store = TargetStore(store_root, "mediapipe")
         tcfg = TrainConfig(steps=args.steps, lr=args.lr,
                            lr_halving_steps=args.lr_halving_steps or max(args.steps // 2, 1), rays=tuple(args.rays),
-                           image_scale=args.image_scale, checkpoint_every=args.steps, val_every=args.steps)
+                           image_scale=args.image_scale, checkpoint_every=args.steps, val_every=args.steps,
+                           seed=args.seed)
         chosen = [RUNS[int(i)] for i in args.only] if args.only else RUNS
         teacher_result, teacher_views = teacher_pck(data, store, args.image_scale, args.max_views)
         for index, (name, source, teacher, fused, overrides, label) in enumerate(chosen):
