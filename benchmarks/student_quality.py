@@ -48,10 +48,11 @@ from storage.targets import TargetStore
 from teachers.distill import DistillConfig, distill
 
 
-def teacher_pck(data: Path, store: TargetStore, image_scale: float, max_views: int | None) -> PCKResult:
+def teacher_pck(data: Path, store: TargetStore, image_scale: float,
+                max_views: int | None) -> tuple[PCKResult, list[tuple[int, int]]]:
     """The teacher's own PCK@0.2 on the held-out views the students are evaluated on: its keypoints as
-    distilled from the real (unmasked) images, read back from its shards. Also per view (``per_view``:
-    (correct, evaluated) in the order evaluate_run visits them), for the paired comparison."""
+    distilled from the real (unmasked) images, read back from its shards; and per view (correct, evaluated),
+    in the order evaluate_run visits them, for the paired comparison."""
     ex_set = ExampleSet(data, "test", image_scale=image_scale, heatmaps="none")
     preds, gts = [], []
     for subject, f, cam in ex_set.items[:max_views]:
@@ -152,6 +153,7 @@ def main() -> None:
                            seed=args.seed)
         chosen = [RUNS[int(i)] for i in args.only] if args.only else RUNS
         teacher_result, teacher_views = teacher_pck(data, store, args.image_scale, args.max_views)
+        teacher_correct, teacher_evaluated = (list(c) for c in zip(*teacher_views))
         for index, (name, source, teacher, fused, overrides, label) in enumerate(chosen):
             cfg = preset(name, pretrained=pretrained if "resnet" in name else PRESETS[name].pretrained, **overrides)
             hm_store = store if teacher else None
@@ -173,10 +175,9 @@ def main() -> None:
                 vs_teacher = None
                 if teacher and m.get("pck") is not None:
                     pv = rep["per_view"]
-                    if [r["pck_evaluated"] for r in pv] != [e for _, e in teacher_views]:
+                    if [r["pck_evaluated"] for r in pv] != teacher_evaluated:
                         raise RuntimeError("the student's and the teacher's evaluated views differ")
-                    d = paired_pck_difference([r["pck_correct"] for r in pv], [c for c, _ in teacher_views],
-                                              [e for _, e in teacher_views])
+                    d = paired_pck_difference([r["pck_correct"] for r in pv], teacher_correct, teacher_evaluated)
                     vs_teacher = dataclasses.asdict(d)
                 rows.append({"model": label, "config": cfg.name, "overrides": overrides, "targets": source,
                              "source_views": k, "encoder_weights": rep["pretrained_weights"], "psnr": m["psnr"],

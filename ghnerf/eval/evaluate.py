@@ -10,12 +10,13 @@ dataset's 2D joints, network time per view.
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ghnerf.errors import ConfigError, GHNeRFError, WeightsNotFoundError
+from ghnerf.errors import GHNeRFError, WeightsNotFoundError
 from ghnerf.eval.metrics import (PCK_ALPHA, heatmap_mse, masked_psnr, masked_ssim, openpose_keypoints, pck)
 from ghnerf.fileio import file_sha256, write_bytes, write_image, write_json
 from ghnerf.student.data import ExampleSet
@@ -90,9 +91,8 @@ def evaluate_run(run: str | Path, data: str | Path, split: str = "test", max_vie
     device = pick_device("auto")
     model, ck = load_run_model(ck_path, device)
     cfg, tcfg = ck["student_config"], ck["train_config"]
-    if source_views is not None and source_views < 2:
-        raise ConfigError(f"source_views must be at least 2 (the variance cost volume), not {source_views}")
-    examples = ExampleSet(data, split, source_views or cfg.source_views, tcfg.image_scale, "dataset" if cfg.heatmap_head else "none",
+    views = replace(cfg, source_views=source_views).source_views if source_views is not None else cfg.source_views
+    examples = ExampleSet(data, split, views, tcfg.image_scale, "dataset" if cfg.heatmap_head else "none",
                           cse_store=cse_store if cfg.cse_head else None)
     lp = LPIPSMetric()
     n = len(examples) if max_views is None else min(max_views, len(examples))
@@ -144,7 +144,8 @@ def evaluate_run(run: str | Path, data: str | Path, split: str = "test", max_vie
         summary["mpjpe_volumetric_m"] = volumetric_mpjpe(model, per_frame, device)
     report = {"run": str(run), "checkpoint": str(ck_path), "checkpoint_step": int(ck["step"]),
               "config": cfg.name, "code_version": ck["code_version"], "dataset": str(data), "split": split,
-              "views": len(rows), "source_views": examples.source_views, "pretrained_weights": ck["meta"]["pretrained_weights"],
+              "views": len(rows), "source_views": examples.source_views,
+              "pretrained_weights": ck["meta"]["pretrained_weights"],
               "device": str(device), "metrics": summary, "definitions": DEFINITIONS, "per_view": rows,
               "checkpoint_sha256": file_sha256(ck_path), "shards": ck["meta"]["shards"],
               "init_from": ck["meta"].get("init_from"), "metrics_path": str(out / "metrics.json"),
