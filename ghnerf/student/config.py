@@ -43,9 +43,12 @@ class LevelConfig:
 
 COARSE = LevelConfig(depth_planes=32, samples_per_ray=8, volume_scale=0.125, feature_level=0, render_feature_level=0,
                      render_scale=0.25, inverse_depth=True)
+ENERF_FINE_SAMPLES = 2
 FINE = LevelConfig(depth_planes=8, samples_per_ray=4, volume_scale=0.5, feature_level=1, render_feature_level=2,
                    render_scale=1.0, inverse_depth=False)
 FPN_CHANNELS = (32, 16, 8)
+FPN_SCALES = (0.25, 0.5, 1.0)  # resolution of each FPN output relative to the input image
+DepthRendering = Literal["normalised", "softmax"]
 
 
 @dataclass(frozen=True)
@@ -53,7 +56,8 @@ class LossWeights:
     """GHNeRF supplement §2.1: perceptual 0.01, heatmap 0.5, coordinate 0.01 (or 0.05); CSE as heatmaps.
 
     ``source_heatmap`` weighs the 2D heatmaps read directly off the source views' human features
-    (``StudentConfig.source_heatmap_head``), an auxiliary term of ours, not the paper's.
+    (``StudentConfig.source_heatmap_head``), an auxiliary term of ours, not the paper's. ``levels`` weighs each
+    cascade level's terms: equal in GHNeRF, (0.1, 1.0) in ENeRF (``cas_config.loss_weight``).
     """
 
     color: float = 1.0
@@ -62,6 +66,7 @@ class LossWeights:
     cse: float = 0.5
     coord: float = 0.01
     source_heatmap: float = 0.5
+    levels: tuple[float, ...] = (1.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -91,8 +96,14 @@ class StudentConfig:
             multi-view joint evidence: the encoder's source-view heatmaps at this many points across the
             target's near/far, averaged over views, maximum along the ray (ours;
             :mod:`ghnerf.student.ray_evidence`). 0: off.
-        source_views: source views per target.
+        source_views: source views per target (GHNeRF 3; ENeRF's ZJU-MoCap evaluation 2).
+        depth_rendering: rendered depth as the compositing-weighted mean depth with the weights renormalised
+            ("normalised", ours) or, as ENeRF's ``raw2outputs``, softmax(weights) . z in the level's sampling
+            space ("softmax").
         losses: loss weights.
+
+    GHNeRF's settings where they differ from ENeRF's (fine samples per ray, source views, depth rendering, level
+    loss weights) are the defaults; :meth:`with_enerf_settings` gives ENeRF's.
     """
 
     name: str
@@ -111,6 +122,7 @@ class StudentConfig:
     human_mean_skip: bool = False
     ray_evidence_samples: int = 0
     source_views: int = 3
+    depth_rendering: DepthRendering = "normalised"
     losses: LossWeights = field(default_factory=LossWeights)
 
     def __post_init__(self):
@@ -127,6 +139,16 @@ class StudentConfig:
             raise ConfigError(f"{self.name}: ray_evidence_samples must be 0 (off) or at least 2")
         if self.source_views < 2:
             raise ConfigError("the variance cost volume needs at least 2 source views")
+        if len(self.losses.levels) != len(self.levels):
+            raise ConfigError(f"{self.name}: {len(self.losses.levels)} level loss weights for "
+                              f"{len(self.levels)} cascade levels")
+
+    def with_enerf_settings(self) -> "StudentConfig":
+        """This config with ENeRF's values where GHNeRF's differ (configs/enerf/zjumocap_eval.yaml over
+        dtu_pretrain.yaml): 2 fine samples per ray, 2 source views, softmax depth, level loss weights 0.1 / 1."""
+        levels = self.levels[:-1] + (replace(self.levels[-1], samples_per_ray=ENERF_FINE_SAMPLES),)
+        return replace(self, levels=levels, source_views=2, depth_rendering="softmax",
+                       losses=replace(self.losses, levels=(0.1,) * (len(levels) - 1) + (1.0,)))
 
     def without_pretrained_load(self) -> "StudentConfig":
         """This config with no pretrained weights to load (they come from a checkpoint instead). A frozen
@@ -144,7 +166,10 @@ class StudentConfig:
             raise ConfigError(f"unknown student config keys {sorted(unknown)}")
         d = dict(d)
         d["levels"] = tuple(LevelConfig(**lv) for lv in d.get("levels", ()))
-        d["losses"] = LossWeights(**d.get("losses", {}))
+        losses = dict(d.get("losses", {}))
+        if "levels" in losses:
+            losses["levels"] = tuple(losses["levels"])
+        d["losses"] = LossWeights(**losses)
         return StudentConfig(**d)
 
     def config_hash(self) -> str:

@@ -2,8 +2,9 @@
 
 Each level works in a *sampling space*: disparity (1 / depth) when the level is
 ``inverse_depth``, depth otherwise; planes are uniform in it. Sources:
-zju3dv/ENeRF lib/networks/enerf/utils.py (``get_depth_values``, ``homo_warp``,
-``build_feature_volume``, ``depth_regression``).
+zju3dv/ENeRF@5a084e9 lib/networks/enerf/utils.py (``get_depth_values``, ``homo_warp``,
+``build_feature_volume``, ``depth_regression``, ``build_rays``); pinned against the
+original's outputs by ``tests/ghnerf/student/test_enerf_golden.py``.
 """
 
 from dataclasses import dataclass
@@ -26,30 +27,32 @@ def from_space(s: Tensor, inverse: bool) -> Tensor:
 
 def plane_values(near: Float[Tensor, "h w"], far: Float[Tensor, "h w"], planes: int, inverse: bool) -> Float[
         Tensor, "D h w"]:
-    """``planes`` values per pixel, uniform in the sampling space from ``near`` to ``far`` (depths, metres)."""
+    """``planes`` values per pixel in the sampling space, uniform from ``near`` to ``far`` (depths, metres).
+
+    Plane 0 is at ``near``: in disparity space the values decrease with the plane index."""
     t = torch.linspace(0.0, 1.0, planes, device=near.device).view(-1, 1, 1)
     a, b = to_space(near, inverse), to_space(far, inverse)
     return a + t * (b - a)
 
 
 def variance_volume(src_feats: Float[Tensor, "V C hs ws"], src_K: Float[Tensor, "V 3 3"],
-                    src_w2c: Float[Tensor, "V 4 4"], image_size: tuple[int, int], tgt_K: Float[Tensor, "3 3"],
-                    tgt_w2c: Float[Tensor, "4 4"], depths: Float[Tensor, "D h w"]) -> Float[Tensor, "C D h w"]:
+                    src_w2c: Float[Tensor, "V 4 4"], feature_scale: float, tgt_K: Float[Tensor, "3 3"],
+                    tgt_w2c: Float[Tensor, "4 4"], volume_scale: float,
+                    depths: Float[Tensor, "D h w"]) -> Float[Tensor, "C D h w"]:
     """Plane sweep: warp every source feature map onto the target's depth planes; variance over views.
 
     Args:
-        src_feats: source features at any resolution (sampled through normalised coordinates).
-        src_K: full-resolution source intrinsics; ``image_size`` = (H, W) of the input images.
-        tgt_K: full-resolution target intrinsics; the volume grid is ``depths``' (h, w).
-        depths: camera-z depth of each plane at each volume pixel.
+        src_feats: source feature maps at ``feature_scale`` x the input resolution.
+        src_K, tgt_K: intrinsics at the input resolution, scaled here to the feature map and to the volume grid
+            (ENeRF ``get_proj_mats``: ``im_feat_scale`` and ``volume_scale``).
+        depths: camera-z depth of each plane at each volume pixel; the grid is ``depths``' (h, w).
     """
-    H, W = image_size
     D, h, w = depths.shape
-    Kv = scale_K(tgt_K, w / W)
+    hs, ws = src_feats.shape[-2:]
     uv = pixel_grid(h, w, depths.device).expand(D, h, w, 2)
-    pts = backproject(uv, depths, Kv, tgt_w2c).reshape(-1, 3)
-    src_uv, _ = project(pts, src_K, src_w2c)
-    grid = torch.stack([src_uv[..., 0] / (W - 1), src_uv[..., 1] / (H - 1)], dim=-1) * 2 - 1
+    pts = backproject(uv, depths, scale_K(tgt_K, volume_scale), tgt_w2c).reshape(-1, 3)
+    src_uv, _ = project(pts, scale_K(src_K, feature_scale), src_w2c)
+    grid = torch.stack([src_uv[..., 0] / (ws - 1), src_uv[..., 1] / (hs - 1)], dim=-1) * 2 - 1
     warped = F.grid_sample(src_feats, grid.view(len(src_feats), D, h * w, 2), mode="bilinear",
                            padding_mode="zeros", align_corners=True)  # V C D hw
     mean = warped.mean(dim=0)
@@ -59,31 +62,47 @@ def variance_volume(src_feats: Float[Tensor, "V C hs ws"], src_K: Float[Tensor, 
 
 @dataclass(frozen=True, eq=False)
 class DepthEstimate:
-    """Per-pixel depth distribution of one level.
+    """Per-pixel depth distribution of one level, on its volume grid, in its sampling space.
 
     Attributes:
-        mean: (h, w) expected value in the sampling space.
-        std: (h, w) standard deviation in the sampling space.
-        near, far: (h, w) the depth interval (metres) mean +- std, clamped to the level's planes.
+        mean: (h, w) expected value.
+        std: (h, w) standard deviation.
+        first, last: (h, w) the first and the last plane (the level's range; ``first`` is the near one).
+        inverse: the sampling space is disparity.
     """
 
     mean: Tensor
     std: Tensor
-    near: Tensor
-    far: Tensor
+    first: Tensor
+    last: Tensor
+    inverse: bool
+
+    def maps(self) -> Float[Tensor, "4 h w"]:
+        """mean, std, first, last stacked (to resample them together)."""
+        return torch.stack([self.mean, self.std, self.first, self.last])
 
 
 def depth_regression(logits: Float[Tensor, "D h w"], planes: Float[Tensor, "D h w"], inverse: bool) -> DepthEstimate:
-    """Softmax over planes -> mean and std in the sampling space -> depth interval for rays and the next level."""
+    """Softmax over planes -> mean and standard deviation in the sampling space (ENeRF ``depth_regression``)."""
     prob = F.softmax(logits, dim=0)
     mean = (prob * planes).sum(0)
-    std = ((prob * (planes - mean) ** 2).sum(0)).clamp_min(1e-12).sqrt()
-    lo, hi = planes.amin(0), planes.amax(0)
-    a = torch.maximum(mean - std, lo)
-    b = torch.minimum(mean + std, hi)
-    d1, d2 = from_space(a, inverse), from_space(b, inverse)
-    return DepthEstimate(mean, std, torch.minimum(d1, d2), torch.maximum(d1, d2))
+    std = ((prob * (planes - mean) ** 2).sum(0)).clamp_min(1e-10).sqrt()
+    return DepthEstimate(mean, std, planes[0], planes[-1], inverse)
 
 
-def depth_from_estimate(est: DepthEstimate, inverse: bool) -> Tensor:
-    return from_space(est.mean, inverse)
+def depth_interval(mean: Tensor, std: Tensor, first: Tensor, last: Tensor, inverse: bool) -> tuple[Tensor, Tensor]:
+    """The interval mean -/+ std kept inside the level's planes, in the sampling space: (near, far).
+
+    ENeRF clamps after resampling mean, std and the plane range to the grid that uses them, so call this on
+    values already looked up at their destination (``build_rays``, ``get_depth_values``)."""
+    if inverse:  # disparity: near is the larger value
+        return torch.minimum(mean + std, first), torch.maximum(mean - std, last)
+    return torch.maximum(mean - std, first), torch.minimum(mean + std, last)
+
+
+def next_level_range(prev: DepthEstimate, size: tuple[int, int]) -> tuple[Tensor, Tensor]:
+    """The next level's per-pixel depth range (near, far) in metres on its (h, w) grid: the previous level's
+    mean, std and plane range resampled (bilinear, corners aligned), then clamped (ENeRF ``get_depth_values``)."""
+    m = F.interpolate(prev.maps()[None], size=size, mode="bilinear", align_corners=True)[0]
+    near, far = depth_interval(*m, prev.inverse)
+    return from_space(near, prev.inverse), from_space(far, prev.inverse)

@@ -52,7 +52,7 @@ class ViewPooling(nn.Module):
         if self.use_dirs:
             feats = feats + self.view_fc(dirs)
         V = feats.shape[1]
-        var = feats.var(dim=1, keepdim=True, unbiased=False).expand(-1, V, -1)
+        var = feats.var(dim=1, keepdim=True).expand(-1, V, -1)  # unbiased, as ENeRF's torch.var
         mean = feats.mean(dim=1, keepdim=True).expand(-1, V, -1)
         g = self.global_fc(torch.cat([feats, var, mean], dim=-1))
         w = F.softmax(self.weight_fc(g), dim=1)

@@ -43,11 +43,12 @@ def project(points: Float[Tensor, "N 3"], K: Float[Tensor, "V 3 3"], w2c: Float[
     return uv, z
 
 
-def sample_maps(maps: Float[Tensor, "V C h w"], uv: Float[Tensor, "V N 2"], width: int, height: int) -> Float[
-        Tensor, "V N C"]:
-    """Bilinear samples of per-view maps at pixel coordinates of a ``width`` x ``height`` image (zeros outside)."""
+def sample_maps(maps: Float[Tensor, "V C h w"], uv: Float[Tensor, "V N 2"], width: int, height: int,
+                padding: str = "zeros") -> Float[Tensor, "V N C"]:
+    """Bilinear samples of per-view maps at pixel coordinates of a ``width`` x ``height`` image (corners aligned;
+    outside the image: zeros, or the nearest border value with ``padding="border"``)."""
     grid = torch.stack([uv[..., 0] / (width - 1), uv[..., 1] / (height - 1)], dim=-1) * 2 - 1
-    out = F.grid_sample(maps, grid[:, :, None, :], mode="bilinear", padding_mode="zeros", align_corners=True)
+    out = F.grid_sample(maps, grid[:, :, None, :], mode="bilinear", padding_mode=padding, align_corners=True)
     return out[..., 0].permute(0, 2, 1)
 
 

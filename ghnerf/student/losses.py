@@ -69,7 +69,7 @@ class PerceptualLoss(torch.nn.Module):
 def student_loss(levels, targets: list[dict], weights: LossWeights, perceptual: PerceptualLoss | None = None,
                  patch: tuple[Tensor, Tensor] | None = None,
                  source: tuple[Tensor, Tensor, Tensor] | None = None) -> LossTerms:
-    """Sum the configured terms over levels.
+    """Sum the configured terms over levels, each level's terms weighted by ``weights.levels``.
 
     Args:
         levels: the model's :class:`LevelOutputs` per level.
@@ -86,16 +86,16 @@ def student_loss(levels, targets: list[dict], weights: LossWeights, perceptual: 
         total = total + w * value
         terms[name] = terms.get(name, 0.0) + float(value.detach())
 
-    for out, tgt in zip(levels, targets):
-        add("color", masked_mse(out.rgb, tgt["rgb"]), weights.color)
+    for out, tgt, level_weight in zip(levels, targets, weights.levels):
+        add("color", masked_mse(out.rgb, tgt["rgb"]), level_weight * weights.color)
         if out.heatmaps is not None and tgt.get("heatmaps") is not None and weights.heatmap > 0:
             valid = tgt.get("joint_valid")
             add("heatmap", masked_mse(out.heatmaps, tgt["heatmaps"], None if valid is None else valid[None]),
-                weights.heatmap)
+                level_weight * weights.heatmap)
         if out.cse is not None and tgt.get("cse") is not None and weights.cse > 0:
-            add("cse", masked_mse(out.cse, tgt["cse"], tgt["cse_mask"][:, None]), weights.cse)
+            add("cse", masked_mse(out.cse, tgt["cse"], tgt["cse_mask"][:, None]), level_weight * weights.cse)
         if out.coord_error is not None and weights.coord > 0:
-            add("coord", out.coord_error, weights.coord)
+            add("coord", out.coord_error, level_weight * weights.coord)
     if source is not None and weights.source_heatmap > 0:
         pred, target, valid = source
         add("source_heatmap", masked_mse(pred, target, valid[:, :, None, None]), weights.source_heatmap)

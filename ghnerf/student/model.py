@@ -14,15 +14,17 @@ import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor, nn
 
-from ghnerf.student.config import FPN_CHANNELS, StudentConfig
+from ghnerf.student.config import FPN_CHANNELS, FPN_SCALES, StudentConfig
 from ghnerf.student.cost_reg import CostRegNet
-from ghnerf.student.cost_volume import DepthEstimate, depth_regression, from_space, plane_values, to_space, variance_volume
+from ghnerf.student.cost_volume import (DepthEstimate, depth_regression, from_space, next_level_range, plane_values,
+                                       to_space, variance_volume)
 from ghnerf.student.encoders import build_encoder
 from ghnerf.student.feature_net import FeatureNet
 from ghnerf.student.fields import FeatureHead, NeRFField, ViewPooling
 from ghnerf.student.geometry import camera_centres, pixel_grid, project, sample_maps, scale_K
 from ghnerf.student.ray_evidence import ray_joint_evidence
-from ghnerf.student.renderers import accumulation, alpha_from_density, composite, compositing_weights, expected_depth
+from ghnerf.student.renderers import (accumulation, alpha_from_density, composite, compositing_weights, expected_depth,
+                                     softmax_weighted)
 from ghnerf.student.samplers import depth_guided_samples
 
 # With ray evidence the heatmap head starts as sigmoid(8 E - 4): evidence 0 -> 0.02, 0.5 -> 0.5, 1 -> 0.98, so
@@ -105,6 +107,29 @@ class LevelOutputs:
     sample_depths: Tensor
     mvs_depth: Tensor
 
+    @staticmethod
+    def cat(parts: list["LevelOutputs"]) -> "LevelOutputs":
+        """The outputs of one level rendered in chunks of rays, joined."""
+        def join(name):
+            values = [getattr(p, name) for p in parts]
+            return None if values[0] is None else torch.cat(values)
+
+        counts = torch.tensor([float(len(p.uv)) for p in parts])
+        coord = (None if parts[0].coord_error is None else
+                 sum(p.coord_error * c for p, c in zip(parts, counts)) / counts.sum())
+        first = parts[0]
+        return LevelOutputs(uv=join("uv"), render_size=first.render_size, rgb=join("rgb"), heatmaps=join("heatmaps"),
+                            cse=join("cse"), coord_error=coord, depth=join("depth"), acc=join("acc"),
+                            sample_depths=join("sample_depths"), mvs_depth=first.mvs_depth)
+
+
+@dataclass(frozen=True, eq=False)
+class LevelVolume:
+    """One level's regularised cost volume: features (8, D, h, w) and its depth estimate."""
+
+    features: Tensor
+    estimate: DepthEstimate
+
 
 def _view_dirs(points: Float[Tensor, "N 3"], tgt_centre: Float[Tensor, "3"], src_centres: Float[Tensor, "V 3"]):
     """ENeRF's 4-d view feature per (point, view): normalised target-minus-source direction and their dot."""
@@ -178,7 +203,8 @@ class GHNeRF(nn.Module):
                                   batch.src_w2c, batch.image_size, self.cfg.ray_evidence_samples)
 
     def forward(self, batch: MultiViewBatch, rays: list[Tensor | None] | None = None,
-                encoding: SourceEncoding | None = None, with_source_heatmaps: bool = False):
+                encoding: SourceEncoding | None = None, with_source_heatmaps: bool = False,
+                chunk: int | None = None):
         """Render every level.
 
         Args:
@@ -187,6 +213,8 @@ class GHNeRF(nn.Module):
                 pixel, or an empty (0, 2) tensor to skip rendering that level (its depth still guides the next).
             encoding: precomputed :meth:`encode` output.
             with_source_heatmaps: also return the source heatmap head's (V, J, H/2, W/2) maps (training).
+            chunk: at most this many rays through the per-ray work at once (memory); each level's volumes are
+                built once either way.
         Returns:
             per level :class:`LevelOutputs` (None where skipped); with ``with_source_heatmaps``, a tuple of
             that list and the source heatmaps.
@@ -195,57 +223,70 @@ class GHNeRF(nn.Module):
         if with_source_heatmaps:
             if self.source_heatmap_head is None:
                 raise ValueError(f"{self.cfg.name} has no source heatmap head")
-            return self.forward(batch, rays, enc), torch.sigmoid(self.source_heatmap_head(enc.human))
+            return self.forward(batch, rays, enc, chunk=chunk), torch.sigmoid(self.source_heatmap_head(enc.human))
         H, W = batch.image_size
         outputs: list[LevelOutputs] = []
         prev: DepthEstimate | None = None
         for i, lv in enumerate(self.cfg.levels):
-            feat_volume, est, planes = self._level_volume(i, batch, enc, prev)
-            prev = est
-            rh, rw = max(int(H * lv.render_scale), 1), max(int(W * lv.render_scale), 1)
-            uv = rays[i] if rays is not None and rays[i] is not None else pixel_grid(rh, rw, planes.device).view(-1, 2)
+            volume = self._level_volume(i, batch, enc, prev)
+            prev = volume.estimate
+            size = (max(int(H * lv.render_scale), 1), max(int(W * lv.render_scale), 1))
+            uv = rays[i] if rays is not None and rays[i] is not None else pixel_grid(*size, batch.tgt_K.device).view(-1, 2)
             if len(uv) == 0:
                 outputs.append(None)
                 continue
-            outputs.append(self._render_level(i, batch, enc, feat_volume, est, planes, uv, (rh, rw)))
+            maps = self._image_maps(i, batch, enc)
+            step = chunk or len(uv)
+            parts = [self._render_level(i, batch, enc, volume, maps, uv[s:s + step], size)
+                     for s in range(0, len(uv), step)]
+            outputs.append(parts[0] if len(parts) == 1 else LevelOutputs.cat(parts))
         return outputs
 
     def _level_volume(self, i: int, batch: MultiViewBatch, enc: SourceEncoding,
-                      prev: DepthEstimate | None) -> tuple[Tensor, DepthEstimate, Tensor]:
-        """Cost volume of level ``i``: (feature volume (8, D, h, w), depth estimate, planes (D, h, w))."""
+                      prev: DepthEstimate | None) -> LevelVolume:
+        """Cost volume of level ``i`` (ENeRF ``build_feature_volume`` + cost regularisation + depth regression)."""
         lv = self.cfg.levels[i]
         H, W = batch.image_size
         h, w = max(int(H * lv.volume_scale), 1), max(int(W * lv.volume_scale), 1)
         if prev is None:
             near, far = batch.near_far[0].expand(h, w), batch.near_far[1].expand(h, w)
         else:
-            near = F.interpolate(prev.near[None, None], size=(h, w), mode="bilinear", align_corners=True)[0, 0]
-            far = F.interpolate(prev.far[None, None], size=(h, w), mode="bilinear", align_corners=True)[0, 0]
+            near, far = next_level_range(prev, (h, w))
         planes = plane_values(near, far, lv.depth_planes, lv.inverse_depth)
-        volume = variance_volume(enc.fpn[lv.feature_level], batch.src_K, batch.src_w2c, (H, W), batch.tgt_K,
-                                 batch.tgt_w2c, from_space(planes, lv.inverse_depth))
+        volume = variance_volume(enc.fpn[lv.feature_level], batch.src_K, batch.src_w2c, FPN_SCALES[lv.feature_level],
+                                 batch.tgt_K, batch.tgt_w2c, lv.volume_scale, from_space(planes, lv.inverse_depth))
         feat_volume, logits = self.cost_regs[i](volume[None])
-        return feat_volume[0], depth_regression(logits[0], planes, lv.inverse_depth), planes
+        return LevelVolume(feat_volume[0], depth_regression(logits[0], planes, lv.inverse_depth))
+
+    def _image_maps(self, i: int, batch: MultiViewBatch, enc: SourceEncoding) -> Float[Tensor, "V C+3 h w"]:
+        """The source views' image features of level ``i`` with their RGB resampled to the same size."""
+        fmap = enc.fpn[self.cfg.levels[i].render_feature_level]
+        rgb = F.interpolate(batch.src_images, size=fmap.shape[-2:], mode="bilinear", align_corners=True)
+        return torch.cat([fmap, rgb], dim=1)
 
     def _evaluate_points(self, i: int, batch: MultiViewBatch, enc: SourceEncoding, feat_volume: Tensor,
-                         pts: Float[Tensor, "N 3"], volume_coords: Float[Tensor, "N 3"],
+                         maps: Tensor, pts: Float[Tensor, "N 3"], volume_coords: Float[Tensor, "N 3"],
                          evidence: Float[Tensor, "N J"] | None = None):
-        """Field and head inputs at world points: (FieldOutputs, head features (N, C)); ``evidence``: the ray
-        evidence of each point's ray (required when the config has it)."""
+        """Field and head inputs at world points: (FieldOutputs, head features (N, C)).
+
+        Args:
+            maps: :meth:`_image_maps` of level ``i``.
+            volume_coords: normalised (u, v, d) of each point in the level's feature volume.
+            evidence: the ray evidence of each point's ray (required when the config has it).
+        """
         lv = self.cfg.levels[i]
         H, W = batch.image_size
         grid = volume_coords.view(1, -1, 1, 1, 3) * 2 - 1
         vox = F.grid_sample(feat_volume[None], grid, mode="bilinear", align_corners=True)[0, :, :, 0, 0].T
-        src_uv, _ = project(pts, batch.src_K, batch.src_w2c)
-        fmap = enc.fpn[lv.render_feature_level]
-        maps = torch.cat([fmap, F.interpolate(batch.src_images, size=fmap.shape[-2:], mode="bilinear",
-                                              align_corners=True)], dim=1)
-        img = sample_maps(maps, src_uv, W, H).permute(1, 0, 2)  # N V C+3
+        # ENeRF get_img_feat: intrinsics scaled to the feature map, border padding
+        scale = FPN_SCALES[lv.render_feature_level]
+        src_uv, _ = project(pts, scale_K(batch.src_K, scale), batch.src_w2c)
+        img = sample_maps(maps, src_uv, maps.shape[-1], maps.shape[-2], padding="border").permute(1, 0, 2)  # N V C+3
         dirs = _view_dirs(pts, camera_centres(batch.tgt_w2c[None])[0], camera_centres(batch.src_w2c))
         field = self.fields[i](vox, img, dirs)
         feats = field.intermediate
         if self.encoder is not None and (self.heatmap_head is not None or self.cse_head is not None):
-            human = sample_maps(enc.human, src_uv, W, H).permute(1, 0, 2)
+            human = sample_maps(enc.human, src_uv / scale, W, H).permute(1, 0, 2)  # full-resolution pixels
             parts = [feats, self.human_pool(human)] + ([human.mean(dim=1)] if self.cfg.human_mean_skip else [])
             if self.cfg.ray_evidence_samples:
                 if evidence is None:
@@ -258,46 +299,52 @@ class GHNeRF(nn.Module):
     def query_points(self, batch: MultiViewBatch, points: Float[Tensor, "N 3"],
                      encoding: SourceEncoding | None = None) -> tuple[Tensor, Tensor | None]:
         """Occupancy ``1 - exp(-sigma)`` (N,) and heatmaps (N, J) at arbitrary world points, read through the
-        coarse level (its cost volume spans the whole near/far range of the target view)."""
+        coarse level (its cost volume spans the whole near/far range of the target view) exactly as a coarse
+        sample at that point would be read when rendering."""
         enc = encoding or self.encode(batch)
-        feat_volume, _, planes = self._level_volume(0, batch, enc, None)
+        volume = self._level_volume(0, batch, enc, None)
         lv = self.cfg.levels[0]
-        D, h, w = planes.shape
-        uv, z = project(points, scale_K(batch.tgt_K, w / batch.image_size[1])[None], batch.tgt_w2c[None])
+        H, W = batch.image_size
+        rh, rw = max(int(H * lv.render_scale), 1), max(int(W * lv.render_scale), 1)
+        K_r = scale_K(batch.tgt_K, lv.render_scale)
+        uv, z = project(points, K_r[None], batch.tgt_w2c[None])
         uv, z = uv[0], z[0]
         s = to_space(z, lv.inverse_depth)
-        lo, hi = planes[0, 0, 0], planes[-1, 0, 0]  # level 0 planes are the same at every pixel
-        coords = torch.stack([uv[:, 0] / max(w - 1, 1), uv[:, 1] / max(h - 1, 1), (s - lo) / (hi - lo)], dim=-1)
-        evidence = self.ray_evidence(batch, enc, uv * (batch.image_size[1] / w),  # each point's own target ray
-                                     batch.tgt_K)
-        field, feats = self._evaluate_points(0, batch, enc, feat_volume, points, coords, evidence)
+        first, last = volume.estimate.first[0, 0], volume.estimate.last[0, 0]  # level 0: the same at every pixel
+        coords = torch.stack([uv[:, 0] / max(rw - 1, 1), uv[:, 1] / max(rh - 1, 1), (s - first) / (last - first)],
+                             dim=-1)
+        evidence = self.ray_evidence(batch, enc, uv, K_r)  # each point's own target ray
+        field, feats = self._evaluate_points(0, batch, enc, volume.features, self._image_maps(0, batch, enc),
+                                             points, coords, evidence)
         heat = self.heatmap_head(feats, evidence) if self.heatmap_head is not None else None
         return alpha_from_density(field.sigma), heat
 
-    def _render_level(self, i, batch, enc, feat_volume, est, planes, uv, render_size) -> LevelOutputs:
+    def _render_level(self, i: int, batch: MultiViewBatch, enc: SourceEncoding, volume: "LevelVolume",
+                      maps: Tensor, uv: Float[Tensor, "R 2"], render_size: tuple[int, int]) -> LevelOutputs:
         lv = self.cfg.levels[i]
-        H, W = batch.image_size
-        K_r = scale_K(batch.tgt_K, render_size[1] / W)
-        lo, hi = planes.amin(0), planes.amax(0)
-        samples = depth_guided_samples(uv, render_size, K_r, batch.tgt_w2c, est.near, est.far, lo, hi,
-                                       lv.samples_per_ray, lv.inverse_depth)
+        K_r = scale_K(batch.tgt_K, lv.render_scale)
+        samples = depth_guided_samples(uv, render_size, K_r, batch.tgt_w2c, volume.estimate, lv.samples_per_ray)
         R, S = samples.depths.shape
         pts = samples.points.reshape(-1, 3)
         evidence = self.ray_evidence(batch, enc, uv, K_r)
         if evidence is not None:
             evidence = evidence[:, None].expand(R, S, -1).reshape(R * S, -1)
-        field, feats = self._evaluate_points(i, batch, enc, feat_volume, pts, samples.volume_coords.reshape(-1, 3),
-                                             evidence)
+        field, feats = self._evaluate_points(i, batch, enc, volume.features, maps, pts,
+                                             samples.volume_coords.reshape(-1, 3), evidence)
         weights = compositing_weights(alpha_from_density(field.sigma.view(R, S)))
 
         def render(values: Tensor | None) -> Tensor | None:
             return None if values is None else composite(values.view(R, S, -1), weights)
 
+        if self.cfg.depth_rendering == "softmax":
+            depth = from_space(softmax_weighted(weights, samples.values), lv.inverse_depth)
+        else:
+            depth = expected_depth(weights, samples.depths)
         return LevelOutputs(
             uv=uv, render_size=render_size, rgb=render(field.rgb),
             heatmaps=render(self.heatmap_head(feats, evidence)) if self.heatmap_head is not None else None,
             cse=render(self.cse_head(feats)) if self.cse_head is not None else None,
             coord_error=(((self.coord_head(field.intermediate) - pts) ** 2).mean()
                          if self.coord_head is not None else None),
-            depth=expected_depth(weights, samples.depths), acc=accumulation(weights), sample_depths=samples.depths,
-            mvs_depth=from_space(est.mean, lv.inverse_depth))
+            depth=depth, acc=accumulation(weights), sample_depths=samples.depths,
+            mvs_depth=from_space(volume.estimate.mean, lv.inverse_depth))

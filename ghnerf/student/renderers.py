@@ -3,8 +3,8 @@
 ENeRF's compositing (lib/networks/enerf/utils.py ``raw2outputs``): the network's
 non-negative output per sample is an optical thickness, ``alpha = 1 - exp(-sigma)``,
 and ``w_i = alpha_i * prod_{j<i} (1 - alpha_j)``. Any per-sample quantity is then
-rendered as ``sum_i w_i x_i``. (ENeRF rebinds ``weights`` to a softmax before its
-depth; we keep the compositing weights and compute depth from them.)
+rendered as ``sum_i w_i x_i``. ENeRF rebinds ``weights`` to a softmax before its depth
+(``softmax_weighted``); by default we keep the compositing weights for depth (``expected_depth``).
 """
 
 import torch
@@ -35,3 +35,8 @@ def accumulation(weights: Float[Tensor, "R S"]) -> Float[Tensor, "R"]:
 def expected_depth(weights: Float[Tensor, "R S"], depths: Float[Tensor, "R S"]) -> Float[Tensor, "R"]:
     """Depth of the rendered surface (weights renormalised over the ray)."""
     return (weights * depths).sum(1) / weights.sum(1).clamp_min(1e-8)
+
+
+def softmax_weighted(weights: Float[Tensor, "R S"], values: Float[Tensor, "R S"]) -> Float[Tensor, "R"]:
+    """ENeRF's rendered depth: ``sum_i softmax(w)_i z_i`` with ``z`` in the level's sampling space."""
+    return (torch.softmax(weights, dim=1) * values).sum(1)

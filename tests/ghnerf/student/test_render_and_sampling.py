@@ -3,10 +3,11 @@
 import math
 
 import numpy as np
+import pytest
 import torch
 
 from ghnerf.cameras import look_at
-from ghnerf.student.cost_volume import depth_regression, plane_values
+from ghnerf.student.cost_volume import DepthEstimate, depth_regression, plane_values
 from ghnerf.student.geometry import backproject, project
 from ghnerf.student.renderers import accumulation, alpha_from_density, composite, compositing_weights
 from ghnerf.student.samplers import depth_guided_samples
@@ -56,25 +57,31 @@ def test_depth_guided_samples_stay_inside_the_predicted_range():
     K, w2c = _camera()
     h = w = 16
     gen = torch.Generator().manual_seed(0)
-    near = 2.5 + torch.rand(h, w, generator=gen) * 0.5
-    far = near + 0.1 + torch.rand(h, w, generator=gen) * 0.3
     for inverse in (True, False):
         planes = plane_values(torch.full((h, w), 2.0), torch.full((h, w), 4.0), 8, inverse)
-        lo, hi = planes.amin(0), planes.amax(0)
+        first, last = planes[0], planes[-1]
+        lo, hi = torch.minimum(first, last), torch.maximum(first, last)
+        mean = lo + (hi - lo) * torch.rand(h, w, generator=gen)
+        std = (hi - lo) * 0.2 * torch.rand(h, w, generator=gen)
+        est = DepthEstimate(mean, std, first, last, inverse)
         uv = torch.rand(200, 2, generator=gen) * 63  # render resolution 64 x 64
-        s = depth_guided_samples(uv, (64, 64), K, w2c, near, far, lo, hi, samples=4, inverse=inverse)
-        # the interval at each ray = bilinear lookup of near/far; all samples inside, sorted along the ray
+        s = depth_guided_samples(uv, (64, 64), K, w2c, est, samples=4)
+        # every sample inside the level's planes, sorted from near to far along the ray
         assert s.depths.shape == (200, 4)
-        assert torch.all(s.depths >= near.min() - 1e-5) and torch.all(s.depths <= far.max() + 1e-5)
+        assert torch.all(s.depths >= 2.0 - 1e-5) and torch.all(s.depths <= 4.0 + 1e-5)
         assert torch.all(s.depths[:, 1:] - s.depths[:, :-1] >= -1e-6)
-        # per-ray check against the looked-up interval at integer pixels
-        px = torch.tensor([[0.0, 0.0], [63.0, 63.0], [21.0, 42.0]])
-        s2 = depth_guided_samples(px, (64, 64), K, w2c, near, far, lo, hi, samples=4, inverse=inverse)
-        ix = (px / 63 * 15).round().long()
-        for r, (x, y) in enumerate(ix.tolist()):
-            if (px[r] / 63 * 15 - ix[r]).abs().max() < 1e-6:  # exactly on a grid point
-                assert near[y, x] - 1e-5 <= s2.depths[r].min() and s2.depths[r].max() <= far[y, x] + 1e-5
-        # the cost-volume coordinate lies in [0, 1]
+        # at grid pixels the interval is mean -/+ std clamped to the planes (hand-computed; ENeRF build_rays)
+        px = torch.tensor([[0.0, 0.0], [63.0, 63.0], [21.0, 42.0]])  # 21 / 63 * 15 = 5, 42 / 63 * 15 = 10
+        s2 = depth_guided_samples(px, (64, 64), K, w2c, est, samples=4)
+        for r, (x, y) in enumerate([(0, 0), (15, 15), (5, 10)]):
+            a, b = float(mean[y, x] - std[y, x]), float(mean[y, x] + std[y, x])
+            a, b = max(a, float(lo[y, x])), min(b, float(hi[y, x]))
+            near, far = (1 / b, 1 / a) if inverse else (a, b)
+            assert s2.depths[r, 0] == pytest.approx(near, abs=1e-4)
+            assert s2.depths[r, -1] == pytest.approx(far, abs=1e-4)
+            # the volume coordinate measures from plane 0 (the near plane) to the last one
+            d = (s2.values[r] - first[y, x]) / (last[y, x] - first[y, x])
+            torch.testing.assert_close(s2.volume_coords[r, :, 2], d, atol=1e-5, rtol=0)
         assert torch.all(s.volume_coords >= -1e-5) and torch.all(s.volume_coords <= 1 + 1e-5)
         # the sample points are at the sample depths in camera z
         _, z = project(s.points.reshape(-1, 3), K[None], w2c[None])
@@ -87,4 +94,6 @@ def test_depth_regression_on_a_peaked_distribution():
     logits[4] = 30.0  # all mass on plane 4 (depth 3.0)
     est = depth_regression(logits, planes, inverse=False)
     torch.testing.assert_close(est.mean, torch.full((4, 4), 3.0))
-    assert float(est.std.max()) < 1e-3 and float((est.far - est.near).max()) < 2e-3
+    assert float(est.std.max()) < 1e-3
+    torch.testing.assert_close(est.first, planes[0])
+    torch.testing.assert_close(est.last, planes[-1])
