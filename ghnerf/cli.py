@@ -228,6 +228,29 @@ def train_cmd(
     console.print(f"checkpoints: {out / 'checkpoints'}; validation images: {out / 'val'}")
 
 
+@app.command("import-enerf")
+def import_enerf_cmd(
+    checkpoint: Annotated[Path, typer.Argument(help="an original ENeRF checkpoint (zju3dv/ENeRF: its 'net' state "
+                                                    "dict, e.g. trained_model/enerf/zjumocap/latest.pth)")],
+    out: Annotated[Path, typer.Option(help="run folder to write (checkpoints/latest.pt at step 0, run.json)")],
+    config: Annotated[str, typer.Option(help="our preset whose ENeRF part takes the weights; its encoder and "
+                                             "heads keep their initialisation (fine-tune with train --init-from)")]
+    = "enerf",
+    enerf_settings: Annotated[bool, typer.Option("--enerf-settings/--ghnerf-settings", help="the original's "
+                                                 "settings (2 fine samples, 2 source views, softmax depth, level "
+                                                 "loss weights 0.1 / 1) or GHNeRF's")] = True,
+) -> None:
+    """Convert an original ENeRF checkpoint into a run folder of ours (lineage names the file and its sha256)."""
+    from ghnerf.student.enerf_import import import_enerf
+
+    try:
+        path = import_enerf(checkpoint, out, config=config, enerf_settings=enerf_settings)
+    except GHNeRFError as exc:
+        _fail(exc)
+    console.print(f"imported {checkpoint} -> {path} (evaluate: ghnerf evaluate {out} --data D; fine-tune: "
+                  f"ghnerf train --init-from {path} ...)")
+
+
 @contextmanager
 def _train_progress(steps: int):
     """A rich progress bar for training; yields the ``on_step`` callback."""
@@ -374,7 +397,7 @@ def _checkpoint_lineage(path: Path, as_json: bool, parent=None, extra: dict | No
     info = {"checkpoint": str(path), "step": ck["step"], "config": ck["student_config"].name,
             "code_version": ck["code_version"], "dataset": ck["meta"]["dataset"],
             "pretrained_weights": ck["meta"]["pretrained_weights"], "init_from": ck["meta"].get("init_from"),
-            "shards": shards}
+            "imported_from": ck["meta"].get("imported_from"), "shards": shards}
     if as_json:
         print(json.dumps({**(extra or {}), **info}, default=str))
         return
@@ -382,6 +405,10 @@ def _checkpoint_lineage(path: Path, as_json: bool, parent=None, extra: dict | No
     tree = parent.add(label) if parent is not None else Tree(label)
     if info["init_from"]:
         tree.add(f"fine-tuned from {info['init_from']}")
+    if info["imported_from"]:
+        src = info["imported_from"]
+        tree.add(f"imported from {src['format']} checkpoint {src['file']} sha256 {src['sha256'][:16]}.. "
+                 f"(epoch {src['epoch']})")
     tree.add(f"encoder weights: {info['pretrained_weights']}")
     node = tree.add(f"dataset {info['dataset']}: targets from {len(shards)} shard(s)"
                     + ("" if shards else " (heatmaps drawn from the dataset's own 2D joints)"))

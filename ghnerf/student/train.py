@@ -327,31 +327,29 @@ def _example_loss(net, ex: Example, cfg: StudentConfig, tcfg: TrainConfig, perce
 
 @torch.no_grad()
 def render_full_view(model: GHNeRF, ex: Example, device: torch.device, chunk: int = 4096) -> dict:
-    """Render every pixel of the fine level inside the body box (rest black), eval mode."""
+    """Render every pixel of the fine level inside the body box (rest black), eval mode.
+
+    One model call: each level's cost volume is built once for the view; only the per-ray work is chunked."""
     model.eval()
     H, W = ex.image.shape[:2]
     lv = model.cfg.levels[-1]
     size = (max(int(H * lv.render_scale), 1), max(int(W * lv.render_scale), 1))
     box = level_maps(ex, size)["box"]
-    uv = torch.nonzero(box).flip(-1).float()
-    batch = ex.batch.to(device)
-    enc = model.encode(batch)
-    rgb = torch.zeros(*size, 3)
-    hm = torch.zeros(model.cfg.num_joints, *size) if model.heatmap_head is not None else None
-    cse = torch.zeros(model.cfg.cse_dim, *size) if model.cse_head is not None else None
-    depth = torch.zeros(size)
-    for s in range(0, len(uv), chunk):
-        part = uv[s:s + chunk].to(device)
-        rays = [part.new_zeros((0, 2))] * (len(model.cfg.levels) - 1) + [part]  # coarse levels guide only
-        out = model(batch, rays, encoding=enc)[-1]
-        x, y = part[:, 0].long().cpu(), part[:, 1].long().cpu()
-        rgb[y, x] = out.rgb.float().cpu()
-        depth[y, x] = out.depth.float().cpu()
-        if hm is not None:
-            hm[:, y, x] = out.heatmaps.float().cpu().T
-        if cse is not None:
-            cse[:, y, x] = out.cse.float().cpu().T
-    return {"rgb": rgb, "heatmaps": hm, "cse": cse, "depth": depth, "box": box}
+    uv = torch.nonzero(box).flip(-1).float().to(device)
+    rays = [uv.new_zeros((0, 2))] * (len(model.cfg.levels) - 1) + [uv]  # coarse levels guide only
+    out = model(ex.batch.to(device), rays, chunk=chunk)[-1]
+    x, y = uv[:, 0].long().cpu(), uv[:, 1].long().cpu()
+
+    def scatter(values: torch.Tensor | None, channels: int | None) -> torch.Tensor | None:
+        if values is None:
+            return None
+        image = torch.zeros(*size, channels) if channels else torch.zeros(size)
+        image[y, x] = values.float().cpu()
+        return image
+
+    hm, cse = scatter(out.heatmaps, model.cfg.num_joints), scatter(out.cse, model.cfg.cse_dim)
+    return {"rgb": scatter(out.rgb, 3), "heatmaps": None if hm is None else hm.permute(2, 0, 1),
+            "cse": None if cse is None else cse.permute(2, 0, 1), "depth": scatter(out.depth, None), "box": box}
 
 
 def validation_image(model: GHNeRF, ex: Example, path: Path, device: torch.device) -> None:
