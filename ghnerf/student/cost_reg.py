@@ -4,11 +4,33 @@ Output: an 8-channel feature volume (sampled by the NeRF) and per-plane depth lo
 The coarse level uses the shallower ``MinCostRegNet`` as ENeRF does.
 """
 
+from functools import partial
+
+import torch
 import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor, nn
 
 from ghnerf.student.feature_net import conv_bn_relu
+
+
+class Conv3d(nn.Conv3d):
+    """``nn.Conv3d`` that always takes oneDNN's kernel for float32 on CPU.
+
+    PyTorch picks oneDNN by a size rule written for 2D inputs (N * C * D * H > 20480, ``use_mkldnn`` in
+    aten/src/ATen/native/ConvUtils.h), so most of these volumes (C = 8 or 16, batch 1) fall back to the naive
+    ``slow_conv3d``: 2-4x slower here for the same numbers (to float rounding). Same parameters and state dict."""
+
+    def _conv_forward(self, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        if (x.device.type == "cpu" and x.dtype == torch.float32 and self.padding_mode == "zeros"
+                and torch.backends.mkldnn.is_available() and not isinstance(self.padding, str)):
+            return torch.ops.aten.mkldnn_convolution(x.contiguous(), weight.contiguous(), bias,
+                                                     list(self.padding), list(self.stride), list(self.dilation),
+                                                     self.groups)
+        return super()._conv_forward(x, weight, bias)
+
+
+conv3d_bn_relu = partial(conv_bn_relu, dims=3, conv3d=Conv3d)
 
 
 def _up(cin: int, cout: int) -> nn.Sequential:
@@ -29,16 +51,16 @@ class CostRegNet(nn.Module):
     def __init__(self, in_channels: int, deep: bool = True):
         super().__init__()
         self.deep = deep
-        self.conv0 = conv_bn_relu(in_channels, 8, dims=3)
-        self.conv2 = nn.Sequential(conv_bn_relu(8, 16, stride=2, dims=3), conv_bn_relu(16, 16, dims=3))
-        self.conv4 = nn.Sequential(conv_bn_relu(16, 32, stride=2, dims=3), conv_bn_relu(32, 32, dims=3))
+        self.conv0 = conv3d_bn_relu(in_channels, 8)
+        self.conv2 = nn.Sequential(conv3d_bn_relu(8, 16, stride=2), conv3d_bn_relu(16, 16))
+        self.conv4 = nn.Sequential(conv3d_bn_relu(16, 32, stride=2), conv3d_bn_relu(32, 32))
         if deep:
-            self.conv6 = nn.Sequential(conv_bn_relu(32, 64, stride=2, dims=3), conv_bn_relu(64, 64, dims=3))
+            self.conv6 = nn.Sequential(conv3d_bn_relu(32, 64, stride=2), conv3d_bn_relu(64, 64))
             self.up7 = _up(64, 32)
         self.up9 = _up(32, 16)
         self.up11 = _up(16, 8)
-        self.depth_conv = nn.Conv3d(8, 1, 3, padding=1, bias=False)
-        self.feat_conv = nn.Conv3d(8, 8, 3, padding=1, bias=False)
+        self.depth_conv = Conv3d(8, 1, 3, padding=1, bias=False)
+        self.feat_conv = Conv3d(8, 8, 3, padding=1, bias=False)
 
     def forward(self, volume: Float[Tensor, "1 C D h w"]) -> tuple[Float[Tensor, "1 8 D h w"], Float[Tensor, "1 D h w"]]:
         c0 = self.conv0(volume)
