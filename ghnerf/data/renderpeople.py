@@ -146,7 +146,9 @@ class RenderPeopleSequence:
         except UnsafeFileError:
             raise
         except Exception as exc:  # noqa: BLE001
-            raise DataReadError(path, f"cannot read the SMPL fit ({exc})") from exc
+            why = exc.problem if isinstance(exc, DataReadError) else f"{type(exc).__name__}: {exc}"
+            raise DataReadError(path, f"cannot read the SMPL fit ({why}); expected ['smpl'] holding a dict with "
+                                      "'transl'") from exc
 
     def frame(self, index: int) -> MultiViewFrame:
         if not 0 <= index < self.num_frames:

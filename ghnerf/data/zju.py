@@ -101,8 +101,9 @@ class ZJUSequence:
         except UnsafeFileError:
             raise
         except Exception as exc:  # noqa: BLE001 - any failure here means a bad file
-            raise DataReadError(path, f"cannot read annots.npy ({type(exc).__name__}: {exc}); expected a pickled "
-                                      "dict with 'cams' {K,R,T,D} and 'ims'") from exc
+            why = exc.problem if isinstance(exc, DataReadError) else f"{type(exc).__name__}: {exc}"
+            raise DataReadError(path, f"cannot read annots.npy ({why}); expected a pickled dict with 'cams' "
+                                      "{K,R,T,D} and 'ims'") from exc
         self.annots_path = path
         self.ims = ims
         self.cameras = self._read_cameras(cams)
