@@ -27,7 +27,8 @@ from ghnerf.fileio import write_image
 from storage.catalog import Catalog
 from storage.root import StorageRoot
 from teachers.consistency import shard_consistency
-from teachers.distill import DistillConfig, ShardPlan, ShardResult, plan_shards, run_shard
+from ghnerf.data import open_dataset
+from teachers.distill import DistillConfig, ShardPlan, ShardResult, clean_shard_dirs, plan_shards, run_shard
 
 _local = threading.local()
 
@@ -119,11 +120,18 @@ def distill_flow(dataset: str, teacher: str, out: str, stride: int = 2, sigma: f
         ensure_teacher_limit(teacher, teacher_concurrency)
     cfg = DistillConfig(teacher=teacher, teacher_options=teacher_options or {}, stride=stride, sigma=sigma,
                         frames_per_shard=frames_per_shard, shard_mb=shard_mb, max_frames=max_frames)
+    StorageRoot(out, storage_options).check(write=True)
+    for line in open_dataset(dataset).warnings():
+        log.warning(line)
     plans = plan_task(dataset, cfg)
     log.info("%d shards planned for teacher %s", len(plans), teacher)
     runner = run_shard_task.with_options(tags=[f"teacher-{teacher}"])
     futures = [runner.submit(p, cfg, out, storage_options) for p in plans]
     results: list[ShardResult] = [f.result() for f in futures]
+    garbage = clean_shard_dirs(StorageRoot(out, storage_options), plans)
+    if garbage.removed:
+        log.info("removed %d duplicate shard file(s): %s", len(garbage.removed),
+                 ", ".join(g["path"] for g in garbage.removed))
     counts: dict[str, int] = {}
     for r in results:
         counts[r.status] = counts.get(r.status, 0) + 1

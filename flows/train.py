@@ -34,7 +34,9 @@ def train_flow(data: str, out: str, config: str = _D["config"], targets: str | N
                resume: bool = False, init_from: str | None = None, pretrained: str = _D["pretrained"],
                image_scale: float = _D["image_scale"], perceptual_weight: float = _D["perceptual_weight"],
                patch: int = _D["patch"], device: str = _D["device"],
-               checkpoint_every: int = _D["checkpoint_every"], batch_examples: int = _D["batch_examples"]) -> dict:
+               checkpoint_every: int = _D["checkpoint_every"], batch_examples: int = _D["batch_examples"],
+               allow_partial_targets: bool = False, exclude_bad_views: bool = False,
+               storage_options: dict | None = None) -> dict:
     """Train a student (parameters as ``ghnerf train --help``); resumable with ``resume=true``.
 
     Returns:
@@ -43,7 +45,9 @@ def train_flow(data: str, out: str, config: str = _D["config"], targets: str | N
     spec = TrainSpec(config=config, data=data, out=out, targets=targets, teacher=teacher, cse_teacher=cse_teacher,
                      fuse_targets=fuse_targets, steps=steps, resume=resume, init_from=init_from,
                      pretrained=pretrained, image_scale=image_scale, perceptual_weight=perceptual_weight,
-                     patch=patch, device=device, checkpoint_every=checkpoint_every, batch_examples=batch_examples)
+                     patch=patch, device=device, checkpoint_every=checkpoint_every, batch_examples=batch_examples,
+                     allow_partial_targets=allow_partial_targets, exclude_bad_views=exclude_bad_views,
+                     storage_options=storage_options)
     result = train_and_publish(spec)
     get_run_logger().info("trained %s: %s", safe_key(config), result)
     return result

@@ -19,12 +19,39 @@ data_app = typer.Typer(help="Datasets: generate synthetic humans, inspect real o
 app.add_typer(data_app, name="data")
 teachers_app = typer.Typer(help="Teachers: list them and whether each can run here.", no_args_is_help=True)
 app.add_typer(teachers_app, name="teachers")
+store_app = typer.Typer(help="Storage roots of distilled targets: clean up.", no_args_is_help=True)
+app.add_typer(store_app, name="store")
 console = Console(stderr=True)
 
 
 def _fail(exc: GHNeRFError) -> None:
     typer.secho(f"error: {exc}", err=True, fg="red")
     raise typer.Exit(code=2)
+
+
+def _warn(line: str) -> None:
+    typer.secho(f"warning: {line}", err=True, fg="yellow")
+
+
+def _log(line: str) -> None:
+    """A progress line of a library call, never wrapped (paths stay whole) and without rich markup."""
+    if line.startswith("warning: "):
+        _warn(line.removeprefix("warning: "))
+    else:
+        console.print(line, soft_wrap=True, markup=False, highlight=False)
+
+
+STORAGE_OPTION_HELP = ("fsspec option of the storage root, KEY=VALUE (repeatable; JSON values allowed), e.g. "
+                       "endpoint_url=http://127.0.0.1:9000 key=... secret=... anon=true")
+
+
+def _storage_options(pairs: list[str] | None) -> dict | None:
+    from storage.root import parse_storage_options
+
+    try:
+        return parse_storage_options(pairs)
+    except GHNeRFError as exc:
+        _fail(exc)
 
 
 def _progress() -> Progress:
@@ -74,13 +101,18 @@ def data_inspect(
     layout: Annotated[Optional[str], typer.Option(help="zju | renderpeople (detected when omitted)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
-    """Detect the layout and summarise subjects, cameras, frames and image size."""
+    """Detect the layout and summarise subjects, cameras, frames and image size; warn about subject folders that
+    cannot be read and images whose size differs from their camera's (``--json``: ``skipped``, ``odd_sized_images``)."""
     from ghnerf.data import open_dataset, summarize
+    from ghnerf.data.open import dataset_warnings
 
     try:
-        summary = summarize(open_dataset(path, layout))
+        reader = open_dataset(path, layout)
+        summary = summarize(reader)
     except GHNeRFError as exc:
         _fail(exc)
+    for line in dataset_warnings(reader, summary):
+        _warn(line)
     if as_json:
         print(json.dumps(summary))
         return
@@ -133,26 +165,40 @@ def distill_cmd(
     max_frames: Annotated[Optional[int], typer.Option(help="only the first N frames of each subject")] = None,
     teacher_opt: Annotated[Optional[list[str]], typer.Option(help="teacher option KEY=VALUE (repeatable)")] = None,
     preview: Annotated[Optional[Path], typer.Option(help="write a preview PNG of the first new shard here")] = None,
+    storage_option: Annotated[Optional[list[str]], typer.Option(help=STORAGE_OPTION_HELP)] = None,
 ) -> None:
-    """Run a teacher over a dataset into verified Parquet shards with lineage (in-process, no Prefect server)."""
+    """Run a teacher over a dataset into verified Parquet shards with lineage (in-process, no Prefect server).
+
+    A rerun skips every shard already written, repairs damaged or lost catalog entries (from the shard when it
+    is intact, else by recomputing it) and removes duplicate shard files of its dataset and teacher.
+    """
     from teachers.distill import DistillConfig, distill
     from teachers.consistency import shard_consistency
 
+    options = _storage_options(storage_option)
     try:
         cfg = DistillConfig(teacher=teacher, teacher_options=_parse_opts(teacher_opt or []), stride=stride,
                             sigma=sigma, frames_per_shard=frames_per_shard, shard_mb=shard_mb, max_frames=max_frames)
         with _progress() as bar:
             task = bar.add_task(f"distill {teacher}", total=None)
-            report = distill(dataset, out, cfg, consistency_fn=shard_consistency,
+            report = distill(dataset, out, cfg, consistency_fn=shard_consistency, storage_options=options,
                              on_shard=lambda r: bar.advance(task))
     except GHNeRFError as exc:
         _fail(exc)
+    for line in report.warnings():
+        _warn(line)
     Console(width=160).print(distill_table(report))
     for r in report.results:
         for f in r.failures:
             typer.secho(f"failed {f['key']}: {f['error']}", err=True, fg="yellow")
+    restored = report.counts().get("restored", 0)
+    if restored:
+        _log(f"restored {restored} catalog entr{'y' if restored == 1 else 'ies'} from intact shard files")
+    if report.garbage and report.garbage.removed:
+        _log(f"removed {len(report.garbage.removed)} duplicate shard file(s): "
+                      + ", ".join(g["path"] for g in report.garbage.removed))
     if preview is not None:
-        _write_preview(out, report, preview)
+        _write_preview(out, report, preview, options)
     if any(r.status == "failed" for r in report.results):
         raise typer.Exit(code=1)
 
@@ -172,13 +218,13 @@ def distill_table(report) -> Table:
     return table
 
 
-def _write_preview(store_url: str, report, path: Path) -> None:
+def _write_preview(store_url: str, report, path: Path, storage_options: dict | None = None) -> None:
     from ghnerf.fileio import write_image
     from storage.catalog import Catalog
     from storage.root import StorageRoot
     from teachers.preview import shard_preview
 
-    store = StorageRoot(store_url)
+    store = StorageRoot(store_url, storage_options)
     keys = [r.key for r in report.results if r.shard_path]
     if not keys:
         return
@@ -211,18 +257,28 @@ def train_cmd(
     checkpoint_every: Annotated[int, typer.Option(help="steps between checkpoints")] = 500,
     batch_examples: Annotated[int, typer.Option(help="examples per step over all processes (torchrun: a multiple "
                                                      "of --nproc_per_node)")] = 1,
+    allow_partial_targets: Annotated[bool, typer.Option(
+        help="train on the teacher shards that are there when some the catalog lists are missing or damaged "
+             "(default: refuse and name them)")] = False,
+    exclude_bad_views: Annotated[bool, typer.Option(
+        help="leave out views whose image or mask is missing, unreadable, truncated or of the wrong size "
+             "(default: refuse and list them all before step 1)")] = False,
+    storage_option: Annotated[Optional[list[str]], typer.Option(help=STORAGE_OPTION_HELP)] = None,
 ) -> None:
     """Train a student; targets from the dataset's joints or from a teacher's shards; resumable; DDP under torchrun."""
     from ghnerf.student.run import TrainSpec, run_training
 
+    options = _storage_options(storage_option)
     try:
         spec = TrainSpec(config=config, data=str(data), out=str(out), targets=targets, teacher=teacher,
                          cse_teacher=cse_teacher, fuse_targets=fuse_targets, steps=steps, resume=resume,
                          init_from=init_from, pretrained=pretrained, image_scale=image_scale,
                          perceptual_weight=perceptual_weight, patch=patch, device=device,
-                         checkpoint_every=checkpoint_every, batch_examples=batch_examples)
+                         checkpoint_every=checkpoint_every, batch_examples=batch_examples,
+                         allow_partial_targets=allow_partial_targets, exclude_bad_views=exclude_bad_views,
+                         storage_options=options)
         with _train_progress(steps) as on_step:
-            run_training(spec, on_step=on_step, log=console.print)
+            run_training(spec, on_step=on_step, log=_log)
     except GHNeRFError as exc:
         _fail(exc)
     console.print(f"checkpoints: {out / 'checkpoints'}; validation images: {out / 'val'}")
@@ -271,24 +327,28 @@ def lineage_cmd(
     store: Annotated[Optional[str], typer.Option(help="storage root the targets live in (not for checkpoints)")]
     = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    storage_option: Annotated[Optional[list[str]], typer.Option(help=STORAGE_OPTION_HELP)] = None,
 ) -> None:
     """The chain from a checkpoint, target or shard back to its input images and the teacher's weights."""
     from rich.tree import Tree
 
     from storage.lineage import resolve
 
+    options = _storage_options(storage_option)
     if ref.endswith(".pt"):
-        _checkpoint_lineage(Path(ref), as_json)
+        _checkpoint_lineage(Path(ref), as_json, storage_options=options)
         return
     if ref.endswith(".json"):
-        _report_lineage(Path(ref), as_json)
+        _report_lineage(Path(ref), as_json, options)
         return
     if store is None:
         _fail(GHNeRFError("--store ROOT is needed for shards and targets"))
     try:
-        info = resolve(store, ref)
+        info = resolve(store, ref, options)
     except GHNeRFError as exc:
         _fail(exc)
+    for line in info.get("damaged_catalog_entries", []):
+        _warn(line)
     if as_json:
         print(json.dumps(info, default=str))
         return
@@ -328,13 +388,21 @@ def evaluate_cmd(
     cse_teacher: Annotated[Optional[str], typer.Option(help="CSE teacher whose targets to compare with")] = None,
     source_views: Annotated[Optional[int], typer.Option(
         help="source views per target (default: as trained; the split's training cameras are the candidates)")] = None,
+    allow_partial_targets: Annotated[bool, typer.Option(
+        help="compare with the CSE shards that are there when some the catalog lists are missing or damaged "
+             "(default: refuse and name them)")] = False,
+    storage_option: Annotated[Optional[list[str]], typer.Option(help=STORAGE_OPTION_HELP)] = None,
 ) -> None:
     """Metrics (PSNR, SSIM, LPIPS, heatmap MSE, PCK@0.2, 3D joints, CSE, FPS) and a report with pictures."""
     from ghnerf.eval.evaluate import evaluate_run
     from storage.targets import TargetStore
 
+    options = _storage_options(storage_option)
     try:
-        cse_store = TargetStore(targets, cse_teacher) if (targets and cse_teacher) else None
+        cse_store = (TargetStore(targets, cse_teacher, storage_options=options, allow_partial=allow_partial_targets)
+                     if (targets and cse_teacher) else None)
+        for line in (cse_store.left_out if cse_store else []):
+            _warn(f"left out (--allow-partial-targets): {line}")
         report = evaluate_run(run, data, split, max_views, checkpoint=checkpoint, cse_store=cse_store,
                               source_views=source_views)
     except GHNeRFError as exc:
@@ -359,7 +427,7 @@ def _print_metrics(report: dict, split: str) -> None:
     console.print(f"metrics: {report['metrics_path']}; report: {report['report_path']}")
 
 
-def _report_lineage(path: Path, as_json: bool) -> None:
+def _report_lineage(path: Path, as_json: bool, storage_options: dict | None = None) -> None:
     """metrics.json -> its checkpoint -> shards -> teacher and inputs."""
     from rich.tree import Tree
 
@@ -380,10 +448,11 @@ def _report_lineage(path: Path, as_json: bool) -> None:
             "metrics": {k: v for k, v in report.get("metrics", {}).items() if isinstance(v, (int, float))}}
     tree = Tree(f"[bold]report[/] {path}: {report.get('config')} on {report.get('views')} {report.get('split')} views, "
                 f"PCK {report.get('metrics', {}).get('pck')} PSNR {report.get('metrics', {}).get('psnr')}")
-    _checkpoint_lineage(ck_path, as_json, parent=tree, extra=head)
+    _checkpoint_lineage(ck_path, as_json, parent=tree, extra=head, storage_options=storage_options)
 
 
-def _checkpoint_lineage(path: Path, as_json: bool, parent=None, extra: dict | None = None) -> None:
+def _checkpoint_lineage(path: Path, as_json: bool, parent=None, extra: dict | None = None,
+                        storage_options: dict | None = None) -> None:
     from rich.tree import Tree
 
     from ghnerf.student.train import load_checkpoint
@@ -391,9 +460,11 @@ def _checkpoint_lineage(path: Path, as_json: bool, parent=None, extra: dict | No
 
     try:
         ck = load_checkpoint(path)
-        shards = [resolve(s["store"], s["shard_path"]) for s in ck["meta"]["shards"]]
+        shards = [resolve(s["store"], s["shard_path"], storage_options) for s in ck["meta"]["shards"]]
     except GHNeRFError as exc:
         _fail(exc)
+    for line in sorted({d for sh in shards for d in sh.get("damaged_catalog_entries", [])}):
+        _warn(line)
     info = {"checkpoint": str(path), "step": ck["step"], "config": ck["student_config"].name,
             "code_version": ck["code_version"], "dataset": ck["meta"]["dataset"],
             "pretrained_weights": ck["meta"]["pretrained_weights"], "init_from": ck["meta"].get("init_from"),
@@ -417,6 +488,39 @@ def _checkpoint_lineage(path: Path, as_json: bool, parent=None, extra: dict | No
         n.add(f"teacher {sh['teacher']['name']} {sh['teacher']['version']} weights sha256 "
               f"{sh['teacher']['weights_sha256'][:16]}..; {len(sh['inputs'])} input files hashed")
     Console(width=240).print(parent if parent is not None else tree, soft_wrap=True)
+
+
+@store_app.command("gc")
+def store_gc_cmd(
+    root: Annotated[str, typer.Argument(help="storage root (local folder or fsspec URL)")],
+    superseded: Annotated[bool, typer.Option(help="also remove shards superseded by a newer version of their slot "
+                                                  "(their lineage stays in the catalog)")] = False,
+    min_age: Annotated[float, typer.Option(help="minutes: files no catalog entry references are kept while "
+                                                "younger (a running distill may be about to register them)")] = 15.0,
+    dry_run: Annotated[bool, typer.Option(help="list what would be removed, remove nothing")] = False,
+    storage_option: Annotated[Optional[list[str]], typer.Option(help=STORAGE_OPTION_HELP)] = None,
+) -> None:
+    """Remove shard files nothing serves: duplicates (runs raced), orphans (no catalog entry), interrupted writes."""
+    from storage.gc import collect_garbage
+    from storage.root import StorageRoot
+
+    options = _storage_options(storage_option)
+    try:
+        store = StorageRoot(root, options)
+        store.check(write=False)
+        report = collect_garbage(store, superseded=superseded, min_age_s=min_age * 60, dry_run=dry_run)
+    except GHNeRFError as exc:
+        _fail(exc)
+    for d in report.damaged:
+        _warn(d.message())
+    verb = "would remove" if dry_run else "removed"
+    for g in report.removed:
+        _log(f"{verb} {store.describe(g['path'])}: {g['why']}")
+    if report.kept_young:
+        console.print(f"kept {len(report.kept_young)} unreferenced file(s) younger than {min_age:g} min")
+    if report.kept_damaged:
+        console.print(f"kept {len(report.kept_damaged)} file(s) of damaged catalog entries (rerun `ghnerf distill`)")
+    console.print(f"{verb} {len(report.removed)} file(s)")
 
 
 @app.command("pipeline")

@@ -36,3 +36,34 @@ class NonFiniteError(GHNeRFError):
 
 class WeightsNotFoundError(GHNeRFError):
     """Pretrained weights are not in the local caches; the message names the exact file and where to put it."""
+
+
+class UnsafeFileError(DataReadError):
+    """A dataset file holds a pickled object of a class that dataset files never contain; it was not loaded.
+
+    Args:
+        path: the refused file.
+        refused: ``module.name`` of the class or function the file asked to load.
+    """
+
+    def __init__(self, path: str | Path, refused: str):
+        self.refused = refused
+        super().__init__(path, f"refused to load: the file holds a pickled {refused}, and a dataset file may hold "
+                               "only numpy arrays, dicts, lists, tuples, strings and numbers (anything else could "
+                               "run code); nothing in it was run: replace it with a clean copy")
+
+
+class BadViewsError(GHNeRFError):
+    """Views a run would use are unusable (checked before step 1); the message lists every bad file.
+
+    Args:
+        bad: ``{"path", "problem", "view"}`` per bad file.
+        remedy: what the user can do besides fixing the files (e.g. the option that excludes them).
+    """
+
+    def __init__(self, bad: list[dict], remedy: str):
+        self.bad = bad
+        lines = [f"  {b['path']}: {b['problem']} (view {b['view']})" for b in bad]
+        views = len({b["view"] for b in bad})
+        super().__init__(f"{views} view(s) this run would use are unusable ({len(bad)} bad file(s), listed below): "
+                         f"fix or restore them, or {remedy}\n" + "\n".join(lines))

@@ -107,16 +107,44 @@ def image_size(path: str | Path) -> tuple[int, int]:
         raise DataReadError(path, f"image file is not a readable image ({exc})") from exc
 
 
-def first_image_size(paths) -> tuple[int, int]:
-    """Size of the first readable image among ``paths`` (one camera's frames), so one bad frame does not
-    make the whole camera unusable; raises the first error when none is readable."""
-    first_error = None
-    for p in paths:
-        try:
-            return image_size(p)
-        except DataReadError as exc:
-            first_error = first_error or exc
-    raise first_error or DataReadError(Path("."), "no images")
+_PNG_END = b"IEND\xaeB`\x82"
+
+
+def image_complete(path: str | Path) -> bool:
+    """The file ends as a whole JPEG (EOI marker) or PNG (IEND chunk) does: a truncated file does not.
+
+    Reads the last bytes only (trailing zero padding is ignored, as :func:`read_image` ignores it); other
+    formats count as complete.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".jpg", ".jpeg", ".png"):
+        return True
+    with open(path, "rb") as fh:
+        fh.seek(0, os.SEEK_END)
+        size = fh.tell()
+        fh.seek(max(0, size - 4096))
+        tail = fh.read().rstrip(b"\0")
+        if not tail and size > 4096:
+            fh.seek(0)
+            tail = fh.read().rstrip(b"\0")
+    return tail.endswith(b"\xff\xd9") if suffix in (".jpg", ".jpeg") else tail.endswith(_PNG_END)
+
+
+def check_image_file(path: str | Path, what: str = "image") -> tuple[tuple[int, int] | None, str | None]:
+    """Header-only check of an image file: ``((H, W), None)``, or ``(None, problem)`` when it is missing,
+    unreadable or truncated. No pixel is decoded (fast enough for every view of a large dataset)."""
+    try:
+        size = image_size(path)
+    except DataReadError as exc:
+        return None, exc.problem.replace("image file", f"{what} file")
+    try:
+        complete = image_complete(path)
+    except OSError as exc:
+        return None, f"{what} file cannot be read ({exc})"
+    if not complete:
+        return None, f"{what} file is truncated (its end is missing); replace it with a valid file"
+    return size, None
 
 
 def file_sha256(path: str | Path) -> str:

@@ -12,3 +12,20 @@ class SchemaMismatchError(GHNeRFError):
 
     def __init__(self, path: str, expected, actual):
         super().__init__(f"{path}: schema mismatch; expected {expected}, found {actual}")
+
+
+class StoreNotFoundError(GHNeRFError):
+    """A command that only reads a storage root was given one that does not exist (nothing is created)."""
+
+
+class StorageAccessError(GHNeRFError):
+    """A storage root cannot be reached: credentials or endpoint missing, access denied, no such bucket."""
+
+
+class CatalogDamagedError(GHNeRFError):
+    """A catalog entry file is truncated or not a catalog entry; ``ghnerf distill`` with the same arguments
+    repairs it (from its shard when the shard is intact, else by recomputing the shard)."""
+
+
+class PartialTargetsError(GHNeRFError):
+    """Some of the targets the catalog lists cannot be served (shard file missing, catalog entry damaged)."""

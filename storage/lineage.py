@@ -7,7 +7,7 @@ hashes they used; :func:`shard_lineage` is the link they resolve through.
 from pathlib import PurePosixPath
 
 from ghnerf.errors import ConfigError
-from storage.catalog import Catalog, CatalogEntry
+from storage.catalog import Catalog, CatalogEntry, damaged_error
 from storage.root import StorageRoot
 from storage.shards import read_shard
 
@@ -32,16 +32,21 @@ def resolve(store_url: str, ref: str, storage_options: dict | None = None) -> di
     """Lineage of ``ref``: a shard file path, a shard key, or a target id.
 
     Returns:
-        ``{"ref": ..., "kind": "shard" | "target", "target": {...} (targets only), **shard_lineage}``.
+        ``{"ref": ..., "kind": "shard" | "target", "target": {...} (targets only), **shard_lineage,
+        "damaged_catalog_entries": [messages]}`` (the catalog files that could not be read, if any).
     Raises:
+        StoreNotFoundError: the storage root does not exist (nothing is created).
+        CatalogDamagedError: ``ref`` is not found and some catalog entries are damaged (it may be in one).
         ConfigError: nothing in the catalog matches ``ref``.
     """
     root = StorageRoot(store_url, storage_options)
-    entries = Catalog(root).entries()
+    root.check(write=False)
+    entries, damaged = Catalog(root).scan()
+    notes = {"damaged_catalog_entries": [d.message() for d in damaged]}
     name = PurePosixPath(ref).name
     for e in reversed(entries):
         if e.shard_key == ref or PurePosixPath(e.shard_path).name == name or e.shard_path == ref:
-            return {"ref": ref, "kind": "shard", **shard_lineage(e)}
+            return {"ref": ref, "kind": "shard", **shard_lineage(e), **notes}
     for e in reversed(entries):
         if not root.exists(e.shard_path):
             continue
@@ -49,5 +54,7 @@ def resolve(store_url: str, ref: str, storage_options: dict | None = None) -> di
             ["target_id", "subject", "frame_id", "camera", "kind", "image_sha256", "mask_sha256"])
         for row in table.to_pylist():
             if row["target_id"] == ref:
-                return {"ref": ref, "kind": "target", "target": row, **shard_lineage(e)}
+                return {"ref": ref, "kind": "target", "target": row, **shard_lineage(e), **notes}
+    if damaged:
+        raise damaged_error(damaged)
     raise ConfigError(f"{ref!r} is not a shard path, shard key or target id in the catalog of {store_url}")

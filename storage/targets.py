@@ -3,7 +3,11 @@
 Shards come from the catalog (never a directory crawl), newest per slot. Every
 shard is verified against its catalog sha256 when the store is opened and again
 whenever it is loaded, so a truncated or edited shard is refused with
-:class:`~storage.errors.ShardIntegrityError` naming the file.
+:class:`~storage.errors.ShardIntegrityError` naming the file. A catalog entry
+whose shard file is missing, or a damaged catalog entry that may belong to the
+teacher, is refused too (:class:`~storage.errors.PartialTargetsError`, naming
+every such file and how to restore it), unless the caller explicitly allows
+partial targets; the left-out shards are then listed in ``left_out``.
 """
 
 from collections import OrderedDict
@@ -16,6 +20,7 @@ from torch.utils.data import Dataset
 from ghnerf.codecs.keypoints import HeatmapCodec
 from ghnerf.errors import ConfigError
 from storage.catalog import Catalog, CatalogEntry
+from storage.errors import PartialTargetsError
 from storage.root import StorageRoot
 from storage.shards import DecodedTarget, decode_rows, read_shard
 
@@ -30,12 +35,29 @@ class TargetStore:
         teacher: teacher name.
         dataset_id: restrict to one dataset (default: the only one the teacher has, else an error).
         cache_shards: decoded shards kept in memory.
+        allow_partial: serve the shards that are there when some listed ones are missing or their catalog
+            entries damaged (``left_out`` says which); by default that is an error.
+    Raises:
+        StoreNotFoundError, StorageAccessError: the storage root does not exist or cannot be reached.
+        PartialTargetsError: shard files missing / catalog entries damaged, without ``allow_partial``.
+        ConfigError: the teacher has no shards here.
     """
 
     def __init__(self, store_url, teacher: str, dataset_id: str | None = None, storage_options: dict | None = None,
-                 cache_shards: int = 4):
+                 cache_shards: int = 4, allow_partial: bool = False):
         self.root = StorageRoot(store_url, storage_options)
-        entries = Catalog(self.root).current(dataset_id, teacher)
+        self.root.check(write=False)
+        state = Catalog(self.root).state(dataset_id, teacher)
+        entries = state.current
+        self.left_out = ([f"{self.root.describe(e.shard_path)}: shard file is missing (catalog entry of {e.subject} "
+                          f"frames {e.frame_ids[0]}-{e.frame_ids[-1]})" for e in state.missing]
+                         + [d.message() for d in state.damaged])
+        if self.left_out and not allow_partial:
+            raise PartialTargetsError(
+                f"{self.left_out[0]}; {len(self.left_out)} of the {len(entries) + len(self.left_out)} shard(s) of "
+                f"teacher {teacher!r} in {store_url} cannot be served: rerun `ghnerf distill` with the same "
+                "arguments to rewrite them, or pass --allow-partial-targets to use the others"
+                + "".join(f"\n  {line}" for line in self.left_out[1:]))
         if not entries:
             raise ConfigError(f"no shards of teacher {teacher!r} in {store_url}; run `ghnerf distill --teacher "
                               f"{teacher}` first")

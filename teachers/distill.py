@@ -10,27 +10,39 @@ Shard key = sha256 of (dataset id, subject, frames, teacher name + version +
 weights sha256, config hash, content hash of every input file): a rerun skips
 every shard already written, a changed teacher or input recomputes only what
 changed.
+
+Repair: a rerun also mends the store. A shard whose catalog entry is damaged or
+lost (the catalog was deleted) is registered again from the shard file when the
+file is intact (its name carries its sha256: status ``restored``), else
+recomputed; the damaged catalog file is then removed. After the run, duplicate
+shard files of its keys (two runs raced) are removed (:mod:`storage.gc`).
 """
 
 import hashlib
 import json
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field
 
 from ghnerf.data import load_surface, load_view, open_dataset
+from ghnerf.data.images import pinhole
 from ghnerf.data.records import MultiViewFrame
 from ghnerf.errors import GHNeRFError, NonFiniteError
 from ghnerf.fileio import file_sha256
-from storage.catalog import Catalog, CatalogEntry, code_version, host_name, now_utc
+from storage.catalog import Catalog, CatalogEntry, DamagedEntry, code_version, host_name, now_utc
 from storage.errors import ShardIntegrityError
+from storage.gc import GC_MIN_AGE_S, GcReport, collect_garbage
 from storage.root import StorageRoot
-from storage.shards import TargetRow, build_table, read_shard, write_shard
+from storage.schemas import TARGET_SCHEMA
+from storage.shards import (TargetRow, build_table, decode_rows, named_sha_matches, read_shard, shard_rel_path,
+                            table_bytes)
 from teachers.base import Teacher, TeacherInput, TeacherOutput
 from teachers.registry import build_teacher
 
@@ -88,8 +100,9 @@ class ShardPlan:
                               self.weights_sha256, self.config_hash, self.inputs])
         return hashlib.sha256(payload.encode()).hexdigest()[:32]
 
-    def new_shard_path(self) -> str:
-        return f"shards/{self.dataset_id}/{self.teacher}/{self.key}-{uuid.uuid4().hex[:8]}.parquet"
+    @property
+    def shard_dir(self) -> str:
+        return f"shards/{self.dataset_id}/{self.teacher}"
 
 
 @dataclass
@@ -97,7 +110,7 @@ class ShardResult:
     key: str
     subject: str
     frame_ids: tuple[int, ...]
-    status: str  # written | skipped | partial | failed
+    status: str  # written | skipped | restored (entry re-registered from an intact shard) | partial | failed
     rows: int = 0
     failures: list[dict] = field(default_factory=list)
     shard_path: str | None = None
@@ -178,6 +191,77 @@ def find_done(plan: ShardPlan, store: StorageRoot) -> CatalogEntry | None:
     return None
 
 
+def restore_entry(plan: ShardPlan, store: StorageRoot, consistency_fn: Callable | None = None) -> CatalogEntry | None:
+    """Register again an intact shard of ``plan`` that has no usable catalog entry (entry damaged or deleted).
+
+    Intact = the file's sha256 starts with the uid in its name, it reads as a target shard, and its lineage
+    columns are the plan's. The entry is rebuilt from the shard and the plan: views without rows become
+    failures (their messages were in the lost entry), the consistency summary is recomputed from the stored
+    keypoints. Returns the new entry, or None when no intact shard of the key is there.
+    """
+    for rel in reversed(store.list(plan.shard_dir, ".parquet", prefix=f"{plan.key}-")):
+        try:
+            data = store.read_bytes(rel)
+            if not named_sha_matches(rel, data):
+                continue
+            table = pq.read_table(pa.BufferReader(data))
+        except (OSError, pa.ArrowException):
+            continue
+        if not table.schema.remove_metadata().equals(TARGET_SCHEMA.remove_metadata()) or table.num_rows == 0:
+            continue
+        expected = {"dataset_id": plan.dataset_id, "teacher": plan.teacher, "teacher_version": plan.teacher_version,
+                    "weights_sha256": plan.weights_sha256, "config_hash": plan.config_hash, "subject": plan.subject}
+        if any(pc.unique(table.column(k)).to_pylist() != [v] for k, v in expected.items()):
+            continue
+        if not set(pc.unique(table.column("frame_id")).to_pylist()) <= set(plan.frame_ids):
+            continue
+        entry = _entry_from_shard(plan, rel, data, table, consistency_fn)
+        Catalog(store).add(entry)
+        return entry
+    return None
+
+
+def _entry_from_shard(plan: ShardPlan, rel: str, data: bytes, table: pa.Table,
+                      consistency_fn: Callable | None) -> CatalogEntry:
+    seq = open_dataset(plan.dataset_root, plan.layout).sequence(plan.subject)
+    frames = [seq.frame(i) for i in plan.frame_indices]
+    have = set(zip(table.column("frame_id").to_pylist(), table.column("camera").to_pylist()))
+    failures = [{"key": f"{fr.subject}/{fr.frame_id}/{v.name}",
+                 "error": "no target in the shard (the teacher's message was in the lost catalog entry)"}
+                for fr in frames for v in fr.views if (fr.frame_id, v.name) not in have]
+    consistency = None
+    kinds = sorted(set(table.column("kind").to_pylist()))
+    if consistency_fn and "keypoints" in kinds:
+        rows = decode_rows(table.filter(pc.equal(table.column("kind"), "keypoints")))
+        per_frame = []
+        for fr in frames:
+            by_cam = {r.camera: r.array for r in rows if r.frame_id == fr.frame_id}
+            views = [v for v in fr.views if v.name in by_cam]
+            if len(views) >= 2:
+                per_frame.append((fr, [pinhole(v.camera) for v in views], np.stack([by_cam[v.name] for v in views]),
+                                  [v.name for v in views]))
+        consistency = consistency_fn(per_frame) if per_frame else None
+    first = table.slice(0, 1).to_pylist()[0]
+    return CatalogEntry(
+        shard_key=plan.key, shard_path=rel, shard_sha256=hashlib.sha256(data).hexdigest(), shard_bytes=len(data),
+        rows=table.num_rows, dataset_id=plan.dataset_id, dataset_root=plan.dataset_root, layout=plan.layout,
+        subject=plan.subject, frame_ids=list(plan.frame_ids), kinds=kinds,
+        inputs=[{"path": p, "sha256": s} for p, s in plan.inputs], teacher=plan.teacher,
+        teacher_version=plan.teacher_version, weights_sha256=plan.weights_sha256, config_hash=plan.config_hash,
+        config_json=plan.config_json, code_version=first["code_version"], flow_run_id=first["flow_run_id"],
+        host=f"{host_name()} (entry restored from the shard)", created_at=first["created_at"], failures=failures,
+        consistency_json=None if consistency is None else json.dumps(consistency))
+
+
+def _remove_damaged(store: StorageRoot, damaged: list[DamagedEntry]) -> None:
+    """Drop damaged catalog files of a key whose shard now has a good entry (the repair's last step)."""
+    for d in damaged:
+        try:
+            store.delete(d.rel)
+        except FileNotFoundError:
+            pass
+
+
 def _check_output(out: TeacherOutput, key: str, teacher: str) -> None:
     for name in ("heatmaps", "keypoints", "cse"):
         arr = getattr(out, name)
@@ -211,9 +295,13 @@ def run_shard(plan: ShardPlan, cfg: DistillConfig, teacher: Teacher, store: Stor
               flow_run_id: str | None = None, consistency_fn: Callable | None = None) -> ShardResult:
     """Produce one shard (or skip it when a verified copy exists). Bad views fail alone, with a message."""
     t0 = time.perf_counter()
-    done = find_done(plan, store)
+    _, damaged = Catalog(store).scan(prefix=f"{plan.key}-")
+    done, status = find_done(plan, store), "skipped"
+    if done is None:
+        done, status = restore_entry(plan, store, consistency_fn), "restored"
     if done is not None:
-        return ShardResult(plan.key, plan.subject, plan.frame_ids, "skipped", done.rows, list(done.failures),
+        _remove_damaged(store, damaged)
+        return ShardResult(plan.key, plan.subject, plan.frame_ids, status, done.rows, list(done.failures),
                            done.shard_path, done.consistency, time.perf_counter() - t0)
     inputs = dict(plan.inputs)
     root = Path(plan.dataset_root)
@@ -265,8 +353,10 @@ def run_shard(plan: ShardPlan, cfg: DistillConfig, teacher: Teacher, store: Stor
                "weights_sha256": plan.weights_sha256, "config_hash": plan.config_hash,
                "code_version": code_version(), "flow_run_id": flow_run_id, "created_at": created}
     table = build_table(rows, lineage)
-    rel = plan.new_shard_path()
-    sha, nbytes = write_shard(store, rel, table)
+    data = table_bytes(table)
+    sha, nbytes = hashlib.sha256(data).hexdigest(), len(data)
+    rel = shard_rel_path(plan.dataset_id, plan.teacher, plan.key, sha)
+    store.write_bytes(rel, data)
     Catalog(store).add(CatalogEntry(
         shard_key=plan.key, shard_path=rel, shard_sha256=sha, shard_bytes=nbytes, rows=table.num_rows,
         dataset_id=plan.dataset_id, dataset_root=plan.dataset_root, layout=plan.layout, subject=plan.subject,
@@ -276,6 +366,7 @@ def run_shard(plan: ShardPlan, cfg: DistillConfig, teacher: Teacher, store: Stor
         config_json=plan.config_json, code_version=code_version(), flow_run_id=flow_run_id, host=host_name(),
         created_at=created, failures=failures,
         consistency_json=None if consistency is None else json.dumps(consistency)))
+    _remove_damaged(store, damaged)
     return ShardResult(plan.key, plan.subject, plan.frame_ids, "partial" if failures else "written", table.num_rows,
                        failures, rel, consistency, time.perf_counter() - t0)
 
@@ -285,6 +376,8 @@ class DistillReport:
     dataset_id: str
     teacher: str
     results: list[ShardResult]
+    skipped_subjects: list[dict] = field(default_factory=list)  # folders that look like subjects but are unreadable
+    garbage: GcReport | None = None
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -292,13 +385,39 @@ class DistillReport:
             out[r.status] = out.get(r.status, 0) + 1
         return out
 
+    def warnings(self) -> list[str]:
+        lines = [f"skipped subject {s['name']}: {s['path']}: {s['reason']}" for s in self.skipped_subjects]
+        if self.garbage is not None:
+            lines += [d.message() for d in self.garbage.damaged if self.teacher in d.teachers]
+        return lines
+
+
+def clean_shard_dirs(store: StorageRoot, plans: list[ShardPlan], min_age_s: float = GC_MIN_AGE_S) -> GcReport:
+    """After a run: duplicate shard files of its dataset and teacher (runs raced, recomputed shards) and stale
+    temporary files go; orphans of other keys and superseded versions stay (``ghnerf store gc`` removes those)."""
+    report = GcReport()
+    for under in sorted({p.shard_dir for p in plans}):
+        part = collect_garbage(store, under, orphans=False, min_age_s=min_age_s)
+        report.removed += part.removed
+        report.kept_young += part.kept_young
+        report.kept_damaged += part.kept_damaged
+        report.damaged = part.damaged
+    return report
+
 
 def distill(dataset_root: str | Path, store_url: str | Path, cfg: DistillConfig, flow_run_id: str | None = None,
             storage_options: dict | None = None, on_shard: Callable[[ShardResult], None] | None = None,
             consistency_fn: Callable | None = None) -> DistillReport:
-    """Run ``cfg.teacher`` over the dataset into ``store_url`` (no Prefect; the flow runs the same steps)."""
+    """Run ``cfg.teacher`` over the dataset into ``store_url`` (no Prefect; the flow runs the same steps).
+
+    The storage root is checked first (one line on missing credentials or endpoint), then the dataset is
+    planned (every input hashed; subject folders that cannot be read are reported in ``skipped_subjects``),
+    then each shard is produced or skipped, and finally duplicate shard files are removed.
+    """
     teacher = cfg.build()
     store = StorageRoot(store_url, storage_options)
+    store.check(write=True)
+    skipped = open_dataset(dataset_root).skipped
     plans = plan_shards(dataset_root, cfg, teacher)
     results = []
     for plan in plans:
@@ -306,4 +425,5 @@ def distill(dataset_root: str | Path, store_url: str | Path, cfg: DistillConfig,
         results.append(res)
         if on_shard:
             on_shard(res)
-    return DistillReport(plans[0].dataset_id if plans else "", cfg.teacher, results)
+    return DistillReport(plans[0].dataset_id if plans else "", cfg.teacher, results, skipped,
+                         clean_shard_dirs(store, plans))

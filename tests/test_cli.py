@@ -52,7 +52,8 @@ def test_synth_cli_then_inspect(tmp_path):
     assert result.exit_code == 0, result.output
     result = runner.invoke(app, ["data", "inspect", str(out), "--json"])
     assert json.loads(result.stdout) == {"layout": "renderpeople", "subjects": [
-        {"name": "seq_000000-rp_synthetic_000_rigged_001", "cameras": 3, "frames": 2, "image_size": [64, 64]}]}
+        {"name": "seq_000000-rp_synthetic_000_rigged_001", "cameras": 3, "frames": 2, "image_size": [64, 64]}],
+        "skipped": [], "odd_sized_images": []}
     # refusing to overwrite keeps the existing data
     result = runner.invoke(app, ["data", "synth", str(out), "--layout", "renderpeople", "--subjects", "1",
                                  "--frames", "1", "--cameras", "3", "--size", "64"])

@@ -14,7 +14,8 @@ import numpy as np
 from ghnerf.cameras import Camera
 from ghnerf.data.records import CameraView
 from ghnerf.errors import DataReadError
-from ghnerf.fileio import read_image
+from ghnerf.fileio import check_image_file, read_image
+from ghnerf.safe_numpy import load_npz
 
 ENERF_DILATE_KERNEL = 5
 DEPTH_UNIT_M = 1e-3  # synthetic depth PNGs store millimetres
@@ -40,11 +41,47 @@ def pinhole(camera: Camera) -> Camera:
     return Camera(camera.K, camera.R, camera.T, np.zeros(5), camera.height, camera.width)
 
 
-def _check_size(view: CameraView, array: np.ndarray, path, what: str) -> None:
+def size_problem(view: CameraView, size: tuple[int, int], what: str) -> str | None:
+    """Why a file of ``size`` (H, W) does not fit ``view`` (None when it does)."""
     expected = (view.camera.height, view.camera.width)
-    if array.shape[:2] != expected:
-        raise DataReadError(path, f"{what} is {array.shape[1]}x{array.shape[0]} (WxH) but its image "
-                                  f"{view.image_path.name} is {expected[1]}x{expected[0]}; regenerate the {what}")
+    if tuple(size) == expected:
+        return None
+    if what == "image":
+        return (f"image is {size[1]}x{size[0]} (WxH) but the other images of camera {view.name} are "
+                f"{expected[1]}x{expected[0]} (the size most of its frames have); replace it with a "
+                f"{expected[1]}x{expected[0]} image")
+    return (f"{what} is {size[1]}x{size[0]} (WxH) but its image {view.image_path.name} is "
+            f"{expected[1]}x{expected[0]}; regenerate the {what}")
+
+
+def _check_size(view: CameraView, array: np.ndarray, path, what: str) -> None:
+    problem = size_problem(view, array.shape[:2], what)
+    if problem:
+        raise DataReadError(path, problem)
+
+
+def view_problems(view: CameraView) -> list[tuple[str, str]]:
+    """What would make :func:`load_view` fail for ``view``, from file headers only (no decode).
+
+    Returns:
+        ``(path, problem)`` per bad file: image and mask files missing, unreadable, truncated or of the wrong
+        size, or no mask at all.
+    """
+    problems = []
+    size, problem = check_image_file(view.image_path, "image")
+    if problem is None:
+        problem = size_problem(view, size, "image")
+    if problem:
+        problems.append((str(view.image_path), problem))
+    if not view.mask_paths:
+        problems.append((str(view.image_path), "no mask file for this image (looked in mask/ and mask_cihp/)"))
+    for path in view.mask_paths:
+        size, problem = check_image_file(path, "mask")
+        if problem is None:
+            problem = size_problem(view, size, "mask")
+        if problem:
+            problems.append((str(path), problem))
+    return problems
 
 
 def load_mask(view: CameraView, undistort: bool = True, dilate: int = 0) -> np.ndarray:
@@ -97,9 +134,9 @@ def load_surface(view: CameraView, undistort: bool = True) -> tuple[np.ndarray, 
     """Synthetic canonical surface coordinates (H, W, 3) float32 (NaN off-body) and parsing labels (H, W) uint8."""
     if view.surface_path is None:
         raise DataReadError(view.image_path, "this dataset has no surface coordinates (only synthetic data has them)")
+    z = load_npz(view.surface_path, "surface file")
     try:
-        with np.load(view.surface_path) as z:
-            canonical, label = z["canonical"].astype(np.float32), z["label"]
+        canonical, label = z["canonical"].astype(np.float32), z["label"]
     except Exception as exc:  # noqa: BLE001
         raise DataReadError(view.surface_path, f"surface file is unreadable ({exc})") from exc
     _check_size(view, label, view.surface_path, "surface file")

@@ -19,10 +19,11 @@ def detect_layout(path: str | Path) -> Layout:
     path = Path(path)
     if not path.is_dir():
         raise DataReadError(path, "dataset folder does not exist")
-    if zju.is_sequence(path) or any(zju.is_sequence(p) for p in path.iterdir() if p.is_dir()):
+    subs = [p for p in path.iterdir() if p.is_dir()]
+    if zju.looks_like_sequence(path) or any(zju.looks_like_sequence(p) for p in subs):
         return "zju"
-    if (renderpeople.is_sequence(path) or (path / renderpeople.HUMAN_LIST).is_file()
-            or any(renderpeople.is_sequence(p) for p in path.iterdir() if p.is_dir())):
+    if (renderpeople.looks_like_sequence(path) or (path / renderpeople.HUMAN_LIST).is_file()
+            or any(renderpeople.looks_like_sequence(p) for p in subs)):
         return "renderpeople"
     raise DataReadError(path, "not a ZJU-MoCap folder (annots.npy) nor a RenderPeople folder "
                               "(human_list.txt / cameras.json + img/); pass --layout if it is one")
@@ -39,10 +40,26 @@ def open_dataset(path: str | Path, layout: str | None = None) -> Reader:
 
 
 def summarize(reader: Reader) -> dict:
-    """The ``ghnerf data inspect --json`` object."""
-    subjects: list[SubjectSummary] = [reader.sequence(s).summary() for s in reader.subjects()]
+    """The ``ghnerf data inspect --json`` object.
+
+    ``skipped``: folders that look like subjects but cannot be read (``name``, ``path`` of the missing or wrong
+    file, ``reason``); ``odd_sized_images``: probed images whose size differs from their camera's.
+    """
+    sequences = [reader.sequence(s) for s in reader.subjects()]
+    subjects: list[SubjectSummary] = [seq.summary() for seq in sequences]
     return {
         "layout": reader.layout,
         "subjects": [{"name": s.name, "cameras": s.cameras, "frames": s.frames, "image_size": list(s.image_size)}
                      for s in subjects],
+        "skipped": reader.skipped,
+        "odd_sized_images": [odd for seq in sequences for odd in seq.odd_sized_images],
     }
+
+
+def dataset_warnings(reader: Reader, summary: dict | None = None) -> list[str]:
+    """One line per skipped subject folder (and per odd-sized image, given a :func:`summarize` result)."""
+    lines = reader.warnings()
+    for odd in (summary or {}).get("odd_sized_images", []):
+        lines.append(f"{odd['path']}: image is {odd['size'][1]}x{odd['size'][0]} (WxH) but the other images of its "
+                     f"camera are {odd['expected'][1]}x{odd['expected'][0]}; it will fail when loaded: replace it")
+    return lines

@@ -19,14 +19,15 @@ from pathlib import Path
 
 import numpy as np
 from ghnerf.cameras import Camera
-from ghnerf.data.folders import SubjectFolders
+from ghnerf.data.folders import SubjectFolders, camera_image_sizes, skipped_subject
 from ghnerf.data.records import SIDE_DIR, CameraView, MultiViewFrame, SubjectSummary
-from ghnerf.errors import DataReadError
-from ghnerf.fileio import first_image_size
+from ghnerf.errors import DataReadError, UnsafeFileError
+from ghnerf.safe_numpy import load_npy, load_npz
 
 HUMAN_LIST = "human_list.txt"
 CAMERAS = "cameras.json"
 SMPL_FIT = "outputs_re_fitting/refit_smpl_2nd.npz"
+PROBE_FRAMES = 10  # poses whose image headers set each camera's image size
 # Without an SMPL body model the vertices cannot be posed; the box around the
 # fitted root translation is then this half-size (metres).
 SMPL_ROOT_BOX_HALF = np.array([1.1, 1.1, 1.1])
@@ -48,6 +49,21 @@ def is_sequence(path: Path) -> bool:
     return (path / CAMERAS).is_file() and (path / "img").is_dir()
 
 
+def looks_like_sequence(path: Path) -> bool:
+    """Has ``cameras.json`` or ``img/``: meant as a subject folder, whether or not it is complete."""
+    return (path / CAMERAS).is_file() or (path / "img").is_dir()
+
+
+def why_not_sequence(path: Path) -> tuple[Path, str]:
+    """(the missing file or folder, the reason) of a folder that is not a readable subject."""
+    if not path.is_dir():
+        return path, "subject folder is missing (listed in human_list.txt); restore it or remove its line"
+    if not (path / CAMERAS).is_file():
+        return path / CAMERAS, ("cameras.json is missing: without the calibration none of this subject's images "
+                                "can be used; restore it")
+    return path / "img", "img/ is missing: this subject has no images; restore the img/ folder"
+
+
 class RenderPeopleSequence:
     """One rendered subject folder (all poses, all cameras)."""
 
@@ -65,6 +81,12 @@ class RenderPeopleSequence:
         self.camera_names = sorted(raw)
         self.cameras = [self._camera(name, raw[name]) for name in self.camera_names]
         folders = sorted(p.name for p in (self.root / "img").iterdir() if p.is_dir())
+        missing = [name for name in self.camera_names if name not in folders]
+        if missing:
+            raise DataReadError(self.root / "img" / missing[0], f"camera folder is missing: cameras.json lists "
+                                f"{len(self.camera_names)} cameras and {len(missing)} of their image folders "
+                                f"({', '.join(missing[:4])}{'...' if len(missing) > 4 else ''}) are not in img/; "
+                                "restore them")
         if folders != self.camera_names:
             raise DataReadError(path, f"cameras.json has {len(self.camera_names)} cameras but img/ has "
                                       f"{len(folders)} camera folders; they must match one to one")
@@ -96,10 +118,19 @@ class RenderPeopleSequence:
         return len(self.cameras)
 
     @cached_property
+    def _sizes(self) -> tuple[list[tuple[int, int]], list[dict]]:
+        return camera_image_sizes([[self.root / image_relpath(c, p) for p in self.poses[:PROBE_FRAMES]]
+                                   for c in range(self.num_cameras)])
+
+    @property
     def image_sizes(self) -> list[tuple[int, int]]:
-        """(H, W) of each camera, from the first readable image header among the first poses."""
-        return [first_image_size(self.root / image_relpath(c, p) for p in self.poses[:10])
-                for c in range(self.num_cameras)]
+        """(H, W) of each camera: the size most of its first poses have (image headers only)."""
+        return self._sizes[0]
+
+    @property
+    def odd_sized_images(self) -> list[dict]:
+        """Probed images whose size differs from their camera's (``{"path", "size", "expected"}``)."""
+        return self._sizes[1]
 
     def summary(self) -> SubjectSummary:
         return SubjectSummary(self.name, self.num_cameras, self.num_frames, self.image_sizes[0])
@@ -110,10 +141,14 @@ class RenderPeopleSequence:
         if not path.is_file():
             return None
         try:
-            smpl = np.load(path, allow_pickle=True)["smpl"].item()
+            smpl = load_npz(path, "SMPL fit")["smpl"].item()
             return np.asarray(smpl["transl"], dtype=np.float64).reshape(-1, 3)
+        except UnsafeFileError:
+            raise
         except Exception as exc:  # noqa: BLE001
-            raise DataReadError(path, f"cannot read the SMPL fit ({exc})") from exc
+            why = exc.problem if isinstance(exc, DataReadError) else f"{type(exc).__name__}: {exc}"
+            raise DataReadError(path, f"cannot read the SMPL fit ({why}); expected ['smpl'] holding a dict with "
+                                      "'transl'") from exc
 
     def frame(self, index: int) -> MultiViewFrame:
         if not 0 <= index < self.num_frames:
@@ -121,7 +156,7 @@ class RenderPeopleSequence:
         pose = self.poses[index]
         side = self.root / SIDE_DIR
         kp_path = side / "keypoints2d" / f"{pose:04d}.npy"
-        kpts = np.load(kp_path) if kp_path.is_file() else None
+        kpts = load_npy(kp_path, "2D keypoint file") if kp_path.is_file() else None
         views = []
         for c, cam in enumerate(self.cameras):
             h, w = self.image_sizes[c]
@@ -134,11 +169,11 @@ class RenderPeopleSequence:
                 joints2d=None if kpts is None else kpts[c].copy(),
                 depth_path=depth if depth.is_file() else None, surface_path=surface if surface.is_file() else None))
         j3 = side / "joints3d" / f"{pose:04d}.npy"
-        joints3d = np.load(j3) if j3.is_file() else None
+        joints3d = load_npy(j3, "3D joint file") if j3.is_file() else None
         bounds, vpath = None, None
         vp = side / "vertices" / f"{pose:04d}.npy"
         if vp.is_file():
-            verts = np.load(vp)
+            verts = load_npy(vp, "vertex file")
             bounds, vpath = np.stack([verts.min(0), verts.max(0)]), vp
         elif self._smpl_transl is not None and pose < len(self._smpl_transl):
             centre = self._smpl_transl[pose]
@@ -155,11 +190,23 @@ class RenderPeopleReader(SubjectFolders[RenderPeopleSequence]):
 
     def __init__(self, root: str | Path):
         root = Path(root)
+        skipped = []
         if is_sequence(root):
             dirs = [root]
+        elif looks_like_sequence(root):
+            raise DataReadError(*why_not_sequence(root))
         elif (root / HUMAN_LIST).is_file():
             names = [ln.strip() for ln in (root / HUMAN_LIST).read_text().splitlines() if ln.strip()]
-            dirs = [root / n for n in names if (root / n).is_dir()]
+            dirs = [root / n for n in names if is_sequence(root / n)]
+            skipped = [skipped_subject(root / n, *why_not_sequence(root / n)) for n in names
+                       if not is_sequence(root / n)]
+            skipped += [skipped_subject(p, root / HUMAN_LIST, f"{p.name} is not listed in human_list.txt (the list "
+                                                              "chooses the subjects); add it to use it")
+                        for p in sorted(root.iterdir()) if p.is_dir() and p.name not in names and is_sequence(p)]
         else:
-            dirs = sorted(p for p in root.iterdir() if p.is_dir() and is_sequence(p))
-        super().__init__(root, dirs, RenderPeopleSequence, "no RenderPeople subject here (need cameras.json and img/)")
+            subs = sorted(p for p in root.iterdir() if p.is_dir())
+            dirs = [p for p in subs if is_sequence(p)]
+            skipped = [skipped_subject(p, *why_not_sequence(p)) for p in subs
+                       if not is_sequence(p) and looks_like_sequence(p)]
+        super().__init__(root, dirs, RenderPeopleSequence, "no RenderPeople subject here (need cameras.json and img/)",
+                         skipped)

@@ -21,16 +21,17 @@ from pathlib import Path
 
 import numpy as np
 from ghnerf.cameras import Camera
-from ghnerf.data.folders import SubjectFolders
+from ghnerf.data.folders import SubjectFolders, camera_image_sizes, skipped_subject
 from ghnerf.data.records import SIDE_DIR, CameraView, MultiViewFrame, SubjectSummary
-from ghnerf.errors import DataReadError
-from ghnerf.fileio import first_image_size
+from ghnerf.errors import DataReadError, UnsafeFileError
+from ghnerf.safe_numpy import load_npy
 
 MM_TO_M = 1e-3
 ANNOTS = "annots.npy"
 MASK_DIRS = ("mask", "mask_cihp")
 VERTEX_DIRS = ("new_vertices", "vertices")
 _CAMERA_DIR = re.compile(r"^Camera(_B\d+| \(\d+\))$")
+PROBE_FRAMES = 10  # frames whose image headers set each camera's image size
 
 
 def camera_folder(camera_number: int, naming: str) -> str:
@@ -62,6 +63,22 @@ def is_sequence(path: Path) -> bool:
     return (path / ANNOTS).is_file()
 
 
+def has_camera_folders(path: Path) -> bool:
+    """The folder holds ZJU-MoCap camera folders (``Camera_B1``, ``Camera (1)``, ...): it looks like a sequence."""
+    try:
+        return any(p.is_dir() and _CAMERA_DIR.match(p.name) for p in path.iterdir())
+    except OSError:
+        return False
+
+
+def looks_like_sequence(path: Path) -> bool:
+    return is_sequence(path) or has_camera_folders(path)
+
+
+MISSING_ANNOTS = ("annots.npy is missing: this folder has camera folders like a ZJU-MoCap sequence, but without "
+                  "annots.npy (cams + ims) none of its images can be used; restore annots.npy")
+
+
 class ZJUSequence:
     """One ZJU-MoCap sequence folder.
 
@@ -77,13 +94,16 @@ class ZJUSequence:
         self.name = self.root.name
         path = self.root / ANNOTS
         if not path.is_file():
-            raise DataReadError(path, "annots.npy is missing; a ZJU-MoCap sequence needs it (cams + ims)")
+            raise DataReadError(path, MISSING_ANNOTS)
         try:
-            annots = np.load(path, allow_pickle=True).item()
+            annots = load_npy(path, "annots.npy").item()
             cams, ims = annots["cams"], annots["ims"]
+        except UnsafeFileError:
+            raise
         except Exception as exc:  # noqa: BLE001 - any failure here means a bad file
-            raise DataReadError(path, f"cannot read annots.npy ({type(exc).__name__}: {exc}); expected a pickled "
-                                      "dict with 'cams' {K,R,T,D} and 'ims'") from exc
+            why = exc.problem if isinstance(exc, DataReadError) else f"{type(exc).__name__}: {exc}"
+            raise DataReadError(path, f"cannot read annots.npy ({why}); expected a pickled dict with 'cams' "
+                                      "{K,R,T,D} and 'ims'") from exc
         self.annots_path = path
         self.ims = ims
         self.cameras = self._read_cameras(cams)
@@ -124,10 +144,17 @@ class ZJUSequence:
         if len(first) != n:
             raise DataReadError(self.annots_path, f"frame 0 lists {len(first)} images but 'cams' has {n} cameras")
         folders = sorted(p.name for p in self.root.iterdir() if p.is_dir() and _CAMERA_DIR.match(p.name))
+        listed = list(dict.fromkeys(Path(rel).parts[0] for rel in first))
+        missing = [name for name in listed if name not in folders]
+        if folders and missing:
+            raise DataReadError(self.root / missing[0], f"camera folder is missing: annots.npy lists {len(listed)} "
+                                f"cameras and {len(missing)} of their folders ({', '.join(missing[:4])}"
+                                f"{'...' if len(missing) > 4 else ''}) are not in {self.root}; restore them")
         if folders and len(folders) != n:
+            extra = [name for name in folders if name not in listed]
             raise DataReadError(self.annots_path, f"'cams' has {n} cameras but the sequence has {len(folders)} "
-                                                  f"camera folders ({', '.join(folders[:4])}...); the annots.npy "
-                                                  "does not belong to these images")
+                                                  f"camera folders (not in annots.npy: {', '.join(extra[:4])}); the "
+                                                  "annots.npy does not belong to these images")
 
     @property
     def num_frames(self) -> int:
@@ -141,10 +168,19 @@ class ZJUSequence:
         return Path(self.ims[0]["ims"][index]).parts[0]
 
     @cached_property
+    def _sizes(self) -> tuple[list[tuple[int, int]], list[dict]]:
+        probe = self.ims[:PROBE_FRAMES]
+        return camera_image_sizes([[self.root / entry["ims"][c] for entry in probe] for c in range(self.num_cameras)])
+
+    @property
     def image_sizes(self) -> list[tuple[int, int]]:
-        """(H, W) of each camera, from the first readable image header among the first frames."""
-        probe = self.ims[:10]
-        return [first_image_size(self.root / entry["ims"][c] for entry in probe) for c in range(self.num_cameras)]
+        """(H, W) of each camera: the size most of its first frames have (image headers only)."""
+        return self._sizes[0]
+
+    @property
+    def odd_sized_images(self) -> list[dict]:
+        """Probed images whose size differs from their camera's (``{"path", "size", "expected"}``)."""
+        return self._sizes[1]
 
     def summary(self) -> SubjectSummary:
         return SubjectSummary(self.name, self.num_cameras, self.num_frames, self.image_sizes[0])
@@ -182,15 +218,12 @@ class ZJUSequence:
         joints3d = None
         j3 = side / "joints3d" / f"{frame_id}.npy"
         if j3.is_file():
-            joints3d = np.load(j3)
+            joints3d = load_npy(j3, "3D joint file")
         bounds, vpath = None, None
         for d in VERTEX_DIRS:
             p = self.root / d / f"{frame_id}.npy"
             if p.is_file():
-                try:
-                    verts = np.load(p)
-                except Exception as exc:  # noqa: BLE001
-                    raise DataReadError(p, f"vertex file is unreadable ({exc})") from exc
+                verts = load_npy(p, "vertex file")
                 bounds, vpath = np.stack([verts.min(0), verts.max(0)]), p
                 break
         return MultiViewFrame(subject=self.name, frame_index=index, frame_id=frame_id, views=tuple(views),
@@ -199,11 +232,25 @@ class ZJUSequence:
 
 
 class ZJUMoCapReader(SubjectFolders[ZJUSequence]):
-    """A ZJU-MoCap root (folder of ``CoreView_*`` sequences) or a single sequence folder."""
+    """A ZJU-MoCap root (folder of ``CoreView_*`` sequences) or a single sequence folder.
+
+    A sub-folder with camera folders but no ``annots.npy`` is skipped with a reason (``skipped``), never silently;
+    a single sequence folder without it is an error.
+    """
 
     layout = "zju"
 
     def __init__(self, root: str | Path):
         root = Path(root)
-        dirs = [root] if is_sequence(root) else sorted(p for p in root.iterdir() if p.is_dir() and is_sequence(p))
-        super().__init__(root, dirs, ZJUSequence, "no ZJU-MoCap sequence here (no annots.npy in it or its sub-folders)")
+        skipped = []
+        if is_sequence(root):
+            dirs = [root]
+        elif has_camera_folders(root):
+            raise DataReadError(root / ANNOTS, MISSING_ANNOTS)
+        else:
+            subs = sorted(p for p in root.iterdir() if p.is_dir())
+            dirs = [p for p in subs if is_sequence(p)]
+            skipped = [skipped_subject(p, p / ANNOTS, MISSING_ANNOTS) for p in subs
+                       if not is_sequence(p) and has_camera_folders(p)]
+        super().__init__(root, dirs, ZJUSequence, "no ZJU-MoCap sequence here (no annots.npy in it or its sub-folders)",
+                         skipped)

@@ -130,6 +130,8 @@ class ExampleSet:
                 if f < seq.num_frames:
                     self.items.extend((name, f, c) for c in target_cams)
         self.codec = HeatmapCodec(stride=1, sigma=OPENPOSE_SIGMA_PX * image_scale)
+        self._excluded: dict[tuple[str, int], set[int]] = {}  # (subject, frame index) -> cameras left out
+        self.excluded: list[dict] = []  # the bad files behind them ({"path", "problem", "view"})
         self.without_targets = 0
         if heatmaps == "store" or cse_store is not None:
             self._keep_items_with_targets()
@@ -157,6 +159,66 @@ class ExampleSet:
 
     def __len__(self) -> int:
         return len(self.items)
+
+    def _candidates(self, subject: str, f: int) -> list[int]:
+        """Source cameras of one frame (without views left out by :meth:`exclude_views`)."""
+        left_out = self._excluded.get((subject, f), ())
+        return [c for c in self.source_cameras if c not in left_out]
+
+    def check_views(self, only_first: bool = False) -> list[dict]:
+        """Check every view this set can use, from file headers and sizes (no pixel decoded).
+
+        The views of a frame that can be used are its items' target views and the frame's source cameras.
+
+        Args:
+            only_first: check only the first item's target and source views (a validation set that shows
+                one example).
+        Returns:
+            ``{"path", "problem", "view", "key": (subject, frame index, camera)}`` per bad file (empty: all good).
+        """
+        from ghnerf.data.images import view_problems
+
+        wanted: dict[tuple[str, int], set[int]] = {}
+        items = self.items[:1] if only_first else self.items
+        for subject, f, cam in items:
+            if only_first:
+                frame = self.reader.sequence(subject).frame(f)
+                srcs = nearest_source_views([v.camera for v in frame.views], cam, self._candidates(subject, f),
+                                            self.source_views)
+                wanted.setdefault((subject, f), set()).update([cam, *srcs])
+            else:
+                wanted.setdefault((subject, f), set()).update([cam, *self._candidates(subject, f)])
+        bad = []
+        for (subject, f), cams in wanted.items():
+            frame = self.reader.sequence(subject).frame(f)
+            for c in sorted(cams):
+                view = frame.views[c]
+                for path, problem in view_problems(view):
+                    bad.append({"path": path, "problem": problem, "view": f"{subject}/{frame.frame_id}/{view.name}",
+                                "key": (subject, f, c)})
+        return bad
+
+    def exclude_views(self, bad: list[dict]) -> int:
+        """Leave the views of ``bad`` (from :meth:`check_views`) out: as targets and as sources.
+
+        Items whose target is bad, or whose frame has too few good source views left, are dropped.
+        Returns:
+            the number of items dropped.
+        Raises:
+            ConfigError: no item is left.
+        """
+        for subject, f, c in {b["key"] for b in bad}:
+            self._excluded.setdefault((subject, f), set()).add(c)
+        self.excluded += [{k: b[k] for k in ("path", "problem", "view")} for b in bad]
+        kept = [(s, f, c) for s, f, c in self.items if c not in self._excluded.get((s, f), ())
+                and len([x for x in self._candidates(s, f) if x != c]) >= self.source_views]
+        dropped = len(self.items) - len(kept)
+        if not kept:
+            raise ConfigError(f"no usable view is left in the {len(self.items)} views of this split once the bad "
+                              f"views are excluded (each needs {self.source_views} good source views among the "
+                              "frame's other training cameras); fix the files listed above")
+        self.items = kept
+        return dropped
 
     def fused_keypoints(self, subject: str, frame) -> dict[str, np.ndarray]:
         """Camera name -> (25, 3) fused teacher keypoints (full-resolution undistorted pixels) of one frame.
@@ -194,7 +256,7 @@ class ExampleSet:
         seq = self.reader.sequence(subject)
         frame = seq.frame(f)
         cameras = [v.camera for v in frame.views]
-        srcs = nearest_source_views(cameras, cam, self.source_cameras, self.source_views)
+        srcs = nearest_source_views(cameras, cam, self._candidates(subject, f), self.source_views)
         tgt_view = frame.views[cam]
         raw_img, raw_mask, K, pinhole = _scaled_view(tgt_view, self.scale, 0)
         H, W = raw_img.shape[:2]

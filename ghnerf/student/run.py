@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ghnerf.errors import ConfigError
+from ghnerf.errors import BadViewsError, ConfigError
 from ghnerf.student.train import TrainConfig, TrainState, load_checkpoint
 
 
@@ -42,6 +42,12 @@ class TrainSpec(BaseModel):
     checkpoint_every: int = Field(500, ge=1, description="steps between checkpoints")
     batch_examples: int = Field(1, ge=1, description="examples per step over all processes (under torchrun a "
                                                      "multiple of the process count; docs/scaling.md)")
+    allow_partial_targets: bool = Field(False, description="train on the teacher shards that are there when some "
+                                                           "the catalog lists are missing or damaged (recorded)")
+    exclude_bad_views: bool = Field(False, description="leave out views whose image or mask is missing, unreadable, "
+                                                       "truncated or of the wrong size (recorded) instead of refusing")
+    storage_options: dict | None = Field(None, description="fsspec options of the targets' storage root "
+                                                           "(e.g. endpoint_url)")
 
     def student_config(self):
         """The :class:`~ghnerf.student.config.StudentConfig` this spec trains (from init_from's checkpoint if set)."""
@@ -77,16 +83,55 @@ def run_training(spec: TrainSpec, on_step: Callable[[int, dict], None] | None = 
     if spec.fuse_targets and not spec.teacher:
         raise ConfigError("fuse_targets fuses a pose teacher's keypoints: pass teacher= and targets=")
     cfg = spec.student_config()
-    hm_store = TargetStore(spec.targets, spec.teacher) if spec.teacher else None
-    cse_store = TargetStore(spec.targets, spec.cse_teacher) if spec.cse_teacher else None
+
+    def store(teacher: str | None):
+        return TargetStore(spec.targets, teacher, storage_options=spec.storage_options,
+                           allow_partial=spec.allow_partial_targets) if teacher else None
+
+    hm_store, cse_store = store(spec.teacher), store(spec.cse_teacher)
     heat = "none" if not cfg.heatmap_head else ("store" if hm_store else "dataset")
     fusion = FusionConfig() if spec.fuse_targets and heat == "store" else None
     examples = ExampleSet(spec.data, "train", cfg.source_views, spec.image_scale, heat, hm_store, cse_store,
                           fusion=fusion, source_targets=cfg.source_heatmap_head)
     val = ExampleSet(spec.data, "test", cfg.source_views, spec.image_scale, heat if heat != "store" else "none")
+    for line in examples.reader.warnings():
+        log(f"warning: {line}")
+    for ts in (hm_store, cse_store):
+        for line in (ts.left_out if ts else []):
+            log(f"warning: left out (--allow-partial-targets): {line}")
+    validate_views(examples, val, spec.exclude_bad_views, log)
     tcfg = TrainConfig(steps=spec.steps, image_scale=spec.image_scale,
                        patch=spec.patch if spec.perceptual_weight > 0 else 0, device=spec.device,
                        checkpoint_every=spec.checkpoint_every, val_every=spec.checkpoint_every,
                        batch_examples=spec.batch_examples)
     return train(cfg, tcfg, examples, Path(spec.out), resume=spec.resume, val_examples=val, on_step=on_step,
                  log=log, init_from=spec.init_from)
+
+
+def validate_views(examples, val, exclude: bool, log: Callable[[str], None] = print) -> None:
+    """Check every view the run will use before step 1 (file headers and sizes, no decode).
+
+    All bad files are reported at once: refused (:class:`~ghnerf.errors.BadViewsError`) unless ``exclude``,
+    then their views are left out of ``examples`` (as targets and as sources) and of ``val``'s first example,
+    and recorded (``ExampleSet.excluded``, written to run.json and every checkpoint).
+    """
+    bad, val_bad = examples.check_views(), val.check_views(only_first=True)
+    if not (bad or val_bad):
+        return
+    if not exclude:
+        seen, listed = set(), []
+        for b in bad + val_bad:
+            if (b["path"], b["view"]) not in seen:
+                seen.add((b["path"], b["view"]))
+                listed.append(b)
+        raise BadViewsError(listed, "pass --exclude-bad-views to train without them")
+    for b in bad + val_bad:
+        log(f"warning: excluding view {b['view']}: {b['path']}: {b['problem']}")
+    dropped = examples.exclude_views(bad) if bad else 0
+    while val_bad:
+        val.exclude_views(val_bad)
+        val_bad = val.check_views(only_first=True)
+        for b in val_bad:
+            log(f"warning: excluding view {b['view']}: {b['path']}: {b['problem']}")
+    log(f"warning: {len(examples.excluded) + len(val.excluded)} bad file(s) excluded (--exclude-bad-views); "
+        f"{dropped} of the training examples dropped, {len(examples)} left")

@@ -221,7 +221,11 @@ def train(cfg: StudentConfig, tcfg: TrainConfig, examples: ExampleSet, out: str 
     meta = {"shards": examples.shard_refs(), "dataset": str(examples.reader.root),
             "pretrained_weights": model.pretrained_weights, "items": len(examples),
             "init_from": str(init_from) if init_from else None, "device": str(device),
-            "target_fusion": None if examples.fusion is None else dataclasses.asdict(examples.fusion)}
+            "target_fusion": None if examples.fusion is None else dataclasses.asdict(examples.fusion),
+            "skipped_subjects": getattr(examples.reader, "skipped", []),
+            "excluded_views": examples.excluded + (val_examples.excluded if val_examples is not None else []),
+            "left_out_shards": [line for s in (examples.heatmap_store, examples.cse_store) if s is not None
+                                for line in getattr(s, "left_out", [])]}
     if ctx.is_main:
         write_json(out / "run.json", {"student_config": cfg.to_dict(), "train_config": tcfg.model_dump(), **meta})
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")

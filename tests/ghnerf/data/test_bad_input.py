@@ -91,9 +91,9 @@ def test_renderpeople_camera_count_disagrees_with_folders(rp_copy):
     cams = json.loads(path.read_text())
     cams["camera0099"] = cams["camera0000"]
     path.write_text(json.dumps(cams))
-    with pytest.raises(DataReadError, match="camera folders") as info:
+    with pytest.raises(DataReadError, match="camera folder is missing") as info:
         open_dataset(rp_copy).sequence(rp_copy.name)
-    assert info.value.path == path
+    assert info.value.path == rp_copy / "img" / "camera0099"
 
 
 @pytest.mark.parametrize("key,bad", [("K", np.nan), ("R", np.inf), ("T", np.nan)])
