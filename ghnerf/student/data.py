@@ -189,12 +189,16 @@ class ExampleSet:
                          for e in store.entries]
         return refs
 
+    def sources(self, index: int) -> list[int]:
+        """Camera indices of item ``index``'s source views, nearest first (the views the student sees)."""
+        subject, f, cam = self.items[index]
+        frame = self.reader.sequence(subject).frame(f)
+        return nearest_source_views([v.camera for v in frame.views], cam, self.source_cameras, self.source_views)
+
     def example(self, index: int) -> Example:
         subject, f, cam = self.items[index]
-        seq = self.reader.sequence(subject)
-        frame = seq.frame(f)
-        cameras = [v.camera for v in frame.views]
-        srcs = nearest_source_views(cameras, cam, self.source_cameras, self.source_views)
+        frame = self.reader.sequence(subject).frame(f)
+        srcs = self.sources(index)
         tgt_view = frame.views[cam]
         raw_img, raw_mask, K, pinhole = _scaled_view(tgt_view, self.scale, 0)
         H, W = raw_img.shape[:2]
