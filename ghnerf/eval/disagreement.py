@@ -100,12 +100,12 @@ def teacher_and_reference(examples, index: int, store) -> tuple[np.ndarray, np.n
     pixels, and the reference's kind (``ground truth`` or ``multi-view``)."""
     subject, f, cam = examples.items[index]
     frame = examples.reader.sequence(subject).frame(f)
-    kps = np.stack([teacher_keypoints(store, subject, frame.frame_id, v.name) for v in frame.views])
-    teacher = kps[cam].copy()
+    teacher = teacher_keypoints(store, subject, frame.frame_id, frame.views[cam].name)
     gt = frame.views[cam].joints2d
     if gt is not None:
         reference, kind = gt.astype(np.float64), "ground truth"
     elif len(frame.views) >= 3:
+        kps = np.stack([teacher_keypoints(store, subject, frame.frame_id, v.name) for v in frame.views])
         reference, kind = multiview_reference([pinhole(v.camera) for v in frame.views], kps, cam), "multi-view"
     else:
         reference, kind = empty_keypoints(), "none"

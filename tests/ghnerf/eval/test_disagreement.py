@@ -1,6 +1,7 @@
 """The student-vs-teacher disagreement report on planted cases, and through `ghnerf evaluate --teacher`."""
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 from typer.testing import CliRunner
@@ -8,7 +9,7 @@ from typer.testing import CliRunner
 from ghnerf.body25 import JOINT_INDEX as J
 from ghnerf.body25 import NUM_JOINTS
 from ghnerf.cli import app
-from ghnerf.eval.disagreement import compare_view, multiview_reference, summarise
+from ghnerf.eval.disagreement import compare_view, multiview_reference, summarise, teacher_and_reference
 from ghnerf.student.config import preset
 from ghnerf.student.data import ExampleSet
 from ghnerf.student.train import TrainConfig, train
@@ -67,6 +68,21 @@ def test_without_ground_truth_the_other_views_decide():
     student[:, :2] = exact  # a student that fixed the label
     rows = compare_view(student, kp[2], ref)
     assert [(r["joint"], r["verdict"]) for r in rows] == [("RWrist", "student")]
+
+
+def test_a_view_without_ground_truth_is_judged_by_the_teachers_other_views():
+    cams = ring()
+    kp = planted(cams, X)
+    kp[2, J["RWrist"], :2] += 40.0
+    views = [SimpleNamespace(name=f"cam{c}", camera=cam, joints2d=None) for c, cam in enumerate(cams)]
+    frame = SimpleNamespace(frame_id=7, views=views)
+    examples = SimpleNamespace(items=[("s", 0, 2)], scale=0.5,
+                               reader=SimpleNamespace(sequence=lambda s: SimpleNamespace(frame=lambda f: frame)))
+    store = SimpleNamespace(keypoints=lambda s, f, c: kp[int(c[3:])].copy())
+    teacher, reference, kind = teacher_and_reference(examples, 0, store)
+    assert kind == "multi-view"
+    np.testing.assert_allclose(teacher[:, :2], kp[2, :, :2] * 0.5)
+    np.testing.assert_allclose(reference[:, :2], cams[2].project(X, distort=False) * 0.5, atol=1e-4)
 
 
 def test_evaluate_with_a_teacher_writes_the_disagreement_report(student_root, tmp_path):
