@@ -208,7 +208,8 @@ def main() -> None:
             for method in TRIANGULATIONS:
                 (c25, n25), (c_j, n_j) = counts[method, k]
                 rows.append(none | {"model": f"mediapipe triangulated ({TRIANGULATED_LABELS[method]})",
-                                    "targets": "teacher on the source views", "source_views": k, "pck": sum(c25) / max(sum(n25), 1),
+                                    "targets": "teacher on the source views", "source_views": k,
+                                    "pck": sum(c25) / max(sum(n25), 1),
                                     "pck_teacher_joints": sum(c_j) / max(sum(n_j), 1),
                                     "pck_minus_teacher": paired(c25, counts["teacher"][0][0], evaluated),
                                     "mpjpe_m": b.mpjpe(method)})

@@ -117,18 +117,20 @@ def teacher_and_reference(examples, index: int, store) -> tuple[np.ndarray, np.n
 
 def _picture(image: np.ndarray, view: dict, student: np.ndarray, teacher: np.ndarray,
              reference: np.ndarray) -> np.ndarray:
-    """student | teacher | reference skeletons over the view, disagreeing joints ringed in white."""
+    """student | teacher | reference skeletons over the view, disagreeing joints ringed in white (ring radius:
+    the PCK radius)."""
     import cv2
 
     from ghnerf.viz import draw_skeleton
 
     joints = [BODY25_NAMES.index(r["joint"]) for r in view["disagreements"]]
+    ring = max(2, round(view["disagreements"][0]["radius_px"])) if joints else 2
     panels = []
     for kp in (student, teacher, reference):
         panel = draw_skeleton(image, np.nan_to_num(kp))
         for j in joints:
             if _present(kp)[j]:
-                cv2.circle(panel, tuple(int(v) for v in np.round(kp[j, :2])), 5, (255, 255, 255), 1, cv2.LINE_AA)
+                cv2.circle(panel, tuple(int(v) for v in np.round(kp[j, :2])), ring, (255, 255, 255), 1, cv2.LINE_AA)
         panels.append(panel)
     return np.concatenate(panels, axis=1)
 
@@ -159,6 +161,8 @@ def disagreement_report(examples, store, evaluated: list[tuple[int, np.ndarray, 
     decided = [sum(r["verdict"] != "undecided" for r in v["disagreements"]) for v in views]
     order = sorted((i for i in range(len(views)) if views[i]["disagreements"]),
                    key=lambda i: (-decided[i], -len(views[i]["disagreements"]), i))[:WORST_PICTURES]
+    for stale in (out / "images").glob("disagreement_*.png"):  # an earlier report's worst views
+        stale.unlink()
     pictures = []
     for rank, i in enumerate(order):
         path = out / "images" / f"disagreement_{rank:02d}.png"

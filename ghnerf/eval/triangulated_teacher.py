@@ -51,7 +51,8 @@ def plain_triangulation(cameras: Sequence[Camera], keypoints: Float[np.ndarray, 
     return out
 
 
-def robust_triangulation(cameras: Sequence[Camera], keypoints: Float[np.ndarray, "C 25 3"]) -> Float[np.ndarray, "25 3"]:
+def robust_triangulation(cameras: Sequence[Camera],
+                         keypoints: Float[np.ndarray, "C 25 3"]) -> Float[np.ndarray, "25 3"]:
     """The project's robust triangulation (:func:`ghnerf.multiview.consistency_report`) of C views' keypoints.
 
     Returns:
