@@ -10,7 +10,12 @@ keypoints fused over each frame's views (:mod:`ghnerf.target_fusion`), and ``ghn
 evaluates all on the held-out subjects, and puts the teacher's own PCK on the same views
 next to the students' (its keypoints on the real, unmasked images, read back from its
 shards), with each distilled student's paired difference to the teacher and its 95 %
-bootstrap interval over views. Encoders are
+bootstrap interval over views. Next to them, for each K, the triangulated teacher: the
+teacher's keypoints of the same K source views the student gets, triangulated (plain
+confidence-weighted DLT, and the robust :mod:`ghnerf.multiview` triangulation) and projected
+into each held-out view (:mod:`ghnerf.eval.triangulated_teacher`), with each distilled
+student's paired difference to it and its 3D MPJPE. PCK is given on all 25 joints and on the
+joints the teacher defines (``MediaPipeTeacher.joints``: 23, no small toes). Encoders are
 randomly initialised unless ImageNet weights are in the local cache (the table says
 which). Goals (issue 6): ghnerf-resnet18 PCK above enerf-heatmap, PSNR within 0.5 dB of
 enerf; the distilled student above its teacher.
@@ -36,7 +41,8 @@ from rich.table import Table
 from ghnerf.codecs.keypoints import empty_keypoints
 from ghnerf.errors import GHNeRFError, WeightsNotFoundError
 from ghnerf.eval.evaluate import evaluate_run
-from ghnerf.eval.metrics import PCKResult, paired_pck_difference, pck
+from ghnerf.eval.metrics import paired_pck_difference, pck
+from ghnerf.eval.triangulated_teacher import TRIANGULATIONS, held_out_teacher
 from ghnerf.fileio import file_sha256
 from ghnerf.student.config import PRESETS, preset
 from ghnerf.student.data import ExampleSet
@@ -46,29 +52,19 @@ from ghnerf.synth.generate import SynthConfig, generate_dataset
 from ghnerf.target_fusion import FusionConfig
 from storage.targets import TargetStore
 from teachers.distill import DistillConfig, distill
+from teachers.mediapipe_pose import MediaPipeTeacher
+
+TRIANGULATED_LABELS = {"dlt": "plain DLT", "robust": "robust"}
 
 
-def teacher_pck(data: Path, store: TargetStore, image_scale: float,
-                max_views: int | None) -> tuple[PCKResult, list[tuple[int, int]]]:
-    """The teacher's own PCK@0.2 on the held-out views the students are evaluated on: its keypoints as
-    distilled from the real (unmasked) images, read back from its shards; and per view (correct, evaluated),
-    in the order evaluate_run visits them, for the paired comparison."""
-    ex_set = ExampleSet(data, "test", image_scale=image_scale, heatmaps="none")
-    preds, gts = [], []
-    for subject, f, cam in ex_set.items[:max_views]:
-        frame = ex_set.reader.sequence(subject).frame(f)
-        view = frame.views[cam]
-        try:
-            kp = store.keypoints(subject, frame.frame_id, view.name)
-        except KeyError:  # the teacher failed on this view: every joint is a miss
-            kp = empty_keypoints()
-        kp[:, :2] *= image_scale
-        gt = view.joints2d.copy()
-        gt[:, :2] *= image_scale
-        preds.append(kp)
-        gts.append(gt)
-    per_view = [(r.correct, r.evaluated) for r in (pck(p[None], g[None]) for p, g in zip(preds, gts))]
-    return pck(np.stack(preds), np.stack(gts)), per_view
+def per_view_counts(preds: np.ndarray, gts: np.ndarray, joints=None) -> tuple[list[int], list[int]]:
+    """Per view (correct, evaluated) joints of (N, 25, 3) predictions, unzipped, for the paired comparisons."""
+    res = [pck(p[None], g[None], joints=joints) for p, g in zip(preds, gts)]
+    return [r.correct for r in res], [r.evaluated for r in res]
+
+
+def paired(a_correct: list[int], b_correct: list[int], evaluated: list[int]) -> dict:
+    return dataclasses.asdict(paired_pck_difference(a_correct, b_correct, evaluated))
 
 
 RUNS = (  # (config, heatmap targets, teacher, fused, config overrides, row label)
@@ -107,7 +103,8 @@ def _kept_evaluation(run: Path, source_views: int, max_views: int | None) -> dic
     rep = json.loads(path.read_text())
     same = (rep.get("source_views") == source_views and rep.get("checkpoint_step") is not None
             and rep.get("checkpoint_sha256") == file_sha256(run / "checkpoints" / "latest.pt")
-            and (max_views is None or rep["views"] == max_views))
+            and (max_views is None or rep["views"] == max_views)
+            and all("keypoints" in r for r in rep["per_view"]))  # older reports lack the student's keypoints
     return rep if same else None
 
 
@@ -152,8 +149,17 @@ def main() -> None:
                            image_scale=args.image_scale, checkpoint_every=args.steps, val_every=args.steps,
                            seed=args.seed)
         chosen = [RUNS[int(i)] for i in args.only] if args.only else RUNS
-        teacher_result, teacher_views = teacher_pck(data, store, args.image_scale, args.max_views)
-        teacher_correct, teacher_evaluated = (list(c) for c in zip(*teacher_views))
+        joints = MediaPipeTeacher.joints  # the joints the teacher defines (no small toes)
+        # per K: the teacher on each held-out view and triangulated from that view's K source views
+        base = {k: held_out_teacher(ExampleSet(data, "test", k, args.image_scale, "none"), store, args.max_views)
+                for k in args.eval_source_views}
+        gts = base[args.eval_source_views[0]].gt2d
+        on_view = base[args.eval_source_views[0]].on_view
+        counts = {"teacher": (per_view_counts(on_view, gts), per_view_counts(on_view, gts, joints))}
+        for k, b in base.items():
+            for method, kps in b.triangulated.items():
+                counts[method, k] = (per_view_counts(kps, gts), per_view_counts(kps, gts, joints))
+        evaluated = counts["teacher"][0][1]
         for index, (name, source, teacher, fused, overrides, label) in enumerate(chosen):
             cfg = preset(name, pretrained=pretrained if "resnet" in name else PRESETS[name].pretrained, **overrides)
             hm_store = store if teacher else None
@@ -172,31 +178,51 @@ def main() -> None:
                 rep = _kept_evaluation(run, k, args.max_views) or evaluate_run(
                     run, data, "test", args.max_views, out=run / f"eval_test_{k}", source_views=k)
                 m = rep["metrics"]
-                vs_teacher = None
-                if teacher and m.get("pck") is not None:
+                diffs = {"teacher": None, "dlt": None, "robust": None}
+                pck_joints = None
+                if m.get("pck") is not None:
                     pv = rep["per_view"]
-                    if [r["pck_evaluated"] for r in pv] != teacher_evaluated:
+                    if [r["pck_evaluated"] for r in pv] != evaluated:
                         raise RuntimeError("the student's and the teacher's evaluated views differ")
-                    d = paired_pck_difference([r["pck_correct"] for r in pv], teacher_correct, teacher_evaluated)
-                    vs_teacher = dataclasses.asdict(d)
+                    student_kp = np.array([r["keypoints"] for r in pv], dtype=np.float64)
+                    pck_joints = pck(student_kp, gts, joints=joints).value
+                    if teacher:  # each distilled student against the teacher and the triangulated teacher
+                        correct = [r["pck_correct"] for r in pv]
+                        diffs = {b: paired(correct, counts[b if b == "teacher" else (b, k)][0][0], evaluated)
+                              for b in diffs}
                 rows.append({"model": label, "config": cfg.name, "overrides": overrides, "targets": source,
                              "source_views": k, "encoder_weights": rep["pretrained_weights"], "psnr": m["psnr"],
                              "ssim": m["ssim"], "lpips": m["lpips"] if isinstance(m["lpips"], float) else None,
-                             "mse": m.get("heatmap_mse"), "pck": m.get("pck"), "pck_minus_teacher": vs_teacher,
+                             "mse": m.get("heatmap_mse"), "pck": m.get("pck"), "pck_teacher_joints": pck_joints,
+                             "pck_minus_teacher": diffs["teacher"], "pck_minus_dlt": diffs["dlt"],
+                             "pck_minus_robust": diffs["robust"],
                              "mpjpe_m": m.get("mpjpe_triangulated_m"),
                              "mpjpe_volumetric_m": m.get("mpjpe_volumetric_m"), "fps": m.get("fps"),
                              "train_seconds": seconds, "views": rep["views"]})
                 print(f"{label} ({source}), {k} source views: PCK {m.get('pck')}, PSNR {m['psnr']:.2f}, "
                       f"trained in {seconds:.0f} s", flush=True)
-        rows.append({"model": "mediapipe (the teacher itself, on the real images)", "targets": "-",
-                     "source_views": None, "encoder_weights": "pretrained (bundled)", "psnr": None, "ssim": None,
-                     "lpips": None,
-                     "mse": None, "pck": teacher_result.value, "pck_minus_teacher": None, "mpjpe_m": None,
-                     "mpjpe_volumetric_m": None, "fps": None, "train_seconds": None})
+        none = {"encoder_weights": "pretrained (bundled)", "psnr": None, "ssim": None, "lpips": None, "mse": None,
+                "pck_minus_dlt": None, "pck_minus_robust": None, "mpjpe_volumetric_m": None, "fps": None,
+                "train_seconds": None}
+        for k, b in base.items():  # the triangulated teacher: same inputs as the student, no learning
+            for method in TRIANGULATIONS:
+                (c25, n25), (c_j, n_j) = counts[method, k]
+                rows.append(none | {"model": f"mediapipe triangulated ({TRIANGULATED_LABELS[method]})",
+                                    "targets": "teacher on the source views", "source_views": k,
+                                    "pck": sum(c25) / max(sum(n25), 1),
+                                    "pck_teacher_joints": sum(c_j) / max(sum(n_j), 1),
+                                    "pck_minus_teacher": paired(c25, counts["teacher"][0][0], evaluated),
+                                    "mpjpe_m": b.mpjpe(method)})
+        (c25, n25), (c_j, n_j) = counts["teacher"]
+        rows.append(none | {"model": "mediapipe (the teacher itself, on the real images)", "targets": "-",
+                            "source_views": None, "pck": sum(c25) / max(sum(n25), 1),
+                            "pck_teacher_joints": sum(c_j) / max(sum(n_j), 1), "pck_minus_teacher": None,
+                            "mpjpe_m": None})
     table = Table(title=f"student quality: {args.subjects} synthetic subjects ({args.frames} frames, 8 cameras, "
-                        f"{args.size}²), {len(teacher_views)} held-out views, {args.steps} steps each, CPU")
-    for col in ("model", "heatmap targets", "sources", "PSNR", "SSIM", "LPIPS", "MSE", "PCK@0.2",
-                "PCK - teacher [95% CI]", "MPJPE m (volumetric)", "MPJPE m (triangulated)"):
+                        f"{args.size}²), {len(evaluated)} held-out views, {args.steps} steps each, CPU")
+    for col in ("model", "heatmap targets", "sources", "PSNR", "SSIM", "LPIPS", "MSE", "PCK@0.2 (25 joints)",
+                f"PCK@0.2 ({len(joints)} teacher joints)", "PCK - teacher [95% CI]", "PCK - tri. DLT [95% CI]",
+                "PCK - tri. robust [95% CI]", "MPJPE m (volumetric)", "MPJPE m (triangulated)"):
         table.add_column(col)
 
     def f(v, spec):
@@ -208,10 +234,17 @@ def main() -> None:
     for r in rows:
         table.add_row(r["model"], r["targets"], f(r["source_views"], "d"), f(r["psnr"], ".2f"), f(r["ssim"], ".3f"),
                       f(r["lpips"], ".3f") if r["lpips"] is not None else "n/a", f(r["mse"], ".4f"),
-                      f(r["pck"], ".3f"), vs(r["pck_minus_teacher"]), f(r["mpjpe_volumetric_m"], ".3f"),
+                      f(r["pck"], ".3f"), f(r["pck_teacher_joints"], ".3f"), vs(r["pck_minus_teacher"]),
+                      vs(r["pck_minus_dlt"]), vs(r["pck_minus_robust"]), f(r["mpjpe_volumetric_m"], ".3f"),
                       f(r["mpjpe_m"], ".3f"))
-    Console(width=200).print(table)
-    print("PCK - teacher: the student's PCK minus the teacher's on the same views, 95% percentile bootstrap over views")
+    Console(width=260).print(table)
+    print("PCK - teacher / tri. DLT / tri. robust: the row's PCK (25 joints) minus the teacher's on the view itself / "
+          "the teacher triangulated from the same K source views, on the same views, 95% percentile bootstrap over "
+          "views")
+    print("mediapipe triangulated: the teacher's keypoints of the K source views each held-out view's student gets, "
+          "triangulated with plain confidence-weighted DLT over every view reporting the joint, or robustly "
+          "(ghnerf.multiview: RANSAC over view pairs, refit on inliers), projected into the view; its MPJPE m "
+          "(triangulated): those 3D joints against the synthetic ones, mean over views")
     print(f"encoders: {pretrained} (random init when 'none'); LPIPS n/a without local VGG16 weights; "
           f"total {time.perf_counter() - t_start:.0f} s")
     args.out.parent.mkdir(parents=True, exist_ok=True)

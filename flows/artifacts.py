@@ -12,6 +12,7 @@ import numpy as np
 from prefect.artifacts import (create_link_artifact, create_markdown_artifact, create_progress_artifact,
                                create_table_artifact, update_progress_artifact)
 
+from ghnerf.eval.disagreement import markdown_summary
 from ghnerf.eval.evaluate import lineage_lines, metrics_table
 
 MAX_PICTURE_SIDE = 512
@@ -53,7 +54,7 @@ def publish_evaluation(report: dict, key_prefix: str = "evaluation") -> None:
                     f"device `{report['device']}`, checkpoint step {report['checkpoint_step']}", "",
                     metrics_table(m), "", "## Lineage", "", *lineage_lines(report), "",
                     "## Pictures (rendered | ground truth; heatmaps over the render; predicted | true skeleton)", "",
-                    picture_markdown(images)])
+                    picture_markdown(images), *disagreement_markdown(report.get("disagreement"))])
     key = safe_key(f"{key_prefix}-{report['config']}")
     create_markdown_artifact(key=key, markdown=md, description=f"evaluation of {report['checkpoint']}")
     create_table_artifact(key=f"{key}-metrics", description="every metric (definitions in the report)",
@@ -61,6 +62,15 @@ def publish_evaluation(report: dict, key_prefix: str = "evaluation") -> None:
                                   "definition": report["definitions"].get(k, "")} for k, v in m.items()])
     create_link_artifact(key=f"{key}-report", link=Path(report["report_path"]).resolve().as_uri(),
                          link_text="report.md", description=f"full report on the worker: {report['report_path']}")
+
+
+def disagreement_markdown(summary: dict | None) -> list[str]:
+    """The student-vs-teacher section of the evaluation artifact (nothing without a teacher)."""
+    if not summary:
+        return []
+    return ["", f"## Student vs teacher {summary['teacher']}", "", *markdown_summary(summary), "",
+            "Worst views (student | teacher | reference, disputed joints ringed):", "",
+            picture_markdown(summary["pictures"]), "", f"every joint: `{summary['path']}`"]
 
 
 class TrainingProgress:

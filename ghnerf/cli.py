@@ -384,8 +384,11 @@ def evaluate_cmd(
     split: Annotated[str, typer.Option(help="test | train")] = "test",
     max_views: Annotated[Optional[int], typer.Option(help="evaluate at most N views")] = None,
     checkpoint: Annotated[Optional[Path], typer.Option(help="checkpoint (default RUN/checkpoints/latest.pt)")] = None,
-    targets: Annotated[Optional[str], typer.Option(help="storage root of distilled targets (for CSE)")] = None,
+    targets: Annotated[Optional[str], typer.Option(help="storage root of distilled targets (for CSE and "
+                                                        "--teacher)")] = None,
     cse_teacher: Annotated[Optional[str], typer.Option(help="CSE teacher whose targets to compare with")] = None,
+    teacher: Annotated[Optional[str], typer.Option(help="pose teacher to compare with (with --targets): where "
+                                                        "student and teacher disagree, disagreement.json")] = None,
     source_views: Annotated[Optional[int], typer.Option(
         help="source views per target (default: as trained; the split's training cameras are the candidates)")] = None,
     allow_partial_targets: Annotated[bool, typer.Option(
@@ -399,15 +402,24 @@ def evaluate_cmd(
 
     options = _storage_options(storage_option)
     try:
+        if (cse_teacher or teacher) and not targets:
+            raise GHNeRFError("--teacher and --cse-teacher read the teacher's shards: pass --targets ROOT (the "
+                              "storage root `ghnerf distill` wrote)")
         cse_store = (TargetStore(targets, cse_teacher, storage_options=options, allow_partial=allow_partial_targets)
                      if (targets and cse_teacher) else None)
         for line in (cse_store.left_out if cse_store else []):
             _warn(f"left out (--allow-partial-targets): {line}")
+        teacher_store = (TargetStore(targets, teacher, storage_options=options, allow_partial=allow_partial_targets)
+                         if teacher else None)
         report = evaluate_run(run, data, split, max_views, checkpoint=checkpoint, cse_store=cse_store,
-                              source_views=source_views)
+                              source_views=source_views, teacher_store=teacher_store)
     except GHNeRFError as exc:
         _fail(exc)
     _print_metrics(report, split)
+    if report.get("disagreement"):
+        d = report["disagreement"]
+        console.print(f"student vs {d['teacher']}: {d['disagreements']} disagreements on {d['views']} views, "
+                      f"verdicts {d['verdicts']} -> {d['path']}")
 
 
 def metrics_table(metrics: dict, title: str) -> Table:

@@ -29,6 +29,8 @@ MP33_FOR_BODY25: dict[int, int] = {
 # Joints synthesised as the mean of two BODY_25 joints.
 MIDPOINTS: dict[int, tuple[int, int]] = {J["Neck"]: (J["RShoulder"], J["LShoulder"]),
                                          J["MidHip"]: (J["RHip"], J["LHip"])}
+# Joints MediaPipe defines (23 of 25: no small toes), from the two maps above.
+DEFINED_JOINTS: tuple[int, ...] = tuple(sorted({*MP33_FOR_BODY25, *MIDPOINTS}))
 MODEL_FILES = ("modules/pose_detection/pose_detection.tflite", "modules/pose_landmark/pose_landmark_full.tflite")
 
 
@@ -65,6 +67,7 @@ class MediaPipeTeacher:
     name = "mediapipe"
     needs: tuple[str, ...] = ()
     kinds = (TargetKind.HEATMAP, TargetKind.KEYPOINTS)
+    joints = DEFINED_JOINTS  # BODY_25 indices this teacher can ever report
 
     def __init__(self, codec: HeatmapCodec | None = None, min_detection_confidence: float = 0.5):
         try:

@@ -77,11 +77,13 @@ def load_run_model(checkpoint: Path, device: torch.device) -> tuple[GHNeRF, dict
 
 def evaluate_run(run: str | Path, data: str | Path, split: str = "test", max_views: int | None = None,
                  out: str | Path | None = None, checkpoint: str | Path | None = None, cse_store=None,
-                 source_views: int | None = None) -> dict:
+                 source_views: int | None = None, teacher_store=None) -> dict:
     """Evaluate ``run`` (its latest checkpoint unless ``checkpoint``); writes metrics.json and report.md.
 
     Args:
         cse_store: a :class:`storage.targets.TargetStore` of a CSE teacher, for the CSE metric.
+        teacher_store: a TargetStore of a pose teacher: where the student and the teacher disagree on the
+            views, and which one the evidence supports (disagreement.json, :mod:`ghnerf.eval.disagreement`).
         source_views: source views per target (default: the number the run was trained with; the network
             pools over any number, as ENeRF's test_input_views may differ from its training views).
     """
@@ -98,6 +100,7 @@ def evaluate_run(run: str | Path, data: str | Path, split: str = "test", max_vie
     n = len(examples) if max_views is None else min(max_views, len(examples))
     rows, preds, gts = [], [], []
     per_frame: dict[tuple, list] = {}
+    compared = []  # (item index, student keypoints, view image) for the disagreement report
     for i in range(n):
         ex = examples.example(i)
         t0 = time.perf_counter()
@@ -117,7 +120,10 @@ def evaluate_run(run: str | Path, data: str | Path, split: str = "test", max_vie
             preds.append(kp)
             gts.append(ex.joints2d.numpy())
             view_pck = pck(kp[None], ex.joints2d.numpy()[None])
-            row.update(pck_view=view_pck.value, pck_correct=view_pck.correct, pck_evaluated=view_pck.evaluated)
+            row.update(pck_view=view_pck.value, pck_correct=view_pck.correct, pck_evaluated=view_pck.evaluated,
+                       keypoints=[[round(float(v), 3) if np.isfinite(v) else None for v in j] for j in kp])
+            if teacher_store is not None:
+                compared.append((i, kp, _u8(gt)))
             if ex.joints3d is not None:
                 per_frame.setdefault(ex.key[:2], []).append((ex, kp))
             if i < 4:
@@ -151,6 +157,11 @@ def evaluate_run(run: str | Path, data: str | Path, split: str = "test", max_vie
               "init_from": ck["meta"].get("init_from"), "metrics_path": str(out / "metrics.json"),
               "report_path": str(out / "report.md"),
               "images": sorted(str(p) for p in (out / "images").glob("*.png"))}
+    if teacher_store is not None:
+        from ghnerf.eval.disagreement import disagreement_report
+
+        report["disagreement"] = disagreement_report(examples, teacher_store, compared, out) | {
+            "teacher": teacher_store.entries[0].teacher}
     write_json(out / "metrics.json", report)
     write_bytes(out / "report.md", markdown_report(report).encode())
     return report
@@ -282,6 +293,14 @@ def markdown_report(report: dict) -> str:
     lines += [f"- **{k}**: {v}" for k, v in report["definitions"].items()]
     if isinstance(m["lpips"], str):
         lines += ["", f"LPIPS: {m['lpips']}"]
+    if report.get("disagreement"):
+        from ghnerf.eval.disagreement import markdown_summary
+
+        d = report["disagreement"]
+        lines += ["", f"## Student vs teacher {d['teacher']}", "", *markdown_summary(d), "",
+                  "Worst views (student | teacher | reference, disputed joints ringed; `disagreement.json` has "
+                  "every joint):", ""]
+        lines += [f"![{Path(p).name}](images/{Path(p).name})" for p in d["pictures"]]
     lines += ["", "## Pictures", "", "Rendered | ground truth, heatmaps over the render, predicted | ground-truth "
               "skeleton:", ""]
     lines += [f"![{p}](images/{p})" for p in ("000_render.png", "000_heatmaps.png", "000_skeleton.png")]

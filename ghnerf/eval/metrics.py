@@ -15,6 +15,7 @@ Definitions (also printed in every evaluation report):
   refined to sub-voxel precision by a parabola through the log-values along each axis.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -106,14 +107,23 @@ def torso_diameter(gt: Float[np.ndarray, "K 3"]) -> float:
     return float(np.linalg.norm(a[:2] - b[:2]))
 
 
-def pck(preds: Float[np.ndarray, "N K 3"], gts: Float[np.ndarray, "N K 3"], alpha: float = PCK_ALPHA) -> PCKResult:
+def pck(preds: Float[np.ndarray, "N K 3"], gts: Float[np.ndarray, "N K 3"], alpha: float = PCK_ALPHA,
+        joints: Sequence[int] | None = None) -> PCKResult:
     """PCK@alpha over N views. Ground-truth joints with confidence <= 0 are excluded; a missing prediction
-    (NaN xy) counts as wrong."""
+    (NaN xy) counts as wrong. ``joints``: indices of the joints scored (default all K), e.g. the joints a
+    teacher defines; the others are excluded (``per_joint`` NaN), the torso still normalises."""
     preds, gts = np.asarray(preds, np.float64), np.asarray(gts, np.float64)
     if preds.shape != gts.shape or preds.ndim != 3:
         raise ConfigError(f"pck needs (N, K, 3) predictions and ground truth of the same shape, got "
                           f"{preds.shape} and {gts.shape}")
     K = gts.shape[1]
+    scored = np.ones(K, bool)
+    if joints is not None:
+        idx = np.asarray(list(joints), dtype=int)
+        if idx.size == 0 or idx.min() < 0 or idx.max() >= K:
+            raise ConfigError(f"pck joints must be non-empty indices in [0, {K}), got {list(joints)}")
+        scored = np.zeros(K, bool)
+        scored[idx] = True
     hit, seen = np.zeros(K), np.zeros(K)
     skipped = 0
     for p, g in zip(preds, gts):
@@ -121,7 +131,7 @@ def pck(preds: Float[np.ndarray, "N K 3"], gts: Float[np.ndarray, "N K 3"], alph
         if not np.isfinite(torso) or torso < 1.0:
             skipped += 1
             continue
-        valid = (g[:, 2] > 0) & np.isfinite(g[:, :2]).all(1)
+        valid = (g[:, 2] > 0) & np.isfinite(g[:, :2]).all(1) & scored
         err = np.linalg.norm(p[:, :2] - g[:, :2], axis=1)
         ok = np.isfinite(err) & (err < alpha * torso)
         hit += ok & valid

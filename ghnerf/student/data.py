@@ -180,14 +180,9 @@ class ExampleSet:
 
         wanted: dict[tuple[str, int], set[int]] = {}
         items = self.items[:1] if only_first else self.items
-        for subject, f, cam in items:
-            if only_first:
-                frame = self.reader.sequence(subject).frame(f)
-                srcs = nearest_source_views([v.camera for v in frame.views], cam, self._candidates(subject, f),
-                                            self.source_views)
-                wanted.setdefault((subject, f), set()).update([cam, *srcs])
-            else:
-                wanted.setdefault((subject, f), set()).update([cam, *self._candidates(subject, f)])
+        for index, (subject, f, cam) in enumerate(items):
+            sources = self.sources(index) if only_first else self._candidates(subject, f)
+            wanted.setdefault((subject, f), set()).update([cam, *sources])
         bad = []
         for (subject, f), cams in wanted.items():
             frame = self.reader.sequence(subject).frame(f)
@@ -251,12 +246,17 @@ class ExampleSet:
                          for e in store.entries]
         return refs
 
+    def sources(self, index: int) -> list[int]:
+        """Camera indices of item ``index``'s source views, nearest first (the views the student sees)."""
+        subject, f, cam = self.items[index]
+        frame = self.reader.sequence(subject).frame(f)
+        return nearest_source_views([v.camera for v in frame.views], cam, self._candidates(subject, f),
+                                    self.source_views)
+
     def example(self, index: int) -> Example:
         subject, f, cam = self.items[index]
-        seq = self.reader.sequence(subject)
-        frame = seq.frame(f)
-        cameras = [v.camera for v in frame.views]
-        srcs = nearest_source_views(cameras, cam, self._candidates(subject, f), self.source_views)
+        frame = self.reader.sequence(subject).frame(f)
+        srcs = self.sources(index)
         tgt_view = frame.views[cam]
         raw_img, raw_mask, K, pinhole = _scaled_view(tgt_view, self.scale, 0)
         H, W = raw_img.shape[:2]

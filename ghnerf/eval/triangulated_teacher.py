@@ -1,0 +1,153 @@
+"""The triangulated-teacher baseline: a pose teacher's keypoints of a held-out view's source views, triangulated
+and projected into the held-out view (no learning; the rival a multi-view student has to beat).
+
+Two triangulations of each joint from the K source views the student gets (the evaluation's own choice,
+:meth:`ghnerf.student.data.ExampleSet.sources`):
+
+* ``dlt``: plain DLT weighted by the teacher's confidence, over every source view that reports the joint
+  (:func:`ghnerf.multiview.triangulate_points` without refinement);
+* ``robust``: the project's robust triangulation (:func:`ghnerf.multiview.consistency_report`: RANSAC over
+  view pairs, refit on the inliers).
+
+A joint fewer than 2 source views report (or no 2 views agree on, ``robust``) is missing in the projection.
+Keypoints are in undistorted pixels (pinhole cameras), as the teachers produce them.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from jaxtyping import Float
+
+from ghnerf.body25 import NUM_JOINTS
+from ghnerf.cameras import Camera
+from ghnerf.codecs.keypoints import empty_keypoints
+from ghnerf.data.images import pinhole
+from ghnerf.eval.metrics import mpjpe
+from ghnerf.multiview import consistency_report, triangulate_points
+
+
+def _present(keypoints: np.ndarray) -> np.ndarray:
+    return np.isfinite(keypoints[..., :2]).all(-1) & (np.nan_to_num(keypoints[..., 2]) > 0)
+
+
+def plain_triangulation(cameras: Sequence[Camera], keypoints: Float[np.ndarray, "C 25 3"]) -> Float[np.ndarray, "25 3"]:
+    """Confidence-weighted DLT of every joint over all C views that report it.
+
+    Args:
+        cameras: C pinhole cameras.
+        keypoints: (C, 25, 3) x, y, confidence per view; confidence <= 0 or NaN xy: missing.
+    Returns:
+        (25, 3) world points, NaN where fewer than 2 views report the joint.
+    """
+    kp = np.asarray(keypoints, np.float64)
+    present = _present(kp)
+    out = np.full((NUM_JOINTS, 3), np.nan)
+    for j in range(NUM_JOINTS):
+        views = np.flatnonzero(present[:, j])
+        if len(views) >= 2:
+            out[j] = triangulate_points([cameras[v] for v in views], kp[views, j, :2], kp[views, j, 2],
+                                        refine_steps=0)
+    return out
+
+
+def robust_triangulation(cameras: Sequence[Camera],
+                         keypoints: Float[np.ndarray, "C 25 3"]) -> Float[np.ndarray, "25 3"]:
+    """The project's robust triangulation (:func:`ghnerf.multiview.consistency_report`) of C views' keypoints.
+
+    Returns:
+        (25, 3) world points, NaN where no 2 views agree.
+    """
+    if len(cameras) == 0:
+        return np.full((NUM_JOINTS, 3), np.nan)
+    return consistency_report(cameras, keypoints).joints3d
+
+
+TRIANGULATIONS = {"dlt": plain_triangulation, "robust": robust_triangulation}
+
+
+def project_joints(camera: Camera, joints3d: Float[np.ndarray, "25 3"]) -> Float[np.ndarray, "25 3"]:
+    """(25, 3) keypoints x, y, 1 of 3D joints in a pinhole camera; NaN xy and 0 where the joint is NaN or
+    behind the camera."""
+    X = np.asarray(joints3d, np.float64)
+    out = empty_keypoints()
+    ok = np.isfinite(X).all(1)
+    if ok.any():
+        ok[ok] = camera.to_camera(X[ok])[:, 2] > 0
+    if ok.any():
+        out[ok, :2] = camera.project(X[ok], distort=False)
+        out[ok, 2] = 1.0
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class HeldOutTeacher:
+    """A teacher's predictions on N held-out views, in the evaluation's pixels (image_scale applied).
+
+    Attributes:
+        keys: N (subject, frame_id, camera name), in the evaluation's order.
+        on_view: (N, 25, 3) the teacher's keypoints of each view itself (all missing where it failed).
+        triangulated: method -> (N, 25, 3) its source-view keypoints triangulated and projected into the view.
+        joints3d: method -> (N, 25, 3) those triangulated points, metres.
+        gt2d: (N, 25, 3) the dataset's 2D joints; gt3d: (N, 25, 3) its 3D joints (NaN where absent).
+    """
+
+    keys: list[tuple[str, int, str]]
+    on_view: np.ndarray
+    triangulated: dict[str, np.ndarray]
+    joints3d: dict[str, np.ndarray]
+    gt2d: np.ndarray
+    gt3d: np.ndarray
+
+    def mpjpe(self, method: str) -> float | None:
+        """Mean over views of the MPJPE (metres) of ``method``'s triangulated joints; None if none is measurable."""
+        errors = [e for e in (mpjpe(p, g) for p, g in zip(self.joints3d[method], self.gt3d)) if np.isfinite(e)]
+        return float(np.mean(errors)) if errors else None
+
+
+def teacher_keypoints(store, subject: str, frame_id: int, camera: str) -> Float[np.ndarray, "25 3"]:
+    """(25, 3) a teacher's stored keypoints of one view (full-resolution pixels), all missing where it failed."""
+    try:
+        return store.keypoints(subject, frame_id, camera)
+    except KeyError:
+        return empty_keypoints()
+
+
+def held_out_teacher(examples, store, max_views: int | None = None,
+                     methods: Sequence[str] = tuple(TRIANGULATIONS)) -> HeldOutTeacher:
+    """The teacher on each held-out view and triangulated from that view's source views.
+
+    Args:
+        examples: a :class:`ghnerf.student.data.ExampleSet` (its split, source views and image scale).
+        store: a :class:`storage.targets.TargetStore` of the pose teacher.
+        max_views: the first N views only (as ``evaluate_run``).
+        methods: keys of :data:`TRIANGULATIONS`.
+    """
+    items = examples.items[:max_views]
+    keys, on_view, gt2d, gt3d = [], [], [], []
+    tri = {m: [] for m in methods}
+    j3d = {m: [] for m in methods}
+    for index, (subject, f, cam) in enumerate(items):
+        frame = examples.reader.sequence(subject).frame(f)
+        keys.append((subject, frame.frame_id, frame.views[cam].name))
+        srcs = examples.sources(index)
+        cams = [pinhole(frame.views[s].camera) for s in srcs]
+        kps = np.stack([teacher_keypoints(store, subject, frame.frame_id, frame.views[s].name) for s in srcs])
+        target = pinhole(frame.views[cam].camera)
+        for m in methods:
+            X = TRIANGULATIONS[m](cams, kps)
+            j3d[m].append(X)
+            tri[m].append(project_joints(target, X))
+        on_view.append(teacher_keypoints(store, subject, frame.frame_id, frame.views[cam].name))
+        gt = frame.views[cam].joints2d
+        gt2d.append(empty_keypoints() if gt is None else gt.copy())
+        gt3d.append(np.full((NUM_JOINTS, 3), np.nan) if frame.joints3d is None else frame.joints3d)
+
+    def scaled(kps):
+        out = np.stack(kps).astype(np.float64) if kps else np.zeros((0, NUM_JOINTS, 3))
+        out[..., :2] *= examples.scale
+        return out
+
+    return HeldOutTeacher(keys, scaled(on_view), {m: scaled(v) for m, v in tri.items()},
+                          {m: np.stack(v) if v else np.zeros((0, NUM_JOINTS, 3)) for m, v in j3d.items()},
+                          scaled(gt2d), np.stack(gt3d).astype(np.float64) if gt3d else np.zeros((0, NUM_JOINTS, 3)))

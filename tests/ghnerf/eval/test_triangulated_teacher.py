@@ -1,0 +1,121 @@
+"""The triangulated-teacher baseline on planted keypoints with analytic cameras (a ring of 8 look-at cameras)."""
+
+import numpy as np
+
+from ghnerf.body25 import NUM_JOINTS
+from ghnerf.cameras import Camera, look_at
+from ghnerf.data.images import pinhole
+from ghnerf.eval.metrics import pck
+from ghnerf.eval.triangulated_teacher import (held_out_teacher, plain_triangulation, project_joints,
+                                              robust_triangulation)
+from ghnerf.student.data import ExampleSet
+
+K = np.array([[200.0, 0.0, 128.0], [0.0, 200.0, 128.0], [0.0, 0.0, 1.0]])
+
+
+def ring(n: int = 8) -> list[Camera]:
+    out = []
+    for i in range(n):
+        a = 2 * np.pi * i / n
+        R, T = look_at(np.array([3.0 * np.cos(a), 3.0 * np.sin(a), 0.5]), np.zeros(3))
+        out.append(Camera(K.copy(), R, T, height=256, width=256))
+    return out
+
+
+def planted(cams, X, conf=1.0) -> np.ndarray:
+    kp = np.full((len(cams), NUM_JOINTS, 3), conf)
+    for c, cam in enumerate(cams):
+        kp[c, :, :2] = cam.project(X, distort=False)
+    return kp
+
+
+X = np.random.default_rng(0).uniform([-0.25, -0.25, -0.85], [0.25, 0.25, 0.85], size=(NUM_JOINTS, 3))
+
+
+def test_exact_keypoints_reproject_exactly_into_the_held_out_view():
+    cams = ring()
+    src, target = cams[:3], cams[5]
+    kp = planted(src, X)
+    expected = target.project(X, distort=False)
+    for fn in (plain_triangulation, robust_triangulation):
+        X3 = fn(src, kp)
+        np.testing.assert_allclose(X3, X, atol=1e-6)
+        proj = project_joints(target, X3)
+        np.testing.assert_allclose(proj[:, :2], expected, atol=1e-4)
+        assert (proj[:, 2] == 1).all()
+
+
+def test_joints_fewer_than_two_views_report_are_missing():
+    cams = ring()[:3]
+    kp = planted(cams, X)
+    kp[0, 4, 2] = 0.0  # joint 4 in 2 views: still triangulated
+    kp[0, 7, 2] = kp[1, 7, 2] = 0.0  # joint 7 in 1 view: missing
+    kp[2, 9, :2] = np.nan
+    kp[1, 9, 2] = 0.0
+    X3 = plain_triangulation(cams, kp)
+    np.testing.assert_allclose(X3[4], X[4], atol=1e-6)
+    assert np.isnan(X3[7]).all() and np.isnan(X3[9]).all()
+    proj = project_joints(ring()[5], X3)
+    assert np.isnan(proj[7, :2]).all() and proj[7, 2] == 0 and proj[4, 2] == 1
+
+
+def test_plain_dlt_is_confidence_weighted():
+    cams = ring()[:3]
+    kp = planted(cams, X)
+    kp[2, :, :2] += 25.0  # a bad view...
+    kp[2, :, 2] = 1e-9  # ...with almost no confidence barely moves the point
+    np.testing.assert_allclose(plain_triangulation(cams, kp), X, atol=1e-4)
+    kp[2, :, 2] = 1.0
+    assert np.linalg.norm(plain_triangulation(cams, kp) - X, axis=1).min() > 1e-3
+
+
+def test_an_outlier_view_is_rejected_by_the_robust_variant_only():
+    cams = ring()
+    src, target = [cams[i] for i in (0, 1, 2, 3)], cams[6]
+    kp = planted(src, X)
+    kp[1, :, :2] += 40.0  # one source view 40 px off on every joint
+    expected = target.project(X, distort=False)
+    robust = project_joints(target, robust_triangulation(src, kp))
+    np.testing.assert_allclose(robust[:, :2], expected, atol=1e-4)
+    plain = project_joints(target, plain_triangulation(src, kp))
+    assert np.linalg.norm(plain[:, :2] - expected, axis=1).min() > 1.0
+
+
+class PlantedStore:
+    """A teacher whose keypoints are the exact projections of the dataset's 3D joints; records the views read."""
+
+    def __init__(self, examples: ExampleSet):
+        self.examples, self.read = examples, []
+
+    def keypoints(self, subject, frame_id, camera):
+        self.read.append((subject, frame_id, camera))
+        seq = self.examples.reader.sequence(subject)
+        frame = next(seq.frame(f) for f in range(seq.num_frames) if seq.frame(f).frame_id == frame_id)
+        view = next(v for v in frame.views if v.name == camera)
+        kp = np.ones((NUM_JOINTS, 3))
+        kp[:, :2] = pinhole(view.camera).project(frame.joints3d, distort=False)
+        return kp
+
+
+def test_held_out_views_use_the_students_source_views_and_reproject_exactly(student_root):
+    examples = ExampleSet(student_root, "test", source_views=3, heatmaps="none")
+    store = PlantedStore(examples)
+    res = held_out_teacher(examples, store, max_views=3)
+    assert len(res.keys) == 3 and res.triangulated["dlt"].shape == (3, NUM_JOINTS, 3)
+    for i in range(3):
+        ex = examples.example(i)
+        # the views read for held-out view i are its Example's source views, then the view itself
+        read = store.read[4 * i:4 * i + 4]
+        assert read[3] == ex.key
+        frame = examples.reader.sequence(ex.key[0]).frame(examples.items[i][1])
+        w2c = {v.name: v.camera.world_to_cam for v in frame.views}
+        np.testing.assert_allclose(np.stack([w2c[c] for _, _, c in read[:3]]), ex.batch.src_w2c.numpy(), atol=1e-5)
+        # exact teacher: both triangulations reproject onto the projected 3D joints, at the evaluation's scale
+        tgt = pinhole(frame.views[examples.items[i][2]].camera)
+        expected = tgt.project(frame.joints3d, distort=False) * examples.scale
+        for m in ("dlt", "robust"):
+            np.testing.assert_allclose(res.triangulated[m][i, :, :2], expected, atol=1e-3)
+        np.testing.assert_allclose(res.on_view[i, :, :2], expected, atol=1e-9)
+        np.testing.assert_allclose(res.gt2d[i], ex.joints2d.numpy(), atol=1e-4)
+    assert res.mpjpe("dlt") < 1e-6 and res.mpjpe("robust") < 1e-6
+    assert pck(res.triangulated["robust"], res.gt2d).value == pck(res.on_view, res.gt2d).value
