@@ -36,3 +36,11 @@ class NonFiniteError(GHNeRFError):
 
 class WeightsNotFoundError(GHNeRFError):
     """Pretrained weights are not in the local caches; the message names the exact file and where to put it."""
+
+
+class CheckpointError(DataReadError):
+    """A checkpoint file is missing, truncated, damaged, or not one ``ghnerf train`` wrote (never loaded then)."""
+
+
+class OptionError(GHNeRFError):
+    """One or more command-line options (or spec fields) are out of range; one line per bad option."""

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ghnerf.errors import GHNeRFError, WeightsNotFoundError
 from ghnerf.eval.metrics import (PCK_ALPHA, heatmap_mse, masked_psnr, masked_ssim, openpose_keypoints, pck)
@@ -45,6 +46,24 @@ DEFINITIONS = {
     "render_seconds": "wall time of the network forward pass for one view (fine level, all box pixels)",
     "fps": "1 / render_seconds",
 }
+
+
+class EvalOptions(BaseModel):
+    """The user's evaluation options, checked before anything is read."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_views: int | None = Field(None, ge=1, description="evaluate at most N views")
+    source_views: int | None = Field(None, description="source views per target (default: as trained)")
+
+    @field_validator("source_views")
+    @classmethod
+    def _source_views(cls, n: int | None) -> int | None:
+        from ghnerf.student.config import source_views_problem
+
+        if n is not None and source_views_problem(n):
+            raise ValueError(source_views_problem(n))
+        return n
 
 
 class LPIPSMetric:

@@ -64,6 +64,11 @@ class LossWeights:
     source_heatmap: float = 0.5
 
 
+def source_views_problem(n: int) -> str | None:
+    """What is wrong with ``n`` source views per target, or None."""
+    return "the variance cost volume needs at least 2 source views" if n < 2 else None
+
+
 @dataclass(frozen=True)
 class StudentConfig:
     """Everything that defines a student network and its losses.
@@ -125,8 +130,8 @@ class StudentConfig:
                               f"{' or '.join(sorted(POSE_ENCODERS))} and the heatmap head")
         if self.ray_evidence_samples == 1 or self.ray_evidence_samples < 0:
             raise ConfigError(f"{self.name}: ray_evidence_samples must be 0 (off) or at least 2")
-        if self.source_views < 2:
-            raise ConfigError("the variance cost volume needs at least 2 source views")
+        if source_views_problem(self.source_views):
+            raise ConfigError(source_views_problem(self.source_views))
 
     def without_pretrained_load(self) -> "StudentConfig":
         """This config with no pretrained weights to load (they come from a checkpoint instead). A frozen
