@@ -22,8 +22,9 @@ import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 
-from ghnerf.errors import ConfigError
+from ghnerf.errors import CheckpointError, ConfigError
 from ghnerf.fileio import atomic_path, write_image, write_json
+from ghnerf.student.checkpoints import newest_intact, read_checkpoint
 from ghnerf.student.config import StudentConfig
 from ghnerf.student.data import Example, ExampleSet
 from ghnerf.student.distributed import mean_over_ranks, params_without_grad, setup, teardown
@@ -145,16 +146,43 @@ def save_checkpoint(path: Path, model: GHNeRF, opt, sched, gen: torch.Generator,
         torch.save(payload, tmp)
 
 
-def load_checkpoint(path: str | Path) -> dict:
-    """Load with ``weights_only=True`` and decode the JSON fields."""
+def load_checkpoint(path: str | Path, hint: bool = True) -> dict:
+    """Load with ``weights_only=True`` and decode the JSON fields.
+
+    Raises:
+        CheckpointError: the file is missing, damaged, or not a ``ghnerf train`` checkpoint (names it).
+    """
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such checkpoint")
-    ck = torch.load(path, map_location="cpu", weights_only=True)
-    ck["student_config"] = StudentConfig.from_dict(json.loads(ck["student_config"]))
-    ck["train_config"] = TrainConfig.model_validate_json(ck["train_config"])
-    ck["meta"] = json.loads(ck["meta"])
+    ck = read_checkpoint(path, hint)
+    try:
+        ck["student_config"] = StudentConfig.from_dict(json.loads(ck["student_config"]))
+        ck["train_config"] = TrainConfig.model_validate_json(ck["train_config"])
+        ck["meta"] = json.loads(ck["meta"])
+    except (ValueError, TypeError, ConfigError) as exc:
+        raise CheckpointError(path, f"not a checkpoint of this version of ghnerf: its configs do not decode "
+                                    f"({str(exc).splitlines()[0]})") from None
     return ck
+
+
+def resume_point(ckdir: Path, log: Callable[[str], None]) -> tuple[Path, dict]:
+    """The checkpoint ``--resume`` continues from: ``latest.pt``, or when it is missing or damaged the newest
+    intact ``step_*.pt`` (saying so).
+
+    Raises:
+        ConfigError: no checkpoint at all; CheckpointError: none of them is intact.
+    """
+    latest = ckdir / "latest.pt"
+    try:
+        return latest, load_checkpoint(latest, hint=False)
+    except CheckpointError as exc:
+        if not latest.is_file() and not any(ckdir.glob("step_*.pt")):
+            raise ConfigError(f"--resume: no checkpoint at {latest}") from None
+        found = newest_intact(ckdir, lambda p: load_checkpoint(p, hint=False))
+        if found is None:
+            raise CheckpointError(latest, f"{exc.problem}; no intact step_*.pt next to it either: train without "
+                                          "--resume") from None
+        log(f"--resume: {exc}; resuming from {found[0]}, the newest intact checkpoint")
+        return found
 
 
 def build_model(cfg: StudentConfig, device: torch.device) -> GHNeRF:
@@ -199,10 +227,7 @@ def train(cfg: StudentConfig, tcfg: TrainConfig, examples: ExampleSet, out: str 
     gen = torch.Generator().manual_seed(tcfg.seed)
     step = 0
     if resume:
-        latest = ckdir / "latest.pt"
-        if not latest.is_file():
-            raise ConfigError(f"--resume: no checkpoint at {latest}")
-        ck = load_checkpoint(latest)
+        latest, ck = resume_point(ckdir, log)
         if ck["student_config"] != cfg:
             raise ConfigError(f"{latest} was trained with config {ck['student_config'].name}, not {cfg.name}")
         model.load_state_dict(ck["model"])
