@@ -10,11 +10,11 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
-
 from typer.core import TyperGroup
 
 from ghnerf.errors import GHNeRFError, OptionError
 from ghnerf.options import output_folder, output_image, output_root, parse_options
+from ghnerf.student.config import LossWeights, StudentConfig
 
 
 def _fail(exc: GHNeRFError) -> None:
@@ -45,6 +45,11 @@ app.add_typer(data_app, name="data")
 teachers_app = typer.Typer(help="Teachers: list them and whether each can run here.", no_args_is_help=True)
 app.add_typer(teachers_app, name="teachers")
 console = Console(stderr=True)
+
+
+def _log(line: str) -> None:
+    """A progress line on stderr, never broken into several lines by the console width."""
+    console.print(line, soft_wrap=True)
 
 
 def _progress() -> Progress:
@@ -219,10 +224,13 @@ def train_cmd(
     steps: Annotated[int, typer.Option(help="training steps")] = 2000,
     resume: Annotated[bool, typer.Option(help="continue from OUT/checkpoints/latest.pt")] = False,
     init_from: Annotated[Optional[str], typer.Option(help="start from this checkpoint's weights (fine-tune)")] = None,
-    pretrained: Annotated[str, typer.Option(help="encoder weights: imagenet (local cache) | none | PATH")] = "imagenet",
+    pretrained: Annotated[str, typer.Option(help="encoder weights: auto (the local cache when present, else a random "
+                                                 "init, said and recorded) | imagenet (must be present) | none | "
+                                                 "PATH")] = StudentConfig.pretrained,
     image_scale: Annotated[float, typer.Option(help="image resize factor (ENeRF input_ratio)")] = 0.5,
-    perceptual_weight: Annotated[float, typer.Option(help="LPIPS-VGG weight (0.01 as ENeRF; needs VGG16 "
-                                                          "weights in the torch hub cache)")] = 0.01,
+    perceptual_weight: Annotated[str, typer.Option(help="LPIPS-VGG weight (0.01 as ENeRF; needs VGG16 weights in "
+                                                        "the torch hub cache); auto: 0.01 when they are there, else "
+                                                        "none (said and recorded)")] = str(LossWeights.perceptual),
     patch: Annotated[int, typer.Option(help="patch side for the perceptual loss (0: no perceptual loss)")] = 16,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
     checkpoint_every: Annotated[int, typer.Option(help="steps between checkpoints")] = 500,
@@ -239,7 +247,7 @@ def train_cmd(
                              perceptual_weight=perceptual_weight, patch=patch, device=device,
                              checkpoint_every=checkpoint_every, batch_examples=batch_examples)
         with _train_progress(steps) as on_step:
-            run_training(spec, on_step=on_step, log=console.print)
+            run_training(spec, on_step=on_step, log=_log)
     except GHNeRFError as exc:
         _fail(exc)
     console.print(f"checkpoints: {out / 'checkpoints'}; validation images: {out / 'val'}")
@@ -392,6 +400,7 @@ def _checkpoint_lineage(path: Path, as_json: bool, parent=None, extra: dict | No
     info = {"checkpoint": str(path), "step": ck["step"], "config": ck["student_config"].name,
             "code_version": ck["code_version"], "dataset": ck["meta"]["dataset"],
             "pretrained_weights": ck["meta"]["pretrained_weights"], "init_from": ck["meta"].get("init_from"),
+            "perceptual_loss": ck["meta"].get("perceptual_loss", "not recorded (older checkpoint)"),
             "shards": shards}
     if as_json:
         print(json.dumps({**(extra or {}), **info}, default=str))
@@ -401,6 +410,7 @@ def _checkpoint_lineage(path: Path, as_json: bool, parent=None, extra: dict | No
     if info["init_from"]:
         tree.add(f"fine-tuned from {info['init_from']}")
     tree.add(f"encoder weights: {info['pretrained_weights']}")
+    tree.add(f"perceptual loss: {info['perceptual_loss']}")
     node = tree.add(f"dataset {info['dataset']}: targets from {len(shards)} shard(s)"
                     + ("" if shards else " (heatmaps drawn from the dataset's own 2D joints)"))
     for sh in shards:
@@ -429,7 +439,7 @@ def pipeline_cmd(
         cfg = parse_options(PipelineConfig, out=str(out), layout=layout, teacher=teacher, config=config,
                             steps=steps, subjects=subjects, frames=frames, size=size)
         with _train_progress(steps) as on_step:
-            report = run_pipeline(cfg, log=console.print, on_step=on_step)
+            report = run_pipeline(cfg, log=_log, on_step=on_step)
     except GHNeRFError as exc:
         _fail(exc)
     _print_metrics(report, "test")
@@ -451,7 +461,7 @@ def retrain_cmd(
     try:
         spec = parse_options(RetrainSpec, registry=str(registry), data=str(data), targets=targets, teacher=teacher,
                              steps=steps, eval_max_views=eval_max_views)
-        decision = retrain(spec, log=console.print)
+        decision = retrain(spec, log=_log)
     except GHNeRFError as exc:
         _fail(exc)
     print(json.dumps({"action": decision.action, "reason": decision.reason}))

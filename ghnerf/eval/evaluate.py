@@ -165,6 +165,7 @@ def evaluate_run(run: str | Path, data: str | Path, split: str = "test", max_vie
               "config": cfg.name, "code_version": ck["code_version"], "dataset": str(data), "split": split,
               "views": len(rows), "source_views": examples.source_views,
               "pretrained_weights": ck["meta"]["pretrained_weights"],
+              "perceptual_loss": ck["meta"].get("perceptual_loss", "not recorded (older checkpoint)"),
               "device": str(device), "metrics": summary, "definitions": DEFINITIONS, "per_view": rows,
               "checkpoint_sha256": file_sha256(ck_path), "shards": ck["meta"]["shards"],
               "init_from": ck["meta"].get("init_from"), "metrics_path": str(out / "metrics.json"),
@@ -295,7 +296,8 @@ def markdown_report(report: dict) -> str:
 
     lines = [f"# Evaluation of {report['config']} ({report['split']} split)", "",
              f"- run: `{report['run']}`, checkpoint `{report['checkpoint']}` (step {report['checkpoint_step']})",
-             f"- code version: `{report['code_version']}`; encoder weights: {report['pretrained_weights']}",
+             f"- code version: `{report['code_version']}`; encoder weights: {report['pretrained_weights']}; "
+             f"perceptual loss in training: {report.get('perceptual_loss', 'not recorded')}",
              f"- dataset: `{report['dataset']}`, {report['views']} views, device {report['device']}", "",
              metrics_table(m), "", "## Lineage", "", *lineage_lines(report), "", "## Definitions", ""]
     lines += [f"- **{k}**: {v}" for k, v in report["definitions"].items()]

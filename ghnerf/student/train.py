@@ -31,6 +31,7 @@ from ghnerf.student.distributed import mean_over_ranks, params_without_grad, set
 from ghnerf.student.distributed import pick_device  # noqa: F401 (re-export)
 from ghnerf.student.losses import PerceptualLoss, student_loss
 from ghnerf.student.model import GHNeRF
+from ghnerf.student.weights import resolve_auto
 
 PAPER_TOTAL_STEPS = 200_000  # "converged after about 200k iterations" (paper §4.1)
 PAPER_HALVING_STEPS = 50_000
@@ -209,8 +210,8 @@ def train(cfg: StudentConfig, tcfg: TrainConfig, examples: ExampleSet, out: str 
         raise ConfigError(f"{cfg.name} has a source heatmap head: build the examples with source_targets=True")
     out = Path(out)
     ckdir = out / "checkpoints"
-    if cfg.losses.perceptual > 0 and tcfg.patch == 0:
-        cfg = replace(cfg, losses=replace(cfg.losses, perceptual=0.0))  # no patch, no perceptual term
+    weights = resolve_auto(cfg, tcfg.patch)  # "auto" weights -> the local files, or go on without them
+    cfg = weights.config
     ctx, device = setup(tcfg.device)
     if tcfg.batch_examples % ctx.world:  # before anything is written
         teardown(ctx)
@@ -220,6 +221,8 @@ def train(cfg: StudentConfig, tcfg: TrainConfig, examples: ExampleSet, out: str 
         log = lambda *_: None  # noqa: E731 -- one rank speaks
     log(f"device: {device} ({'CUDA' if device.type == 'cuda' else 'no CUDA device; training on CPU'})"
         + (f"; DDP over {ctx.world} processes, global batch {tcfg.batch_examples}" if ctx.enabled else ""))
+    if weights.notice():
+        log(weights.notice())
     torch.manual_seed(tcfg.seed)
     model = build_model(cfg.without_pretrained_load() if init_from else cfg, device)  # weights from init_from
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=tcfg.lr)
@@ -244,7 +247,7 @@ def train(cfg: StudentConfig, tcfg: TrainConfig, examples: ExampleSet, out: str 
         log(f"initialised from {init_from} (step {ck['step']})")
     perceptual = PerceptualLoss().to(device) if cfg.losses.perceptual > 0 and tcfg.patch > 0 else None
     meta = {"shards": examples.shard_refs(), "dataset": str(examples.reader.root),
-            "pretrained_weights": model.pretrained_weights, "items": len(examples),
+            **weights.record(model.pretrained_weights), "items": len(examples),
             "init_from": str(init_from) if init_from else None, "device": str(device),
             "target_fusion": None if examples.fusion is None else dataclasses.asdict(examples.fusion)}
     if ctx.is_main:
