@@ -5,7 +5,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
 
-import click
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -25,15 +24,15 @@ def _fail(exc: GHNeRFError) -> None:
 
 
 class OneLineErrors(TyperGroup):
-    """The root command: a user error from any sub-command (a :class:`GHNeRFError`, or an option value click
+    """The root command: a user error from any sub-command (a :class:`GHNeRFError`, or an option value typer
     rejects) ends in :func:`_fail` (one line per problem, exit code 2), never in a traceback."""
 
-    def invoke(self, ctx: click.Context):
+    def invoke(self, ctx: typer.Context):
         try:
             return super().invoke(ctx)
         except GHNeRFError as exc:
             _fail(exc)
-        except click.BadParameter as exc:
+        except typer.BadParameter as exc:
             _fail(OptionError(exc.format_message() if exc.param is not None else exc.message))
 
 

@@ -13,7 +13,7 @@ line each, exit code 2.
 from pathlib import Path
 from typing import TypeVar
 
-import click
+import typer
 from pydantic import BaseModel, ValidationError
 
 from ghnerf.errors import OptionError
@@ -49,7 +49,7 @@ def output_folder(value: str | Path) -> Path:
     """A folder to write into: new or existing, never an existing file."""
     path = Path(value)
     if path.exists() and not path.is_dir():
-        raise click.BadParameter(f"{path} is a file, not a folder; give a new or existing folder")
+        raise typer.BadParameter(f"{path} is a file, not a folder; give a new or existing folder")
     return path
 
 
@@ -62,9 +62,9 @@ def output_image(value: str | Path) -> Path:
     """An image file to write: a .png / .jpg name, not an existing folder."""
     path = Path(value)
     if path.is_dir():
-        raise click.BadParameter(f"{path} is a folder; give an image file name such as {path / 'preview.png'}")
+        raise typer.BadParameter(f"{path} is a folder; give an image file name such as {path / 'preview.png'}")
     if path.suffix.lower() not in IMAGE_SUFFIXES:
-        raise click.BadParameter(f"{path}: the file name must end in {', '.join(IMAGE_SUFFIXES)}")
+        raise typer.BadParameter(f"{path}: the file name must end in {', '.join(IMAGE_SUFFIXES)}")
     if path.parent.exists() and not path.parent.is_dir():
-        raise click.BadParameter(f"{path.parent} is a file, not a folder")
+        raise typer.BadParameter(f"{path.parent} is a file, not a folder")
     return path

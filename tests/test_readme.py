@@ -1,0 +1,92 @@
+"""Every command of the README's ```bash blocks runs, in order, on a fresh machine (no cached weights), on tiny sizes.
+
+The README shows real sizes; :data:`TINY` is the documented substitution applied to each
+command before it runs (whole option/value pairs, so a changed option in the README no
+longer matches and the command runs at its full size: the test then gets slow instead of
+silently testing something else). :data:`PLACEHOLDERS` fills the README's ``...`` and
+``<...>``. Commands in :data:`EXCLUDED` are not run, each with its reason; any other
+command that is not ``ghnerf ...`` fails the test, so a new README command is covered or
+listed here on purpose.
+"""
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from flows.cli import app
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+TINY = {  # README value -> test value
+    "--subjects 4": "--subjects 2",
+    "--frames 10": "--frames 2",
+    "--size 256": "--size 64",
+    "--steps 2000": "--steps 2",
+    "--max-views 8": "--max-views 2",
+}
+# (cameras stay at 8: the ZJU split needs 3 training cameras near each test camera)
+
+PLACEHOLDERS = {  # README text -> what the test runs; values with {shard} are filled from the store
+    "ghnerf train ... --resume": "ghnerf train --config ghnerf-resnet18 --data data/zju --out runs/r18 --steps 3 "
+                                 "--resume",
+    "<target id | shard key | shard file>": "{shard}",
+}
+
+EXCLUDED = {  # command prefix -> why it is not run here
+    "make demo": "starts a Prefect server and workers (tests/flows/test_demo.py runs the demo)",
+    "make test": "is the test suite itself",
+    "ghnerf distill --dataset data/rp  --teacher surface-cse --out s3://": "needs an S3 bucket "
+                                                                            "(tests/storage/test_s3.py uses moto)",
+}
+
+
+def readme_commands(text: str) -> list[str]:
+    """The commands of every ```bash block, backslash continuations joined, comments dropped."""
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            line = line.split(" #")[0].strip() if not line.lstrip().startswith("#") else ""
+            if line:
+                commands.append(re.sub(r"\s+", " ", line))
+    return commands
+
+
+def tiny(command: str) -> str:
+    for big, small in {**PLACEHOLDERS, **TINY}.items():
+        command = command.replace(re.sub(r"\s+", " ", big), small)
+    return command
+
+
+def test_readme_parsing_sees_every_block():
+    commands = readme_commands(README.read_text())
+    assert "ghnerf data inspect data/zju --json" in commands
+    assert any(c.startswith("ghnerf train --config ghnerf-resnet18+cse") and "--perceptual-weight 0" in c
+               for c in commands)  # a backslash-continued command comes out whole
+    assert tiny("ghnerf data synth x --subjects 4 --size 256") == "ghnerf data synth x --subjects 2 --size 64"
+
+
+@pytest.mark.slow
+def test_every_readme_command_runs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))  # a fresh machine: no cached weights
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    runner = CliRunner()
+    ran = []
+    for command in readme_commands(README.read_text()):
+        if any(command.startswith(re.sub(r"\s+", " ", prefix)) for prefix in EXCLUDED):
+            continue
+        assert command.startswith("ghnerf "), f"README command neither run nor excluded: {command}"
+        small = tiny(command)
+        if "{shard}" in small:
+            shard = next(p for p in sorted((tmp_path / "targets").rglob("*.parquet")) if "catalog" not in p.parts)
+            small = small.replace("{shard}", str(shard.relative_to(tmp_path / "targets")))
+        result = runner.invoke(app, shlex.split(small)[1:])
+        assert result.exit_code == 0, f"{command}\n(run as: {small})\n{result.output}"
+        assert "Traceback" not in result.output
+        ran.append(small)
+    assert len(ran) >= 12, ran
+    assert (tmp_path / "runs" / "r18" / "eval_test" / "metrics.json").is_file()
