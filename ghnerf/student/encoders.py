@@ -178,12 +178,16 @@ class PoseNetworkEncoder(nn.Module):
 
 
 def build_encoder(name: str, pretrained: str) -> nn.Module | None:
+    """The encoder ``name`` with its weights (``pretrained="auto"``: the local ones when present, else random)."""
+    from ghnerf.student.weights import random_init_note, resolve_pretrained
+
     if name == "none":
         return None
-    if name == "mediapipe":
-        return PoseNetworkEncoder(pretrained)
-    if name in ("resnet18", "resnet34"):
-        return ResNetEncoder(name, pretrained)
-    if name == "dino":
-        return DinoEncoder(pretrained)
-    raise ConfigError(f"unknown encoder {name!r}; choose none, resnet18, resnet34, dino or mediapipe")
+    if name not in ("resnet18", "resnet34", "dino", "mediapipe"):
+        raise ConfigError(f"unknown encoder {name!r}; choose none, resnet18, resnet34, dino or mediapipe")
+    pretrained, missing = resolve_pretrained(name, pretrained)
+    encoder = (PoseNetworkEncoder(pretrained) if name == "mediapipe" else DinoEncoder(pretrained) if name == "dino"
+               else ResNetEncoder(name, pretrained))
+    if missing is not None:
+        encoder.weights_source = random_init_note(missing)
+    return encoder

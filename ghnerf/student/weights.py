@@ -34,7 +34,7 @@ class AutoWeights:
     def record(self, pretrained_weights: str) -> dict:
         """``pretrained_weights`` and ``perceptual_loss`` for run.json, every checkpoint and every report."""
         if self.encoder_missing is not None:
-            pretrained_weights = f"none (random init: --pretrained auto found no {self.encoder_missing})"
+            pretrained_weights = random_init_note(self.encoder_missing)
         weight = self.config.losses.perceptual
         if self.vgg_missing is not None:
             perceptual = f"off: --perceptual-weight auto found no VGG16 weights at {self.vgg_missing}"
@@ -51,6 +51,11 @@ class AutoWeights:
             ["no perceptual loss"] if self.vgg_missing else [])
         return (f"weights: not found locally: {', '.join(map(str, missing))}; training with {' and '.join(went)} "
                 "(recorded in run.json and every checkpoint; put the files there to use them)")
+
+
+def random_init_note(missing: Path) -> str:
+    """How a random init chosen by ``auto`` is recorded."""
+    return f"none (random init: --pretrained auto found no {missing})"
 
 
 def encoder_weights_file(encoder: str) -> Path:
@@ -72,21 +77,24 @@ def vgg_weights_file() -> Path:
     return torch_hub_checkpoint(VGG16_FILE)
 
 
+def resolve_pretrained(encoder: str, pretrained: str) -> tuple[str, Path | None]:
+    """(concrete ``pretrained`` for ``encoder``, the weights file ``auto`` looked for and did not find, or None)."""
+    if pretrained != AUTO:
+        return pretrained, None
+    if encoder == "none":
+        return "none", None
+    if encoder in FROZEN_ENCODERS:
+        return "bundled", None
+    path = encoder_weights_file(encoder)
+    return ("imagenet", None) if path.is_file() else ("none", path)
+
+
 def resolve_auto(cfg: StudentConfig, patch: int = 1) -> AutoWeights:
     """Concrete ``pretrained`` and perceptual weight for ``cfg`` on this machine (``patch`` 0: no perceptual term).
 
     Only ``auto`` values are looked up; explicit ones are kept (and checked where they are loaded).
     """
-    pretrained, encoder_missing = cfg.pretrained, None
-    if cfg.pretrained == AUTO:
-        if cfg.encoder == "none":
-            pretrained = "none"
-        elif cfg.encoder in FROZEN_ENCODERS:
-            pretrained = "bundled"
-        else:
-            path = encoder_weights_file(cfg.encoder)
-            pretrained = "imagenet" if path.is_file() else "none"
-            encoder_missing = None if path.is_file() else path
+    pretrained, encoder_missing = resolve_pretrained(cfg.encoder, cfg.pretrained)
     weight, vgg_missing = cfg.losses.perceptual, None
     if patch == 0:
         weight = 0.0
