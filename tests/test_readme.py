@@ -22,6 +22,7 @@ import pytest
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 TINY = {  # README value -> test value
+    "ghnerf train ": "ghnerf train --steps 2 ",  # commands that use the default 2000 steps (a later --steps wins)
     "--subjects 4": "--subjects 2",
     "--frames 10": "--frames 2",
     "--size 256": "--size 64",
@@ -67,6 +68,7 @@ def test_readme_parsing_sees_every_block():
     assert any(c.startswith("ghnerf train --config ghnerf-resnet18+cse") and "--perceptual-weight 0" in c
                for c in commands)  # a backslash-continued command comes out whole
     assert tiny("ghnerf data synth x --subjects 4 --size 256") == "ghnerf data synth x --subjects 2 --size 64"
+    assert tiny("ghnerf train --config enerf --steps 2000") == "ghnerf train --steps 2 --config enerf --steps 2"
 
 
 @pytest.mark.slow

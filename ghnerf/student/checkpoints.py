@@ -8,6 +8,7 @@ and, for a damaged one, names the newest intact ``step_*.pt`` next to it.
 """
 
 import pickle
+import re
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -41,8 +42,10 @@ def read_checkpoint(path: Path, hint: bool = True) -> dict:
             ck = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         if str(exc).startswith(WEIGHTS_ONLY_REFUSAL):
+            found = re.search(r"GLOBAL (\S+)", str(exc)) or re.search(r"(Unsupported [^\n.]*)", str(exc))
+            refused = f" (refused: {found.group(1)})" if found else ""
             raise CheckpointError(path, "not a checkpoint this project wrote: it holds objects other than tensors "
-                                        "and plain values; it was not loaded") from None
+                                        f"and plain values{refused}; it was not loaded") from None
         raise CheckpointError(path, f"damaged checkpoint ({_first_line(exc)})" + _hint(path, hint)) from None
     except (RuntimeError, OSError, EOFError, ValueError, KeyError) as exc:
         raise CheckpointError(path, f"truncated or damaged checkpoint ({_first_line(exc)})" + _hint(path, hint)) from None
