@@ -48,7 +48,8 @@ def read_checkpoint(path: Path, hint: bool = True) -> dict:
                                         f"and plain values{refused}; it was not loaded") from None
         raise CheckpointError(path, f"damaged checkpoint ({_first_line(exc)})" + _hint(path, hint)) from None
     except (RuntimeError, OSError, EOFError, ValueError, KeyError) as exc:
-        raise CheckpointError(path, f"truncated or damaged checkpoint ({_first_line(exc)})" + _hint(path, hint)) from None
+        raise CheckpointError(path, f"truncated or damaged checkpoint ({_first_line(exc)})"
+                                    + _hint(path, hint)) from None
     if not isinstance(ck, dict) or not set(KEYS) <= set(ck):
         raise CheckpointError(path, "not a checkpoint written by `ghnerf train` (a torch file without its model, "
                                     "optimiser, configs and lineage)")
