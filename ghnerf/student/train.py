@@ -210,6 +210,7 @@ def train(cfg: StudentConfig, tcfg: TrainConfig, examples: ExampleSet, out: str 
         raise ConfigError(f"{cfg.name} has a source heatmap head: build the examples with source_targets=True")
     out = Path(out)
     ckdir = out / "checkpoints"
+    requested = cfg
     weights = resolve_auto(cfg, tcfg.patch)  # "auto" weights -> the local files, or go on without them
     cfg = weights.config
     ctx, device = setup(tcfg.device)
@@ -221,16 +222,16 @@ def train(cfg: StudentConfig, tcfg: TrainConfig, examples: ExampleSet, out: str 
         log = lambda *_: None  # noqa: E731 -- one rank speaks
     log(f"device: {device} ({'CUDA' if device.type == 'cuda' else 'no CUDA device; training on CPU'})"
         + (f"; DDP over {ctx.world} processes, global batch {tcfg.batch_examples}" if ctx.enabled else ""))
-    if weights.notice():
-        log(weights.notice())
     torch.manual_seed(tcfg.seed)
-    model = build_model(cfg.without_pretrained_load() if init_from else cfg, device)  # weights from init_from
+    model = build_model(cfg.without_pretrained_load() if init_from or resume else cfg, device)  # or a checkpoint
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=tcfg.lr)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=tcfg.halving(), gamma=0.5)
     gen = torch.Generator().manual_seed(tcfg.seed)
     step = 0
     if resume:
         latest, ck = resume_point(ckdir, log)
+        weights = weights.as_resumed(requested, ck["student_config"], ck["meta"])  # auto: as the run started
+        cfg = weights.config
         if ck["student_config"] != cfg:
             raise ConfigError(f"{latest} was trained with config {ck['student_config'].name}, not {cfg.name}")
         model.load_state_dict(ck["model"])
@@ -245,6 +246,8 @@ def train(cfg: StudentConfig, tcfg: TrainConfig, examples: ExampleSet, out: str 
             raise ConfigError(f"{init_from} was trained with config {ck['student_config'].name}, not {cfg.name}")
         model.load_state_dict(ck["model"])
         log(f"initialised from {init_from} (step {ck['step']})")
+    if weights.notice():
+        log(weights.notice())
     perceptual = PerceptualLoss().to(device) if cfg.losses.perceptual > 0 and tcfg.patch > 0 else None
     meta = {"shards": examples.shard_refs(), "dataset": str(examples.reader.root),
             **weights.record(model.pretrained_weights), "items": len(examples),

@@ -25,11 +25,25 @@ class AutoWeights:
         config: the config with concrete ``pretrained`` and perceptual weight.
         encoder_missing: the encoder weights ``--pretrained auto`` looked for and did not find (random init).
         vgg_missing: the VGG16 weights ``--perceptual-weight auto`` looked for and did not find (no LPIPS term).
+        resumed_record: on ``--resume``, the record of the checkpoint the run continues from (it wins).
     """
 
     config: StudentConfig
     encoder_missing: Path | None = None
     vgg_missing: Path | None = None
+    resumed_record: dict | None = None
+
+    def as_resumed(self, requested: StudentConfig, started: StudentConfig, meta: dict) -> "AutoWeights":
+        """On ``--resume``, ``auto`` stays what it became when the run started (files added or removed since change
+        nothing), and so does its record; explicit values are kept, to be compared with the checkpoint's."""
+        config, encoder_missing, vgg_missing = self.config, self.encoder_missing, self.vgg_missing
+        if requested.pretrained == AUTO:
+            config, encoder_missing = replace(config, pretrained=started.pretrained), None
+        if requested.losses.perceptual == AUTO:
+            config = replace(config, losses=replace(config.losses, perceptual=started.losses.perceptual))
+            vgg_missing = None
+        record = {k: meta[k] for k in ("pretrained_weights", "perceptual_loss") if k in meta}
+        return AutoWeights(config, encoder_missing, vgg_missing, record)
 
     def record(self, pretrained_weights: str) -> dict:
         """``pretrained_weights`` and ``perceptual_loss`` for run.json, every checkpoint and every report."""
@@ -40,7 +54,7 @@ class AutoWeights:
             perceptual = f"off: --perceptual-weight auto found no VGG16 weights at {self.vgg_missing}"
         else:
             perceptual = f"LPIPS-VGG, weight {weight}" if weight > 0 else "off (weight 0)"
-        return {"pretrained_weights": pretrained_weights, "perceptual_loss": perceptual}
+        return {"pretrained_weights": pretrained_weights, "perceptual_loss": perceptual, **(self.resumed_record or {})}
 
     def notice(self) -> str | None:
         """The one line to show at the start of a run when weights were missing, else None."""

@@ -72,6 +72,17 @@ def test_auto_weights_go_on_without_missing_files_and_record_it(student_root, tm
     result = runner.invoke(app, [*base, "--out", str(tmp_path / "run2"), "--pretrained", "imagenet"])
     assert result.exit_code == 2 and str(resnet) in result.output
     assert not (tmp_path / "run2").exists()
+    # weights that appear later change nothing on --resume: the run goes on as it started (these files are not even
+    # read: the encoder's weights come from the checkpoint)
+    resnet.parent.mkdir(parents=True)
+    resnet.write_bytes(b"not read")
+    vgg.write_bytes(b"not read")
+    result = runner.invoke(app, [*base[:-1], "2", "--out", str(run), "--resume"])
+    assert result.exit_code == 0, result.output
+    ck = load_checkpoint(run / "checkpoints" / "latest.pt")
+    assert ck["step"] == 2 and ck["student_config"].pretrained == "none"
+    assert ck["meta"]["pretrained_weights"] == f"none (random init: --pretrained auto found no {resnet})"
+    assert "weights: not found locally" not in result.output
 
 
 def test_train_on_fused_targets_records_the_fusion(student_root, tmp_path):
