@@ -67,11 +67,15 @@ def run_copy(trained, tmp_path) -> Path:
 
 
 def _damage(path: Path, how: str) -> None:
+    """``truncated`` to a third, ``empty`` (0 bytes) or ``missing``."""
     data = path.read_bytes()
-    path.write_bytes(b"" if how == "empty" else data[: len(data) // 3])
+    if how == "missing":
+        path.unlink()
+    else:
+        path.write_bytes(b"" if how == "empty" else data[: len(data) // 3])
 
 
-@pytest.mark.parametrize("how", ["truncated", "empty"])
+@pytest.mark.parametrize("how", ["truncated", "empty", "missing"])
 def test_damaged_latest_named_by_evaluate_and_lineage(trained, run_copy, tmp_path, how):
     latest = run_copy / "checkpoints" / "latest.pt"
     _damage(latest, how)
@@ -83,7 +87,7 @@ def test_damaged_latest_named_by_evaluate_and_lineage(trained, run_copy, tmp_pat
     assert snapshot(tmp_path) == before
 
 
-@pytest.mark.parametrize("how", ["truncated", "empty"])
+@pytest.mark.parametrize("how", ["truncated", "empty", "missing"])
 def test_resume_falls_back_to_newest_intact_step(trained, run_copy, tmp_path, how):
     from ghnerf.student.train import load_checkpoint
 

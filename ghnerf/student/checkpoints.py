@@ -33,7 +33,8 @@ def read_checkpoint(path: Path, hint: bool = True) -> dict:
             (refused unloaded), or a torch file without the keys ``ghnerf train`` writes.
     """
     if not path.is_file():
-        raise CheckpointError(path, "no such checkpoint")
+        siblings = path.parent.is_dir() and any(path.parent.glob("step_*.pt"))
+        raise CheckpointError(path, "no such checkpoint" + (_hint(path, hint) if siblings else ""))
     if path.stat().st_size == 0:
         raise CheckpointError(path, "empty file (0 bytes): the checkpoint is damaged" + _hint(path, hint))
     try:
