@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 
 from ghnerf.cli import app, console, metrics_table
+from ghnerf.options import output_folder, parse_options
 
 DEMO_OUT = Path("demo_out")
 
@@ -87,7 +88,7 @@ def run_cmd(
 
 @app.command("demo")
 def demo_cmd(
-    out: Annotated[Path, typer.Option(help="where the demo writes everything")] = DEMO_OUT,
+    out: Annotated[Path, typer.Option(help="where the demo writes everything", parser=output_folder)] = DEMO_OUT,
     steps: Annotated[int, typer.Option(help="training steps")] = 300,
     subjects: Annotated[int, typer.Option(help="synthetic subjects")] = 3,
     frames: Annotated[int, typer.Option(help="frames per subject")] = 4,
@@ -101,7 +102,7 @@ def demo_cmd(
     from ghnerf.pipeline import PipelineConfig
 
     url = _api_url(api_url)
-    cfg = PipelineConfig(out=str(out), steps=steps, subjects=subjects, frames=frames, size=size)
+    cfg = parse_options(PipelineConfig, out=str(out), steps=steps, subjects=subjects, frames=frames, size=size)
 
     def wait_for_user(ui: str) -> None:
         if sys.stdin.isatty():

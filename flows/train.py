@@ -32,7 +32,7 @@ def train_flow(data: str, out: str, config: str = _D["config"], targets: str | N
                teacher: str | None = None, cse_teacher: str | None = None, fuse_targets: bool = False,
                steps: int = _D["steps"],
                resume: bool = False, init_from: str | None = None, pretrained: str = _D["pretrained"],
-               image_scale: float = _D["image_scale"], perceptual_weight: float = _D["perceptual_weight"],
+               image_scale: float = _D["image_scale"], perceptual_weight: float | str = _D["perceptual_weight"],
                patch: int = _D["patch"], device: str = _D["device"],
                checkpoint_every: int = _D["checkpoint_every"], batch_examples: int = _D["batch_examples"],
                allow_partial_targets: bool = False, exclude_bad_views: bool = False,

@@ -9,11 +9,35 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from typer.core import TyperGroup
 
-from ghnerf.errors import GHNeRFError
+from ghnerf.errors import GHNeRFError, OptionError
+from ghnerf.options import output_folder, output_image, output_root, parse_options
+from ghnerf.student.config import LossWeights, StudentConfig
+
+
+def _fail(exc: GHNeRFError) -> None:
+    """Print ``exc`` as one line per problem (``error: ...``) and exit with code 2, no traceback."""
+    for line in str(exc).splitlines() or [type(exc).__name__]:
+        typer.secho(f"error: {line}", err=True, fg="red")
+    raise typer.Exit(code=2)
+
+
+class OneLineErrors(TyperGroup):
+    """The root command: a user error from any sub-command (a :class:`GHNeRFError`, or an option value typer
+    rejects) ends in :func:`_fail` (one line per problem, exit code 2), never in a traceback."""
+
+    def invoke(self, ctx: typer.Context):
+        try:
+            return super().invoke(ctx)
+        except GHNeRFError as exc:
+            _fail(exc)
+        except typer.BadParameter as exc:
+            _fail(OptionError(exc.format_message() if exc.param is not None else exc.message))
+
 
 app = typer.Typer(help="GHNeRF-distill: teachers -> Parquet targets -> generalizable human NeRF.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+                  no_args_is_help=True, pretty_exceptions_enable=False, cls=OneLineErrors)
 data_app = typer.Typer(help="Datasets: generate synthetic humans, inspect real or synthetic folders.",
                        no_args_is_help=True)
 app.add_typer(data_app, name="data")
@@ -22,11 +46,6 @@ app.add_typer(teachers_app, name="teachers")
 store_app = typer.Typer(help="Storage roots of distilled targets: clean up.", no_args_is_help=True)
 app.add_typer(store_app, name="store")
 console = Console(stderr=True)
-
-
-def _fail(exc: GHNeRFError) -> None:
-    typer.secho(f"error: {exc}", err=True, fg="red")
-    raise typer.Exit(code=2)
 
 
 def _warn(line: str) -> None:
@@ -61,7 +80,7 @@ def _progress() -> Progress:
 
 @data_app.command("synth")
 def data_synth(
-    out: Annotated[Path, typer.Argument(help="dataset folder to write")],
+    out: Annotated[Path, typer.Argument(help="dataset folder to write", parser=output_folder)],
     layout: Annotated[str, typer.Option(help="zju | renderpeople")] = "zju",
     subjects: Annotated[int, typer.Option(help="number of subjects")] = 4,
     frames: Annotated[int, typer.Option(help="frames per subject")] = 10,
@@ -75,17 +94,10 @@ def data_synth(
     overwrite: Annotated[bool, typer.Option(help="replace existing subject folders")] = False,
 ) -> None:
     """Generate procedural multi-view humans in the real ZJU-MoCap or RenderPeople layout."""
-    from pydantic import ValidationError
-
     from ghnerf.synth.generate import SynthConfig, generate_dataset
 
-    try:
-        cfg = SynthConfig(layout=layout, subjects=subjects, frames=frames, cameras=cameras, size=size, seed=seed,
-                          distortion=distortion, zju_naming=zju_naming, missing_rate=missing_rate)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        typer.secho(f"error: invalid option {'.'.join(map(str, err['loc'])) or ''}: {err['msg']}", err=True, fg="red")
-        raise typer.Exit(code=2)
+    cfg = parse_options(SynthConfig, layout=layout, subjects=subjects, frames=frames, cameras=cameras, size=size,
+                        seed=seed, distortion=distortion, zju_naming=zju_naming, missing_rate=missing_rate)
     try:
         with _progress() as bar:
             task = bar.add_task(f"synth {layout}", total=subjects * frames)
@@ -157,14 +169,16 @@ def _parse_opts(pairs: list[str]) -> dict:
 def distill_cmd(
     dataset: Annotated[Path, typer.Option(help="dataset folder (ZJU-MoCap or RenderPeople layout)")],
     teacher: Annotated[str, typer.Option(help="teacher name (see `ghnerf teachers list`)")],
-    out: Annotated[str, typer.Option(help="storage root: local folder or fsspec URL (s3://bucket/prefix)")],
+    out: Annotated[str, typer.Option(help="storage root: local folder or fsspec URL (s3://bucket/prefix)",
+                                     parser=output_root)],
     stride: Annotated[int, typer.Option(help="image pixels per target cell")] = 2,
     sigma: Annotated[float, typer.Option(help="heatmap Gaussian sigma, image pixels")] = 7.0,
     frames_per_shard: Annotated[Optional[int], typer.Option(help="frames per shard (default: from --shard-mb)")] = None,
     shard_mb: Annotated[float, typer.Option(help="target shard size in MB")] = 128.0,
     max_frames: Annotated[Optional[int], typer.Option(help="only the first N frames of each subject")] = None,
     teacher_opt: Annotated[Optional[list[str]], typer.Option(help="teacher option KEY=VALUE (repeatable)")] = None,
-    preview: Annotated[Optional[Path], typer.Option(help="write a preview PNG of the first new shard here")] = None,
+    preview: Annotated[Optional[Path], typer.Option(help="write a preview PNG of the first new shard here",
+                                                    parser=output_image)] = None,
     storage_option: Annotated[Optional[list[str]], typer.Option(help=STORAGE_OPTION_HELP)] = None,
 ) -> None:
     """Run a teacher over a dataset into verified Parquet shards with lineage (in-process, no Prefect server).
@@ -177,8 +191,9 @@ def distill_cmd(
 
     options = _storage_options(storage_option)
     try:
-        cfg = DistillConfig(teacher=teacher, teacher_options=_parse_opts(teacher_opt or []), stride=stride,
-                            sigma=sigma, frames_per_shard=frames_per_shard, shard_mb=shard_mb, max_frames=max_frames)
+        cfg = parse_options(DistillConfig, teacher=teacher, teacher_options=_parse_opts(teacher_opt or []),
+                            stride=stride, sigma=sigma, frames_per_shard=frames_per_shard, shard_mb=shard_mb,
+                            max_frames=max_frames)
         with _progress() as bar:
             task = bar.add_task(f"distill {teacher}", total=None)
             report = distill(dataset, out, cfg, consistency_fn=shard_consistency, storage_options=options,
@@ -238,7 +253,8 @@ def train_cmd(
     config: Annotated[str, typer.Option(help="enerf | enerf-heatmap | ghnerf-resnet18 | ghnerf-resnet34 | "
                                              "ghnerf-dino | ghnerf-mediapipe, optionally +cse and/or +coord")],
     data: Annotated[Path, typer.Option(help="dataset folder (ZJU-MoCap or RenderPeople layout)")],
-    out: Annotated[Path, typer.Option(help="run folder (checkpoints, validation images, history)")],
+    out: Annotated[Path, typer.Option(help="run folder (checkpoints, validation images, history)",
+                                      parser=output_folder)],
     targets: Annotated[Optional[str], typer.Option(help="storage root of distilled targets")] = None,
     teacher: Annotated[Optional[str], typer.Option(help="pose teacher whose heatmaps to learn (with --targets); "
                                                         "default: the dataset's own 2D joints")] = None,
@@ -248,10 +264,13 @@ def train_cmd(
     steps: Annotated[int, typer.Option(help="training steps")] = 2000,
     resume: Annotated[bool, typer.Option(help="continue from OUT/checkpoints/latest.pt")] = False,
     init_from: Annotated[Optional[str], typer.Option(help="start from this checkpoint's weights (fine-tune)")] = None,
-    pretrained: Annotated[str, typer.Option(help="encoder weights: imagenet (local cache) | none | PATH")] = "imagenet",
+    pretrained: Annotated[str, typer.Option(help="encoder weights: auto (the local cache when present, else a random "
+                                                 "init, said and recorded) | imagenet (must be present) | none | "
+                                                 "PATH")] = StudentConfig.pretrained,
     image_scale: Annotated[float, typer.Option(help="image resize factor (ENeRF input_ratio)")] = 0.5,
-    perceptual_weight: Annotated[float, typer.Option(help="LPIPS-VGG weight (0.01 as ENeRF; needs VGG16 "
-                                                          "weights in the torch hub cache)")] = 0.01,
+    perceptual_weight: Annotated[str, typer.Option(help="LPIPS-VGG weight (0.01 as ENeRF; needs VGG16 weights in "
+                                                        "the torch hub cache); auto: 0.01 when they are there, else "
+                                                        "none (said and recorded)")] = str(LossWeights.perceptual),
     patch: Annotated[int, typer.Option(help="patch side for the perceptual loss (0: no perceptual loss)")] = 16,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
     checkpoint_every: Annotated[int, typer.Option(help="steps between checkpoints")] = 500,
@@ -270,13 +289,13 @@ def train_cmd(
 
     options = _storage_options(storage_option)
     try:
-        spec = TrainSpec(config=config, data=str(data), out=str(out), targets=targets, teacher=teacher,
-                         cse_teacher=cse_teacher, fuse_targets=fuse_targets, steps=steps, resume=resume,
-                         init_from=init_from, pretrained=pretrained, image_scale=image_scale,
-                         perceptual_weight=perceptual_weight, patch=patch, device=device,
-                         checkpoint_every=checkpoint_every, batch_examples=batch_examples,
-                         allow_partial_targets=allow_partial_targets, exclude_bad_views=exclude_bad_views,
-                         storage_options=options)
+        spec = parse_options(TrainSpec, config=config, data=str(data), out=str(out), targets=targets,
+                             teacher=teacher, cse_teacher=cse_teacher, fuse_targets=fuse_targets, steps=steps,
+                             resume=resume, init_from=init_from, pretrained=pretrained, image_scale=image_scale,
+                             perceptual_weight=perceptual_weight, patch=patch, device=device,
+                             checkpoint_every=checkpoint_every, batch_examples=batch_examples,
+                             allow_partial_targets=allow_partial_targets, exclude_bad_views=exclude_bad_views,
+                             storage_options=options)
         with _train_progress(steps) as on_step:
             run_training(spec, on_step=on_step, log=_log)
     except GHNeRFError as exc:
@@ -397,10 +416,11 @@ def evaluate_cmd(
     storage_option: Annotated[Optional[list[str]], typer.Option(help=STORAGE_OPTION_HELP)] = None,
 ) -> None:
     """Metrics (PSNR, SSIM, LPIPS, heatmap MSE, PCK@0.2, 3D joints, CSE, FPS) and a report with pictures."""
-    from ghnerf.eval.evaluate import evaluate_run
+    from ghnerf.eval.evaluate import EvalOptions, evaluate_run
     from storage.targets import TargetStore
 
     options = _storage_options(storage_option)
+    parse_options(EvalOptions, max_views=max_views, source_views=source_views)
     try:
         if (cse_teacher or teacher) and not targets:
             raise GHNeRFError("--teacher and --cse-teacher read the teacher's shards: pass --targets ROOT (the "
@@ -480,7 +500,9 @@ def _checkpoint_lineage(path: Path, as_json: bool, parent=None, extra: dict | No
     info = {"checkpoint": str(path), "step": ck["step"], "config": ck["student_config"].name,
             "code_version": ck["code_version"], "dataset": ck["meta"]["dataset"],
             "pretrained_weights": ck["meta"]["pretrained_weights"], "init_from": ck["meta"].get("init_from"),
-            "imported_from": ck["meta"].get("imported_from"), "shards": shards}
+            "imported_from": ck["meta"].get("imported_from"),
+            "perceptual_loss": ck["meta"].get("perceptual_loss", "not recorded (older checkpoint)"),
+            "shards": shards}
     if as_json:
         print(json.dumps({**(extra or {}), **info}, default=str))
         return
@@ -493,6 +515,7 @@ def _checkpoint_lineage(path: Path, as_json: bool, parent=None, extra: dict | No
         tree.add(f"imported from {src['format']} checkpoint {src['file']} sha256 {src['sha256'][:16]}.. "
                  f"(epoch {src['epoch']})")
     tree.add(f"encoder weights: {info['pretrained_weights']}")
+    tree.add(f"perceptual loss: {info['perceptual_loss']}")
     node = tree.add(f"dataset {info['dataset']}: targets from {len(shards)} shard(s)"
                     + ("" if shards else " (heatmaps drawn from the dataset's own 2D joints)"))
     for sh in shards:
@@ -537,7 +560,8 @@ def store_gc_cmd(
 
 @app.command("pipeline")
 def pipeline_cmd(
-    out: Annotated[Path, typer.Option(help="where everything is written")] = Path("pipeline_out"),
+    out: Annotated[Path, typer.Option(help="where everything is written", parser=output_folder)] = Path(
+        "pipeline_out"),
     layout: Annotated[str, typer.Option(help="synthetic layout: renderpeople | zju")] = "renderpeople",
     teacher: Annotated[str, typer.Option(help="pose teacher")] = "mediapipe",
     config: Annotated[str, typer.Option(help="student config")] = "ghnerf-resnet18",
@@ -550,18 +574,19 @@ def pipeline_cmd(
     from ghnerf.pipeline import PipelineConfig, run_pipeline
 
     try:
-        cfg = PipelineConfig(out=str(out), layout=layout, teacher=teacher, config=config, steps=steps,
-                             subjects=subjects, frames=frames, size=size)
+        cfg = parse_options(PipelineConfig, out=str(out), layout=layout, teacher=teacher, config=config,
+                            steps=steps, subjects=subjects, frames=frames, size=size)
         with _train_progress(steps) as on_step:
-            report = run_pipeline(cfg, log=console.print, on_step=on_step)
-    except (GHNeRFError, ValueError) as exc:
-        _fail(exc if isinstance(exc, GHNeRFError) else GHNeRFError(str(exc)))
+            report = run_pipeline(cfg, log=_log, on_step=on_step)
+    except GHNeRFError as exc:
+        _fail(exc)
     _print_metrics(report, "test")
 
 
 @app.command("retrain")
 def retrain_cmd(
-    registry: Annotated[Path, typer.Option(help="model registry folder (best.json, decisions/, runs/)")],
+    registry: Annotated[Path, typer.Option(help="model registry folder (best.json, decisions/, runs/)",
+                                           parser=output_folder)],
     data: Annotated[Path, typer.Option(help="dataset folder (its test split is the fixed evaluation)")],
     targets: Annotated[Optional[str], typer.Option(help="storage root of the teacher's shards")] = None,
     teacher: Annotated[Optional[str], typer.Option(help="pose teacher whose new shards trigger retraining")] = None,
@@ -572,8 +597,9 @@ def retrain_cmd(
     from ghnerf.retrain import RetrainSpec, retrain
 
     try:
-        decision = retrain(RetrainSpec(registry=str(registry), data=str(data), targets=targets, teacher=teacher,
-                                       steps=steps, eval_max_views=eval_max_views), log=console.print)
+        spec = parse_options(RetrainSpec, registry=str(registry), data=str(data), targets=targets, teacher=teacher,
+                             steps=steps, eval_max_views=eval_max_views)
+        decision = retrain(spec, log=_log)
     except GHNeRFError as exc:
         _fail(exc)
     print(json.dumps({"action": decision.action, "reason": decision.reason}))

@@ -338,7 +338,8 @@ def check_weights() -> list[Check]:
 
     Returns:
         ok with the path, or a warning naming the exact missing file and the folder it goes in
-        (the main job trains with ``--pretrained none`` and perceptual weight 0 without them).
+        (without them training goes on with ``--pretrained auto`` / ``--perceptual-weight auto``, the defaults:
+        a random init and no perceptual loss, said and recorded).
     """
     from ghnerf.errors import WeightsNotFoundError
     from ghnerf.student.encoders import dino_cache_file, resnet_weights_file, torch_hub_checkpoint
@@ -347,7 +348,8 @@ def check_weights() -> list[Check]:
     out = []
     for arch in ("resnet18", "resnet34"):
         path, url = resnet_weights_file(arch)
-        out.append(_weights_file(f"weights {arch} (ImageNet)", path, url, "until then: --pretrained none"))
+        out.append(_weights_file(f"weights {arch} (ImageNet)", path, url,
+                                 "until then --pretrained auto (the default) starts the encoder from a random init"))
     try:
         out.append(Check("weights DINO ViT-S/8", "ok", str(dino_cache_file())))
     except WeightsNotFoundError as exc:
@@ -355,7 +357,8 @@ def check_weights() -> list[Check]:
                          str(exc)))
     out.append(_weights_file("weights VGG16 (LPIPS)", torch_hub_checkpoint(VGG16_FILE),
                              f"https://download.pytorch.org/models/{VGG16_FILE}",
-                             "until then LPIPS is reported as unavailable; train with --perceptual-weight 0"))
+                             "until then LPIPS is reported as unavailable and --perceptual-weight auto (the "
+                             "default) trains without it"))
     return out
 
 

@@ -67,3 +67,11 @@ class BadViewsError(GHNeRFError):
         views = len({b["view"] for b in bad})
         super().__init__(f"{views} view(s) this run would use are unusable ({len(bad)} bad file(s), listed below): "
                          f"fix or restore them, or {remedy}\n" + "\n".join(lines))
+
+
+class CheckpointError(DataReadError):
+    """A checkpoint file is missing, truncated, damaged, or not one ``ghnerf train`` wrote (never loaded then)."""
+
+
+class OptionError(GHNeRFError):
+    """One or more command-line options (or spec fields) are out of range; one line per bad option."""

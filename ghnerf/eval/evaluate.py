@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ghnerf.errors import GHNeRFError, WeightsNotFoundError
 from ghnerf.eval.metrics import (PCK_ALPHA, heatmap_mse, masked_psnr, masked_ssim, openpose_keypoints, pck)
@@ -45,6 +46,24 @@ DEFINITIONS = {
     "render_seconds": "wall time of the network forward pass for one view (fine level, all box pixels)",
     "fps": "1 / render_seconds",
 }
+
+
+class EvalOptions(BaseModel):
+    """The user's evaluation options, checked before anything is read."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_views: int | None = Field(None, ge=1, description="evaluate at most N views")
+    source_views: int | None = Field(None, description="source views per target (default: as trained)")
+
+    @field_validator("source_views")
+    @classmethod
+    def _source_views(cls, n: int | None) -> int | None:
+        from ghnerf.student.config import source_views_problem
+
+        if n is not None and source_views_problem(n):
+            raise ValueError(source_views_problem(n))
+        return n
 
 
 class LPIPSMetric:
@@ -152,6 +171,7 @@ def evaluate_run(run: str | Path, data: str | Path, split: str = "test", max_vie
               "config": cfg.name, "code_version": ck["code_version"], "dataset": str(data), "split": split,
               "views": len(rows), "source_views": examples.source_views,
               "pretrained_weights": ck["meta"]["pretrained_weights"],
+              "perceptual_loss": ck["meta"].get("perceptual_loss", "not recorded (older checkpoint)"),
               "device": str(device), "metrics": summary, "definitions": DEFINITIONS, "per_view": rows,
               "checkpoint_sha256": file_sha256(ck_path), "shards": ck["meta"]["shards"],
               "init_from": ck["meta"].get("init_from"), "metrics_path": str(out / "metrics.json"),
@@ -287,7 +307,8 @@ def markdown_report(report: dict) -> str:
 
     lines = [f"# Evaluation of {report['config']} ({report['split']} split)", "",
              f"- run: `{report['run']}`, checkpoint `{report['checkpoint']}` (step {report['checkpoint_step']})",
-             f"- code version: `{report['code_version']}`; encoder weights: {report['pretrained_weights']}",
+             f"- code version: `{report['code_version']}`; encoder weights: {report['pretrained_weights']}; "
+             f"perceptual loss in training: {report.get('perceptual_loss', 'not recorded')}",
              f"- dataset: `{report['dataset']}`, {report['views']} views, device {report['device']}", "",
              metrics_table(m), "", "## Lineage", "", *lineage_lines(report), "", "## Definitions", ""]
     lines += [f"- **{k}**: {v}" for k, v in report["definitions"].items()]

@@ -13,6 +13,8 @@ from typing import Literal
 
 from ghnerf.errors import ConfigError
 
+AUTO = "auto"  # weights: the local files when present, else go on without them (ghnerf.student.weights)
+PERCEPTUAL_WEIGHT = 0.01  # the paper's LPIPS weight, used by perceptual="auto" when the VGG16 weights are present
 Encoder = Literal["none", "resnet18", "resnet34", "dino", "mediapipe"]
 FROZEN_ENCODERS = frozenset({"mediapipe"})  # pretrained networks used as they are, not trained
 POSE_ENCODERS = frozenset({"mediapipe"})  # encoders whose output is BODY_25 joint heatmaps
@@ -55,18 +57,26 @@ DepthRendering = Literal["normalised", "softmax"]
 class LossWeights:
     """GHNeRF supplement §2.1: perceptual 0.01, heatmap 0.5, coordinate 0.01 (or 0.05); CSE as heatmaps.
 
+    ``perceptual`` is ``"auto"`` by default: :data:`PERCEPTUAL_WEIGHT` when the VGG16 weights are in the local
+    torch hub cache, else 0 (resolved, said and recorded before training; :mod:`ghnerf.student.weights`).
+
     ``source_heatmap`` weighs the 2D heatmaps read directly off the source views' human features
     (``StudentConfig.source_heatmap_head``), an auxiliary term of ours, not the paper's. ``levels`` weighs each
     cascade level's terms: equal in GHNeRF, (0.1, 1.0) in ENeRF (``cas_config.loss_weight``).
     """
 
     color: float = 1.0
-    perceptual: float = 0.01
+    perceptual: float | Literal["auto"] = AUTO
     heatmap: float = 0.5
     cse: float = 0.5
     coord: float = 0.01
     source_heatmap: float = 0.5
     levels: tuple[float, ...] = (1.0, 1.0)
+
+
+def source_views_problem(n: int) -> str | None:
+    """What is wrong with ``n`` source views per target, or None."""
+    return "the variance cost volume needs at least 2 source views" if n < 2 else None
 
 
 @dataclass(frozen=True)
@@ -77,8 +87,9 @@ class StudentConfig:
         name: preset name.
         levels: the cascade, coarse to fine.
         encoder: human feature encoder ("none" for the ENeRF baselines).
-        pretrained: "imagenet" (load the encoder's pretrained weights from the local caches), "none"
-            (random init, written into every report), or a path to a weights file.
+        pretrained: "auto" (the encoder's pretrained weights when they are in the local caches, else a random
+            init; said and recorded), "imagenet" (load them from the local caches; an error naming the file
+            when absent), "none" (random init, written into every report), or a path to a weights file.
         heatmap_head, cse_head, coord_head: which GHNeRF heads exist.
         source_heatmap_head: a 1x1 convolution that reads 2D joint heatmaps off each source view's projected
             human features, trained against the source views' own targets (deep supervision of the encoder:
@@ -109,7 +120,7 @@ class StudentConfig:
     name: str
     levels: tuple[LevelConfig, ...] = (COARSE, FINE)
     encoder: Encoder = "none"
-    pretrained: str = "imagenet"
+    pretrained: str = AUTO
     heatmap_head: bool = True
     cse_head: bool = False
     coord_head: bool = False
@@ -137,8 +148,8 @@ class StudentConfig:
                               f"{' or '.join(sorted(POSE_ENCODERS))} and the heatmap head")
         if self.ray_evidence_samples == 1 or self.ray_evidence_samples < 0:
             raise ConfigError(f"{self.name}: ray_evidence_samples must be 0 (off) or at least 2")
-        if self.source_views < 2:
-            raise ConfigError("the variance cost volume needs at least 2 source views")
+        if source_views_problem(self.source_views):
+            raise ConfigError(source_views_problem(self.source_views))
         if len(self.losses.levels) != len(self.levels):
             raise ConfigError(f"{self.name}: {len(self.losses.levels)} level loss weights for "
                               f"{len(self.levels)} cascade levels")

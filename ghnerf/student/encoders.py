@@ -13,7 +13,8 @@
 Weights come from local files only: the torch hub cache
 (``$TORCH_HOME/hub/checkpoints``), the Hugging Face cache (``HF_HUB_OFFLINE=1``) or
 an explicit path. When they are missing, :class:`WeightsNotFoundError` names the
-exact file and where to put it; ``pretrained="none"`` is an explicit random init.
+exact file and where to put it; ``pretrained="none"`` is an explicit random init, and
+``pretrained="auto"`` (:mod:`ghnerf.student.weights`) is resolved before a model is built.
 """
 
 import hashlib
@@ -38,18 +39,26 @@ def torch_hub_checkpoint(filename: str) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / filename
 
 
+def _hf_cache() -> Path:
+    return Path(os.environ.get("HF_HUB_CACHE") or
+                Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface")) / "hub")
+
+
+def dino_cache_folder() -> Path:
+    """Where the Hugging Face cache keeps the DINO weights."""
+    return _hf_cache() / f"models--timm--{DINO_MODEL}"
+
+
 def dino_cache_file() -> Path:
     """The DINO weights in the Hugging Face cache, looked up without any network access."""
     from huggingface_hub import try_to_load_from_cache
 
-    cache = Path(os.environ.get("HF_HUB_CACHE") or
-                 Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface")) / "hub")
     repo = f"timm/{DINO_MODEL}"
     for filename in ("model.safetensors", "pytorch_model.bin"):
-        found = try_to_load_from_cache(repo, filename, cache_dir=cache)
+        found = try_to_load_from_cache(repo, filename, cache_dir=_hf_cache())
         if isinstance(found, str):
             return Path(found)
-    where = cache / f"models--timm--{DINO_MODEL}"
+    where = dino_cache_folder()
     raise WeightsNotFoundError(
         f"DINO ViT-S/8 weights not found in the Hugging Face cache ({where}); run `huggingface-cli download {repo}` "
         "on a machine with network and copy that cache folder here (HF_HOME), or pass --pretrained PATH to "
@@ -140,7 +149,7 @@ class PoseNetworkEncoder(nn.Module):
         super().__init__()
         from teachers.registry import build_teacher
 
-        if pretrained not in ("imagenet", "bundled"):
+        if pretrained not in ("imagenet", "bundled", "auto"):
             raise ConfigError(f"the mediapipe encoder uses the model bundled in the mediapipe wheel; pretrained must "
                               f"be 'bundled' (or the preset default), not {pretrained!r}")
         self.teacher = build_teacher("mediapipe")
@@ -169,12 +178,16 @@ class PoseNetworkEncoder(nn.Module):
 
 
 def build_encoder(name: str, pretrained: str) -> nn.Module | None:
+    """The encoder ``name`` with its weights (``pretrained="auto"``: the local ones when present, else random)."""
+    from ghnerf.student.weights import random_init_note, resolve_pretrained
+
     if name == "none":
         return None
-    if name == "mediapipe":
-        return PoseNetworkEncoder(pretrained)
-    if name in ("resnet18", "resnet34"):
-        return ResNetEncoder(name, pretrained)
-    if name == "dino":
-        return DinoEncoder(pretrained)
-    raise ConfigError(f"unknown encoder {name!r}; choose none, resnet18, resnet34, dino or mediapipe")
+    if name not in ("resnet18", "resnet34", "dino", "mediapipe"):
+        raise ConfigError(f"unknown encoder {name!r}; choose none, resnet18, resnet34, dino or mediapipe")
+    pretrained, missing = resolve_pretrained(name, pretrained)
+    encoder = (PoseNetworkEncoder(pretrained) if name == "mediapipe" else DinoEncoder(pretrained) if name == "dino"
+               else ResNetEncoder(name, pretrained))
+    if missing is not None:
+        encoder.weights_source = random_init_note(missing)
+    return encoder

@@ -9,10 +9,12 @@ Prefect deployment parameters and the pipeline config are built from it), and
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from ghnerf.errors import BadViewsError, ConfigError
+from ghnerf.student.config import LossWeights, StudentConfig
 from ghnerf.student.train import TrainConfig, TrainState, load_checkpoint
 
 
@@ -34,9 +36,12 @@ class TrainSpec(BaseModel):
     steps: int = Field(2000, ge=1, description="training steps")
     resume: bool = Field(False, description="continue from OUT/checkpoints/latest.pt")
     init_from: str | None = Field(None, description="start from this checkpoint's weights (fine-tuning)")
-    pretrained: str = Field("imagenet", description="encoder weights: imagenet (local cache) | none | PATH")
+    pretrained: str = Field(StudentConfig.pretrained, description="encoder weights: auto (the local cache when "
+                                                                  "present, else random init) | imagenet | none | PATH")
     image_scale: float = Field(0.5, gt=0, le=1, description="image resize factor (ENeRF input_ratio)")
-    perceptual_weight: float = Field(0.01, ge=0, description="LPIPS-VGG weight (needs VGG16 weights locally)")
+    perceptual_weight: Annotated[float, Field(ge=0)] | Literal["auto"] = Field(
+        LossWeights.perceptual, description="LPIPS-VGG weight; auto: 0.01 when the VGG16 weights are in the local "
+                                            "cache, else no perceptual loss")
     patch: int = Field(16, ge=0, description="patch side for the perceptual loss (0: none)")
     device: str = Field("auto", description="auto | cpu | cuda")
     checkpoint_every: int = Field(500, ge=1, description="steps between checkpoints")
@@ -101,7 +106,7 @@ def run_training(spec: TrainSpec, on_step: Callable[[int, dict], None] | None = 
             log(f"warning: left out (--allow-partial-targets): {line}")
     validate_views(examples, val, spec.exclude_bad_views, log)
     tcfg = TrainConfig(steps=spec.steps, image_scale=spec.image_scale,
-                       patch=spec.patch if spec.perceptual_weight > 0 else 0, device=spec.device,
+                       patch=spec.patch if spec.perceptual_weight != 0 else 0, device=spec.device,
                        checkpoint_every=spec.checkpoint_every, val_every=spec.checkpoint_every,
                        batch_examples=spec.batch_examples)
     return train(cfg, tcfg, examples, Path(spec.out), resume=spec.resume, val_examples=val, on_step=on_step,

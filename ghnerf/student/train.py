@@ -22,14 +22,16 @@ import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 
-from ghnerf.errors import ConfigError
+from ghnerf.errors import CheckpointError, ConfigError
 from ghnerf.fileio import atomic_path, write_image, write_json
+from ghnerf.student.checkpoints import newest_intact, read_checkpoint
 from ghnerf.student.config import StudentConfig
 from ghnerf.student.data import Example, ExampleSet
 from ghnerf.student.distributed import mean_over_ranks, params_without_grad, setup, teardown
 from ghnerf.student.distributed import pick_device  # noqa: F401 (re-export)
 from ghnerf.student.losses import PerceptualLoss, student_loss
 from ghnerf.student.model import GHNeRF
+from ghnerf.student.weights import resolve_auto
 
 PAPER_TOTAL_STEPS = 200_000  # "converged after about 200k iterations" (paper §4.1)
 PAPER_HALVING_STEPS = 50_000
@@ -145,16 +147,43 @@ def save_checkpoint(path: Path, model: GHNeRF, opt, sched, gen: torch.Generator,
         torch.save(payload, tmp)
 
 
-def load_checkpoint(path: str | Path) -> dict:
-    """Load with ``weights_only=True`` and decode the JSON fields."""
+def load_checkpoint(path: str | Path, hint: bool = True) -> dict:
+    """Load with ``weights_only=True`` and decode the JSON fields.
+
+    Raises:
+        CheckpointError: the file is missing, damaged, or not a ``ghnerf train`` checkpoint (names it).
+    """
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such checkpoint")
-    ck = torch.load(path, map_location="cpu", weights_only=True)
-    ck["student_config"] = StudentConfig.from_dict(json.loads(ck["student_config"]))
-    ck["train_config"] = TrainConfig.model_validate_json(ck["train_config"])
-    ck["meta"] = json.loads(ck["meta"])
+    ck = read_checkpoint(path, hint)
+    try:
+        ck["student_config"] = StudentConfig.from_dict(json.loads(ck["student_config"]))
+        ck["train_config"] = TrainConfig.model_validate_json(ck["train_config"])
+        ck["meta"] = json.loads(ck["meta"])
+    except (ValueError, TypeError, ConfigError) as exc:
+        raise CheckpointError(path, f"not a checkpoint of this version of ghnerf: its configs do not decode "
+                                    f"({str(exc).splitlines()[0]})") from None
     return ck
+
+
+def resume_point(ckdir: Path, log: Callable[[str], None]) -> tuple[Path, dict]:
+    """The checkpoint ``--resume`` continues from: ``latest.pt``, or when it is missing or damaged the newest
+    intact ``step_*.pt`` (saying so).
+
+    Raises:
+        ConfigError: no checkpoint at all; CheckpointError: none of them is intact.
+    """
+    latest = ckdir / "latest.pt"
+    try:
+        return latest, load_checkpoint(latest, hint=False)
+    except CheckpointError as exc:
+        if not latest.is_file() and not any(ckdir.glob("step_*.pt")):
+            raise ConfigError(f"--resume: no checkpoint at {latest}") from None
+        found = newest_intact(ckdir, lambda p: load_checkpoint(p, hint=False))
+        if found is None:
+            raise CheckpointError(latest, f"{exc.problem}; no intact step_*.pt next to it either: train without "
+                                          "--resume") from None
+        log(f"--resume: {exc}; resuming from {found[0]}, the newest intact checkpoint")
+        return found
 
 
 def build_model(cfg: StudentConfig, device: torch.device) -> GHNeRF:
@@ -181,8 +210,9 @@ def train(cfg: StudentConfig, tcfg: TrainConfig, examples: ExampleSet, out: str 
         raise ConfigError(f"{cfg.name} has a source heatmap head: build the examples with source_targets=True")
     out = Path(out)
     ckdir = out / "checkpoints"
-    if cfg.losses.perceptual > 0 and tcfg.patch == 0:
-        cfg = replace(cfg, losses=replace(cfg.losses, perceptual=0.0))  # no patch, no perceptual term
+    requested = cfg
+    weights = resolve_auto(cfg, tcfg.patch)  # "auto" weights -> the local files, or go on without them
+    cfg = weights.config
     ctx, device = setup(tcfg.device)
     if tcfg.batch_examples % ctx.world:  # before anything is written
         teardown(ctx)
@@ -193,16 +223,15 @@ def train(cfg: StudentConfig, tcfg: TrainConfig, examples: ExampleSet, out: str 
     log(f"device: {device} ({'CUDA' if device.type == 'cuda' else 'no CUDA device; training on CPU'})"
         + (f"; DDP over {ctx.world} processes, global batch {tcfg.batch_examples}" if ctx.enabled else ""))
     torch.manual_seed(tcfg.seed)
-    model = build_model(cfg.without_pretrained_load() if init_from else cfg, device)  # weights from init_from
+    model = build_model(cfg.without_pretrained_load() if init_from or resume else cfg, device)  # or a checkpoint
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=tcfg.lr)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=tcfg.halving(), gamma=0.5)
     gen = torch.Generator().manual_seed(tcfg.seed)
     step = 0
     if resume:
-        latest = ckdir / "latest.pt"
-        if not latest.is_file():
-            raise ConfigError(f"--resume: no checkpoint at {latest}")
-        ck = load_checkpoint(latest)
+        latest, ck = resume_point(ckdir, log)
+        weights = weights.as_resumed(requested, ck["student_config"], ck["meta"])  # auto: as the run started
+        cfg = weights.config
         if ck["student_config"] != cfg:
             raise ConfigError(f"{latest} was trained with config {ck['student_config'].name}, not {cfg.name}")
         model.load_state_dict(ck["model"])
@@ -217,9 +246,11 @@ def train(cfg: StudentConfig, tcfg: TrainConfig, examples: ExampleSet, out: str 
             raise ConfigError(f"{init_from} was trained with config {ck['student_config'].name}, not {cfg.name}")
         model.load_state_dict(ck["model"])
         log(f"initialised from {init_from} (step {ck['step']})")
+    if weights.notice():
+        log(weights.notice())
     perceptual = PerceptualLoss().to(device) if cfg.losses.perceptual > 0 and tcfg.patch > 0 else None
     meta = {"shards": examples.shard_refs(), "dataset": str(examples.reader.root),
-            "pretrained_weights": model.pretrained_weights, "items": len(examples),
+            **weights.record(model.pretrained_weights), "items": len(examples),
             "init_from": str(init_from) if init_from else None, "device": str(device),
             "target_fusion": None if examples.fusion is None else dataclasses.asdict(examples.fusion),
             "skipped_subjects": getattr(examples.reader, "skipped", []),

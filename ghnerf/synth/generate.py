@@ -35,7 +35,7 @@ class SynthConfig(BaseModel):
     frames: int = Field(10, ge=1, le=10000)
     cameras: int = Field(8, ge=2, le=64)
     size: int = Field(256, ge=64, le=2048, description="image height and width in pixels")
-    seed: int = 0
+    seed: int = Field(0, ge=0)
     distortion: bool | None = Field(None, description="mild radial distortion (ZJU only; default on for ZJU)")
     zju_naming: Literal["auto", "b", "paren"] = Field(
         "auto", description="ZJU image folders: 'b' = Camera_B1/000000.jpg, 'paren' = CoreView_313-style "

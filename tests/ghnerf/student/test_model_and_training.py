@@ -52,14 +52,20 @@ def test_unknown_configs_are_rejected():
 def test_missing_pretrained_weights_name_the_file(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    resnet18 = tmp_path / "torch" / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
     with pytest.raises(WeightsNotFoundError) as info:
-        GHNeRF(preset("ghnerf-resnet18"))
-    assert str(tmp_path / "torch" / "hub" / "checkpoints" / "resnet18-f37072fd.pth") in str(info.value)
+        GHNeRF(preset("ghnerf-resnet18", pretrained="imagenet"))
+    assert str(resnet18) in str(info.value)
     with pytest.raises(WeightsNotFoundError, match="resnet34-b627a593.pth"):
-        GHNeRF(preset("ghnerf-resnet34"))
+        GHNeRF(preset("ghnerf-resnet34", pretrained="imagenet"))
     with pytest.raises(WeightsNotFoundError) as info:
-        GHNeRF(preset("ghnerf-dino"))
+        GHNeRF(preset("ghnerf-dino", pretrained="imagenet"))
     assert "models--timm--vit_small_patch8_224.dino" in str(info.value)
+    # the default, auto, goes on with a random init and says which file it did not find
+    assert GHNeRF(preset("ghnerf-resnet18")).pretrained_weights == (
+        f"none (random init: --pretrained auto found no {resnet18})")
+    assert str(tmp_path / "hf" / "hub" / "models--timm--vit_small_patch8_224.dino") in GHNeRF(
+        preset("ghnerf-dino")).pretrained_weights
     from ghnerf.student.losses import PerceptualLoss
     with pytest.raises(WeightsNotFoundError, match="vgg16-397923af.pth"):
         PerceptualLoss()

@@ -38,9 +38,51 @@ def test_train_from_teacher_shards_and_checkpoint_lineage(student_root, tmp_path
 def test_train_reports_missing_vgg_weights(student_root, tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     result = runner.invoke(app, ["train", "--config", "enerf", "--data", str(student_root), "--out",
-                                 str(tmp_path / "run"), "--steps", "1"])
+                                 str(tmp_path / "run"), "--steps", "1", "--perceptual-weight", "0.01"])
     assert result.exit_code == 2
     assert "vgg16-397923af.pth" in result.output and "--perceptual-weight 0" in result.output
+
+
+def test_auto_weights_go_on_without_missing_files_and_record_it(student_root, tmp_path, monkeypatch):
+    """The defaults (--pretrained auto, --perceptual-weight auto) on a machine without cached weights: one line
+    naming both files, a random-init encoder and no perceptual term, recorded in run.json, the checkpoint and the
+    evaluation report; an explicit --pretrained imagenet still fails naming the file."""
+    from ghnerf.student.train import load_checkpoint
+
+    torch_home = tmp_path / "torch"
+    monkeypatch.setenv("TORCH_HOME", str(torch_home))
+    resnet = torch_home / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
+    vgg = torch_home / "hub" / "checkpoints" / "vgg16-397923af.pth"
+    run = tmp_path / "run"
+    base = ["train", "--config", "ghnerf-resnet18", "--data", str(student_root), "--steps", "1"]
+    result = runner.invoke(app, [*base, "--out", str(run)])
+    assert result.exit_code == 0, result.output
+    notice = [line for line in result.output.splitlines() if line.startswith("weights: not found locally")]
+    assert len(notice) == 1 and str(resnet) in notice[0] and str(vgg) in notice[0], result.output
+    ck = load_checkpoint(run / "checkpoints" / "latest.pt")
+    assert ck["student_config"].pretrained == "none" and ck["student_config"].losses.perceptual == 0.0
+    for record in (json.loads((run / "run.json").read_text()), ck["meta"]):
+        assert record["pretrained_weights"] == f"none (random init: --pretrained auto found no {resnet})"
+        assert record["perceptual_loss"] == f"off: --perceptual-weight auto found no VGG16 weights at {vgg}"
+    result = runner.invoke(app, ["evaluate", str(run), "--data", str(student_root), "--max-views", "1"])
+    assert result.exit_code == 0, result.output
+    report = json.loads((run / "eval_test" / "metrics.json").read_text())
+    assert str(resnet) in report["pretrained_weights"] and str(vgg) in report["perceptual_loss"]
+    assert str(resnet) in (run / "eval_test" / "report.md").read_text()
+    result = runner.invoke(app, [*base, "--out", str(tmp_path / "run2"), "--pretrained", "imagenet"])
+    assert result.exit_code == 2 and str(resnet) in result.output
+    assert not (tmp_path / "run2").exists()
+    # weights that appear later change nothing on --resume: the run goes on as it started (these files are not even
+    # read: the encoder's weights come from the checkpoint)
+    resnet.parent.mkdir(parents=True)
+    resnet.write_bytes(b"not read")
+    vgg.write_bytes(b"not read")
+    result = runner.invoke(app, [*base[:-1], "2", "--out", str(run), "--resume"])
+    assert result.exit_code == 0, result.output
+    ck = load_checkpoint(run / "checkpoints" / "latest.pt")
+    assert ck["step"] == 2 and ck["student_config"].pretrained == "none"
+    assert ck["meta"]["pretrained_weights"] == f"none (random init: --pretrained auto found no {resnet})"
+    assert "weights: not found locally" not in result.output
 
 
 def test_train_on_fused_targets_records_the_fusion(student_root, tmp_path):

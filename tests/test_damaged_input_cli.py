@@ -1,0 +1,228 @@
+"""Damaged checkpoints, hostile checkpoints, out-of-range options and wrong output paths (docs/damaged-input-cli.md).
+
+Each case: exit code 2 (or 0 where the documented repair applies), one ``error:`` line that names the
+file or option, no traceback, and nothing created or changed outside the run's own output.
+"""
+
+import os
+import pickle
+import shutil
+from pathlib import Path
+
+import pytest
+import typer.main
+from typer.testing import CliRunner
+
+from flows.cli import app
+
+runner = CliRunner()
+
+
+def snapshot(root: Path) -> dict:
+    """Every file and folder under ``root`` with its size and modification time."""
+    out = {}
+    for p in sorted(root.rglob("*")):
+        st = p.stat()
+        out[str(p.relative_to(root))] = (p.is_dir(), st.st_size if p.is_file() else 0, st.st_mtime_ns)
+    return out
+
+
+def run_cli(args: list[str]):
+    result = runner.invoke(app, [str(a) for a in args])
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    assert "Traceback" not in result.output
+    return result
+
+
+def error_lines(result) -> list[str]:
+    return [line for line in result.output.splitlines() if line.startswith("error: ")]
+
+
+def assert_refused(result, *names: str, lines: int = 1) -> None:
+    """Exit 2, exactly ``lines`` error lines, every name in them, no traceback."""
+    assert result.exit_code == 2, result.output
+    errors = error_lines(result)
+    assert len(errors) == lines, result.output
+    for name in names:
+        assert name in "\n".join(errors), (name, result.output)
+    assert "Traceback" not in result.output
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, request) -> tuple[Path, Path]:
+    """(dataset, run) of a 2-step enerf-heatmap run with checkpoints at steps 1 and 2."""
+    data = request.getfixturevalue("student_root")
+    run = tmp_path_factory.mktemp("trained") / "run"
+    result = runner.invoke(app, ["train", "--config", "enerf-heatmap", "--data", str(data), "--out", str(run),
+                                 "--steps", "2", "--checkpoint-every", "1", "--perceptual-weight", "0"])
+    assert result.exit_code == 0, result.output
+    return data, run
+
+
+@pytest.fixture
+def run_copy(trained, tmp_path) -> Path:
+    run = tmp_path / "run"
+    shutil.copytree(trained[1], run)
+    return run
+
+
+def _damage(path: Path, how: str) -> None:
+    """``truncated`` to a third, ``empty`` (0 bytes) or ``missing``."""
+    data = path.read_bytes()
+    if how == "missing":
+        path.unlink()
+    else:
+        path.write_bytes(b"" if how == "empty" else data[: len(data) // 3])
+
+
+@pytest.mark.parametrize("how", ["truncated", "empty", "missing"])
+def test_damaged_latest_named_by_evaluate_and_lineage(trained, run_copy, tmp_path, how):
+    latest = run_copy / "checkpoints" / "latest.pt"
+    _damage(latest, how)
+    before = snapshot(tmp_path)
+    for args in (["lineage", latest], ["evaluate", run_copy, "--data", trained[0], "--max-views", "1"]):
+        result = run_cli(args)
+        assert_refused(result, str(latest), str(run_copy / "checkpoints" / "step_0000002.pt"))
+        assert "Aborted" not in result.output
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("how", ["truncated", "empty", "missing"])
+def test_resume_falls_back_to_newest_intact_step(trained, run_copy, tmp_path, how):
+    from ghnerf.student.train import load_checkpoint
+
+    ckdir = run_copy / "checkpoints"
+    _damage(ckdir / "latest.pt", how)
+    _damage(ckdir / "step_0000002.pt", "truncated")  # the newest step file is damaged too: step 1 is the one
+    outside = snapshot(trained[0])
+    result = run_cli(["train", "--config", "enerf-heatmap", "--data", trained[0], "--out", run_copy, "--steps", "3",
+                      "--checkpoint-every", "1", "--perceptual-weight", "0", "--resume"])
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())  # the console may wrap the line
+    assert f"--resume: {ckdir / 'latest.pt'}" in said and f"resuming from {ckdir / 'step_0000001.pt'}" in said
+    assert load_checkpoint(ckdir / "latest.pt")["step"] == 3
+    assert sorted(p.name for p in ckdir.glob("step_*.pt")) == ["step_0000001.pt", "step_0000002.pt",
+                                                               "step_0000003.pt"]
+    assert snapshot(trained[0]) == outside
+
+
+def test_resume_with_every_checkpoint_damaged_is_refused(trained, run_copy, tmp_path):
+    ckdir = run_copy / "checkpoints"
+    for p in ckdir.glob("*.pt"):
+        _damage(p, "truncated")
+    before = snapshot(tmp_path)
+    result = run_cli(["train", "--config", "enerf-heatmap", "--data", trained[0], "--out", run_copy, "--steps", "3",
+                      "--perceptual-weight", "0", "--resume"])
+    assert_refused(result, str(ckdir / "latest.pt"), "no intact step_*.pt")
+    assert snapshot(tmp_path) == before
+
+
+class _Payload:
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_hostile_checkpoint_is_not_loaded(trained, tmp_path):
+    marker = tmp_path / "payload-ran"
+    hostile = tmp_path / "evil.pt"
+    hostile.write_bytes(pickle.dumps({"model": _Payload(marker)}, protocol=2))
+    before = snapshot(tmp_path)
+    for args in (["lineage", hostile], ["evaluate", tmp_path, "--data", trained[0], "--checkpoint", hostile],
+                 ["train", "--config", "enerf-heatmap", "--data", trained[0], "--out", tmp_path / "run",
+                  "--init-from", hostile]):
+        result = run_cli(args)
+        assert_refused(result, str(hostile), "not a checkpoint this project wrote", "not loaded",
+                       f"refused: {os.system.__module__}.system")
+    assert not marker.exists()
+    assert snapshot(tmp_path) == before
+
+
+def _numeric_options():
+    """(command path, option) for every int / float option of every command."""
+    stack = [((), typer.main.get_command(app))]
+    while stack:
+        path, cmd = stack.pop()
+        for name, sub in getattr(cmd, "commands", {}).items():
+            stack.append(((*path, name), sub))
+        for p in cmd.params:
+            ann = str(p.type_descriptor.annotation)
+            if p.opts[0].startswith("--") and ("int" in ann or "float" in ann):
+                yield path, p.opts[0]
+
+
+def _base_args(path: tuple, tmp: Path, data: Path) -> list:
+    return {("data", "synth"): [tmp / "out"],
+            ("distill",): ["--dataset", data, "--teacher", "gt-joints", "--out", tmp / "out"],
+            ("train",): ["--config", "enerf", "--data", data, "--out", tmp / "out"],
+            ("evaluate",): [tmp / "out", "--data", data],
+            ("retrain",): ["--registry", tmp / "out", "--data", data],
+            ("pipeline",): ["--out", tmp / "out"],
+            ("demo",): ["--out", tmp / "out", "--api-url", "http://127.0.0.1:9/api"]}[path]
+
+
+NUMERIC = sorted(_numeric_options())
+
+
+def test_numeric_options_are_all_found():
+    """The systematic test below covers every command with numbers (a new command gets a row in _base_args)."""
+    assert {p for p, _ in NUMERIC} == {("data", "synth"), ("distill",), ("train",), ("evaluate",), ("retrain",),
+                                       ("pipeline",), ("demo",)}
+    assert (("train",), "--steps") in NUMERIC and (("distill",), "--stride") in NUMERIC
+
+
+@pytest.mark.parametrize("path,option", NUMERIC, ids=[f"{' '.join(p)} {o}" for p, o in NUMERIC])
+def test_every_numeric_option_out_of_range_is_one_line(path, option, tmp_path, zju_plain_root):
+    before = snapshot(zju_plain_root)
+    result = run_cli([*path, *_base_args(path, tmp_path, zju_plain_root), option, "-1"])
+    assert_refused(result, option, "-1")
+    assert not (tmp_path / "out").exists()
+    assert snapshot(zju_plain_root) == before
+
+
+@pytest.mark.parametrize("args,bad", [
+    (["train", "--config", "enerf", "--steps", "0", "--patch", "-2", "--image-scale", "3"],
+     ["--steps", "--patch", "--image-scale"]),
+    (["train", "--config", "enerf", "--perceptual-weight", "-1"], ["--perceptual-weight"]),
+    (["train", "--config", "enerf", "--perceptual-weight", "lots"], ["--perceptual-weight"]),
+    (["distill", "--teacher", "gt-joints", "--stride", "0", "--sigma", "0"], ["--stride", "--sigma"]),
+    (["evaluate", "RUN", "--max-views", "0", "--source-views", "1"], ["--max-views", "--source-views"]),
+])
+def test_several_bad_options_one_line_each(args, bad, tmp_path, zju_plain_root):
+    fill = {"train": ["--data", zju_plain_root, "--out", tmp_path / "out"],
+            "distill": ["--dataset", zju_plain_root, "--out", tmp_path / "out"],
+            "evaluate": ["--data", zju_plain_root]}[args[0]]
+    result = run_cli([*[tmp_path / "out" if a == "RUN" else a for a in args], *fill])
+    assert_refused(result, *bad, lines=len(bad))
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("args", [
+    ["data", "synth", "FILE", "--size", "64"],
+    ["train", "--config", "enerf", "--data", "DATA", "--out", "FILE", "--steps", "1"],
+    ["distill", "--dataset", "DATA", "--teacher", "gt-joints", "--out", "FILE"],
+    ["pipeline", "--out", "FILE"],
+    ["retrain", "--registry", "FILE", "--data", "DATA"],
+    ["demo", "--out", "FILE", "--api-url", "http://127.0.0.1:9/api"],
+])
+def test_out_pointing_at_a_file(args, tmp_path, zju_plain_root):
+    existing = tmp_path / "notes.txt"
+    existing.write_text("keep me")
+    before = snapshot(tmp_path)
+    result = run_cli([{"FILE": existing, "DATA": zju_plain_root}.get(a, a) for a in args])
+    assert_refused(result, str(existing), "is a file, not a folder")
+    assert existing.read_text() == "keep me" and snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("preview", ["FOLDER", "preview.txt"])
+def test_preview_checked_before_any_shard_is_written(preview, tmp_path, zju_plain_root):
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    target = folder if preview == "FOLDER" else tmp_path / preview
+    before = snapshot(tmp_path)
+    result = run_cli(["distill", "--dataset", zju_plain_root, "--teacher", "gt-joints", "--out", tmp_path / "store",
+                      "--preview", target])
+    assert_refused(result, str(target), "--preview")
+    assert not (tmp_path / "store").exists() and snapshot(tmp_path) == before
