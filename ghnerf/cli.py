@@ -17,9 +17,10 @@ from ghnerf.student.config import LossWeights, StudentConfig
 
 
 def _fail(exc: GHNeRFError) -> None:
-    """Print ``exc`` as one line per problem (``error: ...``) and exit with code 2, no traceback."""
+    """Print ``exc`` as one line per problem (``error: ...``; indented lines continue the one above, e.g. a list
+    of files) and exit with code 2, no traceback."""
     for line in str(exc).splitlines() or [type(exc).__name__]:
-        typer.secho(f"error: {line}", err=True, fg="red")
+        typer.secho(line if line[:1].isspace() else f"error: {line}", err=True, fg="red")
     raise typer.Exit(code=2)
 
 
@@ -540,6 +541,8 @@ def store_gc_cmd(
     from storage.root import StorageRoot
 
     options = _storage_options(storage_option)
+    if min_age < 0:
+        _fail(OptionError(f"--min-age {min_age:g}: must be 0 or more (minutes)"))
     try:
         store = StorageRoot(root, options)
         store.check(write=False)

@@ -160,7 +160,8 @@ def _base_args(path: tuple, tmp: Path, data: Path) -> list:
             ("evaluate",): [tmp / "out", "--data", data],
             ("retrain",): ["--registry", tmp / "out", "--data", data],
             ("pipeline",): ["--out", tmp / "out"],
-            ("demo",): ["--out", tmp / "out", "--api-url", "http://127.0.0.1:9/api"]}[path]
+            ("demo",): ["--out", tmp / "out", "--api-url", "http://127.0.0.1:9/api"],
+            ("store", "gc"): [tmp / "out"]}[path]
 
 
 NUMERIC = sorted(_numeric_options())
@@ -169,7 +170,7 @@ NUMERIC = sorted(_numeric_options())
 def test_numeric_options_are_all_found():
     """The systematic test below covers every command with numbers (a new command gets a row in _base_args)."""
     assert {p for p, _ in NUMERIC} == {("data", "synth"), ("distill",), ("train",), ("evaluate",), ("retrain",),
-                                       ("pipeline",), ("demo",)}
+                                       ("pipeline",), ("demo",), ("store", "gc")}
     assert (("train",), "--steps") in NUMERIC and (("distill",), "--stride") in NUMERIC
 
 
