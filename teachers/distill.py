@@ -27,6 +27,7 @@ from ghnerf.data import load_surface, load_view, open_dataset
 from ghnerf.data.records import MultiViewFrame
 from ghnerf.errors import GHNeRFError, NonFiniteError
 from ghnerf.fileio import file_sha256
+from ghnerf.hold import hold_point
 from storage.catalog import Catalog, CatalogEntry, code_version, host_name, now_utc
 from storage.errors import ShardIntegrityError
 from storage.root import StorageRoot
@@ -215,6 +216,7 @@ def run_shard(plan: ShardPlan, cfg: DistillConfig, teacher: Teacher, store: Stor
     if done is not None:
         return ShardResult(plan.key, plan.subject, plan.frame_ids, "skipped", done.rows, list(done.failures),
                            done.shard_path, done.consistency, time.perf_counter() - t0)
+    hold_point("shard")  # a no-op unless a kill test sets GHNERF_HOLD (ghnerf/hold.py)
     inputs = dict(plan.inputs)
     root = Path(plan.dataset_root)
     seq = open_dataset(root, plan.layout).sequence(plan.subject)
