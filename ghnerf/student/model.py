@@ -278,7 +278,7 @@ class GHNeRF(nn.Module):
         lv = self.cfg.levels[i]
         H, W = batch.image_size
         K_r = scale_K(batch.tgt_K, render_size[1] / W)
-        lo, hi = planes.amin(0), planes.amax(0)
+        lo, hi = planes[0], planes[-1]  # the first and the last plane (decreasing in inverse depth)
         samples = depth_guided_samples(uv, render_size, K_r, batch.tgt_w2c, est.near, est.far, lo, hi,
                                        lv.samples_per_ray, lv.inverse_depth)
         R, S = samples.depths.shape

@@ -50,7 +50,7 @@ def depth_guided_samples(uv: Float[Tensor, "R 2"], render_size: tuple[int, int],
     Args:
         uv: ray pixels at render resolution; ``render_size`` = (H, W) of that resolution; ``K`` its intrinsics.
         near, far: the level's per-pixel depth interval (metres), on the volume grid.
-        plane_lo, plane_hi: the level's plane range in the sampling space (to normalise d for the volume).
+        plane_lo, plane_hi: the level's first and last plane in the sampling space (d = 0 and 1 in the volume).
         samples: points per ray (1 = the interval's midpoint).
     """
     H, W = render_size
