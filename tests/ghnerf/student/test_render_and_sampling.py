@@ -60,7 +60,7 @@ def test_depth_guided_samples_stay_inside_the_predicted_range():
     far = near + 0.1 + torch.rand(h, w, generator=gen) * 0.3
     for inverse in (True, False):
         planes = plane_values(torch.full((h, w), 2.0), torch.full((h, w), 4.0), 8, inverse)
-        lo, hi = planes.amin(0), planes.amax(0)
+        lo, hi = planes[0], planes[-1]  # the first (near) and last (far) plane, as the model passes them
         uv = torch.rand(200, 2, generator=gen) * 63  # render resolution 64 x 64
         s = depth_guided_samples(uv, (64, 64), K, w2c, near, far, lo, hi, samples=4, inverse=inverse)
         # the interval at each ray = bilinear lookup of near/far; all samples inside, sorted along the ray
@@ -74,8 +74,11 @@ def test_depth_guided_samples_stay_inside_the_predicted_range():
         for r, (x, y) in enumerate(ix.tolist()):
             if (px[r] / 63 * 15 - ix[r]).abs().max() < 1e-6:  # exactly on a grid point
                 assert near[y, x] - 1e-5 <= s2.depths[r].min() and s2.depths[r].max() <= far[y, x] + 1e-5
-        # the cost-volume coordinate lies in [0, 1]
+        # the cost-volume coordinate lies in [0, 1]: 0 at the near plane (2 m), 1 at the far one (4 m)
         assert torch.all(s.volume_coords >= -1e-5) and torch.all(s.volume_coords <= 1 + 1e-5)
+        space = (lambda d: 1 / d) if inverse else (lambda d: d)
+        torch.testing.assert_close(s.volume_coords[..., 2], (space(s.depths) - space(2.0)) / (space(4.0) - space(2.0)),
+                                   atol=1e-5, rtol=0)
         # the sample points are at the sample depths in camera z
         _, z = project(s.points.reshape(-1, 3), K[None], w2c[None])
         torch.testing.assert_close(z[0], s.depths.reshape(-1), atol=1e-4, rtol=0)
