@@ -167,11 +167,11 @@ class ModelRegistry:
         return path
 
     def decisions(self) -> list[Decision]:
-        """Every recorded decision, oldest first."""
+        """Every recorded decision, oldest first (not the dot-file temporaries a writer killed mid-write leaves)."""
         folder = self.root / "decisions"
         if not folder.is_dir():
             return []
-        return [Decision.model_validate_json(p.read_text()) for p in sorted(folder.glob("*.json"))]
+        return [Decision.model_validate_json(p.read_text()) for p in sorted(folder.glob("[!.]*.json"))]
 
 
 def model_record(checkpoint: str | Path, report: dict, eval_spec: EvalSpec) -> ModelRecord:

@@ -36,6 +36,7 @@ from ghnerf.data.images import pinhole
 from ghnerf.data.records import MultiViewFrame
 from ghnerf.errors import GHNeRFError, NonFiniteError
 from ghnerf.fileio import file_sha256
+from ghnerf.hold import hold_point
 from storage.catalog import Catalog, CatalogEntry, DamagedEntry, code_version, host_name, now_utc
 from storage.errors import ShardIntegrityError
 from storage.gc import GC_MIN_AGE_S, GcReport, collect_garbage
@@ -303,6 +304,7 @@ def run_shard(plan: ShardPlan, cfg: DistillConfig, teacher: Teacher, store: Stor
         _remove_damaged(store, damaged)
         return ShardResult(plan.key, plan.subject, plan.frame_ids, status, done.rows, list(done.failures),
                            done.shard_path, done.consistency, time.perf_counter() - t0)
+    hold_point("shard")  # a no-op unless a kill test sets GHNERF_HOLD (ghnerf/hold.py)
     inputs = dict(plan.inputs)
     root = Path(plan.dataset_root)
     seq = open_dataset(root, plan.layout).sequence(plan.subject)

@@ -62,7 +62,7 @@ class LossWeights:
 
     ``source_heatmap`` weighs the 2D heatmaps read directly off the source views' human features
     (``StudentConfig.source_heatmap_head``), an auxiliary term of ours, not the paper's. ``levels`` weighs each
-    cascade level's terms: equal in GHNeRF, (0.1, 1.0) in ENeRF (``cas_config.loss_weight``).
+    cascade level's terms: equal in GHNeRF (empty: 1 each), (0.1, 1.0) in ENeRF (``cas_config.loss_weight``).
     """
 
     color: float = 1.0
@@ -71,7 +71,7 @@ class LossWeights:
     cse: float = 0.5
     coord: float = 0.01
     source_heatmap: float = 0.5
-    levels: tuple[float, ...] = (1.0, 1.0)
+    levels: tuple[float, ...] = ()  # empty: every level 1
 
 
 def source_views_problem(n: int) -> str | None:
@@ -150,7 +150,7 @@ class StudentConfig:
             raise ConfigError(f"{self.name}: ray_evidence_samples must be 0 (off) or at least 2")
         if source_views_problem(self.source_views):
             raise ConfigError(source_views_problem(self.source_views))
-        if len(self.losses.levels) != len(self.levels):
+        if self.losses.levels and len(self.losses.levels) != len(self.levels):
             raise ConfigError(f"{self.name}: {len(self.losses.levels)} level loss weights for "
                               f"{len(self.levels)} cascade levels")
 

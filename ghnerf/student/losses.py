@@ -86,7 +86,7 @@ def student_loss(levels, targets: list[dict], weights: LossWeights, perceptual: 
         total = total + w * value
         terms[name] = terms.get(name, 0.0) + float(value.detach())
 
-    for out, tgt, level_weight in zip(levels, targets, weights.levels):
+    for out, tgt, level_weight in zip(levels, targets, weights.levels or (1.0,) * len(levels)):
         add("color", masked_mse(out.rgb, tgt["rgb"]), level_weight * weights.color)
         if out.heatmaps is not None and tgt.get("heatmaps") is not None and weights.heatmap > 0:
             valid = tgt.get("joint_valid")

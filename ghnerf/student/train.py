@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ghnerf.errors import CheckpointError, ConfigError
 from ghnerf.fileio import atomic_path, write_image, write_json
+from ghnerf.hold import hold_point
 from ghnerf.student.checkpoints import newest_intact, read_checkpoint
 from ghnerf.student.config import StudentConfig
 from ghnerf.student.data import Example, ExampleSet
@@ -313,6 +314,7 @@ def train(cfg: StudentConfig, tcfg: TrainConfig, examples: ExampleSet, out: str 
         if ctx.is_main and (step % tcfg.checkpoint_every == 0 or step == tcfg.steps):
             for name in (f"step_{step:07d}.pt", "latest.pt"):
                 save_checkpoint(ckdir / name, model, opt, sched, gen, step, cfg, tcfg, meta)
+            hold_point("checkpoint")  # a no-op unless a kill test sets GHNERF_HOLD (ghnerf/hold.py)
         if ctx.is_main and val_examples is not None and (step % tcfg.val_every == 0 or step == tcfg.steps):
             validation_image(model, val_examples.example(0), out / "val" / f"step_{step:07d}.png", device)
             model.train()

@@ -75,7 +75,7 @@ def test_distill_deployment_by_prefect_cli_and_by_short_name(prefect_stack, rp_r
 
 def test_nightly_retrain_deployment_records_its_decision(prefect_stack, student_root, tmp_path):
     from flows.runs import artifacts_of, run_and_wait
-    from ghnerf.model_registry import ModelRegistry, ModelRecord, PromotionRule, decide
+    from ghnerf.model_registry import ModelRegistry
     from ghnerf.retrain import RetrainSpec, retrain
     from teachers.distill import DistillConfig, distill
 
@@ -97,10 +97,17 @@ def test_nightly_retrain_deployment_records_its_decision(prefect_stack, student_
     assert keep.run_id == str(run.id) and len(keep.new_shards) == 2
     assert keep.incumbent.checkpoint == best.checkpoint and keep.candidate.checkpoint != best.checkpoint
     assert ModelRegistry(reg_dir).best().checkpoint == best.checkpoint  # not promoted
-    # the recorded decision is the rule applied to the recorded metric sets
-    rule = PromotionRule(primary="pck", min_improvement=10.0)
-    assert decide(ModelRecord.model_validate(keep.candidate.model_dump()), keep.incumbent, rule)[0] == "keep"
-    assert keep.candidate.metrics["pck"] is not None and keep.incumbent.metrics["psnr"] > 0
+    # the recorded metrics are the evaluations' own: each metrics.json, whose per-view counts give the PCK
+    for rec, run_dir in ((keep.candidate, Path(keep.candidate.checkpoint).parents[1]), (keep.incumbent, None)):
+        report = json.loads(Path(rec.metrics_path).read_text())
+        assert rec.metrics == report["metrics"] and report["checkpoint_sha256"] == rec.checkpoint_sha256
+        pv = report["per_view"]
+        assert rec.metrics["pck"] == sum(r["pck_correct"] for r in pv) / sum(r["pck_evaluated"] for r in pv)
+        assert run_dir is None or Path(rec.metrics_path) == run_dir / "eval_test" / "metrics.json"
+    # the recorded decision is the rule, written out by hand, on those metrics: keep unless pck gains more than 10
+    c, i = keep.candidate.metrics, keep.incumbent.metrics
+    assert keep.rule.primary == "pck" and keep.rule.min_improvement == 10.0 and not c["pck"] - i["pck"] > 10.0
+    assert keep.reason == f"pck {c['pck']:.4f} does not improve on {i['pck']:.4f} by more than 10.0"
     keys = {a.key for a in artifacts_of(run.id)}
     assert {"retrain-decision", "evaluation-enerf-heatmap"} <= keys
 

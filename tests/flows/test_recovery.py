@@ -51,7 +51,7 @@ def _consistent(store: Path, expected_shards: int) -> None:
 
 
 def test_killed_worker_run_is_marked_crashed_and_the_rerun_completes_only_missing_shards(
-        prefect_stack, slow_dataset, tmp_path):
+        prefect_stack, slow_dataset, tmp_path, monkeypatch):
     from prefect.client.orchestration import get_client
     from prefect.deployments import run_deployment
 
@@ -73,6 +73,10 @@ def test_killed_worker_run_is_marked_crashed_and_the_rerun_completes_only_missin
     subprocess.run([prefect, "--no-prompt", "deploy", "flows/distill.py:distill_flow", "-n", "kill-test", "-p",
                     "kill-test"], cwd=Path(__file__).resolve().parents[2], env={**env, "GHNERF_HOME": str(
                         Path(__file__).resolve().parents[2])}, check=True, capture_output=True, timeout=300)
+    # the flow-run process (it inherits the worker's environment) computes exactly two shards, then every thread
+    # that would start another waits on this file (ghnerf/hold.py)
+    hold = tmp_path / "held"
+    monkeypatch.setenv("GHNERF_HOLD", f"shard:2:{hold}")
     worker = start_worker(prefect_stack, "kill-test", tmp_path / "worker.log")
     store = tmp_path / "targets"
     params = {"dataset": str(slow_dataset), "teacher": "surface-cse", "out": str(store), "frames_per_shard": 1}
@@ -80,7 +84,8 @@ def test_killed_worker_run_is_marked_crashed_and_the_rerun_completes_only_missin
         wait_for_workers(prefect_stack, ["kill-test"])
         run = run_deployment("distill/kill-test", parameters=params, timeout=0)
         root = StorageRoot(store)
-        _wait_for(lambda: len(root.list("catalog", ".parquet")) >= 2, 240, "two shards before the kill", 0.05)
+        _wait_for(lambda: hold.exists() and len(root.list("catalog", ".parquet")) == 2, 300,
+                  "two shards and the hold", 0.05)
         # the whole machine dies: SIGKILL the worker and every process it started (the flow-run process runs in
         # its own session), so that nothing can report the end of the run
         import psutil
@@ -94,7 +99,7 @@ def test_killed_worker_run_is_marked_crashed_and_the_rerun_completes_only_missin
     finally:
         stop_process(worker)
     done_before = {e.shard_key for e in Catalog(StorageRoot(store)).current()}
-    assert 2 <= len(done_before) < FRAMES
+    assert len(done_before) == 2
 
     def crashed():
         with get_client(sync_client=True) as client:
@@ -134,15 +139,18 @@ def test_killed_training_resumes_from_its_last_checkpoint_and_matches_an_uninter
                 "--out", str(out), "--steps", "8", "--checkpoint-every", "2", "--perceptual-weight", "0",
                 "--pretrained", "none", *extra]
 
-    killed = tmp_path / "killed"
-    proc = subprocess.Popen(cmd(killed), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _wait_for(lambda: (killed / "checkpoints" / "step_0000004.pt").exists() or proc.poll() is not None, 300,
-              "the step-4 checkpoint", 0.02)
-    assert proc.poll() is None, "training finished before it could be killed"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
-    last = load_checkpoint(killed / "checkpoints" / "latest.pt")["step"]  # written just after step_XXXX.pt
-    assert last in (2, 4, 6)
+    killed, hold = tmp_path / "killed", tmp_path / "held"
+    # the run passes its step-2 checkpoint and waits on ``hold`` just after writing the step-4 one (ghnerf/hold.py)
+    proc = subprocess.Popen(cmd(killed), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            env={**os.environ, "GHNERF_HOLD": f"checkpoint:1:{hold}"})
+    try:
+        _wait_for(lambda: hold.exists() or proc.poll() is not None, 300, "the hold after the step-4 checkpoint", 0.05)
+        assert proc.poll() is None, f"training ended before the hold: {proc.stderr.read().decode()[-2000:]}"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    last = load_checkpoint(killed / "checkpoints" / "latest.pt")["step"]
+    assert last == 4 and not (killed / "checkpoints" / "step_0000006.pt").exists()
     res = subprocess.run(cmd(killed, "--resume"), capture_output=True, text=True, timeout=600,
                          env={**os.environ, "COLUMNS": "1000"})
     assert res.returncode == 0, res.stderr[-2000:]

@@ -1,9 +1,10 @@
-"""The Prefect UI as the dashboard, checked like a user would: headless Chromium on a flow run's page."""
+"""The Prefect UI as the dashboard, checked like a user would: headless Chromium on the pages of a real evaluate
+run and its artifacts (report, metrics table, link), in the V1 and the V2 UI."""
 
 import pytest
 
 from flows.stack import free_port
-from tests.browser import find_chromium, with_browser
+from tests.browser import find_chromium, flow_run_url, render_page, with_browser
 
 pytestmark = pytest.mark.slow
 
@@ -48,5 +49,15 @@ def test_flow_run_page_shows_the_run_and_its_artifacts(prefect_api, student_root
 
     html = with_browser(f"{ui}/artifacts/artifact/{report.id}", look_at_report, free_port())
     assert html.count('src="data:image/png;base64,') >= 2  # rendered view and heatmaps are shown as pictures
-    for name in ("flow-run.png", "flow-run-artifacts.png", "report-artifact.png"):
+
+    # the same run and artifacts on the V2 UI (where / redirects): the Artifacts tab lists every artifact with
+    # its description, and the report's own page renders its Markdown table and pictures
+    render_page(flow_run_url(prefect_api, run_id, tab="Artifacts"), tmp_path / "v2-flow-run-artifacts.png",
+                [run_name, "Completed", "evaluation-enerf-heatmap-metrics", "evaluation-enerf-heatmap-report",
+                 "every metric (definitions in the report)", "full report on the worker"])
+    html = render_page(f"{ui}/v2/artifacts/artifact/{report.id}", tmp_path / "v2-report-artifact.png",
+                       ["PSNR", "PCK@0.2", "Lineage", run_name])
+    assert "<table" in html and html.count('src="data:image/png;base64,') >= 2
+    for name in ("flow-run.png", "flow-run-artifacts.png", "report-artifact.png", "v2-flow-run-artifacts.png",
+                 "v2-report-artifact.png"):
         assert (tmp_path / name).stat().st_size > 10_000

@@ -3,6 +3,9 @@
 import json
 import math
 import shutil
+import signal
+import subprocess
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -66,7 +69,45 @@ def test_registry_promotes_atomically_and_keeps_history(tmp_path):
     assert kinds == ["promote", "keep"]
     saved = json.loads(sorted((tmp_path / "reg" / "decisions").glob("*keep.json"))[0].read_text())
     assert saved["candidate"]["metrics"]["pck"] == 0.1 and saved["incumbent"]["metrics"]["pck"] == 0.2
-    assert not list((tmp_path / "reg").rglob("*.tmp*"))
+    assert not list((tmp_path / "reg").rglob(".*"))  # no temporary file left (atomic_path's are dot-files)
+
+
+# A writer process SIGKILLed while it writes one of the registry's files: half the new bytes are in the temporary
+# file, the rename never happens (os.replace is where it dies).
+KILLED_WRITER = """
+import os, signal, sys
+from pathlib import Path
+
+def dying_replace(src, dst, real=os.replace):
+    if sys.argv[2] in (Path(dst).name, Path(dst).parent.name):
+        data = Path(src).read_bytes()
+        Path(src).write_bytes(data[: len(data) // 2])
+        os.kill(os.getpid(), signal.SIGKILL)
+    real(src, dst)
+
+os.replace = dying_replace
+from ghnerf.model_registry import Decision, ModelRecord, ModelRegistry, PromotionRule
+
+candidate = ModelRecord.model_validate_json(sys.argv[3])
+ModelRegistry(sys.argv[1]).record(Decision(action="promote", reason="r", rule=PromotionRule(), candidate=candidate))
+"""
+
+
+@pytest.mark.parametrize("dies_writing", ["best.json", "decisions"])
+def test_a_writer_killed_mid_write_leaves_the_previous_records_intact(tmp_path, dies_writing):
+    reg = ModelRegistry(tmp_path / "reg")
+    first, second = record(tmp_path, "first", pck=0.2, psnr=20.0), record(tmp_path, "second", pck=0.3, psnr=20.0)
+    reg.record(Decision(action="promote", reason="r", rule=PromotionRule(), candidate=first))
+    before = reg.best_path.read_bytes()
+    proc = subprocess.run([sys.executable, "-c", KILLED_WRITER, str(reg.root), dies_writing,
+                           second.model_dump_json()], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    assert [p for p in reg.root.rglob(".*") if p.is_file()]  # the half-written temporary file it left
+    if dies_writing == "best.json":
+        assert reg.best_path.read_bytes() == before and reg.best().checkpoint == first.checkpoint
+    else:  # best.json was renamed into place before the decision file was written
+        assert reg.best().checkpoint == second.checkpoint
+    assert [d.candidate.checkpoint for d in reg.decisions()] == [first.checkpoint]  # the half-written one is not
 
 
 def test_registry_detects_changed_missing_or_corrupt_records(tmp_path):

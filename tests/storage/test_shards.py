@@ -58,9 +58,10 @@ def test_round_trip(tmp_path):
 
 def test_heatmaps_are_at_least_30x_smaller_than_float32(tmp_path):
     rng = np.random.default_rng(1)
-    kp, rows = _rows(rng)
-    table = build_table([rows[0]] * 20, {**LINEAGE, "created_at": now_utc()})
-    raw = rows[0].array.astype(np.float32).nbytes * 20
+    heatmaps = [_rows(rng)[1][0] for _ in range(20)]  # 20 views with different keypoints, as in a real shard
+    assert not np.array_equal(heatmaps[0].array, heatmaps[1].array)
+    table = build_table(heatmaps, {**LINEAGE, "created_at": now_utc()})
+    raw = sum(r.array.astype(np.float32).nbytes for r in heatmaps)
     assert len(table_bytes(table)) * 30 <= raw
 
 

@@ -178,5 +178,19 @@ def test_target_dataset_collates(zju_root, tmp_path):
 
     store = tmp_path / "store"
     distill(zju_root, store, DistillConfig(teacher="gt-joints", frames_per_shard=3))
-    batch = next(iter(DataLoader(TargetDataset(TargetStore(store, "gt-joints"), "heatmap"), batch_size=4)))
-    assert batch["target"].shape == (4, 25, 64, 64) and batch["joint_missing"].shape == (4, 25)
+    batch = next(iter(DataLoader(TargetDataset(TargetStore(store, "gt-joints"), "heatmap"), batch_size=8)))
+    assert batch["target"].shape == (8, 25, 64, 64) and batch["joint_missing"].shape == (8, 25)
+    # the first 8 views in (subject, frame, camera) order, across a frame boundary, each with its own heatmaps
+    reader, views = open_dataset(zju_root), {}
+    for subject in reader.subjects():
+        seq = reader.sequence(subject)
+        for fr in map(seq.frame, range(seq.num_frames)):
+            views.update({(subject, fr.frame_id, v.name): v for v in fr.views})
+    first = sorted(views)[:8]
+    assert list(zip(batch["subject"], batch["frame_id"].tolist(), batch["camera"])) == first
+    assert len({f for _, f, _ in first}) == 2
+    codec = HeatmapCodec(stride=2, sigma=7.0)  # DistillConfig's defaults
+    for i, key in enumerate(first):
+        expected, missing = codec.encode(views[key].joints2d, 128, 128)
+        np.testing.assert_allclose(batch["target"][i].numpy(), expected, atol=1 / 65535 + 1e-6)  # uint16 storage
+        assert np.array_equal(batch["joint_missing"][i].numpy(), missing) and batch["stride"][i] == 2

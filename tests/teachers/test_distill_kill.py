@@ -1,5 +1,6 @@
-"""A distill process killed with SIGKILL mid-run: the rerun writes exactly the missing shards."""
+"""A distill process killed with SIGKILL mid-run (held after 3 shards): the rerun writes exactly the missing ones."""
 
+import os
 import signal
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from storage.catalog import Catalog
 from storage.root import StorageRoot
 from storage.shards import read_shard
 from storage.targets import TargetStore
-from teachers.distill import DistillConfig, distill
+from teachers.distill import DistillConfig, distill, plan_shards
 
 FRAMES, CAMERAS = 16, 6
 
@@ -23,24 +24,28 @@ def test_sigkill_midway_then_rerun(tmp_path):
     data, store = tmp_path / "data", tmp_path / "store"
     generate_dataset(SynthConfig(layout="zju", subjects=1, frames=FRAMES, cameras=CAMERAS, size=192, seed=4,
                                  distortion=False, zju_naming="b"), data)
+    cfg = DistillConfig(teacher="surface-cse", frames_per_shard=1)
     cmd = [sys.executable, "-m", "ghnerf.cli", "distill", "--dataset", str(data), "--teacher", "surface-cse",
            "--out", str(store), "--frames-per-shard", "1"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    hold = tmp_path / "held"  # distill writes exactly 3 shards, then waits on this file (ghnerf/hold.py)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            env={**os.environ, "GHNERF_HOLD": f"shard:3:{hold}"})
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and proc.poll() is None and not hold.exists():
+            time.sleep(0.05)
+        assert proc.poll() is None and hold.exists(), f"distill never reached the hold: {proc.stderr.read()[-2000:]}"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
     root = StorageRoot(store)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        if len(root.list("catalog", ".parquet")) >= 3:
-            break
-        time.sleep(0.02)
-    assert proc.poll() is None, f"distill ended before it could be killed: {proc.stderr.read().decode()[-2000:]}"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
+    plans = plan_shards(data, cfg, cfg.build())
     done_before = {e.shard_key for e in Catalog(root).current()}
-    assert 3 <= len(done_before) < FRAMES
-    report = distill(data, store, DistillConfig(teacher="surface-cse", frames_per_shard=1))
-    counts = report.counts()
-    assert counts == {"skipped": len(done_before), "written": FRAMES - len(done_before)}
+    assert done_before == {p.key for p in plans[:3]}  # the first three shards, and nothing of the fourth
+    assert len([f for f in (store / "shards").rglob("*") if f.is_file()]) == 3  # no file of the fourth
+    report = distill(data, store, cfg)
+    assert report.counts() == {"skipped": 3, "written": FRAMES - 3}
     assert {r.key for r in report.results if r.status == "skipped"} == done_before
     # catalog consistent: one current entry per frame, every one verifies, no duplicate rows
     current = Catalog(root).current()

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from ghnerf.cli import app
 from ghnerf.data import load_view, open_dataset
-from ghnerf.errors import DataReadError, GHNeRFError
+from ghnerf.errors import DataReadError
 
 runner = CliRunner()
 
@@ -32,10 +32,6 @@ def rp_copy(rp_root, tmp_path):
 def _first_view(seq_dir, frame=0, cam=0):
     reader = open_dataset(seq_dir)
     return reader.sequence(reader.subjects()[0]).frame(frame).views[cam]
-
-
-def test_data_read_error_is_a_project_error():
-    assert issubclass(DataReadError, GHNeRFError)
 
 
 @pytest.mark.parametrize("copy", ["zju_copy", "rp_copy"])

@@ -1,11 +1,15 @@
 """`ghnerf evaluate` on a tiny trained run: metrics.json with every metric and its definition, report, pictures."""
 
 import json
+from pathlib import Path
 
 import numpy as np
+import torch
+import torchvision
 from typer.testing import CliRunner
 
 from ghnerf.cli import app
+from ghnerf.eval.evaluate import LPIPSMetric
 from ghnerf.student.config import preset
 from ghnerf.student.data import ExampleSet
 from ghnerf.student.train import TrainConfig, train
@@ -13,7 +17,18 @@ from ghnerf.student.train import TrainConfig, train
 runner = CliRunner()
 
 
-def test_evaluate_writes_metrics_and_report(student_root, tmp_path):
+def _fake_vgg16(path: Path, value: float) -> None:
+    """A VGG16 state dict of a few kB that loads like the real one: each tensor is one number expanded to its
+    shape (torch.save keeps the one-element storage)."""
+    with torch.device("meta"):
+        shapes = {k: v.shape for k, v in torchvision.models.vgg16(weights=None).state_dict().items()}
+    path.parent.mkdir(parents=True)
+    torch.save({k: torch.full((1,), value).expand(shape) for k, shape in shapes.items()}, path)
+
+
+def test_evaluate_writes_metrics_and_report(student_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # an empty cache, whatever this machine has
+    vgg = tmp_path / "torch" / "hub" / "checkpoints" / "vgg16-397923af.pth"
     run = tmp_path / "run"
     train(preset("ghnerf-resnet18", pretrained="none"), TrainConfig(steps=2, rays=(32, 64), checkpoint_every=2),
           ExampleSet(student_root, "train"), run, log=lambda s: None)
@@ -25,7 +40,7 @@ def test_evaluate_writes_metrics_and_report(student_root, tmp_path):
     for key in ("psnr", "ssim", "heatmap_mse", "pck", "fps", "render_seconds"):
         assert isinstance(m[key], float) and np.isfinite(m[key]), key
         assert key in report["definitions"]
-    assert m["lpips"].startswith("unavailable") and "vgg16-397923af.pth" in m["lpips"]
+    assert m["lpips"].startswith("unavailable") and str(vgg) in m["lpips"]
     assert 0 <= m["pck"] <= 1 and 0 < m["ssim"] <= 1
     assert report["views"] == 4 and report["pretrained_weights"] == "none (random init)"
     assert "mpjpe_triangulated_m" in m and "mpjpe_triangulated_m" in report["definitions"]
@@ -48,6 +63,14 @@ def test_evaluate_writes_metrics_and_report(student_root, tmp_path):
     assert bad.exit_code == 2 and "at least 2" in bad.output
     too_many = runner.invoke(app, ["evaluate", str(run), "--data", str(student_root), "--source-views", "5"])
     assert too_many.exit_code == 2 and "need 5 source views" in too_many.output
+    # with the VGG16 weights in the cache, LPIPS is computed with them
+    _fake_vgg16(vgg, 0.01)
+    assert torch.all(LPIPSMetric().fn.lpips.net.slice1[0].weight == 0.01)  # the file's weights, not others
+    result = runner.invoke(app, ["evaluate", str(run), "--data", str(student_root), "--max-views", "2"])
+    assert result.exit_code == 0, result.output
+    lpips = json.loads((out / "metrics.json").read_text())["metrics"]["lpips"]
+    assert isinstance(lpips, float) and lpips >= 0
+    assert "LPIPS: unavailable" not in (out / "report.md").read_text()
 
 
 def test_evaluate_cse(student_root, tmp_path):

@@ -83,6 +83,15 @@ def test_3d_peak_recovered_within_a_voxel():
     assert mpjpe(peaks[:, :3], np.vstack([true, [0, 0, 0]])) == pytest.approx(0.0, abs=1e-6)
 
 
+def test_mpjpe_hand_computed():
+    gt = np.array([[0.0, 0, 0], [1, 1, 1], [2, 0, 0], [0, 5, 0], [7, 7, 7]])
+    pred = gt + np.array([[3.0, 4, 0], [0, 0, 1], [0, 0, 0], [9, 9, 9], [0, 0, 0]])  # errors 5, 1, 0, -, -
+    pred[3] = np.nan  # not predicted: excluded
+    gt[4, 2] = np.nan  # not in the ground truth: excluded
+    assert mpjpe(pred, gt) == pytest.approx((5 + 1 + 0) / 3)
+    assert np.isnan(mpjpe(np.full((2, 3), np.nan), gt[:2]))  # nothing to compare
+
+
 def test_paired_pck_difference_against_hand_counts():
     evaluated = np.array([20, 20, 25, 25])
     teacher = np.array([15, 16, 20, 19])

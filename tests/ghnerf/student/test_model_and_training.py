@@ -1,5 +1,6 @@
 """The student: head shapes for every config, offline weights, exact resume, overfitting one frame."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -7,8 +8,9 @@ import pytest
 import torch
 
 from ghnerf.errors import ConfigError, WeightsNotFoundError
-from ghnerf.student.config import FROZEN_ENCODERS, PRESETS, StudentConfig, preset
+from ghnerf.student.config import COARSE, FROZEN_ENCODERS, PRESETS, StudentConfig, preset
 from ghnerf.student.data import ExampleSet
+from ghnerf.student.geometry import pixel_grid
 from ghnerf.student.model import GHNeRF
 from ghnerf.student.train import TrainConfig, load_checkpoint, train
 
@@ -108,10 +110,31 @@ def test_tiny_model_overfits_one_frame(student_root, tmp_path):
     assert (tmp_path / "run/val/step_0000300.png").is_file()
 
 
-def test_point_queries_agree_with_rendering_inputs(example):
-    """query_points reads the same field as rendering: occupancy in [0, 1), heatmaps per point."""
-    model = GHNeRF(preset("ghnerf-resnet18", pretrained="none")).eval()
-    pts = torch.tensor([[0.0, 0.0, 1.0], [0.1, -0.1, 0.5], [5.0, 5.0, 5.0]])
-    occ, heat = model.query_points(example.batch, pts)
-    assert occ.shape == (3,) and heat.shape == (3, 25)
-    assert torch.all((occ >= 0) & (occ < 1)) and torch.all((heat >= 0) & (heat <= 1))
+def test_point_queries_agree_with_rendering(example):
+    """query_points reads the field rendering reads: at the rendered rays' own samples, its occupancy and
+    heatmaps, composited by hand (w_i = a_i prod_{j<i} (1 - a_j)), give the rendered opacity and heatmaps.
+
+    One coarse level rendered at its cost volume's resolution, so that a rendered pixel is a volume pixel in both
+    code paths; a cost-volume network with random weights of std 0.3, so that its features vary in depth (the
+    default init gives an almost constant volume, which could not tell a depth flip from the truth)."""
+    level = replace(COARSE, render_scale=COARSE.volume_scale)
+    model = GHNeRF(preset("ghnerf-resnet18", pretrained="none", levels=(level,))).eval()
+    gen = torch.Generator().manual_seed(0)
+    for p in model.cost_regs.parameters():
+        p.data = torch.randn(p.shape, generator=gen) * 0.3
+    H, W = example.batch.image_size
+    h, w = int(H * level.render_scale), int(W * level.render_scale)
+    uv = pixel_grid(h, w).view(-1, 2)
+    with torch.no_grad():
+        out = model(example.batch, [uv])[0]
+    R, S = out.sample_depths.shape
+    K = example.batch.tgt_K.double().numpy() * np.array([[w / W], [h / H], [1.0]])  # this level's intrinsics
+    R_w, T_w = example.batch.tgt_w2c[:3, :3].double().numpy(), example.batch.tgt_w2c[:3, 3].double().numpy()
+    rays = np.linalg.solve(K, np.column_stack([uv.numpy(), np.ones(R)]).T).T  # camera rays at z = 1
+    pts = (rays[:, None] * out.sample_depths.double().numpy()[..., None] - T_w) @ R_w  # R^T (x - T)
+    occ, heat = model.query_points(example.batch, torch.tensor(pts.reshape(-1, 3), dtype=torch.float32))
+    occ, heat = occ.view(R, S).double().numpy(), heat.view(R, S, -1).double().numpy()
+    weights = occ * np.cumprod(np.column_stack([np.ones(R), 1 - occ[:, :-1]]), axis=1)
+    assert np.abs(np.diff(heat, axis=1)).mean() > 0.01, "the field should vary along the rays"
+    np.testing.assert_allclose(out.acc.numpy(), weights.sum(1), atol=1e-4)  # float32 sums of 8 samples
+    np.testing.assert_allclose(out.heatmaps.numpy(), (weights[..., None] * heat).sum(1), atol=1e-4)

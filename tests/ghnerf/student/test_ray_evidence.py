@@ -105,7 +105,11 @@ def test_ray_evidence_needs_a_pose_encoder_and_two_samples():
     assert StudentConfig.from_dict(old).ray_evidence_samples == 0
 
 
-pytest.importorskip("mediapipe", reason="mediapipe==0.10.14 is a core dependency; `make install` installs it")
+@pytest.fixture(scope="module")
+def mediapipe():
+    """Only the tests that run the pose network need it (a core dependency: `make install` installs it)."""
+    return pytest.importorskip("mediapipe", reason="mediapipe==0.10.14 is a core dependency; `make install` "
+                                                   "installs it")
 
 
 @pytest.fixture(scope="module")
@@ -115,6 +119,7 @@ def example(student_root):
     return ExampleSet(student_root, "test", image_scale=1.0).example(0)
 
 
+@pytest.mark.usefixtures("mediapipe")
 def test_the_student_starts_as_the_calibrated_evidence(example):
     """The heatmap head's MLP starts at zero: every sample's heatmap is sigmoid(8 E - 4), rendered with the
     compositing weights, so a ray shows acc * sigmoid(8 E - 4)."""
@@ -130,16 +135,24 @@ def test_the_student_starts_as_the_calibrated_evidence(example):
     expected = out.acc[:, None] * torch.sigmoid(EVIDENCE_GAIN * evidence + EVIDENCE_BIAS)
     torch.testing.assert_close(out.heatmaps, expected, atol=1e-5, rtol=1e-4)
     assert float(evidence.amax()) > 0.5
-    # the volumetric query reads the same evidence (each point's own target ray)
-    pts = torch.tensor(example.bounds.mean(0), dtype=torch.float32)[None].repeat(4, 1)
-    occ, heat = model.query_points(batch, pts, enc)
-    assert heat.shape == (4, 25) and torch.isfinite(heat).all() and torch.isfinite(occ).all()
+    # the volumetric query reads the same evidence (each point's own target ray): points at four depths on the
+    # rays of the strongest and the weakest pixel (back-projected here in numpy) get those rays' sigmoid(8 E - 4)
+    rays = torch.stack([evidence.amax(1).argmax(), evidence.amax(1).argmin()])
+    K, w2c = batch.tgt_K.double().numpy(), batch.tgt_w2c.double().numpy()
+    near, far = batch.near_far.tolist()
+    pts = np.array([w2c[:3, :3].T @ (z * np.linalg.solve(K, [*uv[r].tolist(), 1.0]) - w2c[:3, 3])
+                    for r in rays for z in np.linspace(near, far, 6)[1:-1]])
+    occ, heat = model.query_points(batch, torch.tensor(pts, dtype=torch.float32), enc)
+    expected = torch.sigmoid(EVIDENCE_GAIN * evidence[rays] + EVIDENCE_BIAS).repeat_interleave(4, dim=0)
+    torch.testing.assert_close(heat, expected, atol=1e-4, rtol=1e-4)  # float32 round trip through the volume grid
+    assert float((heat[:4] - heat[4:]).abs().max()) > 0.1 and occ.shape == (8,)  # two different rays
     # without the evidence the head reads nothing of it and starts elsewhere
     plain = GHNeRF(preset("ghnerf-mediapipe", ray_evidence_samples=0)).eval()
     assert plain.encode(batch).pose_heatmaps is None
     assert plain.heatmap_head.prior_gain is None
 
 
+@pytest.mark.usefixtures("mediapipe")
 def test_real_teacher_maps_locate_held_out_views_joints(student_root):
     """MediaPipe's heatmaps of the three source photographs, pooled along the rays of a target camera they do
     not include, put the joints where the dataset has them (geometry and resolution conventions agree); with

@@ -83,6 +83,9 @@ def test_depth_guided_samples_stay_inside_the_predicted_range():
             d = (s2.values[r] - first[y, x]) / (last[y, x] - first[y, x])
             torch.testing.assert_close(s2.volume_coords[r, :, 2], d, atol=1e-5, rtol=0)
         assert torch.all(s.volume_coords >= -1e-5) and torch.all(s.volume_coords <= 1 + 1e-5)
+        space = (lambda d: 1 / d) if inverse else (lambda d: d)
+        torch.testing.assert_close(s.volume_coords[..., 2], (space(s.depths) - space(2.0)) / (space(4.0) - space(2.0)),
+                                   atol=1e-5, rtol=0)
         # the sample points are at the sample depths in camera z
         _, z = project(s.points.reshape(-1, 3), K[None], w2c[None])
         torch.testing.assert_close(z[0], s.depths.reshape(-1), atol=1e-4, rtol=0)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from ghnerf.body25 import JOINT_INDEX as J
-from ghnerf.synth.body import Body, BodyShape, pose_body
+from ghnerf.synth.body import SEGMENT_INDEX, Body, BodyShape, pose_body
 from ghnerf.synth.generate import SynthConfig, build_subject, iter_frames
 from ghnerf.synth.motion import MotionStyle, pose_at
 
@@ -30,9 +30,16 @@ def test_proportions_and_feet_on_the_ground():
     assert abs(j[J["LAnkle"], 2] - 0.08 * 1.8 / 1.75) < 1e-9
     bottom = min(pr.centre[2] - pr.radii[2] for pr in body.primitives if hasattr(pr, "radii"))
     assert abs(bottom) < 1e-3
-    # arm span close to height, as in adults
-    span = np.linalg.norm(j[J["LWrist"]] - j[J["RWrist"]])
-    assert span > 0.55
+    # arm span (fingertip to fingertip along outstretched arms) close to height, as in adults (ratio 1.0-1.06):
+    # shoulder to shoulder, plus per arm shoulder-elbow-wrist and the hand's far tip along the forearm
+    span = np.linalg.norm(j[J["LShoulder"]] - j[J["RShoulder"]])
+    for side in ("l", "r"):
+        hand = next(pr for pr in body.primitives if pr.segment == SEGMENT_INDEX[f"{side}_hand"])
+        wrist = j[J[f"{side.upper()}Wrist"]]
+        span += (np.linalg.norm(j[J[f"{side.upper()}Elbow"]] - j[J[f"{side.upper()}Shoulder"]])
+                 + np.linalg.norm(wrist - j[J[f"{side.upper()}Elbow"]])
+                 + np.linalg.norm(hand.centre - wrist) + hand.radii[2])  # radii[2]: along the forearm
+    assert 0.97 <= span / 1.8 <= 1.08, span
 
 
 def test_mediapipe_sees_the_synthetic_person():
