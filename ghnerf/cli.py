@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
@@ -24,6 +25,13 @@ console = Console(stderr=True)
 
 def _fail(exc: GHNeRFError) -> None:
     typer.secho(f"error: {exc}", err=True, fg="red")
+    raise typer.Exit(code=2)
+
+
+def _invalid(exc: ValidationError) -> None:
+    """A pydantic spec refused an option: one line naming it."""
+    err = exc.errors()[0]
+    typer.secho(f"error: invalid option {'.'.join(map(str, err['loc'])) or ''}: {err['msg']}", err=True, fg="red")
     raise typer.Exit(code=2)
 
 
@@ -48,17 +56,13 @@ def data_synth(
     overwrite: Annotated[bool, typer.Option(help="replace existing subject folders")] = False,
 ) -> None:
     """Generate procedural multi-view humans in the real ZJU-MoCap or RenderPeople layout."""
-    from pydantic import ValidationError
-
     from ghnerf.synth.generate import SynthConfig, generate_dataset
 
     try:
         cfg = SynthConfig(layout=layout, subjects=subjects, frames=frames, cameras=cameras, size=size, seed=seed,
                           distortion=distortion, zju_naming=zju_naming, missing_rate=missing_rate)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        typer.secho(f"error: invalid option {'.'.join(map(str, err['loc'])) or ''}: {err['msg']}", err=True, fg="red")
-        raise typer.Exit(code=2)
+        _invalid(exc)
     try:
         with _progress() as bar:
             task = bar.add_task(f"synth {layout}", total=subjects * frames)
@@ -390,6 +394,78 @@ def _checkpoint_lineage(path: Path, as_json: bool, parent=None, extra: dict | No
         n.add(f"teacher {sh['teacher']['name']} {sh['teacher']['version']} weights sha256 "
               f"{sh['teacher']['weights_sha256'][:16]}..; {len(sh['inputs'])} input files hashed")
     Console(width=240).print(parent if parent is not None else tree, soft_wrap=True)
+
+
+@app.command("render")
+def render_cmd(
+    run: Annotated[Path, typer.Argument(help="run folder written by `ghnerf train`")],
+    data: Annotated[Path, typer.Option(help="dataset folder")],
+    subject: Annotated[str, typer.Option(help="subject to render")],
+    out: Annotated[Path, typer.Option(help="output folder: render.mp4, render.gif (short renders), render.json")],
+    frames: Annotated[str, typer.Option(help="frames START:STOP[:STEP] (Python slice) or one index")] = ":",
+    path: Annotated[str, typer.Option(help="orbit | interpolate | cameras")] = "orbit",
+    views: Annotated[Optional[int], typer.Option(help="virtual cameras on the path (default: one per frame; 24 "
+                                                      "for one frame)")] = None,
+    size: Annotated[Optional[tuple[int, int]], typer.Option(help="H W of each view (default: as trained)")] = None,
+    overlay: Annotated[str, typer.Option(help="panels beside RGB: none | heatmaps | skeleton | cse | all")] = "all",
+    fps: Annotated[float, typer.Option(help="video frames per second")] = 15.0,
+    frames_dir: Annotated[Optional[Path], typer.Option(help="also write every video frame as a PNG here")] = None,
+    source_views: Annotated[Optional[int], typer.Option(help="source views per view (default: as trained)")] = None,
+    checkpoint: Annotated[Optional[Path], typer.Option(help="checkpoint (default RUN/checkpoints/latest.pt)")] = None,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
+) -> None:
+    """Free-viewpoint video (H.264 MP4, GIF when short) with heatmap, skeleton and CSE panels."""
+    from ghnerf.render.render import RenderSpec, render_run
+
+    try:
+        spec = RenderSpec(run=str(run), data=str(data), subject=subject, out=str(out), frames=frames, path=path,
+                          views=views, size=size, overlay=overlay, fps=fps,
+                          frames_dir=str(frames_dir) if frames_dir else None, source_views=source_views,
+                          checkpoint=str(checkpoint) if checkpoint else None, device=device)
+        with _progress() as bar:
+            task = bar.add_task(f"render {path}", total=None)
+            result = render_run(spec, on_frame=lambda done, total: bar.update(task, completed=done, total=total))
+    except GHNeRFError as exc:
+        _fail(exc)
+    except ValidationError as exc:
+        _invalid(exc)
+    h, w = result["panel_size"]
+    console.print(f"rendered {result['frames']} frames of {h}x{w} x {result['panels']} panels in "
+                  f"{result['seconds']:.1f} s: {result['fps']:.2f} frames/s (network {result['network_fps']:.2f}/s, "
+                  f"first frame after {result['first_frame_seconds']:.1f} s, {result['device']})")
+    console.print(f"video: {result['mp4']}" + (f"; animation: {result['gif']}" if result["gif"] else ""))
+
+
+@app.command("export")
+def export_cmd(
+    run: Annotated[Optional[Path], typer.Argument(help="run folder written by `ghnerf train` (or --store)")] = None,
+    data: Annotated[Path, typer.Option(help="dataset folder")] = ...,
+    subject: Annotated[str, typer.Option(help="subject to export")] = ...,
+    format: Annotated[str, typer.Option("--format", help="openpose | coco | easymocap")] = ...,
+    out: Annotated[Path, typer.Option(help="output folder")] = ...,
+    store: Annotated[Optional[str], typer.Option(help="storage root of a teacher's shards (instead of RUN)")] = None,
+    teacher: Annotated[Optional[str], typer.Option(help="pose teacher whose shards to export (with --store)")] = None,
+    frames: Annotated[str, typer.Option(help="frames START:STOP[:STEP] (Python slice) or one index")] = ":",
+    source_views: Annotated[Optional[int], typer.Option(help="source views per view (default: as trained)")] = None,
+    checkpoint: Annotated[Optional[Path], typer.Option(help="checkpoint (default RUN/checkpoints/latest.pt)")] = None,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
+) -> None:
+    """Keypoints as OpenPose JSON, COCO keypoint results or EasyMocap keypoints3d, from a run or a teacher."""
+    from ghnerf.export.export import ExportSpec, export_keypoints
+
+    try:
+        spec = ExportSpec(run=str(run) if run else None, data=str(data), subject=subject, format=format,
+                          out=str(out), store=store, teacher=teacher, frames=frames, source_views=source_views,
+                          checkpoint=str(checkpoint) if checkpoint else None, device=device)
+        with _progress() as bar:
+            task = bar.add_task(f"export {format}", total=None)
+            summary = export_keypoints(spec, on_view=lambda: bar.advance(task))
+    except GHNeRFError as exc:
+        _fail(exc)
+    except ValidationError as exc:
+        _invalid(exc)
+    console.print(f"wrote {len(summary['files'])} {format} file(s) under {out} ({summary['source']}); "
+                  f"summary: {out / 'export.json'}")
 
 
 @app.command("pipeline")

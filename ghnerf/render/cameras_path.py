@@ -2,8 +2,8 @@
 
 All cameras are undistorted pinhole :class:`~ghnerf.cameras.Camera` records (OpenCV
 convention, metres) at the output image size. The world's up direction is not assumed:
-it is the capture cameras' mean image-up axis (``-R[1]``), so a path stays level on
-any rig whose cameras are held upright (ZJU-MoCap, RenderPeople, the synthetic ring).
+it is found from the capture cameras (:func:`world_up`), so a path stays level on any
+rig whose cameras are held upright (ZJU-MoCap, RenderPeople, the synthetic ring).
 """
 
 from collections.abc import Sequence
@@ -27,12 +27,20 @@ def scaled(camera: Camera, scale: float) -> Camera:
 
 
 def world_up(cameras: Sequence[Camera]) -> Float[np.ndarray, "3"]:
-    """Unit world direction that the capture cameras' image 'up' (-y) axes share on average."""
-    up = -np.mean([c.R[1] for c in cameras], axis=0)
-    norm = np.linalg.norm(up)
-    if norm < 1e-6:
+    """Unit world up direction of a rig of upright cameras.
+
+    An upright camera's image x axis (``R[0]``) is horizontal, so up is the direction most perpendicular to
+    every camera's x axis (least squares, exact without roll), signed like their image-up axes (``-R[1]``). When
+    the x axes do not span a plane (every camera faces the same way), the mean image-up axis is used instead.
+    """
+    mean_up = -np.mean([c.R[1] for c in cameras], axis=0)
+    if np.linalg.norm(mean_up) < 1e-6:
         raise ConfigError("the capture cameras share no up direction (their image y axes cancel out)")
-    return up / norm
+    _, sv, vt = np.linalg.svd(np.stack([c.R[0] for c in cameras]))
+    if len(cameras) < 2 or sv[1] < 0.1 * sv[0]:
+        return mean_up / np.linalg.norm(mean_up)
+    up = vt[-1]
+    return up if up @ mean_up > 0 else -up
 
 
 def orbit_path(cameras: Sequence[Camera], centre: Float[np.ndarray, "3"], views: int) -> list[Camera]:
