@@ -441,7 +441,7 @@ def export_cmd(
     run: Annotated[Optional[Path], typer.Argument(help="run folder written by `ghnerf train` (or --store)")] = None,
     data: Annotated[Path, typer.Option(help="dataset folder")] = ...,
     subject: Annotated[str, typer.Option(help="subject to export")] = ...,
-    format: Annotated[str, typer.Option("--format", help="openpose | coco | easymocap")] = ...,
+    fmt: Annotated[str, typer.Option("--format", help="openpose | coco | easymocap")] = ...,
     out: Annotated[Path, typer.Option(help="output folder")] = ...,
     store: Annotated[Optional[str], typer.Option(help="storage root of a teacher's shards (instead of RUN)")] = None,
     teacher: Annotated[Optional[str], typer.Option(help="pose teacher whose shards to export (with --store)")] = None,
@@ -454,17 +454,17 @@ def export_cmd(
     from ghnerf.export.export import ExportSpec, export_keypoints
 
     try:
-        spec = ExportSpec(run=str(run) if run else None, data=str(data), subject=subject, format=format,
+        spec = ExportSpec(run=str(run) if run else None, data=str(data), subject=subject, format=fmt,
                           out=str(out), store=store, teacher=teacher, frames=frames, source_views=source_views,
                           checkpoint=str(checkpoint) if checkpoint else None, device=device)
         with _progress() as bar:
-            task = bar.add_task(f"export {format}", total=None)
+            task = bar.add_task(f"export {fmt}", total=None)
             summary = export_keypoints(spec, on_view=lambda: bar.advance(task))
     except GHNeRFError as exc:
         _fail(exc)
     except ValidationError as exc:
         _invalid(exc)
-    console.print(f"wrote {len(summary['files'])} {format} file(s) under {out} ({summary['source']}); "
+    console.print(f"wrote {len(summary['files'])} {fmt} file(s) under {out} ({summary['source']}); "
                   f"summary: {out / 'export.json'}")
 
 
