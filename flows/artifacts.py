@@ -73,6 +73,26 @@ def disagreement_markdown(summary: dict | None) -> list[str]:
             picture_markdown(summary["pictures"]), "", f"every joint: `{summary['path']}`"]
 
 
+MAX_GIF_BYTES = 4_000_000  # larger animations are linked, not embedded
+
+
+def publish_render(result: dict) -> None:
+    """The render as the run's page shows it: the animation embedded (GIF data URI) and a link to the MP4."""
+    spec = result["spec"]
+    lines = [f"# {spec['path']} render of {spec['subject']} ({result['config']}, step {result['checkpoint_step']})",
+             "", f"{result['frames']} frames, {result['fps']:.2f} frames/s on `{result['device']}` "
+             f"(network {result['network_fps']:.2f}/s, first frame after {result['first_frame_seconds']:.1f} s)", ""]
+    gif = Path(result["gif"]) if result.get("gif") else None
+    if gif is not None and gif.stat().st_size <= MAX_GIF_BYTES:
+        lines.append(f"![render](data:image/gif;base64,{base64.b64encode(gif.read_bytes()).decode()})")
+    else:
+        lines.append(f"(animation not embedded: `{gif or 'none written, the video is long'}`)")
+    key = safe_key(f"render-{spec['subject']}-{spec['path']}")
+    create_markdown_artifact(key=key, markdown="\n".join(lines), description=f"render of {result['checkpoint']}")
+    create_link_artifact(key=f"{key}-mp4", link=Path(result["mp4"]).resolve().as_uri(), link_text="render.mp4",
+                         description=f"H.264 video on the worker: {result['mp4']}")
+
+
 class TrainingProgress:
     """A Prefect progress artifact updated at most every ``every`` percent, plus a loss table at the end."""
 

@@ -28,3 +28,17 @@ BODY25_COLORS: tuple[tuple[int, int, int], ...] = (
     (85, 0, 255), (0, 0, 255), (0, 0, 255), (0, 0, 255), (0, 255, 255), (0, 255, 255),
     (0, 255, 255),
 )
+
+# COCO-17 keypoint names (openpifpaf plugins/coco/constants.py COCO_KEYPOINTS; formats.md §3).
+COCO17_NAMES: tuple[str, ...] = (
+    "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
+    "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee",
+    "right_knee", "left_ankle", "right_ankle",
+)
+# BODY_25 index of each COCO-17 keypoint (EasyMocap easymocap/dataset/config.py COCO17_IN_BODY25).
+COCO17_IN_BODY25: tuple[int, ...] = (0, 16, 15, 18, 17, 5, 2, 6, 3, 7, 4, 12, 9, 13, 10, 14, 11)
+# COCO person skeleton, 1-based keypoint ids (openpifpaf COCO_PERSON_SKELETON), as COCO's categories carry it.
+COCO17_SKELETON: tuple[tuple[int, int], ...] = (
+    (16, 14), (14, 12), (17, 15), (15, 13), (12, 13), (6, 12), (7, 13), (6, 7), (6, 8), (7, 9), (8, 10), (9, 11),
+    (2, 3), (1, 2), (1, 3), (2, 4), (3, 5), (4, 6), (5, 7),
+)

@@ -561,6 +561,74 @@ def store_gc_cmd(
     console.print(f"{verb} {len(report.removed)} file(s)")
 
 
+@app.command("render")
+def render_cmd(
+    run: Annotated[Path, typer.Argument(help="run folder written by `ghnerf train`")],
+    data: Annotated[Path, typer.Option(help="dataset folder")],
+    subject: Annotated[str, typer.Option(help="subject to render")],
+    out: Annotated[Path, typer.Option(help="output folder: render.mp4, render.gif (short renders), render.json")],
+    frames: Annotated[str, typer.Option(help="frames START:STOP[:STEP] (Python slice) or one index")] = ":",
+    path: Annotated[str, typer.Option(help="orbit | interpolate | cameras")] = "orbit",
+    views: Annotated[Optional[int], typer.Option(help="virtual cameras on the path (default: one per frame; 24 "
+                                                      "for one frame)")] = None,
+    size: Annotated[Optional[tuple[int, int]], typer.Option(help="H W of each view (default: as trained)")] = None,
+    overlay: Annotated[str, typer.Option(help="panels beside RGB: none | heatmaps | skeleton | cse | all")] = "all",
+    fps: Annotated[float, typer.Option(help="video frames per second")] = 15.0,
+    frames_dir: Annotated[Optional[Path], typer.Option(help="also write every video frame as a PNG here")] = None,
+    source_views: Annotated[Optional[int], typer.Option(help="source views per view (default: as trained)")] = None,
+    checkpoint: Annotated[Optional[Path], typer.Option(help="checkpoint (default RUN/checkpoints/latest.pt)")] = None,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
+) -> None:
+    """Free-viewpoint video (H.264 MP4, GIF when short) with heatmap, skeleton and CSE panels."""
+    from ghnerf.render.render import RenderSpec, render_run
+
+    try:
+        spec = parse_options(RenderSpec, run=str(run), data=str(data), subject=subject, out=str(out), frames=frames,
+                             path=path, views=views, size=size, overlay=overlay, fps=fps,
+                             frames_dir=str(frames_dir) if frames_dir else None, source_views=source_views,
+                             checkpoint=str(checkpoint) if checkpoint else None, device=device)
+        with _progress() as bar:
+            task = bar.add_task(f"render {path}", total=None)
+            result = render_run(spec, on_frame=lambda done, total: bar.update(task, completed=done, total=total))
+    except GHNeRFError as exc:
+        _fail(exc)
+    h, w = result["panel_size"]
+    console.print(f"rendered {result['frames']} frames of {h}x{w} x {result['panels']} panels in "
+                  f"{result['seconds']:.1f} s: {result['fps']:.2f} frames/s (network {result['network_fps']:.2f}/s, "
+                  f"first frame after {result['first_frame_seconds']:.1f} s, {result['device']})")
+    console.print(f"video: {result['mp4']}" + (f"; animation: {result['gif']}" if result["gif"] else ""))
+
+
+@app.command("export")
+def export_cmd(
+    run: Annotated[Optional[Path], typer.Argument(help="run folder written by `ghnerf train` (or --store)")] = None,
+    data: Annotated[Path, typer.Option(help="dataset folder")] = ...,
+    subject: Annotated[str, typer.Option(help="subject to export")] = ...,
+    fmt: Annotated[str, typer.Option("--format", help="openpose | coco | easymocap")] = ...,
+    out: Annotated[Path, typer.Option(help="output folder")] = ...,
+    store: Annotated[Optional[str], typer.Option(help="storage root of a teacher's shards (instead of RUN)")] = None,
+    teacher: Annotated[Optional[str], typer.Option(help="pose teacher whose shards to export (with --store)")] = None,
+    frames: Annotated[str, typer.Option(help="frames START:STOP[:STEP] (Python slice) or one index")] = ":",
+    source_views: Annotated[Optional[int], typer.Option(help="source views per view (default: as trained)")] = None,
+    checkpoint: Annotated[Optional[Path], typer.Option(help="checkpoint (default RUN/checkpoints/latest.pt)")] = None,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
+) -> None:
+    """Keypoints as OpenPose JSON, COCO keypoint results or EasyMocap keypoints3d, from a run or a teacher."""
+    from ghnerf.export.export import ExportSpec, export_keypoints
+
+    try:
+        spec = parse_options(ExportSpec, run=str(run) if run else None, data=str(data), subject=subject, format=fmt,
+                             out=str(out), store=store, teacher=teacher, frames=frames, source_views=source_views,
+                             checkpoint=str(checkpoint) if checkpoint else None, device=device)
+        with _progress() as bar:
+            task = bar.add_task(f"export {fmt}", total=None)
+            summary = export_keypoints(spec, on_view=lambda: bar.advance(task))
+    except GHNeRFError as exc:
+        _fail(exc)
+    console.print(f"wrote {len(summary['files'])} {fmt} file(s) under {out} ({summary['source']}); "
+                  f"summary: {out / 'export.json'}")
+
+
 @app.command("pipeline")
 def pipeline_cmd(
     out: Annotated[Path, typer.Option(help="where everything is written", parser=output_folder)] = Path(

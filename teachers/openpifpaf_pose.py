@@ -41,21 +41,13 @@ from jaxtyping import Bool, Float
 from scipy.ndimage import map_coordinates
 
 from ghnerf.body25 import JOINT_INDEX as J
-from ghnerf.body25 import NUM_JOINTS
+from ghnerf.body25 import COCO17_IN_BODY25, COCO17_NAMES, NUM_JOINTS
 from ghnerf.codecs.keypoints import HeatmapCodec, empty_keypoints
 from teachers.base import (TargetKind, TeacherError, TeacherInput, TeacherOutput, TeacherUnavailable,
                            sha256_files)
 
 RECIPE = "docs/optional-teachers.md"
 
-# openpifpaf plugins/coco/constants.py COCO_KEYPOINTS (formats.md §3).
-COCO17_NAMES: tuple[str, ...] = (
-    "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
-    "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee",
-    "right_knee", "left_ankle", "right_ankle",
-)
-# EasyMocap COCO17_IN_BODY25: BODY_25 index of each COCO-17 keypoint.
-COCO17_IN_BODY25: tuple[int, ...] = (0, 16, 15, 18, 17, 5, 2, 6, 3, 7, 4, 12, 9, 13, 10, 14, 11)
 # BODY_25 joints synthesised as the mean of two BODY_25 joints (confidence = min of the two).
 MIDPOINTS: dict[int, tuple[int, int]] = {J["Neck"]: (J["RShoulder"], J["LShoulder"]),
                                          J["MidHip"]: (J["RHip"], J["LHip"])}

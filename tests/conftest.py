@@ -42,3 +42,16 @@ def student_root(tmp_path_factory) -> Path:
     3 source views per target among the 4 training cameras."""
     return _make(tmp_path_factory, "student", layout="zju", subjects=2, frames=2, cameras=8, size=128, seed=3,
                  distortion=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(student_root, tmp_path_factory) -> Path:
+    """A ghnerf-resnet18 run trained for 2 steps on ``student_root`` (64 px images): enough to render from."""
+    from ghnerf.student.config import preset
+    from ghnerf.student.data import ExampleSet
+    from ghnerf.student.train import TrainConfig, train
+
+    run = tmp_path_factory.mktemp("tiny_run")
+    train(preset("ghnerf-resnet18", pretrained="none"), TrainConfig(steps=2, rays=(32, 64), checkpoint_every=2),
+          ExampleSet(student_root, "train"), run, log=lambda s: None)
+    return run

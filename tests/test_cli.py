@@ -25,7 +25,7 @@ def _commands(typer_app, prefix=()):
 def test_every_subcommand_has_help():
     paths = list(_commands(app))
     for expected in [("data", "synth"), ("data", "inspect"), ("demo",), ("demo-stop",), ("run",), ("deploy",),
-                     ("pipeline",), ("retrain",), ("train",), ("evaluate",), ("lineage",)]:
+                     ("pipeline",), ("retrain",), ("train",), ("evaluate",), ("lineage",), ("render",), ("export",)]:
         assert expected in paths, expected
     for path in paths:
         result = runner.invoke(app, [*path, "--help"])

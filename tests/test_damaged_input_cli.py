@@ -161,7 +161,10 @@ def _base_args(path: tuple, tmp: Path, data: Path) -> list:
             ("retrain",): ["--registry", tmp / "out", "--data", data],
             ("pipeline",): ["--out", tmp / "out"],
             ("demo",): ["--out", tmp / "out", "--api-url", "http://127.0.0.1:9/api"],
-            ("store", "gc"): [tmp / "out"]}[path]
+            ("store", "gc"): [tmp / "out"],
+            ("render",): [tmp / "run", "--data", data, "--subject", "CoreView_901", "--out", tmp / "out"],
+            ("export",): [tmp / "run", "--data", data, "--subject", "CoreView_901", "--format", "openpose",
+                          "--out", tmp / "out"]}[path]
 
 
 NUMERIC = sorted(_numeric_options())
@@ -170,14 +173,15 @@ NUMERIC = sorted(_numeric_options())
 def test_numeric_options_are_all_found():
     """The systematic test below covers every command with numbers (a new command gets a row in _base_args)."""
     assert {p for p, _ in NUMERIC} == {("data", "synth"), ("distill",), ("train",), ("evaluate",), ("retrain",),
-                                       ("pipeline",), ("demo",), ("store", "gc")}
+                                       ("pipeline",), ("demo",), ("store", "gc"), ("render",), ("export",)}
     assert (("train",), "--steps") in NUMERIC and (("distill",), "--stride") in NUMERIC
 
 
 @pytest.mark.parametrize("path,option", NUMERIC, ids=[f"{' '.join(p)} {o}" for p, o in NUMERIC])
 def test_every_numeric_option_out_of_range_is_one_line(path, option, tmp_path, zju_plain_root):
     before = snapshot(zju_plain_root)
-    result = run_cli([*path, *_base_args(path, tmp_path, zju_plain_root), option, "-1"])
+    value = ["-1", "64"] if (path, option) == (("render",), "--size") else ["-1"]  # render --size takes H W
+    result = run_cli([*path, *_base_args(path, tmp_path, zju_plain_root), option, *value])
     assert_refused(result, option, "-1")
     assert not (tmp_path / "out").exists()
     assert snapshot(zju_plain_root) == before

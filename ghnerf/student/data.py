@@ -17,6 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ghnerf.cameras import Camera
 from ghnerf.codecs.keypoints import OPENPOSE_SIGMA_PX, HeatmapCodec, empty_keypoints
 from ghnerf.data import bound_mask, load_view, make_split, near_far, nearest_source_views, open_dataset
 from ghnerf.data.images import pinhole
@@ -72,6 +73,25 @@ def _scaled_view(view, scale: float, dilate: int):
     K = vi.camera.K.copy()
     K[:2] *= scale
     return img, mask, K, vi.camera
+
+
+def source_batch(frame, sources: list[int], scale: float, target: Camera) -> MultiViewBatch:
+    """The student's input for ``target`` (a pinhole camera at the scaled image size, which need not be a capture
+    camera) seen from the capture views ``sources`` of ``frame``, each undistorted, scaled by ``scale`` and masked
+    as in training."""
+    src_imgs, src_raw, src_K, src_w2c = [], [], [], []
+    for s in sources:
+        im, m, Ks, cam_s = _scaled_view(frame.views[s], scale, ENERF_TRAIN_DILATE)
+        src_raw.append(im)
+        src_imgs.append(im * m[..., None])
+        src_K.append(Ks)
+        src_w2c.append(cam_s.world_to_cam)
+    return MultiViewBatch(
+        src_images=torch.from_numpy(np.stack(src_imgs)).permute(0, 3, 1, 2).float(),
+        src_K=torch.from_numpy(np.stack(src_K)).float(), src_w2c=torch.from_numpy(np.stack(src_w2c)).float(),
+        tgt_K=torch.from_numpy(target.K).float(), tgt_w2c=torch.from_numpy(target.world_to_cam).float(),
+        near_far=torch.tensor(near_far(frame, target), dtype=torch.float32),
+        src_images_unmasked=torch.from_numpy(np.stack(src_raw)).permute(0, 3, 1, 2).float())
 
 
 def _resize_maps(maps: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
@@ -260,22 +280,9 @@ class ExampleSet:
         tgt_view = frame.views[cam]
         raw_img, raw_mask, K, pinhole = _scaled_view(tgt_view, self.scale, 0)
         H, W = raw_img.shape[:2]
-        src_imgs, src_raw, src_K, src_w2c = [], [], [], []
-        for s in srcs:
-            im, m, Ks, cam_s = _scaled_view(frame.views[s], self.scale, ENERF_TRAIN_DILATE)
-            src_raw.append(im)
-            src_imgs.append(im * m[..., None])
-            src_K.append(Ks)
-            src_w2c.append(cam_s.world_to_cam)
-        nf = near_far(frame, pinhole)
         box_cam = type(pinhole)(K, pinhole.R, pinhole.T, np.zeros(5), H, W)
         box = bound_mask(frame, box_cam)
-        batch = MultiViewBatch(
-            src_images=torch.from_numpy(np.stack(src_imgs)).permute(0, 3, 1, 2).float(),
-            src_K=torch.from_numpy(np.stack(src_K)).float(), src_w2c=torch.from_numpy(np.stack(src_w2c)).float(),
-            tgt_K=torch.from_numpy(K).float(), tgt_w2c=torch.from_numpy(pinhole.world_to_cam).float(),
-            near_far=torch.tensor(nf, dtype=torch.float32),
-            src_images_unmasked=torch.from_numpy(np.stack(src_raw)).permute(0, 3, 1, 2).float())
+        batch = source_batch(frame, srcs, self.scale, box_cam)
         joints2d = None
         if tgt_view.joints2d is not None:
             j = tgt_view.joints2d.copy()

@@ -14,7 +14,7 @@ from storage.root import StorageRoot
 
 pytestmark = pytest.mark.slow
 EXPECTED = {"distill/renderpeople": "cpu", "distill/zju": "cpu", "train/ghnerf-resnet18": "gpu",
-            "evaluate/default": "gpu", "retrain/nightly": "gpu"}
+            "evaluate/default": "gpu", "render/orbit": "gpu", "retrain/nightly": "gpu"}
 
 
 def _client():
