@@ -78,6 +78,7 @@ def render_run(spec: RenderSpec, on_frame: Callable[[int, int], None] | None = N
     mp4 = out / "render.mp4"
     gif = out / "render.gif" if total <= spec.gif_max_frames else None
     kept, records = [], []
+    encoding, encoded = None, None  # the last source encoding and its (frame, sources): views sharing them reuse it
     net_seconds, first = 0.0, None
     t0 = time.perf_counter()
     with Mp4Writer(mp4, spec.fps) as video:
@@ -87,7 +88,9 @@ def render_run(spec: RenderSpec, on_frame: Callable[[int, int], None] | None = N
             srcs = source_views(scene.captures, cam, scene.candidates, scene.source_views)
             ex = view_example(frame, cam, srcs, scene.scale, f"{spec.path}-{i % len(cams)}")
             t = time.perf_counter()
-            r = render_full_view(model, ex, device)
+            key = (scene.frames[i % F], tuple(srcs))
+            r = render_full_view(model, ex, device, encoding=encoding if key == encoded else None)
+            encoding, encoded = r["encoding"], key
             net_seconds += time.perf_counter() - t
             hm = None if r["heatmaps"] is None else r["heatmaps"].numpy()
             cse = None if r["cse"] is None else r["cse"].numpy()

@@ -31,7 +31,7 @@ from ghnerf.student.data import Example, ExampleSet
 from ghnerf.student.distributed import mean_over_ranks, params_without_grad, setup, teardown
 from ghnerf.student.distributed import pick_device  # noqa: F401 (re-export)
 from ghnerf.student.losses import PerceptualLoss, student_loss
-from ghnerf.student.model import GHNeRF
+from ghnerf.student.model import GHNeRF, SourceEncoding
 from ghnerf.student.weights import resolve_auto
 
 PAPER_TOTAL_STEPS = 200_000  # "converged after about 200k iterations" (paper §4.1)
@@ -363,10 +363,13 @@ def _example_loss(net, ex: Example, cfg: StudentConfig, tcfg: TrainConfig, perce
 
 
 @torch.no_grad()
-def render_full_view(model: GHNeRF, ex: Example, device: torch.device, chunk: int = 4096) -> dict:
+def render_full_view(model: GHNeRF, ex: Example, device: torch.device, chunk: int = 4096,
+                     encoding: SourceEncoding | None = None) -> dict:
     """Render every pixel of the fine level inside the body box (rest black), eval mode.
 
-    One model call: each level's cost volume is built once for the view; only the per-ray work is chunked."""
+    One model call: each level's cost volume is built once for the view; only the per-ray work is chunked.
+    ``encoding``: the source views' :meth:`GHNeRF.encode` from an earlier call with the same source images
+    (returned as ``"encoding"``), so that views sharing their sources encode them once."""
     model.eval()
     H, W = ex.image.shape[:2]
     lv = model.cfg.levels[-1]
@@ -374,7 +377,9 @@ def render_full_view(model: GHNeRF, ex: Example, device: torch.device, chunk: in
     box = level_maps(ex, size)["box"]
     uv = torch.nonzero(box).flip(-1).float().to(device)
     rays = [uv.new_zeros((0, 2))] * (len(model.cfg.levels) - 1) + [uv]  # coarse levels guide only
-    out = model(ex.batch.to(device), rays, chunk=chunk)[-1]
+    batch = ex.batch.to(device)
+    encoding = encoding or model.encode(batch)
+    out = model(batch, rays, encoding=encoding, chunk=chunk)[-1]
     x, y = uv[:, 0].long().cpu(), uv[:, 1].long().cpu()
 
     def scatter(values: torch.Tensor | None, channels: int | None) -> torch.Tensor | None:
@@ -386,7 +391,8 @@ def render_full_view(model: GHNeRF, ex: Example, device: torch.device, chunk: in
 
     hm, cse = scatter(out.heatmaps, model.cfg.num_joints), scatter(out.cse, model.cfg.cse_dim)
     return {"rgb": scatter(out.rgb, 3), "heatmaps": None if hm is None else hm.permute(2, 0, 1),
-            "cse": None if cse is None else cse.permute(2, 0, 1), "depth": scatter(out.depth, None), "box": box}
+            "cse": None if cse is None else cse.permute(2, 0, 1), "depth": scatter(out.depth, None), "box": box,
+            "encoding": encoding}
 
 
 def validation_image(model: GHNeRF, ex: Example, path: Path, device: torch.device) -> None:

@@ -138,3 +138,21 @@ def test_point_queries_agree_with_rendering(example):
     assert np.abs(np.diff(heat, axis=1)).mean() > 0.01, "the field should vary along the rays"
     np.testing.assert_allclose(out.acc.numpy(), weights.sum(1), atol=1e-4)  # float32 sums of 8 samples
     np.testing.assert_allclose(out.heatmaps.numpy(), (weights[..., None] * heat).sum(1), atol=1e-4)
+
+
+def test_views_sharing_their_sources_can_share_one_encoding(example):
+    """render_full_view with the encoding of an earlier view of the same source images renders what encoding
+    afresh renders (render reuses it along a camera path); a different target pose changes the render."""
+    from ghnerf.student.train import render_full_view
+
+    torch.manual_seed(0)
+    model = GHNeRF(preset("ghnerf-resnet18", pretrained="none"))
+    first = render_full_view(model, example, torch.device("cpu"))
+    w2c = example.batch.tgt_w2c.clone()
+    w2c[0, 3] += 0.05  # the target camera moved 5 cm sideways; same sources
+    moved = replace(example, batch=replace(example.batch, tgt_w2c=w2c))
+    fresh = render_full_view(model, moved, torch.device("cpu"))
+    reused = render_full_view(model, moved, torch.device("cpu"), encoding=first["encoding"])
+    torch.testing.assert_close(reused["rgb"], fresh["rgb"], atol=0, rtol=0)
+    torch.testing.assert_close(reused["heatmaps"], fresh["heatmaps"], atol=0, rtol=0)
+    assert (fresh["rgb"] - first["rgb"]).abs().max() > 1e-3
