@@ -55,3 +55,22 @@ def tiny_run(student_root, tmp_path_factory) -> Path:
     train(preset("ghnerf-resnet18", pretrained="none"), TrainConfig(steps=2, rays=(32, 64), checkpoint_every=2),
           ExampleSet(student_root, "train"), run, log=lambda s: None)
     return run
+
+
+@pytest.fixture
+def moto_endpoint(monkeypatch):
+    """A local S3 endpoint (moto's threaded server on loopback) with test credentials in the environment; no
+    bucket yet. Yields its URL."""
+    moto_server = pytest.importorskip("moto.server")
+    from flows.stack import free_port
+
+    for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                 "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(k, v)
+    port = free_port()
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()

@@ -438,31 +438,19 @@ def test_s3_store_without_credentials_or_endpoint_is_one_line(data, tmp_path, no
     assert changed(before, tmp_path) == []
 
 
-def test_storage_option_reaches_an_s3_endpoint(data, tmp_path, no_aws, monkeypatch):
-    moto_server = pytest.importorskip("moto.server")
+def test_storage_option_reaches_an_s3_endpoint(data, tmp_path, no_aws, moto_endpoint):
     boto3 = pytest.importorskip("boto3")
-    from flows.stack import free_port
-
-    for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                 "AWS_DEFAULT_REGION": "us-east-1"}.items():
-        monkeypatch.setenv(k, v)
-    port = free_port()
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    try:
-        endpoint = f"http://127.0.0.1:{port}"
-        root = data("zju")
-        base = ["distill", "--dataset", str(root), "--teacher", "gt-joints", "--out", "s3://issue16-targets/run"]
-        one_clean_error(runner.invoke(app, [*base, "--storage-option", f"endpoint_url={endpoint}"]),
-                        "bucket 'issue16-targets' does not exist")
-        boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="issue16-targets")
-        result = runner.invoke(app, [*base, "--storage-option", f"endpoint_url={endpoint}"])
-        assert result.exit_code == 0, result.output
-        result = runner.invoke(app, ["lineage", "x", "--store", "s3://issue16-targets/run", "--storage-option",
-                                     f"endpoint_url={endpoint}"])
-        one_clean_error(result, "is not a shard path")  # reached the catalog
-    finally:
-        server.stop()
+    endpoint = moto_endpoint
+    root = data("zju")
+    base = ["distill", "--dataset", str(root), "--teacher", "gt-joints", "--out", "s3://issue16-targets/run"]
+    one_clean_error(runner.invoke(app, [*base, "--storage-option", f"endpoint_url={endpoint}"]),
+                    "bucket 'issue16-targets' does not exist")
+    boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="issue16-targets")
+    result = runner.invoke(app, [*base, "--storage-option", f"endpoint_url={endpoint}"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["lineage", "x", "--store", "s3://issue16-targets/run", "--storage-option",
+                                 f"endpoint_url={endpoint}"])
+    one_clean_error(result, "is not a shard path")  # reached the catalog
 
 
 @pytest.mark.parametrize("layout", ["zju", "rp"])

@@ -2,7 +2,6 @@
 
 import pytest
 
-from flows.stack import free_port
 from storage.catalog import Catalog
 from storage.errors import ShardIntegrityError
 from storage.root import StorageRoot
@@ -12,19 +11,10 @@ from teachers.distill import DistillConfig, distill
 
 
 @pytest.fixture
-def s3_endpoint(monkeypatch):
-    moto_server = pytest.importorskip("moto.server")
+def s3_endpoint(moto_endpoint):
     boto3 = pytest.importorskip("boto3")
-    for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                 "AWS_DEFAULT_REGION": "us-east-1"}.items():
-        monkeypatch.setenv(k, v)
-    port = free_port()
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    url = f"http://127.0.0.1:{port}"
-    boto3.client("s3", endpoint_url=url).create_bucket(Bucket="targets")
-    yield url
-    server.stop()
+    boto3.client("s3", endpoint_url=moto_endpoint).create_bucket(Bucket="targets")
+    return moto_endpoint
 
 
 def test_distill_to_s3_and_read_back(zju_root, s3_endpoint):
