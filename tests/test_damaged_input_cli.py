@@ -1,4 +1,4 @@
-"""Damaged checkpoints, hostile checkpoints, out-of-range options and wrong output paths (docs/damaged-input-cli.md).
+"""Damaged checkpoints, hostile checkpoints, out-of-range options and wrong output paths (docs/damaged-input.md, "Checkpoints, options and output paths").
 
 Each case: exit code 2 (or 0 where the documented repair applies), one ``error:`` line that names the
 file or option, no traceback, and nothing created or changed outside the run's own output.
