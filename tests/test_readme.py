@@ -21,8 +21,10 @@ import pytest
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
-TINY = {  # README value -> test value
+TINY = {  # README value -> test value (applied in this order)
     "ghnerf train ": "ghnerf train --steps 2 ",  # commands that use the default 2000 steps (a later --steps wins)
+    "--size 256 256": "--size 64 64",  # render's H W
+    "--subject CoreView_903": "--subject CoreView_902",  # the fourth subject is not there with --subjects 2
     "--subjects 4": "--subjects 2",
     "--frames 10": "--frames 2",
     "--size 256": "--size 64",

@@ -61,21 +61,24 @@ def _files(run: Path) -> list[str]:
 #   float result; measured bit-identical loss curves and parameters, so the tolerances are tight.
 # - batch 4, two examples per rank (no_sync accumulation): the gradient sum runs in another order
 #   ((g0+g2)+(g1+g3) vs g0+g1+g2+g3); step 1 and 2 agree to 1e-7 and the float round-off grows through Adam's
-#   normalised updates: measured max relative loss difference 1.5e-5 at step 4 and max parameter difference 1.1e-4
-#   (0.2 % of the 4 steps' update norm). Tolerances: 1e-4 relative on the curve, one initial-lr Adam step (5e-4)
-#   per parameter. A wrong gradient normalisation or a lost no_sync gradient shows at step 2 well above these.
-TOLERANCE = {2: (1e-6, 1e-6), 4: (1e-4, 5e-4)}
+#   normalised updates. Measured with the oneDNN 3D convolutions (cost_reg.Conv3d): step 2 agrees to 5e-8, steps 3
+#   and 4 drift to 2.2e-5 / 5.3e-5 relative in loss and 2.0e-5 / 1.7e-4 in PSNR, parameters to 2.7e-4 (the naive
+#   kernel drifted less: 1.5e-5 and 1.1e-4). Tolerances: 1e-6 relative through step 2 (the first update), 5e-4
+#   relative after it, one initial-lr Adam step (5e-4) per parameter. A wrong gradient normalisation or a lost
+#   no_sync gradient shows at step 2 well above 1e-6.
+TOLERANCE = {2: (1e-6, 1e-6, 1e-6), 4: (1e-6, 5e-4, 5e-4)}  # batch: (through step 2, after it, parameters)
 
 
 @pytest.mark.parametrize("batch", [2, 4])
 def test_two_gloo_processes_match_single_process_training(runs, batch):
     single, ddp = runs(False, batch), runs(True, batch)
-    rel, atol = TOLERANCE[batch]
+    early, late, atol = TOLERANCE[batch]
     a = json.loads((single / "history.json").read_text())
     b = json.loads((ddp / "history.json").read_text())
     assert [r["step"] for r in a] == [r["step"] for r in b] == [1, 2, 3, 4]
     assert a[0]["loss"] == b[0]["loss"]  # before any update: the same examples and rays on both sides
     for ra, rb in zip(a, b):  # tolerances: TOLERANCE above
+        rel = early if ra["step"] <= 2 else late
         assert rb["loss"] == pytest.approx(ra["loss"], rel=rel), (ra, rb)
         assert rb["psnr"] == pytest.approx(ra["psnr"], rel=rel)
     ca, cb = load_checkpoint(single / "checkpoints" / "latest.pt"), load_checkpoint(ddp / "checkpoints" / "latest.pt")
