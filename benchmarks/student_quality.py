@@ -38,7 +38,6 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from ghnerf.codecs.keypoints import empty_keypoints
 from ghnerf.errors import GHNeRFError, WeightsNotFoundError
 from ghnerf.eval.evaluate import evaluate_run
 from ghnerf.eval.metrics import paired_pck_difference, pck

@@ -8,7 +8,6 @@ backbone), heatmap MSE, 2D keypoints the OpenPose way and PCK@0.2 against the
 dataset's 2D joints, network time per view.
 """
 
-import json
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -17,7 +16,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ghnerf.errors import GHNeRFError, WeightsNotFoundError
+from ghnerf.errors import WeightsNotFoundError
 from ghnerf.eval.metrics import (PCK_ALPHA, heatmap_mse, masked_psnr, masked_ssim, openpose_keypoints, pck)
 from ghnerf.fileio import file_sha256, write_bytes, write_image, write_json
 from ghnerf.student.data import ExampleSet

@@ -1,12 +1,9 @@
 """The main job end to end through the deployments (tiny budget), and stopping only what it started."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import pytest
 

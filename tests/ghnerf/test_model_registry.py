@@ -1,8 +1,6 @@
 """The promotion rule, the registry files, and retrain's promote / keep / skip decisions (no Prefect)."""
 
 import json
-import math
-import shutil
 import signal
 import subprocess
 import sys

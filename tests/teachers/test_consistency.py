@@ -1,8 +1,6 @@
 """The multi-view consistency report flags deliberately corrupted teacher keypoints."""
 
-import numpy as np
 
-from ghnerf.body25 import JOINT_INDEX as J
 from ghnerf.codecs.keypoints import HeatmapCodec
 from ghnerf.multiview import LR_PAIRS
 from storage.catalog import Catalog

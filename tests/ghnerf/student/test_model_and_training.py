@@ -1,7 +1,6 @@
 """The student: head shapes for every config, offline weights, exact resume, overfitting one frame."""
 
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
