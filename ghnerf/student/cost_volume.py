@@ -100,6 +100,13 @@ def depth_interval(mean: Tensor, std: Tensor, first: Tensor, last: Tensor, inver
     return torch.maximum(mean - std, first), torch.minimum(mean + std, last)
 
 
+def plane_coordinate(s: Tensor, first: Tensor, last: Tensor, inverse: bool) -> Tensor:
+    """Where sampling-space values ``s`` lie between the first (0) and the last (1) plane: the depth coordinate of
+    the feature volume (ENeRF ``sample_along_depth``, measured from plane 0). ``first``/``last`` broadcast."""
+    sign = -1.0 if inverse else 1.0
+    return sign * (s - first) / (sign * (last - first)).clamp_min(1e-6)
+
+
 def next_level_range(prev: DepthEstimate, size: tuple[int, int]) -> tuple[Tensor, Tensor]:
     """The next level's per-pixel depth range (near, far) in metres on its (h, w) grid: the previous level's
     mean, std and plane range resampled (bilinear, corners aligned), then clamped (ENeRF ``get_depth_values``)."""

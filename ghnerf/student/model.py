@@ -16,8 +16,8 @@ from torch import Tensor, nn
 
 from ghnerf.student.config import FPN_CHANNELS, FPN_SCALES, StudentConfig
 from ghnerf.student.cost_reg import CostRegNet
-from ghnerf.student.cost_volume import (DepthEstimate, depth_regression, from_space, next_level_range, plane_values,
-                                       to_space, variance_volume)
+from ghnerf.student.cost_volume import (DepthEstimate, depth_regression, from_space, next_level_range, plane_coordinate,
+                                       plane_values, to_space, variance_volume)
 from ghnerf.student.encoders import build_encoder
 from ghnerf.student.feature_net import FeatureNet
 from ghnerf.student.fields import FeatureHead, NeRFField, ViewPooling
@@ -310,9 +310,9 @@ class GHNeRF(nn.Module):
         uv, z = project(points, K_r[None], batch.tgt_w2c[None])
         uv, z = uv[0], z[0]
         s = to_space(z, lv.inverse_depth)
-        first, last = volume.estimate.first[0, 0], volume.estimate.last[0, 0]  # level 0: the same at every pixel
-        coords = torch.stack([uv[:, 0] / max(rw - 1, 1), uv[:, 1] / max(rh - 1, 1), (s - first) / (last - first)],
-                             dim=-1)
+        est = volume.estimate  # level 0: its planes are the same at every pixel
+        d = plane_coordinate(s, est.first[0, 0], est.last[0, 0], lv.inverse_depth)
+        coords = torch.stack([uv[:, 0] / max(rw - 1, 1), uv[:, 1] / max(rh - 1, 1), d], dim=-1)
         evidence = self.ray_evidence(batch, enc, uv, K_r)  # each point's own target ray
         field, feats = self._evaluate_points(0, batch, enc, volume.features, self._image_maps(0, batch, enc),
                                              points, coords, evidence)

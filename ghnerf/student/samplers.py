@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor
 
-from ghnerf.student.cost_volume import DepthEstimate, depth_interval, from_space
+from ghnerf.student.cost_volume import DepthEstimate, depth_interval, from_space, plane_coordinate
 from ghnerf.student.geometry import backproject
 
 
@@ -58,9 +58,7 @@ def depth_guided_samples(uv: Float[Tensor, "R 2"], render_size: tuple[int, int],
     s = a[:, None] + (b - a)[:, None] * t[None]
     depths = from_space(s, est.inverse)
     points = backproject(uv[:, None, :].expand(-1, samples, 2), depths, K, w2c)
-    # position between the first and the last plane (ENeRF sample_along_depth: measured from plane 0)
-    sign = -1.0 if est.inverse else 1.0
-    d_norm = sign * (s - first[:, None]) / (sign * (last - first)).clamp_min(1e-6)[:, None]
+    d_norm = plane_coordinate(s, first[:, None], last[:, None], est.inverse)
     u = (uv[:, 0] / max(W - 1, 1))[:, None].expand(-1, samples)
     v = (uv[:, 1] / max(H - 1, 1))[:, None].expand(-1, samples)
     return RaySamples(points, s, depths, torch.stack([u, v, d_norm], dim=-1))
