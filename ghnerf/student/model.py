@@ -231,7 +231,8 @@ class GHNeRF(nn.Module):
             volume = self._level_volume(i, batch, enc, prev)
             prev = volume.estimate
             size = (max(int(H * lv.render_scale), 1), max(int(W * lv.render_scale), 1))
-            uv = rays[i] if rays is not None and rays[i] is not None else pixel_grid(*size, batch.tgt_K.device).view(-1, 2)
+            uv = rays[i] if rays is not None and rays[i] is not None else None
+            uv = pixel_grid(*size, batch.tgt_K.device).view(-1, 2) if uv is None else uv
             if len(uv) == 0:
                 outputs.append(None)
                 continue
