@@ -130,7 +130,10 @@ def demo_stop_cmd(out: Annotated[Path, typer.Option(help="the demo's folder")] =
 
 
 def main() -> None:  # pragma: no cover
-    app()
+    """The console script: the CLI, ended without native teardown (see :mod:`ghnerf.process_exit`)."""
+    from ghnerf.process_exit import run_command
+
+    run_command(app)
 
 
 if __name__ == "__main__":  # pragma: no cover
