@@ -6,7 +6,8 @@ set: ``enerf`` (image quality reference), ``enerf-heatmap`` (the paper's baselin
 the ``mediapipe`` teacher's shards, once on the teacher's own heatmaps and once on its
 keypoints fused over each frame's views (:mod:`ghnerf.target_fusion`), and ``ghnerf-mediapipe``
 (the frozen teacher network as human encoder, reading each ray's multi-view joint evidence,
-:mod:`ghnerf.student.ray_evidence`; once without that evidence) on the fused keypoints;
+:mod:`ghnerf.student.ray_evidence`; once without that evidence, once with the triangulated joint hypotheses
+as well, :mod:`ghnerf.student.joint_hypotheses`) on the fused keypoints;
 evaluates all on the held-out subjects, and puts the teacher's own PCK on the same views
 next to the students' (its keypoints on the real, unmasked images, read back from its
 shards), with each distilled student's paired difference to the teacher and its 95 %
@@ -75,6 +76,8 @@ RUNS = (  # (config, heatmap targets, teacher, fused, config overrides, row labe
     ("ghnerf-mediapipe", "mediapipe shards, fused over views", "mediapipe", True, {"ray_evidence_samples": 0},
      "ghnerf-mediapipe without ray evidence"),
     ("ghnerf-mediapipe", "mediapipe shards, fused over views", "mediapipe", True, {}, "ghnerf-mediapipe"),
+    ("ghnerf-mediapipe", "mediapipe shards, fused over views", "mediapipe", True, {"joint_hypotheses": True},
+     "ghnerf-mediapipe + triangulated joint hypotheses"),
 )
 
 

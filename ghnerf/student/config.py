@@ -107,6 +107,10 @@ class StudentConfig:
             multi-view joint evidence: the encoder's source-view heatmaps at this many points across the
             target's near/far, averaged over views, maximum along the ray (ours;
             :mod:`ghnerf.student.ray_evidence`). 0: off.
+        joint_hypotheses: with a pose network as encoder, also give the heatmap head, per ray, the Gaussian
+            distance to the projection of the encoder's source-view keypoints triangulated robustly (the
+            triangulated teacher's heatmap of the target view; ours, :mod:`ghnerf.student.joint_hypotheses`).
+        joint_hypothesis_sigma: that Gaussian's width in source-image pixels (the teachers' target sigma).
         source_views: source views per target (GHNeRF 3; ENeRF's ZJU-MoCap evaluation 2).
         depth_rendering: rendered depth as the compositing-weighted mean depth with the weights renormalised
             ("normalised", ours) or, as ENeRF's ``raw2outputs``, softmax(weights) . z in the level's sampling
@@ -132,6 +136,8 @@ class StudentConfig:
     human_feature_dim: int = 32
     human_mean_skip: bool = False
     ray_evidence_samples: int = 0
+    joint_hypotheses: bool = False
+    joint_hypothesis_sigma: float = 7.0
     source_views: int = 3
     depth_rendering: DepthRendering = "normalised"
     losses: LossWeights = field(default_factory=LossWeights)
@@ -146,6 +152,12 @@ class StudentConfig:
         if self.ray_evidence_samples and (self.encoder not in POSE_ENCODERS or not self.heatmap_head):
             raise ConfigError(f"{self.name}: ray evidence reads a pose network's heatmaps; it needs encoder "
                               f"{' or '.join(sorted(POSE_ENCODERS))} and the heatmap head")
+        if self.joint_hypotheses and (self.encoder not in POSE_ENCODERS or not self.heatmap_head):
+            raise ConfigError(f"{self.name}: joint hypotheses triangulate a pose network's keypoints; they need "
+                              f"encoder {' or '.join(sorted(POSE_ENCODERS))} and the heatmap head")
+        if not self.joint_hypothesis_sigma > 0:
+            raise ConfigError(f"{self.name}: joint_hypothesis_sigma must be > 0 pixels, not "
+                              f"{self.joint_hypothesis_sigma}")
         if self.ray_evidence_samples == 1 or self.ray_evidence_samples < 0:
             raise ConfigError(f"{self.name}: ray_evidence_samples must be 0 (off) or at least 2")
         if source_views_problem(self.source_views):

@@ -156,9 +156,11 @@ class PoseNetworkEncoder(nn.Module):
         self.weights_source = f"{self.teacher.version} (bundled, frozen), sha256 {self.teacher.weights_digest[:16]}.."
         self._cache: dict[bytes, torch.Tensor] = {}
 
-    def _heatmaps(self, image: np.ndarray) -> torch.Tensor:
-        def run() -> torch.Tensor:
-            return torch.from_numpy(self.teacher.predict([TeacherInput("source view", image, None)])[0].heatmaps)
+    def _predict(self, image: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
+        """(25, h, w) heatmaps and (25, 3) keypoints of one image (cached while training)."""
+        def run() -> tuple[torch.Tensor, np.ndarray]:
+            out = self.teacher.predict([TeacherInput("source view", image, None)])[0]
+            return torch.from_numpy(out.heatmaps), out.keypoints
 
         if not self.training:
             return run()
@@ -166,15 +168,22 @@ class PoseNetworkEncoder(nn.Module):
         if key not in self._cache:
             if len(self._cache) >= self.CACHE_IMAGES:
                 self._cache.pop(next(iter(self._cache)))
-            self._cache[key] = run().half()
+            maps, keypoints = run()
+            self._cache[key] = (maps.half(), keypoints)
         return self._cache[key]
 
     @torch.no_grad()
-    def forward(self, images: Float[Tensor, "V 3 H W"]) -> Float[Tensor, "V 25 H/2 W/2"]:
+    def heatmaps_and_keypoints(self, images: Float[Tensor, "V 3 H W"]) -> tuple[
+            Float[Tensor, "V 25 H/2 W/2"], Float[np.ndarray, "V 25 3"]]:
+        """The network's heatmaps (at half resolution) and its BODY_25 keypoints (x, y, confidence; image pixels)."""
         H, W = images.shape[-2:]
         u8 = (images.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-        maps = torch.stack([self._heatmaps(np.ascontiguousarray(im)) for im in u8]).float().to(images.device)
-        return F.interpolate(maps, size=(H // 2, W // 2), mode="bilinear", align_corners=False)
+        maps, keypoints = zip(*(self._predict(np.ascontiguousarray(im)) for im in u8))
+        maps = torch.stack(maps).float().to(images.device)
+        return F.interpolate(maps, size=(H // 2, W // 2), mode="bilinear", align_corners=False), np.stack(keypoints)
+
+    def forward(self, images: Float[Tensor, "V 3 H W"]) -> Float[Tensor, "V 25 H/2 W/2"]:
+        return self.heatmaps_and_keypoints(images)[0]
 
 
 def build_encoder(name: str, pretrained: str) -> nn.Module | None:

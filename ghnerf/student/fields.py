@@ -119,25 +119,30 @@ class FeatureHead(nn.Module):
         prior_gain, prior_bias: with a per-output prior in [0, 1] (the ray evidence), the pre-activation is
             ``MLP(x) + a * prior + b`` with learnable per-output ``a`` (starting at ``prior_gain``) and ``b``
             (``prior_bias``), and the MLP's last layer starts at zero: the head starts as a calibrated copy
-            of the prior and learns corrections (ours). None: no prior.
+            of the prior and learns corrections (ours). A tuple of P gains: P priors (N, P, out), each with
+            its own learnable per-output gain, summed. None: no prior.
     """
 
     def __init__(self, in_dim: int, out_dim: int, hidden: int = 64, activation: str = "sigmoid",
-                 prior_gain: float | None = None, prior_bias: float = 0.0):
+                 prior_gain: float | tuple[float, ...] | None = None, prior_bias: float = 0.0):
         super().__init__()
         self.net = nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, out_dim))
         self.activation = activation
         _init(self)
         self.prior_gain = self.prior_bias = None
         if prior_gain is not None:
-            self.prior_gain = nn.Parameter(torch.full((out_dim,), float(prior_gain)))
+            gains = torch.as_tensor(prior_gain, dtype=torch.float32)  # () or (P,)
+            self.prior_gain = nn.Parameter(gains[..., None].repeat(*([1] * gains.dim()), out_dim))
             self.prior_bias = nn.Parameter(torch.full((out_dim,), float(prior_bias)))
             nn.init.zeros_(self.net[-1].weight)
 
-    def forward(self, x: Float[Tensor, "N C"], prior: Float[Tensor, "N out"] | None = None) -> Float[Tensor, "N out"]:
+    def forward(self, x: Float[Tensor, "N C"], prior: Float[Tensor, "N out"] | Float[Tensor, "N P out"] | None = None
+                ) -> Float[Tensor, "N out"]:
         y = self.net(x)
         if self.prior_gain is not None:
-            if prior is None:
-                raise ValueError("this head was built with a prior: pass it")
-            y = y + self.prior_gain * prior + self.prior_bias
+            if prior is None or prior.shape[1:] != self.prior_gain.shape:
+                raise ValueError(f"this head was built with priors of shape (N, {tuple(self.prior_gain.shape)}): "
+                                 f"pass them, not {None if prior is None else tuple(prior.shape)}")
+            weighted = self.prior_gain * prior
+            y = y + (weighted.sum(dim=1) if prior.dim() == 3 else weighted) + self.prior_bias
         return torch.sigmoid(y) if self.activation == "sigmoid" else y

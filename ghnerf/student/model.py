@@ -22,6 +22,7 @@ from ghnerf.student.encoders import build_encoder
 from ghnerf.student.feature_net import FeatureNet
 from ghnerf.student.fields import FeatureHead, NeRFField, ViewPooling
 from ghnerf.student.geometry import camera_centres, pixel_grid, project, sample_maps, scale_K
+from ghnerf.student.joint_hypotheses import hypothesis_heatmaps, triangulate_source_keypoints
 from ghnerf.student.ray_evidence import ray_joint_evidence
 from ghnerf.student.renderers import (accumulation, alpha_from_density, composite, compositing_weights, expected_depth,
                                      softmax_weighted)
@@ -31,6 +32,9 @@ from ghnerf.student.samplers import depth_guided_samples
 # a joint two of three views agree on (E ~ 0.6) is above OpenPose's 0.1 threshold and one view alone (E ~ 0.3)
 # barely is; both numbers are learned from there.
 EVIDENCE_GAIN, EVIDENCE_BIAS = 8.0, -4.0
+# With triangulated joint hypotheses as well, the head starts as sigmoid(8 T + 4 E - 4): the hypothesis places the
+# peak (the triangulated teacher's answer), the evidence keeps a joint the triangulation missed (E ~ 1: 0.5).
+HYPOTHESIS_GAIN, EVIDENCE_GAIN_WITH_HYPOTHESES = 8.0, 4.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -75,11 +79,14 @@ class SourceEncoding:
         human: (V, human_projection_dim, H/2, W/2) projected human features, or None.
         pose_heatmaps: (V, J, H/2, W/2) the pose encoder's own heatmaps, kept for the ray evidence
             (``StudentConfig.ray_evidence_samples``), or None.
+        joints3d: (J, 3) the pose encoder's source keypoints triangulated (NaN rows missing), for the joint
+            hypotheses (``StudentConfig.joint_hypotheses``), or None.
     """
 
     fpn: tuple[Tensor, Tensor, Tensor]
     human: Tensor | None
     pose_heatmaps: Tensor | None = None
+    joints3d: Tensor | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -161,8 +168,11 @@ class GHNeRF(nn.Module):
             self.human_pool = ViewPooling(cfg.human_projection_dim, cfg.human_feature_dim, hidden=64,
                                           use_dirs=False)
             head_in += cfg.human_feature_dim + (cfg.human_projection_dim if cfg.human_mean_skip else 0)
-            head_in += cfg.num_joints if cfg.ray_evidence_samples else 0
-        prior = dict(prior_gain=EVIDENCE_GAIN, prior_bias=EVIDENCE_BIAS) if cfg.ray_evidence_samples else {}
+            head_in += cfg.num_joints * self.num_priors
+        gains = ((EVIDENCE_GAIN_WITH_HYPOTHESES if cfg.joint_hypotheses else EVIDENCE_GAIN,)
+                 if cfg.ray_evidence_samples else ()) + ((HYPOTHESIS_GAIN,) if cfg.joint_hypotheses else ())
+        prior = (dict(prior_gain=gains[0] if len(gains) == 1 else gains, prior_bias=EVIDENCE_BIAS) if gains
+                 else {})
         self.heatmap_head = (FeatureHead(head_in, cfg.num_joints, cfg.hidden, "sigmoid", **prior)
                              if cfg.heatmap_head else None)
         self.cse_head = FeatureHead(head_in, cfg.cse_dim, cfg.hidden, "none") if cfg.cse_head else None
@@ -171,13 +181,18 @@ class GHNeRF(nn.Module):
                                     if cfg.source_heatmap_head else None)
 
     @property
+    def num_priors(self) -> int:
+        """Per-joint priors the heatmap head reads: the ray evidence and/or the joint hypotheses."""
+        return bool(self.cfg.ray_evidence_samples) + bool(self.cfg.joint_hypotheses)
+
+    @property
     def pretrained_weights(self) -> str:
         return "n/a (no encoder)" if self.encoder is None else self.encoder.weights_source
 
     def encode(self, batch: MultiViewBatch) -> SourceEncoding:
         """Features of the source views; reuse it for every target that shares these sources."""
         fpn = self.feature_net(batch.src_images * 2 - 1)  # ENeRF feeds images in [-1, 1]
-        human = pose = None
+        human = pose = joints3d = None
         if self.encoder is not None:
             images = batch.src_images
             if getattr(self.encoder, "wants_unmasked", False):
@@ -185,22 +200,32 @@ class GHNeRF(nn.Module):
                     raise ValueError(f"{self.cfg.name}'s encoder needs the unmasked source photographs "
                                      "(MultiViewBatch.src_images_unmasked)")
                 images = batch.src_images_unmasked
-            raw = self.encoder(images)
+            if self.cfg.joint_hypotheses:
+                raw, keypoints = self.encoder.heatmaps_and_keypoints(images)
+                joints3d = triangulate_source_keypoints(keypoints, batch.src_K, batch.src_w2c)
+            else:
+                raw = self.encoder(images)
             human = self.human_proj(raw)
             pose = raw if self.cfg.ray_evidence_samples else None
-        return SourceEncoding(fpn, human, pose)
+        return SourceEncoding(fpn, human, pose, joints3d)
 
-    def ray_evidence(self, batch: MultiViewBatch, enc: SourceEncoding, uv: Float[Tensor, "R 2"],
-                     K: Float[Tensor, "3 3"]) -> Float[Tensor, "R J"] | None:
-        """The rays' multi-view joint evidence (:mod:`ghnerf.student.ray_evidence`), or None when not configured.
+    def head_priors(self, batch: MultiViewBatch, enc: SourceEncoding, uv: Float[Tensor, "R 2"],
+                    K: Float[Tensor, "3 3"]) -> Float[Tensor, "R J"] | Float[Tensor, "R P J"] | None:
+        """The rays' per-joint priors for the heatmap head, or None when none is configured: the multi-view joint
+        evidence (:mod:`ghnerf.student.ray_evidence`) and/or the triangulated joint hypotheses
+        (:mod:`ghnerf.student.joint_hypotheses`), stacked on dim 1 when both.
 
         Args:
             uv: target pixels at the resolution of ``K``.
         """
-        if enc.pose_heatmaps is None:
-            return None
-        return ray_joint_evidence(uv, K, batch.tgt_w2c, batch.near_far, enc.pose_heatmaps, batch.src_K,
-                                  batch.src_w2c, batch.image_size, self.cfg.ray_evidence_samples)
+        priors = []
+        if self.cfg.ray_evidence_samples:
+            priors.append(ray_joint_evidence(uv, K, batch.tgt_w2c, batch.near_far, enc.pose_heatmaps, batch.src_K,
+                                             batch.src_w2c, batch.image_size, self.cfg.ray_evidence_samples))
+        if self.cfg.joint_hypotheses:
+            sigma = self.cfg.joint_hypothesis_sigma * float(K[0, 0] / batch.tgt_K[0, 0])  # at K's resolution
+            priors.append(hypothesis_heatmaps(uv, K, batch.tgt_w2c, enc.joints3d, sigma))
+        return None if not priors else priors[0] if len(priors) == 1 else torch.stack(priors, dim=1)
 
     def forward(self, batch: MultiViewBatch, rays: list[Tensor | None] | None = None,
                 encoding: SourceEncoding | None = None, with_source_heatmaps: bool = False,
@@ -267,13 +292,13 @@ class GHNeRF(nn.Module):
 
     def _evaluate_points(self, i: int, batch: MultiViewBatch, enc: SourceEncoding, feat_volume: Tensor,
                          maps: Tensor, pts: Float[Tensor, "N 3"], volume_coords: Float[Tensor, "N 3"],
-                         evidence: Float[Tensor, "N J"] | None = None):
+                         priors: Tensor | None = None):
         """Field and head inputs at world points: (FieldOutputs, head features (N, C)).
 
         Args:
             maps: :meth:`_image_maps` of level ``i``.
             volume_coords: normalised (u, v, d) of each point in the level's feature volume.
-            evidence: the ray evidence of each point's ray (required when the config has it).
+            priors: :meth:`head_priors` of each point's ray (required when the config has any).
         """
         lv = self.cfg.levels[i]
         H, W = batch.image_size
@@ -289,10 +314,10 @@ class GHNeRF(nn.Module):
         if self.encoder is not None and (self.heatmap_head is not None or self.cse_head is not None):
             human = sample_maps(enc.human, src_uv / scale, W, H).permute(1, 0, 2)  # full-resolution pixels
             parts = [feats, self.human_pool(human)] + ([human.mean(dim=1)] if self.cfg.human_mean_skip else [])
-            if self.cfg.ray_evidence_samples:
-                if evidence is None:
-                    raise ValueError(f"{self.cfg.name} reads the ray evidence: pass it for every point")
-                parts.append(evidence)
+            if self.num_priors:
+                if priors is None:
+                    raise ValueError(f"{self.cfg.name} reads per-ray joint priors: pass them for every point")
+                parts.append(priors.flatten(1))
             feats = torch.cat(parts, dim=-1)
         return field, feats
 
@@ -314,10 +339,10 @@ class GHNeRF(nn.Module):
         est = volume.estimate  # level 0: its planes are the same at every pixel
         d = plane_coordinate(s, est.first[0, 0], est.last[0, 0], lv.inverse_depth)
         coords = torch.stack([uv[:, 0] / max(rw - 1, 1), uv[:, 1] / max(rh - 1, 1), d], dim=-1)
-        evidence = self.ray_evidence(batch, enc, uv, K_r)  # each point's own target ray
+        priors = self.head_priors(batch, enc, uv, K_r)  # each point's own target ray
         field, feats = self._evaluate_points(0, batch, enc, volume.features, self._image_maps(0, batch, enc),
-                                             points, coords, evidence)
-        heat = self.heatmap_head(feats, evidence) if self.heatmap_head is not None else None
+                                             points, coords, priors)
+        heat = self.heatmap_head(feats, priors) if self.heatmap_head is not None else None
         return alpha_from_density(field.sigma), heat
 
     def _render_level(self, i: int, batch: MultiViewBatch, enc: SourceEncoding, volume: "LevelVolume",
@@ -327,11 +352,11 @@ class GHNeRF(nn.Module):
         samples = depth_guided_samples(uv, render_size, K_r, batch.tgt_w2c, volume.estimate, lv.samples_per_ray)
         R, S = samples.depths.shape
         pts = samples.points.reshape(-1, 3)
-        evidence = self.ray_evidence(batch, enc, uv, K_r)
-        if evidence is not None:
-            evidence = evidence[:, None].expand(R, S, -1).reshape(R * S, -1)
+        priors = self.head_priors(batch, enc, uv, K_r)
+        if priors is not None:
+            priors = priors[:, None].expand(R, S, *priors.shape[1:]).reshape(R * S, *priors.shape[1:])
         field, feats = self._evaluate_points(i, batch, enc, volume.features, maps, pts,
-                                             samples.volume_coords.reshape(-1, 3), evidence)
+                                             samples.volume_coords.reshape(-1, 3), priors)
         weights = compositing_weights(alpha_from_density(field.sigma.view(R, S)))
 
         def render(values: Tensor | None) -> Tensor | None:
@@ -343,7 +368,7 @@ class GHNeRF(nn.Module):
             depth = expected_depth(weights, samples.depths)
         return LevelOutputs(
             uv=uv, render_size=render_size, rgb=render(field.rgb),
-            heatmaps=render(self.heatmap_head(feats, evidence)) if self.heatmap_head is not None else None,
+            heatmaps=render(self.heatmap_head(feats, priors)) if self.heatmap_head is not None else None,
             cse=render(self.cse_head(feats)) if self.cse_head is not None else None,
             coord_error=(((self.coord_head(field.intermediate) - pts) ** 2).mean()
                          if self.coord_head is not None else None),

@@ -1,0 +1,59 @@
+"""Triangulated joint hypotheses as an explicit input of the heatmap head (ours, not the paper's; parameter-free).
+
+The pose network's keypoints of the K source views, triangulated robustly (:func:`ghnerf.multiview.
+consistency_report`: RANSAC over view pairs, refit on the inliers), are the geometric rival every multi-view
+student has to beat (:mod:`ghnerf.eval.triangulated_teacher`). Rather than make the student rediscover that
+answer from heatmaps, it gets it: per target ray and joint, a Gaussian of the pixel distance between the ray and
+the projection of the triangulated joint into the target view,
+
+    T_j(ray) = exp( -|| uv - P_t(X_j) ||^2 / (2 sigma^2) ),   0 where X_j is missing or behind the camera,
+
+which is the heatmap the triangulated teacher would draw in the target view. The head reads it next to the ray
+evidence (:mod:`ghnerf.student.ray_evidence`, the view-mean heatmaps along the ray) and its image features, starts
+as a calibrated copy of it and learns where to correct it.
+"""
+
+import numpy as np
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+from ghnerf.body25 import NUM_JOINTS
+from ghnerf.cameras import Camera
+from ghnerf.multiview import consistency_report
+from ghnerf.student.geometry import project
+
+
+def triangulate_source_keypoints(keypoints: Float[np.ndarray, "V 25 3"], src_K: Float[Tensor, "V 3 3"],
+                                 src_w2c: Float[Tensor, "V 4 4"]) -> Float[Tensor, "25 3"]:
+    """Robust triangulation of the source views' keypoints (undistorted pixels at ``src_K``'s resolution).
+
+    Returns:
+        (25, 3) world points on ``src_K``'s device, NaN where no 2 views agree.
+    """
+    K = src_K.detach().double().cpu().numpy()
+    w2c = src_w2c.detach().double().cpu().numpy()
+    cameras = [Camera(K=k, R=m[:3, :3], T=m[:3, 3]) for k, m in zip(K, w2c)]
+    if len(cameras) < 2:
+        return torch.full((NUM_JOINTS, 3), float("nan"), device=src_K.device)
+    joints = consistency_report(cameras, np.asarray(keypoints, np.float64)).joints3d
+    return torch.as_tensor(joints, dtype=src_K.dtype, device=src_K.device)
+
+
+def hypothesis_heatmaps(uv: Float[Tensor, "R 2"], K: Float[Tensor, "3 3"], w2c: Float[Tensor, "4 4"],
+                        joints3d: Float[Tensor, "J 3"], sigma: float) -> Float[Tensor, "R J"]:
+    """Per ray, per joint: the Gaussian of the pixel distance to the joint's projection.
+
+    Args:
+        uv: ray pixels in the target image whose intrinsics are ``K`` (any resolution).
+        K, w2c: target intrinsics at ``uv``'s resolution and world-to-camera.
+        joints3d: world joints, NaN rows missing.
+        sigma: Gaussian width in pixels of ``K``'s resolution.
+    Returns:
+        values in [0, 1]; 0 for a missing joint or one behind the camera.
+    """
+    present = torch.isfinite(joints3d).all(dim=-1)
+    pix, z = project(torch.nan_to_num(joints3d), K[None], w2c[None])
+    present = present & (z[0] > 0)
+    d2 = ((uv[:, None, :] - pix[0][None]) ** 2).sum(-1)
+    return torch.exp(-d2 / (2 * sigma ** 2)) * present[None]

@@ -1,0 +1,127 @@
+"""Triangulated joint hypotheses: analytic cameras and planted keypoints, and the student that starts from them."""
+
+import numpy as np
+import pytest
+import torch
+
+from ghnerf.body25 import NUM_JOINTS
+from ghnerf.cameras import Camera, look_at
+from ghnerf.errors import ConfigError
+from ghnerf.student.config import StudentConfig, preset
+from ghnerf.student.geometry import pixel_grid
+from ghnerf.student.joint_hypotheses import hypothesis_heatmaps, triangulate_source_keypoints
+from ghnerf.student.model import EVIDENCE_BIAS, EVIDENCE_GAIN_WITH_HYPOTHESES, HYPOTHESIS_GAIN, GHNeRF
+from ghnerf.student.ray_evidence import ray_joint_evidence
+
+K_NP = np.array([[140.0, 0, 63.5], [0, 140.0, 63.5], [0, 0, 1]])
+RNG = np.random.default_rng(3)
+JOINTS = RNG.uniform([-0.3, -0.3, 0.2], [0.3, 0.3, 1.8], size=(NUM_JOINTS, 3))
+
+
+def _camera(eye) -> Camera:
+    R, T = look_at(np.asarray(eye, float), np.array([0.0, 0.0, 1.0]))
+    return Camera(K_NP, R, T, height=128, width=128)
+
+
+CAMERAS = [_camera(e) for e in ([3.0, 0.2, 1.3], [0.1, 3.1, 1.0], [-2.9, -0.5, 1.2], [0.4, -3.0, 1.4])]
+
+
+def _tensors(cams):
+    K = torch.tensor(np.stack([c.K for c in cams]), dtype=torch.float64)
+    w2c = torch.tensor(np.stack([c.world_to_cam for c in cams]), dtype=torch.float64)
+    return K, w2c
+
+
+def _keypoints(cams, joints=JOINTS):
+    return np.stack([np.concatenate([c.project(joints), np.ones((len(joints), 1))], axis=1) for c in cams])
+
+
+def test_exact_keypoints_triangulate_to_the_planted_joints():
+    K, w2c = _tensors(CAMERAS)
+    X = triangulate_source_keypoints(_keypoints(CAMERAS), K, w2c)
+    np.testing.assert_allclose(X.numpy(), JOINTS, atol=1e-6)
+
+
+def test_an_outlier_view_is_rejected_and_a_joint_one_view_reports_is_missing():
+    kp = _keypoints(CAMERAS)
+    kp[2, :, :2] += RNG.uniform(25, 40, size=(NUM_JOINTS, 2))  # one view wrong everywhere, by 25-40 px
+    kp[1:, 7, 2] = 0  # joint 7: only view 0 reports it
+    K, w2c = _tensors(CAMERAS)
+    X = triangulate_source_keypoints(kp, K, w2c).numpy()
+    others = np.arange(NUM_JOINTS) != 7
+    np.testing.assert_allclose(X[others], JOINTS[others], atol=1e-6)
+    assert np.isnan(X[7]).all()
+
+
+def test_hypothesis_heatmap_is_the_gaussian_of_the_pixel_distance():
+    target = CAMERAS[0]
+    K, w2c = _tensors([target])
+    joints = torch.tensor(JOINTS[:3])
+    joints[2] = float("nan")  # missing
+    on = target.project(JOINTS[:1])[0]
+    uv = torch.tensor(np.stack([on, on + [3.0, 4.0], on + [-20.0, 0.0]]))  # 0, 5 and 20 px from joint 0
+    heat = hypothesis_heatmaps(uv, K[0], w2c[0], joints, sigma=5.0).numpy()
+    np.testing.assert_allclose(heat[:, 0], np.exp(-np.array([0.0, 25.0, 400.0]) / 50.0), rtol=1e-9)
+    d1 = np.linalg.norm(uv.numpy() - target.project(JOINTS[1:2])[0], axis=1)
+    np.testing.assert_allclose(heat[:, 1], np.exp(-d1**2 / 50.0), rtol=1e-9)
+    assert (heat[:, 2] == 0).all()
+    behind = torch.tensor(2 * target.center - JOINTS[0])[None]  # mirrored through the camera centre
+    assert float(hypothesis_heatmaps(uv, K[0], w2c[0], behind, sigma=5.0).abs().max()) == 0.0
+
+
+def test_joint_hypotheses_need_a_pose_encoder():
+    with pytest.raises(ConfigError, match="pose network"):
+        preset("ghnerf-resnet18", joint_hypotheses=True)
+    with pytest.raises(ConfigError, match="joint_hypothesis_sigma"):
+        preset("ghnerf-mediapipe", joint_hypotheses=True, joint_hypothesis_sigma=0.0)
+    old = preset("ghnerf-mediapipe").to_dict()
+    del old["joint_hypotheses"], old["joint_hypothesis_sigma"]  # checkpoints written before the option existed
+    assert StudentConfig.from_dict(old).joint_hypotheses is False
+
+
+@pytest.fixture(scope="module")
+def example(student_root):
+    pytest.importorskip("mediapipe", reason="mediapipe==0.10.14 is a core dependency; `make install` installs it")
+    from ghnerf.student.data import ExampleSet
+
+    return ExampleSet(student_root, "test", image_scale=1.0).example(0)
+
+
+def test_the_student_starts_as_the_calibrated_hypotheses_and_evidence(example):
+    """With the MLP's last layer at zero, every sample's heatmap is sigmoid(8 T + 4 E - 4), T the Gaussian at the
+    projection of MediaPipe's source keypoints triangulated, E the ray evidence; a ray shows acc times that,
+    in the renderer and in the volumetric query."""
+    model = GHNeRF(preset("ghnerf-mediapipe", joint_hypotheses=True)).eval()
+    batch = example.batch
+    H, W = batch.image_size
+    uv = pixel_grid(H, W).view(-1, 2)[::29]
+    with torch.no_grad():
+        enc = model.encode(batch)
+        out = model(batch, [uv.new_zeros((0, 2)), uv], encoding=enc)[-1]
+        evidence = ray_joint_evidence(uv, batch.tgt_K, batch.tgt_w2c, batch.near_far, enc.pose_heatmaps,
+                                      batch.src_K, batch.src_w2c, (H, W), 32)
+    _, keypoints = model.encoder.heatmaps_and_keypoints(batch.src_images_unmasked)
+    cams = [Camera(K=k, R=m[:3, :3], T=m[:3, 3]) for k, m in zip(batch.src_K.double().numpy(),
+                                                                 batch.src_w2c.double().numpy())]
+    from ghnerf.eval.triangulated_teacher import project_joints, robust_triangulation
+
+    X = robust_triangulation(cams, keypoints)  # the evaluation's own baseline, computed independently
+    tgt = Camera(K=batch.tgt_K.double().numpy(), R=batch.tgt_w2c.double().numpy()[:3, :3],
+                 T=batch.tgt_w2c.double().numpy()[:3, 3])
+    proj = project_joints(tgt, X)
+    assert np.isfinite(proj[:, 0]).sum() >= 15
+    d2 = ((uv.double().numpy()[:, None] - proj[None, :, :2]) ** 2).sum(-1)
+    T = torch.tensor(np.where(np.isfinite(d2), np.exp(-np.nan_to_num(d2, nan=1e9) / (2 * 7.0**2)), 0.0),
+                     dtype=torch.float32)
+    expected = out.acc[:, None] * torch.sigmoid(HYPOTHESIS_GAIN * T + EVIDENCE_GAIN_WITH_HYPOTHESES * evidence
+                                                + EVIDENCE_BIAS)
+    torch.testing.assert_close(out.heatmaps, expected, atol=1e-5, rtol=1e-4)
+    assert float(T.amax()) > 0.9  # some sampled pixels are near a triangulated joint
+    np.testing.assert_allclose(enc.joints3d.double().numpy(), X, atol=1e-4)
+    # the volumetric query: a point at a triangulated joint gets T = 1 for that joint
+    j = int(np.flatnonzero(np.isfinite(X[:, 0]))[0])
+    occ, heat = model.query_points(batch, torch.tensor(X[j:j + 1], dtype=torch.float32), enc)
+    ev = ray_joint_evidence(torch.tensor(proj[j:j + 1, :2], dtype=torch.float32), batch.tgt_K, batch.tgt_w2c,
+                            batch.near_far, enc.pose_heatmaps, batch.src_K, batch.src_w2c, (H, W), 32)
+    pre = HYPOTHESIS_GAIN * 1.0 + EVIDENCE_GAIN_WITH_HYPOTHESES * ev[0, j] + EVIDENCE_BIAS
+    torch.testing.assert_close(heat[0, j], torch.sigmoid(pre), atol=1e-4, rtol=1e-4)
