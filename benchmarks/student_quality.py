@@ -44,7 +44,7 @@ from ghnerf.eval.evaluate import evaluate_run
 from ghnerf.eval.metrics import paired_pck_difference, pck
 from ghnerf.eval.triangulated_teacher import TRIANGULATIONS, held_out_teacher
 from ghnerf.fileio import file_sha256
-from ghnerf.student.config import PRESETS, preset
+from ghnerf.student.config import PRESETS, LossWeights, preset
 from ghnerf.student.data import ExampleSet
 from ghnerf.student.encoders import ResNetEncoder
 from ghnerf.student.train import TrainConfig, train
@@ -67,7 +67,13 @@ def paired(a_correct: list[int], b_correct: list[int], evaluated: list[int]) -> 
     return dataclasses.asdict(paired_pck_difference(a_correct, b_correct, evaluated))
 
 
-RUNS = (  # (config, heatmap targets, teacher, fused, config overrides, row label)
+# The teacher-free student (no teacher network at test time): 2D pretraining of the encoder and its source heatmap
+# head on the teacher's heatmaps of the training photographs, then those heatmaps pooled along each ray as ray
+# evidence (ghnerf.student.pretrain_2d, ghnerf.student.ray_evidence); the heatmap weight of ghnerf-mediapipe.
+TEACHER_FREE = {"source_heatmap_head": True, "ray_evidence_samples": 32, "human_mean_skip": True,
+                "losses": LossWeights(heatmap=5.0), "train": {"pretrain_2d_steps": "--pretrain-2d-steps"}}
+
+RUNS = (  # (config, heatmap targets, teacher, fused, config overrides (+ "train": TrainConfig ones), row label)
     ("enerf", "dataset joints", None, False, {}, "enerf"),
     ("enerf-heatmap", "dataset joints", None, False, {}, "enerf-heatmap (paper baseline)"),
     ("ghnerf-resnet18", "dataset joints", None, False, {}, "ghnerf-resnet18"),
@@ -78,6 +84,8 @@ RUNS = (  # (config, heatmap targets, teacher, fused, config overrides, row labe
     ("ghnerf-mediapipe", "mediapipe shards, fused over views", "mediapipe", True, {}, "ghnerf-mediapipe"),
     ("ghnerf-mediapipe", "mediapipe shards, fused over views", "mediapipe", True, {"joint_hypotheses": True},
      "ghnerf-mediapipe + triangulated joint hypotheses"),
+    ("ghnerf-resnet18", "mediapipe shards, fused over views", "mediapipe", True, TEACHER_FREE,
+     "ghnerf-resnet18 + 2D pretraining, source heatmaps as ray evidence"),
 )
 
 
@@ -120,6 +128,8 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--seed", type=int, default=0, help="training seed (ray sampling); one workdir per seed")
     ap.add_argument("--lr-halving-steps", type=int, default=None, help="default: steps / 2")
+    ap.add_argument("--pretrain-2d-steps", type=int, default=1000,
+                    help="2D pretraining steps of the teacher-free student with its own ray evidence")
     ap.add_argument("--rays", type=int, nargs=2, default=(256, 1024), help="coarse and fine rays per step")
     ap.add_argument("--max-views", type=int, default=None, help="held-out views evaluated (default: all)")
     ap.add_argument("--eval-source-views", type=int, nargs="+", default=[3, 4],
@@ -163,18 +173,22 @@ def main() -> None:
                 counts[method, k] = (per_view_counts(kps, gts), per_view_counts(kps, gts, joints))
         evaluated = counts["teacher"][0][1]
         for index, (name, source, teacher, fused, overrides, label) in enumerate(chosen):
-            cfg = preset(name, pretrained=pretrained if "resnet" in name else PRESETS[name].pretrained, **overrides)
+            model_overrides = {k: v for k, v in overrides.items() if k != "train"}
+            cfg = preset(name, pretrained=pretrained if "resnet" in name else PRESETS[name].pretrained,
+                         **model_overrides)
             hm_store = store if teacher else None
             heat = "none" if not cfg.heatmap_head else ("store" if hm_store else "dataset")
             ex = ExampleSet(data, "train", image_scale=args.image_scale, heatmaps=heat, heatmap_store=hm_store,
-                            fusion=FusionConfig() if fused else None)
+                            fusion=FusionConfig() if fused else None, source_targets=cfg.source_heatmap_head)
             run = work / f"{label.split()[0]}-{teacher or 'gt'}{'-fused' if fused else ''}-{index}"
             if _trained(run, args.steps):  # a kept run: its training loop's time from its history
                 history = json.loads((run / "history.json").read_text())
                 seconds = history[-1]["step"] / history[-1]["it_s"]
             else:
                 t0 = time.perf_counter()
-                train(cfg, tcfg, ex, run, log=lambda s: None)
+                run_tcfg = tcfg.model_copy(update={k: args.pretrain_2d_steps if v == "--pretrain-2d-steps" else v
+                                                   for k, v in overrides.get("train", {}).items()})
+                train(cfg, run_tcfg, ex, run, log=lambda s: None)
                 seconds = time.perf_counter() - t0
             for k in args.eval_source_views:
                 rep = _kept_evaluation(run, k, args.max_views) or evaluate_run(

@@ -103,10 +103,10 @@ class StudentConfig:
         human_mean_skip: also give the heads the plain mean over source views of the projected human features
             (a linear path next to the pooling network; ours): with a pose network as encoder, the views'
             agreement on a joint reaches the heatmap head directly.
-        ray_evidence_samples: with a pose network as encoder (``mediapipe``), give the heads each ray's
-            multi-view joint evidence: the encoder's source-view heatmaps at this many points across the
-            target's near/far, averaged over views, maximum along the ray (ours;
-            :mod:`ghnerf.student.ray_evidence`). 0: off.
+        ray_evidence_samples: give the heads each ray's multi-view joint evidence: source-view heatmaps at this
+            many points across the target's near/far, averaged over views, maximum along the ray (ours;
+            :mod:`ghnerf.student.ray_evidence`). The heatmaps are the pose network's with a pose encoder
+            (``mediapipe``), else the student's own source heatmap head's (teacher-free). 0: off.
         joint_hypotheses: with a pose network as encoder, also give the heatmap head, per ray, the Gaussian
             distance to the projection of the encoder's source-view keypoints triangulated robustly (the
             triangulated teacher's heatmap of the target view; ours, :mod:`ghnerf.student.joint_hypotheses`).
@@ -149,9 +149,11 @@ class StudentConfig:
             raise ConfigError(f"{self.name}: a human encoder without a heatmap or CSE head has no use")
         if self.source_heatmap_head and (self.encoder == "none" or not self.heatmap_head):
             raise ConfigError(f"{self.name}: the source heatmap head needs a human encoder and the heatmap head")
-        if self.ray_evidence_samples and (self.encoder not in POSE_ENCODERS or not self.heatmap_head):
-            raise ConfigError(f"{self.name}: ray evidence reads a pose network's heatmaps; it needs encoder "
-                              f"{' or '.join(sorted(POSE_ENCODERS))} and the heatmap head")
+        if self.ray_evidence_samples and not self.heatmap_head or self.ray_evidence_samples and (
+                self.encoder not in POSE_ENCODERS and not self.source_heatmap_head):
+            raise ConfigError(f"{self.name}: ray evidence reads source-view heatmaps; it needs the heatmap head and "
+                              f"a pose network as encoder ({' or '.join(sorted(POSE_ENCODERS))}) or the source "
+                              "heatmap head")
         if self.joint_hypotheses and (self.encoder not in POSE_ENCODERS or not self.heatmap_head):
             raise ConfigError(f"{self.name}: joint hypotheses triangulate a pose network's keypoints; they need "
                               f"encoder {' or '.join(sorted(POSE_ENCODERS))} and the heatmap head")

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor, nn
 
-from ghnerf.student.config import FPN_CHANNELS, FPN_SCALES, StudentConfig
+from ghnerf.student.config import FPN_CHANNELS, FPN_SCALES, POSE_ENCODERS, StudentConfig
 from ghnerf.student.cost_reg import CostRegNet
 from ghnerf.student.cost_volume import (DepthEstimate, depth_regression, from_space, next_level_range, plane_coordinate,
                                        plane_values, to_space, variance_volume)
@@ -35,6 +35,7 @@ EVIDENCE_GAIN, EVIDENCE_BIAS = 8.0, -4.0
 # With triangulated joint hypotheses as well, the head starts as sigmoid(8 T + 4 E - 4): the hypothesis places the
 # peak (the triangulated teacher's answer), the evidence keeps a joint the triangulation missed (E ~ 1: 0.5).
 HYPOTHESIS_GAIN, EVIDENCE_GAIN_WITH_HYPOTHESES = 8.0, 4.0
+SOURCE_HEATMAP_BIAS = -4.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -179,6 +180,8 @@ class GHNeRF(nn.Module):
         self.coord_head = FeatureHead(inter, 3, cfg.hidden, "none") if cfg.coord_head else None
         self.source_heatmap_head = (nn.Conv2d(cfg.human_projection_dim, cfg.num_joints, 1)
                                     if cfg.source_heatmap_head else None)
+        if self.source_heatmap_head is not None:  # start near empty maps (sigmoid(-4) = 0.018), as the targets are
+            nn.init.constant_(self.source_heatmap_head.bias, SOURCE_HEATMAP_BIAS)
 
     @property
     def num_priors(self) -> int:
@@ -206,8 +209,15 @@ class GHNeRF(nn.Module):
             else:
                 raw = self.encoder(images)
             human = self.human_proj(raw)
-            pose = raw if self.cfg.ray_evidence_samples else None
+            if self.cfg.ray_evidence_samples:  # a pose network's own heatmaps, else the student's (teacher-free)
+                pose = raw if self.cfg.encoder in POSE_ENCODERS else self.source_heatmaps(human)
         return SourceEncoding(fpn, human, pose, joints3d)
+
+    def source_heatmaps(self, human: Float[Tensor, "V C H/2 W/2"]) -> Float[Tensor, "V J H/2 W/2"]:
+        """The source heatmap head's joint heatmaps of projected human features (``SourceEncoding.human``)."""
+        if self.source_heatmap_head is None:
+            raise ValueError(f"{self.cfg.name} has no source heatmap head")
+        return torch.sigmoid(self.source_heatmap_head(human))
 
     def head_priors(self, batch: MultiViewBatch, enc: SourceEncoding, uv: Float[Tensor, "R 2"],
                     K: Float[Tensor, "3 3"]) -> Float[Tensor, "R J"] | Float[Tensor, "R P J"] | None:
@@ -246,9 +256,9 @@ class GHNeRF(nn.Module):
         """
         enc = encoding or self.encode(batch)
         if with_source_heatmaps:
-            if self.source_heatmap_head is None:
-                raise ValueError(f"{self.cfg.name} has no source heatmap head")
-            return self.forward(batch, rays, enc, chunk=chunk), torch.sigmoid(self.source_heatmap_head(enc.human))
+            src = (enc.pose_heatmaps if self.cfg.ray_evidence_samples and self.cfg.encoder not in POSE_ENCODERS
+                   else self.source_heatmaps(enc.human))
+            return self.forward(batch, rays, enc, chunk=chunk), src
         H, W = batch.image_size
         outputs: list[LevelOutputs] = []
         prev: DepthEstimate | None = None

@@ -32,6 +32,7 @@ from ghnerf.student.distributed import mean_over_ranks, params_without_grad, set
 from ghnerf.student.distributed import pick_device  # noqa: F401 (re-export)
 from ghnerf.student.losses import PerceptualLoss, student_loss
 from ghnerf.student.model import GHNeRF, SourceEncoding
+from ghnerf.student.pretrain_2d import pretrain_source_heatmaps
 from ghnerf.student.weights import resolve_auto
 
 PAPER_TOTAL_STEPS = 200_000  # "converged after about 200k iterations" (paper §4.1)
@@ -59,6 +60,9 @@ class TrainConfig(BaseModel):
     checkpoint_every: int = Field(500, ge=1)
     val_every: int = Field(500, ge=1)
     device: str = "auto"
+    pretrain_2d_steps: int = Field(0, ge=0, description="steps of 2D pretraining of the encoder and source heatmap "
+                                   "head on the source views' heatmap targets before the NeRF steps (fresh runs "
+                                   "only; ghnerf.student.pretrain_2d)")
     batch_examples: int = Field(1, ge=1, description="examples per step over all processes (torchrun: a multiple "
                                                      "of the process count)")
 
@@ -249,6 +253,8 @@ def train(cfg: StudentConfig, tcfg: TrainConfig, examples: ExampleSet, out: str 
         log(f"initialised from {init_from} (step {ck['step']})")
     if weights.notice():
         log(weights.notice())
+    if tcfg.pretrain_2d_steps and step == 0 and not init_from:  # DDP then broadcasts rank 0's weights
+        pretrain_source_heatmaps(model, examples, tcfg.pretrain_2d_steps, tcfg.lr, gen, device, log)
     perceptual = PerceptualLoss().to(device) if cfg.losses.perceptual > 0 and tcfg.patch > 0 else None
     meta = {"shards": examples.shard_refs(), "dataset": str(examples.reader.root),
             **weights.record(model.pretrained_weights), "items": len(examples),

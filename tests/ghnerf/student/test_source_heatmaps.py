@@ -90,3 +90,55 @@ def test_a_source_head_without_source_targets_is_refused(student_root, tmp_path)
     assert not (tmp_path / "run").exists()
     with pytest.raises(ConfigError, match="need heatmap targets"):
         ExampleSet(student_root, "train", heatmaps="none", source_targets=True)
+
+
+def test_teacher_free_ray_evidence_reads_the_students_own_source_heatmaps(example_set):
+    """Without a pose network, the ray evidence pools the source heatmap head's maps along each ray; the untrained
+    student shows acc * sigmoid(8 E - 4) (its head MLP starts at zero) and the evidence trains the encoder."""
+    from ghnerf.student.geometry import pixel_grid
+    from ghnerf.student.model import EVIDENCE_BIAS, EVIDENCE_GAIN, SOURCE_HEATMAP_BIAS
+    from ghnerf.student.ray_evidence import ray_joint_evidence
+
+    with pytest.raises(ConfigError, match="ray evidence"):
+        preset("ghnerf-resnet18", pretrained="none", ray_evidence_samples=8)  # no heatmaps to read
+    torch.manual_seed(0)
+    model = GHNeRF(preset("ghnerf-resnet18", pretrained="none", source_heatmap_head=True, ray_evidence_samples=8))
+    ex = example_set.example(0)
+    b = ex.batch
+    H, W = b.image_size
+    uv = pixel_grid(H, W).view(-1, 2)[::53]
+    model.eval()
+    enc = model.encode(b)
+    torch.testing.assert_close(enc.pose_heatmaps, torch.sigmoid(model.source_heatmap_head(enc.human)))
+    assert float(enc.pose_heatmaps.mean()) < 0.1  # the head starts near empty maps
+    torch.testing.assert_close(model.source_heatmap_head.bias, torch.full((25,), SOURCE_HEATMAP_BIAS))
+    out = model(b, [uv.new_zeros((0, 2)), uv], encoding=enc)[-1]
+    E = ray_joint_evidence(uv, b.tgt_K, b.tgt_w2c, b.near_far, enc.pose_heatmaps, b.src_K, b.src_w2c, (H, W), 8)
+    torch.testing.assert_close(out.heatmaps, out.acc[:, None] * torch.sigmoid(EVIDENCE_GAIN * E + EVIDENCE_BIAS),
+                               atol=1e-5, rtol=1e-4)
+    out.heatmaps.sum().backward()
+    assert model.encoder.layer1[0].conv1.weight.grad.abs().sum() > 0  # through the evidence
+    _, src = model(b, [uv.new_zeros((0, 2)), uv[:4]], with_source_heatmaps=True)
+    torch.testing.assert_close(src, model.encode(b).pose_heatmaps)
+
+
+def test_2d_pretraining_lowers_the_source_loss_and_touches_only_the_encoder_path(example_set):
+    from ghnerf.student.pretrain_2d import pretrain_source_heatmaps
+
+    torch.manual_seed(0)
+    model = GHNeRF(preset("ghnerf-resnet18", pretrained="none", source_heatmap_head=True))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    lines = []
+    losses = pretrain_source_heatmaps(model, example_set, 40, 1e-3, torch.Generator().manual_seed(0),
+                                      torch.device("cpu"), lines.append)
+    assert len(losses) == 40 and len(lines) == 5 and "2D pretraining step 40/40" in lines[-1]
+    assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:5])
+    changed = {k.split(".")[0] for k, v in model.state_dict().items()
+               if v.dtype.is_floating_point and not torch.equal(v, before[k])}
+    assert changed == {"encoder", "human_proj", "source_heatmap_head"}
+    with pytest.raises(ConfigError, match="source_heatmap_head=True"):
+        pretrain_source_heatmaps(GHNeRF(preset("ghnerf-resnet18", pretrained="none")), example_set, 1, 1e-3,
+                                 torch.Generator(), torch.device("cpu"))
+    with pytest.raises(ConfigError, match="source_targets=True"):
+        pretrain_source_heatmaps(model, ExampleSet(example_set.reader.root, "train", image_scale=0.5), 1, 1e-3,
+                                 torch.Generator(), torch.device("cpu"))

@@ -1,0 +1,56 @@
+"""2D pretraining of the human encoder on the source views' heatmap targets (ours; before the NeRF steps).
+
+A distillation pipeline has the teacher's heatmaps of every training photograph. Before the student renders
+anything, its encoder, 1x1 projection and source heatmap head (``StudentConfig.source_heatmap_head``) learn to
+predict them in 2D: dense targets for every pixel of every view, at a fraction of a rendering step's cost. The
+NeRF steps then start from an encoder whose features already locate joints (and, with ray evidence from the
+source heatmap head, from heatmaps worth pooling along rays).
+"""
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+from ghnerf.errors import ConfigError
+from ghnerf.student.data import ExampleSet
+from ghnerf.student.losses import masked_mse
+from ghnerf.student.model import GHNeRF
+
+
+def pretrain_source_heatmaps(model: GHNeRF, examples: ExampleSet, steps: int, lr: float, gen: torch.Generator,
+                             device: torch.device, log: Callable[[str], None] = print) -> list[float]:
+    """``steps`` Adam steps of the encoder path (encoder, projection, source heatmap head) on one random example's
+    source views each, against their heatmap targets (masked MSE, as the source heatmap loss).
+
+    Returns:
+        the loss of every step.
+    Raises:
+        ConfigError: the model has no source heatmap head, or the examples carry no source targets.
+    """
+    if model.source_heatmap_head is None:
+        raise ConfigError(f"{model.cfg.name}: 2D pretraining trains the source heatmap head; the config has none "
+                          "(source_heatmap_head=True)")
+    if not examples.source_targets:
+        raise ConfigError("2D pretraining needs the source views' heatmap targets: build the examples with "
+                          "source_targets=True")
+    params = [p for m in (model.encoder, model.human_proj, model.source_heatmap_head) for p in m.parameters()
+              if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=lr)
+    model.train()
+    losses = []
+    for step in range(steps):
+        ex = examples.example(int(torch.randint(len(examples), (1,), generator=gen)))
+        batch = ex.batch.to(device)
+        images = batch.src_images_unmasked if getattr(model.encoder, "wants_unmasked", False) else batch.src_images
+        pred = model.source_heatmaps(model.human_proj(model.encoder(images)))
+        target = F.interpolate(ex.src_heatmaps.to(device), size=pred.shape[-2:], mode="area")
+        loss = masked_mse(pred, target, ex.src_joint_valid.to(device)[:, :, None, None])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+        if (step + 1) % max(steps // 5, 1) == 0:
+            recent = losses[-max(steps // 5, 1):]
+            log(f"2D pretraining step {step + 1}/{steps}: source heatmap loss {sum(recent) / len(recent):.5f}")
+    return losses
