@@ -44,7 +44,7 @@ from ghnerf.eval.evaluate import evaluate_run
 from ghnerf.eval.metrics import paired_pck_difference, pck
 from ghnerf.eval.triangulated_teacher import TRIANGULATIONS, held_out_teacher
 from ghnerf.fileio import file_sha256
-from ghnerf.student.config import PRESETS, LossWeights, preset
+from ghnerf.student.config import PRESETS, preset
 from ghnerf.student.data import ExampleSet
 from ghnerf.student.encoders import ResNetEncoder
 from ghnerf.student.train import TrainConfig, train
@@ -69,9 +69,8 @@ def paired(a_correct: list[int], b_correct: list[int], evaluated: list[int]) -> 
 
 # The teacher-free student (no teacher network at test time): 2D pretraining of the encoder and its source heatmap
 # head on the teacher's heatmaps of the training photographs, then those heatmaps pooled along each ray as ray
-# evidence (ghnerf.student.pretrain_2d, ghnerf.student.ray_evidence); the heatmap weight of ghnerf-mediapipe.
-TEACHER_FREE = {"source_heatmap_head": True, "ray_evidence_samples": 32, "human_mean_skip": True,
-                "losses": LossWeights(heatmap=5.0), "train": {"pretrain_2d_steps": "--pretrain-2d-steps"}}
+# evidence (the ghnerf-resnet18-evidence preset; ghnerf.student.pretrain_2d, ghnerf.student.ray_evidence).
+TEACHER_FREE = {"train": {"pretrain_2d_steps": "--pretrain-2d-steps"}}
 
 RUNS = (  # (config, heatmap targets, teacher, fused, config overrides (+ "train": TrainConfig ones), row label)
     ("enerf", "dataset joints", None, False, {}, "enerf"),
@@ -84,8 +83,8 @@ RUNS = (  # (config, heatmap targets, teacher, fused, config overrides (+ "train
     ("ghnerf-mediapipe", "mediapipe shards, fused over views", "mediapipe", True, {}, "ghnerf-mediapipe"),
     ("ghnerf-mediapipe", "mediapipe shards, fused over views", "mediapipe", True, {"joint_hypotheses": True},
      "ghnerf-mediapipe + triangulated joint hypotheses"),
-    ("ghnerf-resnet18", "mediapipe shards, fused over views", "mediapipe", True, TEACHER_FREE,
-     "ghnerf-resnet18 + 2D pretraining, source heatmaps as ray evidence"),
+    ("ghnerf-resnet18-evidence", "mediapipe shards, fused over views", "mediapipe", True, TEACHER_FREE,
+     "ghnerf-resnet18-evidence (2D-pretrained, own source heatmaps as ray evidence)"),
 )
 
 

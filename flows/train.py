@@ -35,7 +35,8 @@ def train_flow(data: str, out: str, config: str = _D["config"], targets: str | N
                image_scale: float = _D["image_scale"], perceptual_weight: float | str = _D["perceptual_weight"],
                patch: int = _D["patch"], device: str = _D["device"],
                checkpoint_every: int = _D["checkpoint_every"], batch_examples: int = _D["batch_examples"],
-               allow_partial_targets: bool = False, exclude_bad_views: bool = False,
+               pretrain_2d_steps: int = _D["pretrain_2d_steps"], allow_partial_targets: bool = False,
+               exclude_bad_views: bool = False,
                storage_options: dict | None = None) -> dict:
     """Train a student (parameters as ``ghnerf train --help``); resumable with ``resume=true``.
 
@@ -46,7 +47,8 @@ def train_flow(data: str, out: str, config: str = _D["config"], targets: str | N
                      fuse_targets=fuse_targets, steps=steps, resume=resume, init_from=init_from,
                      pretrained=pretrained, image_scale=image_scale, perceptual_weight=perceptual_weight,
                      patch=patch, device=device, checkpoint_every=checkpoint_every, batch_examples=batch_examples,
-                     allow_partial_targets=allow_partial_targets, exclude_bad_views=exclude_bad_views,
+                     pretrain_2d_steps=pretrain_2d_steps, allow_partial_targets=allow_partial_targets,
+                     exclude_bad_views=exclude_bad_views,
                      storage_options=storage_options)
     result = train_and_publish(spec)
     get_run_logger().info("trained %s: %s", safe_key(config), result)

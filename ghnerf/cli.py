@@ -13,7 +13,7 @@ from typer.core import TyperGroup
 
 from ghnerf.errors import GHNeRFError, OptionError
 from ghnerf.options import output_folder, output_image, output_root, parse_options
-from ghnerf.student.config import LossWeights, StudentConfig
+from ghnerf.student.config import PRESETS, LossWeights, StudentConfig
 
 
 def _fail(exc: GHNeRFError) -> None:
@@ -251,8 +251,7 @@ def _write_preview(store_url: str, report, path: Path, storage_options: dict | N
 
 @app.command("train")
 def train_cmd(
-    config: Annotated[str, typer.Option(help="enerf | enerf-heatmap | ghnerf-resnet18 | ghnerf-resnet34 | "
-                                             "ghnerf-dino | ghnerf-mediapipe, optionally +cse and/or +coord")],
+    config: Annotated[str, typer.Option(help=f"{' | '.join(PRESETS)}, optionally +cse and/or +coord")],
     data: Annotated[Path, typer.Option(help="dataset folder (ZJU-MoCap or RenderPeople layout)")],
     out: Annotated[Path, typer.Option(help="run folder (checkpoints, validation images, history)",
                                       parser=output_folder)],
@@ -277,6 +276,9 @@ def train_cmd(
     checkpoint_every: Annotated[int, typer.Option(help="steps between checkpoints")] = 500,
     batch_examples: Annotated[int, typer.Option(help="examples per step over all processes (torchrun: a multiple "
                                                      "of --nproc_per_node)")] = 1,
+    pretrain_2d_steps: Annotated[int, typer.Option(help="2D pretraining steps of the encoder and its source heatmap "
+                                                        "head before the NeRF steps (configs with that head, e.g. "
+                                                        "ghnerf-resnet18-evidence)")] = 0,
     allow_partial_targets: Annotated[bool, typer.Option(
         help="train on the teacher shards that are there when some the catalog lists are missing or damaged "
              "(default: refuse and name them)")] = False,
@@ -295,7 +297,8 @@ def train_cmd(
                              resume=resume, init_from=init_from, pretrained=pretrained, image_scale=image_scale,
                              perceptual_weight=perceptual_weight, patch=patch, device=device,
                              checkpoint_every=checkpoint_every, batch_examples=batch_examples,
-                             allow_partial_targets=allow_partial_targets, exclude_bad_views=exclude_bad_views,
+                             pretrain_2d_steps=pretrain_2d_steps, allow_partial_targets=allow_partial_targets,
+                             exclude_bad_views=exclude_bad_views,
                              storage_options=options)
         with _train_progress(steps) as on_step:
             run_training(spec, on_step=on_step, log=_log)

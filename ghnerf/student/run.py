@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ghnerf.errors import BadViewsError, ConfigError
-from ghnerf.student.config import LossWeights, StudentConfig
+from ghnerf.student.config import PRESETS, LossWeights, StudentConfig
 from ghnerf.student.train import TrainConfig, TrainState, load_checkpoint
 
 
@@ -23,8 +23,7 @@ class TrainSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    config: str = Field("ghnerf-resnet18", description="enerf | enerf-heatmap | ghnerf-resnet18 | ghnerf-resnet34 | "
-                                                      "ghnerf-dino | ghnerf-mediapipe, optionally +cse and/or +coord")
+    config: str = Field("ghnerf-resnet18", description=f"{' | '.join(PRESETS)}, optionally +cse and/or +coord")
     data: str = Field(..., description="dataset folder (ZJU-MoCap or RenderPeople layout)")
     out: str = Field(..., description="run folder (checkpoints, validation images, history)")
     targets: str | None = Field(None, description="storage root of distilled targets")
@@ -45,6 +44,9 @@ class TrainSpec(BaseModel):
     patch: int = Field(16, ge=0, description="patch side for the perceptual loss (0: none)")
     device: str = Field("auto", description="auto | cpu | cuda")
     checkpoint_every: int = Field(500, ge=1, description="steps between checkpoints")
+    pretrain_2d_steps: int = Field(0, ge=0, description="2D pretraining steps of the encoder and its source heatmap "
+                                                        "head on the source views' targets before the NeRF steps "
+                                                        "(configs with the source heatmap head; fresh runs only)")
     batch_examples: int = Field(1, ge=1, description="examples per step over all processes (under torchrun a "
                                                      "multiple of the process count; docs/scaling.md)")
     allow_partial_targets: bool = Field(False, description="train on the teacher shards that are there when some "
@@ -108,7 +110,7 @@ def run_training(spec: TrainSpec, on_step: Callable[[int, dict], None] | None = 
     tcfg = TrainConfig(steps=spec.steps, image_scale=spec.image_scale,
                        patch=spec.patch if spec.perceptual_weight != 0 else 0, device=spec.device,
                        checkpoint_every=spec.checkpoint_every, val_every=spec.checkpoint_every,
-                       batch_examples=spec.batch_examples)
+                       batch_examples=spec.batch_examples, pretrain_2d_steps=spec.pretrain_2d_steps)
     return train(cfg, tcfg, examples, Path(spec.out), resume=spec.resume, val_examples=val, on_step=on_step,
                  log=log, init_from=spec.init_from)
 

@@ -213,6 +213,9 @@ def train(cfg: StudentConfig, tcfg: TrainConfig, examples: ExampleSet, out: str 
                           "new run from another run's weights")
     if cfg.source_heatmap_head and cfg.losses.source_heatmap > 0 and not examples.source_targets:
         raise ConfigError(f"{cfg.name} has a source heatmap head: build the examples with source_targets=True")
+    if tcfg.pretrain_2d_steps and not cfg.source_heatmap_head:
+        raise ConfigError(f"{cfg.name} has no source heatmap head for 2D pretraining to train: use a config with it "
+                          "(ghnerf-resnet18-evidence) or --pretrain-2d-steps 0")
     out = Path(out)
     ckdir = out / "checkpoints"
     requested = cfg

@@ -101,3 +101,22 @@ def test_train_on_fused_targets_records_the_fusion(student_root, tmp_path):
     # fusing needs a pose teacher's shards
     result = runner.invoke(app, [*base[:6], str(tmp_path / "run2"), *base[7:], "--fuse-targets"])
     assert result.exit_code == 2 and "fuse_targets" in result.output and "teacher=" in result.output
+
+
+def test_teacher_free_evidence_student_trains_with_2d_pretraining(student_root, tmp_path, monkeypatch):
+    """`--pretrain-2d-steps N` runs N 2D steps (said, recorded in run.json) before the NeRF steps of the
+    ghnerf-resnet18-evidence preset; asked of a config without the source heatmap head it is one error line, exit
+    2, and nothing is written."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    run = tmp_path / "run"
+    base = ["train", "--data", str(student_root), "--steps", "1", "--perceptual-weight", "0", "--pretrain-2d-steps",
+            "5"]
+    result = runner.invoke(app, [*base, "--config", "ghnerf-resnet18-evidence", "--out", str(run)])
+    assert result.exit_code == 0, result.output
+    assert "2D pretraining step 5/5: source heatmap loss" in result.output
+    recorded = json.loads((run / "run.json").read_text())
+    assert recorded["train_config"]["pretrain_2d_steps"] == 5
+    assert recorded["student_config"]["source_heatmap_head"] and recorded["student_config"]["ray_evidence_samples"]
+    result = runner.invoke(app, [*base, "--config", "ghnerf-resnet18", "--out", str(tmp_path / "plain")])
+    assert result.exit_code == 2 and "no source heatmap head" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "plain").exists()
