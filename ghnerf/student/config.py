@@ -111,6 +111,9 @@ class StudentConfig:
             distance to the projection of the encoder's source-view keypoints triangulated robustly (the
             triangulated teacher's heatmap of the target view; ours, :mod:`ghnerf.student.joint_hypotheses`).
         joint_hypothesis_sigma: that Gaussian's width in source-image pixels (the teachers' target sigma).
+        detach_heads: the heatmap and CSE heads read the NeRF's intermediate feature, compositing weights and sample
+            positions without gradient (ours): their losses cannot trade the radiance field's image quality for
+            joints, and the NeRF trains as ENeRF does.
         source_views: source views per target (GHNeRF 3; ENeRF's ZJU-MoCap evaluation 2).
         depth_rendering: rendered depth as the compositing-weighted mean depth with the weights renormalised
             ("normalised", ours) or, as ENeRF's ``raw2outputs``, softmax(weights) . z in the level's sampling
@@ -138,6 +141,7 @@ class StudentConfig:
     ray_evidence_samples: int = 0
     joint_hypotheses: bool = False
     joint_hypothesis_sigma: float = 7.0
+    detach_heads: bool = False
     source_views: int = 3
     depth_rendering: DepthRendering = "normalised"
     losses: LossWeights = field(default_factory=LossWeights)

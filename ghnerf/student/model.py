@@ -320,9 +320,10 @@ class GHNeRF(nn.Module):
         img = sample_maps(maps, src_uv, maps.shape[-1], maps.shape[-2], padding="border").permute(1, 0, 2)  # N V C+3
         dirs = _view_dirs(pts, camera_centres(batch.tgt_w2c[None])[0], camera_centres(batch.src_w2c))
         field = self.fields[i](vox, img, dirs)
-        feats = field.intermediate
+        feats = field.intermediate.detach() if self.cfg.detach_heads else field.intermediate
         if self.encoder is not None and (self.heatmap_head is not None or self.cse_head is not None):
-            human = sample_maps(enc.human, src_uv / scale, W, H).permute(1, 0, 2)  # full-resolution pixels
+            head_uv = src_uv.detach() if self.cfg.detach_heads else src_uv  # samples placed by the cost volume
+            human = sample_maps(enc.human, head_uv / scale, W, H).permute(1, 0, 2)  # full-resolution pixels
             parts = [feats, self.human_pool(human)] + ([human.mean(dim=1)] if self.cfg.human_mean_skip else [])
             if self.num_priors:
                 if priors is None:
@@ -369,15 +370,17 @@ class GHNeRF(nn.Module):
                                              samples.volume_coords.reshape(-1, 3), priors)
         weights = compositing_weights(alpha_from_density(field.sigma.view(R, S)))
 
-        def render(values: Tensor | None) -> Tensor | None:
-            return None if values is None else composite(values.view(R, S, -1), weights)
+        head_weights = weights.detach() if self.cfg.detach_heads else weights
+
+        def render(values: Tensor | None, w: Tensor = head_weights) -> Tensor | None:
+            return None if values is None else composite(values.view(R, S, -1), w)
 
         if self.cfg.depth_rendering == "softmax":
             depth = from_space(softmax_weighted(weights, samples.values), lv.inverse_depth)
         else:
             depth = expected_depth(weights, samples.depths)
         return LevelOutputs(
-            uv=uv, render_size=render_size, rgb=render(field.rgb),
+            uv=uv, render_size=render_size, rgb=render(field.rgb, weights),
             heatmaps=render(self.heatmap_head(feats, priors)) if self.heatmap_head is not None else None,
             cse=render(self.cse_head(feats)) if self.cse_head is not None else None,
             coord_error=(((self.coord_head(field.intermediate) - pts) ** 2).mean()
