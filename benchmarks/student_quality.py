@@ -86,7 +86,8 @@ RUNS = (  # (config, heatmap targets, teacher, fused, config overrides (+ "train
     ("ghnerf-resnet18-evidence", "mediapipe shards, fused over views", "mediapipe", True, TEACHER_FREE,
      "ghnerf-resnet18-evidence (2D-pretrained, own source heatmaps as ray evidence)"),
     ("ghnerf-mediapipe", "mediapipe shards, fused over views", "mediapipe", True,
-     {"joint_hypotheses": True, "detach_heads": True}, "ghnerf-mediapipe + triangulated joint hypotheses, detached heads"),
+     {"joint_hypotheses": True, "detach_heads": True},
+     "ghnerf-mediapipe + triangulated joint hypotheses, detached heads"),
 )
 
 
