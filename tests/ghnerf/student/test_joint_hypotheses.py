@@ -8,10 +8,10 @@ from ghnerf.body25 import NUM_JOINTS
 from ghnerf.cameras import Camera, look_at
 from ghnerf.errors import ConfigError
 from ghnerf.student.config import StudentConfig, preset
-from ghnerf.student.geometry import pixel_grid
 from ghnerf.student.joint_hypotheses import hypothesis_heatmaps, triangulate_source_keypoints
 from ghnerf.student.model import EVIDENCE_BIAS, EVIDENCE_GAIN_WITH_HYPOTHESES, HYPOTHESIS_GAIN, GHNeRF
 from ghnerf.student.ray_evidence import ray_joint_evidence
+from tests.ghnerf.student.test_ray_evidence import fine_rays_with_evidence
 
 K_NP = np.array([[140.0, 0, 63.5], [0, 140.0, 63.5], [0, 0, 1]])
 RNG = np.random.default_rng(3)
@@ -94,12 +94,7 @@ def test_the_student_starts_as_the_calibrated_hypotheses_and_evidence(example):
     model = GHNeRF(preset("ghnerf-mediapipe", joint_hypotheses=True)).eval()
     batch = example.batch
     H, W = batch.image_size
-    uv = pixel_grid(H, W).view(-1, 2)[::29]
-    with torch.no_grad():
-        enc = model.encode(batch)
-        out = model(batch, [uv.new_zeros((0, 2)), uv], encoding=enc)[-1]
-        evidence = ray_joint_evidence(uv, batch.tgt_K, batch.tgt_w2c, batch.near_far, enc.pose_heatmaps,
-                                      batch.src_K, batch.src_w2c, (H, W), 32)
+    uv, enc, out, evidence = fine_rays_with_evidence(model, batch, 29)
     _, keypoints = model.encoder.heatmaps_and_keypoints(batch.src_images_unmasked)
     cams = [Camera(K=k, R=m[:3, :3], T=m[:3, 3]) for k, m in zip(batch.src_K.double().numpy(),
                                                                  batch.src_w2c.double().numpy())]

@@ -119,19 +119,26 @@ def example(student_root):
     return ExampleSet(student_root, "test", image_scale=1.0).example(0)
 
 
+def fine_rays_with_evidence(model: GHNeRF, batch, every: int):
+    """Every ``every``-th pixel of the target rendered at the fine level (eval, no grad), with the encoding and the
+    rays' ray evidence (32 samples) computed here from the encoder's heatmaps: (uv, encoding, outputs, evidence)."""
+    H, W = batch.image_size
+    uv = pixel_grid(H, W).view(-1, 2)[::every]
+    with torch.no_grad():
+        enc = model.encode(batch)
+        out = model(batch, [uv.new_zeros((0, 2)), uv], encoding=enc)[-1]
+        evidence = ray_joint_evidence(uv, batch.tgt_K, batch.tgt_w2c, batch.near_far, enc.pose_heatmaps,
+                                      batch.src_K, batch.src_w2c, (H, W), 32)
+    return uv, enc, out, evidence
+
+
 @pytest.mark.usefixtures("mediapipe")
 def test_the_student_starts_as_the_calibrated_evidence(example):
     """The heatmap head's MLP starts at zero: every sample's heatmap is sigmoid(8 E - 4), rendered with the
     compositing weights, so a ray shows acc * sigmoid(8 E - 4)."""
     model = GHNeRF(preset("ghnerf-mediapipe")).eval()
     batch = example.batch
-    H, W = batch.image_size
-    uv = pixel_grid(H, W).view(-1, 2)[::37]
-    with torch.no_grad():
-        enc = model.encode(batch)
-        out = model(batch, [uv.new_zeros((0, 2)), uv], encoding=enc)[-1]
-        evidence = ray_joint_evidence(uv, batch.tgt_K, batch.tgt_w2c, batch.near_far, enc.pose_heatmaps,
-                                      batch.src_K, batch.src_w2c, (H, W), 32)
+    uv, enc, out, evidence = fine_rays_with_evidence(model, batch, 37)
     expected = out.acc[:, None] * torch.sigmoid(EVIDENCE_GAIN * evidence + EVIDENCE_BIAS)
     torch.testing.assert_close(out.heatmaps, expected, atol=1e-5, rtol=1e-4)
     assert float(evidence.amax()) > 0.5
