@@ -162,7 +162,7 @@ def main() -> None:
                            lr_halving_steps=args.lr_halving_steps or max(args.steps // 2, 1), rays=tuple(args.rays),
                            image_scale=args.image_scale, checkpoint_every=args.steps, val_every=args.steps,
                            seed=args.seed)
-        chosen = [RUNS[int(i)] for i in args.only] if args.only else RUNS
+        chosen = [int(i) for i in args.only] if args.only else range(len(RUNS))
         joints = MediaPipeTeacher.joints  # the joints the teacher defines (no small toes)
         # per K: the teacher on each held-out view and triangulated from that view's K source views
         base = {k: held_out_teacher(ExampleSet(data, "test", k, args.image_scale, "none"), store, args.max_views)
@@ -174,7 +174,8 @@ def main() -> None:
             for method, kps in b.triangulated.items():
                 counts[method, k] = (per_view_counts(kps, gts), per_view_counts(kps, gts, joints))
         evaluated = counts["teacher"][0][1]
-        for index, (name, source, teacher, fused, overrides, label) in enumerate(chosen):
+        for index in chosen:  # a run's folder is named after its row of RUNS, so --only reuses a full run's
+            name, source, teacher, fused, overrides, label = RUNS[index]
             model_overrides = {k: v for k, v in overrides.items() if k != "train"}
             cfg = preset(name, pretrained=pretrained if "resnet" in name else PRESETS[name].pretrained,
                          **model_overrides)
