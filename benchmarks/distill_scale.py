@@ -27,7 +27,7 @@ BARE = """
 import json, resource, sys, time
 sys.path.insert(0, {bench!r})
 from distill_overhead import bare_loop
-from teachers.distill import DistillConfig
+from ghnerf.app.distill import DistillConfig
 cfg = DistillConfig(teacher={teacher!r}, frames_per_shard={fps})
 seconds = bare_loop({data!r}, cfg)
 print(json.dumps({{"seconds": seconds, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
@@ -47,8 +47,16 @@ def main() -> None:
     args = ap.parse_args()
 
     from flows.runs import artifacts_of, run_and_wait
-    from flows.stack import (api_settings, deploy_all, ensure_pools, free_port, start_server, start_worker,
-                             stop_process, wait_for_workers)
+    from flows.stack import (
+        api_settings,
+        deploy_all,
+        ensure_pools,
+        free_port,
+        start_server,
+        start_worker,
+        stop_process,
+        wait_for_workers,
+    )
     from ghnerf.synth.generate import SynthConfig, generate_dataset
     from storage.catalog import Catalog
     from storage.root import StorageRoot

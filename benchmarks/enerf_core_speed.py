@@ -92,8 +92,9 @@ def worker_ours(data: str, full: bool, repeats: int, baseline: bool, preset_name
     import torch
 
     from ghnerf.student.config import preset
+    from ghnerf.student.inference import render_full_view
     from ghnerf.student.model import GHNeRF
-    from ghnerf.student.train import level_maps, render_full_view
+    from ghnerf.student.views import level_maps
 
     torch.manual_seed(0)
     cfg = preset(preset_name, pretrained="none") if preset_name else _enerf_config(not baseline)
@@ -199,7 +200,8 @@ def worker_train(data: str, steps: int) -> dict:
 
     from ghnerf.student.config import preset
     from ghnerf.student.data import ExampleSet
-    from ghnerf.student.train import TrainConfig, _example_loss
+    from ghnerf.student.train import _example_loss
+    from ghnerf.student.train_config import TrainConfig
 
     torch.manual_seed(0)
     from ghnerf.student.model import GHNeRF

@@ -24,7 +24,7 @@ from rich.table import Table
 from ghnerf.student.config import COARSE, preset
 from ghnerf.student.data import ExampleSet
 from ghnerf.student.model import GHNeRF
-from ghnerf.student.train import level_maps
+from ghnerf.student.views import level_maps
 from ghnerf.synth.generate import SynthConfig, generate_dataset
 
 

@@ -9,8 +9,13 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from prefect.artifacts import (create_link_artifact, create_markdown_artifact, create_progress_artifact,
-                               create_table_artifact, update_progress_artifact)
+from prefect.artifacts import (
+    create_link_artifact,
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
 
 from ghnerf.eval.disagreement import markdown_summary
 from ghnerf.eval.evaluate import lineage_lines, metrics_table

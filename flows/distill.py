@@ -1,8 +1,8 @@
-"""Prefect flow ``distill``: one task per shard over the plain functions of :mod:`teachers.distill`.
+"""Prefect flow ``distill``: one task per shard over the plain functions of :mod:`ghnerf.app.distill`.
 
 Never one task per frame (thousands of tasks lock the SQLite backend). Skipping
 already-written shards is done by the shard key against the catalog inside
-:func:`teachers.distill.run_shard` (the key is the cache key: input content
+:func:`ghnerf.app.distill.run_shard` (the key is the cache key: input content
 hashes + teacher id + weights digest + config hash), not by Prefect's result
 cache, so a deleted or corrupted shard is recomputed rather than "cached".
 Retries cover transient I/O only. Tasks are tagged ``teacher-<name>`` so a
@@ -23,12 +23,21 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from ghnerf.fileio import write_image
+from flows.params import parameters_of
+from ghnerf.app.distill import (
+    DistillConfig,
+    DistillSpec,
+    ShardPlan,
+    ShardResult,
+    clean_shard_dirs,
+    plan_shards,
+    run_shard,
+)
+from ghnerf.base.fileio import write_image
+from ghnerf.data import open_dataset
 from storage.catalog import Catalog
 from storage.root import StorageRoot
 from teachers.consistency import shard_consistency
-from ghnerf.data import open_dataset
-from teachers.distill import DistillConfig, ShardPlan, ShardResult, clean_shard_dirs, plan_shards, run_shard
 
 _local = threading.local()
 
@@ -73,9 +82,9 @@ def run_shard_task(plan: ShardPlan, cfg: DistillConfig, out: str, storage_option
 
 
 def _preview_markdown(out: str, results: list[ShardResult], storage_options: dict | None) -> str | None:
-    from teachers.preview import shard_preview
-
     import cv2
+
+    from ghnerf.app.teacher_preview import shard_preview
 
     store = StorageRoot(out, storage_options)
     new = [r for r in results if r.shard_path]
@@ -99,27 +108,22 @@ def ensure_teacher_limit(teacher: str, limit: int) -> None:
 
 
 @flow(name="distill", log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=os.cpu_count() or 2))
-def distill_flow(dataset: str, teacher: str, out: str, stride: int = 2, sigma: float = 7.0,
-                 frames_per_shard: int | None = None, shard_mb: float = 128.0, max_frames: int | None = None,
-                 teacher_options: dict | None = None, storage_options: dict | None = None,
-                 teacher_concurrency: int | None = None) -> dict:
-    """Distill ``teacher`` over ``dataset`` into the storage root ``out``.
+@parameters_of(DistillSpec)
+def distill_flow(**params) -> dict:
+    """Distill ``teacher`` over ``dataset`` into the storage root ``out`` (parameters: the fields of
+    :class:`~ghnerf.app.distill.DistillSpec`, as ``ghnerf distill --help``; ``teacher_concurrency``, if set, caps
+    the shards of this teacher running at once across all flow runs with a Prefect tag concurrency limit on
+    ``teacher-<name>``, created or reset here).
 
-    Args:
-        dataset: dataset folder (ZJU-MoCap or RenderPeople layout).
-        teacher: teacher name (``ghnerf teachers list``).
-        out: storage root, local folder or fsspec URL.
-        stride, sigma, frames_per_shard, shard_mb, max_frames, teacher_options: see ``ghnerf distill --help``.
-        teacher_concurrency: if set, at most this many shards of this teacher run at once across all flow
-            runs (a Prefect tag concurrency limit on ``teacher-<name>``, created or reset here).
     Returns:
         counts of shards per status.
     """
+    spec = DistillSpec(**params)
+    teacher, out, storage_options, dataset = spec.teacher, spec.out, spec.storage_options, spec.dataset
     log = get_run_logger()
-    if teacher_concurrency:
-        ensure_teacher_limit(teacher, teacher_concurrency)
-    cfg = DistillConfig(teacher=teacher, teacher_options=teacher_options or {}, stride=stride, sigma=sigma,
-                        frames_per_shard=frames_per_shard, shard_mb=shard_mb, max_frames=max_frames)
+    if spec.teacher_concurrency:
+        ensure_teacher_limit(teacher, spec.teacher_concurrency)
+    cfg = spec.config()
     StorageRoot(out, storage_options).check(write=True)
     for line in open_dataset(dataset).warnings():
         log.warning(line)
@@ -141,7 +145,8 @@ def distill_flow(dataset: str, teacher: str, out: str, stride: int = 2, sigma: f
                 "rows": r.rows, "failed_views": len(r.failures),
                 "failures": "; ".join(f"{f['key']}: {f['error']}" for f in r.failures)[:500],
                 "reprojection_px_median": (r.consistency or {}).get("median_error_px"),
-                "outlier_views": (r.consistency or {}).get("outlier_views"), "worker": r.worker, "worker_peak_rss_mb": round(r.peak_rss_mb, 1),
+                "outlier_views": (r.consistency or {}).get("outlier_views"), "worker": r.worker,
+                "worker_peak_rss_mb": round(r.peak_rss_mb, 1),
                 "seconds": round(r.seconds, 2), "shard": r.shard_path}
                for r in results])
     md = _preview_markdown(out, results, storage_options)

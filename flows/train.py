@@ -10,9 +10,9 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 
 from flows.artifacts import TrainingProgress, publish_training, safe_key
-from ghnerf.student.run import TrainSpec, run_training
-
-_D = {name: f.default for name, f in TrainSpec.model_fields.items()}
+from flows.params import parameters_of
+from ghnerf.student.run import run_training
+from ghnerf.student.train_spec import TrainSpec
 
 
 def train_and_publish(spec: TrainSpec) -> dict:
@@ -28,28 +28,15 @@ def train_and_publish(spec: TrainSpec) -> dict:
 
 
 @flow(name="train", log_prints=True)
-def train_flow(data: str, out: str, config: str = _D["config"], targets: str | None = None,
-               teacher: str | None = None, cse_teacher: str | None = None, fuse_targets: bool = False,
-               steps: int = _D["steps"],
-               resume: bool = False, init_from: str | None = None, pretrained: str = _D["pretrained"],
-               image_scale: float = _D["image_scale"], perceptual_weight: float | str = _D["perceptual_weight"],
-               patch: int = _D["patch"], device: str = _D["device"],
-               checkpoint_every: int = _D["checkpoint_every"], batch_examples: int = _D["batch_examples"],
-               pretrain_2d_steps: int = _D["pretrain_2d_steps"], allow_partial_targets: bool = False,
-               exclude_bad_views: bool = False,
-               storage_options: dict | None = None) -> dict:
-    """Train a student (parameters as ``ghnerf train --help``); resumable with ``resume=true``.
+@parameters_of(TrainSpec)
+def train_flow(**params) -> dict:
+    """Train a student (parameters: the fields of :class:`~ghnerf.student.train_spec.TrainSpec`, as
+    ``ghnerf train --help``); resumable with ``resume=true``.
 
     Returns:
         run folder, checkpoint path, steps done, final loss and PSNR.
     """
-    spec = TrainSpec(config=config, data=data, out=out, targets=targets, teacher=teacher, cse_teacher=cse_teacher,
-                     fuse_targets=fuse_targets, steps=steps, resume=resume, init_from=init_from,
-                     pretrained=pretrained, image_scale=image_scale, perceptual_weight=perceptual_weight,
-                     patch=patch, device=device, checkpoint_every=checkpoint_every, batch_examples=batch_examples,
-                     pretrain_2d_steps=pretrain_2d_steps, allow_partial_targets=allow_partial_targets,
-                     exclude_bad_views=exclude_bad_views,
-                     storage_options=storage_options)
+    spec = TrainSpec(**params)
     result = train_and_publish(spec)
-    get_run_logger().info("trained %s: %s", safe_key(config), result)
+    get_run_logger().info("trained %s: %s", safe_key(spec.config), result)
     return result

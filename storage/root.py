@@ -12,39 +12,29 @@ a read-only command given a wrong path leaves no empty folder behind.
 
 from __future__ import annotations
 
-import json
 import os
 import posixpath
 import uuid
 from datetime import datetime
 from pathlib import Path
+from typing import Annotated
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
+from pydantic import Field
 
-from ghnerf.errors import GHNeRFError
+from ghnerf.base.errors import GHNeRFError
 from storage.errors import StorageAccessError, StoreNotFoundError
 
 S3_PROTOCOLS = ("s3", "s3a")
 PROBE_CONNECT_TIMEOUT_S = 5
 
 
-def parse_storage_options(pairs: list[str] | None) -> dict | None:
-    """``--storage-option KEY=VALUE`` pairs as fsspec options (values parsed as JSON when they are JSON:
-    ``anon=true``, ``client_kwargs={"region_name": "eu-west-1"}``; otherwise kept as strings)."""
-    if not pairs:
-        return None
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise GHNeRFError(f"--storage-option expects KEY=VALUE (e.g. endpoint_url=http://127.0.0.1:9000), "
-                              f"got {pair!r}")
-        try:
-            out[key] = json.loads(value)
-        except ValueError:
-            out[key] = value
-    return out
+STORAGE_OPTION_HELP = ("fsspec option of the storage root, KEY=VALUE (repeatable; JSON values allowed), e.g. "
+                       "endpoint_url=http://127.0.0.1:9000 key=... secret=... anon=true")
+StorageOptions = Annotated[dict | None, Field(description=STORAGE_OPTION_HELP, json_schema_extra={"cli": {
+    "as": "pairs", "option": "storage-option", "example": "endpoint_url=http://127.0.0.1:9000"}})]
+"""The ``storage_options`` field of a spec: fsspec options, ``--storage-option KEY=VALUE`` on the command line."""
 
 
 class StorageRoot:

@@ -13,7 +13,6 @@ deterministic; its sha256 is the teacher's weights digest.
 
 import hashlib
 from collections.abc import Sequence
-from functools import lru_cache
 
 import numpy as np
 from jaxtyping import Float
@@ -27,12 +26,29 @@ GRAPH_NEIGHBOURS = 10
 INTERP_NEIGHBOURS = 4
 
 
-@lru_cache(maxsize=1)
-def template_embedding() -> tuple[Float[np.ndarray, "V 3"], Float[np.ndarray, "V 16"]]:
-    """Template vertices (rest pose, metres) and their unit 16-d surface embedding."""
-    from ghnerf.synth.body import SurfaceSampling, template_body
+class SurfaceEmbedding:
+    """A template surface's unit 16-d embedding and the lookup of canonical points into it.
 
-    verts = SurfaceSampling().rest_vertices(template_body())
+    Args:
+        vertices: (V, 3) template vertices in the rest pose (metres), given by the caller (the synthetic
+            body's template for ``surface-cse``; the teacher registry builds it).
+    """
+
+    def __init__(self, vertices: Float[np.ndarray, "V 3"]):
+        self.vertices = np.asarray(vertices, np.float64)
+        self.embedding = laplacian_embedding(self.vertices)
+        self._tree = cKDTree(self.vertices)
+
+    def embed(self, canonical: Float[np.ndarray, "N 3"]) -> Float[np.ndarray, "N 16"]:
+        """Embedding of canonical surface points (template coordinates, metres)."""
+        dist, idx = self._tree.query(canonical, k=INTERP_NEIGHBOURS)
+        w = 1.0 / np.maximum(dist, 1e-6)
+        e = np.einsum("nk,nkd->nd", w, self.embedding[idx])
+        return e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
+
+
+def laplacian_embedding(verts: Float[np.ndarray, "V 3"]) -> Float[np.ndarray, "V 16"]:
+    """Unit 16-d embedding of template vertices: the first non-constant graph-Laplacian eigenvectors."""
     tree = cKDTree(verts)
     dist, idx = tree.query(verts, k=GRAPH_NEIGHBOURS + 1)
     sigma = np.median(dist[:, 1:])
@@ -52,21 +68,7 @@ def template_embedding() -> tuple[Float[np.ndarray, "V 3"], Float[np.ndarray, "V
     phi = phi * signs
     emb = phi / np.linalg.norm(phi, axis=1, keepdims=True)
     # Rounded so that last-bit BLAS differences do not change the weights digest.
-    return verts, np.round(emb, 5).astype(np.float32)
-
-
-def embed_points(canonical: Float[np.ndarray, "N 3"]) -> Float[np.ndarray, "N 16"]:
-    """Embedding of canonical surface points (template coordinates, metres)."""
-    verts, emb = template_embedding()
-    dist, idx = _tree().query(canonical, k=INTERP_NEIGHBOURS)
-    w = 1.0 / np.maximum(dist, 1e-6)
-    e = np.einsum("nk,nkd->nd", w, emb[idx])
-    return e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
-
-
-@lru_cache(maxsize=1)
-def _tree() -> cKDTree:
-    return cKDTree(template_embedding()[0])
+    return np.round(emb, 5).astype(np.float32)
 
 
 class SurfaceCSETeacher:
@@ -75,10 +77,10 @@ class SurfaceCSETeacher:
     needs: tuple[str, ...] = ("surface",)
     kinds = (TargetKind.CSE,)
 
-    def __init__(self, stride: int = 2):
+    def __init__(self, template: SurfaceEmbedding, stride: int = 2):
+        self.template = template
         self.stride = stride
-        _, emb = template_embedding()
-        self.weights_digest = hashlib.sha256(np.ascontiguousarray(emb).tobytes()).hexdigest()
+        self.weights_digest = hashlib.sha256(np.ascontiguousarray(template.embedding).tobytes()).hexdigest()
 
     def predict(self, batch: Sequence[TeacherInput]) -> list[TeacherOutput]:
         out = []
@@ -91,6 +93,6 @@ class SurfaceCSETeacher:
             mask = np.isfinite(canon).all(axis=-1)
             cse = np.zeros((CSE_DIM, *mask.shape), np.float32)
             if mask.any():
-                cse[:, mask] = embed_points(canon[mask].astype(np.float64)).T
+                cse[:, mask] = self.template.embed(canon[mask].astype(np.float64)).T
             out.append(TeacherOutput(cse=cse, cse_mask=mask, stride=s))
         return out

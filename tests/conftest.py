@@ -49,7 +49,8 @@ def tiny_run(student_root, tmp_path_factory) -> Path:
     """A ghnerf-resnet18 run trained for 2 steps on ``student_root`` (64 px images): enough to render from."""
     from ghnerf.student.config import preset
     from ghnerf.student.data import ExampleSet
-    from ghnerf.student.train import TrainConfig, train
+    from ghnerf.student.train import train
+    from ghnerf.student.train_config import TrainConfig
 
     run = tmp_path_factory.mktemp("tiny_run")
     train(preset("ghnerf-resnet18", pretrained="none"), TrainConfig(steps=2, rays=(32, 64), checkpoint_every=2),

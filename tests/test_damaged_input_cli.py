@@ -89,7 +89,7 @@ def test_damaged_latest_named_by_evaluate_and_lineage(trained, run_copy, tmp_pat
 
 @pytest.mark.parametrize("how", ["truncated", "empty", "missing"])
 def test_resume_falls_back_to_newest_intact_step(trained, run_copy, tmp_path, how):
-    from ghnerf.student.train import load_checkpoint
+    from ghnerf.student.checkpoints import load_checkpoint
 
     ckdir = run_copy / "checkpoints"
     _damage(ckdir / "latest.pt", how)

@@ -9,20 +9,23 @@ dataset's 2D joints, network time per view.
 """
 
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ghnerf.errors import WeightsNotFoundError
-from ghnerf.eval.metrics import (PCK_ALPHA, heatmap_mse, masked_psnr, masked_ssim, openpose_keypoints, pck)
-from ghnerf.fileio import file_sha256, write_bytes, write_image, write_json
+from ghnerf.base.errors import WeightsNotFoundError
+from ghnerf.base.fileio import file_sha256, write_bytes, write_image, write_json
+from ghnerf.base.viz import draw_skeleton, heatmap_overlay
+from ghnerf.eval.metrics import PCK_ALPHA, heatmap_mse, masked_psnr, masked_ssim, openpose_keypoints, pck
+from ghnerf.eval.spec import EvaluateSpec
+from ghnerf.student.checkpoints import load_checkpoint
 from ghnerf.student.data import ExampleSet
+from ghnerf.student.distributed import pick_device
+from ghnerf.student.inference import render_full_view
 from ghnerf.student.model import GHNeRF
-from ghnerf.student.train import load_checkpoint, pick_device, render_full_view
-from ghnerf.viz import draw_skeleton, heatmap_overlay
 
 DEFINITIONS = {
     "psnr": "PSNR (dB) over the pixels inside the projected body box, images in [0, 1] (ENeRF mask_at_box)",
@@ -38,31 +41,13 @@ DEFINITIONS = {
                           "1 - exp(-sigma) and averaged over the frame's evaluated views; per joint the peak, "
                           "refined to sub-voxel precision (ghnerf.eval.metrics.volume_peaks)",
     "mpjpe_triangulated_m": "mean per-joint error (metres) of 3D joints triangulated robustly from the student's 2D "
-                            "keypoints in the evaluated views of each frame (ghnerf.multiview), against the "
+                            "keypoints in the evaluated views of each frame (ghnerf.base.multiview), against the "
                             "dataset's 3D joints; frames with fewer than 2 evaluated views are skipped",
     "cse_mse": "mean squared error of the rendered 16-d surface embedding against the CSE teacher's targets, over "
                "the target's foreground inside the body box (only with --targets and --cse-teacher)",
     "render_seconds": "wall time of the network forward pass for one view (fine level, all box pixels)",
     "fps": "1 / render_seconds",
 }
-
-
-class EvalOptions(BaseModel):
-    """The user's evaluation options, checked before anything is read."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    max_views: int | None = Field(None, ge=1, description="evaluate at most N views")
-    source_views: int | None = Field(None, description="source views per target (default: as trained)")
-
-    @field_validator("source_views")
-    @classmethod
-    def _source_views(cls, n: int | None) -> int | None:
-        from ghnerf.student.config import source_views_problem
-
-        if n is not None and source_views_problem(n):
-            raise ValueError(source_views_problem(n))
-        return n
 
 
 class LPIPSMetric:
@@ -153,7 +138,7 @@ def evaluate_run(run: str | Path, data: str | Path, split: str = "test", max_vie
             diff = (r["cse"].numpy() - ex.cse.numpy())[:, sel]
             row["cse_mse"] = float((diff**2).mean()) if diff.size else None
             if i < 4:
-                from ghnerf.viz import embedding_colours
+                from ghnerf.base.viz import embedding_colours
 
                 write_image(out / "images" / f"{i:03d}_cse.png", np.concatenate(
                     [embedding_colours(_u8(gt), r["cse"].numpy(), box), embedding_colours(_u8(gt), ex.cse.numpy(),
@@ -224,9 +209,9 @@ def volumetric_mpjpe(model: GHNeRF, per_frame: dict, device: torch.device) -> fl
 
 def triangulated_mpjpe(per_frame: dict) -> float | None:
     """MPJPE of the student's 2D keypoints triangulated per frame over its evaluated views."""
-    from ghnerf.cameras import Camera
+    from ghnerf.base.cameras import Camera
+    from ghnerf.base.multiview import consistency_report
     from ghnerf.eval.metrics import mpjpe
-    from ghnerf.multiview import consistency_report
 
     errors = []
     for views in per_frame.values():
@@ -325,3 +310,24 @@ def markdown_report(report: dict) -> str:
               "skeleton:", ""]
     lines += [f"![{p}](images/{p})" for p in ("000_render.png", "000_heatmaps.png", "000_skeleton.png")]
     return "\n".join(lines) + "\n"
+
+
+def evaluate_spec(spec: EvaluateSpec, out: str | Path | None = None,
+                  warn: Callable[[str], None] = lambda line: None) -> dict:
+    """:func:`evaluate_run` as ``spec`` asks (what ``ghnerf evaluate`` and the ``evaluate`` flow run): the CSE and
+    pose teachers' shards opened from ``spec.targets``; shards left out under ``allow_partial_targets`` are warned
+    about."""
+    from storage.targets import TargetStore
+
+    def store(teacher: str | None) -> TargetStore | None:
+        if not teacher:
+            return None
+        opened = TargetStore(spec.targets, teacher, storage_options=spec.storage_options,
+                             allow_partial=spec.allow_partial_targets)
+        for line in opened.left_out:
+            warn(f"left out (--allow-partial-targets): {line}")
+        return opened
+
+    return evaluate_run(spec.run, spec.data, spec.split, spec.max_views, out=out, checkpoint=spec.checkpoint,
+                        cse_store=store(spec.cse_teacher), source_views=spec.source_views,
+                        teacher_store=store(spec.teacher))

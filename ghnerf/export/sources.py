@@ -5,12 +5,12 @@ pixels of the dataset's images (the convention of the readers' ``joints2d`` and 
 targets) and 3D joints in world metres.
 
 * **Student**: each capture view is rendered from its nearest other capture cameras
-  (:func:`ghnerf.student.train.render_full_view`); 2D keypoints are read off the rendered
+  (:func:`ghnerf.student.inference.render_full_view`); 2D keypoints are read off the rendered
   heatmaps the OpenPose way (:func:`ghnerf.eval.metrics.openpose_keypoints`, confidence = heatmap
   value at the peak); 3D joints from the occupancy-weighted heatmap volume over the frame's views
   (:func:`ghnerf.eval.evaluate.volumetric_joints`, confidence = volume peak).
 * **Teacher**: its stored keypoints (:meth:`storage.targets.TargetStore.keypoints`); 3D joints by
-  robust triangulation over the views it labelled (:func:`ghnerf.multiview.consistency_report`),
+  robust triangulation over the views it labelled (:func:`ghnerf.base.multiview.consistency_report`),
   confidence = mean teacher confidence of the inlier views.
 """
 
@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 from jaxtyping import Float
 
-from ghnerf.body25 import NUM_JOINTS
-from ghnerf.errors import ConfigError
+from ghnerf.base.body25 import NUM_JOINTS
+from ghnerf.base.errors import ConfigError
 
 
 @dataclass(frozen=True, eq=False)
@@ -64,7 +64,8 @@ def student_keypoints(run: str | Path, data: str | Path, subject: str, frames: s
     from ghnerf.render.scene import open_scene
     from ghnerf.render.views import source_views as pick_sources
     from ghnerf.render.views import view_example
-    from ghnerf.student.train import pick_device, render_full_view
+    from ghnerf.student.distributed import pick_device
+    from ghnerf.student.inference import render_full_view
 
     ck_path = Path(checkpoint) if checkpoint else Path(run) / "checkpoints" / "latest.pt"
     dev = pick_device(device)
@@ -99,9 +100,9 @@ def teacher_keypoints(store: str, teacher: str, data: str | Path, subject: str, 
     Raises:
         ConfigError: bad subject / frames, or the teacher labelled none of the chosen frames.
     """
+    from ghnerf.base.multiview import consistency_report
     from ghnerf.data import open_dataset
     from ghnerf.data.images import pinhole
-    from ghnerf.multiview import consistency_report
     from ghnerf.render.scene import frame_indices
     from storage.targets import TargetStore
 

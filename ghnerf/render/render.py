@@ -4,46 +4,20 @@ Video frame ``i`` shows subject frame ``frames[i % F]`` from virtual camera ``i 
 (F chosen frames, N cameras on the path; ``max(F, N)`` video frames), so by default a
 moving camera circles a moving subject; one frame gives a frozen-time turn, ``--views 1``
 a still camera. Each view is rendered by
-:func:`ghnerf.student.train.render_full_view` from the nearest capture cameras.
+:func:`ghnerf.student.inference.render_full_view` from the nearest capture cameras.
 """
 
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt
-
-from ghnerf.fileio import write_image, write_json
-from ghnerf.render.cameras_path import PATHS, camera_path
-from ghnerf.render.panels import OVERLAYS, PanelChoice, compose_panels
+from ghnerf.base.fileio import write_image, write_json
+from ghnerf.render.cameras_path import camera_path
+from ghnerf.render.panels import PanelChoice, compose_panels
 from ghnerf.render.scene import open_scene
+from ghnerf.render.spec import DEFAULT_TURN_VIEWS, RenderSpec
 from ghnerf.render.video import Mp4Writer, write_animation
 from ghnerf.render.views import source_views, view_example
-
-DEFAULT_TURN_VIEWS = 24  # virtual cameras of a single-frame (frozen-time) path
-
-
-class RenderSpec(BaseModel):
-    """A render, as a user asks for it (``ghnerf render``, the ``render`` flow)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    run: str = Field(..., description="run folder written by `ghnerf train`")
-    data: str = Field(..., description="dataset folder")
-    subject: str = Field(..., description="subject to render")
-    out: str = Field(..., description="output folder: render.mp4, render.gif (short renders), render.json")
-    frames: str = Field(":", description="frame indices START:STOP[:STEP] (Python slice) or one index")
-    path: str = Field("orbit", description=" | ".join(PATHS))
-    views: int | None = Field(None, ge=1, description=f"virtual cameras on the path (default: one per frame; "
-                                                      f"{DEFAULT_TURN_VIEWS} for a single frame)")
-    size: tuple[PositiveInt, PositiveInt] | None = Field(None, description="H W of the rendered views (default: as trained)")
-    overlay: str = Field("all", description=" | ".join(OVERLAYS))
-    fps: float = Field(15.0, gt=0, description="video frames per second")
-    frames_dir: str | None = Field(None, description="also write every video frame as a PNG here")
-    gif_max_frames: int = Field(120, ge=0, description="write render.gif when the video has at most this many frames")
-    source_views: int | None = Field(None, ge=2, description="source views per view (default: as trained)")
-    checkpoint: str | None = Field(None, description="checkpoint (default RUN/checkpoints/latest.pt)")
-    device: str = Field("auto", description="auto | cpu | cuda")
 
 
 def render_run(spec: RenderSpec, on_frame: Callable[[int, int], None] | None = None) -> dict:
@@ -60,7 +34,8 @@ def render_run(spec: RenderSpec, on_frame: Callable[[int, int], None] | None = N
         ConfigError: bad options (subject, frames, size, overlay, source views).
     """
     from ghnerf.eval.evaluate import load_run_model
-    from ghnerf.student.train import pick_device, render_full_view
+    from ghnerf.student.distributed import pick_device
+    from ghnerf.student.inference import render_full_view
 
     run = Path(spec.run)
     ck_path = Path(spec.checkpoint) if spec.checkpoint else run / "checkpoints" / "latest.pt"

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from ghnerf.cameras import Camera
+from ghnerf.base.cameras import Camera
 from ghnerf.data import bound_mask, nearest_source_views
 from ghnerf.data.records import MultiViewFrame
 from ghnerf.student.data import Example, source_batch
@@ -42,7 +42,7 @@ def view_example(frame: MultiViewFrame, camera: Camera, sources: list[int], scal
         name: the example's camera name (its ``key[2]``).
     Returns:
         image: (H, W, 3) zeros (nothing to compare with); mask = box: (H, W) the projected body box, the
-        region :func:`~ghnerf.student.train.render_full_view` renders.
+        region :func:`~ghnerf.student.inference.render_full_view` renders.
     """
     box = torch.from_numpy(bound_mask(frame, camera))
     H, W = camera.height, camera.width

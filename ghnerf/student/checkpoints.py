@@ -7,6 +7,7 @@ names the file, says whether it is damaged or not a ``ghnerf train`` checkpoint,
 and, for a damaged one, names the newest intact ``step_*.pt`` next to it.
 """
 
+import json
 import pickle
 import re
 import warnings
@@ -14,8 +15,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from torch import nn
 
-from ghnerf.errors import CheckpointError, GHNeRFError
+from ghnerf.base.errors import CheckpointError, ConfigError, GHNeRFError
+from ghnerf.base.fileio import atomic_path
+from ghnerf.student.config import StudentConfig
+from ghnerf.student.train_config import TrainConfig
 
 WEIGHTS_ONLY_REFUSAL = "Weights only load failed"  # how torch starts the message of a refused pickle
 KEYS = ("model", "optimizer", "scheduler", "step", "generator", "student_config", "train_config", "code_version",
@@ -81,3 +86,53 @@ def _hint(path: Path, wanted: bool) -> str:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0].split('. ')[0]}" if text else type(exc).__name__
+
+
+def save_checkpoint(path: Path, model: nn.Module, opt, sched, gen: torch.Generator, step: int, cfg: StudentConfig,
+                    tcfg: TrainConfig, meta: dict) -> None:
+    from storage.catalog import code_version
+
+    payload = {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+               "step": step, "generator": gen.get_state(), "student_config": json.dumps(cfg.to_dict()),
+               "train_config": tcfg.model_dump_json(), "code_version": code_version(), "meta": json.dumps(meta)}
+    with atomic_path(path, ".pt") as tmp:
+        torch.save(payload, tmp)
+
+
+def load_checkpoint(path: str | Path, hint: bool = True) -> dict:
+    """Load with ``weights_only=True`` and decode the JSON fields.
+
+    Raises:
+        CheckpointError: the file is missing, damaged, or not a ``ghnerf train`` checkpoint (names it).
+    """
+    path = Path(path)
+    ck = read_checkpoint(path, hint)
+    try:
+        ck["student_config"] = StudentConfig.from_dict(json.loads(ck["student_config"]))
+        ck["train_config"] = TrainConfig.model_validate_json(ck["train_config"])
+        ck["meta"] = json.loads(ck["meta"])
+    except (ValueError, TypeError, ConfigError) as exc:
+        raise CheckpointError(path, f"not a checkpoint of this version of ghnerf: its configs do not decode "
+                                    f"({str(exc).splitlines()[0]})") from None
+    return ck
+
+
+def resume_point(ckdir: Path, log: Callable[[str], None]) -> tuple[Path, dict]:
+    """The checkpoint ``--resume`` continues from: ``latest.pt``, or when it is missing or damaged the newest
+    intact ``step_*.pt`` (saying so).
+
+    Raises:
+        ConfigError: no checkpoint at all; CheckpointError: none of them is intact.
+    """
+    latest = ckdir / "latest.pt"
+    try:
+        return latest, load_checkpoint(latest, hint=False)
+    except CheckpointError as exc:
+        if not latest.is_file() and not any(ckdir.glob("step_*.pt")):
+            raise ConfigError(f"--resume: no checkpoint at {latest}") from None
+        found = newest_intact(ckdir, lambda p: load_checkpoint(p, hint=False))
+        if found is None:
+            raise CheckpointError(latest, f"{exc.problem}; no intact step_*.pt next to it either: train without "
+                                          "--resume") from None
+        log(f"--resume: {exc}; resuming from {found[0]}, the newest intact checkpoint")
+        return found

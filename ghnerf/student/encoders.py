@@ -18,7 +18,6 @@ exact file and where to put it; ``pretrained="none"`` is an explicit random init
 """
 
 import hashlib
-import os
 from pathlib import Path
 
 import numpy as np
@@ -27,50 +26,18 @@ import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor, nn
 
-from ghnerf.errors import ConfigError, WeightsNotFoundError
+from ghnerf.base.errors import ConfigError, WeightsNotFoundError
+from ghnerf.student.weights import (
+    DINO_MODEL,
+    dino_cache_file,
+    random_init_note,
+    resnet_weights_file,
+    resolve_pretrained,
+)
 from teachers.base import TeacherInput
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-DINO_MODEL = "vit_small_patch8_224.dino"
-
-
-def torch_hub_checkpoint(filename: str) -> Path:
-    return Path(torch.hub.get_dir()) / "checkpoints" / filename
-
-
-def _hf_cache() -> Path:
-    return Path(os.environ.get("HF_HUB_CACHE") or
-                Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface")) / "hub")
-
-
-def dino_cache_folder() -> Path:
-    """Where the Hugging Face cache keeps the DINO weights."""
-    return _hf_cache() / f"models--timm--{DINO_MODEL}"
-
-
-def dino_cache_file() -> Path:
-    """The DINO weights in the Hugging Face cache, looked up without any network access."""
-    from huggingface_hub import try_to_load_from_cache
-
-    repo = f"timm/{DINO_MODEL}"
-    for filename in ("model.safetensors", "pytorch_model.bin"):
-        found = try_to_load_from_cache(repo, filename, cache_dir=_hf_cache())
-        if isinstance(found, str):
-            return Path(found)
-    where = dino_cache_folder()
-    raise WeightsNotFoundError(
-        f"DINO ViT-S/8 weights not found in the Hugging Face cache ({where}); run `huggingface-cli download {repo}` "
-        "on a machine with network and copy that cache folder here (HF_HOME), or pass --pretrained PATH to "
-        "model.safetensors, or --pretrained none for a random init")
-
-
-def resnet_weights_file(arch: str) -> tuple[Path, str]:
-    """(where ``--pretrained imagenet`` looks for ``arch``'s ImageNet weights, the URL to download them from)."""
-    import torchvision
-
-    enum = getattr(torchvision.models, f"ResNet{arch[6:]}_Weights").IMAGENET1K_V1
-    return torch_hub_checkpoint(Path(enum.url).name), enum.url
 
 
 class ResNetEncoder(nn.Module):
@@ -147,12 +114,12 @@ class PoseNetworkEncoder(nn.Module):
 
     def __init__(self, pretrained: str):
         super().__init__()
-        from teachers.registry import build_teacher
+        from teachers.mediapipe_pose import MediaPipeTeacher
 
         if pretrained not in ("imagenet", "bundled", "auto"):
             raise ConfigError(f"the mediapipe encoder uses the model bundled in the mediapipe wheel; pretrained must "
                               f"be 'bundled' (or the preset default), not {pretrained!r}")
-        self.teacher = build_teacher("mediapipe")
+        self.teacher = MediaPipeTeacher()
         self.weights_source = f"{self.teacher.version} (bundled, frozen), sha256 {self.teacher.weights_digest[:16]}.."
         self._cache: dict[bytes, torch.Tensor] = {}
 
@@ -188,8 +155,6 @@ class PoseNetworkEncoder(nn.Module):
 
 def build_encoder(name: str, pretrained: str) -> nn.Module | None:
     """The encoder ``name`` with its weights (``pretrained="auto"``: the local ones when present, else random)."""
-    from ghnerf.student.weights import random_init_note, resolve_pretrained
-
     if name == "none":
         return None
     if name not in ("resnet18", "resnet34", "dino", "mediapipe"):

@@ -10,12 +10,13 @@ from pathlib import Path
 
 import torch
 
-from ghnerf.errors import ConfigError
-from ghnerf.fileio import file_sha256, write_json
+from ghnerf.base.errors import ConfigError
+from ghnerf.base.fileio import file_sha256, write_json
+from ghnerf.student.checkpoints import save_checkpoint
 from ghnerf.student.config import preset
 from ghnerf.student.enerf_weights import convert_enerf_state_dict
 from ghnerf.student.model import GHNeRF
-from ghnerf.student.train import TrainConfig, save_checkpoint
+from ghnerf.student.train_config import TrainConfig
 
 ENERF_PARTS = ("feature_net.", "cost_regs.", "fields.")  # our modules that hold ENeRF's parameters
 

@@ -11,11 +11,9 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from ghnerf.errors import WeightsNotFoundError
+from ghnerf.base.errors import WeightsNotFoundError
 from ghnerf.student.config import LossWeights
-from ghnerf.student.encoders import torch_hub_checkpoint
-
-VGG16_FILE = "vgg16-397923af.pth"
+from ghnerf.student.weights import VGG16_FILE, torch_hub_checkpoint
 
 
 @dataclass

@@ -16,16 +16,30 @@ from torch import Tensor, nn
 
 from ghnerf.student.config import FPN_CHANNELS, FPN_SCALES, POSE_ENCODERS, StudentConfig
 from ghnerf.student.cost_reg import CostRegNet
-from ghnerf.student.cost_volume import (DepthEstimate, depth_regression, from_space, next_level_range, plane_coordinate,
-                                       plane_values, to_space, variance_volume)
+from ghnerf.student.cost_volume import (
+    DepthEstimate,
+    depth_regression,
+    from_space,
+    next_level_range,
+    plane_coordinate,
+    plane_values,
+    to_space,
+    variance_volume,
+)
 from ghnerf.student.encoders import build_encoder
 from ghnerf.student.feature_net import FeatureNet
 from ghnerf.student.fields import FeatureHead, NeRFField, ViewPooling
 from ghnerf.student.geometry import camera_centres, pixel_grid, project, sample_maps, scale_K
 from ghnerf.student.joint_hypotheses import hypothesis_heatmaps, triangulate_source_keypoints
 from ghnerf.student.ray_evidence import ray_joint_evidence
-from ghnerf.student.renderers import (accumulation, alpha_from_density, composite, compositing_weights, expected_depth,
-                                     softmax_weighted)
+from ghnerf.student.renderers import (
+    accumulation,
+    alpha_from_density,
+    composite,
+    compositing_weights,
+    expected_depth,
+    softmax_weighted,
+)
 from ghnerf.student.samplers import depth_guided_samples
 
 # With ray evidence the heatmap head starts as sigmoid(8 E - 4): evidence 0 -> 0.02, 0.5 -> 0.5, 1 -> 0.98, so

@@ -9,7 +9,6 @@ code version, and every shard the targets came from (for ``ghnerf lineage``).
 """
 
 import dataclasses
-import json
 import math
 import time
 from collections.abc import Callable
@@ -20,85 +19,26 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
 
-from ghnerf.errors import CheckpointError, ConfigError
-from ghnerf.fileio import atomic_path, write_image, write_json
-from ghnerf.hold import hold_point
-from ghnerf.student.checkpoints import newest_intact, read_checkpoint
+from ghnerf.base.errors import ConfigError
+from ghnerf.base.fileio import write_json
+from ghnerf.base.hold import hold_point
+from ghnerf.student.checkpoints import load_checkpoint, resume_point, save_checkpoint
 from ghnerf.student.config import StudentConfig
 from ghnerf.student.data import Example, ExampleSet
-from ghnerf.student.distributed import mean_over_ranks, params_without_grad, setup, teardown
-from ghnerf.student.distributed import pick_device  # noqa: F401 (re-export)
+from ghnerf.student.distributed import (
+    mean_over_ranks,
+    params_without_grad,
+    setup,
+    teardown,
+)
+from ghnerf.student.inference import validation_image
 from ghnerf.student.losses import PerceptualLoss, student_loss
-from ghnerf.student.model import GHNeRF, SourceEncoding
+from ghnerf.student.model import GHNeRF
 from ghnerf.student.pretrain_2d import pretrain_source_heatmaps
+from ghnerf.student.train_config import TrainConfig
+from ghnerf.student.views import gather_targets, level_maps
 from ghnerf.student.weights import resolve_auto
-
-PAPER_TOTAL_STEPS = 200_000  # "converged after about 200k iterations" (paper §4.1)
-PAPER_HALVING_STEPS = 50_000
-
-
-class TrainConfig(BaseModel):
-    """Optimisation settings (one source of defaults)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    steps: int = Field(2000, ge=1)
-    lr: float = Field(5e-4, gt=0)
-    lr_halving_steps: int | None = Field(None, ge=1, description="default: 50k scaled by steps / 200k")
-    grad_clip: float = Field(1.0, gt=0)
-    rays: tuple[int, ...] = Field((256, 1024), description="rays per level per step")
-    in_mask_fraction: float = Field(0.8, ge=0, le=1, description="share of rays inside the mask (rest: body box)")
-    near_joints_fraction: float = Field(0.0, ge=0, le=1, description="share of rays drawn where a target heatmap "
-                                                                     "is >= 0.1 (before the mask / box split)")
-    heatmap_in_mask: bool = Field(False, description="zero the heatmap targets outside the foreground mask (volume "
-                                                     "rendering gives heatmaps only where there is density)")
-    patch: int = Field(0, ge=0, description="side of the fine-level patch for the perceptual loss (0: none)")
-    image_scale: float = Field(0.5, gt=0, le=1)
-    seed: int = 0
-    checkpoint_every: int = Field(500, ge=1)
-    val_every: int = Field(500, ge=1)
-    device: str = "auto"
-    pretrain_2d_steps: int = Field(0, ge=0, description="steps of 2D pretraining of the encoder and source heatmap "
-                                   "head on the source views' heatmap targets before the NeRF steps (fresh runs "
-                                   "only; ghnerf.student.pretrain_2d)")
-    batch_examples: int = Field(1, ge=1, description="examples per step over all processes (torchrun: a multiple "
-                                                     "of the process count)")
-
-    def halving(self) -> int:
-        return self.lr_halving_steps or max(1, round(PAPER_HALVING_STEPS * self.steps / PAPER_TOTAL_STEPS))
-
-
-def level_maps(ex: Example, size: tuple[int, int], heatmap_in_mask: bool = False) -> dict:
-    """Target maps of one example resized to a level's render resolution.
-
-    ``heatmap_in_mask``: heatmap targets are zeroed outside the foreground mask (at full resolution, before resizing).
-    """
-    h, w = size
-    img = ex.image.permute(2, 0, 1)[None]
-    out = {"rgb": F.interpolate(img, size=size, mode="area")[0].permute(1, 2, 0) if (h, w) != img.shape[-2:]
-           else ex.image,
-           "mask": F.interpolate(ex.mask[None, None].float(), size=size, mode="nearest")[0, 0].bool(),
-           "box": F.interpolate(ex.box[None, None].float(), size=size, mode="nearest")[0, 0].bool()}
-    if ex.heatmaps is not None:
-        hm = ex.heatmaps * ex.mask if heatmap_in_mask else ex.heatmaps
-        out["heatmaps"] = F.interpolate(hm[None], size=size, mode="bilinear", align_corners=False)[0]
-    if ex.cse is not None:
-        out["cse"] = F.interpolate(ex.cse[None], size=size, mode="nearest")[0]
-        out["cse_mask"] = F.interpolate(ex.cse_mask[None, None].float(), size=size, mode="nearest")[0, 0].bool()
-    return out
-
-
-def gather_targets(maps: dict, uv: torch.Tensor, ex: Example) -> dict:
-    x, y = uv[:, 0].long(), uv[:, 1].long()
-    t = {"rgb": maps["rgb"][y, x], "joint_valid": ex.joint_valid}
-    if "heatmaps" in maps:
-        t["heatmaps"] = maps["heatmaps"][:, y, x].T
-    if "cse" in maps:
-        t["cse"] = maps["cse"][:, y, x].T
-        t["cse_mask"] = maps["cse_mask"][y, x]
-    return t
 
 
 def sample_rays(maps: dict, n: int, in_mask: float, gen: torch.Generator, near_joints: float = 0.0) -> torch.Tensor:
@@ -139,56 +79,6 @@ def psnr(mse: float) -> float:
 class TrainState:
     step: int
     history: list[dict] = field(default_factory=list)
-
-
-def save_checkpoint(path: Path, model: GHNeRF, opt, sched, gen: torch.Generator, step: int, cfg: StudentConfig,
-                    tcfg: TrainConfig, meta: dict) -> None:
-    from storage.catalog import code_version
-
-    payload = {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-               "step": step, "generator": gen.get_state(), "student_config": json.dumps(cfg.to_dict()),
-               "train_config": tcfg.model_dump_json(), "code_version": code_version(), "meta": json.dumps(meta)}
-    with atomic_path(path, ".pt") as tmp:
-        torch.save(payload, tmp)
-
-
-def load_checkpoint(path: str | Path, hint: bool = True) -> dict:
-    """Load with ``weights_only=True`` and decode the JSON fields.
-
-    Raises:
-        CheckpointError: the file is missing, damaged, or not a ``ghnerf train`` checkpoint (names it).
-    """
-    path = Path(path)
-    ck = read_checkpoint(path, hint)
-    try:
-        ck["student_config"] = StudentConfig.from_dict(json.loads(ck["student_config"]))
-        ck["train_config"] = TrainConfig.model_validate_json(ck["train_config"])
-        ck["meta"] = json.loads(ck["meta"])
-    except (ValueError, TypeError, ConfigError) as exc:
-        raise CheckpointError(path, f"not a checkpoint of this version of ghnerf: its configs do not decode "
-                                    f"({str(exc).splitlines()[0]})") from None
-    return ck
-
-
-def resume_point(ckdir: Path, log: Callable[[str], None]) -> tuple[Path, dict]:
-    """The checkpoint ``--resume`` continues from: ``latest.pt``, or when it is missing or damaged the newest
-    intact ``step_*.pt`` (saying so).
-
-    Raises:
-        ConfigError: no checkpoint at all; CheckpointError: none of them is intact.
-    """
-    latest = ckdir / "latest.pt"
-    try:
-        return latest, load_checkpoint(latest, hint=False)
-    except CheckpointError as exc:
-        if not latest.is_file() and not any(ckdir.glob("step_*.pt")):
-            raise ConfigError(f"--resume: no checkpoint at {latest}") from None
-        found = newest_intact(ckdir, lambda p: load_checkpoint(p, hint=False))
-        if found is None:
-            raise CheckpointError(latest, f"{exc.problem}; no intact step_*.pt next to it either: train without "
-                                          "--resume") from None
-        log(f"--resume: {exc}; resuming from {found[0]}, the newest intact checkpoint")
-        return found
 
 
 def build_model(cfg: StudentConfig, device: torch.device) -> GHNeRF:
@@ -323,7 +213,7 @@ def train(cfg: StudentConfig, tcfg: TrainConfig, examples: ExampleSet, out: str 
         if ctx.is_main and (step % tcfg.checkpoint_every == 0 or step == tcfg.steps):
             for name in (f"step_{step:07d}.pt", "latest.pt"):
                 save_checkpoint(ckdir / name, model, opt, sched, gen, step, cfg, tcfg, meta)
-            hold_point("checkpoint")  # a no-op unless a kill test sets GHNERF_HOLD (ghnerf/hold.py)
+            hold_point("checkpoint")  # a no-op unless a kill test sets GHNERF_HOLD (ghnerf/base/hold.py)
         if ctx.is_main and val_examples is not None and (step % tcfg.val_every == 0 or step == tcfg.steps):
             validation_image(model, val_examples.example(0), out / "val" / f"step_{step:07d}.png", device)
             model.train()
@@ -369,49 +259,3 @@ def _example_loss(net, ex: Example, cfg: StudentConfig, tcfg: TrainConfig, perce
             patch = (levels[-1].rgb[-P * P:].view(P, P, 3), targets[-1]["rgb"][-P * P:].view(P, P, 3))
         loss = student_loss(levels, targets, cfg.losses, perceptual, patch, source)
     return loss, float(((levels[-1].rgb.detach().float() - targets[-1]["rgb"]) ** 2).mean())
-
-
-@torch.no_grad()
-def render_full_view(model: GHNeRF, ex: Example, device: torch.device, chunk: int = 4096,
-                     encoding: SourceEncoding | None = None) -> dict:
-    """Render every pixel of the fine level inside the body box (rest black), eval mode.
-
-    One model call: each level's cost volume is built once for the view; only the per-ray work is chunked.
-    ``encoding``: the source views' :meth:`GHNeRF.encode` from an earlier call with the same source images
-    (returned as ``"encoding"``), so that views sharing their sources encode them once."""
-    model.eval()
-    H, W = ex.image.shape[:2]
-    lv = model.cfg.levels[-1]
-    size = (max(int(H * lv.render_scale), 1), max(int(W * lv.render_scale), 1))
-    box = level_maps(ex, size)["box"]
-    uv = torch.nonzero(box).flip(-1).float().to(device)
-    rays = [uv.new_zeros((0, 2))] * (len(model.cfg.levels) - 1) + [uv]  # coarse levels guide only
-    batch = ex.batch.to(device)
-    encoding = encoding or model.encode(batch)
-    out = model(batch, rays, encoding=encoding, chunk=chunk)[-1]
-    x, y = uv[:, 0].long().cpu(), uv[:, 1].long().cpu()
-
-    def scatter(values: torch.Tensor | None, channels: int | None) -> torch.Tensor | None:
-        if values is None:
-            return None
-        image = torch.zeros(*size, channels) if channels else torch.zeros(size)
-        image[y, x] = values.float().cpu()
-        return image
-
-    hm, cse = scatter(out.heatmaps, model.cfg.num_joints), scatter(out.cse, model.cfg.cse_dim)
-    return {"rgb": scatter(out.rgb, 3), "heatmaps": None if hm is None else hm.permute(2, 0, 1),
-            "cse": None if cse is None else cse.permute(2, 0, 1), "depth": scatter(out.depth, None), "box": box,
-            "encoding": encoding}
-
-
-def validation_image(model: GHNeRF, ex: Example, path: Path, device: torch.device) -> None:
-    """Rendered | ground truth | predicted heatmaps over the render, side by side."""
-    from ghnerf.viz import heatmap_overlay
-
-    r = render_full_view(model, ex, device)
-    pred = (r["rgb"].clamp(0, 1).numpy() * 255).astype(np.uint8)
-    gt = (level_maps(ex, pred.shape[:2])["rgb"].numpy() * 255).astype(np.uint8)
-    tiles = [pred, gt]
-    if r["heatmaps"] is not None:
-        tiles.append(heatmap_overlay(pred, r["heatmaps"].numpy()))
-    write_image(path, np.concatenate(tiles, axis=1))

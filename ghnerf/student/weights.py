@@ -10,11 +10,55 @@ explicit ``imagenet`` or weight still insists on the file (and names it when mis
 one line to show and a record for run.json, every checkpoint and every report.
 """
 
+import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ghnerf.errors import WeightsNotFoundError
+import torch
+
+from ghnerf.base.errors import WeightsNotFoundError
 from ghnerf.student.config import AUTO, FROZEN_ENCODERS, PERCEPTUAL_WEIGHT, StudentConfig
+
+DINO_MODEL = "vit_small_patch8_224.dino"
+VGG16_FILE = "vgg16-397923af.pth"
+
+
+def torch_hub_checkpoint(filename: str) -> Path:
+    return Path(torch.hub.get_dir()) / "checkpoints" / filename
+
+
+def _hf_cache() -> Path:
+    return Path(os.environ.get("HF_HUB_CACHE") or
+                Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface")) / "hub")
+
+
+def dino_cache_folder() -> Path:
+    """Where the Hugging Face cache keeps the DINO weights."""
+    return _hf_cache() / f"models--timm--{DINO_MODEL}"
+
+
+def dino_cache_file() -> Path:
+    """The DINO weights in the Hugging Face cache, looked up without any network access."""
+    from huggingface_hub import try_to_load_from_cache
+
+    repo = f"timm/{DINO_MODEL}"
+    for filename in ("model.safetensors", "pytorch_model.bin"):
+        found = try_to_load_from_cache(repo, filename, cache_dir=_hf_cache())
+        if isinstance(found, str):
+            return Path(found)
+    where = dino_cache_folder()
+    raise WeightsNotFoundError(
+        f"DINO ViT-S/8 weights not found in the Hugging Face cache ({where}); run `huggingface-cli download {repo}` "
+        "on a machine with network and copy that cache folder here (HF_HOME), or pass --pretrained PATH to "
+        "model.safetensors, or --pretrained none for a random init")
+
+
+def resnet_weights_file(arch: str) -> tuple[Path, str]:
+    """(where ``--pretrained imagenet`` looks for ``arch``'s ImageNet weights, the URL to download them from)."""
+    import torchvision
+
+    enum = getattr(torchvision.models, f"ResNet{arch[6:]}_Weights").IMAGENET1K_V1
+    return torch_hub_checkpoint(Path(enum.url).name), enum.url
 
 
 @dataclass(frozen=True)
@@ -74,7 +118,6 @@ def random_init_note(missing: Path) -> str:
 
 def encoder_weights_file(encoder: str) -> Path:
     """Where ``imagenet`` / ``auto`` find ``encoder``'s weights (for DINO, the cache folder when absent)."""
-    from ghnerf.student.encoders import dino_cache_file, dino_cache_folder, resnet_weights_file
 
     if encoder != "dino":
         return resnet_weights_file(encoder)[0]
@@ -85,8 +128,6 @@ def encoder_weights_file(encoder: str) -> Path:
 
 
 def vgg_weights_file() -> Path:
-    from ghnerf.student.encoders import torch_hub_checkpoint
-    from ghnerf.student.losses import VGG16_FILE
 
     return torch_hub_checkpoint(VGG16_FILE)
 

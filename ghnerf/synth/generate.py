@@ -8,84 +8,19 @@ temporary name and renamed into place when complete.
 
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ghnerf.cameras import Camera, look_at
-from ghnerf.errors import ConfigError
-from ghnerf.synth.body import JOINT_DEPTH_TOLERANCE, Body, BodyShape, PosedBody, SurfaceSampling, pose_body
+from ghnerf.base.cameras import Camera, look_at
+from ghnerf.base.errors import ConfigError
+from ghnerf.synth.body import JOINT_DEPTH_TOLERANCE, Body, BodyShape, SurfaceSampling, pose_body
 from ghnerf.synth.motion import MotionStyle, pose_at
-from ghnerf.synth.render import Appearance, ViewRender, background, render_view
+from ghnerf.synth.records import FrameRender, SubjectRig, SynthConfig
+from ghnerf.synth.render import Appearance, background, render_view
+from ghnerf.synth.writers import make_writer
 
-GENERATOR_VERSION = "1"
 CONF_VISIBLE, CONF_OCCLUDED = 1.0, 0.5
-
-
-class SynthConfig(BaseModel):
-    """Options of ``ghnerf data synth`` (one source of defaults)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    layout: Literal["zju", "renderpeople"] = "zju"
-    subjects: int = Field(4, ge=1, le=1000)
-    frames: int = Field(10, ge=1, le=10000)
-    cameras: int = Field(8, ge=2, le=64)
-    size: int = Field(256, ge=64, le=2048, description="image height and width in pixels")
-    seed: int = Field(0, ge=0)
-    distortion: bool | None = Field(None, description="mild radial distortion (ZJU only; default on for ZJU)")
-    zju_naming: Literal["auto", "b", "paren"] = Field(
-        "auto", description="ZJU image folders: 'b' = Camera_B1/000000.jpg, 'paren' = CoreView_313-style "
-                            "'Camera (1)' with 1-based long names, 'auto' = first subject paren, the rest b")
-    missing_rate: float = Field(0.0, ge=0, lt=1, description="share of kpts2d joints blanked (conf 0), as real "
-                                                             "ZJU-MoCap annotations have gaps")
-    jpeg_quality: int = Field(95, ge=50, le=100)
-
-    @model_validator(mode="after")
-    def _check(self) -> "SynthConfig":
-        if self.layout == "renderpeople" and self.distortion:
-            raise ValueError("the RenderPeople layout has no distortion; drop --distortion")
-        return self
-
-    @property
-    def use_distortion(self) -> bool:
-        return self.layout == "zju" if self.distortion is None else self.distortion
-
-
-@dataclass(frozen=True, eq=False)
-class SubjectRig:
-    """Everything fixed for one synthetic subject."""
-
-    index: int
-    body: Body
-    appearance: Appearance
-    style: MotionStyle
-    cameras: tuple[Camera, ...]
-    backdrop: str
-    seed: int
-
-
-@dataclass(frozen=True, eq=False)
-class FrameRender:
-    """One rendered frame.
-
-    Attributes:
-        posed: the posed body.
-        joints3d: (25, 3) world joints, metres.
-        vertices: (V, 3) world surface vertices, metres.
-        joints2d: (C, 25, 3) per camera (x, y) on the raw (distorted) image and confidence
-            (1 visible, 0.5 self-occluded, 0 outside the image).
-        views: one :class:`ViewRender` per camera.
-    """
-
-    posed: PosedBody
-    joints3d: np.ndarray
-    vertices: np.ndarray
-    joints2d: np.ndarray
-    views: tuple[ViewRender, ...]
 
 
 def ring_cameras(rng: np.random.Generator, n: int, size: int, distortion: bool) -> tuple[Camera, ...]:
@@ -159,12 +94,11 @@ def generate_dataset(cfg: SynthConfig, out: str | Path, overwrite: bool = False,
     Raises:
         ConfigError: a subject folder exists and ``overwrite`` is not set.
     """
-    from ghnerf.synth import writers  # local: writers import this module's types
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     sampling = SurfaceSampling()
-    writer = writers.make_writer(cfg, out, sampling)
+    writer = make_writer(cfg, out, sampling)
     written = []
     for i in range(cfg.subjects):
         rig = build_subject(cfg, i)

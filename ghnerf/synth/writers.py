@@ -16,12 +16,12 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from ghnerf.base.fileio import write_bytes, write_image, write_json, write_npy, write_npz
 from ghnerf.data import renderpeople as rp
 from ghnerf.data import zju
 from ghnerf.data.records import SIDE_DIR
-from ghnerf.fileio import write_bytes, write_image, write_json, write_npy, write_npz
 from ghnerf.synth.body import SurfaceSampling, template_body
-from ghnerf.synth.generate import GENERATOR_VERSION, FrameRender, SubjectRig, SynthConfig
+from ghnerf.synth.records import GENERATOR_VERSION, FrameRender, SubjectRig, SynthConfig
 from ghnerf.synth.render import ViewRender
 
 M_TO_MM = 1000.0

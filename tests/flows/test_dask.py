@@ -4,9 +4,9 @@ import os
 
 import pytest
 
+from ghnerf.app.distill import DistillConfig, distill
 from storage.catalog import Catalog
 from storage.root import StorageRoot
-from teachers.distill import DistillConfig, distill
 
 pytestmark = pytest.mark.slow
 

@@ -5,7 +5,7 @@ import json
 import numpy as np
 
 from flows.artifacts import disagreement_markdown
-from ghnerf.fileio import write_image
+from ghnerf.base.fileio import write_image
 
 
 def test_disagreement_section_has_counts_and_embedded_pictures(tmp_path):
@@ -25,10 +25,11 @@ def test_disagreement_section_has_counts_and_embedded_pictures(tmp_path):
 def test_evaluate_flow_with_a_teacher_publishes_the_disagreement(prefect_api, student_root, tmp_path):
     from flows.evaluate import evaluate_flow
     from flows.runs import artifacts_of
+    from ghnerf.app.distill import DistillConfig, distill
     from ghnerf.student.config import preset
     from ghnerf.student.data import ExampleSet
-    from ghnerf.student.train import TrainConfig, train
-    from teachers.distill import DistillConfig, distill
+    from ghnerf.student.train import train
+    from ghnerf.student.train_config import TrainConfig
 
     run, store = tmp_path / "run", tmp_path / "targets"
     distill(student_root, store, DistillConfig(teacher="gt-joints"))

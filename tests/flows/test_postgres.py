@@ -71,8 +71,15 @@ def _psql(pg: dict, sql: str) -> str:
 
 def test_distill_deployment_on_a_postgres_backed_server(postgres_url, rp_root, tmp_path):
     from flows.runs import run_and_wait
-    from flows.stack import (api_settings, deploy_all, ensure_pools, start_server, start_worker, stop_process,
-                             wait_for_workers)
+    from flows.stack import (
+        api_settings,
+        deploy_all,
+        ensure_pools,
+        start_server,
+        start_worker,
+        stop_process,
+        wait_for_workers,
+    )
     from storage.catalog import Catalog
     from storage.root import StorageRoot
 

@@ -2,12 +2,12 @@
 
 import pytest
 
+from ghnerf.app.distill import DistillConfig, distill
 from storage.catalog import Catalog
 from storage.errors import ShardIntegrityError
 from storage.root import StorageRoot
 from storage.shards import read_shard
 from storage.targets import TargetStore
-from teachers.distill import DistillConfig, distill
 
 
 @pytest.fixture

@@ -3,13 +3,15 @@
 import numpy as np
 from scipy.spatial import cKDTree
 
-from ghnerf.body25 import JOINT_INDEX as J
+from ghnerf.app.teacher_registry import synthetic_surface_template
+from ghnerf.base.body25 import JOINT_INDEX as J
 from ghnerf.synth.body import template_body
-from teachers.surface_cse import embed_points, template_embedding
+from teachers.surface_cse import SurfaceEmbedding
 
 
 def test_embedding_is_unit_smooth_and_discriminative():
-    verts, emb = template_embedding()
+    template = synthetic_surface_template()
+    verts, emb = template.vertices, template.embedding
     assert emb.shape == (len(verts), 16)
     np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-4)
     _, nn = cKDTree(verts).query(verts, k=2)
@@ -28,10 +30,8 @@ def test_embedding_is_unit_smooth_and_discriminative():
 
 
 def test_embedding_is_deterministic_and_interpolates():
-    template_embedding.cache_clear()
-    v1, e1 = template_embedding()
-    template_embedding.cache_clear()
-    _, e2 = template_embedding()
-    np.testing.assert_array_equal(e1, e2)
+    first = synthetic_surface_template()
+    second = SurfaceEmbedding(first.vertices)
+    np.testing.assert_array_equal(first.embedding, second.embedding)
     # a point on a vertex embeds (almost) as that vertex
-    np.testing.assert_allclose(embed_points(v1[100:101] + 1e-7), e1[100:101], atol=1e-3)
+    np.testing.assert_allclose(second.embed(first.vertices[100:101] + 1e-7), first.embedding[100:101], atol=1e-3)

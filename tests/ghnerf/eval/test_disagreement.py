@@ -6,14 +6,15 @@ from types import SimpleNamespace
 import numpy as np
 from typer.testing import CliRunner
 
-from ghnerf.body25 import JOINT_INDEX as J
-from ghnerf.body25 import NUM_JOINTS
-from ghnerf.cli import app
+from ghnerf.app.cli import app
+from ghnerf.app.distill import DistillConfig, distill
+from ghnerf.base.body25 import JOINT_INDEX as J
+from ghnerf.base.body25 import NUM_JOINTS
 from ghnerf.eval.disagreement import compare_view, multiview_reference, summarise, teacher_and_reference
 from ghnerf.student.config import preset
 from ghnerf.student.data import ExampleSet
-from ghnerf.student.train import TrainConfig, train
-from teachers.distill import DistillConfig, distill
+from ghnerf.student.train import train
+from ghnerf.student.train_config import TrainConfig
 from tests.ghnerf.eval.test_triangulated_teacher import X, planted, ring
 
 runner = CliRunner()

@@ -9,12 +9,12 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from ghnerf.body25 import BODY25_NAMES
-from ghnerf.cli import app
+from ghnerf.app.cli import app
+from ghnerf.base.body25 import BODY25_NAMES
 from ghnerf.eval.evaluate import load_run_model, volumetric_joints
 from ghnerf.eval.metrics import openpose_keypoints
 from ghnerf.student.data import ExampleSet
-from ghnerf.student.train import render_full_view
+from ghnerf.student.inference import render_full_view
 
 runner = CliRunner()
 SUBJECT = "CoreView_901"  # the test subject of student_root (1-based frame ids, "Camera (k)" folders)
@@ -113,8 +113,8 @@ def test_easymocap_matches_the_students_volumetric_joints(student_exports, tiny_
 
 
 def test_teacher_shards_export_as_the_teacher_labelled_them(student_root, tmp_path):
+    from ghnerf.app.distill import DistillConfig, distill
     from storage.targets import TargetStore
-    from teachers.distill import DistillConfig, distill
 
     store = tmp_path / "targets"
     distill(student_root, store, DistillConfig(teacher="gt-joints", frames_per_shard=2))

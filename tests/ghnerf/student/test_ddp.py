@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ghnerf.student.train import load_checkpoint
+from ghnerf.student.checkpoints import load_checkpoint
 
 pytestmark = pytest.mark.slow
 GHNERF = str(Path(sys.executable).with_name("ghnerf"))

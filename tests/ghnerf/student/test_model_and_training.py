@@ -6,12 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from ghnerf.errors import ConfigError, WeightsNotFoundError
+from ghnerf.base.errors import ConfigError, WeightsNotFoundError
+from ghnerf.student.checkpoints import load_checkpoint
 from ghnerf.student.config import COARSE, FROZEN_ENCODERS, PRESETS, StudentConfig, preset
 from ghnerf.student.data import ExampleSet
 from ghnerf.student.geometry import pixel_grid
 from ghnerf.student.model import GHNeRF
-from ghnerf.student.train import TrainConfig, load_checkpoint, train
+from ghnerf.student.train import train
+from ghnerf.student.train_config import TrainConfig
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +144,7 @@ def test_point_queries_agree_with_rendering(example):
 def test_views_sharing_their_sources_can_share_one_encoding(example):
     """render_full_view with the encoding of an earlier view of the same source images renders what encoding
     afresh renders (render reuses it along a camera path); a different target pose changes the render."""
-    from ghnerf.student.train import render_full_view
+    from ghnerf.student.inference import render_full_view
 
     torch.manual_seed(0)
     model = GHNeRF(preset("ghnerf-resnet18", pretrained="none"))

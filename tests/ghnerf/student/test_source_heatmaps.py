@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from ghnerf.codecs.keypoints import HeatmapCodec
-from ghnerf.errors import ConfigError
+from ghnerf.base.errors import ConfigError
+from ghnerf.base.keypoint_codec import HeatmapCodec
 from ghnerf.student.config import LossWeights, preset
 from ghnerf.student.data import ExampleSet
 from ghnerf.student.model import GHNeRF
-from ghnerf.student.train import TrainConfig, _example_loss
+from ghnerf.student.train import _example_loss
+from ghnerf.student.train_config import TrainConfig
 
 
 @pytest.fixture(scope="module")

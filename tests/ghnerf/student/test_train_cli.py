@@ -4,8 +4,8 @@ import json
 
 from typer.testing import CliRunner
 
-from ghnerf.cli import app
-from teachers.distill import DistillConfig, distill
+from ghnerf.app.cli import app
+from ghnerf.app.distill import DistillConfig, distill
 
 runner = CliRunner()
 
@@ -47,7 +47,7 @@ def test_auto_weights_go_on_without_missing_files_and_record_it(student_root, tm
     """The defaults (--pretrained auto, --perceptual-weight auto) on a machine without cached weights: one line
     naming both files, a random-init encoder and no perceptual term, recorded in run.json, the checkpoint and the
     evaluation report; an explicit --pretrained imagenet still fails naming the file."""
-    from ghnerf.student.train import load_checkpoint
+    from ghnerf.student.checkpoints import load_checkpoint
 
     torch_home = tmp_path / "torch"
     monkeypatch.setenv("TORCH_HOME", str(torch_home))
@@ -86,7 +86,7 @@ def test_auto_weights_go_on_without_missing_files_and_record_it(student_root, tm
 
 
 def test_train_on_fused_targets_records_the_fusion(student_root, tmp_path):
-    from ghnerf.student.train import load_checkpoint
+    from ghnerf.student.checkpoints import load_checkpoint
 
     store = tmp_path / "targets"
     distill(student_root, store, DistillConfig(teacher="gt-joints"))

@@ -1,1 +1,0 @@
-"""Target codecs shared by teachers, training and evaluation (one encode, one decode)."""

@@ -1,0 +1,59 @@
+"""Inference with a trained student: a whole view rendered, a validation picture.
+
+Evaluation, rendering and export import this module (and :mod:`ghnerf.student.checkpoints`), never the training loop.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ghnerf.base.fileio import write_image
+from ghnerf.base.viz import heatmap_overlay
+from ghnerf.student.data import Example
+from ghnerf.student.model import GHNeRF, SourceEncoding
+from ghnerf.student.views import level_maps
+
+
+@torch.no_grad()
+def render_full_view(model: GHNeRF, ex: Example, device: torch.device, chunk: int = 4096,
+                     encoding: SourceEncoding | None = None) -> dict:
+    """Render every pixel of the fine level inside the body box (rest black), eval mode.
+
+    One model call: each level's cost volume is built once for the view; only the per-ray work is chunked.
+    ``encoding``: the source views' :meth:`GHNeRF.encode` from an earlier call with the same source images
+    (returned as ``"encoding"``), so that views sharing their sources encode them once."""
+    model.eval()
+    H, W = ex.image.shape[:2]
+    lv = model.cfg.levels[-1]
+    size = (max(int(H * lv.render_scale), 1), max(int(W * lv.render_scale), 1))
+    box = level_maps(ex, size)["box"]
+    uv = torch.nonzero(box).flip(-1).float().to(device)
+    rays = [uv.new_zeros((0, 2))] * (len(model.cfg.levels) - 1) + [uv]  # coarse levels guide only
+    batch = ex.batch.to(device)
+    encoding = encoding or model.encode(batch)
+    out = model(batch, rays, encoding=encoding, chunk=chunk)[-1]
+    x, y = uv[:, 0].long().cpu(), uv[:, 1].long().cpu()
+
+    def scatter(values: torch.Tensor | None, channels: int | None) -> torch.Tensor | None:
+        if values is None:
+            return None
+        image = torch.zeros(*size, channels) if channels else torch.zeros(size)
+        image[y, x] = values.float().cpu()
+        return image
+
+    hm, cse = scatter(out.heatmaps, model.cfg.num_joints), scatter(out.cse, model.cfg.cse_dim)
+    return {"rgb": scatter(out.rgb, 3), "heatmaps": None if hm is None else hm.permute(2, 0, 1),
+            "cse": None if cse is None else cse.permute(2, 0, 1), "depth": scatter(out.depth, None), "box": box,
+            "encoding": encoding}
+
+
+def validation_image(model: GHNeRF, ex: Example, path: Path, device: torch.device) -> None:
+    """Rendered | ground truth | predicted heatmaps over the render, side by side."""
+    r = render_full_view(model, ex, device)
+    pred = (r["rgb"].clamp(0, 1).numpy() * 255).astype(np.uint8)
+    gt = (level_maps(ex, pred.shape[:2])["rgb"].numpy() * 255).astype(np.uint8)
+    tiles = [pred, gt]
+    if r["heatmaps"] is not None:
+        tiles.append(heatmap_overlay(pred, r["heatmaps"].numpy()))
+    write_image(path, np.concatenate(tiles, axis=1))

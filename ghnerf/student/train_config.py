@@ -1,0 +1,37 @@
+"""Optimisation settings of a training run (:class:`TrainConfig`, one source of defaults)."""
+
+from pydantic import BaseModel, ConfigDict, Field
+
+PAPER_TOTAL_STEPS = 200_000  # "converged after about 200k iterations" (paper §4.1)
+PAPER_HALVING_STEPS = 50_000
+
+
+class TrainConfig(BaseModel):
+    """Optimisation settings (one source of defaults)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    steps: int = Field(2000, ge=1, description="training steps")
+    lr: float = Field(5e-4, gt=0)
+    lr_halving_steps: int | None = Field(None, ge=1, description="default: 50k scaled by steps / 200k")
+    grad_clip: float = Field(1.0, gt=0)
+    rays: tuple[int, ...] = Field((256, 1024), description="rays per level per step")
+    in_mask_fraction: float = Field(0.8, ge=0, le=1, description="share of rays inside the mask (rest: body box)")
+    near_joints_fraction: float = Field(0.0, ge=0, le=1, description="share of rays drawn where a target heatmap "
+                                                                     "is >= 0.1 (before the mask / box split)")
+    heatmap_in_mask: bool = Field(False, description="zero the heatmap targets outside the foreground mask (volume "
+                                                     "rendering gives heatmaps only where there is density)")
+    patch: int = Field(0, ge=0, description="side of the fine-level patch for the perceptual loss (0: none)")
+    image_scale: float = Field(0.5, gt=0, le=1, description="image resize factor (ENeRF input_ratio)")
+    seed: int = 0
+    checkpoint_every: int = Field(500, ge=1, description="steps between checkpoints")
+    val_every: int = Field(500, ge=1)
+    device: str = Field("auto", description="auto | cpu | cuda")
+    pretrain_2d_steps: int = Field(0, ge=0, description="2D pretraining steps of the encoder and its source heatmap "
+                                   "head on the source views' targets before the NeRF steps (configs with that head, "
+                                   "e.g. ghnerf-resnet18-evidence; fresh runs only)")
+    batch_examples: int = Field(1, ge=1, description="examples per step over all processes (under torchrun a "
+                                                     "multiple of the process count; docs/scaling.md)")
+
+    def halving(self) -> int:
+        return self.lr_halving_steps or max(1, round(PAPER_HALVING_STEPS * self.steps / PAPER_TOTAL_STEPS))

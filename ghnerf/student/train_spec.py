@@ -1,0 +1,79 @@
+"""What a user asks of a training run (:class:`TrainSpec`): every option of ``ghnerf train`` and every parameter of
+the ``train`` flow, declared once here (the command and the flow are generated from it, :mod:`ghnerf.app.spec_options`).
+
+Light to import (no torch): the command line is built from it at start-up.
+"""
+
+from dataclasses import replace
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from ghnerf.base.spec_fields import OutputFolder, field_from
+from ghnerf.student.config import PRESETS, LossWeights, StudentConfig
+from ghnerf.student.train_config import TrainConfig
+from storage.root import StorageOptions
+
+
+class TrainSpec(BaseModel):
+    """A training run, as a user asks for it: the options of ``ghnerf train`` and the ``train`` flow's parameters."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    config: str = Field("ghnerf-resnet18", description=f"{' | '.join(PRESETS)}, optionally +cse and/or +coord")
+    data: str = Field(..., description="dataset folder (ZJU-MoCap or RenderPeople layout)")
+    out: OutputFolder = Field(..., description="run folder (checkpoints, validation images, history)")
+    targets: str | None = Field(None, description="storage root of distilled targets")
+    teacher: str | None = Field(None, description="pose teacher whose heatmaps to learn (with --targets); "
+                                                  "default: the dataset's own 2D joints")
+    cse_teacher: str | None = Field(None, description="CSE teacher for the +cse head (with --targets)")
+    fuse_targets: bool = Field(False, description="fuse the teacher's keypoints over each frame's views (robust "
+                                                  "triangulation, reprojected into every view) before training")
+    steps: int = field_from(TrainConfig, "steps")
+    resume: bool = Field(False, description="continue from OUT/checkpoints/latest.pt")
+    init_from: str | None = Field(None, description="start from this checkpoint's weights (fine-tuning)")
+    pretrained: str = Field(StudentConfig.pretrained, description="encoder weights: auto (the local cache when "
+                                                                  "present, else a random init, said and recorded) | "
+                                                                  "imagenet (must be present) | none | PATH")
+    image_scale: float = field_from(TrainConfig, "image_scale")
+    perceptual_weight: Annotated[float, Field(ge=0)] | Literal["auto"] = Field(
+        LossWeights.perceptual, description="LPIPS-VGG weight (0.01 as ENeRF; needs the VGG16 weights in the torch "
+                                            "hub cache); auto: 0.01 when they are there, else none (said and recorded)")
+    patch: int = field_from(TrainConfig, "patch", default=16)
+    device: str = field_from(TrainConfig, "device")
+    checkpoint_every: int = field_from(TrainConfig, "checkpoint_every")
+    pretrain_2d_steps: int = field_from(TrainConfig, "pretrain_2d_steps")
+    batch_examples: int = field_from(TrainConfig, "batch_examples")
+    allow_partial_targets: bool = Field(False, description="train on the teacher shards that are there when some "
+                                                           "the catalog lists are missing or damaged (recorded; "
+                                                           "default: refuse and name them)")
+    exclude_bad_views: bool = Field(False, description="leave out views whose image or mask is missing, unreadable, "
+                                                       "truncated or of the wrong size (recorded; default: refuse "
+                                                       "and list them all before step 1)")
+    storage_options: StorageOptions = None
+
+    @model_validator(mode="after")
+    def _targets_for_teachers(self) -> "TrainSpec":
+        if (self.teacher or self.cse_teacher) and not self.targets:
+            raise ValueError("--teacher / --cse-teacher read the teacher's shards: pass --targets ROOT (the storage "
+                             "root of its shards)")
+        if self.fuse_targets and not self.teacher:
+            raise ValueError("--fuse-targets fuses a pose teacher's keypoints: pass --teacher and --targets")
+        return self
+
+    def train_config(self) -> TrainConfig:
+        """The optimisation settings of this run: the spec's fields that :class:`TrainConfig` declares."""
+        shared = self.model_dump(include=set(TrainConfig.model_fields))
+        return TrainConfig(**{**shared, "val_every": self.checkpoint_every,
+                              "patch": self.patch if self.perceptual_weight != 0 else 0})
+
+    def student_config(self):
+        """The :class:`~ghnerf.student.config.StudentConfig` this spec trains (from init_from's checkpoint if set)."""
+        from ghnerf.student.checkpoints import load_checkpoint  # torch: only when a run is built
+        from ghnerf.student.config import preset
+
+        if self.init_from:
+            cfg = load_checkpoint(self.init_from)["student_config"]
+        else:
+            cfg = preset(self.config, cse=self.cse_teacher is not None, pretrained=self.pretrained)
+        return replace(cfg, losses=replace(cfg.losses, perceptual=self.perceptual_weight))
