@@ -19,6 +19,7 @@ from prefect.artifacts import (
 
 from ghnerf.eval.disagreement import markdown_summary
 from ghnerf.eval.evaluate import lineage_lines, metrics_table
+from ghnerf.eval.metric_names import TABLE_COLUMNS
 
 MAX_PICTURE_SIDE = 512
 MIN_PICTURE_SIDE = 256
@@ -129,7 +130,7 @@ def publish_training(history: list[dict], run: str, key: str, val_images: list[P
 
 def publish_decision(decision) -> None:
     """The retrain decision with both metric sets side by side."""
-    keys = ["pck", "psnr", "ssim", "heatmap_mse", "mpjpe_volumetric_m", "mpjpe_triangulated_m"]
+    keys = [m.value for m in TABLE_COLUMNS]
     cand = decision.candidate.metrics if decision.candidate else {}
     inc = decision.incumbent.metrics if decision.incumbent else {}
     lines = [f"# Retrain decision: **{decision.action}**", "", decision.reason, "",

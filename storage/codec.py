@@ -11,6 +11,8 @@
 
 import numpy as np
 
+from ghnerf.base.kinds import TargetKind
+
 ENCODINGS = ("uint16-planar", "float16", "float32")
 QMAX = 65535
 
@@ -18,13 +20,13 @@ QMAX = 65535
 def encode_array(kind: str, array: np.ndarray) -> tuple[str, bytes, float, list[int]]:
     """(encoding, bytes, scale, shape) for a target array of ``kind``."""
     arr = np.asarray(array)
-    if kind == "heatmap":
+    if kind == TargetKind.HEATMAP:
         scale = float(np.max(arr)) if arr.size else 0.0
         q = (np.zeros(arr.shape, np.uint16) if scale <= 0
              else np.round(np.clip(arr / scale, 0, 1) * QMAX).astype(np.uint16))
         planes = q.astype(">u2").view(np.uint8).reshape(-1, 2).T  # row 0: high bytes, row 1: low bytes
         return "uint16-planar", np.ascontiguousarray(planes).tobytes(), scale, list(arr.shape)
-    if kind == "cse":
+    if kind == TargetKind.CSE:
         return "float16", arr.astype(np.float16).tobytes(), 1.0, list(arr.shape)
     return "float32", arr.astype(np.float32).tobytes(), 1.0, list(arr.shape)
 

@@ -19,6 +19,7 @@ from torch.utils.data import Dataset
 
 from ghnerf.base.errors import ConfigError
 from ghnerf.base.keypoint_codec import HeatmapCodec
+from ghnerf.base.kinds import TargetKind
 from storage.catalog import Catalog, CatalogEntry
 from storage.errors import PartialTargetsError
 from storage.root import StorageRoot
@@ -100,7 +101,7 @@ class TargetStore:
         """(25, 3) a pose teacher's keypoints of one view decoded from its stored heatmaps: x, y in the
         full-resolution undistorted pixels the teacher saw, and the peak value; NaN and 0 where the teacher
         marked the joint missing. KeyError when the teacher produced nothing for the view."""
-        t = self.get(subject, frame_id, camera, "heatmap")
+        t = self.get(subject, frame_id, camera, TargetKind.HEATMAP)
         kp = HeatmapCodec(stride=t.stride).decode(t.array)
         if t.joint_missing is not None:
             kp[t.joint_missing] = (np.nan, np.nan, 0.0)

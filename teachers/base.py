@@ -15,7 +15,6 @@ every shard's lineage.
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -24,14 +23,9 @@ from jaxtyping import Bool, Float, UInt8
 
 from ghnerf.base.cameras import Camera
 from ghnerf.base.errors import GHNeRFError
+from ghnerf.base.kinds import TargetKind
 
 CSE_DIM = 16
-
-
-class TargetKind(str, Enum):
-    HEATMAP = "heatmap"
-    KEYPOINTS = "keypoints"
-    CSE = "cse"
 
 
 class TeacherError(GHNeRFError):

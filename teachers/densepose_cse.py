@@ -23,9 +23,9 @@ import numpy as np
 from jaxtyping import Bool, Float
 from scipy.ndimage import map_coordinates
 
+from ghnerf.base.kinds import TargetKind
 from teachers.base import (
     CSE_DIM,
-    TargetKind,
     TeacherError,
     TeacherInput,
     TeacherOutput,

@@ -9,7 +9,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from ghnerf.base.keypoint_codec import HeatmapCodec
-from teachers.base import TargetKind, TeacherError, TeacherInput, TeacherOutput
+from ghnerf.base.kinds import TargetKind
+from teachers.base import TeacherError, TeacherInput, TeacherOutput
 
 
 class GTJointsTeacher:

@@ -17,7 +17,8 @@ import numpy as np
 from ghnerf.base.body25 import JOINT_INDEX as J
 from ghnerf.base.body25 import NUM_JOINTS
 from ghnerf.base.keypoint_codec import HeatmapCodec, empty_keypoints
-from teachers.base import TargetKind, TeacherInput, TeacherOutput, TeacherUnavailable, sha256_files
+from ghnerf.base.kinds import TargetKind
+from teachers.base import TeacherInput, TeacherOutput, TeacherUnavailable, sha256_files
 
 # BODY_25 joint <- MediaPipe landmark index (single-landmark joints).
 MP33_FOR_BODY25: dict[int, int] = {

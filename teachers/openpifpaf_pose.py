@@ -43,7 +43,8 @@ from scipy.ndimage import map_coordinates
 from ghnerf.base.body25 import COCO17_IN_BODY25, COCO17_NAMES, NUM_JOINTS
 from ghnerf.base.body25 import JOINT_INDEX as J
 from ghnerf.base.keypoint_codec import HeatmapCodec, empty_keypoints
-from teachers.base import TargetKind, TeacherError, TeacherInput, TeacherOutput, TeacherUnavailable, sha256_files
+from ghnerf.base.kinds import TargetKind
+from teachers.base import TeacherError, TeacherInput, TeacherOutput, TeacherUnavailable, sha256_files
 
 RECIPE = "docs/optional-teachers.md"
 

@@ -20,7 +20,8 @@ from scipy import sparse
 from scipy.sparse.linalg import eigsh
 from scipy.spatial import cKDTree
 
-from teachers.base import CSE_DIM, TargetKind, TeacherError, TeacherInput, TeacherOutput
+from ghnerf.base.kinds import TargetKind
+from teachers.base import CSE_DIM, TeacherError, TeacherInput, TeacherOutput
 
 GRAPH_NEIGHBOURS = 10
 INTERP_NEIGHBOURS = 4

@@ -18,6 +18,7 @@ from ghnerf.app.retrain import RetrainSpec
 from ghnerf.app.spec_options import spec_command
 from ghnerf.base.errors import GHNeRFError, OptionError
 from ghnerf.base.key_values import parse_key_values
+from ghnerf.eval.metric_names import table_rows
 from ghnerf.eval.spec import EvaluateSpec
 from ghnerf.render.spec import RenderSpec
 from ghnerf.student.train_spec import TrainSpec
@@ -321,13 +322,12 @@ def evaluate_cmd(spec: EvaluateSpec) -> None:
 
 
 def metrics_table(metrics: dict, title: str) -> Table:
-    """The paper's metric columns (plus 3D joints and FPS) as a rich table row."""
+    """The metrics table (:data:`~ghnerf.eval.metric_names.TABLE_COLUMNS`) as a rich table row."""
+    headers, cells = table_rows(metrics)
     table = Table(title=title)
-    keys = ("psnr", "ssim", "lpips", "heatmap_mse", "pck", "mpjpe_volumetric_m", "mpjpe_triangulated_m", "fps")
-    for header in ("PSNR", "SSIM", "LPIPS", "MSE", "PCK@0.2", "MPJPE vol (m)", "MPJPE tri (m)", "FPS"):
+    for header in headers:
         table.add_column(header)
-    table.add_row(*[(f"{metrics[k]:.4f}" if isinstance(metrics.get(k), float) else
-                     ("unavailable" if k == "lpips" else str(metrics.get(k)))) for k in keys])
+    table.add_row(*cells)
     return table
 
 

@@ -35,6 +35,7 @@ from ghnerf.app.teacher_registry import build_teacher
 from ghnerf.base.errors import GHNeRFError, NonFiniteError
 from ghnerf.base.fileio import file_sha256
 from ghnerf.base.hold import hold_point
+from ghnerf.base.kinds import TargetKind
 from ghnerf.base.spec_fields import OutputRoot
 from ghnerf.data import load_surface, load_view, open_dataset
 from ghnerf.data.images import pinhole
@@ -57,7 +58,7 @@ from teachers.base import Teacher, TeacherInput, TeacherOutput
 
 MB = 1 << 20
 # Stored bytes per target cell, measured on Gaussian heatmaps / embeddings (benchmarks/distill_overhead.py).
-EST_BYTES_PER_CELL = {"heatmap": 25 * 0.02, "cse": 16 * 1.2, "keypoints": 0.0}
+EST_BYTES_PER_CELL = {TargetKind.HEATMAP: 25 * 0.02, TargetKind.CSE: 16 * 1.2, TargetKind.KEYPOINTS: 0.0}
 
 
 class DistillConfig(BaseModel):
@@ -261,8 +262,8 @@ def _entry_from_shard(plan: ShardPlan, rel: str, data: bytes, table: pa.Table,
                 for fr in frames for v in fr.views if (fr.frame_id, v.name) not in have]
     consistency = None
     kinds = sorted(set(table.column("kind").to_pylist()))
-    if consistency_fn and "keypoints" in kinds:
-        rows = decode_rows(table.filter(pc.equal(table.column("kind"), "keypoints")))
+    if consistency_fn and TargetKind.KEYPOINTS in kinds:
+        rows = decode_rows(table.filter(pc.equal(table.column("kind"), TargetKind.KEYPOINTS.value)))
         per_frame = []
         for fr in frames:
             by_cam = {r.camera: r.array for r in rows if r.frame_id == fr.frame_id}
@@ -310,14 +311,14 @@ def _rows_for(frame: MultiViewFrame, index: int, view, out: TeacherOutput, image
                   camera_index=view.index, stride=out.stride, image_sha256=image_sha, mask_sha256=mask_sha)
     rows = []
     if out.heatmaps is not None:
-        rows.append(TargetRow(kind="heatmap", array=out.heatmaps.astype(np.float32),
+        rows.append(TargetRow(kind=TargetKind.HEATMAP, array=out.heatmaps.astype(np.float32),
                               joint_conf=out.keypoints[:, 2] if out.keypoints is not None else None,
                               joint_missing=out.missing, **common))
     if out.keypoints is not None:
-        rows.append(TargetRow(kind="keypoints", array=out.keypoints.astype(np.float32), joint_conf=out.keypoints[:, 2],
+        rows.append(TargetRow(kind=TargetKind.KEYPOINTS, array=out.keypoints.astype(np.float32), joint_conf=out.keypoints[:, 2],
                               joint_missing=out.missing, **{**common, "stride": 1}))
     if out.cse is not None:
-        rows.append(TargetRow(kind="cse", array=out.cse, mask=out.cse_mask, **common))
+        rows.append(TargetRow(kind=TargetKind.CSE, array=out.cse, mask=out.cse_mask, **common))
     return rows
 
 

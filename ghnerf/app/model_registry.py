@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ghnerf.base.errors import ConfigError, DataReadError
 from ghnerf.base.fileio import file_sha256, write_json
+from ghnerf.eval.metric_names import LOWER_IS_BETTER, Metric
 
 
 class EvalSpec(BaseModel):
@@ -57,12 +58,11 @@ class PromotionRule(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    primary: str = Field("pck", description="the metric a candidate must improve to be promoted")
+    primary: str = Field(Metric.PCK.value, description="the metric a candidate must improve to be promoted")
     min_improvement: float = Field(0.0, ge=0, description="by more than this")
-    guards: dict[str, float] = Field(default_factory=lambda: {"psnr": 0.5},
+    guards: dict[str, float] = Field(default_factory=lambda: {Metric.PSNR.value: 0.5},
                                      description="metric -> largest allowed drop")
-    lower_is_better: tuple[str, ...] = ("heatmap_mse", "mpjpe_volumetric_m", "mpjpe_triangulated_m", "cse_mse",
-                                        "lpips")
+    lower_is_better: tuple[str, ...] = LOWER_IS_BETTER
 
     def gain(self, metric: str, candidate: float, incumbent: float) -> float:
         """How much better ``candidate`` is than ``incumbent`` on ``metric`` (negative: worse)."""

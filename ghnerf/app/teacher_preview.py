@@ -3,6 +3,7 @@
 import numpy as np
 import pyarrow.compute as pc
 
+from ghnerf.base.kinds import TargetKind
 from ghnerf.base.viz import contact_sheet, draw_skeleton, embedding_colours, heatmap_overlay
 from ghnerf.data import load_view, open_dataset
 from storage.catalog import CatalogEntry
@@ -25,12 +26,12 @@ def shard_preview(store: StorageRoot, entry: CatalogEntry, max_views: int = 8) -
             continue
         img = np.round(load_view(v).image * 255).astype(np.uint8)
         t = by_view[v.name]
-        if "heatmap" in t:
-            img = heatmap_overlay(img, t["heatmap"].array)
-        if "cse" in t:
-            img = embedding_colours(img, t["cse"].array, t["cse"].mask)
-        if "keypoints" in t:
-            kp = np.nan_to_num(t["keypoints"].array)
+        if TargetKind.HEATMAP in t:
+            img = heatmap_overlay(img, t[TargetKind.HEATMAP].array)
+        if TargetKind.CSE in t:
+            img = embedding_colours(img, t[TargetKind.CSE].array, t[TargetKind.CSE].mask)
+        if TargetKind.KEYPOINTS in t:
+            kp = np.nan_to_num(t[TargetKind.KEYPOINTS].array)
             img = draw_skeleton(img, kp)
         tiles.append(img)
         labels.append(f"{v.name} f{frame_id}")

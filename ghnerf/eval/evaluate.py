@@ -18,8 +18,10 @@ import torch
 
 from ghnerf.base.errors import WeightsNotFoundError
 from ghnerf.base.fileio import file_sha256, write_bytes, write_image, write_json
+from ghnerf.base.kinds import HeatmapSource
 from ghnerf.base.viz import draw_skeleton, heatmap_overlay
-from ghnerf.eval.metrics import PCK_ALPHA, heatmap_mse, masked_psnr, masked_ssim, openpose_keypoints, pck
+from ghnerf.eval.metric_names import METRICS, Metric, table_rows
+from ghnerf.eval.metrics import heatmap_mse, masked_psnr, masked_ssim, openpose_keypoints, pck
 from ghnerf.eval.spec import EvaluateSpec
 from ghnerf.student.checkpoints import load_checkpoint
 from ghnerf.student.data import ExampleSet
@@ -27,27 +29,7 @@ from ghnerf.student.distributed import pick_device
 from ghnerf.student.inference import render_full_view
 from ghnerf.student.model import GHNeRF
 
-DEFINITIONS = {
-    "psnr": "PSNR (dB) over the pixels inside the projected body box, images in [0, 1] (ENeRF mask_at_box)",
-    "ssim": "scikit-image SSIM on the bounding rectangle of the body box",
-    "lpips": "LPIPS-VGG on the body-box rectangle; 'unavailable' when vgg16-397923af.pth is not in the torch hub cache",
-    "heatmap_mse": "mean squared error of the rendered heatmaps against Gaussian targets at the dataset's 2D joints "
-                   "(sigma 7 px at full resolution), inside the body box, joints missing in the dataset excluded",
-    "pck": f"PCK@{PCK_ALPHA}: keypoints from the rendered heatmaps the OpenPose way (Gaussian filter sigma 3 px, "
-           "threshold 0.1, connected regions, peak per region) within 0.2 x the ground-truth LShoulder-RHip "
-           "distance; ground-truth joints with confidence 0 excluded; views without both torso joints skipped",
-    "mpjpe_volumetric_m": "mean per-joint error (metres) of 3D joints read from a volumetric heatmap: the heatmap "
-                          "head queried on a 4 cm grid over the body's vertex box (+10 cm), weighted by occupancy "
-                          "1 - exp(-sigma) and averaged over the frame's evaluated views; per joint the peak, "
-                          "refined to sub-voxel precision (ghnerf.eval.metrics.volume_peaks)",
-    "mpjpe_triangulated_m": "mean per-joint error (metres) of 3D joints triangulated robustly from the student's 2D "
-                            "keypoints in the evaluated views of each frame (ghnerf.base.multiview), against the "
-                            "dataset's 3D joints; frames with fewer than 2 evaluated views are skipped",
-    "cse_mse": "mean squared error of the rendered 16-d surface embedding against the CSE teacher's targets, over "
-               "the target's foreground inside the body box (only with --targets and --cse-teacher)",
-    "render_seconds": "wall time of the network forward pass for one view (fine level, all box pixels)",
-    "fps": "1 / render_seconds",
-}
+DEFINITIONS = {m.value: info.definition for m, info in METRICS.items()}
 
 
 class LPIPSMetric:
@@ -97,7 +79,8 @@ def evaluate_run(run: str | Path, data: str | Path, split: str = "test", max_vie
     model, ck = load_run_model(ck_path, device)
     cfg, tcfg = ck["student_config"], ck["train_config"]
     views = replace(cfg, source_views=source_views).source_views if source_views is not None else cfg.source_views
-    examples = ExampleSet(data, split, views, tcfg.image_scale, "dataset" if cfg.heatmap_head else "none",
+    examples = ExampleSet(data, split, views, tcfg.image_scale,
+                          HeatmapSource.DATASET if cfg.heatmap_head else HeatmapSource.NONE,
                           cse_store=cse_store if cfg.cse_head else None)
     lp = LPIPSMetric()
     n = len(examples) if max_views is None else min(max_views, len(examples))
@@ -114,11 +97,12 @@ def evaluate_run(run: str | Path, data: str | Path, split: str = "test", max_vie
         gt = ex.image.numpy()
         ys, xs = np.nonzero(box)
         crop = (slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))
-        row = {"subject": ex.key[0], "frame_id": ex.key[1], "camera": ex.key[2], "psnr": masked_psnr(pred, gt, box),
-               "ssim": masked_ssim(pred, gt, box), "lpips": lp(pred[crop], gt[crop]), "render_seconds": seconds}
+        row = {"subject": ex.key[0], "frame_id": ex.key[1], "camera": ex.key[2],
+               Metric.PSNR: masked_psnr(pred, gt, box), Metric.SSIM: masked_ssim(pred, gt, box),
+               Metric.LPIPS: lp(pred[crop], gt[crop]), Metric.RENDER_SECONDS: seconds}
         if r["heatmaps"] is not None and ex.heatmaps is not None:
             hm = r["heatmaps"].numpy()
-            row["heatmap_mse"] = heatmap_mse(hm, ex.heatmaps.numpy(), ex.joint_valid.numpy(), box)
+            row[Metric.HEATMAP_MSE] = heatmap_mse(hm, ex.heatmaps.numpy(), ex.joint_valid.numpy(), box)
             kp = openpose_keypoints(hm)
             preds.append(kp)
             gts.append(ex.joints2d.numpy())
@@ -136,7 +120,7 @@ def evaluate_run(run: str | Path, data: str | Path, split: str = "test", max_vie
         if r["cse"] is not None and ex.cse is not None:
             sel = ex.cse_mask.numpy() & box
             diff = (r["cse"].numpy() - ex.cse.numpy())[:, sel]
-            row["cse_mse"] = float((diff**2).mean()) if diff.size else None
+            row[Metric.CSE_MSE] = float((diff**2).mean()) if diff.size else None
             if i < 4:
                 from ghnerf.base.viz import embedding_colours
 
@@ -145,12 +129,12 @@ def evaluate_run(run: str | Path, data: str | Path, split: str = "test", max_vie
                                                                                          ex.cse_mask.numpy())], 1))
         rows.append(row)
     summary = _summarise(rows, preds, gts, lp)
-    cse_vals = [r["cse_mse"] for r in rows if r.get("cse_mse") is not None]
+    cse_vals = [r[Metric.CSE_MSE] for r in rows if r.get(Metric.CSE_MSE) is not None]
     if cse_vals:
-        summary["cse_mse"] = float(np.mean(cse_vals))
+        summary[Metric.CSE_MSE] = float(np.mean(cse_vals))
     if per_frame:
-        summary["mpjpe_triangulated_m"] = triangulated_mpjpe(per_frame)
-        summary["mpjpe_volumetric_m"] = volumetric_mpjpe(model, per_frame, device)
+        summary[Metric.MPJPE_TRIANGULATED] = triangulated_mpjpe(per_frame)
+        summary[Metric.MPJPE_VOLUMETRIC] = volumetric_mpjpe(model, per_frame, device)
     report = {"run": str(run), "checkpoint": str(ck_path), "checkpoint_step": int(ck["step"]),
               "config": cfg.name, "code_version": ck["code_version"], "dataset": str(data), "split": split,
               "views": len(rows), "source_views": examples.source_views,
@@ -245,30 +229,22 @@ def _summarise(rows, preds, gts, lp: LPIPSMetric) -> dict:
         vals = [r[key] for r in rows if r.get(key) is not None and np.isfinite(r[key])]
         return float(np.mean(vals)) if vals else None
 
-    render = mean("render_seconds")
-    out = {"psnr": mean("psnr"), "ssim": mean("ssim"),
-           "lpips": mean("lpips") if lp.fn is not None else f"unavailable: {lp.reason}",
-           "render_seconds": render, "fps": 1.0 / render if render else None}
+    render = mean(Metric.RENDER_SECONDS)
+    out = {Metric.PSNR: mean(Metric.PSNR), Metric.SSIM: mean(Metric.SSIM),
+           Metric.LPIPS: mean(Metric.LPIPS) if lp.fn is not None else f"unavailable: {lp.reason}",
+           Metric.RENDER_SECONDS: render, Metric.FPS: 1.0 / render if render else None}
     if preds:
         res = pck(np.stack(preds), np.stack(gts))
-        out.update({"heatmap_mse": mean("heatmap_mse"), "pck": res.value, "pck_evaluated_joints": res.evaluated,
+        out.update({Metric.HEATMAP_MSE: mean(Metric.HEATMAP_MSE), Metric.PCK: res.value,
+                    "pck_evaluated_joints": res.evaluated,
                     "pck_skipped_views": res.skipped_views})
     return out
 
 
-def _fmt(v, spec=".4f") -> str:
-    return format(v, spec) if isinstance(v, float) else ("–" if v is None else str(v))
-
-
 def metrics_table(m: dict) -> str:
-    """The paper's table columns (PSNR / SSIM / LPIPS / MSE / PCK / MPJPE) plus FPS, as Markdown."""
-    lp = _fmt(m["lpips"]) if isinstance(m.get("lpips"), float) else "unavailable"
-    return "\n".join([
-        "| PSNR | SSIM | LPIPS | MSE | PCK@0.2 | MPJPE vol. (m) | MPJPE tri. (m) | FPS |",
-        "|---|---|---|---|---|---|---|---|",
-        f"| {_fmt(m.get('psnr'), '.2f')} | {_fmt(m.get('ssim'), '.3f')} | {lp} | {_fmt(m.get('heatmap_mse'))} | "
-        f"{_fmt(m.get('pck'), '.3f')} | {_fmt(m.get('mpjpe_volumetric_m'), '.3f')} | "
-        f"{_fmt(m.get('mpjpe_triangulated_m'), '.3f')} | {_fmt(m.get('fps'), '.2f')} |"])
+    """The metrics table (:data:`~ghnerf.eval.metric_names.TABLE_COLUMNS`) as Markdown."""
+    headers, cells = table_rows(m)
+    return "\n".join(["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers), "| " + " | ".join(cells) + " |"])
 
 
 def lineage_lines(report: dict) -> list[str]:
@@ -296,8 +272,8 @@ def markdown_report(report: dict) -> str:
              f"- dataset: `{report['dataset']}`, {report['views']} views, device {report['device']}", "",
              metrics_table(m), "", "## Lineage", "", *lineage_lines(report), "", "## Definitions", ""]
     lines += [f"- **{k}**: {v}" for k, v in report["definitions"].items()]
-    if isinstance(m["lpips"], str):
-        lines += ["", f"LPIPS: {m['lpips']}"]
+    if isinstance(m[Metric.LPIPS], str):
+        lines += ["", f"LPIPS: {m[Metric.LPIPS]}"]
     if report.get("disagreement"):
         from ghnerf.eval.disagreement import markdown_summary
 

@@ -24,8 +24,8 @@ from scipy import ndimage
 
 from ghnerf.base.body25 import JOINT_INDEX as J
 from ghnerf.base.errors import ConfigError
+from ghnerf.eval.metric_names import PCK_ALPHA
 
-PCK_ALPHA = 0.2
 OPENPOSE_SMOOTH_SIGMA = 3.0
 OPENPOSE_THRESHOLD = 0.1
 

@@ -8,8 +8,10 @@ from jaxtyping import Float, UInt8
 from ghnerf.base.errors import ConfigError
 from ghnerf.base.viz import draw_skeleton, embedding_colours, heatmap_overlay
 from ghnerf.eval.metrics import openpose_keypoints
+from ghnerf.student.heads import Head
 
-OVERLAYS = ("none", "heatmaps", "skeleton", "cse", "all")
+# a panel per rendered head (ghnerf.student.heads), the skeleton read off the heatmaps, none or all
+OVERLAYS = ("none", Head.HEATMAPS.value, "skeleton", Head.CSE.value, "all")
 
 
 @dataclass(frozen=True)

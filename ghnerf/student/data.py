@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from ghnerf.base.cameras import Camera
 from ghnerf.base.errors import ConfigError
 from ghnerf.base.keypoint_codec import OPENPOSE_SIGMA_PX, HeatmapCodec, empty_keypoints
+from ghnerf.base.kinds import HeatmapSource, TargetKind
 from ghnerf.data import bound_mask, load_view, make_split, near_far, nearest_source_views, open_dataset
 from ghnerf.data.images import pinhole
 from ghnerf.data.splits import SplitConfig
@@ -108,7 +109,7 @@ class ExampleSet:
             (targets: test cameras of test subjects; sources: their training cameras).
         source_views: source views per target.
         image_scale: resize factor of every image (ENeRF ``input_ratio``).
-        heatmaps: "dataset" (Gaussians at the dataset's 2D joints), "store" (teacher shards), or "none".
+        heatmaps: where the heatmap targets come from (:class:`~ghnerf.base.kinds.HeatmapSource`).
         heatmap_store: a :class:`storage.targets.TargetStore` of a pose teacher (for ``heatmaps="store"``).
         cse_store: a TargetStore of a CSE teacher, or None.
         split_config: subject / frame split options.
@@ -119,16 +120,18 @@ class ExampleSet:
     """
 
     def __init__(self, dataset_root: str | Path, split: str = "train", source_views: int = 3,
-                 image_scale: float = 0.5, heatmaps: str = "dataset", heatmap_store=None, cse_store=None,
+                 image_scale: float = 0.5, heatmaps: HeatmapSource = HeatmapSource.DATASET, heatmap_store=None,
+                 cse_store=None,
                  split_config: SplitConfig | None = None, subjects: list[str] | None = None,
                  fusion: FusionConfig | None = None, source_targets: bool = False):
         if split not in ("train", "test"):
             raise ConfigError(f"split must be 'train' or 'test', not {split!r}")
-        if heatmaps == "store" and heatmap_store is None:
+        heatmaps = HeatmapSource(heatmaps)
+        if heatmaps == HeatmapSource.STORE and heatmap_store is None:
             raise ConfigError("heatmaps='store' needs a teacher TargetStore (pass --targets and --teacher)")
-        if fusion is not None and heatmaps != "store":
+        if fusion is not None and heatmaps != HeatmapSource.STORE:
             raise ConfigError("fused targets need teacher heatmaps (heatmaps='store', --targets and --teacher)")
-        if source_targets and heatmaps == "none":
+        if source_targets and heatmaps == HeatmapSource.NONE:
             raise ConfigError("source heatmap targets need heatmap targets (heatmaps='dataset' or 'store')")
         self.fusion, self.source_targets = fusion, source_targets
         self._fused: dict[tuple[str, int], dict[str, np.ndarray]] = {}
@@ -153,7 +156,7 @@ class ExampleSet:
         self._excluded: dict[tuple[str, int], set[int]] = {}  # (subject, frame index) -> cameras left out
         self.excluded: list[dict] = []  # the bad files behind them ({"path", "problem", "view"})
         self.without_targets = 0
-        if heatmaps == "store" or cse_store is not None:
+        if heatmaps == HeatmapSource.STORE or cse_store is not None:
             self._keep_items_with_targets()
 
     def _keep_items_with_targets(self) -> None:
@@ -162,8 +165,9 @@ class ExampleSet:
         Raises:
             ConfigError: no view of the split has targets.
         """
-        wanted = [(store, kind) for store, kind in ((self.heatmap_store, "heatmap"), (self.cse_store, "cse"))
-                  if store is not None and (kind != "heatmap" or self.heatmaps == "store")]
+        stores = ((self.heatmap_store, TargetKind.HEATMAP), (self.cse_store, TargetKind.CSE))
+        wanted = [(store, kind) for store, kind in stores
+                  if store is not None and (kind != TargetKind.HEATMAP or self.heatmaps == HeatmapSource.STORE)]
         available = [set(store.keys(kind)) for store, kind in wanted]
         kept = []
         for subject, f, cam in self.items:
@@ -297,7 +301,7 @@ class ExampleSet:
                                      for hm, v in per_source])
         cse = cse_mask = None
         if self.cse_store is not None:
-            t = self.cse_store.get(subject, frame.frame_id, tgt_view.name, "cse")
+            t = self.cse_store.get(subject, frame.frame_id, tgt_view.name, TargetKind.CSE)
             cse = F.interpolate(torch.from_numpy(t.array)[None], size=(H, W), mode="nearest")[0]
             cse_mask = F.interpolate(torch.from_numpy(t.mask)[None, None].float(), size=(H, W),
                                      mode="nearest")[0, 0].bool()
@@ -313,17 +317,17 @@ class ExampleSet:
         when the set has no heatmaps. ``optional``: a view without teacher targets gets all-zero, all-invalid
         maps instead of a KeyError (source views)."""
         H, W = size
-        if self.heatmaps == "dataset":
+        if self.heatmaps == HeatmapSource.DATASET:
             if view.joints2d is None:
                 raise ConfigError(f"{subject}: the dataset has no 2D joints for heatmap targets; distill a pose "
                                   "teacher and train with --targets/--teacher")
             kp = view.joints2d.copy()
-        elif self.heatmaps == "store" and self.fusion is not None:
+        elif self.heatmaps == HeatmapSource.STORE and self.fusion is not None:
             kp = self.fused_keypoints(subject, frame).get(view.name)
             kp = empty_keypoints() if kp is None else kp.copy()
-        elif self.heatmaps == "store":
+        elif self.heatmaps == HeatmapSource.STORE:
             try:
-                t = self.heatmap_store.get(subject, frame.frame_id, view.name, "heatmap")
+                t = self.heatmap_store.get(subject, frame.frame_id, view.name, TargetKind.HEATMAP)
             except KeyError:
                 if not optional:
                     raise

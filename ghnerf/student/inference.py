@@ -11,6 +11,7 @@ import torch
 from ghnerf.base.fileio import write_image
 from ghnerf.base.viz import heatmap_overlay
 from ghnerf.student.data import Example
+from ghnerf.student.heads import Head
 from ghnerf.student.model import GHNeRF, SourceEncoding
 from ghnerf.student.views import level_maps
 
@@ -21,6 +22,8 @@ def render_full_view(model: GHNeRF, ex: Example, device: torch.device, chunk: in
     """Render every pixel of the fine level inside the body box (rest black), eval mode.
 
     One model call: each level's cost volume is built once for the view; only the per-ray work is chunked.
+    Returns "rgb" (H, W, 3), per rendered head (:class:`~ghnerf.student.heads.Head`) its (C, H, W) map or None,
+    "depth" (H, W), "box" and "encoding".
     ``encoding``: the source views' :meth:`GHNeRF.encode` from an earlier call with the same source images
     (returned as ``"encoding"``), so that views sharing their sources encode them once."""
     model.eval()
@@ -42,10 +45,9 @@ def render_full_view(model: GHNeRF, ex: Example, device: torch.device, chunk: in
         image[y, x] = values.float().cpu()
         return image
 
-    hm, cse = scatter(out.heatmaps, model.cfg.num_joints), scatter(out.cse, model.cfg.cse_dim)
-    return {"rgb": scatter(out.rgb, 3), "heatmaps": None if hm is None else hm.permute(2, 0, 1),
-            "cse": None if cse is None else cse.permute(2, 0, 1), "depth": scatter(out.depth, None), "box": box,
-            "encoding": encoding}
+    heads = {head: scatter(values, values.shape[-1]).permute(2, 0, 1) for head, values in out.heads.items()}
+    return {"rgb": scatter(out.rgb, 3), **{head.value: heads.get(head) for head in Head},
+            "depth": scatter(out.depth, None), "box": box, "encoding": encoding}
 
 
 def validation_image(model: GHNeRF, ex: Example, path: Path, device: torch.device) -> None:

@@ -13,6 +13,7 @@ from torch import Tensor
 
 from ghnerf.base.errors import WeightsNotFoundError
 from ghnerf.student.config import LossWeights
+from ghnerf.student.heads import HEADS
 from ghnerf.student.weights import VGG16_FILE, torch_hub_checkpoint
 
 
@@ -71,8 +72,9 @@ def student_loss(levels, targets: list[dict], weights: LossWeights, perceptual: 
 
     Args:
         levels: the model's :class:`LevelOutputs` per level.
-        targets: per level, {"rgb": (R,3), "heatmaps": (R,J)|None, "joint_valid": (J,)|None,
-            "cse": (R,16)|None, "cse_mask": (R,)|None}.
+        targets: per level, {"rgb": (R,3), and per rendered head (:data:`~ghnerf.student.heads.HEADS`) its
+            target and mask: "heatmaps": (R,J)|None, "joint_valid": (J,)|None, "cse": (R,16)|None,
+            "cse_mask": (R,)|None}.
         patch: (pred (P,P,3), target (P,P,3)) of the fine level for the perceptual term.
         source: (pred (V,J,h,w), target (V,J,h,w), joint valid (V,J)) of the source heatmap head.
     """
@@ -86,12 +88,13 @@ def student_loss(levels, targets: list[dict], weights: LossWeights, perceptual: 
 
     for out, tgt, level_weight in zip(levels, targets, weights.levels or (1.0,) * len(levels)):
         add("color", masked_mse(out.rgb, tgt["rgb"]), level_weight * weights.color)
-        if out.heatmaps is not None and tgt.get("heatmaps") is not None and weights.heatmap > 0:
-            valid = tgt.get("joint_valid")
-            add("heatmap", masked_mse(out.heatmaps, tgt["heatmaps"], None if valid is None else valid[None]),
-                level_weight * weights.heatmap)
-        if out.cse is not None and tgt.get("cse") is not None and weights.cse > 0:
-            add("cse", masked_mse(out.cse, tgt["cse"], tgt["cse_mask"][:, None]), level_weight * weights.cse)
+        for head, values in out.heads.items():
+            spec, weight = HEADS[head], getattr(weights, HEADS[head].loss)
+            if tgt.get(head) is None or weight <= 0:
+                continue
+            mask = tgt.get(spec.mask)
+            mask = None if mask is None else mask[None] if spec.mask_channels else mask[:, None]
+            add(spec.loss, masked_mse(values, tgt[head], mask), level_weight * weight)
         if out.coord_error is not None and weights.coord > 0:
             add("coord", out.coord_error, level_weight * weights.coord)
     if source is not None and weights.source_heatmap > 0:

@@ -30,6 +30,7 @@ from ghnerf.student.encoders import build_encoder
 from ghnerf.student.feature_net import FeatureNet
 from ghnerf.student.fields import FeatureHead, NeRFField, ViewPooling
 from ghnerf.student.geometry import camera_centres, pixel_grid, project, sample_maps, scale_K
+from ghnerf.student.heads import Head
 from ghnerf.student.joint_hypotheses import hypothesis_heatmaps, triangulate_source_keypoints
 from ghnerf.student.ray_evidence import ray_joint_evidence
 from ghnerf.student.renderers import (
@@ -110,7 +111,9 @@ class LevelOutputs:
 
     Attributes:
         uv: (R, 2) pixels at this level's render resolution ``render_size`` (H, W).
-        rgb: (R, 3); heatmaps: (R, J) or None; cse: (R, 16) or None.
+        rgb: (R, 3).
+        heads: the rendered heads the model has (:mod:`ghnerf.student.heads`): ``Head.HEATMAPS`` (R, J),
+            ``Head.CSE`` (R, 16).
         coord_error: mean squared error of the coordinate head against its query points (supplement
             §2.1: the head regresses each sample's own 3D position), or None.
         depth: (R,) rendered depth; acc: (R,) accumulated opacity.
@@ -121,28 +124,38 @@ class LevelOutputs:
     uv: Tensor
     render_size: tuple[int, int]
     rgb: Tensor
-    heatmaps: Tensor | None
-    cse: Tensor | None
+    heads: dict[Head, Tensor]
     coord_error: Tensor | None
     depth: Tensor
     acc: Tensor
     sample_depths: Tensor
     mvs_depth: Tensor
 
+    @property
+    def heatmaps(self) -> Tensor | None:
+        """(R, J) rendered joint heatmaps, or None without the heatmap head."""
+        return self.heads.get(Head.HEATMAPS)
+
+    @property
+    def cse(self) -> Tensor | None:
+        """(R, 16) rendered surface embedding, or None without the CSE head."""
+        return self.heads.get(Head.CSE)
+
     @staticmethod
     def cat(parts: list["LevelOutputs"]) -> "LevelOutputs":
         """The outputs of one level rendered in chunks of rays, joined."""
-        def join(name):
-            values = [getattr(p, name) for p in parts]
-            return None if values[0] is None else torch.cat(values)
+        def join(values: list[Tensor]) -> Tensor:
+            return torch.cat(values)
 
         counts = torch.tensor([float(len(p.uv)) for p in parts])
         coord = (None if parts[0].coord_error is None else
                  sum(p.coord_error * c for p, c in zip(parts, counts)) / counts.sum())
         first = parts[0]
-        return LevelOutputs(uv=join("uv"), render_size=first.render_size, rgb=join("rgb"), heatmaps=join("heatmaps"),
-                            cse=join("cse"), coord_error=coord, depth=join("depth"), acc=join("acc"),
-                            sample_depths=join("sample_depths"), mvs_depth=first.mvs_depth)
+        tensors = {name: join([getattr(p, name) for p in parts])
+                   for name in ("uv", "rgb", "depth", "acc", "sample_depths")}
+        return LevelOutputs(render_size=first.render_size, heads={h: join([p.heads[h] for p in parts])
+                                                                   for h in first.heads},
+                            coord_error=coord, mvs_depth=first.mvs_depth, **tensors)
 
 
 @dataclass(frozen=True, eq=False)
@@ -370,6 +383,15 @@ class GHNeRF(nn.Module):
         heat = self.heatmap_head(feats, priors) if self.heatmap_head is not None else None
         return alpha_from_density(field.sigma), heat
 
+    def _head_values(self, feats: Tensor, priors: Tensor | None) -> dict[Head, Tensor]:
+        """Per sample point, the value of every rendered head the model has, (N, channels) each."""
+        values = {}
+        if self.heatmap_head is not None:
+            values[Head.HEATMAPS] = self.heatmap_head(feats, priors)
+        if self.cse_head is not None:
+            values[Head.CSE] = self.cse_head(feats)
+        return values
+
     def _render_level(self, i: int, batch: MultiViewBatch, enc: SourceEncoding, volume: "LevelVolume",
                       maps: Tensor, uv: Float[Tensor, "R 2"], render_size: tuple[int, int]) -> LevelOutputs:
         lv = self.cfg.levels[i]
@@ -395,8 +417,7 @@ class GHNeRF(nn.Module):
             depth = expected_depth(weights, samples.depths)
         return LevelOutputs(
             uv=uv, render_size=render_size, rgb=render(field.rgb, weights),
-            heatmaps=render(self.heatmap_head(feats, priors)) if self.heatmap_head is not None else None,
-            cse=render(self.cse_head(feats)) if self.cse_head is not None else None,
+            heads={head: render(values) for head, values in self._head_values(feats, priors).items()},
             coord_error=(((self.coord_head(field.intermediate) - pts) ** 2).mean()
                          if self.coord_head is not None else None),
             depth=depth, acc=accumulation(weights), sample_depths=samples.depths,

@@ -1,7 +1,8 @@
 """One training run from a typed spec: what ``ghnerf train``, the ``train`` flow and the pipeline all call.
 
 :class:`~ghnerf.student.train_spec.TrainSpec` holds every user-facing option with its default (the CLI
-and the Prefect flow's parameters are generated from it), and :func:`run_training` turns it into a student config, example sets and a call to
+and the Prefect flow's parameters are generated from it), and :func:`run_training` turns it into a student config,
+example sets and a call to
 :func:`ghnerf.student.train.train`.
 """
 
@@ -9,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ghnerf.base.errors import BadViewsError
+from ghnerf.base.kinds import HeatmapSource
 from ghnerf.student.train import TrainState
 from ghnerf.student.train_spec import TrainSpec
 
@@ -38,11 +40,13 @@ def run_training(spec: TrainSpec, on_step: Callable[[int, dict], None] | None = 
                            allow_partial=spec.allow_partial_targets) if teacher else None
 
     hm_store, cse_store = store(spec.teacher), store(spec.cse_teacher)
-    heat = "none" if not cfg.heatmap_head else ("store" if hm_store else "dataset")
-    fusion = FusionConfig() if spec.fuse_targets and heat == "store" else None
+    heat = (HeatmapSource.NONE if not cfg.heatmap_head else HeatmapSource.STORE if hm_store
+            else HeatmapSource.DATASET)
+    fusion = FusionConfig() if spec.fuse_targets and heat == HeatmapSource.STORE else None
     examples = ExampleSet(spec.data, "train", cfg.source_views, spec.image_scale, heat, hm_store, cse_store,
                           fusion=fusion, source_targets=cfg.source_heatmap_head)
-    val = ExampleSet(spec.data, "test", cfg.source_views, spec.image_scale, heat if heat != "store" else "none")
+    val = ExampleSet(spec.data, "test", cfg.source_views, spec.image_scale,
+                     heat if heat != HeatmapSource.STORE else HeatmapSource.NONE)
     for line in examples.reader.warnings():
         log(f"warning: {line}")
     for ts in (hm_store, cse_store):
