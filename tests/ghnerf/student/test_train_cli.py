@@ -100,7 +100,7 @@ def test_train_on_fused_targets_records_the_fusion(student_root, tmp_path):
     assert json.loads((run / "run.json").read_text())["target_fusion"]["min_inliers"] == 3
     # fusing needs a pose teacher's shards
     result = runner.invoke(app, [*base[:6], str(tmp_path / "run2"), *base[7:], "--fuse-targets"])
-    assert result.exit_code == 2 and "fuse_targets" in result.output and "teacher=" in result.output
+    assert result.exit_code == 2 and "--fuse-targets" in result.output and "--teacher" in result.output
 
 
 def test_teacher_free_evidence_student_trains_with_2d_pretraining(student_root, tmp_path, monkeypatch):
