@@ -263,6 +263,8 @@ def train_cmd(
                                                     "triangulation, reprojected) before training")] = False,
     steps: Annotated[int, typer.Option(help="training steps")] = 2000,
     resume: Annotated[bool, typer.Option(help="continue from OUT/checkpoints/latest.pt")] = False,
+    overwrite: Annotated[bool, typer.Option(help="clear OUT first when it holds another run (a non-empty OUT "
+                                                 "needs --resume or --overwrite)")] = False,
     init_from: Annotated[Optional[str], typer.Option(help="start from this checkpoint's weights (fine-tune)")] = None,
     pretrained: Annotated[str, typer.Option(help="encoder weights: auto (the local cache when present, else a random "
                                                  "init, said and recorded) | imagenet (must be present) | none | "
@@ -298,7 +300,7 @@ def train_cmd(
                              perceptual_weight=perceptual_weight, patch=patch, device=device,
                              checkpoint_every=checkpoint_every, batch_examples=batch_examples,
                              pretrain_2d_steps=pretrain_2d_steps, allow_partial_targets=allow_partial_targets,
-                             exclude_bad_views=exclude_bad_views,
+                             exclude_bad_views=exclude_bad_views, overwrite=overwrite,
                              storage_options=options)
         with _train_progress(steps) as on_step:
             run_training(spec, on_step=on_step, log=_log)
@@ -318,12 +320,13 @@ def import_enerf_cmd(
     enerf_settings: Annotated[bool, typer.Option("--enerf-settings/--ghnerf-settings", help="the original's "
                                                  "settings (2 fine samples, 2 source views, softmax depth, level "
                                                  "loss weights 0.1 / 1) or GHNeRF's")] = True,
+    overwrite: Annotated[bool, typer.Option(help="clear OUT first when it holds another run")] = False,
 ) -> None:
     """Convert an original ENeRF checkpoint into a run folder of ours (lineage names the file and its sha256)."""
     from ghnerf.student.enerf_import import import_enerf
 
     try:
-        path = import_enerf(checkpoint, out, config=config, enerf_settings=enerf_settings)
+        path = import_enerf(checkpoint, out, config=config, enerf_settings=enerf_settings, overwrite=overwrite)
     except GHNeRFError as exc:
         _fail(exc)
     console.print(f"imported {checkpoint} -> {path} (evaluate: ghnerf evaluate {out} --data D; fine-tune: "
@@ -537,10 +540,14 @@ def store_gc_cmd(
     min_age: Annotated[float, typer.Option(help="minutes: files no catalog entry references are kept while "
                                                 "younger (a running distill may be about to register them)")] = 15.0,
     dry_run: Annotated[bool, typer.Option(help="list what would be removed, remove nothing")] = False,
+    yes: Annotated[bool, typer.Option(help="remove even when more than 5 files would go (else they are only "
+                                           "listed, as with --dry-run)")] = False,
     storage_option: Annotated[Optional[list[str]], typer.Option(help=STORAGE_OPTION_HELP)] = None,
 ) -> None:
-    """Remove shard files nothing serves: duplicates (runs raced), orphans (no catalog entry), interrupted writes."""
-    from storage.gc import collect_garbage
+    """Remove shard files nothing serves: duplicates (runs raced), orphans (no catalog entry), interrupted writes.
+
+    Refuses without a readable catalog; touches only files named like shards; more than 5 files only with --yes."""
+    from storage.gc import GC_CONFIRM_ABOVE, collect_garbage
     from storage.root import StorageRoot
 
     options = _storage_options(storage_option)
@@ -549,19 +556,24 @@ def store_gc_cmd(
     try:
         store = StorageRoot(root, options)
         store.check(write=False)
-        report = collect_garbage(store, superseded=superseded, min_age_s=min_age * 60, dry_run=dry_run)
+        report = collect_garbage(store, superseded=superseded, min_age_s=min_age * 60, dry_run=dry_run,
+                                 confirm_above=None if yes else GC_CONFIRM_ABOVE)
     except GHNeRFError as exc:
         _fail(exc)
     for d in report.damaged:
         _warn(d.message())
-    verb = "would remove" if dry_run else "removed"
+    verb = "would remove" if dry_run or report.held_back else "removed"
     for g in report.removed:
         _log(f"{verb} {store.describe(g['path'])}: {g['why']}")
     if report.kept_young:
         console.print(f"kept {len(report.kept_young)} unreferenced file(s) younger than {min_age:g} min")
     if report.kept_damaged:
         console.print(f"kept {len(report.kept_damaged)} file(s) of damaged catalog entries (rerun `ghnerf distill`)")
-    console.print(f"{verb} {len(report.removed)} file(s)")
+    if report.kept_foreign:
+        console.print(f"left {len(report.kept_foreign)} file(s) not named like shards untouched")
+    console.print(f"{verb} {len(report.removed)} file(s)"
+                  + (f": more than {GC_CONFIRM_ABOVE}, so nothing was removed; check the list and rerun with --yes"
+                     if report.held_back else ""))
 
 
 @app.command("render")

@@ -64,7 +64,7 @@ class PipelineConfig(BaseModel):
         return TrainSpec(config=self.config, data=self.dataset, out=self.run, targets=self.targets,
                          teacher=self.teacher, steps=self.steps, pretrained=self.pretrained,
                          image_scale=self.image_scale, perceptual_weight=0.0, device=self.device,
-                         checkpoint_every=max(self.steps // 2, 1))
+                         checkpoint_every=max(self.steps // 2, 1), overwrite=True)  # the pipeline's own run
 
     def eval_spec(self) -> EvalSpec:
         return EvalSpec(dataset=str(Path(self.dataset).resolve()), split="test", max_views=self.eval_max_views)

@@ -486,16 +486,21 @@ def test_duplicate_shard_of_concurrent_distills_is_removed(data, tmp_path, monke
     assert len(TargetStore(store, "gt-joints").entries) == 4
 
 
+def shard_name(digit: str) -> str:
+    """A file name as shards have (``<32 hex key>-<16 hex uid>.parquet``)."""
+    return f"{digit * 32}-{digit * 16}.parquet"
+
+
 def test_store_gc_removes_orphaned_shards(data, tmp_path):
     root = data("zju")
     store = tmp_path / "store"
     _distilled(root, store)
     served = sorted(e.shard_path for e in Catalog(StorageRoot(store)).current())
     teacher_dir = store / served[0].rsplit("/", 1)[0]
-    orphan_old, orphan_new = teacher_dir / ("0" * 32 + "-deadbeef.parquet"), teacher_dir / ("1" * 32 + "-x.parquet")
+    orphan_old, orphan_new = teacher_dir / shard_name("0"), teacher_dir / shard_name("1")
     for p in (orphan_old, orphan_new):
         p.write_bytes(b"left behind")
-    tmp_file = teacher_dir / ".x.parquet.1234.tmp"
+    tmp_file = teacher_dir / f".{shard_name('2')}.{'3' * 32}.tmp"
     tmp_file.write_bytes(b"interrupted")
     old = time.time() - 3600
     for p in (orphan_old, tmp_file):
@@ -512,3 +517,55 @@ def test_store_gc_removes_orphaned_shards(data, tmp_path):
     # a missing store is an error, not an empty folder
     one_clean_error(runner.invoke(app, ["store", "gc", str(tmp_path / "nope")]), str(tmp_path / "nope"))
     assert not (tmp_path / "nope").exists()
+
+
+# -- issue 25: nothing lost, nothing stale ------------------------------------------------------------------------
+
+
+def _age(*paths: Path, seconds: float = 3600) -> None:
+    old = time.time() - seconds
+    for p in paths:
+        os.utime(p, (old, old))
+
+
+def test_store_gc_without_a_catalog_refuses_and_never_touches_other_files(data, tmp_path):
+    root = data("zju")
+    store = tmp_path / "store"
+    _distilled(root, store)
+    shards = sorted((store / "shards").rglob("*.parquet"))
+    teacher_dir = shards[0].parent
+    mine = teacher_dir / "my-notes.parquet"  # a user's file that is not named like a shard
+    mine.write_bytes(b"keep me")
+    _age(mine, *shards)
+    shutil.rmtree(store / "catalog")
+    before = snapshot(tmp_path)
+    msg = one_clean_error(runner.invoke(app, ["store", "gc", str(store)]), str(store / "catalog"), "ghnerf distill")
+    assert "no readable catalog entry" in msg and "nothing was removed" in msg
+    assert changed(before, tmp_path) == []
+    # distill restores the catalog; gc then removes nothing that serves, and leaves the user's file alone
+    distill(root, store, DistillConfig(teacher="gt-joints", frames_per_shard=1))
+    result = runner.invoke(app, ["store", "gc", str(store), "--min-age", "0"])
+    assert result.exit_code == 0, result.output
+    assert "removed 0 file(s)" in result.output and "left 1 file(s) not named like shards untouched" in result.output
+    assert all(p.exists() for p in shards) and mine.read_bytes() == b"keep me"
+
+
+def test_store_gc_lists_more_than_a_handful_and_removes_them_only_with_yes(data, tmp_path):
+    root = data("zju")
+    store = tmp_path / "store"
+    _distilled(root, store)
+    teacher_dir = next((store / "shards").rglob("*.parquet")).parent
+    orphans = [teacher_dir / shard_name(d) for d in "abcdef"]  # 6 > GC_CONFIRM_ABOVE
+    for p in orphans:
+        p.write_bytes(b"left behind")
+    _age(*orphans)
+    before = snapshot(tmp_path)
+    result = runner.invoke(app, ["store", "gc", str(store)])
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert all(f"would remove {p}" in said for p in orphans)
+    assert "would remove 6 file(s): more than 5, so nothing was removed" in said and "--yes" in said
+    assert changed(before, tmp_path) == []
+    result = runner.invoke(app, ["store", "gc", str(store), "--yes"])
+    assert result.exit_code == 0 and "removed 6 file(s)" in result.output, result.output
+    assert not any(p.exists() for p in orphans) and len(TargetStore(store, "gt-joints").entries) == 4

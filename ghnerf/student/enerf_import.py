@@ -15,6 +15,7 @@ from ghnerf.fileio import file_sha256, write_json
 from ghnerf.student.config import preset
 from ghnerf.student.enerf_weights import convert_enerf_state_dict
 from ghnerf.student.model import GHNeRF
+from ghnerf.student.run_folder import check_run_folder, clear_run_folder
 from ghnerf.student.train import TrainConfig, save_checkpoint
 
 ENERF_PARTS = ("feature_net.", "cost_regs.", "fields.")  # our modules that hold ENeRF's parameters
@@ -36,7 +37,7 @@ def read_enerf_state(path: Path) -> tuple[dict, dict]:
 
 
 def import_enerf(checkpoint: str | Path, out: str | Path, config: str = "enerf", enerf_settings: bool = True,
-                 pretrained: str = "none") -> Path:
+                 pretrained: str = "none", overwrite: bool = False) -> Path:
     """Write ``out/checkpoints/latest.pt`` (step 0) and ``out/run.json`` from an original ENeRF checkpoint.
 
     Args:
@@ -44,14 +45,17 @@ def import_enerf(checkpoint: str | Path, out: str | Path, config: str = "enerf",
             heads) starts from its own initialisation, ready for ``ghnerf train --init-from``.
         enerf_settings: the original's rendering settings (:meth:`StudentConfig.with_enerf_settings`) rather than
             GHNeRF's.
+        overwrite: ``out`` may hold another run: it is cleared first (else a non-empty ``out`` is refused).
     Returns:
         the checkpoint written.
     Raises:
         ConfigError: unreadable file, or parameters that do not match ENeRF's network one-to-one.
+        RunFolderError: ``out`` is not empty and ``overwrite`` is not given.
     """
     checkpoint, out = Path(checkpoint), Path(out)
     if not checkpoint.is_file():
         raise ConfigError(f"{checkpoint}: no such file (an ENeRF checkpoint such as trained_model/enerf/.../latest.pth)")
+    must_clear = check_run_folder(out, overwrite=overwrite)
     state, info = read_enerf_state(checkpoint)
     cfg = preset(config, pretrained=pretrained)
     cfg = cfg.with_enerf_settings() if enerf_settings else cfg
@@ -71,6 +75,8 @@ def import_enerf(checkpoint: str | Path, out: str | Path, config: str = "enerf",
     meta = {"shards": [], "dataset": None, "pretrained_weights": model.pretrained_weights, "items": 0,
             "init_from": None, "device": "cpu", "target_fusion": None, "imported_from": source}
     path = out / "checkpoints" / "latest.pt"
+    if must_clear:
+        clear_run_folder(out)
     save_checkpoint(path, model, opt, sched, torch.Generator().manual_seed(tcfg.seed), 0, cfg, tcfg, meta)
     write_json(out / "run.json", {"student_config": cfg.to_dict(), "train_config": tcfg.model_dump(), **meta})
     return path

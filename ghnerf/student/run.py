@@ -6,6 +6,7 @@ Prefect deployment parameters and the pipeline config are built from it), and
 :func:`ghnerf.student.train.train`.
 """
 
+import os
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -15,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ghnerf.errors import BadViewsError, ConfigError
 from ghnerf.student.config import PRESETS, LossWeights, StudentConfig
+from ghnerf.student.run_folder import check_run_folder, clear_run_folder
 from ghnerf.student.train import TrainConfig, TrainState, load_checkpoint
 
 
@@ -34,6 +36,8 @@ class TrainSpec(BaseModel):
                                                   "triangulation, reprojected into every view) before training")
     steps: int = Field(2000, ge=1, description="training steps")
     resume: bool = Field(False, description="continue from OUT/checkpoints/latest.pt")
+    overwrite: bool = Field(False, description="clear OUT first when it holds another run (without it, a "
+                                               "non-empty OUT needs resume)")
     init_from: str | None = Field(None, description="start from this checkpoint's weights (fine-tuning)")
     pretrained: str = Field(StudentConfig.pretrained, description="encoder weights: auto (the local cache when "
                                                                   "present, else random init) | imagenet | none | PATH")
@@ -89,6 +93,7 @@ def run_training(spec: TrainSpec, on_step: Callable[[int, dict], None] | None = 
         raise ConfigError("a teacher / cse_teacher needs targets=ROOT (the storage root of its shards)")
     if spec.fuse_targets and not spec.teacher:
         raise ConfigError("fuse_targets fuses a pose teacher's keypoints: pass teacher= and targets=")
+    must_clear = check_run_folder(spec.out, spec.resume, spec.overwrite)  # before any work
     cfg = spec.student_config()
 
     def store(teacher: str | None):
@@ -111,6 +116,9 @@ def run_training(spec: TrainSpec, on_step: Callable[[int, dict], None] | None = 
                        patch=spec.patch if spec.perceptual_weight != 0 else 0, device=spec.device,
                        checkpoint_every=spec.checkpoint_every, val_every=spec.checkpoint_every,
                        batch_examples=spec.batch_examples, pretrain_2d_steps=spec.pretrain_2d_steps)
+    if must_clear and int(os.environ.get("RANK", "0")) == 0:  # every check passed: the old run goes now
+        log(f"--overwrite: clearing {spec.out}")
+        clear_run_folder(spec.out)
     return train(cfg, tcfg, examples, Path(spec.out), resume=spec.resume, val_examples=val, on_step=on_step,
                  log=log, init_from=spec.init_from)
 

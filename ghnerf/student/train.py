@@ -170,23 +170,31 @@ def load_checkpoint(path: str | Path, hint: bool = True) -> dict:
     return ck
 
 
-def resume_point(ckdir: Path, log: Callable[[str], None]) -> tuple[Path, dict]:
+def resume_point(ckdir: Path, log: Callable[[str], None], config_name: str | None = None) -> tuple[Path, dict]:
     """The checkpoint ``--resume`` continues from: ``latest.pt``, or when it is missing or damaged the newest
-    intact ``step_*.pt`` (saying so).
+    intact ``step_*.pt`` of config ``config_name`` (saying so; step files of another model are passed over).
 
     Raises:
         ConfigError: no checkpoint at all; CheckpointError: none of them is intact.
     """
     latest = ckdir / "latest.pt"
+
+    def same_model(p: Path) -> dict:
+        ck = load_checkpoint(p, hint=False)
+        if config_name is not None and ck["student_config"].name != config_name:
+            raise ConfigError(f"{p} is a checkpoint of {ck['student_config'].name}, not {config_name}")
+        return ck
+
     try:
         return latest, load_checkpoint(latest, hint=False)
     except CheckpointError as exc:
         if not latest.is_file() and not any(ckdir.glob("step_*.pt")):
             raise ConfigError(f"--resume: no checkpoint at {latest}") from None
-        found = newest_intact(ckdir, lambda p: load_checkpoint(p, hint=False))
+        found = newest_intact(ckdir, same_model)
         if found is None:
-            raise CheckpointError(latest, f"{exc.problem}; no intact step_*.pt next to it either: train without "
-                                          "--resume") from None
+            of = f" (of config {config_name})" if config_name else ""
+            raise CheckpointError(latest, f"{exc.problem}; no intact step_*.pt next to it either{of}: train "
+                                          "without --resume") from None
         log(f"--resume: {exc}; resuming from {found[0]}, the newest intact checkpoint")
         return found
 
@@ -237,7 +245,7 @@ def train(cfg: StudentConfig, tcfg: TrainConfig, examples: ExampleSet, out: str 
     gen = torch.Generator().manual_seed(tcfg.seed)
     step = 0
     if resume:
-        latest, ck = resume_point(ckdir, log)
+        latest, ck = resume_point(ckdir, log, requested.name)
         weights = weights.as_resumed(requested, ck["student_config"], ck["meta"])  # auto: as the run started
         cfg = weights.config
         if ck["student_config"] != cfg:
