@@ -4,12 +4,14 @@ Each case: exit code 2 (or 0 where the documented repair applies), one ``error:`
 file or option, no traceback, and nothing created or changed outside the run's own output.
 """
 
+import json
 import os
 import pickle
 import shutil
 from pathlib import Path
 
 import pytest
+import torch
 import typer.main
 from typer.testing import CliRunner
 
@@ -231,3 +233,58 @@ def test_preview_checked_before_any_shard_is_written(preview, tmp_path, zju_plai
                       "--preview", target])
     assert_refused(result, str(target), "--preview")
     assert not (tmp_path / "store").exists() and snapshot(tmp_path) == before
+
+
+# -- issue 25: a run folder holds one run -------------------------------------------------------------------------
+
+
+def _train_args(data: Path, out: Path, *extra) -> list:
+    return ["train", "--config", "enerf-heatmap", "--data", data, "--out", out, "--steps", "1",
+            "--perceptual-weight", "0", *extra]
+
+
+def test_train_into_a_non_empty_run_folder_needs_resume_or_overwrite(trained, run_copy, tmp_path):
+    before = snapshot(tmp_path)
+    result = run_cli(_train_args(trained[0], run_copy))
+    assert_refused(result, str(run_copy), "--resume", "--overwrite")
+    assert snapshot(tmp_path) == before
+    # --overwrite clears the old run first: none of its step files, history or images is left beside the new one
+    result = run_cli(_train_args(trained[0], run_copy, "--overwrite"))
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (run_copy / "checkpoints").iterdir()) == ["latest.pt", "step_0000001.pt"]
+    assert len(json.loads((run_copy / "history.json").read_text())) == 1
+    # a folder of other files is never cleared, not even with --overwrite
+    other = tmp_path / "photos"
+    other.mkdir()
+    (other / "holiday.jpg").write_bytes(b"keep me")
+    before = snapshot(tmp_path)
+    assert_refused(run_cli(_train_args(trained[0], other, "--overwrite")), str(other), "not a run folder")
+    assert snapshot(tmp_path) == before
+
+
+def test_import_enerf_into_an_existing_run_needs_overwrite(run_copy, tmp_path):
+    from tests.ghnerf.student.test_enerf_import import _write_original_checkpoint
+
+    ckpt = tmp_path / "latest.pth"
+    _write_original_checkpoint(ckpt)
+    before = snapshot(tmp_path)
+    assert_refused(run_cli(["import-enerf", ckpt, "--out", run_copy]), str(run_copy), "--overwrite")
+    assert snapshot(tmp_path) == before
+    result = run_cli(["import-enerf", ckpt, "--out", run_copy, "--overwrite"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in run_copy.rglob("*")) == ["checkpoints", "latest.pt", "run.json"]
+
+
+def test_resume_never_falls_back_to_another_models_step_file(trained, run_copy):
+    from ghnerf.student.train import load_checkpoint
+
+    ckdir = run_copy / "checkpoints"
+    other = torch.load(ckdir / "step_0000002.pt", weights_only=True)  # step 2 now belongs to another model
+    other["student_config"] = other["student_config"].replace('"enerf-heatmap"', '"enerf-other"')
+    torch.save(other, ckdir / "step_0000002.pt")
+    assert load_checkpoint(ckdir / "step_0000002.pt")["student_config"].name == "enerf-other"
+    _damage(ckdir / "latest.pt", "truncated")
+    result = run_cli(_train_args(trained[0], run_copy, "--resume", "--steps", "3"))  # the last --steps counts
+    assert result.exit_code == 0, result.output
+    assert f"resuming from {ckdir / 'step_0000001.pt'}" in " ".join(result.output.split())
+    assert load_checkpoint(ckdir / "latest.pt")["student_config"].name == "enerf-heatmap"
