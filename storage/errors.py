@@ -33,3 +33,7 @@ class PartialTargetsError(GHNeRFError):
 
 class CatalogMissingError(GHNeRFError):
     """A command that must know which shards are in use found no readable catalog (``ghnerf distill`` restores it)."""
+
+
+class StaleTargetsError(GHNeRFError):
+    """Targets whose input files changed since ``ghnerf distill`` made them (the message names the files)."""

@@ -38,12 +38,14 @@ from ghnerf.errors import GHNeRFError, NonFiniteError
 from ghnerf.fileio import file_sha256
 from ghnerf.hold import hold_point
 from storage.catalog import Catalog, CatalogEntry, DamagedEntry, code_version, host_name, now_utc
+from storage.codec import ENCODING_OF_KIND
 from storage.errors import ShardIntegrityError
 from storage.gc import GC_MIN_AGE_S, GcReport, collect_garbage
+from storage.inputs import input_record
 from storage.root import StorageRoot
 from storage.schemas import TARGET_SCHEMA
 from storage.shards import (TargetRow, build_table, decode_rows, named_sha_matches, read_shard, shard_rel_path,
-                            table_bytes)
+                            table_bytes, target_id)
 from teachers.base import Teacher, TeacherInput, TeacherOutput
 from teachers.registry import build_teacher
 
@@ -94,6 +96,13 @@ class ShardPlan:
     config_hash: str
     config_json: str
     inputs: tuple[tuple[str, str], ...]  # (path relative to the dataset root, sha256)
+    input_stats: tuple[tuple[str, int | None, int | None], ...] = ()  # (path, size, mtime_ns): not in the key
+
+    def input_records(self) -> list[dict]:
+        """The catalog's ``inputs``: path, sha256 and, beside them, size and mtime (:mod:`storage.inputs`)."""
+        stats = {p: (size, mtime) for p, size, mtime in self.input_stats}
+        return [{"path": p, "sha256": s, "size": stats.get(p, (None, None))[0],
+                 "mtime_ns": stats.get(p, (None, None))[1]} for p, s in self.inputs]
 
     @property
     def key(self) -> str:
@@ -165,19 +174,18 @@ def plan_shards(dataset_root: str | Path, cfg: DistillConfig, teacher: Teacher) 
         for start in range(0, n, step):
             indices = tuple(range(start, min(n, start + step)))
             frames = [seq.frame(i) for i in indices]
-            hashes = {}
+            records = {}
             for fr in frames:
                 for p in _frame_inputs(fr, teacher):
-                    if p.is_file():
-                        hashes[str(p.relative_to(root))] = file_sha256(p)
-                    else:
-                        hashes[str(p.relative_to(root))] = "missing"
+                    rel = str(p.relative_to(root))
+                    records[rel] = records.get(rel) or input_record(root, rel)
             plans.append(ShardPlan(
                 dataset_root=str(root.resolve()), layout=reader.layout, dataset_id=dataset_id, subject=name,
                 frame_indices=indices, frame_ids=tuple(fr.frame_id for fr in frames), teacher=teacher.name,
                 teacher_version=teacher.version, weights_sha256=teacher.weights_digest,
                 config_hash=cfg.config_hash(), config_json=json.dumps(cfg.target_config(), sort_keys=True),
-                inputs=tuple(sorted(hashes.items()))))
+                inputs=tuple(sorted((r["path"], r["sha256"]) for r in records.values())),
+                input_stats=tuple(sorted((r["path"], r["size"], r["mtime_ns"]) for r in records.values()))))
     return plans
 
 
@@ -216,9 +224,56 @@ def restore_entry(plan: ShardPlan, store: StorageRoot, consistency_fn: Callable 
             continue
         if not set(pc.unique(table.column("frame_id")).to_pylist()) <= set(plan.frame_ids):
             continue
+        if shard_disagreement(plan, table) is not None:
+            continue  # its rows do not match the inputs it claims: recomputed instead
         entry = _entry_from_shard(plan, rel, data, table, consistency_fn)
         Catalog(store).add(entry)
         return entry
+    return None
+
+
+def view_hashes(view, inputs: dict[str, str], root: Path) -> tuple[str, str | None]:
+    """(image sha256, first mask's sha256 or None) of a view, from a plan's ``inputs``."""
+    mask = inputs.get(str(view.mask_paths[0].relative_to(root))) if view.mask_paths else None
+    return inputs.get(str(view.image_path.relative_to(root)), "missing"), mask
+
+
+def shard_disagreement(plan: ShardPlan, table: pa.Table) -> str | None:
+    """Why the rows of a shard found without a catalog entry are not what the plan would produce, or None.
+
+    Each row must name a view of the plan with that view's image and mask sha256 as the plan hashed them now,
+    carry the target id those fields give, use the codec and stride of its kind, and decode to finite values
+    (heatmaps in [0, 1]). A shard that was altered and renamed after its new sha256 fails here.
+    """
+    seq = open_dataset(plan.dataset_root, plan.layout).sequence(plan.subject)
+    inputs, root = dict(plan.inputs), Path(plan.dataset_root)
+    views = {}
+    for i in plan.frame_indices:
+        fr = seq.frame(i)
+        for v in fr.views:
+            views[(fr.frame_id, v.name)] = view_hashes(v, inputs, root)
+    stride = json.loads(plan.config_json).get("stride")
+    for row in table.to_pylist():
+        where = f"{row['subject']}/{row['frame_id']}/{row['camera']} {row['kind']}"
+        if (row["frame_id"], row["camera"]) not in views:
+            return f"{where}: not a view of the plan"
+        if (row["image_sha256"], row["mask_sha256"]) != views[(row["frame_id"], row["camera"])]:
+            return f"{where}: made from other image or mask files than the dataset's"
+        ident = TargetRow(subject=row["subject"], frame_index=0, frame_id=row["frame_id"], camera=row["camera"],
+                          camera_index=0, kind=row["kind"], array=np.empty(0), stride=0, image_sha256="")
+        if row["target_id"] != target_id(plan.dataset_id, ident, plan.teacher, plan.config_hash):
+            return f"{where}: its target id does not match its fields"
+        if row["encoding"] != ENCODING_OF_KIND.get(row["kind"]) or row["stride"] != (
+                1 if row["kind"] == "keypoints" else stride):
+            return f"{where}: encoding {row['encoding']} / stride {row['stride']} is not what distill writes"
+    try:
+        rows = decode_rows(table)
+    except (ValueError, TypeError) as exc:
+        return f"its targets do not decode ({exc})"
+    for r in rows:
+        values = r.array if r.kind != "keypoints" or r.joint_missing is None else r.array[~r.joint_missing]
+        if not np.all(np.isfinite(values)) or (r.kind == "heatmap" and (r.array.min() < 0 or r.array.max() > 1 + 1e-3)):
+            return f"{r.subject}/{r.frame_id}/{r.camera} {r.kind}: values that distill never writes"
     return None
 
 
@@ -247,7 +302,7 @@ def _entry_from_shard(plan: ShardPlan, rel: str, data: bytes, table: pa.Table,
         shard_key=plan.key, shard_path=rel, shard_sha256=hashlib.sha256(data).hexdigest(), shard_bytes=len(data),
         rows=table.num_rows, dataset_id=plan.dataset_id, dataset_root=plan.dataset_root, layout=plan.layout,
         subject=plan.subject, frame_ids=list(plan.frame_ids), kinds=kinds,
-        inputs=[{"path": p, "sha256": s} for p, s in plan.inputs], teacher=plan.teacher,
+        inputs=plan.input_records(), teacher=plan.teacher,
         teacher_version=plan.teacher_version, weights_sha256=plan.weights_sha256, config_hash=plan.config_hash,
         config_json=plan.config_json, code_version=first["code_version"], flow_run_id=first["flow_run_id"],
         host=f"{host_name()} (entry restored from the shard)", created_at=first["created_at"], failures=failures,
@@ -336,8 +391,7 @@ def run_shard(plan: ShardPlan, cfg: DistillConfig, teacher: Teacher, store: Stor
             except GHNeRFError as exc:
                 failures.append({"key": item.key, "error": str(exc)})
                 continue
-            image_sha = inputs.get(str(v.image_path.relative_to(root)), "missing")
-            mask_sha = inputs.get(str(v.mask_paths[0].relative_to(root))) if v.mask_paths else None
+            image_sha, mask_sha = view_hashes(v, inputs, root)
             rows.extend(_rows_for(frame, index, v, out, image_sha, mask_sha))
             if out.keypoints is not None:
                 cams.append(item.camera)
@@ -363,7 +417,7 @@ def run_shard(plan: ShardPlan, cfg: DistillConfig, teacher: Teacher, store: Stor
         shard_key=plan.key, shard_path=rel, shard_sha256=sha, shard_bytes=nbytes, rows=table.num_rows,
         dataset_id=plan.dataset_id, dataset_root=plan.dataset_root, layout=plan.layout, subject=plan.subject,
         frame_ids=list(plan.frame_ids), kinds=sorted({r.kind for r in rows}),
-        inputs=[{"path": p, "sha256": s} for p, s in plan.inputs], teacher=plan.teacher,
+        inputs=plan.input_records(), teacher=plan.teacher,
         teacher_version=plan.teacher_version, weights_sha256=plan.weights_sha256, config_hash=plan.config_hash,
         config_json=plan.config_json, code_version=code_version(), flow_run_id=flow_run_id, host=host_name(),
         created_at=created, failures=failures,

@@ -106,6 +106,9 @@ def evaluate_run(run: str | Path, data: str | Path, split: str = "test", max_vie
             pools over any number, as ENeRF's test_input_views may differ from its training views).
     """
     run = Path(run)
+    for store in (cse_store, teacher_store):
+        if store is not None:
+            store.check_inputs(data)  # targets of changed inputs are refused before anything is computed
     ck_path = Path(checkpoint) if checkpoint else run / "checkpoints" / "latest.pt"
     out = Path(out) if out else run / f"eval_{split}"
     device = pick_device("auto")

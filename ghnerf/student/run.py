@@ -101,6 +101,9 @@ def run_training(spec: TrainSpec, on_step: Callable[[int, dict], None] | None = 
                            allow_partial=spec.allow_partial_targets) if teacher else None
 
     hm_store, cse_store = store(spec.teacher), store(spec.cse_teacher)
+    for ts in (hm_store, cse_store):
+        if ts is not None:
+            ts.check_inputs(spec.data)
     heat = "none" if not cfg.heatmap_head else ("store" if hm_store else "dataset")
     fusion = FusionConfig() if spec.fuse_targets and heat == "store" else None
     examples = ExampleSet(spec.data, "train", cfg.source_views, spec.image_scale, heat, hm_store, cse_store,
