@@ -358,7 +358,7 @@ def lineage_cmd(
     """The chain from a checkpoint, target or shard back to its input images and the teacher's weights."""
     from rich.tree import Tree
 
-    from storage.lineage import resolve
+    from storage.lineage import lineage_warnings, resolve
 
     options = _storage_options(storage_option)
     if ref.endswith(".pt"):
@@ -373,7 +373,7 @@ def lineage_cmd(
         info = resolve(store, ref, options)
     except GHNeRFError as exc:
         _fail(exc)
-    for line in info.get("damaged_catalog_entries", []):
+    for line in info.get("damaged_catalog_entries", []) + lineage_warnings(info):
         _warn(line)
     if as_json:
         print(json.dumps(info, default=str))
@@ -495,14 +495,14 @@ def _checkpoint_lineage(path: Path, as_json: bool, parent=None, extra: dict | No
     from rich.tree import Tree
 
     from ghnerf.student.train import load_checkpoint
-    from storage.lineage import resolve
+    from storage.lineage import lineage_warnings, resolve
 
     try:
         ck = load_checkpoint(path)
         shards = [resolve(s["store"], s["shard_path"], storage_options) for s in ck["meta"]["shards"]]
     except GHNeRFError as exc:
         _fail(exc)
-    for line in sorted({d for sh in shards for d in sh.get("damaged_catalog_entries", [])}):
+    for line in sorted({d for sh in shards for d in sh.get("damaged_catalog_entries", []) + lineage_warnings(sh)}):
         _warn(line)
     info = {"checkpoint": str(path), "step": ck["step"], "config": ck["student_config"].name,
             "code_version": ck["code_version"], "dataset": ck["meta"]["dataset"],

@@ -569,3 +569,90 @@ def test_store_gc_lists_more_than_a_handful_and_removes_them_only_with_yes(data,
     result = runner.invoke(app, ["store", "gc", str(store), "--yes"])
     assert result.exit_code == 0 and "removed 6 file(s)" in result.output, result.output
     assert not any(p.exists() for p in orphans) and len(TargetStore(store, "gt-joints").entries) == 4
+
+
+def test_targets_of_an_image_edited_after_distill_are_refused(data, tmp_path):
+    from ghnerf.fileio import read_image, write_image
+    from storage.inputs import check_inputs
+
+    root = data("train")
+    store = tmp_path / "store"
+    _distilled(root, store)
+    entries = Catalog(StorageRoot(store)).current()
+    assert all(i["size"] and i["mtime_ns"] for e in entries for i in e.inputs)  # recorded beside the hash
+    view = _training_view(root)
+    image = view.image_path
+    os.utime(image)  # touched, same content: not stale (the hash decides when size or mtime differ)
+    check_inputs(entries, root)
+    pixels = read_image(image)
+    pixels[:8, :8] = 255 - pixels[:8, :8]
+    write_image(image, pixels)  # edited after distill
+    before = snapshot(tmp_path)
+    subject = image.relative_to(root).parts[0]
+    for args in (["train", "--config", "enerf-heatmap", "--data", str(root), "--out", str(tmp_path / "run"),
+                  "--targets", str(store), "--teacher", "gt-joints", "--steps", "1", "--perceptual-weight", "0"],
+                 ["evaluate", str(tmp_path / "run"), "--data", str(root), "--targets", str(store), "--teacher",
+                  "gt-joints"],
+                 ["export", "--data", str(root), "--subject", subject, "--format", "openpose", "--out",
+                  str(tmp_path / "export"), "--store", str(store), "--teacher", "gt-joints"]):
+        msg = one_clean_error(runner.invoke(app, args), str(image), "ghnerf distill")
+        assert "changed since its targets were distilled" in msg and "1 of 4 shard(s) are stale" in msg
+    assert changed(before, tmp_path) == []
+    # lineage says so too, and `ghnerf distill` recomputes exactly the stale shard
+    result = runner.invoke(app, ["lineage", next(e.shard_key for e in entries if e.inputs and any(
+        i["path"] == str(image.relative_to(root)) for i in e.inputs)), "--store", str(store)])
+    assert result.exit_code == 0 and "these targets are stale" in result.output and str(image) in result.output
+    assert distill(root, store, DistillConfig(teacher="gt-joints", frames_per_shard=1)).counts() == {
+        "written": 1, "skipped": 3}
+    TargetStore(store, "gt-joints").check_inputs(root)
+
+
+@pytest.mark.parametrize("column", ["image_sha256", "stride"])
+def test_altered_shard_named_after_its_new_hash_is_recomputed_not_restored(data, tmp_path, column):
+    import hashlib
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from storage.shards import shard_rel_path, table_bytes
+
+    root = data("zju")
+    store = tmp_path / "store"
+    _distilled(root, store)
+    entry = sorted(Catalog(StorageRoot(store)).current(), key=lambda e: e.shard_path)[0]
+    shard = store / entry.shard_path
+    table = pq.read_table(shard)
+    i = table.schema.get_field_index(column)
+    value = pa.array(["0" * 64] * table.num_rows) if column == "image_sha256" else pa.array(
+        [4] * table.num_rows, pa.int16())
+    altered = table_bytes(table.set_column(i, table.schema.field(i), value))
+    renamed = store / shard_rel_path(entry.dataset_id, entry.teacher, entry.shard_key,
+                                     hashlib.sha256(altered).hexdigest())
+    renamed.write_bytes(altered)
+    shard.unlink()
+    shutil.rmtree(store / "catalog")
+    report = distill(root, store, DistillConfig(teacher="gt-joints", frames_per_shard=1))
+    assert report.counts() == {"written": 1, "restored": 3}
+    served = {e.shard_key: e for e in Catalog(StorageRoot(store)).current()}[entry.shard_key]
+    assert served.shard_path != str(renamed.relative_to(store))
+    assert pq.read_table(store / served.shard_path).column(column).to_pylist() == table.column(column).to_pylist()
+
+
+def test_lineage_of_a_key_distilled_twice_resolves_to_the_current_entry(data, tmp_path):
+    root = data("zju")
+    store = tmp_path / "store"
+    _distilled(root, store)
+    old = sorted(Catalog(StorageRoot(store)).current(), key=lambda e: e.shard_path)[0]
+    (store / old.shard_path).unlink()
+    time.sleep(0.01)
+    _distilled(root, store)  # recomputes it: two catalog entries for one key
+    entries = [e for e in Catalog(StorageRoot(store)).entries() if e.shard_key == old.shard_key]
+    new = next(e for e in entries if e.shard_path != old.shard_path)
+    assert len(entries) == 2 and (store / new.shard_path).is_file()
+    result = runner.invoke(app, ["lineage", old.shard_key, "--store", str(store), "--json"])
+    info = json.loads(result.stdout.strip().splitlines()[-1])
+    assert result.exit_code == 0 and info["shard"]["path"] == new.shard_path and info["status"] == "current"
+    result = runner.invoke(app, ["lineage", old.shard_path, "--store", str(store), "--json"])
+    info = json.loads(result.stdout.strip().splitlines()[-1])
+    assert info["shard"]["path"] == old.shard_path and info["status"] == "file missing"
+    assert info["current_shard"] == new.shard_path and f"its slot is served by {new.shard_path}" in result.stderr
