@@ -656,3 +656,20 @@ def test_lineage_of_a_key_distilled_twice_resolves_to_the_current_entry(data, tm
     info = json.loads(result.stdout.strip().splitlines()[-1])
     assert info["shard"]["path"] == old.shard_path and info["status"] == "file missing"
     assert info["current_shard"] == new.shard_path and f"its slot is served by {new.shard_path}" in result.stderr
+
+
+def test_training_subject_with_every_mask_blank_is_refused(data, tmp_path):
+    from ghnerf.fileio import write_image
+
+    root = data("train")
+    subject = "CoreView_902"
+    masks = sorted(p for p in (root / subject).rglob("*.png") if "mask" in p.relative_to(root).parts[1])
+    assert masks
+    for m in masks:
+        write_image(m, np.zeros((64, 64), np.uint8))
+    before = snapshot(tmp_path)
+    args = ["train", "--config", "enerf", "--data", str(root), "--out", str(tmp_path / "run"), "--steps", "1",
+            "--perceptual-weight", "0", "--image-scale", "1", "--pretrained", "none"]
+    msg = one_clean_error(runner.invoke(app, args), subject, "blank")
+    assert str(root / subject) in msg
+    assert changed(before, tmp_path) == []

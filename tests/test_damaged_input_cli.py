@@ -288,3 +288,61 @@ def test_resume_never_falls_back_to_another_models_step_file(trained, run_copy):
     assert result.exit_code == 0, result.output
     assert f"resuming from {ckdir / 'step_0000001.pt'}" in " ".join(result.output.split())
     assert load_checkpoint(ckdir / "latest.pt")["student_config"].name == "enerf-heatmap"
+
+
+# -- issue 25: weights that do not fit the network are never loaded ----------------------------------------------
+
+
+def _tamper(src: Path, dst: Path, how: str) -> str:
+    """A copy of checkpoint ``src`` at ``dst`` with one model tensor made NaN, int64 or reshaped; its name."""
+    ck = torch.load(src, weights_only=True)
+    name = next(k for k, v in ck["model"].items() if v.is_floating_point() and v.dim() == 4)
+    t = ck["model"][name]
+    ck["model"][name] = {"nan": torch.full_like(t, float("nan")), "int64": t.to(torch.int64),
+                         "reshaped": t.reshape(t.shape[0], -1)}[how]
+    torch.save(ck, dst)
+    return name
+
+
+@pytest.mark.parametrize("how,says", [("nan", "holds NaN or Inf"), ("int64", "is int64, not floating point"),
+                                      ("reshaped", "has shape")])
+def test_checkpoint_whose_weights_do_not_fit_is_refused_where_a_model_is_loaded(trained, run_copy, tmp_path, how,
+                                                                                  says):
+    bad = tmp_path / "bad.pt"
+    name = _tamper(run_copy / "checkpoints" / "latest.pt", bad, how)
+    before = snapshot(tmp_path)
+    for args in (["evaluate", run_copy, "--data", trained[0], "--max-views", "1", "--checkpoint", bad],
+                 ["train", "--config", "enerf-heatmap", "--data", trained[0], "--out", tmp_path / "new",
+                  "--steps", "1", "--perceptual-weight", "0", "--init-from", bad]):
+        assert_refused(run_cli(args), str(bad), name, says, "not loaded")
+    assert snapshot(tmp_path) == before  # no eval_test/metrics.json, no run folder
+
+
+def test_pretrained_weights_of_another_architecture_are_refused(trained, tmp_path):
+    import torchvision
+
+    other = tmp_path / "resnet34.pth"
+    torch.save(torchvision.models.resnet34(weights=None).state_dict(), other)
+    before = snapshot(tmp_path)
+    result = run_cli(["train", "--config", "ghnerf-resnet18", "--data", trained[0], "--out", tmp_path / "run",
+                      "--steps", "1", "--perceptual-weight", "0", "--pretrained", other])
+    assert_refused(result, str(other), "not this network's", "not loaded")
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("how,says", [("nan", "holds NaN or Inf"), ("int64", "is int64, not floating point"),
+                                      ("reshaped", "has shape")])
+def test_enerf_checkpoint_with_bad_weights_is_not_imported(tmp_path, how, says):
+    from tests.ghnerf.student.test_enerf_import import _write_original_checkpoint
+
+    ckpt = tmp_path / "latest.pth"
+    _write_original_checkpoint(ckpt)
+    ck = torch.load(ckpt, weights_only=True)
+    name = next(k for k, v in ck["net"].items() if v.dim() == 4)
+    t = ck["net"][name]
+    ck["net"][name] = {"nan": torch.full_like(t, float("nan")), "int64": (t * 100).to(torch.int64),
+                       "reshaped": t.reshape(t.shape[0], -1)}[how]
+    torch.save(ck, ckpt)
+    before = snapshot(tmp_path)
+    assert_refused(run_cli(["import-enerf", ckpt, "--out", tmp_path / "run"]), str(ckpt), says, "not loaded")
+    assert snapshot(tmp_path) == before

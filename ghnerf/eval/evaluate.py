@@ -21,6 +21,7 @@ from ghnerf.eval.metrics import (PCK_ALPHA, heatmap_mse, masked_psnr, masked_ssi
 from ghnerf.fileio import file_sha256, write_bytes, write_image, write_json
 from ghnerf.student.data import ExampleSet
 from ghnerf.student.model import GHNeRF
+from ghnerf.student.state_check import load_checked
 from ghnerf.student.train import load_checkpoint, pick_device, render_full_view
 from ghnerf.viz import draw_skeleton, heatmap_overlay
 
@@ -88,7 +89,7 @@ def load_run_model(checkpoint: Path, device: torch.device) -> tuple[GHNeRF, dict
     ck = load_checkpoint(checkpoint)
     cfg = ck["student_config"]
     model = GHNeRF(cfg.without_pretrained_load()).to(device)  # encoder weights come from the checkpoint
-    model.load_state_dict(ck["model"])
+    load_checked(model, ck["model"], checkpoint)
     model.eval()
     return model, ck
 

@@ -22,7 +22,7 @@ from ghnerf.codecs.keypoints import OPENPOSE_SIGMA_PX, HeatmapCodec, empty_keypo
 from ghnerf.data import bound_mask, load_view, make_split, near_far, nearest_source_views, open_dataset
 from ghnerf.data.images import pinhole
 from ghnerf.data.splits import SplitConfig
-from ghnerf.errors import ConfigError
+from ghnerf.errors import ConfigError, GHNeRFError
 from ghnerf.student.model import MultiViewBatch
 from ghnerf.target_fusion import FusionConfig, fuse_keypoints
 
@@ -212,6 +212,31 @@ class ExampleSet:
                     bad.append({"path": path, "problem": problem, "view": f"{subject}/{frame.frame_id}/{view.name}",
                                 "key": (subject, f, c)})
         return bad
+
+    def blank_mask_subjects(self) -> list[tuple[str, str, int]]:
+        """Subjects whose every target-view mask is blank (no foreground pixel): ``(subject, first mask file,
+        masks read)`` each. Reading stops at a subject's first mask with foreground (usually its first);
+        files that cannot be read are left to :meth:`check_views`."""
+        from ghnerf.data.images import load_mask
+
+        views: dict[str, list] = {}
+        for subject, f, c in self.items:
+            views.setdefault(subject, []).append(self.reader.sequence(subject).frame(f).views[c])
+        blank = []
+        for subject, vs in views.items():
+            read = 0
+            for v in vs:
+                try:
+                    mask = load_mask(v, undistort=False)
+                except GHNeRFError:
+                    continue
+                read += 1
+                if mask.any():
+                    break
+            else:
+                if read:
+                    blank.append((subject, str(vs[0].mask_paths[0]), read))
+        return blank
 
     def exclude_views(self, bad: list[dict]) -> int:
         """Leave the views of ``bad`` (from :meth:`check_views`) out: as targets and as sources.

@@ -16,6 +16,7 @@ from ghnerf.student.config import preset
 from ghnerf.student.enerf_weights import convert_enerf_state_dict
 from ghnerf.student.model import GHNeRF
 from ghnerf.student.run_folder import check_run_folder, clear_run_folder
+from ghnerf.student.state_check import load_checked
 from ghnerf.student.train import TrainConfig, save_checkpoint
 
 ENERF_PARTS = ("feature_net.", "cost_regs.", "fields.")  # our modules that hold ENeRF's parameters
@@ -66,7 +67,7 @@ def import_enerf(checkpoint: str | Path, out: str | Path, config: str = "enerf",
         weights = convert_enerf_state_dict(state, ours)
     except ConfigError as exc:
         raise ConfigError(f"{checkpoint}: {exc}; nothing was written") from None
-    model.load_state_dict(weights, strict=False)  # the rest keeps its initialisation
+    load_checked(model, weights, checkpoint, strict=False)  # the rest keeps its initialisation
     tcfg = TrainConfig()
     opt = torch.optim.Adam(model.parameters(), lr=tcfg.lr)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=tcfg.halving(), gamma=0.5)

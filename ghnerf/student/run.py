@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ghnerf.errors import BadViewsError, ConfigError
+from ghnerf.errors import BadViewsError, ConfigError, DataReadError
 from ghnerf.student.config import PRESETS, LossWeights, StudentConfig
 from ghnerf.student.run_folder import check_run_folder, clear_run_folder
 from ghnerf.student.train import TrainConfig, TrainState, load_checkpoint
@@ -115,6 +115,7 @@ def run_training(spec: TrainSpec, on_step: Callable[[int, dict], None] | None = 
         for line in (ts.left_out if ts else []):
             log(f"warning: left out (--allow-partial-targets): {line}")
     validate_views(examples, val, spec.exclude_bad_views, log)
+    refuse_blank_masks(examples)
     tcfg = TrainConfig(steps=spec.steps, image_scale=spec.image_scale,
                        patch=spec.patch if spec.perceptual_weight != 0 else 0, device=spec.device,
                        checkpoint_every=spec.checkpoint_every, val_every=spec.checkpoint_every,
@@ -153,3 +154,17 @@ def validate_views(examples, val, exclude: bool, log: Callable[[str], None] = pr
             log(f"warning: excluding view {b['view']}: {b['path']}: {b['problem']}")
     log(f"warning: {len(examples.excluded) + len(val.excluded)} bad file(s) excluded (--exclude-bad-views); "
         f"{dropped} of the training examples dropped, {len(examples)} left")
+
+
+def refuse_blank_masks(examples) -> None:
+    """Refuse a run in which some training subject has no foreground in any mask (colour loss 0, "PSNR 100").
+
+    Raises:
+        DataReadError: one line per such subject, naming its first mask file.
+    """
+    blank = examples.blank_mask_subjects()
+    if blank:
+        lines = [f"every mask of subject {subject} is blank ({n} read, no foreground pixel): training would learn "
+                 "nothing (colour loss 0); fix or regenerate the masks" for subject, _, n in blank]
+        raise DataReadError(blank[0][1], "\n".join([lines[0], *(f"{b[1]}: {line}" for b, line in
+                                                               zip(blank[1:], lines[1:]))]))

@@ -33,6 +33,7 @@ from ghnerf.student.distributed import pick_device  # noqa: F401 (re-export)
 from ghnerf.student.losses import PerceptualLoss, student_loss
 from ghnerf.student.model import GHNeRF, SourceEncoding
 from ghnerf.student.pretrain_2d import pretrain_source_heatmaps
+from ghnerf.student.state_check import load_checked
 from ghnerf.student.weights import resolve_auto
 
 PAPER_TOTAL_STEPS = 200_000  # "converged after about 200k iterations" (paper §4.1)
@@ -250,7 +251,7 @@ def train(cfg: StudentConfig, tcfg: TrainConfig, examples: ExampleSet, out: str 
         cfg = weights.config
         if ck["student_config"] != cfg:
             raise ConfigError(f"{latest} was trained with config {ck['student_config'].name}, not {cfg.name}")
-        model.load_state_dict(ck["model"])
+        load_checked(model, ck["model"], latest)
         opt.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])
         gen.set_state(ck["generator"])
@@ -260,7 +261,7 @@ def train(cfg: StudentConfig, tcfg: TrainConfig, examples: ExampleSet, out: str 
         ck = load_checkpoint(init_from)
         if replace(ck["student_config"], losses=cfg.losses, pretrained=cfg.pretrained) != cfg:  # same network
             raise ConfigError(f"{init_from} was trained with config {ck['student_config'].name}, not {cfg.name}")
-        model.load_state_dict(ck["model"])
+        load_checked(model, ck["model"], init_from)
         log(f"initialised from {init_from} (step {ck['step']})")
     if weights.notice():
         log(weights.notice())
