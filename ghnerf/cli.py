@@ -551,7 +551,7 @@ def store_gc_cmd(
     from storage.root import StorageRoot
 
     options = _storage_options(storage_option)
-    if min_age < 0:
+    if not 0 <= min_age < float("inf"):  # NaN fails too: it would make every file old enough
         _fail(OptionError(f"--min-age {min_age:g}: must be 0 or more (minutes)"))
     try:
         store = StorageRoot(root, options)

@@ -18,7 +18,7 @@ from ghnerf.student.run import TrainSpec
 class PipelineConfig(BaseModel):
     """The main job's settings (small enough for a 2-core CPU machine)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     out: str = Field("demo_out", description="everything goes under this folder")
     layout: str = Field("renderpeople", description="synthetic layout: renderpeople | zju")

@@ -20,7 +20,7 @@ from ghnerf.student.run import TrainSpec
 class RetrainSpec(BaseModel):
     """What to retrain and how to judge it."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     registry: str = Field(..., description="model registry folder (best.json, decisions/, runs/)")
     data: str = Field(..., description="dataset folder; its test split is the fixed evaluation split")

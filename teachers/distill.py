@@ -50,6 +50,7 @@ from teachers.base import Teacher, TeacherInput, TeacherOutput
 from teachers.registry import build_teacher
 
 MB = 1 << 20
+SIGMA_MAX = 128.0  # image pixels: a Gaussian this wide is flat over a 256 px person, it locates no joint
 # Stored bytes per target cell, measured on Gaussian heatmaps / embeddings (benchmarks/distill_overhead.py).
 EST_BYTES_PER_CELL = {"heatmap": 25 * 0.02, "cse": 16 * 1.2, "keypoints": 0.0}
 
@@ -57,12 +58,13 @@ EST_BYTES_PER_CELL = {"heatmap": 25 * 0.02, "cse": 16 * 1.2, "keypoints": 0.0}
 class DistillConfig(BaseModel):
     """What to distill and how (one source of defaults; the target-shaping part is hashed into lineage)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     teacher: str
     teacher_options: dict[str, str | int | float] = Field(default_factory=dict)
     stride: int = Field(2, ge=1, le=16, description="image pixels per target cell")
-    sigma: float = Field(7.0, gt=0, description="heatmap Gaussian sigma in image pixels (OpenPose: 7)")
+    sigma: float = Field(7.0, gt=0, le=SIGMA_MAX, description="heatmap Gaussian sigma in image pixels (OpenPose: 7; "
+                                                         f"at most {SIGMA_MAX:g}: wider is a flat map)")
     frames_per_shard: int | None = Field(None, ge=1, description="override the size-based grouping")
     shard_mb: float = Field(128.0, gt=0, description="target shard size")
     subjects: tuple[str, ...] | None = None

@@ -142,8 +142,8 @@ def test_hostile_checkpoint_is_not_loaded(trained, tmp_path):
     assert snapshot(tmp_path) == before
 
 
-def _numeric_options():
-    """(command path, option) for every int / float option of every command."""
+def _numeric_options(types: tuple[str, ...] = ("int", "float")):
+    """(command path, option) for every option of these types (default int / float) of every command."""
     stack = [((), typer.main.get_command(app))]
     while stack:
         path, cmd = stack.pop()
@@ -151,7 +151,7 @@ def _numeric_options():
             stack.append(((*path, name), sub))
         for p in cmd.params:
             ann = str(p.type_descriptor.annotation)
-            if p.opts[0].startswith("--") and ("int" in ann or "float" in ann):
+            if p.opts[0].startswith("--") and any(t in ann for t in types):
                 yield path, p.opts[0]
 
 
@@ -346,3 +346,23 @@ def test_enerf_checkpoint_with_bad_weights_is_not_imported(tmp_path, how, says):
     before = snapshot(tmp_path)
     assert_refused(run_cli(["import-enerf", ckpt, "--out", tmp_path / "run"]), str(ckpt), says, "not loaded")
     assert snapshot(tmp_path) == before
+
+
+FLOATS = sorted(_numeric_options(("float",)))
+
+
+@pytest.mark.parametrize("value", ["inf", "nan"])
+@pytest.mark.parametrize("path,option", FLOATS, ids=[f"{' '.join(p)} {o}" for p, o in FLOATS])
+def test_every_float_option_refuses_inf_and_nan(path, option, value, tmp_path, zju_plain_root):
+    before = snapshot(zju_plain_root)
+    result = run_cli([*path, *_base_args(path, tmp_path, zju_plain_root), option, value])
+    assert_refused(result, option)
+    assert not (tmp_path / "out").exists()
+    assert snapshot(zju_plain_root) == before
+
+
+def test_distill_sigma_wider_than_any_person_is_refused(tmp_path, zju_plain_root):
+    result = run_cli(["distill", "--dataset", zju_plain_root, "--teacher", "gt-joints", "--out", tmp_path / "out",
+                      "--sigma", "1000"])
+    assert_refused(result, "--sigma", "1000")
+    assert not (tmp_path / "out").exists()

@@ -51,7 +51,7 @@ DEFINITIONS = {
 class EvalOptions(BaseModel):
     """The user's evaluation options, checked before anything is read."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     max_views: int | None = Field(None, ge=1, description="evaluate at most N views")
     source_views: int | None = Field(None, description="source views per target (default: as trained)")

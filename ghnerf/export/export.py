@@ -26,7 +26,7 @@ COORDINATES = {"2d": "pixels of the full-resolution undistorted image (pixel cen
 class ExportSpec(BaseModel):
     """An export, as a user asks for it: from ``run`` or from ``store`` + ``teacher``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     data: str = Field(..., description="dataset folder")
     subject: str = Field(..., description="subject to export")

@@ -26,7 +26,7 @@ DEFAULT_TURN_VIEWS = 24  # virtual cameras of a single-frame (frozen-time) path
 class RenderSpec(BaseModel):
     """A render, as a user asks for it (``ghnerf render``, the ``render`` flow)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     run: str = Field(..., description="run folder written by `ghnerf train`")
     data: str = Field(..., description="dataset folder")

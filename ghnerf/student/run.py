@@ -23,7 +23,7 @@ from ghnerf.student.train import TrainConfig, TrainState, load_checkpoint
 class TrainSpec(BaseModel):
     """A training run, as a user asks for it."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     config: str = Field("ghnerf-resnet18", description=f"{' | '.join(PRESETS)}, optionally +cse and/or +coord")
     data: str = Field(..., description="dataset folder (ZJU-MoCap or RenderPeople layout)")

@@ -28,7 +28,7 @@ CONF_VISIBLE, CONF_OCCLUDED = 1.0, 0.5
 class SynthConfig(BaseModel):
     """Options of ``ghnerf data synth`` (one source of defaults)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     layout: Literal["zju", "renderpeople"] = "zju"
     subjects: int = Field(4, ge=1, le=1000)
