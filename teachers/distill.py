@@ -436,6 +436,7 @@ class DistillReport:
     results: list[ShardResult]
     skipped_subjects: list[dict] = field(default_factory=list)  # folders that look like subjects but are unreadable
     garbage: GcReport | None = None
+    dataset_notes: list[str] = field(default_factory=list)  # e.g. image files on disk no annotation lists
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -445,6 +446,7 @@ class DistillReport:
 
     def warnings(self) -> list[str]:
         lines = [f"skipped subject {s['name']}: {s['path']}: {s['reason']}" for s in self.skipped_subjects]
+        lines += self.dataset_notes
         if self.garbage is not None:
             lines += [d.message() for d in self.garbage.damaged if self.teacher in d.teachers]
         return lines
@@ -475,13 +477,14 @@ def distill(dataset_root: str | Path, store_url: str | Path, cfg: DistillConfig,
     teacher = cfg.build()
     store = StorageRoot(store_url, storage_options)
     store.check(write=True)
-    skipped = open_dataset(dataset_root).skipped
+    reader = open_dataset(dataset_root)
     plans = plan_shards(dataset_root, cfg, teacher)
+    notes = reader.sequence_warnings(cfg.subjects or reader.subjects())
     results = []
     for plan in plans:
         res = run_shard(plan, cfg, teacher, store, flow_run_id, consistency_fn)
         results.append(res)
         if on_shard:
             on_shard(res)
-    return DistillReport(plans[0].dataset_id if plans else "", cfg.teacher, results, skipped,
-                         clean_shard_dirs(store, plans))
+    return DistillReport(plans[0].dataset_id if plans else "", cfg.teacher, results, reader.skipped,
+                         clean_shard_dirs(store, plans), notes)
