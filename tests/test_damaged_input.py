@@ -673,3 +673,68 @@ def test_training_subject_with_every_mask_blank_is_refused(data, tmp_path):
     msg = one_clean_error(runner.invoke(app, args), subject, "blank")
     assert str(root / subject) in msg
     assert changed(before, tmp_path) == []
+
+
+def _edit_annots(seq_root: Path, edit) -> Path:
+    """Apply ``edit(annots dict)`` to a sequence's annots.npy (saved as the real ones are); returns its path."""
+    path = seq_root / "annots.npy"
+    annots = load_npy(path).item()
+    edit(annots)
+    np.save(path, np.array(annots, dtype=object), allow_pickle=True)
+    return path
+
+
+def _nan_vertices(seq_root: Path) -> Path:
+    vertex = open_dataset(seq_root.parent).sequence(seq_root.name).frame(0).vertices_path
+    verts = np.load(vertex)
+    verts[3] = np.nan
+    np.save(vertex, verts)
+    return vertex
+
+
+def _singular_k(seq_root: Path) -> Path:
+    return _edit_annots(seq_root, lambda a: a["cams"]["K"].__setitem__(1, np.zeros((3, 3))))
+
+
+def _bad_kpts2d(seq_root: Path) -> Path:
+    return _edit_annots(seq_root, lambda a: a["ims"][0].__setitem__("kpts2d", np.zeros((3, 25))))
+
+
+def _outside_path(seq_root: Path) -> Path:
+    return _edit_annots(seq_root, lambda a: a["ims"][1]["ims"].__setitem__(0, "../../../etc/passwd"))
+
+
+@pytest.mark.parametrize("damage,says", [(_nan_vertices, "vertex file holds NaN or Inf"),
+                                         (_singular_k, "camera 1: K has focal lengths fx=0"),
+                                         (_bad_kpts2d, "frame 0: kpts2d has shape (3, 25)"),
+                                         (_outside_path, "'../../../etc/passwd' leaves the dataset folder")])
+def test_bad_vertices_intrinsics_kpts2d_and_paths_are_one_line(data, tmp_path, damage, says):
+    root = data("train")
+    bad = damage(root / "CoreView_902")
+    before = snapshot(tmp_path)
+    for args in (["data", "inspect", str(root)],
+                 ["distill", "--dataset", str(root), "--teacher", "gt-joints", "--out", str(tmp_path / "store")],
+                 ["train", "--config", "enerf", "--data", str(root), "--out", str(tmp_path / "run"), "--steps", "1",
+                  "--perceptual-weight", "0", "--image-scale", "1", "--pretrained", "none"]):
+        result = run_ghnerf(*args, cwd=tmp_path) if args[0] == "train" else runner.invoke(app, args)
+        if args[0] == "train":  # a fresh process: a crash (exit 139) would show here
+            assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+            errors = [ln for ln in result.stderr.splitlines() if ln.startswith("error:")]
+            assert len(errors) == 1 and str(bad) in errors[0] and says in errors[0], result.stderr
+        else:
+            one_clean_error(result, str(bad), says)
+    assert changed(before, tmp_path) == []
+
+
+def test_image_files_no_annotation_lists_are_named(data, tmp_path):
+    root = data("zju")
+    seq = root / "CoreView_902"
+    frame1 = [seq / rel for rel in load_npy(seq / "annots.npy").item()["ims"][1]["ims"]]
+    _edit_annots(seq, lambda a: a.__setitem__("ims", a["ims"][:1]))  # lists 1 of the 2 frames on disk
+    for args in (["data", "inspect", str(root)],
+                 ["distill", "--dataset", str(root), "--teacher", "gt-joints", "--out", str(tmp_path / "store")]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+        said = " ".join(result.output.split())
+        assert f"{seq / 'annots.npy'}: lists 1 frame(s), and {len(frame1)} image file(s) on disk are in none" in said
+        assert str(frame1[0]) in said
