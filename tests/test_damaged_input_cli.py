@@ -366,3 +366,46 @@ def test_distill_sigma_wider_than_any_person_is_refused(tmp_path, zju_plain_root
                       "--sigma", "1000"])
     assert_refused(result, "--sigma", "1000")
     assert not (tmp_path / "out").exists()
+
+
+# -- issue 25: a full disk is one line, and leaves no temporary file ----------------------------------------------
+
+
+def _run_limited(args: list, cwd: Path, max_file_bytes: int):
+    """The real console entry point in a fresh process whose files may not grow past ``max_file_bytes``
+    (``ulimit -f``: a full disk as a process sees it; root cannot fake a read-only folder with chmod)."""
+    import resource
+    import subprocess
+    import sys
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (max_file_bytes, max_file_bytes))
+
+    repo = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": str(repo) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    return subprocess.run([sys.executable, "-m", "flows.cli", *map(str, args)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=600, preexec_fn=limit)
+
+
+@pytest.mark.parametrize("command", ["data synth", "distill", "train", "evaluate"])
+def test_full_disk_is_one_line_naming_the_file_and_leaves_no_temporary_file(trained, tmp_path, command):
+    data, run = trained
+    out = tmp_path / "out"
+    if command == "evaluate":
+        shutil.copytree(run, out)
+    args = {"data synth": ["data", "synth", out, "--subjects", "1", "--frames", "1", "--cameras", "4", "--size", "64"],
+            "distill": ["distill", "--dataset", data, "--teacher", "gt-joints", "--out", out],
+            "train": ["train", "--config", "enerf-heatmap", "--data", data, "--out", out, "--steps", "1",
+                      "--perceptual-weight", "0"],
+            "evaluate": ["evaluate", out, "--data", data, "--max-views", "1"]}[command]
+    before = snapshot(out) if out.exists() else {}
+    outside = snapshot(data)
+    result = _run_limited(args, tmp_path, 4096)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    errors = [ln for ln in result.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and f"error: {out}" in errors[0] and "file size limit" in errors[0], result.stderr
+    assert not [p for p in out.rglob(".*")], "temporary files left behind"
+    for name, (is_dir, size, _) in before.items():  # nothing already there was damaged
+        assert (out / name).exists() and (is_dir or (out / name).stat().st_size == size), name
+    assert snapshot(data) == outside

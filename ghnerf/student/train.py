@@ -9,6 +9,7 @@ code version, and every shard the targets came from (for ``ghnerf lineage``).
 """
 
 import dataclasses
+import io
 import json
 import math
 import time
@@ -23,7 +24,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 
 from ghnerf.errors import CheckpointError, ConfigError
-from ghnerf.fileio import atomic_path, write_image, write_json
+from ghnerf.fileio import write_bytes, write_image, write_json
 from ghnerf.hold import hold_point
 from ghnerf.student.checkpoints import newest_intact, read_checkpoint
 from ghnerf.student.config import StudentConfig
@@ -149,8 +150,9 @@ def save_checkpoint(path: Path, model: GHNeRF, opt, sched, gen: torch.Generator,
     payload = {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                "step": step, "generator": gen.get_state(), "student_config": json.dumps(cfg.to_dict()),
                "train_config": tcfg.model_dump_json(), "code_version": code_version(), "meta": json.dumps(meta)}
-    with atomic_path(path, ".pt") as tmp:
-        torch.save(payload, tmp)
+    buffer = io.BytesIO()  # torch's file writer fails with a RuntimeError; ours names the path and the cause
+    torch.save(payload, buffer)
+    write_bytes(path, buffer.getvalue())
 
 
 def load_checkpoint(path: str | Path, hint: bool = True) -> dict:
