@@ -409,3 +409,10 @@ def test_full_disk_is_one_line_naming_the_file_and_leaves_no_temporary_file(trai
     for name, (is_dir, size, _) in before.items():  # nothing already there was damaged
         assert (out / name).exists() and (is_dir or (out / name).stat().st_size == size), name
     assert snapshot(data) == outside
+
+
+def test_image_scale_that_leaves_no_pixels_is_one_line(trained, tmp_path):
+    before = snapshot(tmp_path)
+    result = run_cli(_train_args(trained[0], tmp_path / "run", "--image-scale", "1e-9"))
+    assert_refused(result, "--image-scale 1e-09", str(trained[0]), "at least 32")
+    assert snapshot(tmp_path) == before

@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ghnerf.errors import BadViewsError, ConfigError, DataReadError
+from ghnerf.errors import BadViewsError, ConfigError, DataReadError, OptionError
 from ghnerf.student.config import PRESETS, LossWeights, StudentConfig
 from ghnerf.student.run_folder import check_run_folder, clear_run_folder
 from ghnerf.student.train import TrainConfig, TrainState, load_checkpoint
@@ -100,6 +100,7 @@ def run_training(spec: TrainSpec, on_step: Callable[[int, dict], None] | None = 
         return TargetStore(spec.targets, teacher, storage_options=spec.storage_options,
                            allow_partial=spec.allow_partial_targets) if teacher else None
 
+    check_image_scale(spec.data, spec.image_scale)
     hm_store, cse_store = store(spec.teacher), store(spec.cse_teacher)
     for ts in (hm_store, cse_store):
         if ts is not None:
@@ -125,6 +126,25 @@ def run_training(spec: TrainSpec, on_step: Callable[[int, dict], None] | None = 
         clear_run_folder(spec.out)
     return train(cfg, tcfg, examples, Path(spec.out), resume=spec.resume, val_examples=val, on_step=on_step,
                  log=log, init_from=spec.init_from)
+
+
+MIN_SCALED_SIDE = 32  # pixels: the feature pyramid and cost volumes work at 1/4 of the scaled image
+
+
+def check_image_scale(data: str | Path, scale: float) -> None:
+    """Refuse an ``image_scale`` that shrinks the dataset's smallest images below :data:`MIN_SCALED_SIDE`.
+
+    Raises:
+        OptionError: one line naming ``--image-scale``, the image size and the smallest scale that works.
+    """
+    from ghnerf.data import open_dataset
+
+    reader = open_dataset(data)
+    h, w = min((hw for s in reader.subjects() for hw in reader.sequence(s).image_sizes), key=min)
+    if min(h, w) * scale < MIN_SCALED_SIDE:
+        raise OptionError(f"invalid option --image-scale {scale:g}: the {w}x{h} (WxH) images of {data} would be "
+                          f"{w * scale:.3g}x{h * scale:.3g} pixels; training needs at least {MIN_SCALED_SIDE} per "
+                          f"side: use --image-scale {MIN_SCALED_SIDE / min(h, w):.3g} or more")
 
 
 def validate_views(examples, val, exclude: bool, log: Callable[[str], None] = print) -> None:
