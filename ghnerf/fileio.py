@@ -64,6 +64,13 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
         raise
 
 
+def output_folder_value(value: str | None) -> str | None:
+    """Pydantic validator of an output folder option: new or an existing folder, never an existing file."""
+    if value is not None and Path(value).exists() and not Path(value).is_dir():
+        raise ValueError(f"{value} is a file, not a folder; give a new or existing folder")
+    return value
+
+
 def write_bytes(path: str | Path, data: bytes) -> None:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)

@@ -416,3 +416,16 @@ def test_image_scale_that_leaves_no_pixels_is_one_line(trained, tmp_path):
     result = run_cli(_train_args(trained[0], tmp_path / "run", "--image-scale", "1e-9"))
     assert_refused(result, "--image-scale 1e-09", str(trained[0]), "at least 32")
     assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("command", ["render", "export"])
+def test_render_and_export_out_pointing_at_a_file(trained, tmp_path, command):
+    existing = tmp_path / "notes.txt"
+    existing.write_text("keep me")
+    before = snapshot(tmp_path)
+    path = (command,)
+    args = [a for a in _base_args(path, tmp_path, trained[0]) if a != tmp_path / "out"]
+    args = [trained[1] if a == tmp_path / "run" else a for a in args]
+    result = run_cli([command, *args, existing])  # --out is the last of the base arguments
+    assert_refused(result, "--out", str(existing), "is a file, not a folder")
+    assert existing.read_text() == "keep me" and snapshot(tmp_path) == before

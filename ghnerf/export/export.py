@@ -11,12 +11,12 @@ Files under ``OUT`` (every file written atomically):
 from collections.abc import Callable
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ghnerf.errors import ConfigError
 from ghnerf.export.formats import coco_images, coco_result, easymocap_keypoints3d, openpose_json
 from ghnerf.export.sources import FrameKeypoints, student_keypoints, teacher_keypoints
-from ghnerf.fileio import write_json
+from ghnerf.fileio import output_folder_value, write_json
 
 FORMATS = ("openpose", "coco", "easymocap")
 COORDINATES = {"2d": "pixels of the full-resolution undistorted image (pixel centres at integers)",
@@ -39,6 +39,8 @@ class ExportSpec(BaseModel):
     checkpoint: str | None = Field(None, description="checkpoint of the run (default RUN/checkpoints/latest.pt)")
     source_views: int | None = Field(None, ge=2, description="source views per rendered view (default: as trained)")
     device: str = Field("auto", description="auto | cpu | cuda")
+
+    _folder = field_validator("out")(output_folder_value)
 
     @model_validator(mode="after")
     def _one_source(self) -> "ExportSpec":

@@ -11,9 +11,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator
 
-from ghnerf.fileio import write_image, write_json
+from ghnerf.fileio import output_folder_value, write_image, write_json
 from ghnerf.render.cameras_path import PATHS, camera_path
 from ghnerf.render.panels import OVERLAYS, PanelChoice, compose_panels
 from ghnerf.render.scene import open_scene
@@ -44,6 +44,8 @@ class RenderSpec(BaseModel):
     source_views: int | None = Field(None, ge=2, description="source views per view (default: as trained)")
     checkpoint: str | None = Field(None, description="checkpoint (default RUN/checkpoints/latest.pt)")
     device: str = Field("auto", description="auto | cpu | cuda")
+
+    _folders = field_validator("out", "frames_dir")(output_folder_value)
 
 
 def render_run(spec: RenderSpec, on_frame: Callable[[int, int], None] | None = None) -> dict:
