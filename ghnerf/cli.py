@@ -358,7 +358,7 @@ def lineage_cmd(
     """The chain from a checkpoint, target or shard back to its input images and the teacher's weights."""
     from rich.tree import Tree
 
-    from storage.lineage import lineage_warnings, resolve
+    from storage.lineage import lineage_warnings, ref_problem, resolve
 
     options = _storage_options(storage_option)
     if ref.endswith(".pt"):
@@ -367,8 +367,9 @@ def lineage_cmd(
     if ref.endswith(".json"):
         _report_lineage(Path(ref), as_json, options)
         return
-    if store is None:
-        _fail(GHNeRFError("--store ROOT is needed for shards and targets"))
+    problem = ref_problem(ref, store)
+    if problem:
+        _fail(GHNeRFError(problem))
     try:
         info = resolve(store, ref, options)
     except GHNeRFError as exc:

@@ -121,7 +121,8 @@ def read_image(path: str | Path, what: str = "image", grayscale: bool = False,
     flags = cv2.IMREAD_UNCHANGED if (grayscale or keep_depth) else cv2.IMREAD_COLOR
     data = np.fromfile(path, dtype=np.uint8)
     img = cv2.imdecode(data, flags) if data.size else None
-    truncated_jpeg = path.suffix.lower() in (".jpg", ".jpeg") and not data.tobytes().rstrip(b"\0").endswith(b"\xff\xd9")
+    head = data[:8].tobytes()
+    truncated_jpeg = head.startswith(_JPEG_START) and not data.tobytes().rstrip(b"\0").endswith(b"\xff\xd9")
     if img is None or truncated_jpeg:
         raise DataReadError(path, f"{what} file is not a readable image (corrupt or truncated); "
                                   "replace it with a valid file")
@@ -147,17 +148,22 @@ def image_size(path: str | Path) -> tuple[int, int]:
 
 
 _PNG_END = b"IEND\xaeB`\x82"
+_PNG_START = b"\x89PNG\r\n\x1a\n"
+_JPEG_START = b"\xff\xd8"
 
 
 def image_complete(path: str | Path) -> bool:
     """The file ends as a whole JPEG (EOI marker) or PNG (IEND chunk) does: a truncated file does not.
 
-    Reads the last bytes only (trailing zero padding is ignored, as :func:`read_image` ignores it); other
-    formats count as complete.
+    The format is the file's own (its first bytes), not its name's: a PNG saved under a ``.jpg`` name is
+    judged as a PNG. Reads the first and last bytes only (trailing zero padding is ignored, as
+    :func:`read_image` ignores it); other formats count as complete.
     """
     path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in (".jpg", ".jpeg", ".png"):
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+    kind = "png" if head.startswith(_PNG_START) else "jpeg" if head.startswith(_JPEG_START) else None
+    if kind is None:
         return True
     with open(path, "rb") as fh:
         fh.seek(0, os.SEEK_END)
@@ -167,7 +173,7 @@ def image_complete(path: str | Path) -> bool:
         if not tail and size > 4096:
             fh.seek(0)
             tail = fh.read().rstrip(b"\0")
-    return tail.endswith(b"\xff\xd9") if suffix in (".jpg", ".jpeg") else tail.endswith(_PNG_END)
+    return tail.endswith(b"\xff\xd9") if kind == "jpeg" else tail.endswith(_PNG_END)
 
 
 def check_image_file(path: str | Path, what: str = "image") -> tuple[tuple[int, int] | None, str | None]:

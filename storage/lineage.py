@@ -4,7 +4,7 @@ Checkpoints and evaluation reports (student issues) record the shard keys and
 hashes they used; :func:`shard_lineage` is the link they resolve through.
 """
 
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 from ghnerf.errors import ConfigError
 from storage.catalog import Catalog, CatalogEntry, damaged_error, slot
@@ -90,6 +90,21 @@ def resolve(store_url: str, ref: str, storage_options: dict | None = None) -> di
     if damaged:
         raise damaged_error(damaged)
     raise ConfigError(f"{ref!r} is not a shard path, shard key or target id in the catalog of {store_url}")
+
+
+def ref_problem(ref: str, store: str | None) -> str | None:
+    """Why ``ghnerf lineage REF`` cannot answer for ``ref`` (not a ``.pt`` checkpoint or ``.json`` report, which
+    are read without a store), or None."""
+    path = Path(ref)
+    if path.is_dir():
+        return (f"{ref}: is a folder; give a checkpoint (e.g. {path / 'checkpoints' / 'latest.pt'}), an evaluation "
+                "report (metrics.json) or a shard file")
+    if path.is_file() and path.suffix != ".parquet":
+        return (f"{ref}: not a checkpoint (.pt), an evaluation report (.json) or a shard (.parquet); lineage answers "
+                "for those, and for shard keys and target ids with --store ROOT")
+    if store is None:
+        return "--store ROOT is needed for shards, shard keys and target ids (the storage root `ghnerf distill` wrote)"
+    return None
 
 
 def lineage_warnings(info: dict) -> list[str]:

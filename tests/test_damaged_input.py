@@ -738,3 +738,36 @@ def test_image_files_no_annotation_lists_are_named(data, tmp_path):
         said = " ".join(result.output.split())
         assert f"{seq / 'annots.npy'}: lists 1 frame(s), and {len(frame1)} image file(s) on disk are in none" in said
         assert str(frame1[0]) in said
+
+
+def test_complete_png_under_a_jpg_name_is_not_called_truncated(data, tmp_path):
+    import cv2
+
+    from ghnerf.fileio import check_image_file, read_image
+    from ghnerf.student.data import ExampleSet
+
+    root = data("train")
+    image = _training_view(root).image_path
+    assert image.suffix == ".jpg"
+    pixels = read_image(image)
+    image.write_bytes(cv2.imencode(".png", pixels[..., ::-1])[1].tobytes())  # a whole PNG, named .jpg
+    assert check_image_file(image) == ((64, 64), None)
+    np.testing.assert_array_equal(read_image(image), pixels)
+    assert ExampleSet(root, "train", image_scale=1.0, heatmaps="none").check_views() == []
+    result = runner.invoke(app, ["distill", "--dataset", str(root), "--teacher", "gt-joints", "--out",
+                                 str(tmp_path / "store")])
+    failed = [ln for ln in result.output.splitlines() if ln.startswith("failed ")]
+    assert result.exit_code == 0 and not failed and "truncated" not in result.output, result.output
+    # a truncated one is still named, whatever its name says
+    image.write_bytes(image.read_bytes()[:-100])
+    assert "truncated" in check_image_file(image)[1]
+
+
+def test_lineage_of_a_file_it_cannot_answer_for_names_it(data, tmp_path):
+    root = data("zju")
+    image = next(root.rglob("*.jpg"))
+    before = snapshot(tmp_path)
+    msg = one_clean_error(runner.invoke(app, ["lineage", str(image)]), str(image), "not a checkpoint (.pt)")
+    assert "--store is needed" not in msg
+    one_clean_error(runner.invoke(app, ["lineage", str(root)]), str(root), "is a folder")
+    assert changed(before, tmp_path) == []
