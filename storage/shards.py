@@ -103,7 +103,7 @@ def shard_rel_path(dataset_id: str, teacher: str, shard_key: str, sha256: str) -
 
 
 def is_shard_file(rel_path: str) -> bool:
-    """``rel_path`` is where :func:`shard_rel_path` puts shards (``shards/<dataset id>/<teacher>/<key>-<uid>.parquet``)."""
+    """``rel_path`` is where :func:`shard_rel_path` puts shards: ``shards/<dataset id>/<teacher>/<key>-<uid>.parquet``."""
     parts = rel_path.split("/")
     return len(parts) == 4 and parts[0] == "shards" and SHARD_NAME.fullmatch(parts[3]) is not None
 

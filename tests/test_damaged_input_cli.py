@@ -429,3 +429,31 @@ def test_render_and_export_out_pointing_at_a_file(trained, tmp_path, command):
     result = run_cli([command, *args, existing])  # --out is the last of the base arguments
     assert_refused(result, "--out", str(existing), "is a file, not a folder")
     assert existing.read_text() == "keep me" and snapshot(tmp_path) == before
+
+
+def test_failed_deployment_run_is_explained_by_its_error_line(monkeypatch):
+    """``ghnerf run`` prints this line after "Crashed -> URL" (it printed only that)."""
+    from types import SimpleNamespace
+
+    import flows.runs as runs
+
+    logs = [SimpleNamespace(message="Encountered exception during execution:\nTraceback (most recent call last):\n"
+                                    '  File "x.py", line 1\nghnerf.errors.DataReadError: /d/annots.npy: frame 0: ...')]
+
+    class Client:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def read_logs(self, **kwargs):
+            return logs
+
+    monkeypatch.setattr(runs, "get_client", lambda sync_client: Client())
+    exited = "Flow run infrastructure exited with non-zero status code 1."
+    crashed = SimpleNamespace(id="00000000-0000-0000-0000-000000000001", state_name="Crashed",
+                              state=SimpleNamespace(message=exited))
+    assert runs.failure_line(crashed) == "ghnerf.errors.DataReadError: /d/annots.npy: frame 0: ..."
+    logs = []
+    assert runs.failure_line(crashed) == exited
