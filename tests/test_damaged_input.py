@@ -771,3 +771,27 @@ def test_lineage_of_a_file_it_cannot_answer_for_names_it(data, tmp_path):
     assert "--store is needed" not in msg
     one_clean_error(runner.invoke(app, ["lineage", str(root)]), str(root), "is a folder")
     assert changed(before, tmp_path) == []
+
+
+@pytest.mark.parametrize("writer", ["fileio", "storage root"])
+def test_read_only_folder_is_one_line_and_leaves_no_temporary_file(tmp_path, monkeypatch, writer):
+    """As root (who runs the tests here) chmod cannot make a folder read-only: the rename fails as it would."""
+    import errno
+
+    from ghnerf.fileio import OutputWriteError, write_json
+
+    target = tmp_path / "out" / "run.json"
+    target.parent.mkdir()
+    target.write_text("{}")  # what was there before stays
+
+    def refuse(src, dst):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(dst))
+
+    monkeypatch.setattr(os, "replace", refuse)
+    with pytest.raises(OutputWriteError) as info:
+        if writer == "fileio":
+            write_json(target, {"a": 1})
+        else:
+            StorageRoot(tmp_path / "out").write_bytes("run.json", b"{}")
+    assert str(info.value).startswith(f"{target}: cannot write (Read-only file system)")
+    assert sorted(p.name for p in target.parent.iterdir()) == ["run.json"] and target.read_text() == "{}"
