@@ -121,7 +121,8 @@ def distill_flow(dataset: str, teacher: str, out: str, stride: int = 2, sigma: f
     cfg = DistillConfig(teacher=teacher, teacher_options=teacher_options or {}, stride=stride, sigma=sigma,
                         frames_per_shard=frames_per_shard, shard_mb=shard_mb, max_frames=max_frames)
     StorageRoot(out, storage_options).check(write=True)
-    for line in open_dataset(dataset).warnings():
+    reader = open_dataset(dataset)
+    for line in reader.warnings() + reader.sequence_warnings(reader.subjects()):  # e.g. images no annots.npy lists
         log.warning(line)
     plans = plan_task(dataset, cfg)
     log.info("%d shards planned for teacher %s", len(plans), teacher)
