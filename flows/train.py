@@ -36,7 +36,7 @@ def train_flow(data: str, out: str, config: str = _D["config"], targets: str | N
                patch: int = _D["patch"], device: str = _D["device"],
                checkpoint_every: int = _D["checkpoint_every"], batch_examples: int = _D["batch_examples"],
                pretrain_2d_steps: int = _D["pretrain_2d_steps"], allow_partial_targets: bool = False,
-               exclude_bad_views: bool = False, overwrite: bool = False,
+               exclude_bad_views: bool = False, overwrite: bool = False, recompute_stale_targets: bool = False,
                storage_options: dict | None = None) -> dict:
     """Train a student (parameters as ``ghnerf train --help``); resumable with ``resume=true``.
 
@@ -49,6 +49,7 @@ def train_flow(data: str, out: str, config: str = _D["config"], targets: str | N
                      patch=patch, device=device, checkpoint_every=checkpoint_every, batch_examples=batch_examples,
                      pretrain_2d_steps=pretrain_2d_steps, allow_partial_targets=allow_partial_targets,
                      exclude_bad_views=exclude_bad_views, overwrite=overwrite,
+                     recompute_stale_targets=recompute_stale_targets,
                      storage_options=storage_options)
     result = train_and_publish(spec)
     get_run_logger().info("trained %s: %s", safe_key(config), result)

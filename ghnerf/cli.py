@@ -284,6 +284,9 @@ def train_cmd(
     allow_partial_targets: Annotated[bool, typer.Option(
         help="train on the teacher shards that are there when some the catalog lists are missing or damaged "
              "(default: refuse and name them)")] = False,
+    recompute_stale_targets: Annotated[bool, typer.Option(
+        help="run the teacher again for shards whose input files changed since distill (default: refuse and "
+             "name them)")] = False,
     exclude_bad_views: Annotated[bool, typer.Option(
         help="leave out views whose image or mask is missing, unreadable, truncated or of the wrong size "
              "(default: refuse and list them all before step 1)")] = False,
@@ -301,6 +304,7 @@ def train_cmd(
                              checkpoint_every=checkpoint_every, batch_examples=batch_examples,
                              pretrain_2d_steps=pretrain_2d_steps, allow_partial_targets=allow_partial_targets,
                              exclude_bad_views=exclude_bad_views, overwrite=overwrite,
+                             recompute_stale_targets=recompute_stale_targets,
                              storage_options=options)
         with _train_progress(steps) as on_step:
             run_training(spec, on_step=on_step, log=_log)

@@ -92,4 +92,4 @@ def check_inputs(entries: Iterable[CatalogEntry], data_root: str | Path | None =
     more = "".join(f"\n  {s.message()}" for s in found[1:])
     raise StaleTargetsError(f"{found[0].message()}; {stale_shards} of {len(entries)} shard(s) are stale "
                             f"({len(found)} input file(s) changed): rerun `ghnerf distill` with the same arguments "
-                            "to recompute them" + more)
+                            "to recompute them (`ghnerf train --recompute-stale-targets` does it for training)" + more)

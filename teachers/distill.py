@@ -34,14 +34,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from ghnerf.data import load_surface, load_view, open_dataset
 from ghnerf.data.images import pinhole
 from ghnerf.data.records import MultiViewFrame
-from ghnerf.errors import GHNeRFError, NonFiniteError
+from ghnerf.errors import ConfigError, GHNeRFError, NonFiniteError
 from ghnerf.fileio import file_sha256
 from ghnerf.hold import hold_point
 from storage.catalog import Catalog, CatalogEntry, DamagedEntry, code_version, host_name, now_utc
 from storage.codec import ENCODING_OF_KIND
 from storage.errors import ShardIntegrityError
 from storage.gc import GC_MIN_AGE_S, GcReport, collect_garbage
-from storage.inputs import input_record
+from storage.inputs import InputChecker, input_record
 from storage.root import StorageRoot
 from storage.schemas import TARGET_SCHEMA
 from storage.shards import (TargetRow, build_table, decode_rows, named_sha_matches, read_shard, shard_rel_path,
@@ -174,21 +174,60 @@ def plan_shards(dataset_root: str | Path, cfg: DistillConfig, teacher: Teacher) 
         h, w = seq.image_sizes[0]
         step = frames_per_shard(cfg, teacher, seq.num_cameras, h, w)
         for start in range(0, n, step):
-            indices = tuple(range(start, min(n, start + step)))
-            frames = [seq.frame(i) for i in indices]
-            records = {}
-            for fr in frames:
-                for p in _frame_inputs(fr, teacher):
-                    rel = str(p.relative_to(root))
-                    records[rel] = records.get(rel) or input_record(root, rel)
-            plans.append(ShardPlan(
-                dataset_root=str(root.resolve()), layout=reader.layout, dataset_id=dataset_id, subject=name,
-                frame_indices=indices, frame_ids=tuple(fr.frame_id for fr in frames), teacher=teacher.name,
-                teacher_version=teacher.version, weights_sha256=teacher.weights_digest,
-                config_hash=cfg.config_hash(), config_json=json.dumps(cfg.target_config(), sort_keys=True),
-                inputs=tuple(sorted((r["path"], r["sha256"]) for r in records.values())),
-                input_stats=tuple(sorted((r["path"], r["size"], r["mtime_ns"]) for r in records.values()))))
+            plans.append(shard_plan(root, reader, dataset_id, cfg, teacher, name,
+                                    tuple(range(start, min(n, start + step)))))
     return plans
+
+
+def shard_plan(root: Path, reader, dataset_id: str, cfg: DistillConfig, teacher: Teacher, subject: str,
+               indices: tuple[int, ...]) -> ShardPlan:
+    """The plan of one shard: frames ``indices`` of ``subject``, every input file hashed (size and mtime beside)."""
+    seq = reader.sequence(subject)
+    frames = [seq.frame(i) for i in indices]
+    records = {}
+    for fr in frames:
+        for p in _frame_inputs(fr, teacher):
+            rel = str(p.relative_to(root))
+            records[rel] = records.get(rel) or input_record(root, rel)
+    return ShardPlan(
+        dataset_root=str(root.resolve()), layout=reader.layout, dataset_id=dataset_id, subject=subject,
+        frame_indices=indices, frame_ids=tuple(fr.frame_id for fr in frames), teacher=teacher.name,
+        teacher_version=teacher.version, weights_sha256=teacher.weights_digest,
+        config_hash=cfg.config_hash(), config_json=json.dumps(cfg.target_config(), sort_keys=True),
+        inputs=tuple(sorted((r["path"], r["sha256"]) for r in records.values())),
+        input_stats=tuple(sorted((r["path"], r["size"], r["mtime_ns"]) for r in records.values())))
+
+
+def recompute_stale(entries: list[CatalogEntry], store: StorageRoot, data_root: str | Path,
+                    consistency_fn: Callable | None = None) -> list[ShardResult]:
+    """Run the teacher again for the shards among ``entries`` whose input files changed (:mod:`storage.inputs`),
+    each with the teacher and target options its entry records, over exactly its frames of ``data_root``.
+
+    The new shard's key differs (its inputs' hashes do), so it supersedes the stale one in its slot.
+    """
+    root = Path(data_root)
+    checker = InputChecker(root)
+    stale = [e for e in entries if checker.stale(e)]
+    if not stale:
+        return []
+    reader = open_dataset(root)
+    dataset_id = dataset_identity(root, reader)
+    results = []
+    for e in stale:
+        options = json.loads(e.config_json)
+        cfg = DistillConfig(teacher=options["teacher"], teacher_options=options.get("teacher_options", {}),
+                            stride=options["stride"], sigma=options["sigma"], subjects=(e.subject,))
+        teacher = cfg.build()
+        seq = reader.sequence(e.subject)
+        position = {seq.frame(i).frame_id: i for i in range(seq.num_frames)}
+        missing = [f for f in e.frame_ids if f not in position]
+        if missing:
+            raise ConfigError(f"{root / e.subject}: frames {missing} of stale shard {e.shard_path} are no longer in "
+                              "the dataset; rerun `ghnerf distill`")
+        plan = shard_plan(root, reader, dataset_id, cfg, teacher, e.subject,
+                          tuple(position[f] for f in e.frame_ids))
+        results.append(run_shard(plan, cfg, teacher, store, consistency_fn=consistency_fn))
+    return results
 
 
 def find_done(plan: ShardPlan, store: StorageRoot) -> CatalogEntry | None:

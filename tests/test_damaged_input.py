@@ -795,3 +795,23 @@ def test_read_only_folder_is_one_line_and_leaves_no_temporary_file(tmp_path, mon
             StorageRoot(tmp_path / "out").write_bytes("run.json", b"{}")
     assert str(info.value).startswith(f"{target}: cannot write (Read-only file system)")
     assert sorted(p.name for p in target.parent.iterdir()) == ["run.json"] and target.read_text() == "{}"
+
+
+def test_train_recomputes_stale_shards_on_request(data, tmp_path):
+    from ghnerf.fileio import file_sha256, read_image, write_image
+
+    root = data("train")
+    store = tmp_path / "store"
+    _distilled(root, store)
+    image = _training_view(root).image_path
+    pixels = read_image(image)
+    write_image(image, 255 - pixels)
+    result = runner.invoke(app, ["train", "--config", "enerf-heatmap", "--data", str(root), "--out",
+                                 str(tmp_path / "run"), "--targets", str(store), "--teacher", "gt-joints", "--steps",
+                                 "1", "--perceptual-weight", "0", "--recompute-stale-targets"])
+    assert result.exit_code == 0, result.output
+    assert "recomputed stale shard of" in " ".join(result.output.split())
+    rel = str(image.relative_to(root))
+    entries = [e for e in Catalog(StorageRoot(store)).current() if any(i["path"] == rel for i in e.inputs)]
+    assert len(entries) == 1 and {i["path"]: i["sha256"] for i in entries[0].inputs}[rel] == file_sha256(image)
+    TargetStore(store, "gt-joints").check_inputs(root)

@@ -53,6 +53,8 @@ class TrainSpec(BaseModel):
                                                         "(configs with the source heatmap head; fresh runs only)")
     batch_examples: int = Field(1, ge=1, description="examples per step over all processes (under torchrun a "
                                                      "multiple of the process count; docs/scaling.md)")
+    recompute_stale_targets: bool = Field(False, description="run the teacher again for shards whose input files "
+                                                             "changed since distill (default: refuse and name them)")
     allow_partial_targets: bool = Field(False, description="train on the teacher shards that are there when some "
                                                            "the catalog lists are missing or damaged (recorded)")
     exclude_bad_views: bool = Field(False, description="leave out views whose image or mask is missing, unreadable, "
@@ -97,14 +99,23 @@ def run_training(spec: TrainSpec, on_step: Callable[[int, dict], None] | None = 
     cfg = spec.student_config()
 
     def store(teacher: str | None):
-        return TargetStore(spec.targets, teacher, storage_options=spec.storage_options,
-                           allow_partial=spec.allow_partial_targets) if teacher else None
+        if not teacher:
+            return None
+        ts = TargetStore(spec.targets, teacher, storage_options=spec.storage_options,
+                         allow_partial=spec.allow_partial_targets)
+        if spec.recompute_stale_targets:
+            from teachers.distill import recompute_stale
+
+            for r in recompute_stale(ts.entries, ts.root, spec.data):
+                log(f"recomputed stale shard of {r.subject} frames {r.frame_ids[0]}-{r.frame_ids[-1]} "
+                    f"(--recompute-stale-targets): {r.status}, {r.rows} rows -> {r.shard_path}")
+            ts = TargetStore(spec.targets, teacher, storage_options=spec.storage_options,
+                             allow_partial=spec.allow_partial_targets)
+        ts.check_inputs(spec.data)
+        return ts
 
     check_image_scale(spec.data, spec.image_scale)
     hm_store, cse_store = store(spec.teacher), store(spec.cse_teacher)
-    for ts in (hm_store, cse_store):
-        if ts is not None:
-            ts.check_inputs(spec.data)
     heat = "none" if not cfg.heatmap_head else ("store" if hm_store else "dataset")
     fusion = FusionConfig() if spec.fuse_targets and heat == "store" else None
     examples = ExampleSet(spec.data, "train", cfg.source_views, spec.image_scale, heat, hm_store, cse_store,
