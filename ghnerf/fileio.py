@@ -18,7 +18,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from ghnerf.errors import DataReadError, GHNeRFError
+from ghnerf.base.errors import DataReadError, GHNeRFError
 
 
 class OutputWriteError(GHNeRFError):

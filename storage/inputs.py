@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ghnerf.fileio import file_sha256
+from ghnerf.base.fileio import file_sha256
 from storage.catalog import CatalogEntry
 from storage.errors import StaleTargetsError
 

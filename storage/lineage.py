@@ -6,7 +6,7 @@ hashes they used; :func:`shard_lineage` is the link they resolve through.
 
 from pathlib import Path, PurePosixPath
 
-from ghnerf.errors import ConfigError
+from ghnerf.base.errors import ConfigError
 from storage.catalog import Catalog, CatalogEntry, damaged_error, slot
 from storage.inputs import InputChecker
 from storage.root import StorageRoot

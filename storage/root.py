@@ -22,8 +22,8 @@ from pathlib import Path
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-from ghnerf.errors import GHNeRFError
-from ghnerf.fileio import write_error
+from ghnerf.base.errors import GHNeRFError
+from ghnerf.base.fileio import write_error
 from storage.errors import StorageAccessError, StoreNotFoundError
 
 S3_PROTOCOLS = ("s3", "s3a")

@@ -21,15 +21,15 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from ghnerf.cli import app
+from ghnerf.app.cli import app
 from ghnerf.data import open_dataset
-from ghnerf.errors import UnsafeFileError
-from ghnerf.safe_numpy import load_npy, load_npz
+from ghnerf.base.errors import UnsafeFileError
+from ghnerf.base.safe_numpy import load_npy, load_npz
 from ghnerf.synth.generate import SynthConfig, generate_dataset
 from storage.catalog import Catalog
 from storage.root import StorageRoot
 from storage.targets import TargetStore
-from teachers.distill import DistillConfig, distill
+from ghnerf.app.distill import DistillConfig, distill
 
 REPO = Path(__file__).resolve().parent.parent
 runner = CliRunner()
@@ -287,7 +287,7 @@ def test_training_validates_every_view_before_step_1(data, tmp_path):
     image = view.image_path
     image.write_bytes(image.read_bytes()[:-200])  # truncated: only a full decode or the file's end shows it
     mask = view.mask_paths[0]
-    from ghnerf.fileio import write_image
+    from ghnerf.base.fileio import write_image
     write_image(mask, np.zeros((40, 50), np.uint8))
     before = snapshot(tmp_path)
     run = tmp_path / "run"
@@ -370,7 +370,7 @@ def test_deleted_catalog_is_restored_from_the_shards_without_orphans(data, tmp_p
 
 
 def test_image_of_another_size_in_frame_0_is_named(data, tmp_path):
-    from ghnerf.fileio import write_image
+    from ghnerf.base.fileio import write_image
 
     root = data("zju")
     seq = open_dataset(root).sequence("CoreView_902")
@@ -467,7 +467,7 @@ def test_missing_camera_folder_is_named(data, tmp_path, layout):
 
 def test_duplicate_shard_of_concurrent_distills_is_removed(data, tmp_path, monkeypatch):
     """Two runs writing the same shard (simulated: the second one does not see the first's entry)."""
-    import teachers.distill as td
+    import ghnerf.app.distill as td
 
     root = data("zju")
     store = tmp_path / "store"
@@ -572,7 +572,7 @@ def test_store_gc_lists_more_than_a_handful_and_removes_them_only_with_yes(data,
 
 
 def test_targets_of_an_image_edited_after_distill_are_refused(data, tmp_path):
-    from ghnerf.fileio import read_image, write_image
+    from ghnerf.base.fileio import read_image, write_image
     from storage.inputs import check_inputs
 
     root = data("train")
@@ -659,7 +659,7 @@ def test_lineage_of_a_key_distilled_twice_resolves_to_the_current_entry(data, tm
 
 
 def test_training_subject_with_every_mask_blank_is_refused(data, tmp_path):
-    from ghnerf.fileio import write_image
+    from ghnerf.base.fileio import write_image
 
     root = data("train")
     subject = "CoreView_902"
@@ -743,7 +743,7 @@ def test_image_files_no_annotation_lists_are_named(data, tmp_path):
 def test_complete_png_under_a_jpg_name_is_not_called_truncated(data, tmp_path):
     import cv2
 
-    from ghnerf.fileio import check_image_file, read_image
+    from ghnerf.base.fileio import check_image_file, read_image
     from ghnerf.student.data import ExampleSet
 
     root = data("train")
@@ -778,7 +778,7 @@ def test_read_only_folder_is_one_line_and_leaves_no_temporary_file(tmp_path, mon
     """As root (who runs the tests here) chmod cannot make a folder read-only: the rename fails as it would."""
     import errno
 
-    from ghnerf.fileio import OutputWriteError, write_json
+    from ghnerf.base.fileio import OutputWriteError, write_json
 
     target = tmp_path / "out" / "run.json"
     target.parent.mkdir()
@@ -798,7 +798,7 @@ def test_read_only_folder_is_one_line_and_leaves_no_temporary_file(tmp_path, mon
 
 
 def test_train_recomputes_stale_shards_on_request(data, tmp_path):
-    from ghnerf.fileio import file_sha256, read_image, write_image
+    from ghnerf.base.fileio import file_sha256, read_image, write_image
 
     root = data("train")
     store = tmp_path / "store"

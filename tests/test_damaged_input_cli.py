@@ -454,6 +454,6 @@ def test_failed_deployment_run_is_explained_by_its_error_line(monkeypatch):
     exited = "Flow run infrastructure exited with non-zero status code 1."
     crashed = SimpleNamespace(id="00000000-0000-0000-0000-000000000001", state_name="Crashed",
                               state=SimpleNamespace(message=exited))
-    assert runs.failure_line(crashed) == "ghnerf.errors.DataReadError: /d/annots.npy: frame 0: ..."
+    assert runs.failure_line(crashed) == "ghnerf.base.errors.DataReadError: /d/annots.npy: frame 0: ..."
     logs = []
     assert runs.failure_line(crashed) == exited

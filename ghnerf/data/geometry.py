@@ -12,10 +12,10 @@ import cv2
 import numpy as np
 from jaxtyping import Float
 
-from ghnerf.cameras import Camera
+from ghnerf.base.cameras import Camera
 from ghnerf.data.records import MultiViewFrame
-from ghnerf.errors import DataReadError
-from ghnerf.safe_numpy import load_npy
+from ghnerf.base.errors import DataReadError
+from ghnerf.base.safe_numpy import load_npy
 
 BOX_PADDING_M = 0.1
 MIN_NEAR_M = 0.1

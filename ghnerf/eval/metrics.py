@@ -22,8 +22,8 @@ import numpy as np
 from jaxtyping import Bool, Float
 from scipy import ndimage
 
-from ghnerf.body25 import JOINT_INDEX as J
-from ghnerf.errors import ConfigError
+from ghnerf.base.body25 import JOINT_INDEX as J
+from ghnerf.base.errors import ConfigError
 
 PCK_ALPHA = 0.2
 OPENPOSE_SMOOTH_SIGMA = 3.0

@@ -13,10 +13,10 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ghnerf.errors import ConfigError
+from ghnerf.base.errors import ConfigError
 from ghnerf.export.formats import coco_images, coco_result, easymocap_keypoints3d, openpose_json
 from ghnerf.export.sources import FrameKeypoints, student_keypoints, teacher_keypoints
-from ghnerf.fileio import output_folder_value, write_json
+from ghnerf.base.fileio import output_folder_value, write_json
 
 FORMATS = ("openpose", "coco", "easymocap")
 COORDINATES = {"2d": "pixels of the full-resolution undistorted image (pixel centres at integers)",

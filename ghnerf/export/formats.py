@@ -16,8 +16,8 @@ Inputs mark a missing joint with confidence 0 or a NaN coordinate.
 import numpy as np
 from jaxtyping import Float
 
-from ghnerf.body25 import COCO17_IN_BODY25, COCO17_NAMES, COCO17_SKELETON, NUM_JOINTS
-from ghnerf.errors import ConfigError
+from ghnerf.base.body25 import COCO17_IN_BODY25, COCO17_NAMES, COCO17_SKELETON, NUM_JOINTS
+from ghnerf.base.errors import ConfigError
 
 OPENPOSE_VERSION = 1.3
 PERSON_CATEGORY = 1

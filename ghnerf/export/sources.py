@@ -10,7 +10,7 @@ targets) and 3D joints in world metres.
   value at the peak); 3D joints from the occupancy-weighted heatmap volume over the frame's views
   (:func:`ghnerf.eval.evaluate.volumetric_joints`, confidence = volume peak).
 * **Teacher**: its stored keypoints (:meth:`storage.targets.TargetStore.keypoints`); 3D joints by
-  robust triangulation over the views it labelled (:func:`ghnerf.multiview.consistency_report`),
+  robust triangulation over the views it labelled (:func:`ghnerf.base.multiview.consistency_report`),
   confidence = mean teacher confidence of the inlier views.
 """
 
@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 from jaxtyping import Float
 
-from ghnerf.body25 import NUM_JOINTS
-from ghnerf.errors import ConfigError
+from ghnerf.base.body25 import NUM_JOINTS
+from ghnerf.base.errors import ConfigError
 
 
 @dataclass(frozen=True, eq=False)
@@ -101,7 +101,7 @@ def teacher_keypoints(store: str, teacher: str, data: str | Path, subject: str, 
     """
     from ghnerf.data import open_dataset
     from ghnerf.data.images import pinhole
-    from ghnerf.multiview import consistency_report
+    from ghnerf.base.multiview import consistency_report
     from ghnerf.render.scene import frame_indices
     from storage.targets import TargetStore
 

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor, nn
 
-from ghnerf.errors import ConfigError, WeightsNotFoundError
+from ghnerf.base.errors import ConfigError, WeightsNotFoundError
 from ghnerf.student.state_check import load_checked, read_state_file
 from teachers.base import TeacherInput
 
@@ -148,7 +148,7 @@ class PoseNetworkEncoder(nn.Module):
 
     def __init__(self, pretrained: str):
         super().__init__()
-        from teachers.registry import build_teacher
+        from ghnerf.app.teacher_registry import build_teacher
 
         if pretrained not in ("imagenet", "bundled", "auto"):
             raise ConfigError(f"the mediapipe encoder uses the model bundled in the mediapipe wheel; pretrained must "

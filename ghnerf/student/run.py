@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ghnerf.errors import BadViewsError, ConfigError, DataReadError, OptionError
+from ghnerf.base.errors import BadViewsError, ConfigError, DataReadError, OptionError
 from ghnerf.student.config import PRESETS, LossWeights, StudentConfig
 from ghnerf.student.run_folder import check_run_folder, clear_run_folder
 from ghnerf.student.train import TrainConfig, TrainState, load_checkpoint
@@ -104,7 +104,7 @@ def run_training(spec: TrainSpec, on_step: Callable[[int, dict], None] | None = 
         ts = TargetStore(spec.targets, teacher, storage_options=spec.storage_options,
                          allow_partial=spec.allow_partial_targets)
         if spec.recompute_stale_targets:
-            from teachers.distill import recompute_stale
+            from ghnerf.app.distill import recompute_stale
 
             for r in recompute_stale(ts.entries, ts.root, spec.data):
                 log(f"recomputed stale shard of {r.subject} frames {r.frame_ids[0]}-{r.frame_ids[-1]} "
@@ -161,7 +161,7 @@ def check_image_scale(data: str | Path, scale: float) -> None:
 def validate_views(examples, val, exclude: bool, log: Callable[[str], None] = print) -> None:
     """Check every view the run will use before step 1 (file headers and sizes, no decode).
 
-    All bad files are reported at once: refused (:class:`~ghnerf.errors.BadViewsError`) unless ``exclude``,
+    All bad files are reported at once: refused (:class:`~ghnerf.base.errors.BadViewsError`) unless ``exclude``,
     then their views are left out of ``examples`` (as targets and as sources) and of ``val``'s first example,
     and recorded (``ExampleSet.excluded``, written to run.json and every checkpoint).
     """

@@ -10,7 +10,7 @@ new or empty folder, or with ``overwrite``, which clears the folder first, and o
 import shutil
 from pathlib import Path
 
-from ghnerf.errors import ConfigError
+from ghnerf.base.errors import ConfigError
 
 RUN_MARKERS = ("run.json", "checkpoints")
 LISTED = 4  # entries named in the refusal

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ghnerf.errors import CheckpointError
+from ghnerf.base.errors import CheckpointError
 
 SHOWN = 3  # names listed per kind of problem
 

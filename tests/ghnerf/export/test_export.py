@@ -9,8 +9,8 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from ghnerf.body25 import BODY25_NAMES
-from ghnerf.cli import app
+from ghnerf.base.body25 import BODY25_NAMES
+from ghnerf.app.cli import app
 from ghnerf.eval.evaluate import load_run_model, volumetric_joints
 from ghnerf.eval.metrics import openpose_keypoints
 from ghnerf.student.data import ExampleSet
@@ -114,7 +114,7 @@ def test_easymocap_matches_the_students_volumetric_joints(student_exports, tiny_
 
 def test_teacher_shards_export_as_the_teacher_labelled_them(student_root, tmp_path):
     from storage.targets import TargetStore
-    from teachers.distill import DistillConfig, distill
+    from ghnerf.app.distill import DistillConfig, distill
 
     store = tmp_path / "targets"
     distill(student_root, store, DistillConfig(teacher="gt-joints", frames_per_shard=2))

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from ghnerf.body25 import JOINT_INDEX as J
-from ghnerf.errors import ConfigError
+from ghnerf.base.body25 import JOINT_INDEX as J
+from ghnerf.base.errors import ConfigError
 from ghnerf.render.cameras_path import camera_path, interpolate_path, orbit_path, ring_order
 from ghnerf.render.scene import frame_indices, open_scene
 
