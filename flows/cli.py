@@ -55,7 +55,7 @@ def run_cmd(
     """Run a deployment by its short name (``ghnerf run distill-renderpeople``), like `prefect deployment run`."""
     from prefect.deployments import run_deployment
 
-    from flows.runs import resolve_deployment, run_and_wait
+    from flows.runs import failure_line, resolve_deployment, run_and_wait
     from flows.stack import api_settings, server_ok, ui_url
 
     url = _api_url(api_url)
@@ -84,6 +84,8 @@ def run_cmd(
         run = run_and_wait(full, params, on_poll=lambda r: None)
     console.print(f"{full}: {run.state_name} -> {ui_url(url)}/runs/flow-run/{run.id}")
     if not run.state.is_completed():
+        with api_settings(url):
+            console.print(f"error: {failure_line(run)}", soft_wrap=True, markup=False, highlight=False)
         raise typer.Exit(1)
 
 

@@ -125,7 +125,8 @@ def distill_flow(**params) -> dict:
         ensure_teacher_limit(teacher, spec.teacher_concurrency)
     cfg = spec.config()
     StorageRoot(out, storage_options).check(write=True)
-    for line in open_dataset(dataset).warnings():
+    reader = open_dataset(dataset)
+    for line in reader.warnings() + reader.sequence_warnings(reader.subjects()):  # e.g. images no annots.npy lists
         log.warning(line)
     plans = plan_task(dataset, cfg)
     log.info("%d shards planned for teacher %s", len(plans), teacher)

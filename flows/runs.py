@@ -1,10 +1,19 @@
 """Running deployments from Python: short names, waiting with progress, reading results and artifacts back."""
 
+import logging
 import time
 from collections.abc import Callable
 
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterType
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
+    ArtifactFilterType,
+    LogFilter,
+    LogFilterFlowRunId,
+    LogFilterLevel,
+)
+from prefect.client.schemas.sorting import LogSort
 from prefect.deployments import run_deployment
 
 
@@ -58,6 +67,21 @@ def run_and_wait(name: str, parameters: dict | None = None, on_poll: Callable | 
             if timeout_s is not None and time.monotonic() - start > timeout_s:
                 raise TimeoutError(f"{name} run {run.id} not finished after {timeout_s:.0f} s (state {run.state_name})")
             time.sleep(poll_s)
+
+
+def failure_line(flow_run) -> str:
+    """One line saying why a finished flow run did not complete: the last line of its newest error log (the
+    exception, e.g. ``ConfigError: ...``), else the first line of its state message."""
+    with get_client(sync_client=True) as client:
+        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run.id]),
+                                                     level=LogFilterLevel(ge_=logging.ERROR)),
+                                sort=LogSort.TIMESTAMP_DESC, limit=20)
+    for log in logs:
+        lines = [ln.strip() for ln in (log.message or "").splitlines() if ln.strip()]
+        if lines:
+            return lines[-1]
+    message = [ln for ln in ((flow_run.state.message if flow_run.state else "") or "").splitlines() if ln.strip()]
+    return message[0] if message else f"the run ended {flow_run.state_name}"
 
 
 def artifacts_of(flow_run_id) -> list:

@@ -11,6 +11,7 @@ from prefect import flow, get_run_logger
 
 from flows.artifacts import TrainingProgress, publish_training, safe_key
 from flows.params import parameters_of
+from ghnerf.app.distill import recompute_stale_targets
 from ghnerf.student.run import run_training
 from ghnerf.student.train_spec import TrainSpec
 
@@ -19,6 +20,7 @@ def train_and_publish(spec: TrainSpec) -> dict:
     """Train with a progress artifact, then publish the loss table and validation picture (inside a flow/task)."""
     log = get_run_logger()
     progress = TrainingProgress(spec.steps, f"training {spec.config} into {spec.out}")
+    recompute_stale_targets(spec, log=log.info)
     state = run_training(spec, on_step=progress, log=log.info)
     out = Path(spec.out)
     publish_training(state.history, spec.out, f"train-{spec.config}", sorted((out / "val").glob("*.png")))

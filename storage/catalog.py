@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 
 from storage.errors import CatalogDamagedError
 from storage.root import StorageRoot
-from storage.schemas import CATALOG_SCHEMA
+from storage.schemas import CATALOG_SCHEMA, CATALOG_SCHEMA_V1
 
 CATALOG_DIR = "catalog"
 SHARDS_DIR = "shards"
@@ -50,7 +50,7 @@ class CatalogEntry:
     subject: str
     frame_ids: list[int]
     kinds: list[str]
-    inputs: list[dict]
+    inputs: list[dict]  # {"path" (relative to dataset_root), "sha256", "size", "mtime_ns"} (no size/mtime: older)
     teacher: str
     teacher_version: str
     weights_sha256: str
@@ -231,7 +231,8 @@ class Catalog:
         """The entries of one catalog file; CatalogDamagedError(reason) when it cannot be read."""
         try:
             table = pq.read_table(pa.BufferReader(self.root.read_bytes(rel)))
-            if not table.schema.remove_metadata().equals(CATALOG_SCHEMA.remove_metadata()):
+            schema = table.schema.remove_metadata()
+            if not any(schema.equals(s.remove_metadata()) for s in (CATALOG_SCHEMA, CATALOG_SCHEMA_V1)):
                 raise ValueError("its columns are not a catalog entry's")
             entries = [CatalogEntry(**row) for row in table.to_pylist()]
         except FileNotFoundError:

@@ -14,6 +14,7 @@ import numpy as np
 from ghnerf.base.kinds import TargetKind
 
 ENCODINGS = ("uint16-planar", "float16", "float32")
+ENCODING_OF_KIND = {"heatmap": "uint16-planar", "cse": "float16", "keypoints": "float32"}  # what encode_array writes
 QMAX = 65535
 
 

@@ -29,3 +29,11 @@ class CatalogDamagedError(GHNeRFError):
 
 class PartialTargetsError(GHNeRFError):
     """Some of the targets the catalog lists cannot be served (shard file missing, catalog entry damaged)."""
+
+
+class CatalogMissingError(GHNeRFError):
+    """A command that must know which shards are in use found no readable catalog (``ghnerf distill`` restores it)."""
+
+
+class StaleTargetsError(GHNeRFError):
+    """Targets whose input files changed since ``ghnerf distill`` made them (the message names the files)."""

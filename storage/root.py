@@ -24,6 +24,7 @@ from fsspec.implementations.local import LocalFileSystem
 from pydantic import Field
 
 from ghnerf.base.errors import GHNeRFError
+from ghnerf.base.fileio import write_error
 from storage.errors import StorageAccessError, StoreNotFoundError
 
 S3_PROTOCOLS = ("s3", "s3a")
@@ -68,13 +69,18 @@ class StorageRoot:
     def write_bytes(self, rel: str, data: bytes) -> None:
         path = self.full(rel)
         if self.is_local:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
             tmp = posixpath.join(os.path.dirname(path), f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
-            with open(tmp, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
+            try:
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                with open(tmp, "wb") as fh:
+                    fh.write(data)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(tmp, path)
+            except OSError as exc:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+                raise write_error(path, exc) from None
         else:
             self.fs.pipe_file(path, data)
 

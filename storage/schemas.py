@@ -42,7 +42,10 @@ TARGET_SCHEMA = pa.schema(
               "coordinates": "undistorted image pixels"},
 )
 
-INPUT_TYPE = pa.struct([("path", pa.string()), ("sha256", pa.string())])
+INPUT_TYPE_V1 = pa.struct([("path", pa.string()), ("sha256", pa.string())])
+INPUT_TYPE = pa.struct([("path", pa.string()), ("sha256", pa.string()),
+                        pa.field("size", pa.int64(), metadata={"unit": "bytes"}),
+                        pa.field("mtime_ns", pa.int64(), metadata={"unit": "ns since the epoch"})])
 FAILURE_TYPE = pa.struct([("key", pa.string()), ("error", pa.string())])
 
 CATALOG_SCHEMA = pa.schema(
@@ -73,3 +76,7 @@ CATALOG_SCHEMA = pa.schema(
     ],
     metadata={"schema_version": SCHEMA_VERSION},
 )
+
+# Catalog entries written before input sizes and mtimes were recorded (read, never written).
+CATALOG_SCHEMA_V1 = CATALOG_SCHEMA.set(CATALOG_SCHEMA.get_field_index("inputs"),
+                                       pa.field("inputs", pa.list_(INPUT_TYPE_V1), nullable=False))

@@ -9,6 +9,7 @@ verified from its name alone (:func:`named_sha_matches`) and registered again.
 """
 
 import hashlib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -22,6 +23,9 @@ from storage.root import StorageRoot
 from storage.schemas import TARGET_SCHEMA
 
 SHARD_UID_CHARS = 16  # hex digits of the file's sha256 in its name
+SHARD_KEY_CHARS = 32  # hex digits of a shard key (ghnerf.app.distill.ShardPlan.key)
+SHARD_NAME = re.compile(rf"[0-9a-f]{{{SHARD_KEY_CHARS}}}-[0-9a-f]{{{SHARD_UID_CHARS}}}\.parquet")
+SHARD_TEMP_NAME = re.compile(rf"\.({SHARD_NAME.pattern})\.[0-9a-f]{{32}}\.tmp")  # storage.root's temporary files
 ZSTD_LEVEL = 3  # zstd's default: level 9 buys ~10 % on byte-planar heatmaps at 3x the time
 
 
@@ -96,6 +100,18 @@ def table_bytes(table: pa.Table) -> bytes:
 def shard_rel_path(dataset_id: str, teacher: str, shard_key: str, sha256: str) -> str:
     """Where a shard with this content hash is stored."""
     return f"shards/{dataset_id}/{teacher}/{shard_key}-{sha256[:SHARD_UID_CHARS]}.parquet"
+
+
+def is_shard_file(rel_path: str) -> bool:
+    """``rel_path`` is where :func:`shard_rel_path` puts shards: ``shards/<dataset id>/<teacher>/<key>-<uid>.parquet``."""
+    parts = rel_path.split("/")
+    return len(parts) == 4 and parts[0] == "shards" and SHARD_NAME.fullmatch(parts[3]) is not None
+
+
+def is_shard_temp_file(rel_path: str) -> bool:
+    """``rel_path`` is a temporary file of an interrupted write of a shard (``.<shard name>.<uid>.tmp``)."""
+    parts = rel_path.split("/")
+    return len(parts) == 4 and parts[0] == "shards" and SHARD_TEMP_NAME.fullmatch(parts[3]) is not None
 
 
 def named_sha_matches(rel_path: str, data: bytes) -> bool:

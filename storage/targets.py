@@ -11,6 +11,7 @@ partial targets; the left-out shards are then listed in ``left_out``.
 """
 
 from collections import OrderedDict
+from pathlib import Path
 
 import numpy as np
 import pyarrow.compute as pc
@@ -22,6 +23,7 @@ from ghnerf.base.keypoint_codec import HeatmapCodec
 from ghnerf.base.kinds import TargetKind
 from storage.catalog import Catalog, CatalogEntry
 from storage.errors import PartialTargetsError
+from storage.inputs import check_inputs
 from storage.root import StorageRoot
 from storage.shards import DecodedTarget, decode_rows, read_shard
 
@@ -74,6 +76,15 @@ class TargetStore:
                 self.index[(row["subject"], row["frame_id"], row["camera"], row["kind"])] = (i, j)
         self._cache: OrderedDict[int, list[DecodedTarget]] = OrderedDict()
         self._cache_size = cache_shards
+
+    def check_inputs(self, data_root: str | Path | None = None) -> None:
+        """Refuse when an input file of a served shard changed since distill (read under ``data_root``, the
+        dataset the caller reads; default: the dataset each shard was made from).
+
+        Raises:
+            StaleTargetsError: names every changed or missing input file and its shard.
+        """
+        check_inputs(self.entries, data_root, self.root.describe)
 
     def kinds(self) -> set[str]:
         return {k[3] for k in self.index}

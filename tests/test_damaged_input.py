@@ -486,16 +486,21 @@ def test_duplicate_shard_of_concurrent_distills_is_removed(data, tmp_path, monke
     assert len(TargetStore(store, "gt-joints").entries) == 4
 
 
+def shard_name(digit: str) -> str:
+    """A file name as shards have (``<32 hex key>-<16 hex uid>.parquet``)."""
+    return f"{digit * 32}-{digit * 16}.parquet"
+
+
 def test_store_gc_removes_orphaned_shards(data, tmp_path):
     root = data("zju")
     store = tmp_path / "store"
     _distilled(root, store)
     served = sorted(e.shard_path for e in Catalog(StorageRoot(store)).current())
     teacher_dir = store / served[0].rsplit("/", 1)[0]
-    orphan_old, orphan_new = teacher_dir / ("0" * 32 + "-deadbeef.parquet"), teacher_dir / ("1" * 32 + "-x.parquet")
+    orphan_old, orphan_new = teacher_dir / shard_name("0"), teacher_dir / shard_name("1")
     for p in (orphan_old, orphan_new):
         p.write_bytes(b"left behind")
-    tmp_file = teacher_dir / ".x.parquet.1234.tmp"
+    tmp_file = teacher_dir / f".{shard_name('2')}.{'3' * 32}.tmp"
     tmp_file.write_bytes(b"interrupted")
     old = time.time() - 3600
     for p in (orphan_old, tmp_file):
@@ -512,3 +517,301 @@ def test_store_gc_removes_orphaned_shards(data, tmp_path):
     # a missing store is an error, not an empty folder
     one_clean_error(runner.invoke(app, ["store", "gc", str(tmp_path / "nope")]), str(tmp_path / "nope"))
     assert not (tmp_path / "nope").exists()
+
+
+# -- issue 25: nothing lost, nothing stale ------------------------------------------------------------------------
+
+
+def _age(*paths: Path, seconds: float = 3600) -> None:
+    old = time.time() - seconds
+    for p in paths:
+        os.utime(p, (old, old))
+
+
+def test_store_gc_without_a_catalog_refuses_and_never_touches_other_files(data, tmp_path):
+    root = data("zju")
+    store = tmp_path / "store"
+    _distilled(root, store)
+    shards = sorted((store / "shards").rglob("*.parquet"))
+    teacher_dir = shards[0].parent
+    mine = teacher_dir / "my-notes.parquet"  # a user's file that is not named like a shard
+    mine.write_bytes(b"keep me")
+    _age(mine, *shards)
+    shutil.rmtree(store / "catalog")
+    before = snapshot(tmp_path)
+    msg = one_clean_error(runner.invoke(app, ["store", "gc", str(store)]), str(store / "catalog"), "ghnerf distill")
+    assert "no readable catalog entry" in msg and "nothing was removed" in msg
+    assert changed(before, tmp_path) == []
+    # distill restores the catalog; gc then removes nothing that serves, and leaves the user's file alone
+    distill(root, store, DistillConfig(teacher="gt-joints", frames_per_shard=1))
+    result = runner.invoke(app, ["store", "gc", str(store), "--min-age", "0"])
+    assert result.exit_code == 0, result.output
+    assert "removed 0 file(s)" in result.output and "left 1 file(s) not named like shards untouched" in result.output
+    assert all(p.exists() for p in shards) and mine.read_bytes() == b"keep me"
+
+
+def test_store_gc_lists_more_than_a_handful_and_removes_them_only_with_yes(data, tmp_path):
+    root = data("zju")
+    store = tmp_path / "store"
+    _distilled(root, store)
+    teacher_dir = next((store / "shards").rglob("*.parquet")).parent
+    orphans = [teacher_dir / shard_name(d) for d in "abcdef"]  # 6 > GC_CONFIRM_ABOVE
+    for p in orphans:
+        p.write_bytes(b"left behind")
+    _age(*orphans)
+    before = snapshot(tmp_path)
+    result = runner.invoke(app, ["store", "gc", str(store)])
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert all(f"would remove {p}" in said for p in orphans)
+    assert "would remove 6 file(s): more than 5, so nothing was removed" in said and "--yes" in said
+    assert changed(before, tmp_path) == []
+    result = runner.invoke(app, ["store", "gc", str(store), "--yes"])
+    assert result.exit_code == 0 and "removed 6 file(s)" in result.output, result.output
+    assert not any(p.exists() for p in orphans) and len(TargetStore(store, "gt-joints").entries) == 4
+
+
+def test_targets_of_an_image_edited_after_distill_are_refused(data, tmp_path):
+    from ghnerf.base.fileio import read_image, write_image
+    from storage.inputs import check_inputs
+
+    root = data("train")
+    store = tmp_path / "store"
+    _distilled(root, store)
+    entries = Catalog(StorageRoot(store)).current()
+    assert all(i["size"] and i["mtime_ns"] for e in entries for i in e.inputs)  # recorded beside the hash
+    view = _training_view(root)
+    image = view.image_path
+    os.utime(image)  # touched, same content: not stale (the hash decides when size or mtime differ)
+    check_inputs(entries, root)
+    pixels = read_image(image)
+    pixels[:8, :8] = 255 - pixels[:8, :8]
+    write_image(image, pixels)  # edited after distill
+    before = snapshot(tmp_path)
+    subject = image.relative_to(root).parts[0]
+    for args in (["train", "--config", "enerf-heatmap", "--data", str(root), "--out", str(tmp_path / "run"),
+                  "--targets", str(store), "--teacher", "gt-joints", "--steps", "1", "--perceptual-weight", "0"],
+                 ["evaluate", str(tmp_path / "run"), "--data", str(root), "--targets", str(store), "--teacher",
+                  "gt-joints"],
+                 ["export", "--data", str(root), "--subject", subject, "--format", "openpose", "--out",
+                  str(tmp_path / "export"), "--store", str(store), "--teacher", "gt-joints"]):
+        msg = one_clean_error(runner.invoke(app, args), str(image), "ghnerf distill")
+        assert "changed since its targets were distilled" in msg and "1 of 4 shard(s) are stale" in msg
+    assert changed(before, tmp_path) == []
+    # lineage says so too, and `ghnerf distill` recomputes exactly the stale shard
+    result = runner.invoke(app, ["lineage", next(e.shard_key for e in entries if e.inputs and any(
+        i["path"] == str(image.relative_to(root)) for i in e.inputs)), "--store", str(store)])
+    assert result.exit_code == 0 and "these targets are stale" in result.output and str(image) in result.output
+    assert distill(root, store, DistillConfig(teacher="gt-joints", frames_per_shard=1)).counts() == {
+        "written": 1, "skipped": 3}
+    TargetStore(store, "gt-joints").check_inputs(root)
+
+
+@pytest.mark.parametrize("column", ["image_sha256", "stride"])
+def test_altered_shard_named_after_its_new_hash_is_recomputed_not_restored(data, tmp_path, column):
+    import hashlib
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from storage.shards import shard_rel_path, table_bytes
+
+    root = data("zju")
+    store = tmp_path / "store"
+    _distilled(root, store)
+    entry = sorted(Catalog(StorageRoot(store)).current(), key=lambda e: e.shard_path)[0]
+    shard = store / entry.shard_path
+    table = pq.read_table(shard)
+    i = table.schema.get_field_index(column)
+    value = pa.array(["0" * 64] * table.num_rows) if column == "image_sha256" else pa.array(
+        [4] * table.num_rows, pa.int16())
+    altered = table_bytes(table.set_column(i, table.schema.field(i), value))
+    renamed = store / shard_rel_path(entry.dataset_id, entry.teacher, entry.shard_key,
+                                     hashlib.sha256(altered).hexdigest())
+    renamed.write_bytes(altered)
+    shard.unlink()
+    shutil.rmtree(store / "catalog")
+    report = distill(root, store, DistillConfig(teacher="gt-joints", frames_per_shard=1))
+    assert report.counts() == {"written": 1, "restored": 3}
+    served = {e.shard_key: e for e in Catalog(StorageRoot(store)).current()}[entry.shard_key]
+    assert served.shard_path != str(renamed.relative_to(store))
+    assert pq.read_table(store / served.shard_path).column(column).to_pylist() == table.column(column).to_pylist()
+
+
+def test_lineage_of_a_key_distilled_twice_resolves_to_the_current_entry(data, tmp_path):
+    root = data("zju")
+    store = tmp_path / "store"
+    _distilled(root, store)
+    old = sorted(Catalog(StorageRoot(store)).current(), key=lambda e: e.shard_path)[0]
+    (store / old.shard_path).unlink()
+    time.sleep(0.01)
+    _distilled(root, store)  # recomputes it: two catalog entries for one key
+    entries = [e for e in Catalog(StorageRoot(store)).entries() if e.shard_key == old.shard_key]
+    new = next(e for e in entries if e.shard_path != old.shard_path)
+    assert len(entries) == 2 and (store / new.shard_path).is_file()
+    result = runner.invoke(app, ["lineage", old.shard_key, "--store", str(store), "--json"])
+    info = json.loads(result.stdout.strip().splitlines()[-1])
+    assert result.exit_code == 0 and info["shard"]["path"] == new.shard_path and info["status"] == "current"
+    result = runner.invoke(app, ["lineage", old.shard_path, "--store", str(store), "--json"])
+    info = json.loads(result.stdout.strip().splitlines()[-1])
+    assert info["shard"]["path"] == old.shard_path and info["status"] == "file missing"
+    assert info["current_shard"] == new.shard_path and f"its slot is served by {new.shard_path}" in result.stderr
+
+
+def test_training_subject_with_every_mask_blank_is_refused(data, tmp_path):
+    from ghnerf.base.fileio import write_image
+
+    root = data("train")
+    subject = "CoreView_902"
+    masks = sorted(p for p in (root / subject).rglob("*.png") if "mask" in p.relative_to(root).parts[1])
+    assert masks
+    for m in masks:
+        write_image(m, np.zeros((64, 64), np.uint8))
+    before = snapshot(tmp_path)
+    args = ["train", "--config", "enerf", "--data", str(root), "--out", str(tmp_path / "run"), "--steps", "1",
+            "--perceptual-weight", "0", "--image-scale", "1", "--pretrained", "none"]
+    msg = one_clean_error(runner.invoke(app, args), subject, "blank")
+    assert str(root / subject) in msg
+    assert changed(before, tmp_path) == []
+
+
+def _edit_annots(seq_root: Path, edit) -> Path:
+    """Apply ``edit(annots dict)`` to a sequence's annots.npy (saved as the real ones are); returns its path."""
+    path = seq_root / "annots.npy"
+    annots = load_npy(path).item()
+    edit(annots)
+    np.save(path, np.array(annots, dtype=object), allow_pickle=True)
+    return path
+
+
+def _nan_vertices(seq_root: Path) -> Path:
+    vertex = open_dataset(seq_root.parent).sequence(seq_root.name).frame(0).vertices_path
+    verts = np.load(vertex)
+    verts[3] = np.nan
+    np.save(vertex, verts)
+    return vertex
+
+
+def _singular_k(seq_root: Path) -> Path:
+    return _edit_annots(seq_root, lambda a: a["cams"]["K"].__setitem__(1, np.zeros((3, 3))))
+
+
+def _bad_kpts2d(seq_root: Path) -> Path:
+    return _edit_annots(seq_root, lambda a: a["ims"][0].__setitem__("kpts2d", np.zeros((3, 25))))
+
+
+def _outside_path(seq_root: Path) -> Path:
+    return _edit_annots(seq_root, lambda a: a["ims"][1]["ims"].__setitem__(0, "../../../etc/passwd"))
+
+
+@pytest.mark.parametrize("damage,says", [(_nan_vertices, "vertex file holds NaN or Inf"),
+                                         (_singular_k, "camera 1: K has focal lengths fx=0"),
+                                         (_bad_kpts2d, "frame 0: kpts2d has shape (3, 25)"),
+                                         (_outside_path, "'../../../etc/passwd' leaves the dataset folder")])
+def test_bad_vertices_intrinsics_kpts2d_and_paths_are_one_line(data, tmp_path, damage, says):
+    root = data("train")
+    bad = damage(root / "CoreView_902")
+    before = snapshot(tmp_path)
+    for args in (["data", "inspect", str(root)],
+                 ["distill", "--dataset", str(root), "--teacher", "gt-joints", "--out", str(tmp_path / "store")],
+                 ["train", "--config", "enerf", "--data", str(root), "--out", str(tmp_path / "run"), "--steps", "1",
+                  "--perceptual-weight", "0", "--image-scale", "1", "--pretrained", "none"]):
+        result = run_ghnerf(*args, cwd=tmp_path) if args[0] == "train" else runner.invoke(app, args)
+        if args[0] == "train":  # a fresh process: a crash (exit 139) would show here
+            assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+            errors = [ln for ln in result.stderr.splitlines() if ln.startswith("error:")]
+            assert len(errors) == 1 and str(bad) in errors[0] and says in errors[0], result.stderr
+        else:
+            one_clean_error(result, str(bad), says)
+    assert changed(before, tmp_path) == []
+
+
+def test_image_files_no_annotation_lists_are_named(data, tmp_path):
+    root = data("zju")
+    seq = root / "CoreView_902"
+    frame1 = [seq / rel for rel in load_npy(seq / "annots.npy").item()["ims"][1]["ims"]]
+    _edit_annots(seq, lambda a: a.__setitem__("ims", a["ims"][:1]))  # lists 1 of the 2 frames on disk
+    for args in (["data", "inspect", str(root)],
+                 ["distill", "--dataset", str(root), "--teacher", "gt-joints", "--out", str(tmp_path / "store")]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+        said = " ".join(result.output.split())
+        assert f"{seq / 'annots.npy'}: lists 1 frame(s), and {len(frame1)} image file(s) on disk are in none" in said
+        assert str(frame1[0]) in said
+
+
+def test_complete_png_under_a_jpg_name_is_not_called_truncated(data, tmp_path):
+    import cv2
+
+    from ghnerf.base.fileio import check_image_file, read_image
+    from ghnerf.student.data import ExampleSet
+
+    root = data("train")
+    image = _training_view(root).image_path
+    assert image.suffix == ".jpg"
+    pixels = read_image(image)
+    image.write_bytes(cv2.imencode(".png", pixels[..., ::-1])[1].tobytes())  # a whole PNG, named .jpg
+    assert check_image_file(image) == ((64, 64), None)
+    np.testing.assert_array_equal(read_image(image), pixels)
+    assert ExampleSet(root, "train", image_scale=1.0, heatmaps="none").check_views() == []
+    result = runner.invoke(app, ["distill", "--dataset", str(root), "--teacher", "gt-joints", "--out",
+                                 str(tmp_path / "store")])
+    failed = [ln for ln in result.output.splitlines() if ln.startswith("failed ")]
+    assert result.exit_code == 0 and not failed and "truncated" not in result.output, result.output
+    # a truncated one is still named, whatever its name says
+    image.write_bytes(image.read_bytes()[:-100])
+    assert "truncated" in check_image_file(image)[1]
+
+
+def test_lineage_of_a_file_it_cannot_answer_for_names_it(data, tmp_path):
+    root = data("zju")
+    image = next(root.rglob("*.jpg"))
+    before = snapshot(tmp_path)
+    msg = one_clean_error(runner.invoke(app, ["lineage", str(image)]), str(image), "not a checkpoint (.pt)")
+    assert "--store is needed" not in msg
+    one_clean_error(runner.invoke(app, ["lineage", str(root)]), str(root), "is a folder")
+    assert changed(before, tmp_path) == []
+
+
+@pytest.mark.parametrize("writer", ["fileio", "storage root"])
+def test_read_only_folder_is_one_line_and_leaves_no_temporary_file(tmp_path, monkeypatch, writer):
+    """As root (who runs the tests here) chmod cannot make a folder read-only: the rename fails as it would."""
+    import errno
+
+    from ghnerf.base.fileio import OutputWriteError, write_json
+
+    target = tmp_path / "out" / "run.json"
+    target.parent.mkdir()
+    target.write_text("{}")  # what was there before stays
+
+    def refuse(src, dst):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(dst))
+
+    monkeypatch.setattr(os, "replace", refuse)
+    with pytest.raises(OutputWriteError) as info:
+        if writer == "fileio":
+            write_json(target, {"a": 1})
+        else:
+            StorageRoot(tmp_path / "out").write_bytes("run.json", b"{}")
+    assert str(info.value).startswith(f"{target}: cannot write (Read-only file system)")
+    assert sorted(p.name for p in target.parent.iterdir()) == ["run.json"] and target.read_text() == "{}"
+
+
+def test_train_recomputes_stale_shards_on_request(data, tmp_path):
+    from ghnerf.base.fileio import file_sha256, read_image, write_image
+
+    root = data("train")
+    store = tmp_path / "store"
+    _distilled(root, store)
+    image = _training_view(root).image_path
+    pixels = read_image(image)
+    write_image(image, 255 - pixels)
+    result = runner.invoke(app, ["train", "--config", "enerf-heatmap", "--data", str(root), "--out",
+                                 str(tmp_path / "run"), "--targets", str(store), "--teacher", "gt-joints", "--steps",
+                                 "1", "--perceptual-weight", "0", "--recompute-stale-targets"])
+    assert result.exit_code == 0, result.output
+    assert "recomputed stale shard of" in " ".join(result.output.split())
+    rel = str(image.relative_to(root))
+    entries = [e for e in Catalog(StorageRoot(store)).current() if any(i["path"] == rel for i in e.inputs)]
+    assert len(entries) == 1 and {i["path"]: i["sha256"] for i in entries[0].inputs}[rel] == file_sha256(image)
+    TargetStore(store, "gt-joints").check_inputs(root)

@@ -208,8 +208,10 @@ def _write_preview(store_url: str, report, path: Path, storage_options: dict | N
 @spec_command(app, "train", TrainSpec)
 def train_cmd(spec: TrainSpec) -> None:
     """Train a student; targets from the dataset's joints or from a teacher's shards; resumable; DDP under torchrun."""
+    from ghnerf.app.distill import recompute_stale_targets
     from ghnerf.student.run import run_training
 
+    recompute_stale_targets(spec, log=_log)
     with _train_progress(spec.steps) as on_step:
         run_training(spec, on_step=on_step, log=_log)
     console.print(f"checkpoints: {Path(spec.out) / 'checkpoints'}; validation images: {Path(spec.out) / 'val'}")
@@ -226,12 +228,13 @@ def import_enerf_cmd(
     enerf_settings: Annotated[bool, typer.Option("--enerf-settings/--ghnerf-settings", help="the original's "
                                                  "settings (2 fine samples, 2 source views, softmax depth, level "
                                                  "loss weights 0.1 / 1) or GHNeRF's")] = True,
+    overwrite: Annotated[bool, typer.Option(help="clear OUT first when it holds another run")] = False,
 ) -> None:
     """Convert an original ENeRF checkpoint into a run folder of ours (lineage names the file and its sha256)."""
     from ghnerf.student.enerf_import import import_enerf
 
     try:
-        path = import_enerf(checkpoint, out, config=config, enerf_settings=enerf_settings)
+        path = import_enerf(checkpoint, out, config=config, enerf_settings=enerf_settings, overwrite=overwrite)
     except GHNeRFError as exc:
         _fail(exc)
     console.print(f"imported {checkpoint} -> {path} (evaluate: ghnerf evaluate {out} --data D; fine-tune: "
@@ -263,7 +266,7 @@ def lineage_cmd(
     """The chain from a checkpoint, target or shard back to its input images and the teacher's weights."""
     from rich.tree import Tree
 
-    from storage.lineage import resolve
+    from storage.lineage import lineage_warnings, ref_problem, resolve
 
     options = _storage_options(storage_option)
     if ref.endswith(".pt"):
@@ -272,13 +275,14 @@ def lineage_cmd(
     if ref.endswith(".json"):
         _report_lineage(Path(ref), as_json, options)
         return
-    if store is None:
-        _fail(GHNeRFError("--store ROOT is needed for shards and targets"))
+    problem = ref_problem(ref, store)
+    if problem:
+        _fail(GHNeRFError(problem))
     try:
         info = resolve(store, ref, options)
     except GHNeRFError as exc:
         _fail(exc)
-    for line in info.get("damaged_catalog_entries", []):
+    for line in info.get("damaged_catalog_entries", []) + lineage_warnings(info):
         _warn(line)
     if as_json:
         print(json.dumps(info, default=str))
@@ -366,14 +370,14 @@ def _checkpoint_lineage(path: Path, as_json: bool, parent=None, extra: dict | No
     from rich.tree import Tree
 
     from ghnerf.student.checkpoints import load_checkpoint
-    from storage.lineage import resolve
+    from storage.lineage import lineage_warnings, resolve
 
     try:
         ck = load_checkpoint(path)
         shards = [resolve(s["store"], s["shard_path"], storage_options) for s in ck["meta"]["shards"]]
     except GHNeRFError as exc:
         _fail(exc)
-    for line in sorted({d for sh in shards for d in sh.get("damaged_catalog_entries", [])}):
+    for line in sorted({d for sh in shards for d in sh.get("damaged_catalog_entries", []) + lineage_warnings(sh)}):
         _warn(line)
     info = {"checkpoint": str(path), "step": ck["step"], "config": ck["student_config"].name,
             "code_version": ck["code_version"], "dataset": ck["meta"]["dataset"],
@@ -411,31 +415,40 @@ def store_gc_cmd(
     min_age: Annotated[float, typer.Option(help="minutes: files no catalog entry references are kept while "
                                                 "younger (a running distill may be about to register them)")] = 15.0,
     dry_run: Annotated[bool, typer.Option(help="list what would be removed, remove nothing")] = False,
+    yes: Annotated[bool, typer.Option(help="remove even when more than 5 files would go (else they are only "
+                                           "listed, as with --dry-run)")] = False,
     storage_option: Annotated[Optional[list[str]], typer.Option(help=STORAGE_OPTION_HELP)] = None,
 ) -> None:
-    """Remove shard files nothing serves: duplicates (runs raced), orphans (no catalog entry), interrupted writes."""
-    from storage.gc import collect_garbage
+    """Remove shard files nothing serves: duplicates (runs raced), orphans (no catalog entry), interrupted writes.
+
+    Refuses without a readable catalog; touches only files named like shards; more than 5 files only with --yes."""
+    from storage.gc import GC_CONFIRM_ABOVE, collect_garbage
     from storage.root import StorageRoot
 
     options = _storage_options(storage_option)
-    if min_age < 0:
+    if not 0 <= min_age < float("inf"):  # NaN fails too: it would make every file old enough
         _fail(OptionError(f"--min-age {min_age:g}: must be 0 or more (minutes)"))
     try:
         store = StorageRoot(root, options)
         store.check(write=False)
-        report = collect_garbage(store, superseded=superseded, min_age_s=min_age * 60, dry_run=dry_run)
+        report = collect_garbage(store, superseded=superseded, min_age_s=min_age * 60, dry_run=dry_run,
+                                 confirm_above=None if yes else GC_CONFIRM_ABOVE)
     except GHNeRFError as exc:
         _fail(exc)
     for d in report.damaged:
         _warn(d.message())
-    verb = "would remove" if dry_run else "removed"
+    verb = "would remove" if dry_run or report.held_back else "removed"
     for g in report.removed:
         _log(f"{verb} {store.describe(g['path'])}: {g['why']}")
     if report.kept_young:
         console.print(f"kept {len(report.kept_young)} unreferenced file(s) younger than {min_age:g} min")
     if report.kept_damaged:
         console.print(f"kept {len(report.kept_damaged)} file(s) of damaged catalog entries (rerun `ghnerf distill`)")
-    console.print(f"{verb} {len(report.removed)} file(s)")
+    if report.kept_foreign:
+        console.print(f"left {len(report.kept_foreign)} file(s) not named like shards untouched")
+    console.print(f"{verb} {len(report.removed)} file(s)"
+                  + (f": more than {GC_CONFIRM_ABOVE}, so nothing was removed; check the list and rerun with --yes"
+                     if report.held_back else ""))
 
 
 @spec_command(app, "render", RenderSpec)

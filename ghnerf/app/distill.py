@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -32,7 +33,7 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field
 
 from ghnerf.app.teacher_registry import build_teacher
-from ghnerf.base.errors import GHNeRFError, NonFiniteError
+from ghnerf.base.errors import ConfigError, GHNeRFError, NonFiniteError
 from ghnerf.base.fileio import file_sha256
 from ghnerf.base.hold import hold_point
 from ghnerf.base.kinds import TargetKind
@@ -41,6 +42,7 @@ from ghnerf.data import load_surface, load_view, open_dataset
 from ghnerf.data.images import pinhole
 from ghnerf.data.records import MultiViewFrame
 from storage.catalog import Catalog, CatalogEntry, DamagedEntry, code_version, host_name, now_utc
+from storage.codec import ENCODING_OF_KIND
 from storage.errors import ShardIntegrityError
 from storage.gc import GC_MIN_AGE_S, GcReport, collect_garbage
 from storage.root import StorageOptions, StorageRoot
@@ -54,9 +56,15 @@ from storage.shards import (
     shard_rel_path,
     table_bytes,
 )
+
+if TYPE_CHECKING:
+    from ghnerf.student.train_spec import TrainSpec
+from storage.inputs import InputChecker, input_record
+from storage.shards import target_id
 from teachers.base import Teacher, TeacherInput, TeacherOutput
 
 MB = 1 << 20
+SIGMA_MAX = 128.0  # image pixels: a Gaussian this wide is flat over a 256 px person, it locates no joint
 # Stored bytes per target cell, measured on Gaussian heatmaps / embeddings (benchmarks/distill_overhead.py).
 EST_BYTES_PER_CELL = {TargetKind.HEATMAP: 25 * 0.02, TargetKind.CSE: 16 * 1.2, TargetKind.KEYPOINTS: 0.0}
 
@@ -64,7 +72,7 @@ EST_BYTES_PER_CELL = {TargetKind.HEATMAP: 25 * 0.02, TargetKind.CSE: 16 * 1.2, T
 class DistillConfig(BaseModel):
     """What to distill and how (one source of defaults; the target-shaping part is hashed into lineage)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     teacher: str = Field(..., description="teacher name (see `ghnerf teachers list`)")
     teacher_options: dict[str, str | int | float] = Field(
@@ -72,7 +80,8 @@ class DistillConfig(BaseModel):
         json_schema_extra={"cli": {"as": "pairs", "option": "teacher-opt", "example": "checkpoint=PATH",
                                    "json": False}})
     stride: int = Field(2, ge=1, le=16, description="image pixels per target cell")
-    sigma: float = Field(7.0, gt=0, description="heatmap Gaussian sigma in image pixels (OpenPose: 7)")
+    sigma: float = Field(7.0, gt=0, le=SIGMA_MAX, description="heatmap Gaussian sigma in image pixels (OpenPose: 7; "
+                                                         f"at most {SIGMA_MAX:g}: wider is a flat map)")
     frames_per_shard: int | None = Field(None, ge=1, description="frames per shard (default: from --shard-mb)")
     shard_mb: float = Field(128.0, gt=0, description="target shard size in MB")
     subjects: tuple[str, ...] | None = Field(None, description="only these subjects (default: all)",
@@ -124,6 +133,13 @@ class ShardPlan:
     config_hash: str
     config_json: str
     inputs: tuple[tuple[str, str], ...]  # (path relative to the dataset root, sha256)
+    input_stats: tuple[tuple[str, int | None, int | None], ...] = ()  # (path, size, mtime_ns): not in the key
+
+    def input_records(self) -> list[dict]:
+        """The catalog's ``inputs``: path, sha256 and, beside them, size and mtime (:mod:`storage.inputs`)."""
+        stats = {p: (size, mtime) for p, size, mtime in self.input_stats}
+        return [{"path": p, "sha256": s, "size": stats.get(p, (None, None))[0],
+                 "mtime_ns": stats.get(p, (None, None))[1]} for p, s in self.inputs]
 
     @property
     def key(self) -> str:
@@ -193,22 +209,75 @@ def plan_shards(dataset_root: str | Path, cfg: DistillConfig, teacher: Teacher) 
         h, w = seq.image_sizes[0]
         step = frames_per_shard(cfg, teacher, seq.num_cameras, h, w)
         for start in range(0, n, step):
-            indices = tuple(range(start, min(n, start + step)))
-            frames = [seq.frame(i) for i in indices]
-            hashes = {}
-            for fr in frames:
-                for p in _frame_inputs(fr, teacher):
-                    if p.is_file():
-                        hashes[str(p.relative_to(root))] = file_sha256(p)
-                    else:
-                        hashes[str(p.relative_to(root))] = "missing"
-            plans.append(ShardPlan(
-                dataset_root=str(root.resolve()), layout=reader.layout, dataset_id=dataset_id, subject=name,
-                frame_indices=indices, frame_ids=tuple(fr.frame_id for fr in frames), teacher=teacher.name,
-                teacher_version=teacher.version, weights_sha256=teacher.weights_digest,
-                config_hash=cfg.config_hash(), config_json=json.dumps(cfg.target_config(), sort_keys=True),
-                inputs=tuple(sorted(hashes.items()))))
+            plans.append(shard_plan(root, reader, dataset_id, cfg, teacher, name,
+                                    tuple(range(start, min(n, start + step)))))
     return plans
+
+
+def shard_plan(root: Path, reader, dataset_id: str, cfg: DistillConfig, teacher: Teacher, subject: str,
+               indices: tuple[int, ...]) -> ShardPlan:
+    """The plan of one shard: frames ``indices`` of ``subject``, every input file hashed (size and mtime beside)."""
+    seq = reader.sequence(subject)
+    frames = [seq.frame(i) for i in indices]
+    records = {}
+    for fr in frames:
+        for p in _frame_inputs(fr, teacher):
+            rel = str(p.relative_to(root))
+            records[rel] = records.get(rel) or input_record(root, rel)
+    return ShardPlan(
+        dataset_root=str(root.resolve()), layout=reader.layout, dataset_id=dataset_id, subject=subject,
+        frame_indices=indices, frame_ids=tuple(fr.frame_id for fr in frames), teacher=teacher.name,
+        teacher_version=teacher.version, weights_sha256=teacher.weights_digest,
+        config_hash=cfg.config_hash(), config_json=json.dumps(cfg.target_config(), sort_keys=True),
+        inputs=tuple(sorted((r["path"], r["sha256"]) for r in records.values())),
+        input_stats=tuple(sorted((r["path"], r["size"], r["mtime_ns"]) for r in records.values())))
+
+
+def recompute_stale(entries: list[CatalogEntry], store: StorageRoot, data_root: str | Path,
+                    consistency_fn: Callable | None = None) -> list[ShardResult]:
+    """Run the teacher again for the shards among ``entries`` whose input files changed (:mod:`storage.inputs`),
+    each with the teacher and target options its entry records, over exactly its frames of ``data_root``.
+
+    The new shard's key differs (its inputs' hashes do), so it supersedes the stale one in its slot.
+    """
+    root = Path(data_root)
+    checker = InputChecker(root)
+    stale = [e for e in entries if checker.stale(e)]
+    if not stale:
+        return []
+    reader = open_dataset(root)
+    dataset_id = dataset_identity(root, reader)
+    results = []
+    for e in stale:
+        options = json.loads(e.config_json)
+        cfg = DistillConfig(teacher=options["teacher"], teacher_options=options.get("teacher_options", {}),
+                            stride=options["stride"], sigma=options["sigma"], subjects=(e.subject,))
+        teacher = cfg.build()
+        seq = reader.sequence(e.subject)
+        position = {seq.frame(i).frame_id: i for i in range(seq.num_frames)}
+        missing = [f for f in e.frame_ids if f not in position]
+        if missing:
+            raise ConfigError(f"{root / e.subject}: frames {missing} of stale shard {e.shard_path} are no longer in "
+                              "the dataset; rerun `ghnerf distill`")
+        plan = shard_plan(root, reader, dataset_id, cfg, teacher, e.subject,
+                          tuple(position[f] for f in e.frame_ids))
+        results.append(run_shard(plan, cfg, teacher, store, consistency_fn=consistency_fn))
+    return results
+
+
+def recompute_stale_targets(spec: "TrainSpec", log: Callable[[str], None] = print) -> None:
+    """``train --recompute-stale-targets``: before a run, the stale shards of the spec's teachers are computed
+    again (:func:`recompute_stale`), so that the run's own check of its targets' inputs passes."""
+    from storage.targets import TargetStore
+
+    if not spec.recompute_stale_targets:
+        return
+    for teacher in (t for t in (spec.teacher, spec.cse_teacher) if t):
+        store = TargetStore(spec.targets, teacher, storage_options=spec.storage_options,
+                            allow_partial=spec.allow_partial_targets)
+        for r in recompute_stale(store.entries, store.root, spec.data):
+            log(f"recomputed stale shard of {r.subject} frames {r.frame_ids[0]}-{r.frame_ids[-1]} "
+                f"(--recompute-stale-targets): {r.status}, {r.rows} rows -> {r.shard_path}")
 
 
 def find_done(plan: ShardPlan, store: StorageRoot) -> CatalogEntry | None:
@@ -246,9 +315,56 @@ def restore_entry(plan: ShardPlan, store: StorageRoot, consistency_fn: Callable 
             continue
         if not set(pc.unique(table.column("frame_id")).to_pylist()) <= set(plan.frame_ids):
             continue
+        if shard_disagreement(plan, table) is not None:
+            continue  # its rows do not match the inputs it claims: recomputed instead
         entry = _entry_from_shard(plan, rel, data, table, consistency_fn)
         Catalog(store).add(entry)
         return entry
+    return None
+
+
+def view_hashes(view, inputs: dict[str, str], root: Path) -> tuple[str, str | None]:
+    """(image sha256, first mask's sha256 or None) of a view, from a plan's ``inputs``."""
+    mask = inputs.get(str(view.mask_paths[0].relative_to(root))) if view.mask_paths else None
+    return inputs.get(str(view.image_path.relative_to(root)), "missing"), mask
+
+
+def shard_disagreement(plan: ShardPlan, table: pa.Table) -> str | None:
+    """Why the rows of a shard found without a catalog entry are not what the plan would produce, or None.
+
+    Each row must name a view of the plan with that view's image and mask sha256 as the plan hashed them now,
+    carry the target id those fields give, use the codec and stride of its kind, and decode to finite values
+    (heatmaps in [0, 1]). A shard that was altered and renamed after its new sha256 fails here.
+    """
+    seq = open_dataset(plan.dataset_root, plan.layout).sequence(plan.subject)
+    inputs, root = dict(plan.inputs), Path(plan.dataset_root)
+    views = {}
+    for i in plan.frame_indices:
+        fr = seq.frame(i)
+        for v in fr.views:
+            views[(fr.frame_id, v.name)] = view_hashes(v, inputs, root)
+    stride = json.loads(plan.config_json).get("stride")
+    for row in table.to_pylist():
+        where = f"{row['subject']}/{row['frame_id']}/{row['camera']} {row['kind']}"
+        if (row["frame_id"], row["camera"]) not in views:
+            return f"{where}: not a view of the plan"
+        if (row["image_sha256"], row["mask_sha256"]) != views[(row["frame_id"], row["camera"])]:
+            return f"{where}: made from other image or mask files than the dataset's"
+        ident = TargetRow(subject=row["subject"], frame_index=0, frame_id=row["frame_id"], camera=row["camera"],
+                          camera_index=0, kind=row["kind"], array=np.empty(0), stride=0, image_sha256="")
+        if row["target_id"] != target_id(plan.dataset_id, ident, plan.teacher, plan.config_hash):
+            return f"{where}: its target id does not match its fields"
+        if row["encoding"] != ENCODING_OF_KIND.get(row["kind"]) or row["stride"] != (
+                1 if row["kind"] == "keypoints" else stride):
+            return f"{where}: encoding {row['encoding']} / stride {row['stride']} is not what distill writes"
+    try:
+        rows = decode_rows(table)
+    except (ValueError, TypeError) as exc:
+        return f"its targets do not decode ({exc})"
+    for r in rows:
+        values = r.array if r.kind != "keypoints" or r.joint_missing is None else r.array[~r.joint_missing]
+        if not np.all(np.isfinite(values)) or (r.kind == "heatmap" and (r.array.min() < 0 or r.array.max() > 1 + 1e-3)):
+            return f"{r.subject}/{r.frame_id}/{r.camera} {r.kind}: values that distill never writes"
     return None
 
 
@@ -277,7 +393,7 @@ def _entry_from_shard(plan: ShardPlan, rel: str, data: bytes, table: pa.Table,
         shard_key=plan.key, shard_path=rel, shard_sha256=hashlib.sha256(data).hexdigest(), shard_bytes=len(data),
         rows=table.num_rows, dataset_id=plan.dataset_id, dataset_root=plan.dataset_root, layout=plan.layout,
         subject=plan.subject, frame_ids=list(plan.frame_ids), kinds=kinds,
-        inputs=[{"path": p, "sha256": s} for p, s in plan.inputs], teacher=plan.teacher,
+        inputs=plan.input_records(), teacher=plan.teacher,
         teacher_version=plan.teacher_version, weights_sha256=plan.weights_sha256, config_hash=plan.config_hash,
         config_json=plan.config_json, code_version=first["code_version"], flow_run_id=first["flow_run_id"],
         host=f"{host_name()} (entry restored from the shard)", created_at=first["created_at"], failures=failures,
@@ -315,7 +431,8 @@ def _rows_for(frame: MultiViewFrame, index: int, view, out: TeacherOutput, image
                               joint_conf=out.keypoints[:, 2] if out.keypoints is not None else None,
                               joint_missing=out.missing, **common))
     if out.keypoints is not None:
-        rows.append(TargetRow(kind=TargetKind.KEYPOINTS, array=out.keypoints.astype(np.float32), joint_conf=out.keypoints[:, 2],
+        rows.append(TargetRow(kind=TargetKind.KEYPOINTS, array=out.keypoints.astype(np.float32),
+                              joint_conf=out.keypoints[:, 2],
                               joint_missing=out.missing, **{**common, "stride": 1}))
     if out.cse is not None:
         rows.append(TargetRow(kind=TargetKind.CSE, array=out.cse, mask=out.cse_mask, **common))
@@ -366,8 +483,7 @@ def run_shard(plan: ShardPlan, cfg: DistillConfig, teacher: Teacher, store: Stor
             except GHNeRFError as exc:
                 failures.append({"key": item.key, "error": str(exc)})
                 continue
-            image_sha = inputs.get(str(v.image_path.relative_to(root)), "missing")
-            mask_sha = inputs.get(str(v.mask_paths[0].relative_to(root))) if v.mask_paths else None
+            image_sha, mask_sha = view_hashes(v, inputs, root)
             rows.extend(_rows_for(frame, index, v, out, image_sha, mask_sha))
             if out.keypoints is not None:
                 cams.append(item.camera)
@@ -393,7 +509,7 @@ def run_shard(plan: ShardPlan, cfg: DistillConfig, teacher: Teacher, store: Stor
         shard_key=plan.key, shard_path=rel, shard_sha256=sha, shard_bytes=nbytes, rows=table.num_rows,
         dataset_id=plan.dataset_id, dataset_root=plan.dataset_root, layout=plan.layout, subject=plan.subject,
         frame_ids=list(plan.frame_ids), kinds=sorted({r.kind for r in rows}),
-        inputs=[{"path": p, "sha256": s} for p, s in plan.inputs], teacher=plan.teacher,
+        inputs=plan.input_records(), teacher=plan.teacher,
         teacher_version=plan.teacher_version, weights_sha256=plan.weights_sha256, config_hash=plan.config_hash,
         config_json=plan.config_json, code_version=code_version(), flow_run_id=flow_run_id, host=host_name(),
         created_at=created, failures=failures,
@@ -410,6 +526,7 @@ class DistillReport:
     results: list[ShardResult]
     skipped_subjects: list[dict] = field(default_factory=list)  # folders that look like subjects but are unreadable
     garbage: GcReport | None = None
+    dataset_notes: list[str] = field(default_factory=list)  # e.g. image files on disk no annotation lists
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -419,6 +536,7 @@ class DistillReport:
 
     def warnings(self) -> list[str]:
         lines = [f"skipped subject {s['name']}: {s['path']}: {s['reason']}" for s in self.skipped_subjects]
+        lines += self.dataset_notes
         if self.garbage is not None:
             lines += [d.message() for d in self.garbage.damaged if self.teacher in d.teachers]
         return lines
@@ -449,13 +567,14 @@ def distill(dataset_root: str | Path, store_url: str | Path, cfg: DistillConfig,
     teacher = cfg.build()
     store = StorageRoot(store_url, storage_options)
     store.check(write=True)
-    skipped = open_dataset(dataset_root).skipped
+    reader = open_dataset(dataset_root)
     plans = plan_shards(dataset_root, cfg, teacher)
+    notes = reader.sequence_warnings(cfg.subjects or reader.subjects())
     results = []
     for plan in plans:
         res = run_shard(plan, cfg, teacher, store, flow_run_id, consistency_fn)
         results.append(res)
         if on_shard:
             on_shard(res)
-    return DistillReport(plans[0].dataset_id if plans else "", cfg.teacher, results, skipped,
-                         clean_shard_dirs(store, plans))
+    return DistillReport(plans[0].dataset_id if plans else "", cfg.teacher, results, reader.skipped,
+                         clean_shard_dirs(store, plans), notes)

@@ -21,7 +21,7 @@ from ghnerf.synth.records import SynthConfig
 class PipelineConfig(BaseModel):
     """The main job's settings (small enough for a 2-core CPU machine)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     out: OutputFolder = Field("demo_out", description="where everything is written")
     layout: Literal["renderpeople", "zju"] = Field("renderpeople", description="synthetic layout: renderpeople | zju")
@@ -68,7 +68,7 @@ class PipelineConfig(BaseModel):
         return TrainSpec(config=self.config, data=self.dataset, out=self.run, targets=self.targets,
                          teacher=self.teacher, steps=self.steps, pretrained=self.pretrained,
                          image_scale=self.image_scale, perceptual_weight=0.0, device=self.device,
-                         checkpoint_every=max(self.steps // 2, 1))
+                         checkpoint_every=max(self.steps // 2, 1), overwrite=True)  # the pipeline's own run
 
     def eval_spec(self) -> EvalSpec:
         return EvalSpec(dataset=str(Path(self.dataset).resolve()), split="test", max_views=self.eval_max_views)

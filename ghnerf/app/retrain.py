@@ -30,7 +30,7 @@ from ghnerf.student.train_spec import TrainSpec
 class RetrainSpec(BaseModel):
     """What to retrain and how to judge it: the options of ``ghnerf retrain`` and the ``retrain`` flow's parameters."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     registry: OutputFolder = Field(..., description="model registry folder (best.json, decisions/, runs/)")
     data: str = Field(..., description="dataset folder; its test split is the fixed evaluation split")

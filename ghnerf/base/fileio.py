@@ -5,7 +5,9 @@ renames it into place, so a killed process never leaves a half-written file
 under the final name.
 """
 
+import errno
 import hashlib
+import io
 import json
 import os
 import tempfile
@@ -16,21 +18,49 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from ghnerf.base.errors import DataReadError
+from ghnerf.base.errors import DataReadError, GHNeRFError
+
+
+class OutputWriteError(GHNeRFError):
+    """An output file cannot be written (read-only folder, disk full, file size limit); names the path and cause.
+    The temporary file is removed and whatever was at the path before is left as it was."""
+
+
+WRITE_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+def write_error(path: str | Path, exc: OSError) -> OSError | OutputWriteError:
+    """``exc`` as one line naming ``path`` when it is a cause the user can fix (else ``exc`` itself)."""
+    if exc.errno not in WRITE_ERRNOS:
+        return exc
+    cause = "file size limit reached (ulimit -f)" if exc.errno == errno.EFBIG else os.strerror(exc.errno)
+    return OutputWriteError(f"{path}: cannot write ({cause}); nothing was left half-written there: free space, "
+                            "make the folder writable or choose another output")
 
 
 @contextmanager
 def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; rename it onto ``path`` on success."""
+    """Yield a temporary path next to ``path``; rename it onto ``path`` on success.
+
+    Raises:
+        OutputWriteError: the folder is read-only, the disk is full or the file size limit is reached (the
+            temporary file is removed; the file at ``path``, if any, is untouched).
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or path.suffix, dir=path.parent)
-    os.close(fd)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or path.suffix, dir=path.parent)
+        os.close(fd)
         yield Path(tmp)
         os.replace(tmp, path)
+    except OSError as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        raise write_error(path, exc) from None
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
         raise
 
 
@@ -44,13 +74,15 @@ def write_json(path: str | Path, obj) -> None:
 
 
 def write_npy(path: str | Path, array, allow_pickle: bool = False) -> None:
-    with atomic_path(path, ".npy") as tmp:
-        np.save(tmp, array, allow_pickle=allow_pickle)
+    buffer = io.BytesIO()  # numpy's file writer reports a short write without an errno
+    np.save(buffer, array, allow_pickle=allow_pickle)
+    write_bytes(path, buffer.getvalue())
 
 
 def write_npz(path: str | Path, **arrays) -> None:
-    with atomic_path(path, ".npz") as tmp:
-        np.savez_compressed(tmp, **arrays)
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    write_bytes(path, buffer.getvalue())
 
 
 def write_image(path: str | Path, image: np.ndarray, jpeg_quality: int = 95) -> None:
@@ -82,7 +114,8 @@ def read_image(path: str | Path, what: str = "image", grayscale: bool = False,
     flags = cv2.IMREAD_UNCHANGED if (grayscale or keep_depth) else cv2.IMREAD_COLOR
     data = np.fromfile(path, dtype=np.uint8)
     img = cv2.imdecode(data, flags) if data.size else None
-    truncated_jpeg = path.suffix.lower() in (".jpg", ".jpeg") and not data.tobytes().rstrip(b"\0").endswith(b"\xff\xd9")
+    head = data[:8].tobytes()
+    truncated_jpeg = head.startswith(_JPEG_START) and not data.tobytes().rstrip(b"\0").endswith(b"\xff\xd9")
     if img is None or truncated_jpeg:
         raise DataReadError(path, f"{what} file is not a readable image (corrupt or truncated); "
                                   "replace it with a valid file")
@@ -108,17 +141,22 @@ def image_size(path: str | Path) -> tuple[int, int]:
 
 
 _PNG_END = b"IEND\xaeB`\x82"
+_PNG_START = b"\x89PNG\r\n\x1a\n"
+_JPEG_START = b"\xff\xd8"
 
 
 def image_complete(path: str | Path) -> bool:
     """The file ends as a whole JPEG (EOI marker) or PNG (IEND chunk) does: a truncated file does not.
 
-    Reads the last bytes only (trailing zero padding is ignored, as :func:`read_image` ignores it); other
-    formats count as complete.
+    The format is the file's own (its first bytes), not its name's: a PNG saved under a ``.jpg`` name is
+    judged as a PNG. Reads the first and last bytes only (trailing zero padding is ignored, as
+    :func:`read_image` ignores it); other formats count as complete.
     """
     path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in (".jpg", ".jpeg", ".png"):
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+    kind = "png" if head.startswith(_PNG_START) else "jpeg" if head.startswith(_JPEG_START) else None
+    if kind is None:
         return True
     with open(path, "rb") as fh:
         fh.seek(0, os.SEEK_END)
@@ -128,7 +166,7 @@ def image_complete(path: str | Path) -> bool:
         if not tail and size > 4096:
             fh.seek(0)
             tail = fh.read().rstrip(b"\0")
-    return tail.endswith(b"\xff\xd9") if suffix in (".jpg", ".jpeg") else tail.endswith(_PNG_END)
+    return tail.endswith(b"\xff\xd9") if kind == "jpeg" else tail.endswith(_PNG_END)
 
 
 def check_image_file(path: str | Path, what: str = "image") -> tuple[tuple[int, int] | None, str | None]:

@@ -53,8 +53,14 @@ class SubjectFolders(Generic[SequenceT]):
         return self._open[name]
 
     def warnings(self) -> list[str]:
-        """One line per skipped subject folder, naming the file that is missing or wrong."""
-        return [f"skipped subject {s['name']}: {s['path']}: {s['reason']}" for s in self.skipped]
+        """One line per skipped subject folder, naming the file that is missing or wrong; then the warnings of
+        the subjects opened so far (e.g. image files no annotation lists)."""
+        return ([f"skipped subject {s['name']}: {s['path']}: {s['reason']}" for s in self.skipped]
+                + self.sequence_warnings(list(self._open)))
+
+    def sequence_warnings(self, names: Iterable[str]) -> list[str]:
+        """The warnings of these subjects' sequences (opening them), e.g. image files no annotation lists."""
+        return [line for name in names for line in getattr(self.sequence(name), "warnings", list)()]
 
 
 def skipped_subject(folder: Path, path: Path, reason: str) -> dict:

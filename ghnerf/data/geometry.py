@@ -6,6 +6,7 @@ padded by 0.1 m, its 8 corners taken to camera coordinates, ``near = max(min z, 
 """
 
 import itertools
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -13,6 +14,7 @@ from jaxtyping import Float
 
 from ghnerf.base.cameras import Camera
 from ghnerf.base.errors import DataReadError
+from ghnerf.base.safe_numpy import load_npy
 from ghnerf.data.records import MultiViewFrame
 
 BOX_PADDING_M = 0.1
@@ -41,3 +43,27 @@ def bound_mask(frame: MultiViewFrame, camera: Camera) -> np.ndarray:
     mask = np.zeros((camera.height, camera.width), np.uint8)
     cv2.fillConvexPoly(mask, hull, 1)
     return mask.astype(bool)
+
+
+MIN_FOCAL_PX = 1e-3
+
+
+def intrinsics_problem(K: np.ndarray) -> str | None:
+    """What makes a 3x3 intrinsic matrix unusable (singular, focal lengths not positive), or None."""
+    if not (K[0, 0] > MIN_FOCAL_PX and K[1, 1] > MIN_FOCAL_PX):
+        return f"K has focal lengths fx={K[0, 0]:g}, fy={K[1, 1]:g}; both must be positive (pixels)"
+    if abs(np.linalg.det(K)) < MIN_FOCAL_PX ** 2 or not np.allclose(K[2], [0, 0, 1], atol=1e-6):
+        return f"K is not an intrinsic matrix (singular, or its last row {K[2].tolist()} is not [0, 0, 1])"
+    return None
+
+
+def load_vertices(path: Path) -> np.ndarray:
+    """(N, 3) body vertices of one frame, finite; DataReadError naming the file otherwise."""
+    verts = load_npy(path, "vertex file")
+    if verts.ndim != 2 or verts.shape[1] != 3 or len(verts) == 0 or not np.issubdtype(verts.dtype, np.number):
+        raise DataReadError(path, f"vertex file holds an array of shape {verts.shape} ({verts.dtype}), expected "
+                                  "(N, 3) vertex positions; replace it")
+    if not np.all(np.isfinite(verts)):
+        raise DataReadError(path, f"vertex file holds NaN or Inf ({int((~np.isfinite(verts)).any(1).sum())} of "
+                                  f"{len(verts)} vertices); replace it with a clean copy")
+    return verts.astype(np.float64, copy=False)

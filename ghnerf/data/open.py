@@ -46,6 +46,9 @@ def summarize(reader: Reader) -> dict:
     file, ``reason``); ``odd_sized_images``: probed images whose size differs from their camera's.
     """
     sequences = [reader.sequence(s) for s in reader.subjects()]
+    for seq in sequences:  # every frame's annotations and vertex file (DataReadError names the first bad one)
+        for index in range(seq.num_frames):
+            seq.frame(index)
     subjects: list[SubjectSummary] = [seq.summary() for seq in sequences]
     return {
         "layout": reader.layout,

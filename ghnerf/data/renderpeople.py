@@ -23,6 +23,7 @@ from ghnerf.base.cameras import Camera
 from ghnerf.base.errors import DataReadError, UnsafeFileError
 from ghnerf.base.safe_numpy import load_npy, load_npz
 from ghnerf.data.folders import SubjectFolders, camera_image_sizes, skipped_subject
+from ghnerf.data.geometry import intrinsics_problem, load_vertices
 from ghnerf.data.records import SIDE_DIR, CameraView, MultiViewFrame, SubjectSummary
 
 HUMAN_LIST = "human_list.txt"
@@ -108,6 +109,9 @@ class RenderPeopleSequence:
                 raise DataReadError(self.cameras_path, f"{name}: {key} contains NaN or Inf; fix the calibration")
         if abs(np.linalg.det(R) - 1) > 1e-3:
             raise DataReadError(self.cameras_path, f"{name}: R is not a rotation (det = {np.linalg.det(R):.4f})")
+        problem = intrinsics_problem(K)
+        if problem:
+            raise DataReadError(self.cameras_path, f"{name}: {problem}; fix the calibration")
         return Camera(K=K, R=R, T=T)
 
     @property
@@ -174,7 +178,7 @@ class RenderPeopleSequence:
         bounds, vpath = None, None
         vp = side / "vertices" / f"{pose:04d}.npy"
         if vp.is_file():
-            verts = load_npy(vp, "vertex file")
+            verts = load_vertices(vp)
             bounds, vpath = np.stack([verts.min(0), verts.max(0)]), vp
         elif self._smpl_transl is not None and pose < len(self._smpl_transl):
             centre = self._smpl_transl[pose]

@@ -25,6 +25,7 @@ from ghnerf.base.cameras import Camera
 from ghnerf.base.errors import DataReadError, UnsafeFileError
 from ghnerf.base.safe_numpy import load_npy
 from ghnerf.data.folders import SubjectFolders, camera_image_sizes, skipped_subject
+from ghnerf.data.geometry import intrinsics_problem, load_vertices
 from ghnerf.data.records import SIDE_DIR, CameraView, MultiViewFrame, SubjectSummary
 
 MM_TO_M = 1e-3
@@ -32,6 +33,7 @@ ANNOTS = "annots.npy"
 MASK_DIRS = ("mask", "mask_cihp")
 VERTEX_DIRS = ("new_vertices", "vertices")
 _CAMERA_DIR = re.compile(r"^Camera(_B\d+| \(\d+\))$")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 PROBE_FRAMES = 10  # frames whose image headers set each camera's image size
 
 
@@ -110,7 +112,38 @@ class ZJUSequence:
         self.cameras = self._read_cameras(cams)
         if not ims:
             raise DataReadError(path, "'ims' lists no frames")
+        self._check_paths_inside()
         self._check_camera_count()
+
+    def _check_paths_inside(self) -> None:
+        """Every image path in ``ims`` stays inside the sequence folder (nothing outside it is ever read)."""
+        for index, entry in enumerate(self.ims):
+            try:
+                rels = [str(r) for r in entry["ims"]]
+            except (KeyError, TypeError) as exc:
+                raise DataReadError(self.annots_path, f"frame {index}: no 'ims' list of image paths ({exc})") from None
+            for rel in rels:
+                if Path(rel).is_absolute() or ".." in Path(rel).parts:
+                    raise DataReadError(self.annots_path, f"frame {index}: image path {rel!r} leaves the dataset "
+                                                          f"folder {self.root}; annots.npy may only list files "
+                                                          "inside it (nothing outside was read)")
+
+    def unlisted_images(self) -> list[Path]:
+        """Image files in the camera folders that no frame of ``ims`` lists (they are never used)."""
+        listed = {str(self.root / rel) for entry in self.ims for rel in entry["ims"]}
+        folders = {Path(rel).parts[0] for rel in self.ims[0]["ims"]}
+        return sorted(p for name in folders if (self.root / name).is_dir() for p in (self.root / name).iterdir()
+                      if p.suffix.lower() in IMAGE_SUFFIXES and str(p) not in listed)
+
+    def warnings(self) -> list[str]:
+        """A line when image files on disk are not listed in annots.npy (so no command uses them)."""
+        unlisted = self.unlisted_images()
+        if not unlisted:
+            return []
+        shown = ", ".join(str(p) for p in unlisted[:3]) + (" ..." if len(unlisted) > 3 else "")
+        return [f"{self.annots_path}: lists {self.num_frames} frame(s), and {len(unlisted)} image file(s) on disk "
+                f"are in none of them, so they are not used: {shown}; add their frames to annots.npy or move the "
+                "files away"]
 
     def _read_cameras(self, cams: dict) -> list[Camera]:
         path = self.annots_path
@@ -133,6 +166,9 @@ class ZJUSequence:
             for key, value in (("K", K), ("R", R), ("T", T), ("D", D)):
                 if not np.all(np.isfinite(value)):
                     raise DataReadError(path, f"camera {i}: {key} contains NaN or Inf; fix the calibration")
+            problem = intrinsics_problem(K)
+            if problem:
+                raise DataReadError(path, f"camera {i}: {problem}; fix the calibration")
             if abs(np.linalg.det(R) - 1) > 1e-3:
                 raise DataReadError(path, f"camera {i}: R is not a rotation (det = {np.linalg.det(R):.4f})")
             D = np.concatenate([D, np.zeros(max(0, 5 - D.size))])[:5]
@@ -195,7 +231,7 @@ class ZJUSequence:
         if len(rels) != self.num_cameras:
             raise DataReadError(self.annots_path, f"frame {index} lists {len(rels)} images, expected "
                                                   f"{self.num_cameras}")
-        kpts = np.asarray(entry["kpts2d"], dtype=np.float64) if "kpts2d" in entry else None
+        kpts = self._kpts2d(index, entry) if "kpts2d" in entry else None
         frame_id = frame_id_from_path(rels[0])
         side = self.root / SIDE_DIR
         views = []
@@ -224,12 +260,25 @@ class ZJUSequence:
         for d in VERTEX_DIRS:
             p = self.root / d / f"{frame_id}.npy"
             if p.is_file():
-                verts = load_npy(p, "vertex file")
+                verts = load_vertices(p)
                 bounds, vpath = np.stack([verts.min(0), verts.max(0)]), p
                 break
         return MultiViewFrame(subject=self.name, frame_index=index, frame_id=frame_id, views=tuple(views),
                               joints3d=joints3d, bounds=bounds, vertices_path=vpath,
                               annotation_paths=(self.annots_path,))
+
+
+    def _kpts2d(self, index: int, entry: dict) -> np.ndarray:
+        """(cameras, J, 3) 2D joints of frame ``index``; DataReadError naming annots.npy when of another shape."""
+        expected = f"({self.num_cameras}, 25, 3): per camera x, y, confidence of each joint"
+        try:
+            kpts = np.asarray(entry["kpts2d"], dtype=np.float64)
+        except (ValueError, TypeError) as exc:
+            raise DataReadError(self.annots_path, f"frame {index}: kpts2d is not an array ({exc}); expected "
+                                                  f"{expected}") from None
+        if kpts.ndim != 3 or kpts.shape[0] != self.num_cameras or kpts.shape[2] != 3:
+            raise DataReadError(self.annots_path, f"frame {index}: kpts2d has shape {kpts.shape}, expected {expected}")
+        return kpts
 
 
 class ZJUMoCapReader(SubjectFolders[ZJUSequence]):

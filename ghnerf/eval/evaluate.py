@@ -28,6 +28,7 @@ from ghnerf.student.data import ExampleSet
 from ghnerf.student.distributed import pick_device
 from ghnerf.student.inference import render_full_view
 from ghnerf.student.model import GHNeRF
+from ghnerf.student.state_check import load_checked
 
 DEFINITIONS = {m.value: info.definition for m, info in METRICS.items()}
 
@@ -55,7 +56,7 @@ def load_run_model(checkpoint: Path, device: torch.device) -> tuple[GHNeRF, dict
     ck = load_checkpoint(checkpoint)
     cfg = ck["student_config"]
     model = GHNeRF(cfg.without_pretrained_load()).to(device)  # encoder weights come from the checkpoint
-    model.load_state_dict(ck["model"])
+    load_checked(model, ck["model"], checkpoint)
     model.eval()
     return model, ck
 
@@ -73,6 +74,9 @@ def evaluate_run(run: str | Path, data: str | Path, split: str = "test", max_vie
             pools over any number, as ENeRF's test_input_views may differ from its training views).
     """
     run = Path(run)
+    for store in (cse_store, teacher_store):
+        if store is not None:
+            store.check_inputs(data)  # targets of changed inputs are refused before anything is computed
     ck_path = Path(checkpoint) if checkpoint else run / "checkpoints" / "latest.pt"
     out = Path(out) if out else run / f"eval_{split}"
     device = pick_device("auto")

@@ -12,7 +12,7 @@ from storage.root import StorageOptions
 class EvaluateSpec(BaseModel):
     """An evaluation of a trained run on a dataset split."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     run: str = Field(..., description="run folder written by `ghnerf train`", json_schema_extra={"cli": "argument"})
     data: str = Field(..., description="dataset folder")

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ghnerf.base.errors import ConfigError
 from ghnerf.base.fileio import write_json
+from ghnerf.base.spec_fields import OutputFolder
 from ghnerf.export.formats import coco_images, coco_result, easymocap_keypoints3d, openpose_json
 from ghnerf.export.sources import FrameKeypoints, student_keypoints, teacher_keypoints
 
@@ -26,12 +27,12 @@ COORDINATES = {"2d": "pixels of the full-resolution undistorted image (pixel cen
 class ExportSpec(BaseModel):
     """An export, as a user asks for it: from ``run`` or from ``store`` + ``teacher``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     data: str = Field(..., description="dataset folder")
     subject: str = Field(..., description="subject to export")
     format: str = Field(..., description=" | ".join(FORMATS))
-    out: str = Field(..., description="output folder")
+    out: OutputFolder = Field(..., description="output folder")
     run: str | None = Field(None, description="run folder written by `ghnerf train`")
     store: str | None = Field(None, description="storage root of a teacher's shards")
     teacher: str | None = Field(None, description="pose teacher whose shards to export (with store)")
@@ -39,6 +40,7 @@ class ExportSpec(BaseModel):
     checkpoint: str | None = Field(None, description="checkpoint of the run (default RUN/checkpoints/latest.pt)")
     source_views: int | None = Field(None, ge=2, description="source views per rendered view (default: as trained)")
     device: str = Field("auto", description="auto | cpu | cuda")
+
 
     @model_validator(mode="after")
     def _one_source(self) -> "ExportSpec":

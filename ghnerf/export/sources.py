@@ -107,6 +107,7 @@ def teacher_keypoints(store: str, teacher: str, data: str | Path, subject: str, 
     from storage.targets import TargetStore
 
     targets = TargetStore(store, teacher)
+    targets.check_inputs(data)
     reader = open_dataset(data)
     if subject not in reader.subjects():
         raise ConfigError(f"{data}: no subject {subject!r}; the dataset has {', '.join(reader.subjects())}")

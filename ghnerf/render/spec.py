@@ -13,7 +13,7 @@ DEFAULT_TURN_VIEWS = 24  # virtual cameras of a single-frame (frozen-time) path
 class RenderSpec(BaseModel):
     """A render, as a user asks for it (``ghnerf render``, the ``render`` flow)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     run: str = Field(..., description="run folder written by `ghnerf train`", json_schema_extra={"cli": "argument"})
     data: str = Field(..., description="dataset folder")
@@ -27,7 +27,7 @@ class RenderSpec(BaseModel):
                                                                                "trained)")
     overlay: str = Field("all", description=" | ".join(OVERLAYS))
     fps: float = Field(15.0, gt=0, description="video frames per second")
-    frames_dir: str | None = Field(None, description="also write every video frame as a PNG here")
+    frames_dir: OutputFolder | None = Field(None, description="also write every video frame as a PNG here")
     gif_max_frames: int = Field(120, ge=0, description="write render.gif when the video has at most this many frames")
     source_views: int | None = Field(None, ge=2, description="source views per view (default: as trained)")
     checkpoint: str | None = Field(None, description="checkpoint (default RUN/checkpoints/latest.pt)")

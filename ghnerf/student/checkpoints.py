@@ -7,6 +7,7 @@ names the file, says whether it is damaged or not a ``ghnerf train`` checkpoint,
 and, for a damaged one, names the newest intact ``step_*.pt`` next to it.
 """
 
+import io
 import json
 import pickle
 import re
@@ -18,7 +19,7 @@ import torch
 from torch import nn
 
 from ghnerf.base.errors import CheckpointError, ConfigError, GHNeRFError
-from ghnerf.base.fileio import atomic_path
+from ghnerf.base.fileio import write_bytes
 from ghnerf.student.config import StudentConfig
 from ghnerf.student.train_config import TrainConfig
 
@@ -95,8 +96,9 @@ def save_checkpoint(path: Path, model: nn.Module, opt, sched, gen: torch.Generat
     payload = {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                "step": step, "generator": gen.get_state(), "student_config": json.dumps(cfg.to_dict()),
                "train_config": tcfg.model_dump_json(), "code_version": code_version(), "meta": json.dumps(meta)}
-    with atomic_path(path, ".pt") as tmp:
-        torch.save(payload, tmp)
+    buffer = io.BytesIO()  # torch's file writer fails with a RuntimeError; ours names the path and the cause
+    torch.save(payload, buffer)
+    write_bytes(path, buffer.getvalue())
 
 
 def load_checkpoint(path: str | Path, hint: bool = True) -> dict:
@@ -117,22 +119,30 @@ def load_checkpoint(path: str | Path, hint: bool = True) -> dict:
     return ck
 
 
-def resume_point(ckdir: Path, log: Callable[[str], None]) -> tuple[Path, dict]:
+def resume_point(ckdir: Path, log: Callable[[str], None], config_name: str | None = None) -> tuple[Path, dict]:
     """The checkpoint ``--resume`` continues from: ``latest.pt``, or when it is missing or damaged the newest
-    intact ``step_*.pt`` (saying so).
+    intact ``step_*.pt`` of config ``config_name`` (saying so; step files of another model are passed over).
 
     Raises:
         ConfigError: no checkpoint at all; CheckpointError: none of them is intact.
     """
     latest = ckdir / "latest.pt"
+
+    def same_model(p: Path) -> dict:
+        ck = load_checkpoint(p, hint=False)
+        if config_name is not None and ck["student_config"].name != config_name:
+            raise ConfigError(f"{p} is a checkpoint of {ck['student_config'].name}, not {config_name}")
+        return ck
+
     try:
         return latest, load_checkpoint(latest, hint=False)
     except CheckpointError as exc:
         if not latest.is_file() and not any(ckdir.glob("step_*.pt")):
             raise ConfigError(f"--resume: no checkpoint at {latest}") from None
-        found = newest_intact(ckdir, lambda p: load_checkpoint(p, hint=False))
+        found = newest_intact(ckdir, same_model)
         if found is None:
-            raise CheckpointError(latest, f"{exc.problem}; no intact step_*.pt next to it either: train without "
-                                          "--resume") from None
+            of = f" (of config {config_name})" if config_name else ""
+            raise CheckpointError(latest, f"{exc.problem}; no intact step_*.pt next to it either{of}: train "
+                                          "without --resume") from None
         log(f"--resume: {exc}; resuming from {found[0]}, the newest intact checkpoint")
         return found

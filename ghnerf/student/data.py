@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from ghnerf.base.cameras import Camera
-from ghnerf.base.errors import ConfigError
+from ghnerf.base.errors import ConfigError, GHNeRFError
 from ghnerf.base.keypoint_codec import OPENPOSE_SIGMA_PX, HeatmapCodec, empty_keypoints
 from ghnerf.base.kinds import HeatmapSource, TargetKind
 from ghnerf.data import bound_mask, load_view, make_split, near_far, nearest_source_views, open_dataset
@@ -216,6 +216,31 @@ class ExampleSet:
                     bad.append({"path": path, "problem": problem, "view": f"{subject}/{frame.frame_id}/{view.name}",
                                 "key": (subject, f, c)})
         return bad
+
+    def blank_mask_subjects(self) -> list[tuple[str, str, int]]:
+        """Subjects whose every target-view mask is blank (no foreground pixel): ``(subject, first mask file,
+        masks read)`` each. Reading stops at a subject's first mask with foreground (usually its first);
+        files that cannot be read are left to :meth:`check_views`."""
+        from ghnerf.data.images import load_mask
+
+        views: dict[str, list] = {}
+        for subject, f, c in self.items:
+            views.setdefault(subject, []).append(self.reader.sequence(subject).frame(f).views[c])
+        blank = []
+        for subject, vs in views.items():
+            read = 0
+            for v in vs:
+                try:
+                    mask = load_mask(v, undistort=False)
+                except GHNeRFError:
+                    continue
+                read += 1
+                if mask.any():
+                    break
+            else:
+                if read:
+                    blank.append((subject, str(vs[0].mask_paths[0]), read))
+        return blank
 
     def exclude_views(self, bad: list[dict]) -> int:
         """Leave the views of ``bad`` (from :meth:`check_views`) out: as targets and as sources.

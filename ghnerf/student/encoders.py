@@ -27,6 +27,7 @@ from jaxtyping import Float
 from torch import Tensor, nn
 
 from ghnerf.base.errors import ConfigError, WeightsNotFoundError
+from ghnerf.student.state_check import load_checked, read_state_file
 from ghnerf.student.weights import (
     DINO_MODEL,
     dino_cache_file,
@@ -54,7 +55,7 @@ class ResNetEncoder(nn.Module):
                 raise WeightsNotFoundError(
                     f"{arch} ImageNet weights not found at {path}; download {url} on a machine with network and "
                     f"copy it there (or pass --pretrained PATH, or --pretrained none for a random init)")
-            net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+            load_checked(net, read_state_file(path), path)
             self.weights_source = str(path)
         self.stem = nn.Sequential(net.conv1, net.bn1, net.relu)
         self.pool = net.maxpool

@@ -16,6 +16,8 @@ from ghnerf.student.checkpoints import save_checkpoint
 from ghnerf.student.config import preset
 from ghnerf.student.enerf_weights import convert_enerf_state_dict
 from ghnerf.student.model import GHNeRF
+from ghnerf.student.run_folder import check_run_folder, clear_run_folder
+from ghnerf.student.state_check import load_checked
 from ghnerf.student.train_config import TrainConfig
 
 ENERF_PARTS = ("feature_net.", "cost_regs.", "fields.")  # our modules that hold ENeRF's parameters
@@ -37,7 +39,7 @@ def read_enerf_state(path: Path) -> tuple[dict, dict]:
 
 
 def import_enerf(checkpoint: str | Path, out: str | Path, config: str = "enerf", enerf_settings: bool = True,
-                 pretrained: str = "none") -> Path:
+                 pretrained: str = "none", overwrite: bool = False) -> Path:
     """Write ``out/checkpoints/latest.pt`` (step 0) and ``out/run.json`` from an original ENeRF checkpoint.
 
     Args:
@@ -45,14 +47,17 @@ def import_enerf(checkpoint: str | Path, out: str | Path, config: str = "enerf",
             heads) starts from its own initialisation, ready for ``ghnerf train --init-from``.
         enerf_settings: the original's rendering settings (:meth:`StudentConfig.with_enerf_settings`) rather than
             GHNeRF's.
+        overwrite: ``out`` may hold another run: it is cleared first (else a non-empty ``out`` is refused).
     Returns:
         the checkpoint written.
     Raises:
         ConfigError: unreadable file, or parameters that do not match ENeRF's network one-to-one.
+        RunFolderError: ``out`` is not empty and ``overwrite`` is not given.
     """
     checkpoint, out = Path(checkpoint), Path(out)
     if not checkpoint.is_file():
         raise ConfigError(f"{checkpoint}: no such file (an ENeRF checkpoint such as trained_model/enerf/.../latest.pth)")
+    must_clear = check_run_folder(out, overwrite=overwrite)
     state, info = read_enerf_state(checkpoint)
     cfg = preset(config, pretrained=pretrained)
     cfg = cfg.with_enerf_settings() if enerf_settings else cfg
@@ -63,7 +68,7 @@ def import_enerf(checkpoint: str | Path, out: str | Path, config: str = "enerf",
         weights = convert_enerf_state_dict(state, ours)
     except ConfigError as exc:
         raise ConfigError(f"{checkpoint}: {exc}; nothing was written") from None
-    model.load_state_dict(weights, strict=False)  # the rest keeps its initialisation
+    load_checked(model, weights, checkpoint, strict=False)  # the rest keeps its initialisation
     tcfg = TrainConfig()
     opt = torch.optim.Adam(model.parameters(), lr=tcfg.lr)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=tcfg.halving(), gamma=0.5)
@@ -72,6 +77,8 @@ def import_enerf(checkpoint: str | Path, out: str | Path, config: str = "enerf",
     meta = {"shards": [], "dataset": None, "pretrained_weights": model.pretrained_weights, "items": 0,
             "init_from": None, "device": "cpu", "target_fusion": None, "imported_from": source}
     path = out / "checkpoints" / "latest.pt"
+    if must_clear:
+        clear_run_folder(out)
     save_checkpoint(path, model, opt, sched, torch.Generator().manual_seed(tcfg.seed), 0, cfg, tcfg, meta)
     write_json(out / "run.json", {"student_config": cfg.to_dict(), "train_config": tcfg.model_dump(), **meta})
     return path

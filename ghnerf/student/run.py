@@ -6,11 +6,13 @@ example sets and a call to
 :func:`ghnerf.student.train.train`.
 """
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
-from ghnerf.base.errors import BadViewsError
+from ghnerf.base.errors import BadViewsError, DataReadError, OptionError
 from ghnerf.base.kinds import HeatmapSource
+from ghnerf.student.run_folder import check_run_folder, clear_run_folder
 from ghnerf.student.train import TrainState
 from ghnerf.student.train_spec import TrainSpec
 
@@ -26,19 +28,25 @@ def run_training(spec: TrainSpec, on_step: Callable[[int, dict], None] | None = 
     Returns:
         the training state (final step and per-step history).
     Raises:
-        ConfigError: inconsistent options (teacher without targets, unknown config, ...).
+        ConfigError: inconsistent options (unknown config, ...); DataReadError: blank masks, stale targets.
     """
     from ghnerf.student.data import ExampleSet
     from ghnerf.student.train import train
     from ghnerf.target_fusion import FusionConfig
     from storage.targets import TargetStore
 
+    must_clear = check_run_folder(spec.out, spec.resume, spec.overwrite)  # before any work
     cfg = spec.student_config()
 
     def store(teacher: str | None):
-        return TargetStore(spec.targets, teacher, storage_options=spec.storage_options,
-                           allow_partial=spec.allow_partial_targets) if teacher else None
+        if not teacher:
+            return None
+        ts = TargetStore(spec.targets, teacher, storage_options=spec.storage_options,
+                         allow_partial=spec.allow_partial_targets)
+        ts.check_inputs(spec.data)  # stale shards refused (the application recomputes them first when asked)
+        return ts
 
+    check_image_scale(spec.data, spec.image_scale)
     hm_store, cse_store = store(spec.teacher), store(spec.cse_teacher)
     heat = (HeatmapSource.NONE if not cfg.heatmap_head else HeatmapSource.STORE if hm_store
             else HeatmapSource.DATASET)
@@ -53,9 +61,32 @@ def run_training(spec: TrainSpec, on_step: Callable[[int, dict], None] | None = 
         for line in (ts.left_out if ts else []):
             log(f"warning: left out (--allow-partial-targets): {line}")
     validate_views(examples, val, spec.exclude_bad_views, log)
+    refuse_blank_masks(examples)
     tcfg = spec.train_config()
+    if must_clear and int(os.environ.get("RANK", "0")) == 0:  # every check passed: the old run goes now
+        log(f"--overwrite: clearing {spec.out}")
+        clear_run_folder(spec.out)
     return train(cfg, tcfg, examples, Path(spec.out), resume=spec.resume, val_examples=val, on_step=on_step,
                  log=log, init_from=spec.init_from)
+
+
+MIN_SCALED_SIDE = 32  # pixels: the feature pyramid and cost volumes work at 1/4 of the scaled image
+
+
+def check_image_scale(data: str | Path, scale: float) -> None:
+    """Refuse an ``image_scale`` that shrinks the dataset's smallest images below :data:`MIN_SCALED_SIDE`.
+
+    Raises:
+        OptionError: one line naming ``--image-scale``, the image size and the smallest scale that works.
+    """
+    from ghnerf.data import open_dataset
+
+    reader = open_dataset(data)
+    h, w = min((hw for s in reader.subjects() for hw in reader.sequence(s).image_sizes), key=min)
+    if min(h, w) * scale < MIN_SCALED_SIDE:
+        raise OptionError(f"invalid option --image-scale {scale:g}: the {w}x{h} (WxH) images of {data} would be "
+                          f"{w * scale:.3g}x{h * scale:.3g} pixels; training needs at least {MIN_SCALED_SIDE} per "
+                          f"side: use --image-scale {MIN_SCALED_SIDE / min(h, w):.3g} or more")
 
 
 def validate_views(examples, val, exclude: bool, log: Callable[[str], None] = print) -> None:
@@ -85,3 +116,17 @@ def validate_views(examples, val, exclude: bool, log: Callable[[str], None] = pr
             log(f"warning: excluding view {b['view']}: {b['path']}: {b['problem']}")
     log(f"warning: {len(examples.excluded) + len(val.excluded)} bad file(s) excluded (--exclude-bad-views); "
         f"{dropped} of the training examples dropped, {len(examples)} left")
+
+
+def refuse_blank_masks(examples) -> None:
+    """Refuse a run in which some training subject has no foreground in any mask (colour loss 0, "PSNR 100").
+
+    Raises:
+        DataReadError: one line per such subject, naming its first mask file.
+    """
+    blank = examples.blank_mask_subjects()
+    if blank:
+        lines = [f"every mask of subject {subject} is blank ({n} read, no foreground pixel): training would learn "
+                 "nothing (colour loss 0); fix or regenerate the masks" for subject, _, n in blank]
+        raise DataReadError(blank[0][1], "\n".join([lines[0], *(f"{b[1]}: {line}" for b, line in
+                                                               zip(blank[1:], lines[1:]))]))

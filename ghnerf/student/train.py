@@ -36,6 +36,7 @@ from ghnerf.student.inference import validation_image
 from ghnerf.student.losses import PerceptualLoss, student_loss
 from ghnerf.student.model import GHNeRF
 from ghnerf.student.pretrain_2d import pretrain_source_heatmaps
+from ghnerf.student.state_check import load_checked
 from ghnerf.student.train_config import TrainConfig
 from ghnerf.student.views import gather_targets, level_maps
 from ghnerf.student.weights import resolve_auto
@@ -127,12 +128,12 @@ def train(cfg: StudentConfig, tcfg: TrainConfig, examples: ExampleSet, out: str 
     gen = torch.Generator().manual_seed(tcfg.seed)
     step = 0
     if resume:
-        latest, ck = resume_point(ckdir, log)
+        latest, ck = resume_point(ckdir, log, requested.name)
         weights = weights.as_resumed(requested, ck["student_config"], ck["meta"])  # auto: as the run started
         cfg = weights.config
         if ck["student_config"] != cfg:
             raise ConfigError(f"{latest} was trained with config {ck['student_config'].name}, not {cfg.name}")
-        model.load_state_dict(ck["model"])
+        load_checked(model, ck["model"], latest)
         opt.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])
         gen.set_state(ck["generator"])
@@ -142,7 +143,7 @@ def train(cfg: StudentConfig, tcfg: TrainConfig, examples: ExampleSet, out: str 
         ck = load_checkpoint(init_from)
         if replace(ck["student_config"], losses=cfg.losses, pretrained=cfg.pretrained) != cfg:  # same network
             raise ConfigError(f"{init_from} was trained with config {ck['student_config'].name}, not {cfg.name}")
-        model.load_state_dict(ck["model"])
+        load_checked(model, ck["model"], init_from)
         log(f"initialised from {init_from} (step {ck['step']})")
     if weights.notice():
         log(weights.notice())

@@ -9,7 +9,7 @@ PAPER_HALVING_STEPS = 50_000
 class TrainConfig(BaseModel):
     """Optimisation settings (one source of defaults)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     steps: int = Field(2000, ge=1, description="training steps")
     lr: float = Field(5e-4, gt=0)

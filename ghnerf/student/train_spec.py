@@ -18,7 +18,7 @@ from storage.root import StorageOptions
 class TrainSpec(BaseModel):
     """A training run, as a user asks for it: the options of ``ghnerf train`` and the ``train`` flow's parameters."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     config: str = Field("ghnerf-resnet18", description=f"{' | '.join(PRESETS)}, optionally +cse and/or +coord")
     data: str = Field(..., description="dataset folder (ZJU-MoCap or RenderPeople layout)")
@@ -31,6 +31,8 @@ class TrainSpec(BaseModel):
                                                   "triangulation, reprojected into every view) before training")
     steps: int = field_from(TrainConfig, "steps")
     resume: bool = Field(False, description="continue from OUT/checkpoints/latest.pt")
+    overwrite: bool = Field(False, description="clear OUT first when it holds another run (without it, a non-empty "
+                                               "OUT needs --resume)")
     init_from: str | None = Field(None, description="start from this checkpoint's weights (fine-tuning)")
     pretrained: str = Field(StudentConfig.pretrained, description="encoder weights: auto (the local cache when "
                                                                   "present, else a random init, said and recorded) | "
@@ -44,6 +46,8 @@ class TrainSpec(BaseModel):
     checkpoint_every: int = field_from(TrainConfig, "checkpoint_every")
     pretrain_2d_steps: int = field_from(TrainConfig, "pretrain_2d_steps")
     batch_examples: int = field_from(TrainConfig, "batch_examples")
+    recompute_stale_targets: bool = Field(False, description="run the teacher again for shards whose input files "
+                                                             "changed since distill (default: refuse and name them)")
     allow_partial_targets: bool = Field(False, description="train on the teacher shards that are there when some "
                                                            "the catalog lists are missing or damaged (recorded; "
                                                            "default: refuse and name them)")

@@ -107,12 +107,16 @@ def generate_dataset(cfg: SynthConfig, out: str | Path, overwrite: bool = False,
             raise ConfigError(f"{final} already exists; pass --overwrite to replace it or choose another OUT")
         tmp = out / f".{final.name}.partial"
         shutil.rmtree(tmp, ignore_errors=True)
-        writer.begin_subject(rig, tmp)
-        for f, fr in iter_frames(rig, sampling, cfg.frames):
-            writer.write_frame(rig, tmp, f, fr)
-            if on_frame:
-                on_frame(final.name, f)
-        writer.end_subject(rig, tmp)
+        try:
+            writer.begin_subject(rig, tmp)
+            for f, fr in iter_frames(rig, sampling, cfg.frames):
+                writer.write_frame(rig, tmp, f, fr)
+                if on_frame:
+                    on_frame(final.name, f)
+            writer.end_subject(rig, tmp)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)  # a failed subject leaves nothing behind
+            raise
         if final.exists():
             shutil.rmtree(final)
         tmp.rename(final)

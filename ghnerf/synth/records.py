@@ -21,7 +21,7 @@ GENERATOR_VERSION = "1"
 class SynthConfig(BaseModel):
     """Options of ``ghnerf data synth`` (one source of defaults)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     layout: Literal["zju", "renderpeople"] = Field("zju", description="zju | renderpeople")
     subjects: int = Field(4, ge=1, le=1000, description="number of subjects")

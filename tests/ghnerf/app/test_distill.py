@@ -114,7 +114,8 @@ def test_lineage_from_target_to_inputs_and_weights(zju_root, tmp_path):
     image = open_dataset(zju_root).sequence("CoreView_901").frame(1).views[2].image_path
     from ghnerf.base.fileio import file_sha256
     assert info["target"]["image_sha256"] == file_sha256(image)
-    assert {"path": str(image.relative_to(zju_root)), "sha256": file_sha256(image)} in info["inputs"]
+    assert {"path": str(image.relative_to(zju_root)), "sha256": file_sha256(image),
+            "size": image.stat().st_size, "mtime_ns": image.stat().st_mtime_ns} in info["inputs"]
     assert info["teacher"]["name"] == "gt-joints" and info["teacher"]["weights_sha256"] == "none"
     result = runner.invoke(app, ["lineage", target.target_id, "--store", str(store)])
     assert result.exit_code == 0 and "gt-joints" in result.output and "annots.npy" in result.output
