@@ -6,13 +6,15 @@ Definitions (also printed in every evaluation report):
   body box or the foreground), images in [0, 1].
 * **Masked SSIM** (ENeRF): scikit-image SSIM on the bounding rectangle of the mask.
 * **Keypoints from heatmaps, the OpenPose way**: Gaussian filter (sigma 3 px), threshold,
-  connected regions, the peak of each region; a joint's keypoint is its highest peak.
+  connected regions, the peak of each region; a joint's keypoint is its highest peak, refined
+  to sub-pixel precision (DARK); a peak on the map's border or below the threshold is absent.
 * **PCK@0.2**: a joint is correct if its error is below 0.2 x torso diameter, the
   LShoulder-RHip diagonal of the ground truth (mmpose ``JhmdbPCKAccuracy``, torso norm);
   joints missing in the ground truth are excluded; a view whose torso joints are
   missing is skipped.
 * **3D keypoints**: per joint, the peak of a volumetric heatmap sampled on a grid,
-  refined to sub-voxel precision by a parabola through the log-values along each axis.
+  refined to sub-voxel precision by a parabola through the log-values along each axis; a peak
+  on the grid's border is absent (the joint may lie outside the searched volume).
 """
 
 from collections.abc import Sequence
@@ -23,6 +25,7 @@ from jaxtyping import Bool, Float
 from scipy import ndimage
 
 from ghnerf.body25 import JOINT_INDEX as J
+from ghnerf.codecs.keypoints import parabola_offset, refine_peak
 from ghnerf.errors import ConfigError
 
 PCK_ALPHA = 0.2
@@ -65,10 +68,12 @@ def heatmap_mse(pred: Float[np.ndarray, "K H W"], gt: Float[np.ndarray, "K H W"]
 
 def openpose_keypoints(heatmaps: Float[np.ndarray, "K H W"], threshold: float = OPENPOSE_THRESHOLD,
                        smooth_sigma: float = OPENPOSE_SMOOTH_SIGMA) -> Float[np.ndarray, "K 3"]:
-    """Per joint (x, y, score) of the highest peak among the connected regions above ``threshold``.
+    """Per joint (x, y, score) of the highest peak among the connected regions above ``threshold``, refined to
+    sub-pixel precision on the smoothed map (:func:`ghnerf.codecs.keypoints.refine_peak`).
 
-    Joints with no region above the threshold get NaN xy and score 0. Coordinates are the
-    heatmap's pixels (pixel centres at integers).
+    ``score`` is the heatmap's value at the peak. A joint is absent (NaN xy, score exactly 0) when no region
+    rises above ``threshold``, when the heatmap itself is below it at the peak, or when the peak lies on the
+    map's border (it may be outside the image). Coordinates are the heatmap's pixels (pixel centres at integers).
     """
     out = np.full((len(heatmaps), 3), np.nan)
     out[:, 2] = 0.0
@@ -79,9 +84,10 @@ def openpose_keypoints(heatmaps: Float[np.ndarray, "K H W"], threshold: float = 
             continue
         peaks = ndimage.maximum_position(smooth, labels, index=np.arange(1, n + 1))
         values = ndimage.maximum(smooth, labels, index=np.arange(1, n + 1))
-        best = int(np.argmax(values))
-        y, x = peaks[best]
-        out[k] = (x, y, float(hm[y, x]))
+        y, x = peaks[int(np.argmax(values))]
+        offset = refine_peak(smooth, y, x)
+        if offset is not None and hm[y, x] >= threshold:
+            out[k] = (x + offset[0], y + offset[1], float(hm[y, x]))
     return out
 
 
@@ -140,11 +146,6 @@ def pck(preds: Float[np.ndarray, "N K 3"], gts: Float[np.ndarray, "N K 3"], alph
     return PCKResult(int(hit.sum()), int(seen.sum()), per_joint, skipped)
 
 
-def _parabola(lm: float, l0: float, lp: float) -> float:
-    denom = lm - 2 * l0 + lp
-    return 0.0 if denom >= 0 else float(np.clip(0.5 * (lm - lp) / denom, -0.5, 0.5))
-
-
 def volume_peaks(volume: Float[np.ndarray, "K X Y Z"], origin: Float[np.ndarray, "3"], voxel: float,
                  threshold: float = 1e-3) -> Float[np.ndarray, "K 4"]:
     """Per joint (x, y, z, score) of the volume's maximum with sub-voxel refinement, in world units.
@@ -154,24 +155,22 @@ def volume_peaks(volume: Float[np.ndarray, "K X Y Z"], origin: Float[np.ndarray,
         origin: world position of voxel (0, 0, 0).
         voxel: grid spacing.
         threshold: peaks below it give NaN and score 0.
+    Returns:
+        (K, 4); a joint whose peak is on the grid's border is absent (NaN, score 0): the volume may have cut it off.
     """
     out = np.full((len(volume), 4), np.nan)
     out[:, 3] = 0.0
     eps = 1e-12
     for k, v in enumerate(np.asarray(volume, np.float64)):
-        idx = np.unravel_index(int(np.argmax(v)), v.shape)
-        peak = v[idx]
-        if not peak > threshold:
+        idx = np.array(np.unravel_index(int(np.argmax(v)), v.shape))
+        peak = v[tuple(idx)]
+        if not peak > threshold or any(i in (0, n - 1) for i, n in zip(idx, v.shape)):
             continue
         offset = np.zeros(3)
-        for axis in range(3):
-            if 0 < idx[axis] < v.shape[axis] - 1:
-                lo, hi = list(idx), list(idx)
-                lo[axis] -= 1
-                hi[axis] += 1
-                vals = [v[tuple(lo)], peak, v[tuple(hi)]]
-                if min(vals) > eps:
-                    offset[axis] = _parabola(*np.log(vals))
+        for axis, step in enumerate(np.eye(3, dtype=int)):
+            vals = np.array([v[tuple(idx - step)], peak, v[tuple(idx + step)]])
+            if vals.min() > eps:
+                offset[axis] = parabola_offset(*np.log(vals))
         out[k, :3] = origin + voxel * (np.array(idx) + offset)
         out[k, 3] = peak
     return out

@@ -46,6 +46,24 @@ def test_openpose_keypoints_recover_planted_peaks_and_ignore_noise():
     np.testing.assert_allclose(out[4, :2], kp[4, :2], atol=1.0)  # the stronger region wins
 
 
+def test_openpose_keypoints_are_sub_pixel_and_absent_where_unseen():
+    """Noise-free planted peaks come back within 0.05 px (not whole pixels); a joint whose heatmap rises to the
+    image's edge, or is weak where its smoothed region peaks, is absent with confidence exactly 0."""
+    yy, xx = np.mgrid[:64, :48]
+    blob = lambda x, y, a=1.0: a * np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * 3.5**2))  # noqa: E731
+    hm = np.zeros((4, 64, 48))
+    hm[0] = blob(20.3, 30.7)
+    hm[1] = blob(11.6, 66.0)  # the joint is below the image: its map is brightest on the bottom row
+    hm[2] = blob(30.0, 20.0, 0.3)
+    hm[2, 20, 30] = 0.05  # the smoothed region peaks here, where the map itself is below the threshold
+    hm[3] = blob(30.0, 20.0, 0.3)
+    out = openpose_keypoints(hm)
+    np.testing.assert_allclose(out[0, :2], (20.3, 30.7), atol=0.05)
+    assert out[0, 2] == pytest.approx(hm[0, 31, 20])
+    assert np.isnan(out[1:3, :2]).all() and (out[1:3, 2] == 0).all()
+    assert out[3, 2] == pytest.approx(0.3) and np.isfinite(out[3, :2]).all()
+
+
 def test_pck_hand_computed():
     gt = np.zeros((2, 25, 3))
     gt[..., 2] = 1.0
@@ -81,6 +99,16 @@ def test_3d_peak_recovered_within_a_voxel():
     np.testing.assert_allclose(peaks[:2, :3], true, atol=1e-6)  # exact for a Gaussian
     assert np.isnan(peaks[2, 0]) and peaks[2, 3] == 0
     assert mpjpe(peaks[:, :3], np.vstack([true, [0, 0, 0]])) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_3d_peak_on_the_volumes_border_is_absent():
+    origin, voxel = np.zeros(3), 0.05
+    X, Y, Z = np.meshgrid(*[voxel * np.arange(21)] * 3, indexing="ij")
+    vol = np.stack([np.exp(-((X - t[0]) ** 2 + (Y - t[1]) ** 2 + (Z - t[2]) ** 2) / (2 * 0.06**2))
+                    for t in ([0.5, 0.5, 1.2], [0.0, 1.1, 0.5], [0.5, 0.52, 0.5])])  # 2 outside the 1 m cube
+    peaks = volume_peaks(vol, origin, voxel)
+    assert np.isnan(peaks[:2, :3]).all() and (peaks[:2, 3] == 0).all()
+    np.testing.assert_allclose(peaks[2, :3], (0.5, 0.52, 0.5), atol=1e-6)
 
 
 def test_mpjpe_hand_computed():
