@@ -450,8 +450,9 @@ def evaluate_cmd(
 def metrics_table(metrics: dict, title: str) -> Table:
     """The paper's metric columns (plus 3D joints and FPS) as a rich table row."""
     table = Table(title=title)
-    keys = ("psnr", "ssim", "lpips", "heatmap_mse", "pck", "mpjpe_volumetric_m", "mpjpe_triangulated_m", "fps")
-    for header in ("PSNR", "SSIM", "LPIPS", "MSE", "PCK@0.2", "MPJPE vol (m)", "MPJPE tri (m)", "FPS"):
+    keys = ("psnr", "ssim", "lpips", "heatmap_mse", "pck", "coco_ap", "mpjpe_volumetric_m", "mpjpe_triangulated_m",
+            "fps")
+    for header in ("PSNR", "SSIM", "LPIPS", "MSE", "PCK@0.2", "COCO AP", "MPJPE vol (m)", "MPJPE tri (m)", "FPS"):
         table.add_column(header)
     table.add_row(*[(f"{metrics[k]:.4f}" if isinstance(metrics.get(k), float) else
                      ("unavailable" if k == "lpips" else str(metrics.get(k)))) for k in keys])

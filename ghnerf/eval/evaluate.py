@@ -4,8 +4,8 @@ For every test view (test cameras of test subjects, sources from the training
 cameras): the fine level is rendered inside the projected body box; PSNR / SSIM
 inside the box (ENeRF's ``mask_at_box``), LPIPS when the VGG weights are in the
 local cache (otherwise reported as unavailable, never computed with a random
-backbone), heatmap MSE, 2D keypoints the OpenPose way and PCK@0.2 against the
-dataset's 2D joints, network time per view.
+backbone), heatmap MSE, 2D keypoints the OpenPose way and PCK@0.2 and COCO keypoint
+AP against the dataset's 2D joints, network time per view.
 """
 
 import time
@@ -17,7 +17,8 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ghnerf.errors import WeightsNotFoundError
-from ghnerf.eval.metrics import (PCK_ALPHA, heatmap_mse, masked_psnr, masked_ssim, openpose_keypoints, pck)
+from ghnerf.eval.metrics import (PCK_ALPHA, coco17, coco_keypoint_ap, heatmap_mse, masked_psnr, masked_ssim,
+                                 openpose_keypoints, pck)
 from ghnerf.fileio import file_sha256, write_bytes, write_image, write_json
 from ghnerf.student.data import ExampleSet
 from ghnerf.student.model import GHNeRF
@@ -33,6 +34,9 @@ DEFINITIONS = {
     "pck": f"PCK@{PCK_ALPHA}: keypoints from the rendered heatmaps the OpenPose way (Gaussian filter sigma 3 px, "
            "threshold 0.1, connected regions, peak per region) within 0.2 x the ground-truth LShoulder-RHip "
            "distance; ground-truth joints with confidence 0 excluded; views without both torso joints skipped",
+    "coco_ap": "COCO keypoint AP (pycocotools COCOeval, OKS 0.50:0.95) of the same keypoints, COCO-17 joints of "
+               "BODY_25, one person per view, area = the view's foreground mask; a view without a labelled joint is "
+               "left out (ghnerf.eval.metrics.coco_keypoint_ap)",
     "mpjpe_volumetric_m": "mean per-joint error (metres) of 3D joints read from a volumetric heatmap: the heatmap "
                           "head queried on a 4 cm grid over the body's vertex box (+10 cm), weighted by occupancy "
                           "1 - exp(-sigma) and averaged over the frame's evaluated views; per joint the peak, "
@@ -116,7 +120,7 @@ def evaluate_run(run: str | Path, data: str | Path, split: str = "test", max_vie
                           cse_store=cse_store if cfg.cse_head else None)
     lp = LPIPSMetric()
     n = len(examples) if max_views is None else min(max_views, len(examples))
-    rows, preds, gts = [], [], []
+    rows, preds, gts, areas = [], [], [], []
     per_frame: dict[tuple, list] = {}
     compared = []  # (item index, student keypoints, view image) for the disagreement report
     for i in range(n):
@@ -137,6 +141,7 @@ def evaluate_run(run: str | Path, data: str | Path, split: str = "test", max_vie
             kp = openpose_keypoints(hm)
             preds.append(kp)
             gts.append(ex.joints2d.numpy())
+            areas.append(float(ex.mask.numpy().sum()))
             view_pck = pck(kp[None], ex.joints2d.numpy()[None])
             row.update(pck_view=view_pck.value, pck_correct=view_pck.correct, pck_evaluated=view_pck.evaluated,
                        keypoints=[[round(float(v), 3) if np.isfinite(v) else None for v in j] for j in kp])
@@ -159,7 +164,7 @@ def evaluate_run(run: str | Path, data: str | Path, split: str = "test", max_vie
                     [embedding_colours(_u8(gt), r["cse"].numpy(), box), embedding_colours(_u8(gt), ex.cse.numpy(),
                                                                                          ex.cse_mask.numpy())], 1))
         rows.append(row)
-    summary = _summarise(rows, preds, gts, lp)
+    summary = _summarise(rows, preds, gts, lp, areas)
     cse_vals = [r["cse_mse"] for r in rows if r.get("cse_mse") is not None]
     if cse_vals:
         summary["cse_mse"] = float(np.mean(cse_vals))
@@ -255,7 +260,7 @@ def _view_pictures(prefix: Path, pred, gt, hm, kp, gt_kp) -> None:
     write_image(prefix.with_name(prefix.name + "_skeleton.png"), skel)
 
 
-def _summarise(rows, preds, gts, lp: LPIPSMetric) -> dict:
+def _summarise(rows, preds, gts, lp: LPIPSMetric, areas: list[float]) -> dict:
     def mean(key):
         vals = [r[key] for r in rows if r.get(key) is not None and np.isfinite(r[key])]
         return float(np.mean(vals)) if vals else None
@@ -266,8 +271,9 @@ def _summarise(rows, preds, gts, lp: LPIPSMetric) -> dict:
            "render_seconds": render, "fps": 1.0 / render if render else None}
     if preds:
         res = pck(np.stack(preds), np.stack(gts))
+        ap = coco_keypoint_ap(coco17(np.stack(preds)), coco17(np.stack(gts)), np.array(areas))
         out.update({"heatmap_mse": mean("heatmap_mse"), "pck": res.value, "pck_evaluated_joints": res.evaluated,
-                    "pck_skipped_views": res.skipped_views})
+                    "pck_skipped_views": res.skipped_views, "coco_ap": ap if np.isfinite(ap) else None})
     return out
 
 
@@ -276,13 +282,13 @@ def _fmt(v, spec=".4f") -> str:
 
 
 def metrics_table(m: dict) -> str:
-    """The paper's table columns (PSNR / SSIM / LPIPS / MSE / PCK / MPJPE) plus FPS, as Markdown."""
+    """The paper's table columns (PSNR / SSIM / LPIPS / MSE / PCK / MPJPE) plus COCO AP and FPS, as Markdown."""
     lp = _fmt(m["lpips"]) if isinstance(m.get("lpips"), float) else "unavailable"
     return "\n".join([
-        "| PSNR | SSIM | LPIPS | MSE | PCK@0.2 | MPJPE vol. (m) | MPJPE tri. (m) | FPS |",
-        "|---|---|---|---|---|---|---|---|",
+        "| PSNR | SSIM | LPIPS | MSE | PCK@0.2 | COCO AP | MPJPE vol. (m) | MPJPE tri. (m) | FPS |",
+        "|---|---|---|---|---|---|---|---|---|",
         f"| {_fmt(m.get('psnr'), '.2f')} | {_fmt(m.get('ssim'), '.3f')} | {lp} | {_fmt(m.get('heatmap_mse'))} | "
-        f"{_fmt(m.get('pck'), '.3f')} | {_fmt(m.get('mpjpe_volumetric_m'), '.3f')} | "
+        f"{_fmt(m.get('pck'), '.3f')} | {_fmt(m.get('coco_ap'), '.3f')} | {_fmt(m.get('mpjpe_volumetric_m'), '.3f')} | "
         f"{_fmt(m.get('mpjpe_triangulated_m'), '.3f')} | {_fmt(m.get('fps'), '.2f')} |"])
 
 

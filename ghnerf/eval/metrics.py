@@ -12,6 +12,8 @@ Definitions (also printed in every evaluation report):
   LShoulder-RHip diagonal of the ground truth (mmpose ``JhmdbPCKAccuracy``, torso norm);
   joints missing in the ground truth are excluded; a view whose torso joints are
   missing is skipped.
+* **COCO keypoint AP**: pycocotools' ``COCOeval`` (keypoints, OKS 0.50:0.95) for one person per
+  image, COCO-17 joints of BODY_25, person area from the foreground mask.
 * **3D keypoints**: per joint, the peak of a volumetric heatmap sampled on a grid,
   refined to sub-voxel precision by a parabola through the log-values along each axis; a peak
   on the grid's border is absent (the joint may lie outside the searched volume).
@@ -24,6 +26,7 @@ import numpy as np
 from jaxtyping import Bool, Float
 from scipy import ndimage
 
+from ghnerf.body25 import COCO17_IN_BODY25
 from ghnerf.body25 import JOINT_INDEX as J
 from ghnerf.codecs.keypoints import parabola_offset, refine_peak
 from ghnerf.errors import ConfigError
@@ -174,6 +177,67 @@ def volume_peaks(volume: Float[np.ndarray, "K X Y Z"], origin: Float[np.ndarray,
         out[k, :3] = origin + voxel * (np.array(idx) + offset)
         out[k, 3] = peak
     return out
+
+
+# Per-keypoint OKS constants of COCO-17 (cocodataset/cocoapi PythonAPI/pycocotools/cocoeval.py, Params.kpt_oks_sigmas).
+COCO_OKS_SIGMAS = np.array([.26, .25, .25, .35, .35, .79, .79, .72, .72, .62, .62, 1.07, 1.07, .87, .87, .89, .89]) / 10
+COCO_OKS_THRESHOLDS = np.linspace(0.5, 0.95, 10)
+COCO_RECALL_POINTS = np.linspace(0.0, 1.0, 101)
+
+
+def coco17(keypoints: Float[np.ndarray, "N 25 3"]) -> Float[np.ndarray, "N 17 3"]:
+    """COCO-17 joints of BODY_25 ones (EasyMocap's ``COCO17_IN_BODY25``)."""
+    return np.asarray(keypoints, np.float64)[:, list(COCO17_IN_BODY25)]
+
+
+def keypoint_oks(pred: Float[np.ndarray, "17 3"], gt: Float[np.ndarray, "17 3"], area: float) -> float:
+    """COCO object keypoint similarity over the ground truth's labelled joints (confidence > 0); a prediction's
+    own confidence is not used and a missing predicted joint sits at (0, 0), as in a COCO results file. NaN when
+    the ground truth has no labelled joint."""
+    labelled = (gt[:, 2] > 0) & np.isfinite(gt[:, :2]).all(1)
+    if not labelled.any():
+        return float("nan")
+    xy = np.where(np.isfinite(pred[:, :2]) & (pred[:, 2:] > 0), pred[:, :2], 0.0)
+    d2 = ((xy - gt[:, :2]) ** 2).sum(1)
+    e = d2 / (2 * COCO_OKS_SIGMAS) ** 2 / (area + np.spacing(1)) / 2
+    return float(np.exp(-e[labelled]).mean())
+
+
+def coco_keypoint_ap(preds: Float[np.ndarray, "N 17 3"], gts: Float[np.ndarray, "N 17 3"],
+                     areas: Float[np.ndarray, "N"]) -> float:
+    """COCO keypoint AP (OKS 0.50:0.95, 101 recall points) of one person per image, as pycocotools' ``COCOeval``
+    (iouType ``keypoints``, area range all) computes it.
+
+    Args:
+        preds: predicted joints (x, y, confidence); an image whose prediction has no joint with confidence > 0
+            has no detection. A detection's score is the mean confidence of its joints present.
+        gts: ground-truth joints, confidence > 0 = labelled; an image without a labelled joint is left out
+            with its detection (COCOeval would match that detection to the person's box instead).
+        areas: the ground-truth person's area (pixels^2, e.g. its mask's pixel count).
+    Returns:
+        AP, NaN when no image has a labelled joint.
+    """
+    preds, gts = np.asarray(preds, np.float64), np.asarray(gts, np.float64)
+    if preds.shape != gts.shape or preds.shape[1:] != (17, 3) or len(areas) != len(preds):
+        raise ConfigError(f"COCO AP needs (N, 17, 3) predictions and ground truth and N areas, got {preds.shape}, "
+                          f"{gts.shape}, {len(areas)}")
+    labelled = ((gts[..., 2] > 0) & np.isfinite(gts[..., :2]).all(-1)).any(1)
+    if not labelled.any():
+        return float("nan")
+    present = (preds[..., 2] > 0) & np.isfinite(preds[..., :2]).all(-1)
+    det = np.flatnonzero(present.any(1) & labelled)
+    scores = np.array([preds[i, present[i], 2].mean() for i in det])
+    det = det[np.argsort(-scores, kind="mergesort")]
+    oks = np.array([keypoint_oks(preds[i], gts[i], areas[i]) for i in det])
+    aps = []
+    for t in COCO_OKS_THRESHOLDS:
+        tp, fp = np.cumsum(oks >= t), np.cumsum(oks < t)
+        recall = tp / labelled.sum()
+        precision = np.maximum.accumulate((tp / (tp + fp + np.spacing(1)))[::-1])[::-1]
+        idx = np.searchsorted(recall, COCO_RECALL_POINTS, side="left")
+        aps.append(np.where(idx < len(precision), precision[np.minimum(idx, len(precision) - 1)], 0.0).mean()
+                   if len(precision) else 0.0)
+    return float(np.mean(aps))
 
 
 def mpjpe(pred: Float[np.ndarray, "K 3"], gt: Float[np.ndarray, "K 3"]) -> float:

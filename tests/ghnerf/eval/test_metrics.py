@@ -7,7 +7,8 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from ghnerf.body25 import JOINT_INDEX as J
 from ghnerf.codecs.keypoints import HeatmapCodec
 from ghnerf.errors import ConfigError
-from ghnerf.eval.metrics import (masked_psnr, masked_ssim, mpjpe, openpose_keypoints, paired_pck_difference, pck,
+from ghnerf.eval.metrics import (coco_keypoint_ap, masked_psnr, masked_ssim, mpjpe, openpose_keypoints,
+                                 paired_pck_difference, pck,
                                  volume_peaks)
 
 
@@ -135,3 +136,43 @@ def test_paired_pck_difference_against_hand_counts():
     assert mixed.low < 0 < mixed.high and (mixed.a_better, mixed.b_better) == (2, 2)
     with pytest.raises(ConfigError):
         paired_pck_difference(student, teacher[:3], evaluated)
+
+
+def _cocoeval_ap(preds, gts, areas):
+    """AP of the same data through pycocotools' COCOeval (the reference)."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    from ghnerf.export.formats import coco_ground_truth
+
+    images = [{"id": i + 1, "file_name": f"{i}.jpg", "height": 200, "width": 200} for i in range(len(gts))]
+    anns = [{"id": i + 1, "image_id": i + 1, "category_id": 1, "iscrowd": 0, "area": float(a),
+             "num_keypoints": int((g[:, 2] > 0).sum()), "bbox": [0, 0, 10, 10],
+             "keypoints": np.where(g[:, 2:] > 0, np.c_[g[:, :2], np.full(17, 2)], 0).reshape(-1).tolist()}
+            for i, (g, a) in enumerate(zip(gts, areas))]
+    gt = COCO()
+    gt.dataset = coco_ground_truth(images, anns)
+    gt.createIndex()
+    results = [{"image_id": i + 1, "category_id": 1, "keypoints": np.where(p[:, 2:] > 0, p, 0).reshape(-1).tolist(),
+                "score": float(p[p[:, 2] > 0, 2].mean())} for i, p in enumerate(preds) if (p[:, 2] > 0).any()]
+    ev = COCOeval(gt, gt.loadRes(results), "keypoints")
+    ev.evaluate()
+    ev.accumulate()
+    ev.summarize()
+    return ev.stats[0]
+
+
+def test_coco_keypoint_ap_equals_cocoeval():
+    rng = np.random.default_rng(4)
+    n = 40
+    gts = np.concatenate([rng.uniform(20, 180, (n, 17, 2)), np.ones((n, 17, 1))], -1)
+    gts[rng.random((n, 17)) < 0.2, 2] = 0  # unlabelled joints
+    areas = rng.uniform(800, 6000, n)
+    noise = rng.normal(size=(n, 17, 2)) * rng.uniform(0.3, 5, (n, 1, 1))  # from near-perfect to poor
+    preds = np.concatenate([gts[..., :2] + noise, rng.uniform(0.2, 1.0, (n, 17, 1))], -1)
+    preds[rng.random((n, 17)) < 0.02, 2] = 0  # joints the model did not see
+    preds[[3, 17]] = 0  # no detection in two images
+    ours = coco_keypoint_ap(preds, gts, areas)
+    assert 0.2 < ours < 0.9  # neither trivial end
+    assert ours == pytest.approx(_cocoeval_ap(preds, gts, areas), abs=1e-9)
+    assert coco_keypoint_ap(gts, gts, areas) == pytest.approx(1.0)
