@@ -17,8 +17,8 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ghnerf.errors import WeightsNotFoundError
-from ghnerf.eval.metrics import (PCK_ALPHA, coco17, coco_keypoint_ap, heatmap_mse, masked_psnr, masked_ssim,
-                                 openpose_keypoints, pck)
+from ghnerf.eval.metrics import (PCK_ALPHA, coco17, coco_keypoint_ap, confidence_calibration, heatmap_mse,
+                                 masked_psnr, masked_ssim, openpose_keypoints, pck)
 from ghnerf.fileio import file_sha256, write_bytes, write_image, write_json
 from ghnerf.student.data import ExampleSet
 from ghnerf.student.model import GHNeRF
@@ -37,6 +37,8 @@ DEFINITIONS = {
     "coco_ap": "COCO keypoint AP (pycocotools COCOeval, OKS 0.50:0.95) of the same keypoints, COCO-17 joints of "
                "BODY_25, one person per view, area = the view's foreground mask; a view without a labelled joint is "
                "left out (ghnerf.eval.metrics.coco_keypoint_ap)",
+    "calibration": "per confidence bin (10 bins over [0, 1]) of the predicted joints PCK evaluates: how many, and the "
+                   "fraction within the PCK radius (ghnerf.eval.metrics.confidence_calibration)",
     "mpjpe_volumetric_m": "mean per-joint error (metres) of 3D joints read from a volumetric heatmap: the heatmap "
                           "head queried on a 4 cm grid over the body's vertex box (+10 cm), weighted by occupancy "
                           "1 - exp(-sigma) and averaged over the frame's evaluated views; per joint the peak, "
@@ -273,7 +275,8 @@ def _summarise(rows, preds, gts, lp: LPIPSMetric, areas: list[float]) -> dict:
         res = pck(np.stack(preds), np.stack(gts))
         ap = coco_keypoint_ap(coco17(np.stack(preds)), coco17(np.stack(gts)), np.array(areas))
         out.update({"heatmap_mse": mean("heatmap_mse"), "pck": res.value, "pck_evaluated_joints": res.evaluated,
-                    "pck_skipped_views": res.skipped_views, "coco_ap": ap if np.isfinite(ap) else None})
+                    "pck_skipped_views": res.skipped_views, "coco_ap": ap if np.isfinite(ap) else None,
+                    "calibration": confidence_calibration(np.stack(preds), np.stack(gts)).as_dict()})
     return out
 
 

@@ -133,20 +133,61 @@ def pck(preds: Float[np.ndarray, "N K 3"], gts: Float[np.ndarray, "N K 3"], alph
             raise ConfigError(f"pck joints must be non-empty indices in [0, {K}), got {list(joints)}")
         scored = np.zeros(K, bool)
         scored[idx] = True
-    hit, seen = np.zeros(K), np.zeros(K)
-    skipped = 0
-    for p, g in zip(preds, gts):
-        torso = torso_diameter(g)
-        if not np.isfinite(torso) or torso < 1.0:
-            skipped += 1
-            continue
-        valid = (g[:, 2] > 0) & np.isfinite(g[:, :2]).all(1) & scored
-        err = np.linalg.norm(p[:, :2] - g[:, :2], axis=1)
-        ok = np.isfinite(err) & (err < alpha * torso)
-        hit += ok & valid
-        seen += valid
+    correct, valid, view_ok = pck_hits(preds, gts, alpha)
+    valid &= scored
+    hit, seen = (correct & valid).sum(0).astype(float), valid.sum(0).astype(float)
     per_joint = np.where(seen > 0, hit / np.maximum(seen, 1), np.nan)
-    return PCKResult(int(hit.sum()), int(seen.sum()), per_joint, skipped)
+    return PCKResult(int(hit.sum()), int(seen.sum()), per_joint, int((~view_ok).sum()))
+
+
+def pck_hits(preds: Float[np.ndarray, "N K 3"], gts: Float[np.ndarray, "N K 3"], alpha: float = PCK_ALPHA) -> tuple[
+        Bool[np.ndarray, "N K"], Bool[np.ndarray, "N K"], Bool[np.ndarray, "N"]]:
+    """Per joint: within ``alpha`` x torso of the ground truth (a missing prediction is not) and evaluated (the
+    ground truth has the joint and the view its torso); per view: its torso is there (>= 1 px)."""
+    preds, gts = np.asarray(preds, np.float64), np.asarray(gts, np.float64)
+    torso = np.array([torso_diameter(g) for g in gts]).reshape(len(gts))
+    view_ok = np.isfinite(torso) & (torso >= 1.0)
+    valid = (gts[..., 2] > 0) & np.isfinite(gts[..., :2]).all(-1) & view_ok[:, None]
+    err = np.linalg.norm(preds[..., :2] - gts[..., :2], axis=-1)
+    with np.errstate(invalid="ignore"):
+        correct = np.isfinite(err) & (err < alpha * np.where(view_ok, torso, 0.0)[:, None])
+    return correct, valid, view_ok
+
+
+CALIBRATION_BINS = 10
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """How often a predicted joint of confidence c is within the PCK radius, per confidence bin.
+
+    Attributes:
+        edges: (B + 1,) bin edges over [0, 1] (a confidence above 1 falls in the last bin).
+        joints: (B,) predicted joints (confidence > 0) with an evaluated ground truth in each bin.
+        within: (B,) how many of them are within the PCK radius.
+    """
+
+    edges: np.ndarray
+    joints: np.ndarray
+    within: np.ndarray
+
+    def as_dict(self) -> dict:
+        rate = np.where(self.joints > 0, self.within / np.maximum(self.joints, 1), np.nan)
+        return {"bin_edges": self.edges.tolist(), "joints": self.joints.tolist(),
+                "within_pck": [None if np.isnan(r) else float(r) for r in rate]}
+
+
+def confidence_calibration(preds: Float[np.ndarray, "N K 3"], gts: Float[np.ndarray, "N K 3"],
+                           alpha: float = PCK_ALPHA, bins: int = CALIBRATION_BINS) -> Calibration:
+    """Reliability of the confidences: joints predicted present (confidence > 0, finite xy) where PCK evaluates
+    the ground truth, binned by confidence, and how many of each bin are PCK-correct."""
+    correct, valid, _ = pck_hits(preds, gts, alpha)
+    conf = np.asarray(preds, np.float64)[..., 2]
+    present = valid & (conf > 0) & np.isfinite(np.asarray(preds, np.float64)[..., :2]).all(-1)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    b = np.clip(np.searchsorted(edges, conf[present], side="right") - 1, 0, bins - 1)
+    return Calibration(edges, np.bincount(b, minlength=bins), np.bincount(b, weights=correct[present],
+                                                                         minlength=bins).astype(int))
 
 
 def volume_peaks(volume: Float[np.ndarray, "K X Y Z"], origin: Float[np.ndarray, "3"], voxel: float,

@@ -7,7 +7,7 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from ghnerf.body25 import JOINT_INDEX as J
 from ghnerf.codecs.keypoints import HeatmapCodec
 from ghnerf.errors import ConfigError
-from ghnerf.eval.metrics import (coco_keypoint_ap, masked_psnr, masked_ssim, mpjpe, openpose_keypoints,
+from ghnerf.eval.metrics import (coco_keypoint_ap, confidence_calibration, masked_psnr, masked_ssim, mpjpe, openpose_keypoints,
                                  paired_pck_difference, pck,
                                  volume_peaks)
 
@@ -176,3 +176,22 @@ def test_coco_keypoint_ap_equals_cocoeval():
     assert 0.2 < ours < 0.9  # neither trivial end
     assert ours == pytest.approx(_cocoeval_ap(preds, gts, areas), abs=1e-9)
     assert coco_keypoint_ap(gts, gts, areas) == pytest.approx(1.0)
+
+
+def test_confidence_calibration_hand_computed():
+    gt = np.zeros((1, 25, 3))
+    gt[..., 2] = 1.0
+    gt[0, :, :2] = 100.0
+    gt[0, J["LShoulder"], :2] = (0, 0)
+    gt[0, J["RHip"], :2] = (30, 40)  # torso 50 -> PCK radius 10 px
+    pred = gt.copy()
+    pred[0, :, 2] = 0.0  # absent: not counted
+    pred[0, 0] = (103, 104, 0.95)  # error 5: within
+    pred[0, 1] = (120, 100, 0.92)  # error 20: not within
+    pred[0, 2] = (101, 100, 0.15)  # error 1: within
+    pred[0, 3] = (100, 100, 0.5)
+    gt[0, 3, 2] = 0  # ...but the ground truth lacks it: not counted
+    cal = confidence_calibration(pred, gt)
+    assert cal.joints.tolist() == [0, 1, 0, 0, 0, 0, 0, 0, 0, 2] and cal.within.tolist() == [0, 1] + [0] * 7 + [1]
+    d = cal.as_dict()
+    assert d["within_pck"][9] == 0.5 and d["within_pck"][1] == 1.0 and d["within_pck"][0] is None
