@@ -229,8 +229,9 @@ def test_cocoeval_of_the_datasets_own_joints_is_ap_1(student_root, gt_store, tmp
     from pycocotools.cocoeval import COCOeval
 
     out = tmp_path / "coco"
-    _export(["--store", str(gt_store), "--teacher", "gt-joints", "--data", str(student_root), "--subject", SUBJECT,
-             "--format", "coco"], out)
+    _export(["--format", "coco", "openpose", "--store", str(gt_store), "--teacher", "gt-joints", "--data",
+             str(student_root), "--subject", SUBJECT], out)  # several values after one --format
+    assert json.loads((out / "export.json").read_text())["formats"] == ["coco", "openpose"]
     gt = COCO(str(out / "coco" / "person_keypoints_gt.json"))
     assert len(gt.getAnnIds()) == 16  # 2 frames x 8 cameras
     ann = gt.loadAnns(gt.getAnnIds())[0]
@@ -254,6 +255,7 @@ def test_a_view_missing_from_the_shards_is_a_warning_or_an_error_with_strict(stu
             "--format", "openpose"]
     result = _export(args, tmp_path / "out")
     assert "warning" in result.output and "Camera (3)" in result.output
+    assert "16/16" in result.output  # progress with its total (2 frames x 8 cameras)
     export = json.loads((tmp_path / "out" / "export.json").read_text())
     assert export["views_missing"] == 1 and export["views_exported"] == 15
     (missing,) = export["missing_views"]
