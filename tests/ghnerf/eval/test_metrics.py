@@ -7,9 +7,8 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from ghnerf.body25 import JOINT_INDEX as J
 from ghnerf.codecs.keypoints import HeatmapCodec
 from ghnerf.errors import ConfigError
-from ghnerf.eval.metrics import (coco_keypoint_ap, confidence_calibration, masked_psnr, masked_ssim, mpjpe, openpose_keypoints,
-                                 paired_pck_difference, pck,
-                                 volume_peaks)
+from ghnerf.eval.metrics import (coco_keypoint_ap, confidence_calibration, masked_psnr, masked_ssim, mpjpe,
+                                 openpose_keypoints, paired_pck_difference, pck, volume_peaks)
 
 
 def test_masked_psnr_and_ssim_equal_scikit_image_on_the_region():
