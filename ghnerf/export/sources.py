@@ -7,7 +7,7 @@ targets) and 3D joints in world metres.
 * **Student**: each capture view is rendered from its nearest other capture cameras
   (:func:`ghnerf.student.train.render_full_view`); 2D keypoints are read off the rendered
   heatmaps the OpenPose way with sub-pixel refinement (:func:`ghnerf.eval.metrics.openpose_keypoints`,
-  confidence = smoothed heatmap value at the peak, 0 where the student sees no joint); 3D joints from
+  confidence = heatmap value at the peak, >= 0.1, and 0 where the student sees no joint); 3D joints from
   the occupancy-weighted heatmap volume over the frame's views
   (:func:`ghnerf.eval.evaluate.volumetric_joints`, confidence = volume peak; a peak on the volume's border is
   absent).
