@@ -23,7 +23,7 @@ from ghnerf.fileio import file_sha256, write_bytes, write_image, write_json
 from ghnerf.student.data import ExampleSet
 from ghnerf.student.model import GHNeRF
 from ghnerf.student.train import load_checkpoint, pick_device, render_full_view
-from ghnerf.viz import draw_skeleton, heatmap_overlay
+from ghnerf.viz import draw_skeleton, heatmap_overlay, reliability_diagram
 
 DEFINITIONS = {
     "psnr": "PSNR (dB) over the pixels inside the projected body box, images in [0, 1] (ENeRF mask_at_box)",
@@ -167,6 +167,9 @@ def evaluate_run(run: str | Path, data: str | Path, split: str = "test", max_vie
                                                                                          ex.cse_mask.numpy())], 1))
         rows.append(row)
     summary = _summarise(rows, preds, gts, lp, areas)
+    if "calibration" in summary:
+        cal = summary["calibration"]
+        write_image(out / "images" / "calibration.png", reliability_diagram(cal["within_pck"], cal["joints"]))
     cse_vals = [r["cse_mse"] for r in rows if r.get("cse_mse") is not None]
     if cse_vals:
         summary["cse_mse"] = float(np.mean(cse_vals))
@@ -330,6 +333,10 @@ def markdown_report(report: dict) -> str:
                   "Worst views (student | teacher | reference, disputed joints ringed; `disagreement.json` has "
                   "every joint):", ""]
         lines += [f"![{Path(p).name}](images/{Path(p).name})" for p in d["pictures"]]
+    if m.get("calibration"):
+        lines += ["", "## Confidence calibration", "", "Per confidence bin, the fraction of predicted joints within "
+                  "the PCK radius (bar; joints in the bin above it) against the diagonal of a calibrated model:", "",
+                  "![calibration](images/calibration.png)"]
     lines += ["", "## Pictures", "", "Rendered | ground truth, heatmaps over the render, predicted | ground-truth "
               "skeleton:", ""]
     lines += [f"![{p}](images/{p})" for p in ("000_render.png", "000_heatmaps.png", "000_skeleton.png")]

@@ -49,7 +49,10 @@ def test_evaluate_writes_metrics_and_report(student_root, tmp_path, monkeypatch)
     assert report["checkpoint_step"] == 2
     md = (out / "report.md").read_text()
     assert "| PCK@0.2 | COCO AP |" in md and "LShoulder-RHip" in md and "none (random init)" in md
-    for name in ("000_render.png", "000_heatmaps.png", "000_skeleton.png"):
+    cal = m["calibration"]
+    assert len(cal["joints"]) == 10 and sum(cal["joints"]) <= m["pck_evaluated_joints"]
+    assert "images/calibration.png" in md
+    for name in ("000_render.png", "000_heatmaps.png", "000_skeleton.png", "calibration.png"):
         assert (out / "images" / name).is_file()
     # per-view counts add up to the pooled PCK (the benchmark's paired comparison reads them)
     pv = report["per_view"]
