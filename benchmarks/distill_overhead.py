@@ -2,7 +2,7 @@
 
 In one run, on the same synthetic frames and teacher:
   1. bare loop: read every view, run the teacher, keep nothing;
-  2. `teachers.distill.distill` (what `ghnerf distill` runs, no Prefect);
+  2. `ghnerf.app.distill.distill` (what `ghnerf distill` runs, no Prefect);
   3. the Prefect `distill` flow (temporary local Prefect server started before timing);
 and the stored bytes per heatmap target against raw float32, with the keypoint
 error the storage adds. Goals (issue 4): flow / bare <= 1.10 on 200 frames; heatmap
@@ -21,13 +21,13 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from ghnerf.codecs.keypoints import HeatmapCodec
+from ghnerf.base.keypoint_codec import HeatmapCodec
 from ghnerf.data import load_view, open_dataset
 from ghnerf.synth.generate import SynthConfig, generate_dataset
 from storage.catalog import now_utc
 from storage.shards import TargetRow, build_table, decode_rows, table_bytes
 from teachers.base import TeacherInput
-from teachers.distill import DistillConfig, distill
+from ghnerf.app.distill import DistillConfig, distill
 
 
 def bare_loop(data: Path, cfg: DistillConfig) -> float:

@@ -27,7 +27,7 @@ BARE = """
 import json, resource, sys, time
 sys.path.insert(0, {bench!r})
 from distill_overhead import bare_loop
-from teachers.distill import DistillConfig
+from ghnerf.app.distill import DistillConfig
 cfg = DistillConfig(teacher={teacher!r}, frames_per_shard={fps})
 seconds = bare_loop({data!r}, cfg)
 print(json.dumps({{"seconds": seconds, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))

@@ -13,7 +13,7 @@ next to the students' (its keypoints on the real, unmasked images, read back fro
 shards), with each distilled student's paired difference to the teacher and its 95 %
 bootstrap interval over views. Next to them, for each K, the triangulated teacher: the
 teacher's keypoints of the same K source views the student gets, triangulated (plain
-confidence-weighted DLT, and the robust :mod:`ghnerf.multiview` triangulation) and projected
+confidence-weighted DLT, and the robust :mod:`ghnerf.base.multiview` triangulation) and projected
 into each held-out view (:mod:`ghnerf.eval.triangulated_teacher`), with each distilled
 student's paired difference to it and its 3D MPJPE. PCK is given on all 25 joints and on the
 joints the teacher defines (``MediaPipeTeacher.joints``: 23, no small toes). Encoders are
@@ -39,11 +39,11 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from ghnerf.errors import GHNeRFError, WeightsNotFoundError
+from ghnerf.base.errors import GHNeRFError, WeightsNotFoundError
 from ghnerf.eval.evaluate import evaluate_run
 from ghnerf.eval.metrics import paired_pck_difference, pck
 from ghnerf.eval.triangulated_teacher import TRIANGULATIONS, held_out_teacher
-from ghnerf.fileio import file_sha256
+from ghnerf.base.fileio import file_sha256
 from ghnerf.student.config import PRESETS, preset
 from ghnerf.student.data import ExampleSet
 from ghnerf.student.encoders import ResNetEncoder
@@ -51,7 +51,7 @@ from ghnerf.student.train import TrainConfig, train
 from ghnerf.synth.generate import SynthConfig, generate_dataset
 from ghnerf.target_fusion import FusionConfig
 from storage.targets import TargetStore
-from teachers.distill import DistillConfig, distill
+from ghnerf.app.distill import DistillConfig, distill
 from teachers.mediapipe_pose import MediaPipeTeacher
 
 TRIANGULATED_LABELS = {"dlt": "plain DLT", "robust": "robust"}
@@ -262,7 +262,7 @@ def main() -> None:
           "views")
     print("mediapipe triangulated: the teacher's keypoints of the K source views each held-out view's student gets, "
           "triangulated with plain confidence-weighted DLT over every view reporting the joint, or robustly "
-          "(ghnerf.multiview: RANSAC over view pairs, refit on inliers), projected into the view; its MPJPE m "
+          "(ghnerf.base.multiview: RANSAC over view pairs, refit on inliers), projected into the view; its MPJPE m "
           "(triangulated): those 3D joints against the synthetic ones, mean over views")
     print(f"encoders: {pretrained} (random init when 'none'); LPIPS n/a without local VGG16 weights; "
           f"total {time.perf_counter() - t_start:.0f} s")

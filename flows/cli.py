@@ -1,6 +1,6 @@
 """The ``ghnerf`` command line with its orchestration commands (deploy, run, demo, demo-stop).
 
-The library's commands live in :mod:`ghnerf.cli` (no Prefect import there); this
+The library's commands live in :mod:`ghnerf.app.cli` (no Prefect import there); this
 module adds the ones that talk to a Prefect server and is the console script.
 """
 
@@ -12,14 +12,14 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from ghnerf.cli import app, console, metrics_table
-from ghnerf.options import output_folder, parse_options
+from ghnerf.app.cli import app, console, metrics_table
+from ghnerf.app.options import output_folder, parse_options
 
 DEMO_OUT = Path("demo_out")
 
 
 def _api_url(api_url: str | None) -> str:
-    from ghnerf.doctor import resolve_api_url
+    from ghnerf.app.doctor import resolve_api_url
 
     return resolve_api_url(api_url)
 
@@ -99,7 +99,7 @@ def demo_cmd(
 ) -> None:
     """The main job: Prefect server, pools, deployments, workers, then distill -> train -> evaluate via deployments."""
     from flows.demo import run_demo
-    from ghnerf.pipeline import PipelineConfig
+    from ghnerf.app.pipeline import PipelineConfig
 
     url = _api_url(api_url)
     cfg = parse_options(PipelineConfig, out=str(out), steps=steps, subjects=subjects, frames=frames, size=size)
@@ -130,8 +130,8 @@ def demo_stop_cmd(out: Annotated[Path, typer.Option(help="the demo's folder")] =
 
 
 def main() -> None:  # pragma: no cover
-    """The console script: the CLI, ended without native teardown (see :mod:`ghnerf.process_exit`)."""
-    from ghnerf.process_exit import run_command
+    """The console script: the CLI, ended without native teardown (see :mod:`ghnerf.app.process_exit`)."""
+    from ghnerf.app.process_exit import run_command
 
     run_command(app)
 

@@ -5,7 +5,7 @@ answers at the API URL, or starts one (SQLite under ``<out>/prefect``, bound to
 127.0.0.1); it creates the pools, deploys prefect.yaml, starts one worker per
 pool, generates the synthetic data, and runs the deployments ``distill/<layout>``,
 ``train/ghnerf-resnet18`` and ``evaluate/default`` with the
-:class:`~ghnerf.pipeline.PipelineConfig` parameters, then registers the evaluated
+:class:`~ghnerf.app.pipeline.PipelineConfig` parameters, then registers the evaluated
 model (so ``retrain/nightly`` fine-tunes from it). Processes it started are
 listed in ``<out>/stack.json`` and stopped on exit unless ``keep`` is set.
 """
@@ -21,8 +21,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from flows.runs import progress_of, run_and_wait
 from flows.stack import (DEFAULT_API, StackState, api_settings, deploy_all, ensure_pools, server_ok, start_server,
                          start_worker, stop_stack, ui_url, wait_for_workers)
-from ghnerf.fileio import write_json
-from ghnerf.pipeline import PipelineConfig, generate, promote_if_better
+from ghnerf.base.fileio import write_json
+from ghnerf.app.pipeline import PipelineConfig, generate, promote_if_better
 
 
 def _absolute(cfg: PipelineConfig) -> PipelineConfig:

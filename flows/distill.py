@@ -1,8 +1,8 @@
-"""Prefect flow ``distill``: one task per shard over the plain functions of :mod:`teachers.distill`.
+"""Prefect flow ``distill``: one task per shard over the plain functions of :mod:`ghnerf.app.distill`.
 
 Never one task per frame (thousands of tasks lock the SQLite backend). Skipping
 already-written shards is done by the shard key against the catalog inside
-:func:`teachers.distill.run_shard` (the key is the cache key: input content
+:func:`ghnerf.app.distill.run_shard` (the key is the cache key: input content
 hashes + teacher id + weights digest + config hash), not by Prefect's result
 cache, so a deleted or corrupted shard is recomputed rather than "cached".
 Retries cover transient I/O only. Tasks are tagged ``teacher-<name>`` so a
@@ -23,12 +23,12 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from ghnerf.fileio import write_image
+from ghnerf.base.fileio import write_image
 from storage.catalog import Catalog
 from storage.root import StorageRoot
 from teachers.consistency import shard_consistency
 from ghnerf.data import open_dataset
-from teachers.distill import DistillConfig, ShardPlan, ShardResult, clean_shard_dirs, plan_shards, run_shard
+from ghnerf.app.distill import DistillConfig, ShardPlan, ShardResult, clean_shard_dirs, plan_shards, run_shard
 
 _local = threading.local()
 
@@ -73,7 +73,7 @@ def run_shard_task(plan: ShardPlan, cfg: DistillConfig, out: str, storage_option
 
 
 def _preview_markdown(out: str, results: list[ShardResult], storage_options: dict | None) -> str | None:
-    from teachers.preview import shard_preview
+    from ghnerf.app.teacher_preview import shard_preview
 
     import cv2
 

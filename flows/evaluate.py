@@ -4,7 +4,7 @@ from prefect import flow, get_run_logger
 
 from flows.artifacts import publish_evaluation
 from ghnerf.eval.evaluate import evaluate_run
-from ghnerf.errors import ConfigError
+from ghnerf.base.errors import ConfigError
 from storage.targets import TargetStore
 
 

@@ -1,4 +1,4 @@
-"""Prefect flow ``retrain``: :func:`ghnerf.retrain.retrain` with training and evaluation as tasks.
+"""Prefect flow ``retrain``: :func:`ghnerf.app.retrain.retrain` with training and evaluation as tasks.
 
 Scheduled nightly by the ``retrain/nightly`` deployment: skips when the catalog
 has no shards newer than the promoted checkpoint, otherwise fine-tunes from it,
@@ -13,7 +13,7 @@ from prefect.runtime import flow_run
 from flows.artifacts import publish_decision
 from flows.evaluate import evaluate_and_publish
 from flows.train import train_and_publish
-from ghnerf.retrain import RetrainSpec, retrain
+from ghnerf.app.retrain import RetrainSpec, retrain
 
 _D = {name: f.default for name, f in RetrainSpec.model_fields.items()}
 
@@ -45,7 +45,7 @@ def retrain_flow(registry: str, data: str, targets: str | None = None, teacher: 
     Returns:
         the decision (action, reason, both metric sets).
     """
-    from ghnerf.model_registry import PromotionRule
+    from ghnerf.app.model_registry import PromotionRule
 
     spec = RetrainSpec(registry=registry, data=data, targets=targets, teacher=teacher, config=config, steps=steps,
                        image_scale=image_scale, pretrained=pretrained, eval_max_views=eval_max_views, device=device,

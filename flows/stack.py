@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 
-from ghnerf.doctor import DEFAULT_API  # noqa: F401 -- one source of the default address
+from ghnerf.app.doctor import DEFAULT_API  # noqa: F401 -- one source of the default address
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 POOLS = {"cpu": "teachers (process workers)", "gpu": "training and evaluation (one run per GPU)"}
@@ -66,7 +66,7 @@ class StackState:
     processes: list[StartedProcess] = field(default_factory=list)
 
     def save(self, path: Path) -> None:
-        from ghnerf.fileio import write_json
+        from ghnerf.base.fileio import write_json
 
         write_json(path, {"api_url": self.api_url, "processes": [asdict(p) for p in self.processes]})
 

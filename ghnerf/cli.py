@@ -11,9 +11,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from typer.core import TyperCommand, TyperGroup
 
-from ghnerf.errors import GHNeRFError, OptionError
+from ghnerf.base.errors import GHNeRFError, OptionError
 from ghnerf.export.writers import FORMATS, formats_help
-from ghnerf.options import output_folder, output_image, output_root, parse_options
+from ghnerf.app.options import output_folder, output_image, output_root, parse_options
 from ghnerf.student.config import PRESETS, LossWeights, StudentConfig
 
 
@@ -146,7 +146,7 @@ def summary_table(path: Path, summary: dict) -> Table:
 @teachers_app.command("list")
 def teachers_list() -> None:
     """Every registered teacher, its target kinds, and whether it is usable here (and why not)."""
-    from teachers.registry import REGISTRY, availability
+    from ghnerf.app.teacher_registry import REGISTRY, availability
 
     table = Table(title="teachers")
     for col in ("name", "kinds", "usable", "details"):
@@ -188,7 +188,7 @@ def distill_cmd(
     A rerun skips every shard already written, repairs damaged or lost catalog entries (from the shard when it
     is intact, else by recomputing it) and removes duplicate shard files of its dataset and teacher.
     """
-    from teachers.distill import DistillConfig, distill
+    from ghnerf.app.distill import DistillConfig, distill
     from teachers.consistency import shard_consistency
 
     options = _storage_options(storage_option)
@@ -236,10 +236,10 @@ def distill_table(report) -> Table:
 
 
 def _write_preview(store_url: str, report, path: Path, storage_options: dict | None = None) -> None:
-    from ghnerf.fileio import write_image
+    from ghnerf.base.fileio import write_image
     from storage.catalog import Catalog
     from storage.root import StorageRoot
-    from teachers.preview import shard_preview
+    from ghnerf.app.teacher_preview import shard_preview
 
     store = StorageRoot(store_url, storage_options)
     keys = [r.key for r in report.results if r.shard_path]
@@ -469,7 +469,7 @@ def _report_lineage(path: Path, as_json: bool, storage_options: dict | None = No
     """metrics.json -> its checkpoint -> shards -> teacher and inputs."""
     from rich.tree import Tree
 
-    from ghnerf.fileio import file_sha256
+    from ghnerf.base.fileio import file_sha256
 
     try:
         report = json.loads(path.read_text())
@@ -669,7 +669,7 @@ def pipeline_cmd(
     size: Annotated[int, typer.Option(help="image size")] = 128,
 ) -> None:
     """The main job without a Prefect server (for scripts): synth -> distill -> train -> evaluate -> registry."""
-    from ghnerf.pipeline import PipelineConfig, run_pipeline
+    from ghnerf.app.pipeline import PipelineConfig, run_pipeline
 
     try:
         cfg = parse_options(PipelineConfig, out=str(out), layout=layout, teacher=teacher, config=config,
@@ -692,7 +692,7 @@ def retrain_cmd(
     eval_max_views: Annotated[int, typer.Option(help="views of the fixed evaluation split")] = 8,
 ) -> None:
     """Fine-tune the promoted model on new shards and promote it only if better (no server; see retrain/nightly)."""
-    from ghnerf.retrain import RetrainSpec, retrain
+    from ghnerf.app.retrain import RetrainSpec, retrain
 
     try:
         spec = parse_options(RetrainSpec, registry=str(registry), data=str(data), targets=targets, teacher=teacher,
@@ -711,7 +711,7 @@ def doctor_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """What works here and how to fix what does not; exit 1 when the main job cannot run."""
-    from ghnerf.doctor import main_job_blocked, run_checks
+    from ghnerf.app.doctor import main_job_blocked, run_checks
 
     checks = run_checks(api_url, store)
     blocked = main_job_blocked(checks)

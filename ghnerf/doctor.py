@@ -311,7 +311,7 @@ def check_teachers() -> list[Check]:
         ok with version and weights digest; else the registry's reason (it names the missing package
         or file): a warning for optional teachers, a failure otherwise (blocking for mediapipe).
     """
-    from teachers.registry import REGISTRY, availability
+    from ghnerf.app.teacher_registry import REGISTRY, availability
 
     out = []
     for name in REGISTRY:
@@ -341,7 +341,7 @@ def check_weights() -> list[Check]:
         (without them training goes on with ``--pretrained auto`` / ``--perceptual-weight auto``, the defaults:
         a random init and no perceptual loss, said and recorded).
     """
-    from ghnerf.errors import WeightsNotFoundError
+    from ghnerf.base.errors import WeightsNotFoundError
     from ghnerf.student.encoders import dino_cache_file, resnet_weights_file, torch_hub_checkpoint
     from ghnerf.student.losses import VGG16_FILE
 

@@ -16,7 +16,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from ghnerf.errors import DataReadError
+from ghnerf.base.errors import DataReadError
 
 
 def umask_mode() -> int:

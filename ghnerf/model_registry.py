@@ -20,8 +20,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ghnerf.errors import ConfigError, DataReadError
-from ghnerf.fileio import file_sha256, write_json
+from ghnerf.base.errors import ConfigError, DataReadError
+from ghnerf.base.fileio import file_sha256, write_json
 
 
 class EvalSpec(BaseModel):

@@ -33,9 +33,9 @@ from dataclasses import dataclass
 import numpy as np
 from jaxtyping import Bool, Float, Int
 
-from ghnerf.body25 import BODY25_NAMES, JOINT_INDEX as J, NUM_JOINTS
-from ghnerf.cameras import Camera
-from ghnerf.errors import ConfigError
+from ghnerf.base.body25 import BODY25_NAMES, JOINT_INDEX as J, NUM_JOINTS
+from ghnerf.base.cameras import Camera
+from ghnerf.base.errors import ConfigError
 
 # (right, left) BODY_25 joint pairs that a left/right swap exchanges.
 LR_PAIRS: tuple[tuple[int, int], ...] = tuple(

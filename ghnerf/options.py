@@ -2,11 +2,11 @@
 
 Numbers are checked by the commands' pydantic specs (``TrainSpec``, ``DistillConfig``,
 ``SynthConfig``, ...: the one source of their ranges); :func:`parse_options` turns a
-``ValidationError`` into an :class:`~ghnerf.errors.OptionError` with one line per bad
+``ValidationError`` into an :class:`~ghnerf.base.errors.OptionError` with one line per bad
 option (spec field ``image_scale`` is option ``--image-scale``). Output paths are
 checked by the option parsers :func:`output_folder`, :func:`output_root` and
 :func:`output_image`. The CLI
-prints both kinds the way it prints every :class:`~ghnerf.errors.GHNeRFError`: one
+prints both kinds the way it prints every :class:`~ghnerf.base.errors.GHNeRFError`: one
 line each, exit code 2.
 """
 
@@ -16,7 +16,7 @@ from typing import TypeVar
 import typer
 from pydantic import BaseModel, ValidationError
 
-from ghnerf.errors import OptionError
+from ghnerf.base.errors import OptionError
 
 M = TypeVar("M", bound=BaseModel)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")

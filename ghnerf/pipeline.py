@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ghnerf.model_registry import EvalSpec, ModelRegistry, PromotionRule, decide, model_record
+from ghnerf.app.model_registry import EvalSpec, ModelRegistry, PromotionRule, decide, model_record
 from ghnerf.student.run import TrainSpec
 
 
@@ -81,7 +81,7 @@ def generate(cfg: PipelineConfig, on_frame: Callable[[str, int], None] | None = 
 def promote_if_better(cfg: PipelineConfig, report: dict, run_id: str | None = None,
                       rule: PromotionRule | None = None):
     """Register the evaluated run: promoted when the registry has no better model (see :func:`decide`)."""
-    from ghnerf.model_registry import Decision
+    from ghnerf.app.model_registry import Decision
 
     rule = rule or PromotionRule()
     registry = ModelRegistry(cfg.registry)
@@ -100,7 +100,7 @@ def run_pipeline(cfg: PipelineConfig, log: Callable[[str], None] = print,
     from ghnerf.eval.evaluate import evaluate_run
     from ghnerf.student.run import run_training
     from teachers.consistency import shard_consistency
-    from teachers.distill import DistillConfig, distill
+    from ghnerf.app.distill import DistillConfig, distill
 
     log(f"1/4 synthetic {cfg.layout} data -> {generate(cfg)}")
     p = cfg.distill_params()

@@ -4,7 +4,7 @@ One plain function, :func:`retrain`, composes the steps; the training and
 evaluation steps are parameters so the Prefect ``retrain`` flow passes its tasks
 (each step visible in the UI) and ``ghnerf retrain`` passes the plain functions.
 Every outcome -- promote, keep or skip -- is written to the registry with both
-metric sets (:mod:`ghnerf.model_registry`).
+metric sets (:mod:`ghnerf.app.model_registry`).
 """
 
 from collections.abc import Callable
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ghnerf.model_registry import Decision, EvalSpec, ModelRecord, ModelRegistry, PromotionRule, decide, model_record
+from ghnerf.app.model_registry import Decision, EvalSpec, ModelRecord, ModelRegistry, PromotionRule, decide, model_record
 from ghnerf.student.run import TrainSpec
 
 

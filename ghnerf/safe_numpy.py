@@ -10,7 +10,7 @@ object arrays through an unpickler that resolves only the few globals a real
 ``np.save`` of dicts, lists, strings, numbers and arrays writes (numpy's array
 and scalar reconstructors, ``numpy.ndarray``, ``numpy.dtype``, ``complex``,
 ``set``) and refuses every other one, before anything is called, with an
-:class:`~ghnerf.errors.UnsafeFileError` naming the file and the refused class.
+:class:`~ghnerf.base.errors.UnsafeFileError` naming the file and the refused class.
 """
 
 import io
@@ -22,7 +22,7 @@ import numpy as np
 from numpy._core import multiarray as _multiarray
 from numpy._core import numeric as _numeric
 
-from ghnerf.errors import DataReadError, UnsafeFileError
+from ghnerf.base.errors import DataReadError, UnsafeFileError
 
 # (module, name) -> object. numpy >= 2 pickles under ``numpy._core``, numpy 1.x under ``numpy.core``;
 # Python 2 pickles name ``__builtin__``. Everything else is refused.

@@ -3,7 +3,7 @@
 A pose teacher labels each view of a frame on its own, so its mistakes (a wrist on
 the wrong side, a swapped leg, a missed foot) differ from view to view. With
 calibrated cameras the views must agree on one 3D skeleton: every joint is
-triangulated robustly from the views that agree (:func:`ghnerf.multiview.consistency_report`,
+triangulated robustly from the views that agree (:func:`ghnerf.base.multiview.consistency_report`,
 RANSAC over view pairs) and reprojected into every view, including views where the
 teacher missed or misplaced it. This is multi-view bootstrapping (Simon et al.,
 "Hand Keypoint Detection in Single Images using Multiview Bootstrapping", CVPR 2017),
@@ -20,9 +20,9 @@ from dataclasses import dataclass
 import numpy as np
 from jaxtyping import Float
 
-from ghnerf.cameras import Camera
-from ghnerf.errors import ConfigError
-from ghnerf.multiview import consistency_report
+from ghnerf.base.cameras import Camera
+from ghnerf.base.errors import ConfigError
+from ghnerf.base.multiview import consistency_report
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class FusionConfig:
     Attributes:
         min_inliers: views that must agree on a joint (within their tolerance) for it to be kept.
         rel_threshold: a view's agreement tolerance as a share of its keypoint box diagonal
-            (:func:`ghnerf.multiview.consistency_report`).
+            (:func:`ghnerf.base.multiview.consistency_report`).
     """
 
     min_inliers: int = 3

@@ -3,7 +3,7 @@
 import cv2
 import numpy as np
 
-from ghnerf.body25 import BODY25_COLORS, BODY25_LIMBS
+from ghnerf.base.body25 import BODY25_COLORS, BODY25_LIMBS
 
 
 def draw_skeleton(image: np.ndarray, joints2d: np.ndarray, min_conf: float = 0.0, radius: int = 2) -> np.ndarray:

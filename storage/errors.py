@@ -1,6 +1,6 @@
 """Storage errors (all are GHNeRFError, so the CLI prints them as one line)."""
 
-from ghnerf.errors import GHNeRFError
+from ghnerf.base.errors import GHNeRFError
 
 
 class ShardIntegrityError(GHNeRFError):

@@ -6,7 +6,7 @@ hashes they used; :func:`shard_lineage` is the link they resolve through.
 
 from pathlib import PurePosixPath
 
-from ghnerf.errors import ConfigError
+from ghnerf.base.errors import ConfigError
 from storage.catalog import Catalog, CatalogEntry, damaged_error
 from storage.root import StorageRoot
 from storage.shards import read_shard

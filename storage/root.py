@@ -22,7 +22,7 @@ from pathlib import Path
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-from ghnerf.errors import GHNeRFError
+from ghnerf.base.errors import GHNeRFError
 from storage.errors import StorageAccessError, StoreNotFoundError
 
 S3_PROTOCOLS = ("s3", "s3a")

@@ -17,8 +17,8 @@ import pyarrow.compute as pc
 import torch
 from torch.utils.data import Dataset
 
-from ghnerf.codecs.keypoints import HeatmapCodec
-from ghnerf.errors import ConfigError
+from ghnerf.base.keypoint_codec import HeatmapCodec
+from ghnerf.base.errors import ConfigError
 from storage.catalog import Catalog, CatalogEntry
 from storage.errors import PartialTargetsError
 from storage.root import StorageRoot

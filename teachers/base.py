@@ -22,8 +22,8 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 from jaxtyping import Bool, Float, UInt8
 
-from ghnerf.cameras import Camera
-from ghnerf.errors import GHNeRFError
+from ghnerf.base.cameras import Camera
+from ghnerf.base.errors import GHNeRFError
 
 CSE_DIM = 16
 

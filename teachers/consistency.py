@@ -1,7 +1,7 @@
 """Multi-view consistency of a pose teacher's labels, summarised per shard.
 
 For every frame, the teacher's 2D keypoints from all calibrated views are
-triangulated (robustly, :func:`ghnerf.multiview.consistency_report`); the
+triangulated (robustly, :func:`ghnerf.base.multiview.consistency_report`); the
 reprojection error per joint and view shows where the teacher disagrees with the
 other views, and left/right swaps (a typical failure in back views) are flagged.
 This makes noisy teacher labels visible before the student trains on them.
@@ -9,8 +9,8 @@ This makes noisy teacher labels visible before the student trains on them.
 
 import numpy as np
 
-from ghnerf.body25 import BODY25_NAMES
-from ghnerf.multiview import consistency_report
+from ghnerf.base.body25 import BODY25_NAMES
+from ghnerf.base.multiview import consistency_report
 
 
 def shard_consistency(per_frame: list) -> dict:

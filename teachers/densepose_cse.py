@@ -35,7 +35,7 @@ def paste_box_embedding(embedding: Float[np.ndarray, "D S S"], segm: Float[np.nd
     """Paste box-relative DensePose maps into an image-sized canvas of stride-``stride`` cells.
 
     Coordinates: our cell (i, j) is centred on image pixel ``(j * stride + (stride - 1) / 2, i * stride + ...)``
-    with pixel centres at integers (as in :class:`~ghnerf.codecs.keypoints.HeatmapCodec`). detectron2 boxes are
+    with pixel centres at integers (as in :class:`~ghnerf.base.keypoint_codec.HeatmapCodec`). detectron2 boxes are
     continuous coordinates in which pixel k spans [k, k + 1), so that centre is ``+ 0.5`` there. A cell whose
     centre is inside the box ``[x0, x1) x [y0, y1)`` takes the bilinear value of the box maps at that point,
     the box edges being the outer edges of the S x S map (``F.interpolate(..., mode="bilinear")`` with

@@ -34,9 +34,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from ghnerf.data import load_surface, load_view, open_dataset
 from ghnerf.data.images import pinhole
 from ghnerf.data.records import MultiViewFrame
-from ghnerf.errors import GHNeRFError, NonFiniteError
-from ghnerf.fileio import file_sha256
-from ghnerf.hold import hold_point
+from ghnerf.base.errors import GHNeRFError, NonFiniteError
+from ghnerf.base.fileio import file_sha256
+from ghnerf.base.hold import hold_point
 from storage.catalog import Catalog, CatalogEntry, DamagedEntry, code_version, host_name, now_utc
 from storage.errors import ShardIntegrityError
 from storage.gc import GC_MIN_AGE_S, GcReport, collect_garbage
@@ -45,7 +45,7 @@ from storage.schemas import TARGET_SCHEMA
 from storage.shards import (TargetRow, build_table, decode_rows, named_sha_matches, read_shard, shard_rel_path,
                             table_bytes)
 from teachers.base import Teacher, TeacherInput, TeacherOutput
-from teachers.registry import build_teacher
+from ghnerf.app.teacher_registry import build_teacher
 
 MB = 1 << 20
 # Stored bytes per target cell, measured on Gaussian heatmaps / embeddings (benchmarks/distill_overhead.py).
@@ -304,7 +304,7 @@ def run_shard(plan: ShardPlan, cfg: DistillConfig, teacher: Teacher, store: Stor
         _remove_damaged(store, damaged)
         return ShardResult(plan.key, plan.subject, plan.frame_ids, status, done.rows, list(done.failures),
                            done.shard_path, done.consistency, time.perf_counter() - t0)
-    hold_point("shard")  # a no-op unless a kill test sets GHNERF_HOLD (ghnerf/hold.py)
+    hold_point("shard")  # a no-op unless a kill test sets GHNERF_HOLD (ghnerf/base/hold.py)
     inputs = dict(plan.inputs)
     root = Path(plan.dataset_root)
     seq = open_dataset(root, plan.layout).sequence(plan.subject)

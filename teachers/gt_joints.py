@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ghnerf.codecs.keypoints import HeatmapCodec
+from ghnerf.base.keypoint_codec import HeatmapCodec
 from teachers.base import TargetKind, TeacherError, TeacherInput, TeacherOutput
 
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ghnerf.body25 import JOINT_INDEX as J
-from ghnerf.body25 import NUM_JOINTS
-from ghnerf.codecs.keypoints import HeatmapCodec, empty_keypoints
+from ghnerf.base.body25 import JOINT_INDEX as J
+from ghnerf.base.body25 import NUM_JOINTS
+from ghnerf.base.keypoint_codec import HeatmapCodec, empty_keypoints
 from teachers.base import TargetKind, TeacherInput, TeacherOutput, TeacherUnavailable, sha256_files
 
 # BODY_25 joint <- MediaPipe landmark index (single-landmark joints).

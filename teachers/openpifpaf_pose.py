@@ -40,9 +40,9 @@ import numpy as np
 from jaxtyping import Bool, Float
 from scipy.ndimage import map_coordinates
 
-from ghnerf.body25 import JOINT_INDEX as J
-from ghnerf.body25 import COCO17_IN_BODY25, COCO17_NAMES, NUM_JOINTS
-from ghnerf.codecs.keypoints import HeatmapCodec, empty_keypoints
+from ghnerf.base.body25 import JOINT_INDEX as J
+from ghnerf.base.body25 import COCO17_IN_BODY25, COCO17_NAMES, NUM_JOINTS
+from ghnerf.base.keypoint_codec import HeatmapCodec, empty_keypoints
 from teachers.base import (TargetKind, TeacherError, TeacherInput, TeacherOutput, TeacherUnavailable,
                            sha256_files)
 

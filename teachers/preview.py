@@ -4,7 +4,7 @@ import numpy as np
 import pyarrow.compute as pc
 
 from ghnerf.data import load_view, open_dataset
-from ghnerf.viz import contact_sheet, draw_skeleton, embedding_colours, heatmap_overlay
+from ghnerf.base.viz import contact_sheet, draw_skeleton, embedding_colours, heatmap_overlay
 from storage.catalog import CatalogEntry
 from storage.root import StorageRoot
 from storage.shards import decode_rows, read_shard

@@ -10,8 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ghnerf.codecs.keypoints import HeatmapCodec
-from ghnerf.errors import ConfigError
+from ghnerf.base.keypoint_codec import HeatmapCodec
+from ghnerf.base.errors import ConfigError
 from teachers.base import Teacher, TeacherUnavailable
 
 

@@ -21,15 +21,15 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from ghnerf.cli import app
+from ghnerf.app.cli import app
 from ghnerf.data import open_dataset
-from ghnerf.errors import UnsafeFileError
-from ghnerf.safe_numpy import load_npy, load_npz
+from ghnerf.base.errors import UnsafeFileError
+from ghnerf.base.safe_numpy import load_npy, load_npz
 from ghnerf.synth.generate import SynthConfig, generate_dataset
 from storage.catalog import Catalog
 from storage.root import StorageRoot
 from storage.targets import TargetStore
-from teachers.distill import DistillConfig, distill
+from ghnerf.app.distill import DistillConfig, distill
 
 REPO = Path(__file__).resolve().parent.parent
 runner = CliRunner()
@@ -287,7 +287,7 @@ def test_training_validates_every_view_before_step_1(data, tmp_path):
     image = view.image_path
     image.write_bytes(image.read_bytes()[:-200])  # truncated: only a full decode or the file's end shows it
     mask = view.mask_paths[0]
-    from ghnerf.fileio import write_image
+    from ghnerf.base.fileio import write_image
     write_image(mask, np.zeros((40, 50), np.uint8))
     before = snapshot(tmp_path)
     run = tmp_path / "run"
@@ -370,7 +370,7 @@ def test_deleted_catalog_is_restored_from_the_shards_without_orphans(data, tmp_p
 
 
 def test_image_of_another_size_in_frame_0_is_named(data, tmp_path):
-    from ghnerf.fileio import write_image
+    from ghnerf.base.fileio import write_image
 
     root = data("zju")
     seq = open_dataset(root).sequence("CoreView_902")
@@ -467,7 +467,7 @@ def test_missing_camera_folder_is_named(data, tmp_path, layout):
 
 def test_duplicate_shard_of_concurrent_distills_is_removed(data, tmp_path, monkeypatch):
     """Two runs writing the same shard (simulated: the second one does not see the first's entry)."""
-    import teachers.distill as td
+    import ghnerf.app.distill as td
 
     root = data("zju")
     store = tmp_path / "store"

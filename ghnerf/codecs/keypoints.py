@@ -4,7 +4,7 @@ Coordinate space: keypoints are (x, y) in *undistorted image pixels*, pixel
 centres at integer coordinates. A heatmap of stride ``s`` has ``ceil(H / s) x
 ceil(W / s)`` cells; cell ``(i, j)`` is centred on image point
 ``(j * s + (s - 1) / 2, i * s + (s - 1) / 2)``. Keypoint order: BODY_25
-(:mod:`ghnerf.body25`). ``sigma`` is in image pixels (OpenPose trains with 7).
+(:mod:`ghnerf.base.body25`). ``sigma`` is in image pixels (OpenPose trains with 7).
 
 Decoding takes the arg-max cell and refines it to sub-cell precision with a
 quadratic fit to the log values of its 3 x 3 neighbourhood (:func:`refine_peak`,
@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 from jaxtyping import Bool, Float
 
-from ghnerf.body25 import NUM_JOINTS
-from ghnerf.errors import ConfigError
+from ghnerf.base.body25 import NUM_JOINTS
+from ghnerf.base.errors import ConfigError
 
 OPENPOSE_SIGMA_PX = 7.0
 

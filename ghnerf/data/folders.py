@@ -5,8 +5,8 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Generic, TypeVar
 
-from ghnerf.errors import DataReadError
-from ghnerf.fileio import image_size
+from ghnerf.base.errors import DataReadError
+from ghnerf.base.fileio import image_size
 
 SequenceT = TypeVar("SequenceT")
 

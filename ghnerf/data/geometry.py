@@ -11,9 +11,9 @@ import cv2
 import numpy as np
 from jaxtyping import Float
 
-from ghnerf.cameras import Camera
+from ghnerf.base.cameras import Camera
 from ghnerf.data.records import MultiViewFrame
-from ghnerf.errors import DataReadError
+from ghnerf.base.errors import DataReadError
 
 BOX_PADDING_M = 0.1
 MIN_NEAR_M = 0.1

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ghnerf.cameras import Camera
+from ghnerf.base.cameras import Camera
 from ghnerf.data.records import CameraView
-from ghnerf.errors import DataReadError
-from ghnerf.fileio import check_image_file, read_image
-from ghnerf.safe_numpy import load_npz
+from ghnerf.base.errors import DataReadError
+from ghnerf.base.fileio import check_image_file, read_image
+from ghnerf.base.safe_numpy import load_npz
 
 ENERF_DILATE_KERNEL = 5
 DEPTH_UNIT_M = 1e-3  # synthetic depth PNGs store millimetres

@@ -7,7 +7,7 @@ from ghnerf.data import renderpeople, zju
 from ghnerf.data.records import SubjectSummary
 from ghnerf.data.renderpeople import RenderPeopleReader
 from ghnerf.data.zju import ZJUMoCapReader
-from ghnerf.errors import ConfigError, DataReadError
+from ghnerf.base.errors import ConfigError, DataReadError
 
 Layout = Literal["zju", "renderpeople"]
 LAYOUTS: tuple[str, ...] = ("zju", "renderpeople")

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from jaxtyping import Float
 
-from ghnerf.cameras import Camera
+from ghnerf.base.cameras import Camera
 
 # Folder beside the real layout holding ground truth the real datasets have no place for
 # (3D joints, depth, canonical surface coordinates, true 2D joints with visibility).

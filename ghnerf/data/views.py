@@ -9,8 +9,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ghnerf.cameras import Camera
-from ghnerf.errors import ConfigError
+from ghnerf.base.cameras import Camera
+from ghnerf.base.errors import ConfigError
 
 
 def nearest_source_views(cameras: Sequence[Camera], target: int, candidates: Sequence[int], k: int) -> list[int]:

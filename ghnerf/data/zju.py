@@ -20,11 +20,11 @@ from functools import cached_property
 from pathlib import Path
 
 import numpy as np
-from ghnerf.cameras import Camera
+from ghnerf.base.cameras import Camera
 from ghnerf.data.folders import SubjectFolders, camera_image_sizes, skipped_subject
 from ghnerf.data.records import SIDE_DIR, CameraView, MultiViewFrame, SubjectSummary
-from ghnerf.errors import DataReadError, UnsafeFileError
-from ghnerf.safe_numpy import load_npy
+from ghnerf.base.errors import DataReadError, UnsafeFileError
+from ghnerf.base.safe_numpy import load_npy
 
 MM_TO_M = 1e-3
 ANNOTS = "annots.npy"

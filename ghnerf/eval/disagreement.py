@@ -4,7 +4,7 @@ Per view and joint, the student's and the teacher's 2D keypoints disagree when t
 radius apart (``alpha`` x the torso diameter, LShoulder-RHip, of the reference; of the teacher, then the
 student, when the reference has no torso), or when only one of them gives the joint. The reference is the
 dataset's 2D joint where present (``ground truth``), otherwise the teacher's keypoints of the frame's *other*
-views triangulated robustly (:func:`ghnerf.multiview.consistency_report`) and projected into the view
+views triangulated robustly (:func:`ghnerf.base.multiview.consistency_report`) and projected into the view
 (``multi-view``). A side is supported when it is within the radius of the reference.
 
 Verdicts: ``student`` (student supported, teacher not), ``teacher``, ``both``, ``neither``, ``undecided``
@@ -18,13 +18,13 @@ from pathlib import Path
 import numpy as np
 from jaxtyping import Float
 
-from ghnerf.body25 import BODY25_NAMES
-from ghnerf.cameras import Camera
-from ghnerf.codecs.keypoints import empty_keypoints
+from ghnerf.base.body25 import BODY25_NAMES
+from ghnerf.base.cameras import Camera
+from ghnerf.base.keypoint_codec import empty_keypoints
 from ghnerf.data.images import pinhole
 from ghnerf.eval.metrics import PCK_ALPHA, torso_diameter
 from ghnerf.eval.triangulated_teacher import project_joints, robust_triangulation, teacher_keypoints
-from ghnerf.fileio import write_image, write_json
+from ghnerf.base.fileio import write_image, write_json
 
 VERDICTS = ("student", "teacher", "both", "neither", "undecided")
 WORST_PICTURES = 4
@@ -121,7 +121,7 @@ def _picture(image: np.ndarray, view: dict, student: np.ndarray, teacher: np.nda
     the PCK radius)."""
     import cv2
 
-    from ghnerf.viz import draw_skeleton
+    from ghnerf.base.viz import draw_skeleton
 
     joints = [BODY25_NAMES.index(r["joint"]) for r in view["disagreements"]]
     ring = max(2, round(view["disagreements"][0]["radius_px"])) if joints else 2

@@ -16,14 +16,14 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ghnerf.errors import WeightsNotFoundError
+from ghnerf.base.errors import WeightsNotFoundError
 from ghnerf.eval.metrics import (PCK_ALPHA, coco17, coco_keypoint_ap, confidence_calibration, heatmap_mse,
                                  masked_psnr, masked_ssim, openpose_keypoints, pck)
-from ghnerf.fileio import file_sha256, write_bytes, write_image, write_json
+from ghnerf.base.fileio import file_sha256, write_bytes, write_image, write_json
 from ghnerf.student.data import ExampleSet
 from ghnerf.student.model import GHNeRF
 from ghnerf.student.train import load_checkpoint, pick_device, render_full_view
-from ghnerf.viz import draw_skeleton, heatmap_overlay, reliability_diagram
+from ghnerf.base.viz import draw_skeleton, heatmap_overlay, reliability_diagram
 
 DEFINITIONS = {
     "psnr": "PSNR (dB) over the pixels inside the projected body box, images in [0, 1] (ENeRF mask_at_box)",
@@ -44,7 +44,7 @@ DEFINITIONS = {
                           "1 - exp(-sigma) and averaged over the frame's evaluated views; per joint the peak, "
                           "refined to sub-voxel precision (ghnerf.eval.metrics.volume_peaks)",
     "mpjpe_triangulated_m": "mean per-joint error (metres) of 3D joints triangulated robustly from the student's 2D "
-                            "keypoints in the evaluated views of each frame (ghnerf.multiview), against the "
+                            "keypoints in the evaluated views of each frame (ghnerf.base.multiview), against the "
                             "dataset's 3D joints; frames with fewer than 2 evaluated views are skipped",
     "cse_mse": "mean squared error of the rendered 16-d surface embedding against the CSE teacher's targets, over "
                "the target's foreground inside the body box (only with --targets and --cse-teacher)",
@@ -160,7 +160,7 @@ def evaluate_run(run: str | Path, data: str | Path, split: str = "test", max_vie
             diff = (r["cse"].numpy() - ex.cse.numpy())[:, sel]
             row["cse_mse"] = float((diff**2).mean()) if diff.size else None
             if i < 4:
-                from ghnerf.viz import embedding_colours
+                from ghnerf.base.viz import embedding_colours
 
                 write_image(out / "images" / f"{i:03d}_cse.png", np.concatenate(
                     [embedding_colours(_u8(gt), r["cse"].numpy(), box), embedding_colours(_u8(gt), ex.cse.numpy(),
@@ -234,9 +234,9 @@ def volumetric_mpjpe(model: GHNeRF, per_frame: dict, device: torch.device) -> fl
 
 def triangulated_mpjpe(per_frame: dict) -> float | None:
     """MPJPE of the student's 2D keypoints triangulated per frame over its evaluated views."""
-    from ghnerf.cameras import Camera
+    from ghnerf.base.cameras import Camera
     from ghnerf.eval.metrics import mpjpe
-    from ghnerf.multiview import consistency_report
+    from ghnerf.base.multiview import consistency_report
 
     errors = []
     for views in per_frame.values():

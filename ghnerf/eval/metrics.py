@@ -26,10 +26,10 @@ import numpy as np
 from jaxtyping import Bool, Float
 from scipy import ndimage
 
-from ghnerf.body25 import COCO17_IN_BODY25
-from ghnerf.body25 import JOINT_INDEX as J
-from ghnerf.codecs.keypoints import parabola_offset, refine_peak
-from ghnerf.errors import ConfigError
+from ghnerf.base.body25 import COCO17_IN_BODY25
+from ghnerf.base.body25 import JOINT_INDEX as J
+from ghnerf.base.keypoint_codec import parabola_offset, refine_peak
+from ghnerf.base.errors import ConfigError
 
 PCK_ALPHA = 0.2
 OPENPOSE_SMOOTH_SIGMA = 3.0
@@ -72,7 +72,7 @@ def heatmap_mse(pred: Float[np.ndarray, "K H W"], gt: Float[np.ndarray, "K H W"]
 def openpose_keypoints(heatmaps: Float[np.ndarray, "K H W"], threshold: float = OPENPOSE_THRESHOLD,
                        smooth_sigma: float = OPENPOSE_SMOOTH_SIGMA) -> Float[np.ndarray, "K 3"]:
     """Per joint (x, y, score) of the highest peak among the connected regions above ``threshold``, refined to
-    sub-pixel precision on the smoothed map (:func:`ghnerf.codecs.keypoints.refine_peak`).
+    sub-pixel precision on the smoothed map (:func:`ghnerf.base.keypoint_codec.refine_peak`).
 
     ``score`` is the heatmap's value at the peak. A joint is absent (NaN xy, score exactly 0) when no region
     rises above ``threshold``, when the heatmap itself is below it at the peak, or when the peak lies on the

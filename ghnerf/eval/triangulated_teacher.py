@@ -5,8 +5,8 @@ Two triangulations of each joint from the K source views the student gets (the e
 :meth:`ghnerf.student.data.ExampleSet.sources`):
 
 * ``dlt``: plain DLT weighted by the teacher's confidence, over every source view that reports the joint
-  (:func:`ghnerf.multiview.triangulate_points` without refinement);
-* ``robust``: the project's robust triangulation (:func:`ghnerf.multiview.consistency_report`: RANSAC over
+  (:func:`ghnerf.base.multiview.triangulate_points` without refinement);
+* ``robust``: the project's robust triangulation (:func:`ghnerf.base.multiview.consistency_report`: RANSAC over
   view pairs, refit on the inliers).
 
 A joint fewer than 2 source views report (or no 2 views agree on, ``robust``) is missing in the projection.
@@ -19,12 +19,12 @@ from dataclasses import dataclass
 import numpy as np
 from jaxtyping import Float
 
-from ghnerf.body25 import NUM_JOINTS
-from ghnerf.cameras import Camera
-from ghnerf.codecs.keypoints import empty_keypoints
+from ghnerf.base.body25 import NUM_JOINTS
+from ghnerf.base.cameras import Camera
+from ghnerf.base.keypoint_codec import empty_keypoints
 from ghnerf.data.images import pinhole
 from ghnerf.eval.metrics import mpjpe
-from ghnerf.multiview import consistency_report, triangulate_points
+from ghnerf.base.multiview import consistency_report, triangulate_points
 
 
 def _present(keypoints: np.ndarray) -> np.ndarray:
@@ -53,7 +53,7 @@ def plain_triangulation(cameras: Sequence[Camera], keypoints: Float[np.ndarray, 
 
 def robust_triangulation(cameras: Sequence[Camera],
                          keypoints: Float[np.ndarray, "C 25 3"]) -> Float[np.ndarray, "25 3"]:
-    """The project's robust triangulation (:func:`ghnerf.multiview.consistency_report`) of C views' keypoints.
+    """The project's robust triangulation (:func:`ghnerf.base.multiview.consistency_report`) of C views' keypoints.
 
     Returns:
         (25, 3) world points, NaN where no 2 views agree.

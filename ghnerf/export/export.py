@@ -11,10 +11,10 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ghnerf.errors import ConfigError
+from ghnerf.base.errors import ConfigError
 from ghnerf.export.sources import Progress, student_keypoints, teacher_keypoints
 from ghnerf.export.writers import FORMATS, formats_help
-from ghnerf.fileio import write_json
+from ghnerf.base.fileio import write_json
 
 COORDINATES = {"2d": "pixels of the full-resolution undistorted image (pixel centres at integers)",
                "3d": "world metres of the dataset's calibration"}

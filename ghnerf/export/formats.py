@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 from jaxtyping import Bool, Float
 
-from ghnerf.body25 import COCO17_IN_BODY25, COCO17_NAMES, COCO17_SKELETON, NUM_JOINTS
-from ghnerf.errors import ConfigError
+from ghnerf.base.body25 import COCO17_IN_BODY25, COCO17_NAMES, COCO17_SKELETON, NUM_JOINTS
+from ghnerf.base.errors import ConfigError
 
 OPENPOSE_VERSION = 1.3
 # Every array of a person in OpenPose's --write_json output, in the order OpenPose writes them.

@@ -12,7 +12,7 @@ targets) and 3D joints in world metres.
   (:func:`ghnerf.eval.evaluate.volumetric_joints`, confidence = volume peak; a peak on the volume's border is
   absent).
 * **Teacher**: its stored keypoints (:meth:`storage.targets.TargetStore.keypoints`); 3D joints by
-  robust triangulation over the views it labelled (:func:`ghnerf.multiview.consistency_report`),
+  robust triangulation over the views it labelled (:func:`ghnerf.base.multiview.consistency_report`),
   confidence = mean teacher confidence of the inlier views. A view it has no keypoints for is reported
   (``FrameKeypoints.missing``) with the error its distillation recorded.
 """
@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 from jaxtyping import Float
 
-from ghnerf.body25 import NUM_JOINTS
+from ghnerf.base.body25 import NUM_JOINTS
 from ghnerf.data.records import MultiViewFrame
-from ghnerf.errors import ConfigError
+from ghnerf.base.errors import ConfigError
 
 
 Progress = Callable[[int, int], None]
@@ -111,7 +111,7 @@ def teacher_keypoints(store: str, teacher: str, data: str | Path, subject: str, 
     """
     from ghnerf.data import open_dataset
     from ghnerf.data.images import pinhole
-    from ghnerf.multiview import consistency_report
+    from ghnerf.base.multiview import consistency_report
     from ghnerf.render.scene import frame_indices
     from storage.targets import TargetStore
 

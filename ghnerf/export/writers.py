@@ -21,7 +21,7 @@ from typing import Protocol
 from ghnerf.export.formats import (coco_annotation, coco_ground_truth, coco_result, easymocap_keypoints3d,
                                    openpose_filename, openpose_json)
 from ghnerf.export.sources import FrameKeypoints
-from ghnerf.fileio import write_json
+from ghnerf.base.fileio import write_json
 
 
 class FormatWriter(Protocol):

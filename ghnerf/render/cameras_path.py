@@ -1,6 +1,6 @@
 """Virtual camera paths for free-viewpoint video: orbit, interpolation between capture cameras, the captures.
 
-All cameras are undistorted pinhole :class:`~ghnerf.cameras.Camera` records (OpenCV
+All cameras are undistorted pinhole :class:`~ghnerf.base.cameras.Camera` records (OpenCV
 convention, metres) at the output image size. The world's up direction is not assumed:
 it is found from the capture cameras (:func:`world_up`), so a path stays level on any
 rig whose cameras are held upright (ZJU-MoCap, RenderPeople, the synthetic ring).
@@ -12,8 +12,8 @@ import numpy as np
 from jaxtyping import Float
 from scipy.spatial.transform import Rotation, Slerp
 
-from ghnerf.cameras import Camera, look_at
-from ghnerf.errors import ConfigError
+from ghnerf.base.cameras import Camera, look_at
+from ghnerf.base.errors import ConfigError
 
 PATHS = ("orbit", "interpolate", "cameras")
 

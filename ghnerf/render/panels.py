@@ -5,9 +5,9 @@ from dataclasses import dataclass
 import numpy as np
 from jaxtyping import Float, UInt8
 
-from ghnerf.errors import ConfigError
+from ghnerf.base.errors import ConfigError
 from ghnerf.eval.metrics import openpose_keypoints
-from ghnerf.viz import draw_skeleton, embedding_colours, heatmap_overlay
+from ghnerf.base.viz import draw_skeleton, embedding_colours, heatmap_overlay
 
 OVERLAYS = ("none", "heatmaps", "skeleton", "cse", "all")
 

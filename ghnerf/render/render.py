@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
-from ghnerf.fileio import write_image, write_json
+from ghnerf.base.fileio import write_image, write_json
 from ghnerf.render.cameras_path import PATHS, camera_path
 from ghnerf.render.panels import OVERLAYS, PanelChoice, compose_panels
 from ghnerf.render.scene import open_scene

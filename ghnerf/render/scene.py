@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 from jaxtyping import Float
 
-from ghnerf.cameras import Camera
+from ghnerf.base.cameras import Camera
 from ghnerf.data import make_split, open_dataset
-from ghnerf.errors import ConfigError
+from ghnerf.base.errors import ConfigError
 from ghnerf.render.cameras_path import scaled
 
 

@@ -11,8 +11,8 @@ import numpy as np
 from jaxtyping import UInt8
 from PIL import Image
 
-from ghnerf.errors import ConfigError
-from ghnerf.fileio import atomic_path
+from ghnerf.base.errors import ConfigError
+from ghnerf.base.fileio import atomic_path
 
 MP4_QUALITY = 8  # imageio-ffmpeg's 0-10 scale (libx264 crf about 17)
 GIF_TICK_MS = 10  # GIF frame delays are whole centiseconds

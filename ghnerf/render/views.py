@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from ghnerf.cameras import Camera
+from ghnerf.base.cameras import Camera
 from ghnerf.data import bound_mask, nearest_source_views
 from ghnerf.data.records import MultiViewFrame
 from ghnerf.student.data import Example, source_batch

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from ghnerf.errors import CheckpointError, GHNeRFError
+from ghnerf.base.errors import CheckpointError, GHNeRFError
 
 WEIGHTS_ONLY_REFUSAL = "Weights only load failed"  # how torch starts the message of a refused pickle
 KEYS = ("model", "optimizer", "scheduler", "step", "generator", "student_config", "train_config", "code_version",

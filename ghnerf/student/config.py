@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from ghnerf.errors import ConfigError
+from ghnerf.base.errors import ConfigError
 
 AUTO = "auto"  # weights: the local files when present, else go on without them (ghnerf.student.weights)
 PERCEPTUAL_WEIGHT = 0.01  # the paper's LPIPS weight, used by perceptual="auto" when the VGG16 weights are present

@@ -17,12 +17,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ghnerf.cameras import Camera
-from ghnerf.codecs.keypoints import OPENPOSE_SIGMA_PX, HeatmapCodec, empty_keypoints
+from ghnerf.base.cameras import Camera
+from ghnerf.base.keypoint_codec import OPENPOSE_SIGMA_PX, HeatmapCodec, empty_keypoints
 from ghnerf.data import bound_mask, load_view, make_split, near_far, nearest_source_views, open_dataset
 from ghnerf.data.images import pinhole
 from ghnerf.data.splits import SplitConfig
-from ghnerf.errors import ConfigError
+from ghnerf.base.errors import ConfigError
 from ghnerf.student.model import MultiViewBatch
 from ghnerf.target_fusion import FusionConfig, fuse_keypoints
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from ghnerf.errors import ConfigError
+from ghnerf.base.errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor, nn
 
-from ghnerf.errors import ConfigError, WeightsNotFoundError
+from ghnerf.base.errors import ConfigError, WeightsNotFoundError
 from teachers.base import TeacherInput
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -147,7 +147,7 @@ class PoseNetworkEncoder(nn.Module):
 
     def __init__(self, pretrained: str):
         super().__init__()
-        from teachers.registry import build_teacher
+        from ghnerf.app.teacher_registry import build_teacher
 
         if pretrained not in ("imagenet", "bundled", "auto"):
             raise ConfigError(f"the mediapipe encoder uses the model bundled in the mediapipe wheel; pretrained must "

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import torch
 
-from ghnerf.errors import ConfigError
-from ghnerf.fileio import file_sha256, write_json
+from ghnerf.base.errors import ConfigError
+from ghnerf.base.fileio import file_sha256, write_json
 from ghnerf.student.config import preset
 from ghnerf.student.enerf_weights import convert_enerf_state_dict
 from ghnerf.student.model import GHNeRF

@@ -7,7 +7,7 @@ incomplete, so a checkpoint either loads whole or not at all.
 
 import re
 
-from ghnerf.errors import ConfigError
+from ghnerf.base.errors import ConfigError
 
 # ENeRF cost-regularisation layer -> ours (cost_reg.py groups each down stage's two convolutions)
 _COST_REG_LAYERS = {"conv0": "conv0", "conv1": "conv2.0", "conv2": "conv2.1", "conv3": "conv4.0", "conv4": "conv4.1",

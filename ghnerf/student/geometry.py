@@ -1,6 +1,6 @@
 """Camera geometry on tensors: scaled intrinsics, back-projection, projection into source views.
 
-Conventions as :mod:`ghnerf.cameras`: ``x_cam = R X + T`` (metres), OpenCV axes;
+Conventions as :mod:`ghnerf.base.cameras`: ``x_cam = R X + T`` (metres), OpenCV axes;
 depth = camera z. Sampling grids follow ``grid_sample(align_corners=True)`` as ENeRF.
 """
 

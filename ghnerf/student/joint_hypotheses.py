@@ -1,6 +1,6 @@
 """Triangulated joint hypotheses as an explicit input of the heatmap head (ours, not the paper's; parameter-free).
 
-The pose network's keypoints of the K source views, triangulated robustly (:func:`ghnerf.multiview.
+The pose network's keypoints of the K source views, triangulated robustly (:func:`ghnerf.base.multiview.
 consistency_report`: RANSAC over view pairs, refit on the inliers), are the geometric rival every multi-view
 student has to beat (:mod:`ghnerf.eval.triangulated_teacher`). Rather than make the student rediscover that
 answer from heatmaps, it gets it: per target ray and joint, a Gaussian of the pixel distance between the ray and
@@ -18,9 +18,9 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from ghnerf.body25 import NUM_JOINTS
-from ghnerf.cameras import Camera
-from ghnerf.multiview import consistency_report
+from ghnerf.base.body25 import NUM_JOINTS
+from ghnerf.base.cameras import Camera
+from ghnerf.base.multiview import consistency_report
 from ghnerf.student.geometry import project
 
 

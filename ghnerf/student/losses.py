@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from ghnerf.errors import WeightsNotFoundError
+from ghnerf.base.errors import WeightsNotFoundError
 from ghnerf.student.config import LossWeights
 from ghnerf.student.encoders import torch_hub_checkpoint
 

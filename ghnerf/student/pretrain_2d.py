@@ -12,7 +12,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from ghnerf.errors import ConfigError
+from ghnerf.base.errors import ConfigError
 from ghnerf.student.data import ExampleSet
 from ghnerf.student.losses import masked_mse
 from ghnerf.student.model import GHNeRF

@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ghnerf.errors import BadViewsError, ConfigError
+from ghnerf.base.errors import BadViewsError, ConfigError
 from ghnerf.student.config import PRESETS, LossWeights, StudentConfig
 from ghnerf.student.train import TrainConfig, TrainState, load_checkpoint
 
@@ -118,7 +118,7 @@ def run_training(spec: TrainSpec, on_step: Callable[[int, dict], None] | None = 
 def validate_views(examples, val, exclude: bool, log: Callable[[str], None] = print) -> None:
     """Check every view the run will use before step 1 (file headers and sizes, no decode).
 
-    All bad files are reported at once: refused (:class:`~ghnerf.errors.BadViewsError`) unless ``exclude``,
+    All bad files are reported at once: refused (:class:`~ghnerf.base.errors.BadViewsError`) unless ``exclude``,
     then their views are left out of ``examples`` (as targets and as sources) and of ``val``'s first example,
     and recorded (``ExampleSet.excluded``, written to run.json and every checkpoint).
     """

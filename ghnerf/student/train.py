@@ -22,9 +22,9 @@ import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 
-from ghnerf.errors import CheckpointError, ConfigError
-from ghnerf.fileio import atomic_path, write_image, write_json
-from ghnerf.hold import hold_point
+from ghnerf.base.errors import CheckpointError, ConfigError
+from ghnerf.base.fileio import atomic_path, write_image, write_json
+from ghnerf.base.hold import hold_point
 from ghnerf.student.checkpoints import newest_intact, read_checkpoint
 from ghnerf.student.config import StudentConfig
 from ghnerf.student.data import Example, ExampleSet
@@ -323,7 +323,7 @@ def train(cfg: StudentConfig, tcfg: TrainConfig, examples: ExampleSet, out: str 
         if ctx.is_main and (step % tcfg.checkpoint_every == 0 or step == tcfg.steps):
             for name in (f"step_{step:07d}.pt", "latest.pt"):
                 save_checkpoint(ckdir / name, model, opt, sched, gen, step, cfg, tcfg, meta)
-            hold_point("checkpoint")  # a no-op unless a kill test sets GHNERF_HOLD (ghnerf/hold.py)
+            hold_point("checkpoint")  # a no-op unless a kill test sets GHNERF_HOLD (ghnerf/base/hold.py)
         if ctx.is_main and val_examples is not None and (step % tcfg.val_every == 0 or step == tcfg.steps):
             validation_image(model, val_examples.example(0), out / "val" / f"step_{step:07d}.png", device)
             model.train()
@@ -406,7 +406,7 @@ def render_full_view(model: GHNeRF, ex: Example, device: torch.device, chunk: in
 
 def validation_image(model: GHNeRF, ex: Example, path: Path, device: torch.device) -> None:
     """Rendered | ground truth | predicted heatmaps over the render, side by side."""
-    from ghnerf.viz import heatmap_overlay
+    from ghnerf.base.viz import heatmap_overlay
 
     r = render_full_view(model, ex, device)
     pred = (r["rgb"].clamp(0, 1).numpy() * 255).astype(np.uint8)

@@ -13,7 +13,7 @@ one line to show and a record for run.json, every checkpoint and every report.
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ghnerf.errors import WeightsNotFoundError
+from ghnerf.base.errors import WeightsNotFoundError
 from ghnerf.student.config import AUTO, FROZEN_ENCODERS, PERCEPTUAL_WEIGHT, StudentConfig
 
 

@@ -18,7 +18,7 @@ from functools import cached_property
 import numpy as np
 from jaxtyping import Float
 
-from ghnerf.body25 import JOINT_INDEX, NUM_JOINTS
+from ghnerf.base.body25 import JOINT_INDEX, NUM_JOINTS
 from ghnerf.synth.primitives import Capsule, Ellipsoid, Primitive
 
 # Segments: (name, parent, pivot joint name). Pivots are rest-pose points.

@@ -15,8 +15,8 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ghnerf.cameras import Camera, look_at
-from ghnerf.errors import ConfigError
+from ghnerf.base.cameras import Camera, look_at
+from ghnerf.base.errors import ConfigError
 from ghnerf.synth.body import JOINT_DEPTH_TOLERANCE, Body, BodyShape, PosedBody, SurfaceSampling, pose_body
 from ghnerf.synth.motion import MotionStyle, pose_at
 from ghnerf.synth.render import Appearance, ViewRender, background, render_view

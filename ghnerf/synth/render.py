@@ -14,7 +14,7 @@ from functools import lru_cache
 import numpy as np
 from jaxtyping import Float
 
-from ghnerf.cameras import Camera
+from ghnerf.base.cameras import Camera
 from ghnerf.synth.body import PosedBody, template_body
 
 MATERIALS = ("skin", "hair", "shirt", "sleeve", "pants", "shoe", "eye")

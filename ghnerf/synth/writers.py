@@ -19,7 +19,7 @@ from scipy.spatial.transform import Rotation
 from ghnerf.data import renderpeople as rp
 from ghnerf.data import zju
 from ghnerf.data.records import SIDE_DIR
-from ghnerf.fileio import write_bytes, write_image, write_json, write_npy, write_npz
+from ghnerf.base.fileio import write_bytes, write_image, write_json, write_npy, write_npz
 from ghnerf.synth.body import SurfaceSampling, template_body
 from ghnerf.synth.generate import GENERATOR_VERSION, FrameRender, SubjectRig, SynthConfig
 from ghnerf.synth.render import ViewRender

@@ -6,7 +6,7 @@ import pytest
 
 from storage.catalog import Catalog
 from storage.root import StorageRoot
-from teachers.distill import DistillConfig, distill
+from ghnerf.app.distill import DistillConfig, distill
 
 pytestmark = pytest.mark.slow
 

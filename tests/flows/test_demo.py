@@ -14,7 +14,7 @@ def test_demo_runs_the_chain_through_deployments_and_stops_only_its_processes(pr
     from flows.demo import run_demo
     from flows.runs import artifacts_of
     from flows.stack import server_ok
-    from ghnerf.pipeline import PipelineConfig
+    from ghnerf.app.pipeline import PipelineConfig
 
     cfg = PipelineConfig(out=str(tmp_path / "demo"), subjects=2, frames=1, cameras=8, size=64, steps=4,
                          eval_max_views=2)

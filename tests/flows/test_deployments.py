@@ -75,9 +75,9 @@ def test_distill_deployment_by_prefect_cli_and_by_short_name(prefect_stack, rp_r
 
 def test_nightly_retrain_deployment_records_its_decision(prefect_stack, student_root, tmp_path):
     from flows.runs import artifacts_of, run_and_wait
-    from ghnerf.model_registry import ModelRegistry
-    from ghnerf.retrain import RetrainSpec, retrain
-    from teachers.distill import DistillConfig, distill
+    from ghnerf.app.model_registry import ModelRegistry
+    from ghnerf.app.retrain import RetrainSpec, retrain
+    from ghnerf.app.distill import DistillConfig, distill
 
     store, reg_dir = tmp_path / "targets", tmp_path / "registry"
     distill(student_root, store, DistillConfig(teacher="gt-joints", frames_per_shard=1, max_frames=1))
@@ -113,7 +113,7 @@ def test_nightly_retrain_deployment_records_its_decision(prefect_stack, student_
 
 
 def test_doctor_sees_the_server_its_database_pools_and_workers(prefect_stack, tmp_path):
-    from ghnerf.cli import app
+    from ghnerf.app.cli import app
 
     result = CliRunner().invoke(app, ["doctor", "--json", "--api-url", prefect_stack, "--store", str(tmp_path)])
     assert result.exit_code == 0, result.output

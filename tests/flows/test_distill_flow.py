@@ -49,7 +49,7 @@ def test_retry_condition_only_for_transient_errors():
         def result(self):
             raise self.exc
 
-    from ghnerf.errors import DataReadError
+    from ghnerf.base.errors import DataReadError
 
     assert is_transient(None, None, State(ConnectionError("reset")))
     assert is_transient(None, None, State(TimeoutError()))

@@ -5,7 +5,7 @@ import json
 import numpy as np
 
 from flows.artifacts import disagreement_markdown
-from ghnerf.fileio import write_image
+from ghnerf.base.fileio import write_image
 
 
 def test_disagreement_section_has_counts_and_embedded_pictures(tmp_path):
@@ -28,7 +28,7 @@ def test_evaluate_flow_with_a_teacher_publishes_the_disagreement(prefect_api, st
     from ghnerf.student.config import preset
     from ghnerf.student.data import ExampleSet
     from ghnerf.student.train import TrainConfig, train
-    from teachers.distill import DistillConfig, distill
+    from ghnerf.app.distill import DistillConfig, distill
 
     run, store = tmp_path / "run", tmp_path / "targets"
     distill(student_root, store, DistillConfig(teacher="gt-joints"))

@@ -74,7 +74,7 @@ def test_killed_worker_run_is_marked_crashed_and_the_rerun_completes_only_missin
                     "kill-test"], cwd=Path(__file__).resolve().parents[2], env={**env, "GHNERF_HOME": str(
                         Path(__file__).resolve().parents[2])}, check=True, capture_output=True, timeout=300)
     # the flow-run process (it inherits the worker's environment) computes exactly two shards, then every thread
-    # that would start another waits on this file (ghnerf/hold.py)
+    # that would start another waits on this file (ghnerf/base/hold.py)
     hold = tmp_path / "held"
     monkeypatch.setenv("GHNERF_HOLD", f"shard:2:{hold}")
     worker = start_worker(prefect_stack, "kill-test", tmp_path / "worker.log")
@@ -120,7 +120,7 @@ def test_killed_worker_run_is_marked_crashed_and_the_rerun_completes_only_missin
 
 def test_two_distill_runs_at_once_do_not_corrupt_shards_or_catalog(slow_dataset, tmp_path):
     store = tmp_path / "targets"
-    cmd = [sys.executable, "-m", "ghnerf.cli", "distill", "--dataset", str(slow_dataset), "--teacher",
+    cmd = [sys.executable, "-m", "ghnerf.app.cli", "distill", "--dataset", str(slow_dataset), "--teacher",
            "surface-cse", "--out", str(store), "--frames-per-shard", "1"]
     procs = [subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for _ in range(2)]
     for p in procs:
@@ -135,12 +135,12 @@ def test_killed_training_resumes_from_its_last_checkpoint_and_matches_an_uninter
     from ghnerf.student.train import load_checkpoint
 
     def cmd(out, *extra):
-        return [sys.executable, "-m", "ghnerf.cli", "train", "--config", "enerf-heatmap", "--data", str(student_root),
+        return [sys.executable, "-m", "ghnerf.app.cli", "train", "--config", "enerf-heatmap", "--data", str(student_root),
                 "--out", str(out), "--steps", "8", "--checkpoint-every", "2", "--perceptual-weight", "0",
                 "--pretrained", "none", *extra]
 
     killed, hold = tmp_path / "killed", tmp_path / "held"
-    # the run passes its step-2 checkpoint and waits on ``hold`` just after writing the step-4 one (ghnerf/hold.py)
+    # the run passes its step-2 checkpoint and waits on ``hold`` just after writing the step-4 one (ghnerf/base/hold.py)
     proc = subprocess.Popen(cmd(killed), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             env={**os.environ, "GHNERF_HOLD": f"checkpoint:1:{hold}"})
     try:

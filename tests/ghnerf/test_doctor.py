@@ -12,8 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from flows.stack import free_port
-from ghnerf import doctor
-from ghnerf.cli import app
+from ghnerf.app import doctor
+from ghnerf.app.cli import app
 
 NOW = datetime.now(timezone.utc)
 # Shapes as Prefect 3.8.8 returns them (captured from `prefect server start`; base_job_template trimmed).

@@ -6,7 +6,7 @@ import stat
 import numpy as np
 import pytest
 
-from ghnerf.fileio import write_image, write_json, write_npz
+from ghnerf.base.fileio import write_image, write_json, write_npz
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 import threading
 import time
 
-from ghnerf.hold import hold_point
+from ghnerf.base.hold import hold_point
 
 
 def test_unset_or_another_point_passes(tmp_path, monkeypatch):

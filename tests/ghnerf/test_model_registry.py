@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from ghnerf.errors import DataReadError
-from ghnerf.fileio import file_sha256
-from ghnerf.model_registry import Decision, EvalSpec, ModelRecord, ModelRegistry, PromotionRule, decide
+from ghnerf.base.errors import DataReadError
+from ghnerf.base.fileio import file_sha256
+from ghnerf.app.model_registry import Decision, EvalSpec, ModelRecord, ModelRegistry, PromotionRule, decide
 
 SPEC = EvalSpec(dataset="/data/x", split="test", max_views=4)
 
@@ -84,7 +84,7 @@ def dying_replace(src, dst, real=os.replace):
     real(src, dst)
 
 os.replace = dying_replace
-from ghnerf.model_registry import Decision, ModelRecord, ModelRegistry, PromotionRule
+from ghnerf.app.model_registry import Decision, ModelRecord, ModelRegistry, PromotionRule
 
 candidate = ModelRecord.model_validate_json(sys.argv[3])
 ModelRegistry(sys.argv[1]).record(Decision(action="promote", reason="r", rule=PromotionRule(), candidate=candidate))
@@ -124,7 +124,7 @@ def test_registry_detects_changed_missing_or_corrupt_records(tmp_path):
 
 
 def test_retrain_run_folders_are_never_reused(tmp_path):
-    from ghnerf.retrain import new_run_folder
+    from ghnerf.app.retrain import new_run_folder
 
     folders = {new_run_folder(tmp_path) for _ in range(50)}  # many within the same second
     assert len(folders) == 50 and all(f.is_dir() and not any(f.iterdir()) for f in folders)

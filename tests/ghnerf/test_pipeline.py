@@ -4,8 +4,8 @@ import json
 
 from typer.testing import CliRunner
 
-from ghnerf.cli import app
-from ghnerf.model_registry import ModelRegistry
+from ghnerf.app.cli import app
+from ghnerf.app.model_registry import ModelRegistry
 
 
 def test_pipeline_without_server_runs_every_step_and_promotes(tmp_path):

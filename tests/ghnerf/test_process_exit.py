@@ -8,7 +8,7 @@ import pytest
 
 SCRIPT = textwrap.dedent("""
     import atexit, sys, threading, time
-    from ghnerf.process_exit import run_command
+    from ghnerf.app.process_exit import run_command
 
     def late_writer():
         time.sleep(0.3)
@@ -35,7 +35,7 @@ def test_run_command_keeps_exit_code_and_python_teardown(code, expected_rc, expe
 
 
 def test_other_exceptions_keep_their_traceback():
-    script = "from ghnerf.process_exit import run_command\ndef c(): raise KeyError('boom')\nrun_command(c)"
+    script = "from ghnerf.app.process_exit import run_command\ndef c(): raise KeyError('boom')\nrun_command(c)"
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
     assert "Traceback" in result.stderr and "KeyError: 'boom'" in result.stderr

@@ -1,12 +1,12 @@
-"""ghnerf.retrain on a real catalog and real (tiny) training: first model, skip, keep, promote."""
+"""ghnerf.app.retrain on a real catalog and real (tiny) training: first model, skip, keep, promote."""
 
 import json
 
-from ghnerf.model_registry import ModelRegistry, PromotionRule
-from ghnerf.retrain import RetrainSpec, pending_shards, retrain
+from ghnerf.app.model_registry import ModelRegistry, PromotionRule
+from ghnerf.app.retrain import RetrainSpec, pending_shards, retrain
 from ghnerf.student.run import run_training
 from ghnerf.student.train import load_checkpoint
-from teachers.distill import DistillConfig, distill
+from ghnerf.app.distill import DistillConfig, distill
 
 
 class ScriptedEvaluation:

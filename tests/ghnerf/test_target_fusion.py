@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from ghnerf.errors import ConfigError
-from ghnerf.multiview import LR_PAIRS
+from ghnerf.base.errors import ConfigError
+from ghnerf.base.multiview import LR_PAIRS
 from ghnerf.target_fusion import FusionConfig, fuse_keypoints
-from tests.ghnerf.test_multiview import joints, keypoints, ring
+from tests.ghnerf.base.test_multiview import joints, keypoints, ring
 
 
 def test_corrupted_swapped_and_missing_labels_are_replaced_by_the_agreed_reprojection():
@@ -46,10 +46,10 @@ def test_bad_settings_and_shapes_are_refused():
 
 
 def test_example_set_trains_on_fused_teacher_keypoints(student_root, tmp_path):
-    from ghnerf.codecs.keypoints import HeatmapCodec
+    from ghnerf.base.keypoint_codec import HeatmapCodec
     from ghnerf.student.data import ExampleSet
     from storage.targets import TargetStore
-    from teachers.distill import DistillConfig, distill
+    from ghnerf.app.distill import DistillConfig, distill
 
     distill(student_root, tmp_path / "t", DistillConfig(teacher="gt-joints"))
     store = TargetStore(tmp_path / "t", "gt-joints")

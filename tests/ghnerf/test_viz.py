@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from ghnerf.viz import reliability_diagram
+from ghnerf.base.viz import reliability_diagram
 
 BAR = (40, 110, 200)
 

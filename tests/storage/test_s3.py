@@ -7,7 +7,7 @@ from storage.errors import ShardIntegrityError
 from storage.root import StorageRoot
 from storage.shards import read_shard
 from storage.targets import TargetStore
-from teachers.distill import DistillConfig, distill
+from ghnerf.app.distill import DistillConfig, distill
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from ghnerf.codecs.keypoints import HeatmapCodec
+from ghnerf.base.keypoint_codec import HeatmapCodec
 from storage.catalog import Catalog, CatalogEntry, now_utc
 from storage.codec import decode_array, encode_array
 from storage.errors import ShardIntegrityError

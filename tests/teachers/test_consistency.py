@@ -1,13 +1,13 @@
 """The multi-view consistency report flags deliberately corrupted teacher keypoints."""
 
 
-from ghnerf.codecs.keypoints import HeatmapCodec
-from ghnerf.multiview import LR_PAIRS
+from ghnerf.base.keypoint_codec import HeatmapCodec
+from ghnerf.base.multiview import LR_PAIRS
 from storage.catalog import Catalog
 from storage.root import StorageRoot
 from teachers.base import TeacherOutput
 from teachers.consistency import shard_consistency
-from teachers.distill import DistillConfig, plan_shards, run_shard
+from ghnerf.app.distill import DistillConfig, plan_shards, run_shard
 from teachers.gt_joints import GTJointsTeacher
 
 

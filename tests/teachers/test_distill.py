@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from ghnerf.cli import app
-from ghnerf.codecs.keypoints import HeatmapCodec
+from ghnerf.app.cli import app
+from ghnerf.base.keypoint_codec import HeatmapCodec
 from ghnerf.data import load_view, open_dataset
 from storage.catalog import Catalog
 from storage.lineage import resolve
@@ -15,7 +15,7 @@ from storage.root import StorageRoot
 from storage.shards import decode_rows, read_shard
 from storage.targets import TargetDataset, TargetStore
 from teachers.base import TeacherInput, TeacherOutput
-from teachers.distill import DistillConfig, distill, plan_shards, run_shard
+from ghnerf.app.distill import DistillConfig, distill, plan_shards, run_shard
 from teachers.gt_joints import GTJointsTeacher
 
 runner = CliRunner()
@@ -59,7 +59,7 @@ def test_distill_writes_verified_shards_and_reruns_skip(zju_copy, tmp_path):
     # a changed input recomputes exactly its shard
     view = open_dataset(zju_copy).sequence("CoreView_902").frame(2).views[0]
     img = load_view(view, undistort=False).image
-    from ghnerf.fileio import write_image
+    from ghnerf.base.fileio import write_image
     write_image(view.image_path, np.uint8(np.clip(img * 255 * 0.9, 0, 255)))
     changed = distill(zju_copy, store, cfg)
     assert changed.counts() == {"skipped": 3, "written": 1}
@@ -112,7 +112,7 @@ def test_lineage_from_target_to_inputs_and_weights(zju_root, tmp_path):
     info = resolve(str(store), target.target_id)
     assert info["kind"] == "target" and info["target"]["camera"] == "Camera (3)"
     image = open_dataset(zju_root).sequence("CoreView_901").frame(1).views[2].image_path
-    from ghnerf.fileio import file_sha256
+    from ghnerf.base.fileio import file_sha256
     assert info["target"]["image_sha256"] == file_sha256(image)
     assert {"path": str(image.relative_to(zju_root)), "sha256": file_sha256(image)} in info["inputs"]
     assert info["teacher"]["name"] == "gt-joints" and info["teacher"]["weights_sha256"] == "none"

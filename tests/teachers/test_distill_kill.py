@@ -12,7 +12,7 @@ from storage.catalog import Catalog
 from storage.root import StorageRoot
 from storage.shards import read_shard
 from storage.targets import TargetStore
-from teachers.distill import DistillConfig, distill, plan_shards
+from ghnerf.app.distill import DistillConfig, distill, plan_shards
 
 FRAMES, CAMERAS = 16, 6
 
@@ -25,9 +25,9 @@ def test_sigkill_midway_then_rerun(tmp_path):
     generate_dataset(SynthConfig(layout="zju", subjects=1, frames=FRAMES, cameras=CAMERAS, size=192, seed=4,
                                  distortion=False, zju_naming="b"), data)
     cfg = DistillConfig(teacher="surface-cse", frames_per_shard=1)
-    cmd = [sys.executable, "-m", "ghnerf.cli", "distill", "--dataset", str(data), "--teacher", "surface-cse",
+    cmd = [sys.executable, "-m", "ghnerf.app.cli", "distill", "--dataset", str(data), "--teacher", "surface-cse",
            "--out", str(store), "--frames-per-shard", "1"]
-    hold = tmp_path / "held"  # distill writes exactly 3 shards, then waits on this file (ghnerf/hold.py)
+    hold = tmp_path / "held"  # distill writes exactly 3 shards, then waits on this file (ghnerf/base/hold.py)
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             env={**os.environ, "GHNERF_HOLD": f"shard:3:{hold}"})
     try:

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from ghnerf.body25 import JOINT_INDEX as J
-from ghnerf.cameras import Camera
+from ghnerf.base.body25 import JOINT_INDEX as J
+from ghnerf.base.cameras import Camera
 from teachers.base import TeacherInput
 from teachers.mediapipe_pose import mediapipe33_to_body25
 

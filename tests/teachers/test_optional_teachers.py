@@ -15,14 +15,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ghnerf.body25 import JOINT_INDEX as J
-from ghnerf.cameras import Camera
-from ghnerf.codecs.keypoints import HeatmapCodec
+from ghnerf.base.body25 import JOINT_INDEX as J
+from ghnerf.base.cameras import Camera
+from ghnerf.base.keypoint_codec import HeatmapCodec
 from teachers.base import CSE_DIM, TeacherInput, TeacherUnavailable
 from teachers.densepose_cse import DensePoseCSETeacher, paste_box_embedding
 from teachers.openpifpaf_pose import (OpenPifPafTeacher, _full_unpickling, coco17_maps_to_body25, coco17_to_body25,
                                       field_to_heatmap_grid)
-from teachers.registry import build_teacher
+from ghnerf.app.teacher_registry import build_teacher
 
 RECIPE = "docs/optional-teachers.md"
 FEET = ("LBigToe", "LSmallToe", "LHeel", "RBigToe", "RSmallToe", "RHeel")

@@ -3,7 +3,7 @@
 import numpy as np
 from scipy.spatial import cKDTree
 
-from ghnerf.body25 import JOINT_INDEX as J
+from ghnerf.base.body25 import JOINT_INDEX as J
 from ghnerf.synth.body import template_body
 from teachers.surface_cse import embed_points, template_embedding
 

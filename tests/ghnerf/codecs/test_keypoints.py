@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from ghnerf.codecs.keypoints import HeatmapCodec
-from ghnerf.errors import ConfigError
+from ghnerf.base.keypoint_codec import HeatmapCodec
+from ghnerf.base.errors import ConfigError
 
 
 @pytest.mark.parametrize("stride", [1, 2, 4])

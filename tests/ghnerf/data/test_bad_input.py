@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from ghnerf.cli import app
+from ghnerf.app.cli import app
 from ghnerf.data import load_view, open_dataset
-from ghnerf.errors import DataReadError
+from ghnerf.base.errors import DataReadError
 
 runner = CliRunner()
 

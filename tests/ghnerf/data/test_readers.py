@@ -7,8 +7,8 @@ import pytest
 from scipy import ndimage
 from typer.testing import CliRunner
 
-from ghnerf.cameras import Camera, look_at
-from ghnerf.cli import app
+from ghnerf.base.cameras import Camera, look_at
+from ghnerf.app.cli import app
 from ghnerf.data import (bound_mask, load_depth, load_mask, load_view, make_split, near_far, nearest_source_views,
                          open_dataset)
 from ghnerf.data.splits import SplitConfig
@@ -132,7 +132,7 @@ def test_nearest_source_views_on_a_ring():
     assert nearest_source_views(cams, 0, range(8), 2) in ([1, 7], [7, 1])
     assert sorted(nearest_source_views(cams, 3, [0, 2, 4, 6], 2)) == [2, 4]
     assert 3 not in nearest_source_views(cams, 3, range(8), 4)
-    from ghnerf.errors import ConfigError
+    from ghnerf.base.errors import ConfigError
     with pytest.raises(ConfigError):
         nearest_source_views(cams, 0, [0, 1], 2)
 

@@ -6,14 +6,14 @@ from types import SimpleNamespace
 import numpy as np
 from typer.testing import CliRunner
 
-from ghnerf.body25 import JOINT_INDEX as J
-from ghnerf.body25 import NUM_JOINTS
-from ghnerf.cli import app
+from ghnerf.base.body25 import JOINT_INDEX as J
+from ghnerf.base.body25 import NUM_JOINTS
+from ghnerf.app.cli import app
 from ghnerf.eval.disagreement import compare_view, multiview_reference, summarise, teacher_and_reference
 from ghnerf.student.config import preset
 from ghnerf.student.data import ExampleSet
 from ghnerf.student.train import TrainConfig, train
-from teachers.distill import DistillConfig, distill
+from ghnerf.app.distill import DistillConfig, distill
 from tests.ghnerf.eval.test_triangulated_teacher import X, planted, ring
 
 runner = CliRunner()

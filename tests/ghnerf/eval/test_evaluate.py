@@ -8,7 +8,7 @@ import torch
 import torchvision
 from typer.testing import CliRunner
 
-from ghnerf.cli import app
+from ghnerf.app.cli import app
 from ghnerf.eval.evaluate import LPIPSMetric
 from ghnerf.student.config import preset
 from ghnerf.student.data import ExampleSet
@@ -79,7 +79,7 @@ def test_evaluate_writes_metrics_and_report(student_root, tmp_path, monkeypatch)
 
 def test_evaluate_cse(student_root, tmp_path):
     from storage.targets import TargetStore
-    from teachers.distill import DistillConfig, distill
+    from ghnerf.app.distill import DistillConfig, distill
 
     store = tmp_path / "targets"
     distill(student_root, store, DistillConfig(teacher="surface-cse", frames_per_shard=2))

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from ghnerf.body25 import JOINT_INDEX as J
-from ghnerf.codecs.keypoints import HeatmapCodec
-from ghnerf.errors import ConfigError
+from ghnerf.base.body25 import JOINT_INDEX as J
+from ghnerf.base.keypoint_codec import HeatmapCodec
+from ghnerf.base.errors import ConfigError
 from ghnerf.eval.metrics import (coco_keypoint_ap, confidence_calibration, masked_psnr, masked_ssim, mpjpe,
                                  openpose_keypoints, paired_pck_difference, pck, volume_peaks)
 

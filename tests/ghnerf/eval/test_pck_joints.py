@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from ghnerf.body25 import JOINT_INDEX as J
-from ghnerf.errors import ConfigError
+from ghnerf.base.body25 import JOINT_INDEX as J
+from ghnerf.base.errors import ConfigError
 from ghnerf.eval.metrics import pck
 from teachers.mediapipe_pose import MediaPipeTeacher
 

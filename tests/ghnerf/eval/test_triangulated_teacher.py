@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from ghnerf.body25 import NUM_JOINTS
-from ghnerf.cameras import Camera, look_at
+from ghnerf.base.body25 import NUM_JOINTS
+from ghnerf.base.cameras import Camera, look_at
 from ghnerf.data.images import pinhole
 from ghnerf.eval.metrics import pck
 from ghnerf.eval.triangulated_teacher import (held_out_teacher, plain_triangulation, project_joints,

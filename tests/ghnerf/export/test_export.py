@@ -11,8 +11,8 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from ghnerf.body25 import BODY25_NAMES
-from ghnerf.cli import app
+from ghnerf.base.body25 import BODY25_NAMES
+from ghnerf.app.cli import app
 from ghnerf.eval.evaluate import load_run_model, volumetric_joints
 from ghnerf.eval.metrics import openpose_keypoints
 from ghnerf.student.data import ExampleSet
@@ -190,7 +190,7 @@ def test_easymocap_matches_the_students_volumetric_joints(student_exports, tiny_
 
 @pytest.fixture(scope="module")
 def gt_store(student_root, tmp_path_factory):
-    from teachers.distill import DistillConfig, distill
+    from ghnerf.app.distill import DistillConfig, distill
 
     store = tmp_path_factory.mktemp("targets") / "targets"
     distill(student_root, store, DistillConfig(teacher="gt-joints", frames_per_shard=2))
@@ -244,7 +244,7 @@ def test_cocoeval_of_the_datasets_own_joints_is_ap_1(student_root, gt_store, tmp
 
 
 def test_a_view_missing_from_the_shards_is_a_warning_or_an_error_with_strict(student_root, tmp_path):
-    from teachers.distill import DistillConfig, distill
+    from ghnerf.app.distill import DistillConfig, distill
 
     data = tmp_path / "data"
     shutil.copytree(student_root, data)

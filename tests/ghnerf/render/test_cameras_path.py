@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from ghnerf.body25 import JOINT_INDEX as J
-from ghnerf.errors import ConfigError
+from ghnerf.base.body25 import JOINT_INDEX as J
+from ghnerf.base.errors import ConfigError
 from ghnerf.render.cameras_path import camera_path, interpolate_path, orbit_path, ring_order
 from ghnerf.render.scene import frame_indices, open_scene
 
@@ -63,7 +63,7 @@ def test_interpolation_passes_exactly_through_the_capture_cameras_at_its_knots(s
 def test_interpolation_starts_at_capture_camera_0_whatever_its_azimuth_rounds_to():
     """A ring where camera 0's azimuth about the rig's up computes as a tiny negative number (it wrapped to 2 pi
     and the path started at camera 1)."""
-    from ghnerf.cameras import Camera
+    from ghnerf.base.cameras import Camera
     from ghnerf.render.cameras_path import look_at
 
     rng = np.random.default_rng(0)

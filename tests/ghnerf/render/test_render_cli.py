@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image
 from typer.testing import CliRunner
 
-from ghnerf.cli import app
+from ghnerf.app.cli import app
 
 runner = CliRunner()
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ghnerf.errors import ConfigError
+from ghnerf.base.errors import ConfigError
 from ghnerf.render.video import Mp4Writer, write_animation
 
 

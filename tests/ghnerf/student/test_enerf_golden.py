@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import torch
 
-from ghnerf.errors import ConfigError
+from ghnerf.base.errors import ConfigError
 from ghnerf.student.config import preset
 from ghnerf.student.enerf_weights import convert_enerf_state_dict, enerf_name
 from ghnerf.student.model import GHNeRF, MultiViewBatch

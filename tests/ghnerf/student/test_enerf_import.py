@@ -8,7 +8,7 @@ import torch
 from typer.testing import CliRunner
 
 from flows.cli import app
-from ghnerf.fileio import file_sha256
+from ghnerf.base.fileio import file_sha256
 from ghnerf.student.train import load_checkpoint
 from tests.ghnerf.student.test_enerf_golden import GOLDEN, _batch
 from ghnerf.student.model import GHNeRF

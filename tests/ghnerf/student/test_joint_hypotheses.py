@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from ghnerf.body25 import NUM_JOINTS
-from ghnerf.cameras import Camera, look_at
-from ghnerf.errors import ConfigError
+from ghnerf.base.body25 import NUM_JOINTS
+from ghnerf.base.cameras import Camera, look_at
+from ghnerf.base.errors import ConfigError
 from ghnerf.student.config import StudentConfig, preset
 from ghnerf.student.joint_hypotheses import hypothesis_heatmaps, triangulate_source_keypoints
 from ghnerf.student.model import EVIDENCE_BIAS, EVIDENCE_GAIN_WITH_HYPOTHESES, HYPOTHESIS_GAIN, GHNeRF

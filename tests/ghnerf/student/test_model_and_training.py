@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from ghnerf.errors import ConfigError, WeightsNotFoundError
+from ghnerf.base.errors import ConfigError, WeightsNotFoundError
 from ghnerf.student.config import COARSE, FROZEN_ENCODERS, PRESETS, StudentConfig, preset
 from ghnerf.student.data import ExampleSet
 from ghnerf.student.geometry import pixel_grid

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from ghnerf.errors import ConfigError
+from ghnerf.base.errors import ConfigError
 from ghnerf.student.config import preset
 from ghnerf.student.data import ExampleSet
 from ghnerf.student.encoders import PoseNetworkEncoder

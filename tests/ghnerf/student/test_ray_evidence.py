@@ -5,8 +5,8 @@ import pytest
 import torch
 from scipy import ndimage
 
-from ghnerf.cameras import Camera, look_at
-from ghnerf.errors import ConfigError
+from ghnerf.base.cameras import Camera, look_at
+from ghnerf.base.errors import ConfigError
 from ghnerf.eval.metrics import openpose_keypoints, pck
 from ghnerf.student.config import StudentConfig, preset
 from ghnerf.student.geometry import pixel_grid

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from ghnerf.cameras import look_at
+from ghnerf.base.cameras import look_at
 from ghnerf.student.cost_volume import DepthEstimate, depth_regression, plane_values
 from ghnerf.student.geometry import backproject, project
 from ghnerf.student.renderers import accumulation, alpha_from_density, composite, compositing_weights

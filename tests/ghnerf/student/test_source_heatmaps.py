@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from ghnerf.codecs.keypoints import HeatmapCodec
-from ghnerf.errors import ConfigError
+from ghnerf.base.keypoint_codec import HeatmapCodec
+from ghnerf.base.errors import ConfigError
 from ghnerf.student.config import LossWeights, preset
 from ghnerf.student.data import ExampleSet
 from ghnerf.student.model import GHNeRF

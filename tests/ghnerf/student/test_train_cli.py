@@ -4,8 +4,8 @@ import json
 
 from typer.testing import CliRunner
 
-from ghnerf.cli import app
-from teachers.distill import DistillConfig, distill
+from ghnerf.app.cli import app
+from ghnerf.app.distill import DistillConfig, distill
 
 runner = CliRunner()
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from ghnerf.body25 import JOINT_INDEX as J
+from ghnerf.base.body25 import JOINT_INDEX as J
 from ghnerf.synth.body import SEGMENT_INDEX, Body, BodyShape, pose_body
 from ghnerf.synth.generate import SynthConfig, build_subject, iter_frames
 from ghnerf.synth.motion import MotionStyle, pose_at
