@@ -14,6 +14,7 @@ from ghnerf.app.pipeline import PipelineConfig
 from ghnerf.app.retrain import RetrainSpec
 from ghnerf.app.spec_options import cli_fields, default_of, option_name
 from ghnerf.eval.spec import EvaluateSpec
+from ghnerf.export.export import ExportSpec
 from ghnerf.render.spec import RenderSpec
 from ghnerf.student.train_config import TrainConfig
 from ghnerf.student.train_spec import TrainSpec
@@ -29,6 +30,7 @@ COMMANDS = [
     (("demo",), PipelineConfig, {"keep", "api_url"}),
     (("retrain",), RetrainSpec, set()),
     (("data", "synth"), SynthSpec, set()),
+    (("export",), ExportSpec, set()),
 ]
 
 

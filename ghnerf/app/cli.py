@@ -9,10 +9,10 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from ghnerf.app.distill import DistillSpec
-from ghnerf.app.options import output_image, parse_options
+from ghnerf.app.options import output_image
 from ghnerf.app.pipeline import PipelineConfig
 from ghnerf.app.retrain import RetrainSpec
 from ghnerf.app.spec_options import spec_command
@@ -20,6 +20,8 @@ from ghnerf.base.errors import GHNeRFError, OptionError
 from ghnerf.base.key_values import parse_key_values
 from ghnerf.eval.metric_names import table_rows
 from ghnerf.eval.spec import EvaluateSpec
+from ghnerf.export.export import ExportSpec
+from ghnerf.export.writers import FORMATS
 from ghnerf.render.spec import RenderSpec
 from ghnerf.student.train_spec import TrainSpec
 from ghnerf.synth.records import SynthSpec
@@ -466,33 +468,35 @@ def render_cmd(spec: RenderSpec) -> None:
     console.print(f"video: {result['mp4']}" + (f"; animation: {result['gif']}" if result["gif"] else ""))
 
 
-@app.command("export")
-def export_cmd(
-    run: Annotated[Optional[Path], typer.Argument(help="run folder written by `ghnerf train` (or --store)")] = None,
-    data: Annotated[Path, typer.Option(help="dataset folder")] = ...,
-    subject: Annotated[str, typer.Option(help="subject to export")] = ...,
-    fmt: Annotated[str, typer.Option("--format", help="openpose | coco | easymocap")] = ...,
-    out: Annotated[Path, typer.Option(help="output folder")] = ...,
-    store: Annotated[Optional[str], typer.Option(help="storage root of a teacher's shards (instead of RUN)")] = None,
-    teacher: Annotated[Optional[str], typer.Option(help="pose teacher whose shards to export (with --store)")] = None,
-    frames: Annotated[str, typer.Option(help="frames START:STOP[:STEP] (Python slice) or one index")] = ":",
-    source_views: Annotated[Optional[int], typer.Option(help="source views per view (default: as trained)")] = None,
-    checkpoint: Annotated[Optional[Path], typer.Option(help="checkpoint (default RUN/checkpoints/latest.pt)")] = None,
-    device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
-) -> None:
-    """Keypoints as OpenPose JSON, COCO keypoint results or EasyMocap keypoints3d, from a run or a teacher."""
-    from ghnerf.export.export import ExportSpec, export_keypoints
+class _ExportCommand(TyperCommand):
+    """``--format a b c``: the values after ``--format`` that name formats are all its values."""
 
-    try:
-        spec = parse_options(ExportSpec, run=str(run) if run else None, data=str(data), subject=subject, format=fmt,
-                             out=str(out), store=store, teacher=teacher, frames=frames, source_views=source_views,
-                             checkpoint=str(checkpoint) if checkpoint else None, device=device)
-        with _progress() as bar:
-            task = bar.add_task(f"export {fmt}", total=None)
-            summary = export_keypoints(spec, on_view=lambda: bar.advance(task))
-    except GHNeRFError as exc:
-        _fail(exc)
-    console.print(f"wrote {len(summary['files'])} {fmt} file(s) under {out} ({summary['source']}); "
+    def parse_args(self, ctx, args):
+        out, state = [], 0  # 0: other arguments, 1: next is --format's value, 2: after a --format value
+        for arg in args:
+            if state == 2 and arg in FORMATS:
+                out += ["--format", arg]
+                continue
+            out.append(arg)
+            state = 1 if arg == "--format" else 2 if state == 1 or arg.startswith("--format=") else 0
+        return super().parse_args(ctx, out)
+
+
+@spec_command(app, "export", ExportSpec, cls=_ExportCommand)
+def export_cmd(spec: ExportSpec) -> None:
+    """Keypoints in one or more formats (OpenPose JSON, COCO, EasyMocap keypoints3d) from one pass over the
+    views of a run or a teacher's shards."""
+    from ghnerf.export.export import export_keypoints
+
+    with _progress() as bar:
+        task = bar.add_task(f"export {' '.join(spec.format)}", total=None)
+        summary = export_keypoints(spec, on_view=lambda done, total: bar.update(task, completed=done, total=total))
+    for m in summary["missing_views"]:
+        _warn(f"{m['subject']} frame {m['frame_id']} camera {m['camera']} not exported: {m['reason']}")
+    files = sum(len(f) for f in summary["files"].values())
+    out = Path(spec.out)
+    console.print(f"wrote {files} file(s) of {', '.join(summary['formats'])} under {out} ({summary['source']}, "
+                  f"{summary['views_exported']} views, {summary['views_missing']} missing); "
                   f"summary: {out / 'export.json'}")
 
 

@@ -68,6 +68,8 @@ def _cli_type(annotation: Any) -> tuple[Any, bool]:
         return str, optional  # e.g. a number or "auto": typed as text, the spec converts it
     if origin is Literal:
         return str, False
+    if origin is list and args and args[0] is str:
+        return list[str], False  # a repeatable option
     if origin is tuple and args and all(_cli_type(a)[0] is int for a in args):
         return tuple[(int,) * len(args)], False  # e.g. H W
     if annotation in (bool, int, float, str, Path):
@@ -121,10 +123,10 @@ def spec_from_cli(spec: type[BaseModel], values: dict) -> BaseModel:
     return parse_options(spec, **converted)
 
 
-def spec_command(app: typer.Typer, name: str, spec: type[BaseModel]) -> Callable:
+def spec_command(app: typer.Typer, name: str, spec: type[BaseModel], **command_kwargs: Any) -> Callable:
     """Decorator: register ``fn(spec_instance, **own_options)`` as command ``name`` whose options are the fields of
     ``spec`` (plus ``fn``'s own keyword parameters, for options that are not part of the spec, such as an output
-    picture)."""
+    picture); ``command_kwargs`` go to ``app.command`` (e.g. ``cls``)."""
 
     def decorate(fn: Callable) -> Callable:
         own = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
@@ -141,7 +143,7 @@ def spec_command(app: typer.Typer, name: str, spec: type[BaseModel]) -> Callable
         command.__doc__ = fn.__doc__
         command.__name__ = fn.__name__
         command.__wrapped_spec__ = spec
-        app.command(name)(command)
+        app.command(name, **command_kwargs)(command)
         return command
 
     return decorate

@@ -38,6 +38,13 @@ def write_error(path: str | Path, exc: OSError) -> OSError | OutputWriteError:
                             "make the folder writable or choose another output")
 
 
+def umask_mode() -> int:
+    """The mode ``open(path, "w")`` gives a new file under the process's umask (0o666 minus the umask)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 @contextmanager
 def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` on success.
@@ -45,6 +52,8 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
     Raises:
         OutputWriteError: the folder is read-only, the disk is full or the file size limit is reached (the
             temporary file is removed; the file at ``path``, if any, is untouched).
+
+    The file gets the umask's mode (the temporary file is created 0600).
     """
     path = Path(path)
     tmp = None
@@ -53,6 +62,7 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or path.suffix, dir=path.parent)
         os.close(fd)
         yield Path(tmp)
+        os.chmod(tmp, umask_mode())
         os.replace(tmp, path)
     except OSError as exc:
         if tmp is not None:

@@ -6,8 +6,12 @@ ceil(W / s)`` cells; cell ``(i, j)`` is centred on image point
 ``(j * s + (s - 1) / 2, i * s + (s - 1) / 2)``. Keypoint order: BODY_25
 (:mod:`ghnerf.base.body25`). ``sigma`` is in image pixels (OpenPose trains with 7).
 
-Decoding takes the arg-max cell and refines it with a parabola through the log
-values of its neighbours, which is exact for a Gaussian peak.
+Decoding takes the arg-max cell and refines it to sub-cell precision with a
+quadratic fit to the log values of its 3 x 3 neighbourhood (:func:`refine_peak`,
+DARK), which is exact for a Gaussian peak of any covariance. A joint is *absent*
+(NaN xy, confidence exactly 0) when its peak is below the threshold or lies on
+the heatmap's border: a maximum there cannot be told from a peak outside the
+image, so it is not clamped to the edge.
 """
 
 from dataclasses import dataclass
@@ -72,35 +76,51 @@ class HeatmapCodec:
         return out, missing
 
     def decode(self, heatmaps: Float[np.ndarray, "K h w"], threshold: float = 0.05) -> Float[np.ndarray, "K 3"]:
-        """Peak of each heatmap as (x, y, score) in image pixels; score 0 and NaN xy when below ``threshold``."""
+        """Peak of each heatmap as (x, y, score) in image pixels, refined by :func:`refine_peak`; NaN xy and
+        score 0 when the peak is below ``threshold`` or on the heatmap's border."""
         hm = np.asarray(heatmaps, dtype=np.float64)
-        k, h, w = hm.shape
-        out = np.full((k, 3), np.nan)
-        flat = hm.reshape(k, -1)
-        idx = flat.argmax(axis=1)
-        for j in range(k):
-            peak = flat[j, idx[j]]
-            if not np.isfinite(peak) or peak < threshold:
-                out[j] = (np.nan, np.nan, 0.0)
-                continue
-            y, x = divmod(int(idx[j]), w)
-            dx = _parabola_offset(hm[j, y, x - 1] if x > 0 else 0, peak, hm[j, y, x + 1] if x < w - 1 else 0)
-            dy = _parabola_offset(hm[j, y - 1, x] if y > 0 else 0, peak, hm[j, y + 1, x] if y < h - 1 else 0)
-            out[j, :2] = self.to_pixels(np.array([x + dx, y + dy]))
-            out[j, 2] = peak
+        out = np.full((len(hm), 3), np.nan)
+        out[:, 2] = 0.0
+        for j, m in enumerate(hm):
+            y, x = np.unravel_index(int(np.argmax(m)), m.shape)
+            peak = m[y, x]
+            offset = refine_peak(m, y, x) if np.isfinite(peak) and peak >= threshold else None
+            if offset is not None:
+                out[j, :2] = self.to_pixels(np.array([x, y]) + offset)
+                out[j, 2] = peak
         return out
 
 
-def _parabola_offset(left: float, centre: float, right: float) -> float:
-    """Sub-cell offset of the peak of a parabola through the logs of three samples (exact for a Gaussian)."""
-    eps = 1e-12
-    if left <= eps or right <= eps:
-        return 0.0
-    ll, lc, lr = np.log(left), np.log(centre), np.log(right)
-    denom = ll - 2 * lc + lr
-    if denom >= -eps:
-        return 0.0
-    return float(np.clip(0.5 * (ll - lr) / denom, -0.5, 0.5))
+LOG_FLOOR = 1e-12
+
+
+def refine_peak(heatmap: Float[np.ndarray, "h w"], y: int, x: int) -> Float[np.ndarray, "2"] | None:
+    """Sub-cell offset (dx, dy) in [-0.5, 0.5] of the maximum near cell (y, x), or None when (y, x) is on the
+    map's border (the maximum may lie outside the map).
+
+    DARK (Zhang et al., "Distribution-Aware Coordinate Representation for Human Pose Estimation", CVPR 2020,
+    eq. 2-5): a Newton step ``-H^-1 g`` on the log heatmap with gradient ``g`` and Hessian ``H`` from central
+    differences over the 3 x 3 neighbourhood, exact for a Gaussian. Where the log is not concave there (a
+    flat or zero neighbour), each axis gets its own parabola through the three raw values instead.
+    """
+    h, w = heatmap.shape
+    if not (0 < y < h - 1 and 0 < x < w - 1):
+        return None
+    patch = np.asarray(heatmap[y - 1:y + 2, x - 1:x + 2], np.float64)
+    if patch.min() > LOG_FLOOR:
+        lg = np.log(patch)
+        g = np.array([lg[1, 2] - lg[1, 0], lg[2, 1] - lg[0, 1]]) / 2
+        dxx, dyy = lg[1, 2] - 2 * lg[1, 1] + lg[1, 0], lg[2, 1] - 2 * lg[1, 1] + lg[0, 1]
+        dxy = (lg[2, 2] - lg[2, 0] - lg[0, 2] + lg[0, 0]) / 4
+        if dxx < 0 and dxx * dyy - dxy * dxy > 0:
+            return np.clip(-np.linalg.solve(np.array([[dxx, dxy], [dxy, dyy]]), g), -0.5, 0.5)
+    return np.array([parabola_offset(*patch[1]), parabola_offset(*patch[:, 1])])
+
+
+def parabola_offset(left: float, centre: float, right: float) -> float:
+    """Offset in [-0.5, 0.5] of the vertex of the parabola through three samples at -1, 0, 1 (0 if not concave)."""
+    denom = left - 2 * centre + right
+    return 0.0 if denom >= 0 else float(np.clip(0.5 * (left - right) / denom, -0.5, 0.5))
 
 
 def empty_keypoints() -> Float[np.ndarray, "25 3"]:

@@ -56,3 +56,23 @@ def embedding_colours(image: np.ndarray, embedding: np.ndarray, mask: np.ndarray
     out = (image * 0.35).astype(np.uint8)
     out[m] = rgb[m]
     return out
+
+
+def reliability_diagram(within: list[float | None], joints: list[int], size: int = 240) -> np.ndarray:
+    """RGB uint8 (size, size) calibration plot: per confidence bin over [0, 1] a bar as high as the fraction of
+    its joints within the PCK radius (none for an empty bin), the diagonal a calibrated model follows, and each
+    bin's joint count above its bar (``within``, ``joints``: :meth:`ghnerf.eval.metrics.Calibration.as_dict`)."""
+    img = np.full((size, size, 3), 255, np.uint8)
+    bins, pad = len(within), size // 10
+    span = size - 2 * pad
+    cv2.line(img, (pad, size - pad), (size - pad, pad), (160, 160, 160), 1, cv2.LINE_AA)
+    for b, (rate, n) in enumerate(zip(within, joints)):
+        x0, x1 = pad + b * span // bins, pad + (b + 1) * span // bins - 1
+        if rate is not None:
+            top = size - pad - int(round(rate * span))
+            cv2.rectangle(img, (x0 + 1, top), (x1 - 1, size - pad), (40, 110, 200), -1)
+            cv2.putText(img, str(n), (x0 + 1, max(top - 3, 9)), cv2.FONT_HERSHEY_PLAIN, 0.6, (0, 0, 0), 1)
+    cv2.rectangle(img, (pad, pad), (size - pad, size - pad), (0, 0, 0), 1)
+    cv2.putText(img, "confidence", (size // 2 - 30, size - 5), cv2.FONT_HERSHEY_PLAIN, 0.8, (0, 0, 0), 1)
+    cv2.putText(img, "within PCK", (2, pad - 6), cv2.FONT_HERSHEY_PLAIN, 0.8, (0, 0, 0), 1)
+    return img

@@ -4,8 +4,8 @@ For every test view (test cameras of test subjects, sources from the training
 cameras): the fine level is rendered inside the projected body box; PSNR / SSIM
 inside the box (ENeRF's ``mask_at_box``), LPIPS when the VGG weights are in the
 local cache (otherwise reported as unavailable, never computed with a random
-backbone), heatmap MSE, 2D keypoints the OpenPose way and PCK@0.2 against the
-dataset's 2D joints, network time per view.
+backbone), heatmap MSE, 2D keypoints the OpenPose way and PCK@0.2 and COCO keypoint
+AP against the dataset's 2D joints, network time per view.
 """
 
 import time
@@ -19,9 +19,18 @@ import torch
 from ghnerf.base.errors import WeightsNotFoundError
 from ghnerf.base.fileio import file_sha256, write_bytes, write_image, write_json
 from ghnerf.base.kinds import HeatmapSource
-from ghnerf.base.viz import draw_skeleton, heatmap_overlay
+from ghnerf.base.viz import draw_skeleton, heatmap_overlay, reliability_diagram
 from ghnerf.eval.metric_names import METRICS, Metric, table_rows
-from ghnerf.eval.metrics import heatmap_mse, masked_psnr, masked_ssim, openpose_keypoints, pck
+from ghnerf.eval.metrics import (
+    coco17,
+    coco_keypoint_ap,
+    confidence_calibration,
+    heatmap_mse,
+    masked_psnr,
+    masked_ssim,
+    openpose_keypoints,
+    pck,
+)
 from ghnerf.eval.spec import EvaluateSpec
 from ghnerf.student.checkpoints import load_checkpoint
 from ghnerf.student.data import ExampleSet
@@ -30,7 +39,9 @@ from ghnerf.student.inference import render_full_view
 from ghnerf.student.model import GHNeRF
 from ghnerf.student.state_check import load_checked
 
-DEFINITIONS = {m.value: info.definition for m, info in METRICS.items()}
+DEFINITIONS = {m.value: info.definition for m, info in METRICS.items()} | {
+    "calibration": "per confidence bin (10 bins over [0, 1]) of the predicted joints PCK evaluates: how many, and the "
+                   "fraction within the PCK radius (ghnerf.eval.metrics.confidence_calibration)"}
 
 
 class LPIPSMetric:
@@ -88,7 +99,7 @@ def evaluate_run(run: str | Path, data: str | Path, split: str = "test", max_vie
                           cse_store=cse_store if cfg.cse_head else None)
     lp = LPIPSMetric()
     n = len(examples) if max_views is None else min(max_views, len(examples))
-    rows, preds, gts = [], [], []
+    rows, preds, gts, areas = [], [], [], []
     per_frame: dict[tuple, list] = {}
     compared = []  # (item index, student keypoints, view image) for the disagreement report
     for i in range(n):
@@ -110,6 +121,7 @@ def evaluate_run(run: str | Path, data: str | Path, split: str = "test", max_vie
             kp = openpose_keypoints(hm)
             preds.append(kp)
             gts.append(ex.joints2d.numpy())
+            areas.append(float(ex.mask.numpy().sum()))
             view_pck = pck(kp[None], ex.joints2d.numpy()[None])
             row.update(pck_view=view_pck.value, pck_correct=view_pck.correct, pck_evaluated=view_pck.evaluated,
                        keypoints=[[round(float(v), 3) if np.isfinite(v) else None for v in j] for j in kp])
@@ -132,7 +144,10 @@ def evaluate_run(run: str | Path, data: str | Path, split: str = "test", max_vie
                     [embedding_colours(_u8(gt), r["cse"].numpy(), box), embedding_colours(_u8(gt), ex.cse.numpy(),
                                                                                          ex.cse_mask.numpy())], 1))
         rows.append(row)
-    summary = _summarise(rows, preds, gts, lp)
+    summary = _summarise(rows, preds, gts, lp, areas)
+    if "calibration" in summary:
+        cal = summary["calibration"]
+        write_image(out / "images" / "calibration.png", reliability_diagram(cal["within_pck"], cal["joints"]))
     cse_vals = [r[Metric.CSE_MSE] for r in rows if r.get(Metric.CSE_MSE) is not None]
     if cse_vals:
         summary[Metric.CSE_MSE] = float(np.mean(cse_vals))
@@ -228,7 +243,7 @@ def _view_pictures(prefix: Path, pred, gt, hm, kp, gt_kp) -> None:
     write_image(prefix.with_name(prefix.name + "_skeleton.png"), skel)
 
 
-def _summarise(rows, preds, gts, lp: LPIPSMetric) -> dict:
+def _summarise(rows, preds, gts, lp: LPIPSMetric, areas: list[float]) -> dict:
     def mean(key):
         vals = [r[key] for r in rows if r.get(key) is not None and np.isfinite(r[key])]
         return float(np.mean(vals)) if vals else None
@@ -239,9 +254,11 @@ def _summarise(rows, preds, gts, lp: LPIPSMetric) -> dict:
            Metric.RENDER_SECONDS: render, Metric.FPS: 1.0 / render if render else None}
     if preds:
         res = pck(np.stack(preds), np.stack(gts))
+        ap = coco_keypoint_ap(coco17(np.stack(preds)), coco17(np.stack(gts)), np.array(areas))
         out.update({Metric.HEATMAP_MSE: mean(Metric.HEATMAP_MSE), Metric.PCK: res.value,
-                    "pck_evaluated_joints": res.evaluated,
-                    "pck_skipped_views": res.skipped_views})
+                    "pck_evaluated_joints": res.evaluated, "pck_skipped_views": res.skipped_views,
+                    Metric.COCO_AP: ap if np.isfinite(ap) else None,
+                    "calibration": confidence_calibration(np.stack(preds), np.stack(gts)).as_dict()})
     return out
 
 
@@ -286,6 +303,10 @@ def markdown_report(report: dict) -> str:
                   "Worst views (student | teacher | reference, disputed joints ringed; `disagreement.json` has "
                   "every joint):", ""]
         lines += [f"![{Path(p).name}](images/{Path(p).name})" for p in d["pictures"]]
+    if m.get("calibration"):
+        lines += ["", "## Confidence calibration", "", "Per confidence bin, the fraction of predicted joints within "
+                  "the PCK radius (bar; joints in the bin above it) against the diagonal of a calibrated model:", "",
+                  "![calibration](images/calibration.png)"]
     lines += ["", "## Pictures", "", "Rendered | ground truth, heatmaps over the render, predicted | ground-truth "
               "skeleton:", ""]
     lines += [f"![{p}](images/{p})" for p in ("000_render.png", "000_heatmaps.png", "000_skeleton.png")]

@@ -15,6 +15,7 @@ class Metric(StrEnum):
     LPIPS = "lpips"
     HEATMAP_MSE = "heatmap_mse"
     PCK = "pck"
+    COCO_AP = "coco_ap"
     MPJPE_VOLUMETRIC = "mpjpe_volumetric_m"
     MPJPE_TRIANGULATED = "mpjpe_triangulated_m"
     CSE_MSE = "cse_mse"
@@ -45,6 +46,11 @@ METRICS: dict[Metric, MetricInfo] = {
         f"PCK@{PCK_ALPHA}: keypoints from the rendered heatmaps the OpenPose way (Gaussian filter sigma 3 px, "
         "threshold 0.1, connected regions, peak per region) within 0.2 x the ground-truth LShoulder-RHip distance; "
         "ground-truth joints with confidence 0 excluded; views without both torso joints skipped"),
+    Metric.COCO_AP: MetricInfo(
+        "COCO AP", ".3f", False,
+        "COCO keypoint AP (pycocotools COCOeval, OKS 0.50:0.95) of the same keypoints, COCO-17 joints of BODY_25, one "
+        "person per view, area = the view's foreground mask; a view without a labelled joint is left out "
+        "(ghnerf.eval.metrics.coco_keypoint_ap)"),
     Metric.MPJPE_VOLUMETRIC: MetricInfo(
         "MPJPE vol. (m)", ".3f", True,
         "mean per-joint error (metres) of 3D joints read from a volumetric heatmap: the heatmap head queried on a "
@@ -66,8 +72,8 @@ METRICS: dict[Metric, MetricInfo] = {
 }
 
 # The paper's table (PSNR / SSIM / LPIPS / MSE / PCK / MPJPE) plus FPS: the columns of every metrics table.
-TABLE_COLUMNS = (Metric.PSNR, Metric.SSIM, Metric.LPIPS, Metric.HEATMAP_MSE, Metric.PCK, Metric.MPJPE_VOLUMETRIC,
-                 Metric.MPJPE_TRIANGULATED, Metric.FPS)
+TABLE_COLUMNS = (Metric.PSNR, Metric.SSIM, Metric.LPIPS, Metric.HEATMAP_MSE, Metric.PCK, Metric.COCO_AP,
+                 Metric.MPJPE_VOLUMETRIC, Metric.MPJPE_TRIANGULATED, Metric.FPS)
 LOWER_IS_BETTER = tuple(m.value for m, info in METRICS.items() if info.lower_is_better)
 
 

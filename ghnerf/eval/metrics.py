@@ -6,13 +6,17 @@ Definitions (also printed in every evaluation report):
   body box or the foreground), images in [0, 1].
 * **Masked SSIM** (ENeRF): scikit-image SSIM on the bounding rectangle of the mask.
 * **Keypoints from heatmaps, the OpenPose way**: Gaussian filter (sigma 3 px), threshold,
-  connected regions, the peak of each region; a joint's keypoint is its highest peak.
+  connected regions, the peak of each region; a joint's keypoint is its highest peak, refined
+  to sub-pixel precision (DARK); a peak on the map's border or below the threshold is absent.
 * **PCK@0.2**: a joint is correct if its error is below 0.2 x torso diameter, the
   LShoulder-RHip diagonal of the ground truth (mmpose ``JhmdbPCKAccuracy``, torso norm);
   joints missing in the ground truth are excluded; a view whose torso joints are
   missing is skipped.
+* **COCO keypoint AP**: pycocotools' ``COCOeval`` (keypoints, OKS 0.50:0.95) for one person per
+  image, COCO-17 joints of BODY_25, person area from the foreground mask.
 * **3D keypoints**: per joint, the peak of a volumetric heatmap sampled on a grid,
-  refined to sub-voxel precision by a parabola through the log-values along each axis.
+  refined to sub-voxel precision by a parabola through the log-values along each axis; a peak
+  on the grid's border is absent (the joint may lie outside the searched volume).
 """
 
 from collections.abc import Sequence
@@ -22,8 +26,10 @@ import numpy as np
 from jaxtyping import Bool, Float
 from scipy import ndimage
 
+from ghnerf.base.body25 import COCO17_IN_BODY25
 from ghnerf.base.body25 import JOINT_INDEX as J
 from ghnerf.base.errors import ConfigError
+from ghnerf.base.keypoint_codec import parabola_offset, refine_peak
 from ghnerf.eval.metric_names import PCK_ALPHA
 
 OPENPOSE_SMOOTH_SIGMA = 3.0
@@ -65,10 +71,12 @@ def heatmap_mse(pred: Float[np.ndarray, "K H W"], gt: Float[np.ndarray, "K H W"]
 
 def openpose_keypoints(heatmaps: Float[np.ndarray, "K H W"], threshold: float = OPENPOSE_THRESHOLD,
                        smooth_sigma: float = OPENPOSE_SMOOTH_SIGMA) -> Float[np.ndarray, "K 3"]:
-    """Per joint (x, y, score) of the highest peak among the connected regions above ``threshold``.
+    """Per joint (x, y, score) of the highest peak among the connected regions above ``threshold``, refined to
+    sub-pixel precision on the smoothed map (:func:`ghnerf.base.keypoint_codec.refine_peak`).
 
-    Joints with no region above the threshold get NaN xy and score 0. Coordinates are the
-    heatmap's pixels (pixel centres at integers).
+    ``score`` is the heatmap's value at the peak. A joint is absent (NaN xy, score exactly 0) when no region
+    rises above ``threshold``, when the heatmap itself is below it at the peak, or when the peak lies on the
+    map's border (it may be outside the image). Coordinates are the heatmap's pixels (pixel centres at integers).
     """
     out = np.full((len(heatmaps), 3), np.nan)
     out[:, 2] = 0.0
@@ -79,9 +87,10 @@ def openpose_keypoints(heatmaps: Float[np.ndarray, "K H W"], threshold: float = 
             continue
         peaks = ndimage.maximum_position(smooth, labels, index=np.arange(1, n + 1))
         values = ndimage.maximum(smooth, labels, index=np.arange(1, n + 1))
-        best = int(np.argmax(values))
-        y, x = peaks[best]
-        out[k] = (x, y, float(hm[y, x]))
+        y, x = peaks[int(np.argmax(values))]
+        offset = refine_peak(smooth, y, x)
+        if offset is not None and hm[y, x] >= threshold:
+            out[k] = (x + offset[0], y + offset[1], float(hm[y, x]))
     return out
 
 
@@ -124,25 +133,61 @@ def pck(preds: Float[np.ndarray, "N K 3"], gts: Float[np.ndarray, "N K 3"], alph
             raise ConfigError(f"pck joints must be non-empty indices in [0, {K}), got {list(joints)}")
         scored = np.zeros(K, bool)
         scored[idx] = True
-    hit, seen = np.zeros(K), np.zeros(K)
-    skipped = 0
-    for p, g in zip(preds, gts):
-        torso = torso_diameter(g)
-        if not np.isfinite(torso) or torso < 1.0:
-            skipped += 1
-            continue
-        valid = (g[:, 2] > 0) & np.isfinite(g[:, :2]).all(1) & scored
-        err = np.linalg.norm(p[:, :2] - g[:, :2], axis=1)
-        ok = np.isfinite(err) & (err < alpha * torso)
-        hit += ok & valid
-        seen += valid
+    correct, valid, view_ok = pck_hits(preds, gts, alpha)
+    valid &= scored
+    hit, seen = (correct & valid).sum(0).astype(float), valid.sum(0).astype(float)
     per_joint = np.where(seen > 0, hit / np.maximum(seen, 1), np.nan)
-    return PCKResult(int(hit.sum()), int(seen.sum()), per_joint, skipped)
+    return PCKResult(int(hit.sum()), int(seen.sum()), per_joint, int((~view_ok).sum()))
 
 
-def _parabola(lm: float, l0: float, lp: float) -> float:
-    denom = lm - 2 * l0 + lp
-    return 0.0 if denom >= 0 else float(np.clip(0.5 * (lm - lp) / denom, -0.5, 0.5))
+def pck_hits(preds: Float[np.ndarray, "N K 3"], gts: Float[np.ndarray, "N K 3"], alpha: float = PCK_ALPHA) -> tuple[
+        Bool[np.ndarray, "N K"], Bool[np.ndarray, "N K"], Bool[np.ndarray, "N"]]:
+    """Per joint: within ``alpha`` x torso of the ground truth (a missing prediction is not) and evaluated (the
+    ground truth has the joint and the view its torso); per view: its torso is there (>= 1 px)."""
+    preds, gts = np.asarray(preds, np.float64), np.asarray(gts, np.float64)
+    torso = np.array([torso_diameter(g) for g in gts]).reshape(len(gts))
+    view_ok = np.isfinite(torso) & (torso >= 1.0)
+    valid = (gts[..., 2] > 0) & np.isfinite(gts[..., :2]).all(-1) & view_ok[:, None]
+    err = np.linalg.norm(preds[..., :2] - gts[..., :2], axis=-1)
+    with np.errstate(invalid="ignore"):
+        correct = np.isfinite(err) & (err < alpha * np.where(view_ok, torso, 0.0)[:, None])
+    return correct, valid, view_ok
+
+
+CALIBRATION_BINS = 10
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """How often a predicted joint of confidence c is within the PCK radius, per confidence bin.
+
+    Attributes:
+        edges: (B + 1,) bin edges over [0, 1] (a confidence above 1 falls in the last bin).
+        joints: (B,) predicted joints (confidence > 0) with an evaluated ground truth in each bin.
+        within: (B,) how many of them are within the PCK radius.
+    """
+
+    edges: np.ndarray
+    joints: np.ndarray
+    within: np.ndarray
+
+    def as_dict(self) -> dict:
+        rate = np.where(self.joints > 0, self.within / np.maximum(self.joints, 1), np.nan)
+        return {"bin_edges": self.edges.tolist(), "joints": self.joints.tolist(),
+                "within_pck": [None if np.isnan(r) else float(r) for r in rate]}
+
+
+def confidence_calibration(preds: Float[np.ndarray, "N K 3"], gts: Float[np.ndarray, "N K 3"],
+                           alpha: float = PCK_ALPHA, bins: int = CALIBRATION_BINS) -> Calibration:
+    """Reliability of the confidences: joints predicted present (confidence > 0, finite xy) where PCK evaluates
+    the ground truth, binned by confidence, and how many of each bin are PCK-correct."""
+    correct, valid, _ = pck_hits(preds, gts, alpha)
+    conf = np.asarray(preds, np.float64)[..., 2]
+    present = valid & (conf > 0) & np.isfinite(np.asarray(preds, np.float64)[..., :2]).all(-1)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    b = np.clip(np.searchsorted(edges, conf[present], side="right") - 1, 0, bins - 1)
+    return Calibration(edges, np.bincount(b, minlength=bins), np.bincount(b, weights=correct[present],
+                                                                         minlength=bins).astype(int))
 
 
 def volume_peaks(volume: Float[np.ndarray, "K X Y Z"], origin: Float[np.ndarray, "3"], voxel: float,
@@ -154,27 +199,86 @@ def volume_peaks(volume: Float[np.ndarray, "K X Y Z"], origin: Float[np.ndarray,
         origin: world position of voxel (0, 0, 0).
         voxel: grid spacing.
         threshold: peaks below it give NaN and score 0.
+    Returns:
+        (K, 4); a joint whose peak is on the grid's border is absent (NaN, score 0): the volume may have cut it off.
     """
     out = np.full((len(volume), 4), np.nan)
     out[:, 3] = 0.0
     eps = 1e-12
     for k, v in enumerate(np.asarray(volume, np.float64)):
-        idx = np.unravel_index(int(np.argmax(v)), v.shape)
-        peak = v[idx]
-        if not peak > threshold:
+        idx = np.array(np.unravel_index(int(np.argmax(v)), v.shape))
+        peak = v[tuple(idx)]
+        if not peak > threshold or any(i in (0, n - 1) for i, n in zip(idx, v.shape)):
             continue
         offset = np.zeros(3)
-        for axis in range(3):
-            if 0 < idx[axis] < v.shape[axis] - 1:
-                lo, hi = list(idx), list(idx)
-                lo[axis] -= 1
-                hi[axis] += 1
-                vals = [v[tuple(lo)], peak, v[tuple(hi)]]
-                if min(vals) > eps:
-                    offset[axis] = _parabola(*np.log(vals))
+        for axis, step in enumerate(np.eye(3, dtype=int)):
+            vals = np.array([v[tuple(idx - step)], peak, v[tuple(idx + step)]])
+            if vals.min() > eps:
+                offset[axis] = parabola_offset(*np.log(vals))
         out[k, :3] = origin + voxel * (np.array(idx) + offset)
         out[k, 3] = peak
     return out
+
+
+# Per-keypoint OKS constants of COCO-17 (cocodataset/cocoapi PythonAPI/pycocotools/cocoeval.py, Params.kpt_oks_sigmas).
+COCO_OKS_SIGMAS = np.array([.26, .25, .25, .35, .35, .79, .79, .72, .72, .62, .62, 1.07, 1.07, .87, .87, .89, .89]) / 10
+COCO_OKS_THRESHOLDS = np.linspace(0.5, 0.95, 10)
+COCO_RECALL_POINTS = np.linspace(0.0, 1.0, 101)
+
+
+def coco17(keypoints: Float[np.ndarray, "N 25 3"]) -> Float[np.ndarray, "N 17 3"]:
+    """COCO-17 joints of BODY_25 ones (EasyMocap's ``COCO17_IN_BODY25``)."""
+    return np.asarray(keypoints, np.float64)[:, list(COCO17_IN_BODY25)]
+
+
+def keypoint_oks(pred: Float[np.ndarray, "17 3"], gt: Float[np.ndarray, "17 3"], area: float) -> float:
+    """COCO object keypoint similarity over the ground truth's labelled joints (confidence > 0); a prediction's
+    own confidence is not used and a missing predicted joint sits at (0, 0), as in a COCO results file. NaN when
+    the ground truth has no labelled joint."""
+    labelled = (gt[:, 2] > 0) & np.isfinite(gt[:, :2]).all(1)
+    if not labelled.any():
+        return float("nan")
+    xy = np.where(np.isfinite(pred[:, :2]) & (pred[:, 2:] > 0), pred[:, :2], 0.0)
+    d2 = ((xy - gt[:, :2]) ** 2).sum(1)
+    e = d2 / (2 * COCO_OKS_SIGMAS) ** 2 / (area + np.spacing(1)) / 2
+    return float(np.exp(-e[labelled]).mean())
+
+
+def coco_keypoint_ap(preds: Float[np.ndarray, "N 17 3"], gts: Float[np.ndarray, "N 17 3"],
+                     areas: Float[np.ndarray, "N"]) -> float:
+    """COCO keypoint AP (OKS 0.50:0.95, 101 recall points) of one person per image, as pycocotools' ``COCOeval``
+    (iouType ``keypoints``, area range all) computes it.
+
+    Args:
+        preds: predicted joints (x, y, confidence); an image whose prediction has no joint with confidence > 0
+            has no detection. A detection's score is the mean confidence of its joints present.
+        gts: ground-truth joints, confidence > 0 = labelled; an image without a labelled joint is left out
+            with its detection (COCOeval would match that detection to the person's box instead).
+        areas: the ground-truth person's area (pixels^2, e.g. its mask's pixel count).
+    Returns:
+        AP, NaN when no image has a labelled joint.
+    """
+    preds, gts = np.asarray(preds, np.float64), np.asarray(gts, np.float64)
+    if preds.shape != gts.shape or preds.shape[1:] != (17, 3) or len(areas) != len(preds):
+        raise ConfigError(f"COCO AP needs (N, 17, 3) predictions and ground truth and N areas, got {preds.shape}, "
+                          f"{gts.shape}, {len(areas)}")
+    labelled = ((gts[..., 2] > 0) & np.isfinite(gts[..., :2]).all(-1)).any(1)
+    if not labelled.any():
+        return float("nan")
+    present = (preds[..., 2] > 0) & np.isfinite(preds[..., :2]).all(-1)
+    det = np.flatnonzero(present.any(1) & labelled)
+    scores = np.array([preds[i, present[i], 2].mean() for i in det])
+    det = det[np.argsort(-scores, kind="mergesort")]
+    oks = np.array([keypoint_oks(preds[i], gts[i], areas[i]) for i in det])
+    aps = []
+    for t in COCO_OKS_THRESHOLDS:
+        tp, fp = np.cumsum(oks >= t), np.cumsum(oks < t)
+        recall = tp / labelled.sum()
+        precision = np.maximum.accumulate((tp / (tp + fp + np.spacing(1)))[::-1])[::-1]
+        idx = np.searchsorted(recall, COCO_RECALL_POINTS, side="left")
+        aps.append(np.where(idx < len(precision), precision[np.minimum(idx, len(precision) - 1)], 0.0).mean()
+                   if len(precision) else 0.0)
+    return float(np.mean(aps))
 
 
 def mpjpe(pred: Float[np.ndarray, "K 3"], gt: Float[np.ndarray, "K 3"]) -> float:

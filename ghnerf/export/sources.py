@@ -6,16 +6,19 @@ targets) and 3D joints in world metres.
 
 * **Student**: each capture view is rendered from its nearest other capture cameras
   (:func:`ghnerf.student.inference.render_full_view`); 2D keypoints are read off the rendered
-  heatmaps the OpenPose way (:func:`ghnerf.eval.metrics.openpose_keypoints`, confidence = heatmap
-  value at the peak); 3D joints from the occupancy-weighted heatmap volume over the frame's views
-  (:func:`ghnerf.eval.evaluate.volumetric_joints`, confidence = volume peak).
+  heatmaps the OpenPose way with sub-pixel refinement (:func:`ghnerf.eval.metrics.openpose_keypoints`,
+  confidence = heatmap value at the peak, >= 0.1, and 0 where the student sees no joint); 3D joints from
+  the occupancy-weighted heatmap volume over the frame's views
+  (:func:`ghnerf.eval.evaluate.volumetric_joints`, confidence = volume peak; a peak on the volume's border is
+  absent).
 * **Teacher**: its stored keypoints (:meth:`storage.targets.TargetStore.keypoints`); 3D joints by
   robust triangulation over the views it labelled (:func:`ghnerf.base.multiview.consistency_report`),
-  confidence = mean teacher confidence of the inlier views.
+  confidence = mean teacher confidence of the inlier views. A view it has no keypoints for is reported
+  (``FrameKeypoints.missing``) with the error its distillation recorded.
 """
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +26,10 @@ from jaxtyping import Float
 
 from ghnerf.base.body25 import NUM_JOINTS
 from ghnerf.base.errors import ConfigError
+from ghnerf.data.records import MultiViewFrame
+
+Progress = Callable[[int, int], None]
+"""Called after each view with (views done, views in all)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -30,30 +37,31 @@ class FrameKeypoints:
     """One frame's keypoints.
 
     Attributes:
-        subject, frame_id: which frame (``frame_id`` as in the dataset's file names).
+        frame: the dataset's frame (subject, frame id, every camera's image, mask files and 2D joints).
         views: camera name -> (25, 3) x, y, confidence (full-resolution undistorted pixels; NaN / 0 missing).
-        image_paths, sizes: camera name -> image file and its (H, W).
         joints3d: (25, 4) x, y, z (metres), confidence; NaN / 0 where missing.
+        missing: camera name -> why that view has no keypoints (it is in no ``views``).
     """
 
-    subject: str
-    frame_id: int
+    frame: MultiViewFrame
     views: dict[str, Float[np.ndarray, "25 3"]]
-    image_paths: dict[str, Path]
-    sizes: dict[str, tuple[int, int]]
     joints3d: Float[np.ndarray, "25 4"]
+    missing: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def subject(self) -> str:
+        return self.frame.subject
 
-def _frame_files(frame) -> tuple[dict, dict]:
-    return ({v.name: v.image_path for v in frame.views},
-            {v.name: (v.camera.height, v.camera.width) for v in frame.views})
+    @property
+    def frame_id(self) -> int:
+        return self.frame.frame_id
 
 
 def student_keypoints(run: str | Path, data: str | Path, subject: str, frames: str = ":",
                       checkpoint: str | Path | None = None, source_views: int | None = None, device: str = "auto",
-                      on_view: Callable[[], None] | None = None, with_2d: bool = True,
+                      on_view: Progress | None = None, with_2d: bool = True,
                       with_3d: bool = True) -> Iterator[FrameKeypoints]:
-    """Keypoints of every capture view of ``subject``'s chosen frames, rendered by the run's student
+    """Keypoints of every capture view of ``subject``'s chosen frames, rendered once by the run's student
     (``with_2d`` / ``with_3d`` off: that part is skipped, left empty / zero).
 
     Raises:
@@ -74,6 +82,7 @@ def student_keypoints(run: str | Path, data: str | Path, subject: str, frames: s
         raise ConfigError(f"{ck_path}: {ck['student_config'].name} has no heatmap head, so no keypoints to export")
     scene = open_scene(data, subject, frames, ck["train_config"].image_scale,
                        source_views or ck["student_config"].source_views)
+    total, done = len(scene.frames) * len(scene.captures), 0
     for f in scene.frames:
         frame = scene.sequence.frame(f)
         views, examples = {}, []
@@ -82,20 +91,20 @@ def student_keypoints(run: str | Path, data: str | Path, subject: str, frames: s
             ex = view_example(frame, cam, srcs, scene.scale, frame.views[c].name)
             if with_2d:
                 kp = openpose_keypoints(render_full_view(model, ex, dev)["heatmaps"].numpy())
-                kp[:, :2] /= scene.scale
+                kp[:, :2] /= scene.scale  # the student's pixels are the K-scaled ones (as its training targets)
                 views[frame.views[c].name] = kp
             examples.append(ex)
+            done += 1
             if on_view:
-                on_view()
+                on_view(done, total)
         joints = volumetric_joints(model, examples, dev) if with_3d else None
-        paths, sizes = _frame_files(frame)
-        yield FrameKeypoints(subject, frame.frame_id, views, paths, sizes,
-                             joints if joints is not None else np.zeros((NUM_JOINTS, 4)))
+        yield FrameKeypoints(frame, views, joints if joints is not None else np.zeros((NUM_JOINTS, 4)))
 
 
 def teacher_keypoints(store: str, teacher: str, data: str | Path, subject: str, frames: str = ":",
-                      on_view: Callable[[], None] | None = None) -> Iterator[FrameKeypoints]:
-    """A pose teacher's keypoints of ``subject``'s chosen frames (views it has no target for are left out).
+                      on_view: Progress | None = None) -> Iterator[FrameKeypoints]:
+    """A pose teacher's keypoints of ``subject``'s chosen frames; a view it has no target for is in
+    ``missing`` with the failure its distillation recorded.
 
     Raises:
         ConfigError: bad subject / frames, or the teacher labelled none of the chosen frames.
@@ -108,22 +117,27 @@ def teacher_keypoints(store: str, teacher: str, data: str | Path, subject: str, 
 
     targets = TargetStore(store, teacher)
     targets.check_inputs(data)
+    failures = {f["key"]: f.get("error", "") for e in targets.entries for f in e.failures}
     reader = open_dataset(data)
     if subject not in reader.subjects():
         raise ConfigError(f"{data}: no subject {subject!r}; the dataset has {', '.join(reader.subjects())}")
     seq = reader.sequence(subject)
-    found = 0
-    for f in frame_indices(frames, seq.num_frames):
+    chosen = frame_indices(frames, seq.num_frames)
+    found, done = 0, 0
+    for f in chosen:
         frame = seq.frame(f)
-        views, cams = {}, []
+        views, cams, missing = {}, [], {}
         for v in frame.views:
+            done += 1
             try:
                 views[v.name] = targets.keypoints(subject, frame.frame_id, v.name)
+                cams.append(pinhole(v.camera))
             except KeyError:
-                continue
-            cams.append(pinhole(v.camera))
+                error = failures.get(f"{subject}/{frame.frame_id}/{v.name}")
+                missing[v.name] = (f"teacher {teacher} failed on this view: {error}" if error else
+                                   f"teacher {teacher} has no target for this view in {store}")
             if on_view:
-                on_view()
+                on_view(done, len(chosen) * len(frame.views))
         if not views:
             continue
         found += 1
@@ -135,9 +149,7 @@ def teacher_keypoints(store: str, teacher: str, data: str | Path, subject: str, 
             conf = np.where(inlier, np.nan_to_num(kps[..., 2]), 0).sum(0) / np.maximum(inlier.sum(0), 1)
             ok = np.isfinite(rep.joints3d).all(1)
             joints[ok, :3], joints[ok, 3] = rep.joints3d[ok], conf[ok]
-        paths, sizes = _frame_files(frame)
-        yield FrameKeypoints(subject, frame.frame_id, views, {k: paths[k] for k in views},
-                             {k: sizes[k] for k in views}, joints)
+        yield FrameKeypoints(frame, views, joints, missing)
     if not found:
         raise ConfigError(f"{store}: teacher {teacher} has no targets for {subject} frames {frames}; distill them "
                           "first (`ghnerf distill`)")

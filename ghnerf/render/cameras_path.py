@@ -78,6 +78,7 @@ def ring_order(cameras: Sequence[Camera], centre: Float[np.ndarray, "3"]) -> lis
     horizontal = offsets - (offsets @ up)[:, None] * up
     e1 = horizontal[0] / np.linalg.norm(horizontal[0])
     azimuth = np.arctan2(horizontal @ np.cross(up, e1), horizontal @ e1) % (2 * np.pi)
+    azimuth[0] = 0.0  # camera 0 defines azimuth 0; rounding can give it -3e-17, which wraps to 2 pi (last)
     return np.argsort(azimuth, kind="stable").tolist()
 
 

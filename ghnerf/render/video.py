@@ -15,6 +15,7 @@ from ghnerf.base.errors import ConfigError
 from ghnerf.base.fileio import atomic_path
 
 MP4_QUALITY = 8  # imageio-ffmpeg's 0-10 scale (libx264 crf about 17)
+GIF_TICK_MS = 10  # GIF frame delays are whole centiseconds
 
 
 def even_size(frame: UInt8[np.ndarray, "H W 3"]) -> UInt8[np.ndarray, "H2 W2 3"]:
@@ -73,8 +74,19 @@ def write_animation(path: str | Path, frames: list[UInt8[np.ndarray, "H W 3"]], 
         raise ConfigError(f"{path}: animations are .gif or .webp")
     if not frames:
         raise ConfigError(f"{path}: no frames to write")
+    if fps <= 0:
+        raise ConfigError(f"fps must be > 0, got {fps}")
     images = [Image.fromarray(f) for f in frames]
     extra = {"optimize": False} if suffix == ".gif" else {"lossless": False, "quality": 80}
+    tick = GIF_TICK_MS if suffix == ".gif" else 1
     with atomic_path(path) as tmp:
-        images[0].save(tmp, save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0,
-                       format=suffix[1:].upper(), **extra)
+        images[0].save(tmp, save_all=True, append_images=images[1:], duration=frame_delays(len(frames), fps, tick),
+                       loop=0, format=suffix[1:].upper(), **extra)
+
+
+def frame_delays(n: int, fps: float, tick: int) -> list[int]:
+    """Per-frame delays (ms, multiples of ``tick``) whose running sum stays within half a tick of ``i * 1000 / fps``:
+    a GIF counts delays in 10 ms ticks, so 15 fps alternates 70, 70, 60 ms (one 60 or 70 ms delay for every
+    frame would play at 16.7 or 14.3 fps)."""
+    ends = [round((i + 1) * 1000 / fps / tick) * tick for i in range(n)]
+    return [max(b - a, tick) for a, b in zip([0, *ends[:-1]], ends)]

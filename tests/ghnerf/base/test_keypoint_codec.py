@@ -43,3 +43,49 @@ def test_bad_codec_config():
         HeatmapCodec(stride=0)
     with pytest.raises(ConfigError):
         HeatmapCodec(sigma=-1)
+
+
+def _gaussian_cells(xy, cov, stride, h, w):
+    """A Gaussian heatmap written out here (not with the codec): cell (i, j) is centred on image pixel
+    (j * stride + (stride - 1) / 2, i * stride + (stride - 1) / 2), pixel centres at integers."""
+    cx = np.arange(w) * stride + (stride - 1) / 2
+    cy = np.arange(h) * stride + (stride - 1) / 2
+    d = np.stack(np.meshgrid(cx - xy[0], cy - xy[1]), -1)  # (h, w, 2) as (dx, dy)
+    return np.exp(-0.5 * np.einsum("hwi,ij,hwj->hw", d, np.linalg.inv(cov), d))
+
+
+def test_stride_2_joint_at_a_half_pixel_decodes_within_5_hundredths():
+    """(20.5, 30.5) at stride 2 is the centre of cell (15, 10); a half-cell shift of the codec's cell centres
+    (e.g. cell j at j * stride) puts it 0.5 px or more away."""
+    hm = _gaussian_cells((20.5, 30.5), np.eye(2) * 7.0**2, 2, 32, 24)[None].repeat(25, 0)
+    dec = HeatmapCodec(stride=2, sigma=7.0).decode(hm)
+    np.testing.assert_allclose(dec[:, :2], np.tile([20.5, 30.5], (25, 1)), atol=0.05)
+
+
+@pytest.mark.parametrize("xy", [(20.9, 31.3), (17.2, 28.6)])
+def test_sub_pixel_decoding_of_a_tilted_gaussian(xy):
+    """A correlated covariance: one parabola per axis through the arg-max row / column misses the peak; the
+    2D quadratic (DARK) fit of the log is exact."""
+    cov = np.array([[30.0, 18.0], [18.0, 20.0]])
+    hm = _gaussian_cells(xy, cov, 2, 32, 24)[None]
+    dec = HeatmapCodec(stride=2).decode(np.concatenate([hm, np.zeros((24, 32, 24))]))
+    np.testing.assert_allclose(dec[0, :2], xy, atol=0.01)
+    assert np.isnan(dec[1:, :2]).all() and (dec[1:, 2] == 0).all()
+
+
+def test_a_peak_on_the_border_is_absent_not_clamped_to_the_edge():
+    codec = HeatmapCodec(stride=1, sigma=3.0)
+    ramp = np.tile(np.linspace(0.1, 0.9, 64)[:, None], (1, 48))  # rises to the bottom edge (y = 63)
+    outside = _gaussian_cells((20.0, 66.0), np.eye(2) * 9.0, 1, 64, 48)  # joint below the image
+    inside = _gaussian_cells((20.0, 60.0), np.eye(2) * 9.0, 1, 64, 48)
+    dec = codec.decode(np.stack([ramp, outside, inside]))
+    assert np.isnan(dec[:2, :2]).all() and (dec[:2, 2] == 0).all()
+    np.testing.assert_allclose(dec[2], (20.0, 60.0, 1.0), atol=1e-6)
+
+
+def test_a_weak_peak_is_absent_with_confidence_exactly_zero():
+    hm = 0.04 * _gaussian_cells((20.0, 20.0), np.eye(2) * 9.0, 1, 40, 40)[None]
+    dec = HeatmapCodec(stride=1).decode(hm, threshold=0.05)
+    assert dec[0, 2] == 0 and np.isnan(dec[0, :2]).all()
+    dec = HeatmapCodec(stride=1).decode(hm * 2, threshold=0.05)
+    assert dec[0, 2] == pytest.approx(0.08)

@@ -43,13 +43,17 @@ def test_evaluate_writes_metrics_and_report(student_root, tmp_path, monkeypatch)
         assert key in report["definitions"]
     assert m["lpips"].startswith("unavailable") and str(vgg) in m["lpips"]
     assert 0 <= m["pck"] <= 1 and 0 < m["ssim"] <= 1
+    assert 0 <= m["coco_ap"] <= 1 and "coco_ap" in report["definitions"]  # beside PCK, in the table too
     assert report["views"] == 4 and report["pretrained_weights"] == "none (random init)"
     assert "mpjpe_triangulated_m" in m and "mpjpe_triangulated_m" in report["definitions"]
     assert isinstance(m["mpjpe_volumetric_m"], float) and "mpjpe_volumetric_m" in report["definitions"]
     assert report["checkpoint_step"] == 2
     md = (out / "report.md").read_text()
-    assert "PCK@0.2" in md and "LShoulder-RHip" in md and "none (random init)" in md
-    for name in ("000_render.png", "000_heatmaps.png", "000_skeleton.png"):
+    assert "| PCK@0.2 | COCO AP |" in md and "LShoulder-RHip" in md and "none (random init)" in md
+    cal = m["calibration"]
+    assert len(cal["joints"]) == 10 and sum(cal["joints"]) <= m["pck_evaluated_joints"]
+    assert "images/calibration.png" in md
+    for name in ("000_render.png", "000_heatmaps.png", "000_skeleton.png", "calibration.png"):
         assert (out / "images" / name).is_file()
     # per-view counts add up to the pooled PCK (the benchmark's paired comparison reads them)
     pv = report["per_view"]

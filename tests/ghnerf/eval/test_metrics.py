@@ -8,6 +8,8 @@ from ghnerf.base.body25 import JOINT_INDEX as J
 from ghnerf.base.errors import ConfigError
 from ghnerf.base.keypoint_codec import HeatmapCodec
 from ghnerf.eval.metrics import (
+    coco_keypoint_ap,
+    confidence_calibration,
     masked_psnr,
     masked_ssim,
     mpjpe,
@@ -53,6 +55,24 @@ def test_openpose_keypoints_recover_planted_peaks_and_ignore_noise():
     np.testing.assert_allclose(out[4, :2], kp[4, :2], atol=1.0)  # the stronger region wins
 
 
+def test_openpose_keypoints_are_sub_pixel_and_absent_where_unseen():
+    """Noise-free planted peaks come back within 0.05 px (not whole pixels); a joint whose heatmap rises to the
+    image's edge, or is weak where its smoothed region peaks, is absent with confidence exactly 0."""
+    yy, xx = np.mgrid[:64, :48]
+    blob = lambda x, y, a=1.0: a * np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * 3.5**2))  # noqa: E731
+    hm = np.zeros((4, 64, 48))
+    hm[0] = blob(20.3, 30.7)
+    hm[1] = blob(11.6, 66.0)  # the joint is below the image: its map is brightest on the bottom row
+    hm[2] = blob(30.0, 20.0, 0.3)
+    hm[2, 20, 30] = 0.05  # the smoothed region peaks here, where the map itself is below the threshold
+    hm[3] = blob(30.0, 20.0, 0.3)
+    out = openpose_keypoints(hm)
+    np.testing.assert_allclose(out[0, :2], (20.3, 30.7), atol=0.05)
+    assert out[0, 2] == pytest.approx(hm[0, 31, 20])
+    assert np.isnan(out[1:3, :2]).all() and (out[1:3, 2] == 0).all()
+    assert out[3, 2] == pytest.approx(0.3) and np.isfinite(out[3, :2]).all()
+
+
 def test_pck_hand_computed():
     gt = np.zeros((2, 25, 3))
     gt[..., 2] = 1.0
@@ -90,6 +110,16 @@ def test_3d_peak_recovered_within_a_voxel():
     assert mpjpe(peaks[:, :3], np.vstack([true, [0, 0, 0]])) == pytest.approx(0.0, abs=1e-6)
 
 
+def test_3d_peak_on_the_volumes_border_is_absent():
+    origin, voxel = np.zeros(3), 0.05
+    X, Y, Z = np.meshgrid(*[voxel * np.arange(21)] * 3, indexing="ij")
+    vol = np.stack([np.exp(-((X - t[0]) ** 2 + (Y - t[1]) ** 2 + (Z - t[2]) ** 2) / (2 * 0.06**2))
+                    for t in ([0.5, 0.5, 1.2], [0.0, 1.1, 0.5], [0.5, 0.52, 0.5])])  # 2 outside the 1 m cube
+    peaks = volume_peaks(vol, origin, voxel)
+    assert np.isnan(peaks[:2, :3]).all() and (peaks[:2, 3] == 0).all()
+    np.testing.assert_allclose(peaks[2, :3], (0.5, 0.52, 0.5), atol=1e-6)
+
+
 def test_mpjpe_hand_computed():
     gt = np.array([[0.0, 0, 0], [1, 1, 1], [2, 0, 0], [0, 5, 0], [7, 7, 7]])
     pred = gt + np.array([[3.0, 4, 0], [0, 0, 1], [0, 0, 0], [9, 9, 9], [0, 0, 0]])  # errors 5, 1, 0, -, -
@@ -114,3 +144,62 @@ def test_paired_pck_difference_against_hand_counts():
     assert mixed.low < 0 < mixed.high and (mixed.a_better, mixed.b_better) == (2, 2)
     with pytest.raises(ConfigError):
         paired_pck_difference(student, teacher[:3], evaluated)
+
+
+def _cocoeval_ap(preds, gts, areas):
+    """AP of the same data through pycocotools' COCOeval (the reference)."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    from ghnerf.export.formats import coco_ground_truth
+
+    images = [{"id": i + 1, "file_name": f"{i}.jpg", "height": 200, "width": 200} for i in range(len(gts))]
+    anns = [{"id": i + 1, "image_id": i + 1, "category_id": 1, "iscrowd": 0, "area": float(a),
+             "num_keypoints": int((g[:, 2] > 0).sum()), "bbox": [0, 0, 10, 10],
+             "keypoints": np.where(g[:, 2:] > 0, np.c_[g[:, :2], np.full(17, 2)], 0).reshape(-1).tolist()}
+            for i, (g, a) in enumerate(zip(gts, areas))]
+    gt = COCO()
+    gt.dataset = coco_ground_truth(images, anns)
+    gt.createIndex()
+    results = [{"image_id": i + 1, "category_id": 1, "keypoints": np.where(p[:, 2:] > 0, p, 0).reshape(-1).tolist(),
+                "score": float(p[p[:, 2] > 0, 2].mean())} for i, p in enumerate(preds) if (p[:, 2] > 0).any()]
+    ev = COCOeval(gt, gt.loadRes(results), "keypoints")
+    ev.evaluate()
+    ev.accumulate()
+    ev.summarize()
+    return ev.stats[0]
+
+
+def test_coco_keypoint_ap_equals_cocoeval():
+    rng = np.random.default_rng(4)
+    n = 40
+    gts = np.concatenate([rng.uniform(20, 180, (n, 17, 2)), np.ones((n, 17, 1))], -1)
+    gts[rng.random((n, 17)) < 0.2, 2] = 0  # unlabelled joints
+    areas = rng.uniform(800, 6000, n)
+    noise = rng.normal(size=(n, 17, 2)) * rng.uniform(0.3, 5, (n, 1, 1))  # from near-perfect to poor
+    preds = np.concatenate([gts[..., :2] + noise, rng.uniform(0.2, 1.0, (n, 17, 1))], -1)
+    preds[rng.random((n, 17)) < 0.02, 2] = 0  # joints the model did not see
+    preds[[3, 17]] = 0  # no detection in two images
+    ours = coco_keypoint_ap(preds, gts, areas)
+    assert 0.2 < ours < 0.9  # neither trivial end
+    assert ours == pytest.approx(_cocoeval_ap(preds, gts, areas), abs=1e-9)
+    assert coco_keypoint_ap(gts, gts, areas) == pytest.approx(1.0)
+
+
+def test_confidence_calibration_hand_computed():
+    gt = np.zeros((1, 25, 3))
+    gt[..., 2] = 1.0
+    gt[0, :, :2] = 100.0
+    gt[0, J["LShoulder"], :2] = (0, 0)
+    gt[0, J["RHip"], :2] = (30, 40)  # torso 50 -> PCK radius 10 px
+    pred = gt.copy()
+    pred[0, :, 2] = 0.0  # absent: not counted
+    pred[0, 0] = (103, 104, 0.95)  # error 5: within
+    pred[0, 1] = (120, 100, 0.92)  # error 20: not within
+    pred[0, 2] = (101, 100, 0.15)  # error 1: within
+    pred[0, 3] = (100, 100, 0.5)
+    gt[0, 3, 2] = 0  # ...but the ground truth lacks it: not counted
+    cal = confidence_calibration(pred, gt)
+    assert cal.joints.tolist() == [0, 1, 0, 0, 0, 0, 0, 0, 0, 2] and cal.within.tolist() == [0, 1] + [0] * 7 + [1]
+    d = cal.as_dict()
+    assert d["within_pck"][9] == 0.5 and d["within_pck"][1] == 1.0 and d["within_pck"][0] is None

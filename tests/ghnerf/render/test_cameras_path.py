@@ -60,6 +60,26 @@ def test_interpolation_passes_exactly_through_the_capture_cameras_at_its_knots(s
                                atol=1e-9)
 
 
+def test_interpolation_starts_at_capture_camera_0_whatever_its_azimuth_rounds_to():
+    """A ring where camera 0's azimuth about the rig's up computes as a tiny negative number (it wrapped to 2 pi
+    and the path started at camera 1)."""
+    from ghnerf.base.cameras import Camera
+    from ghnerf.render.cameras_path import look_at
+
+    rng = np.random.default_rng(0)
+    radius, start, centre = rng.uniform(2, 4), rng.uniform(0, 2 * np.pi), rng.uniform(-1, 1, 3).round(3)
+    cams = []
+    for k in range(8):
+        t = start + 2 * np.pi * k / 8
+        eye = centre + np.array([radius * np.cos(t), radius * np.sin(t), rng.uniform(0.5, 1.5)])
+        R, T = look_at(eye, centre, np.array([0.0, 0.0, 1.0]))
+        cams.append(Camera(np.array([[100.0, 0, 32], [0, 100, 32], [0, 0, 1]]), R, T, np.zeros(5), 64, 64))
+    assert ring_order(cams, centre) == list(range(8))
+    path = camera_path("interpolate", cams, centre, 16)
+    np.testing.assert_allclose(path[0].R, cams[0].R, atol=1e-9)
+    np.testing.assert_allclose(path[2].center, cams[1].center, atol=1e-9)
+
+
 def test_paths_and_frame_selection_refuse_bad_input(scene):
     assert camera_path("cameras", scene.captures, scene.body_centre(), 5) == scene.captures
     with pytest.raises(ConfigError, match="choose one of orbit, interpolate, cameras"):

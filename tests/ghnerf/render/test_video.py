@@ -64,3 +64,17 @@ def test_animation_reads_back_with_every_frame(tmp_path, suffix):
     assert np.abs(got.astype(int) - frames[3]).mean() < 4
     with pytest.raises(ConfigError, match=".gif or .webp"):
         write_animation(tmp_path / "render.avi", frames, fps=10)
+
+
+@pytest.mark.parametrize("fps", [15, 24, 10])
+def test_gif_plays_at_the_asked_frame_rate(tmp_path, fps):
+    """GIF delays are whole centiseconds: one rounded delay for every frame (60 ms for 15 fps) plays at 16.7 fps."""
+    n = 3 * fps  # three seconds
+    write_animation(tmp_path / "a.gif", [np.full((16, 16, 3), 3 * i, np.uint8) for i in range(n)], fps=fps)
+    delays = []
+    with Image.open(tmp_path / "a.gif") as im:
+        for i in range(im.n_frames):
+            im.seek(i)
+            delays.append(im.info["duration"])
+    assert len(delays) == n and sum(delays) == 3000  # exactly 3 s
+    assert all(abs(d - 1000 / fps) < 10 for d in delays)
