@@ -91,12 +91,12 @@ def _frame(root, f=0):
 @pytest.fixture(scope="module")
 def student_exports(tiny_run, student_root, tmp_path_factory):
     """Every format from one call; counts the views the student renders."""
-    import ghnerf.student.train as train
+    import ghnerf.student.inference as inference
 
     out = tmp_path_factory.mktemp("export")
     renders = []
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(train, "render_full_view", lambda *a, **k: renders.append(1) or render_full_view(*a, **k))
+        mp.setattr(inference, "render_full_view", lambda *a, **k: renders.append(1) or render_full_view(*a, **k))
         _export([str(tiny_run), "--data", str(student_root), "--subject", SUBJECT, "--frames", "0",
                  "--format", "openpose", "coco", "easymocap"], out)
     return out, len(renders)
