@@ -80,7 +80,7 @@ def compare_view(student: Float[np.ndarray, "25 3"], teacher: Float[np.ndarray, 
     return rows
 
 
-def _xy(kp: np.ndarray, ok: bool) -> list[float] | None:
+def _xy(kp: np.ndarray, ok: bool | np.bool_) -> list[float] | None:
     return [float(kp[0]), float(kp[1])] if ok else None
 
 

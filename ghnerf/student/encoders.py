@@ -64,7 +64,7 @@ class ResNetEncoder(nn.Module):
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
-    def forward(self, images: Float[Tensor, "V 3 H W"]) -> Float[Tensor, "V 512 H/2 W/2"]:
+    def forward(self, images: Float[Tensor, "V 3 H W"]) -> Float[Tensor, "V 512 (H+1)//2 (W+1)//2"]:
         x = (images - self.mean) / self.std
         f0 = self.stem(x)
         f1 = self.layer1(self.pool(f0))
@@ -92,7 +92,7 @@ class DinoEncoder(nn.Module):
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
-    def forward(self, images: Float[Tensor, "V 3 H W"]) -> Float[Tensor, "V 768 H/2 W/2"]:
+    def forward(self, images: Float[Tensor, "V 3 H W"]) -> Float[Tensor, "V 768 H//2 W//2"]:
         x = (images - self.mean) / self.std
         H, W = x.shape[-2:]
         x = F.pad(x, (0, (-W) % 8, 0, (-H) % 8))
@@ -142,7 +142,7 @@ class PoseNetworkEncoder(nn.Module):
 
     @torch.no_grad()
     def heatmaps_and_keypoints(self, images: Float[Tensor, "V 3 H W"]) -> tuple[
-            Float[Tensor, "V 25 H/2 W/2"], Float[np.ndarray, "V 25 3"]]:
+            Float[Tensor, "V 25 H//2 W//2"], Float[np.ndarray, "V 25 3"]]:
         """The network's heatmaps (at half resolution) and its BODY_25 keypoints (x, y, confidence; image pixels)."""
         H, W = images.shape[-2:]
         u8 = (images.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
@@ -150,7 +150,7 @@ class PoseNetworkEncoder(nn.Module):
         maps = torch.stack(maps).float().to(images.device)
         return F.interpolate(maps, size=(H // 2, W // 2), mode="bilinear", align_corners=False), np.stack(keypoints)
 
-    def forward(self, images: Float[Tensor, "V 3 H W"]) -> Float[Tensor, "V 25 H/2 W/2"]:
+    def forward(self, images: Float[Tensor, "V 3 H W"]) -> Float[Tensor, "V 25 H//2 W//2"]:
         return self.heatmaps_and_keypoints(images)[0]
 
 

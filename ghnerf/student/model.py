@@ -240,8 +240,9 @@ class GHNeRF(nn.Module):
                 pose = raw if self.cfg.encoder in POSE_ENCODERS else self.source_heatmaps(human)
         return SourceEncoding(fpn, human, pose, joints3d)
 
-    def source_heatmaps(self, human: Float[Tensor, "V C H/2 W/2"]) -> Float[Tensor, "V J H/2 W/2"]:
-        """The source heatmap head's joint heatmaps of projected human features (``SourceEncoding.human``)."""
+    def source_heatmaps(self, human: Float[Tensor, "V C h w"]) -> Float[Tensor, "V J h w"]:
+        """The source heatmap head's joint heatmaps of projected human features (``SourceEncoding.human``, at
+        half the image resolution: h, w = H/2, W/2)."""
         if self.source_heatmap_head is None:
             raise ValueError(f"{self.cfg.name} has no source heatmap head")
         return torch.sigmoid(self.source_heatmap_head(human))
@@ -321,8 +322,9 @@ class GHNeRF(nn.Module):
         feat_volume, logits = self.cost_regs[i](volume[None])
         return LevelVolume(feat_volume[0], depth_regression(logits[0], planes, lv.inverse_depth))
 
-    def _image_maps(self, i: int, batch: MultiViewBatch, enc: SourceEncoding) -> Float[Tensor, "V C+3 h w"]:
-        """The source views' image features of level ``i`` with their RGB resampled to the same size."""
+    def _image_maps(self, i: int, batch: MultiViewBatch, enc: SourceEncoding) -> Float[Tensor, "V Ci h w"]:
+        """The source views' image features of level ``i`` with their RGB resampled to the same size (Ci = the
+        level's FPN channels + 3)."""
         fmap = enc.fpn[self.cfg.levels[i].render_feature_level]
         rgb = F.interpolate(batch.src_images, size=fmap.shape[-2:], mode="bilinear", align_corners=True)
         return torch.cat([fmap, rgb], dim=1)

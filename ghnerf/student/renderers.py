@@ -12,7 +12,8 @@ from jaxtyping import Float
 from torch import Tensor
 
 
-def alpha_from_density(sigma: Float[Tensor, "R S"]) -> Float[Tensor, "R S"]:
+def alpha_from_density(sigma: Float[Tensor, "*shape"]) -> Float[Tensor, "*shape"]:
+    """Elementwise: per sample of rays (R, S) when rendering, per point (N,) for point queries."""
     return 1.0 - torch.exp(-sigma)
 
 
