@@ -120,7 +120,7 @@ class ExampleSet:
     """
 
     def __init__(self, dataset_root: str | Path, split: str = "train", source_views: int = 3,
-                 image_scale: float = 0.5, heatmaps: HeatmapSource = HeatmapSource.DATASET, heatmap_store=None,
+                 image_scale: float = 0.5, heatmaps: HeatmapSource | str = HeatmapSource.DATASET, heatmap_store=None,
                  cse_store=None,
                  split_config: SplitConfig | None = None, subjects: list[str] | None = None,
                  fusion: FusionConfig | None = None, source_targets: bool = False):
