@@ -438,7 +438,7 @@ def test_failed_deployment_run_is_explained_by_its_error_line(monkeypatch):
     import flows.runs as runs
 
     logs = [SimpleNamespace(message="Encountered exception during execution:\nTraceback (most recent call last):\n"
-                                    '  File "x.py", line 1\nghnerf.errors.DataReadError: /d/annots.npy: frame 0: ...')]
+                                    '  File "x.py", line 1\nghnerf.base.errors.DataReadError: /d/annots.npy: frame 0: ...')]
 
     class Client:
         def __enter__(self):
