@@ -62,7 +62,8 @@ def load_run_model(checkpoint: Path, device: torch.device) -> tuple[GHNeRF, dict
 
 def evaluate_run(run: str | Path, data: str | Path, split: str = "test", max_views: int | None = None,
                  out: str | Path | None = None, checkpoint: str | Path | None = None, cse_store=None,
-                 source_views: int | None = None, teacher_store=None) -> dict:
+                 source_views: int | None = None, teacher_store=None,
+                 warn: Callable[[str], None] = lambda line: None) -> dict:
     """Evaluate ``run`` (its latest checkpoint unless ``checkpoint``); writes metrics.json and report.md.
 
     Args:
@@ -71,6 +72,8 @@ def evaluate_run(run: str | Path, data: str | Path, split: str = "test", max_vie
             views, and which one the evidence supports (disagreement.json, :mod:`ghnerf.eval.disagreement`).
         source_views: source views per target (default: the number the run was trained with; the network
             pools over any number, as ENeRF's test_input_views may differ from its training views).
+        warn: told the choices made for the dataset (cameras held out of a one-subject dataset, fewer source
+            views with few cameras), which metrics.json records too.
     """
     run = Path(run)
     ck_path = Path(checkpoint) if checkpoint else run / "checkpoints" / "latest.pt"
@@ -82,6 +85,8 @@ def evaluate_run(run: str | Path, data: str | Path, split: str = "test", max_vie
     examples = ExampleSet(data, split, views, tcfg.image_scale,
                           HeatmapSource.DATASET if cfg.heatmap_head else HeatmapSource.NONE,
                           cse_store=cse_store if cfg.cse_head else None)
+    for line in examples.notices():
+        warn(line)
     lp = LPIPSMetric()
     n = len(examples) if max_views is None else min(max_views, len(examples))
     rows, preds, gts = [], [], []
@@ -138,6 +143,7 @@ def evaluate_run(run: str | Path, data: str | Path, split: str = "test", max_vie
     report = {"run": str(run), "checkpoint": str(ck_path), "checkpoint_step": int(ck["step"]),
               "config": cfg.name, "code_version": ck["code_version"], "dataset": str(data), "split": split,
               "views": len(rows), "source_views": examples.source_views,
+              "source_views_used": examples.source_view_counts(), "dataset_split": examples.split.record(),
               "pretrained_weights": ck["meta"]["pretrained_weights"],
               "perceptual_loss": ck["meta"].get("perceptual_loss", "not recorded (older checkpoint)"),
               "device": str(device), "metrics": summary, "definitions": DEFINITIONS, "per_view": rows,
@@ -306,4 +312,4 @@ def evaluate_spec(spec: EvaluateSpec, out: str | Path | None = None,
 
     return evaluate_run(spec.run, spec.data, spec.split, spec.max_views, out=out, checkpoint=spec.checkpoint,
                         cse_store=store(spec.cse_teacher), source_views=spec.source_views,
-                        teacher_store=store(spec.teacher))
+                        teacher_store=store(spec.teacher), warn=warn)

@@ -53,6 +53,8 @@ def run_training(spec: TrainSpec, on_step: Callable[[int, dict], None] | None = 
         for line in (ts.left_out if ts else []):
             log(f"warning: left out (--allow-partial-targets): {line}")
     validate_views(examples, val, spec.exclude_bad_views, log)
+    for line in dict.fromkeys(examples.notices() + val.notices()):  # the split's line once
+        log(f"warning: {line}")
     tcfg = spec.train_config()
     return train(cfg, tcfg, examples, Path(spec.out), resume=spec.resume, val_examples=val, on_step=on_step,
                  log=log, init_from=spec.init_from)
