@@ -20,6 +20,7 @@ from ghnerf.base.errors import WeightsNotFoundError
 from ghnerf.base.fileio import file_sha256, write_bytes, write_image, write_json
 from ghnerf.base.kinds import HeatmapSource
 from ghnerf.base.viz import draw_skeleton, heatmap_overlay
+from ghnerf.data.views import MIN_SOURCE_VIEWS
 from ghnerf.eval.metric_names import METRICS, Metric, table_rows
 from ghnerf.eval.metrics import heatmap_mse, masked_psnr, masked_ssim, openpose_keypoints, pck
 from ghnerf.eval.spec import EvaluateSpec
@@ -84,7 +85,8 @@ def evaluate_run(run: str | Path, data: str | Path, split: str = "test", max_vie
     views = replace(cfg, source_views=source_views).source_views if source_views is not None else cfg.source_views
     examples = ExampleSet(data, split, views, tcfg.image_scale,
                           HeatmapSource.DATASET if cfg.heatmap_head else HeatmapSource.NONE,
-                          cse_store=cse_store if cfg.cse_head else None)
+                          cse_store=cse_store if cfg.cse_head else None,
+                          fewest_source_views=views if source_views is not None else MIN_SOURCE_VIEWS)
     for line in examples.notices():
         warn(line)
     lp = LPIPSMetric()

@@ -111,7 +111,8 @@ class ExampleSet:
             (targets: test cameras of test subjects, or of the training subjects when the dataset has no test
             subject, ``Split.held_out == "cameras"``; sources: their training cameras).
         source_views: source views per target; a target with fewer other training cameras gets as many as it
-            has, down to 2 (:func:`~ghnerf.data.views.source_view_count`; said by :meth:`notices`).
+            has, down to ``fewest_source_views`` (:func:`~ghnerf.data.views.source_view_count`; said by
+            :meth:`notices`).
         image_scale: resize factor of every image (ENeRF ``input_ratio``).
         heatmaps: where the heatmap targets come from (:class:`~ghnerf.base.kinds.HeatmapSource`).
         heatmap_store: a :class:`storage.targets.TargetStore` of a pose teacher (for ``heatmaps="store"``).
@@ -121,13 +122,16 @@ class ExampleSet:
             keypoints fused over all the frame's views the teacher labelled (None: the teacher's own heatmaps).
         source_targets: also give each example its source views' heatmap targets (for a student with a
             source heatmap head; ``Example.src_heatmaps``).
+        fewest_source_views: the fewest source views a target may get (2, ENeRF's minimum; ``source_views``:
+            exactly as many as asked for, e.g. an explicit ``evaluate --source-views``).
     """
 
     def __init__(self, dataset_root: str | Path, split: str = "train", source_views: int = 3,
                  image_scale: float = 0.5, heatmaps: HeatmapSource = HeatmapSource.DATASET, heatmap_store=None,
                  cse_store=None,
                  split_config: SplitConfig | None = None, subjects: list[str] | None = None,
-                 fusion: FusionConfig | None = None, source_targets: bool = False):
+                 fusion: FusionConfig | None = None, source_targets: bool = False,
+                 fewest_source_views: int = MIN_SOURCE_VIEWS):
         if split not in ("train", "test"):
             raise ConfigError(f"split must be 'train' or 'test', not {split!r}")
         heatmaps = HeatmapSource(heatmaps)
@@ -141,6 +145,7 @@ class ExampleSet:
         self._fused: dict[tuple[str, int], dict[str, np.ndarray]] = {}
         self.reader = open_dataset(dataset_root)
         self.scale, self.source_views, self.heatmaps = image_scale, source_views, heatmaps
+        self.fewest_source_views = min(source_views, fewest_source_views)
         self.heatmap_store, self.cse_store = heatmap_store, cse_store
         names = self.reader.subjects()
         first = self.reader.sequence(names[0])
@@ -201,7 +206,7 @@ class ExampleSet:
 
     def _source_count(self, subject: str, f: int, cam: int) -> int | None:
         """Source views of one item (fewer than ``source_views`` with few cameras), or None: too few."""
-        return source_view_count(self.source_views, len(self._pool(subject, f, cam)))
+        return source_view_count(self.source_views, len(self._pool(subject, f, cam)), self.fewest_source_views)
 
     def _check_source_cameras(self) -> None:
         """Refuse a capture in which a target camera has too few other training cameras to take sources from.
@@ -211,12 +216,13 @@ class ExampleSet:
         """
         for subject, f, cam in self.items:
             if self._source_count(subject, f, cam) is None:
-                have, need = len(self._pool(subject, f, cam)), min(self.source_views, MIN_SOURCE_VIEWS)
+                have, need = len(self._pool(subject, f, cam)), self.fewest_source_views
                 name = self.reader.sequence(subject).frame(f).views[cam].name
-                raise ConfigError(f"{self.reader.root}: {self.split_name} camera {name} of {subject} has {have} "
-                                  f"other training camera(s) to take source views from, at least {need} needed; "
-                                  f"use a capture of at least {cameras_for_sources(need)} cameras (every other "
-                                  "camera is a training camera)")
+                fix = (f"ask for at most {have} (--source-views {have})" if have >= MIN_SOURCE_VIEWS else
+                       f"use a capture of at least {cameras_for_sources(need)} cameras (every other camera is a "
+                       "training camera)")
+                raise ConfigError(f"{self.reader.root}: need {need} source views for {self.split_name} camera {name} "
+                                  f"of {subject} but only {have} training camera(s) to take them from; {fix}")
 
     def source_view_counts(self) -> dict[str, int]:
         """How many items get each number of source views (``{"2": 12, "3": 4}``; recorded in run.json)."""
@@ -282,7 +288,7 @@ class ExampleSet:
         dropped = len(self.items) - len(kept)
         if not kept:
             raise ConfigError(f"no usable view is left in the {len(self.items)} views of this split once the bad "
-                              f"views are excluded (each needs {min(self.source_views, MIN_SOURCE_VIEWS)} good "
+                              f"views are excluded (each needs {self.fewest_source_views} good "
                               "source views among the frame's other training cameras); fix the files listed above")
         self.items = kept
         return dropped

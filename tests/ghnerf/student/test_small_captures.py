@@ -73,6 +73,6 @@ def test_fewer_than_two_candidates_is_one_line(zju_plain_root, tmp_path):
     assert result.exit_code == 2, result.output
     errors = [line for line in result.output.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and "Traceback" not in result.output, result.output
-    assert str(zju_plain_root) in errors[0] and "1 other training camera" in errors[0]
-    assert "at least 2 needed" in errors[0] and "at least 5 cameras" in errors[0]
+    assert str(zju_plain_root) in errors[0] and "need 2 source views for train camera" in errors[0]
+    assert "only 1 training camera" in errors[0] and "use a capture of at least 5 cameras" in errors[0]
     assert not (tmp_path / "run").exists()
