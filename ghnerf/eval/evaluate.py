@@ -270,6 +270,19 @@ def lineage_lines(report: dict) -> list[str]:
     return lines
 
 
+def _split_lines(report: dict) -> list[str]:
+    """The report's line on what the test views hold out and how many source views they take (none for a
+    report without those records)."""
+    split, used = report.get("dataset_split"), report.get("source_views_used")
+    if not (split and used):
+        return []
+    held = (f"cameras {', '.join(map(str, split['test_cameras']))} of {', '.join(split['test_subjects'])} "
+            "(no test subject)" if split["held_out"] == "cameras" else f"subjects {', '.join(split['test_subjects'])}")
+    total = sum(used.values())
+    counts = ", ".join(f"{n} ({views} of the split's {total} views)" for n, views in used.items())
+    return [f"- held out: {held}; source views per view: {counts}"]
+
+
 def markdown_report(report: dict) -> str:
     m = report["metrics"]
 
@@ -277,7 +290,8 @@ def markdown_report(report: dict) -> str:
              f"- run: `{report['run']}`, checkpoint `{report['checkpoint']}` (step {report['checkpoint_step']})",
              f"- code version: `{report['code_version']}`; encoder weights: {report['pretrained_weights']}; "
              f"perceptual loss in training: {report.get('perceptual_loss', 'not recorded')}",
-             f"- dataset: `{report['dataset']}`, {report['views']} views, device {report['device']}", "",
+             f"- dataset: `{report['dataset']}`, {report['views']} views, device {report['device']}",
+             *_split_lines(report), "",
              metrics_table(m), "", "## Lineage", "", *lineage_lines(report), "", "## Definitions", ""]
     lines += [f"- **{k}**: {v}" for k, v in report["definitions"].items()]
     if isinstance(m[Metric.LPIPS], str):

@@ -50,6 +50,8 @@ def test_one_subject_trains_and_evaluates_on_held_out_cameras(one_subject_root, 
     assert [(r["subject"], r["camera"]) for r in report["per_view"]] == [(subject, views[1].name),
                                                                          (subject, views[3].name)]
     assert report["dataset_split"] == expected and report["metrics"]["psnr"] > 0
+    assert f"- held out: cameras 1, 3, 5, 7 of {subject} (no test subject); source views per view: 3 (8 of the split's 8 views)" in (
+        run / "eval_test" / "report.md").read_text()
 
 
 def test_six_cameras_train_with_two_source_views(zju_root, tmp_path):
