@@ -12,6 +12,7 @@ subjects (``Split.held_out == "cameras"``).
 """
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -37,7 +38,7 @@ class Split:
     frames: range
     train_cameras: tuple[int, ...]
     test_cameras: tuple[int, ...]
-    held_out: str = "subjects"  # what the test split holds out: "subjects" or (no test subject) "cameras"
+    held_out: Literal["subjects", "cameras"] = "subjects"  # "cameras": no test subject (one subject)
 
     def record(self) -> dict:
         """The split as recorded in run.json and checkpoints (plain values)."""
@@ -82,9 +83,9 @@ def cameras_for_sources(sources: int) -> int:
 
 
 def make_split(subjects: list[str], num_frames: int, num_cameras: int, cfg: SplitConfig | None = None) -> Split:
-    cfg = cfg or SplitConfig()
     """The split of a dataset; without a test subject (one subject), the test split holds out cameras of the
     training subjects."""
+    cfg = cfg or SplitConfig()
     train, test = split_subjects(subjects, cfg)
     held_out = "subjects"
     if len(subjects) == 1 or (train and not test):
