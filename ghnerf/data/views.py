@@ -12,6 +12,18 @@ import numpy as np
 from ghnerf.base.cameras import Camera
 from ghnerf.base.errors import ConfigError
 
+MIN_SOURCE_VIEWS = 2  # ENeRF's minimum: the variance cost volume needs two views (it pools over any number)
+
+
+def source_view_count(wanted: int, available: int, fewest: int = MIN_SOURCE_VIEWS) -> int | None:
+    """How many source views a target gets when ``available`` cameras can serve as its sources.
+
+    ``wanted``, or fewer when fewer cameras are available (down to ``fewest``, by default
+    :data:`MIN_SOURCE_VIEWS`, as ENeRF mixes 2 and 3); None when too few are.
+    """
+    count = min(wanted, available)
+    return count if count >= min(wanted, fewest) else None
+
 
 def nearest_source_views(cameras: Sequence[Camera], target: int, candidates: Sequence[int], k: int) -> list[int]:
     """Indices of the ``k`` best source cameras for ``cameras[target]`` among ``candidates``.

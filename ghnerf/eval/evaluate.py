@@ -20,6 +20,7 @@ from ghnerf.base.errors import WeightsNotFoundError
 from ghnerf.base.fileio import file_sha256, write_bytes, write_image, write_json
 from ghnerf.base.kinds import HeatmapSource
 from ghnerf.base.viz import draw_skeleton, heatmap_overlay, reliability_diagram
+from ghnerf.data.views import MIN_SOURCE_VIEWS
 from ghnerf.eval.metric_names import METRICS, Metric, table_rows
 from ghnerf.eval.metrics import (
     coco17,
@@ -74,7 +75,8 @@ def load_run_model(checkpoint: Path, device: torch.device) -> tuple[GHNeRF, dict
 
 def evaluate_run(run: str | Path, data: str | Path, split: str = "test", max_views: int | None = None,
                  out: str | Path | None = None, checkpoint: str | Path | None = None, cse_store=None,
-                 source_views: int | None = None, teacher_store=None) -> dict:
+                 source_views: int | None = None, teacher_store=None,
+                 warn: Callable[[str], None] = lambda line: None) -> dict:
     """Evaluate ``run`` (its latest checkpoint unless ``checkpoint``); writes metrics.json and report.md.
 
     Args:
@@ -83,6 +85,8 @@ def evaluate_run(run: str | Path, data: str | Path, split: str = "test", max_vie
             views, and which one the evidence supports (disagreement.json, :mod:`ghnerf.eval.disagreement`).
         source_views: source views per target (default: the number the run was trained with; the network
             pools over any number, as ENeRF's test_input_views may differ from its training views).
+        warn: told the choices made for the dataset (cameras held out of a one-subject dataset, fewer source
+            views with few cameras), which metrics.json records too.
     """
     run = Path(run)
     for store in (cse_store, teacher_store):
@@ -96,7 +100,10 @@ def evaluate_run(run: str | Path, data: str | Path, split: str = "test", max_vie
     views = replace(cfg, source_views=source_views).source_views if source_views is not None else cfg.source_views
     examples = ExampleSet(data, split, views, tcfg.image_scale,
                           HeatmapSource.DATASET if cfg.heatmap_head else HeatmapSource.NONE,
-                          cse_store=cse_store if cfg.cse_head else None)
+                          cse_store=cse_store if cfg.cse_head else None,
+                          fewest_source_views=views if source_views is not None else MIN_SOURCE_VIEWS)
+    for line in examples.notices():
+        warn(line)
     lp = LPIPSMetric()
     n = len(examples) if max_views is None else min(max_views, len(examples))
     rows, preds, gts, areas = [], [], [], []
@@ -157,6 +164,7 @@ def evaluate_run(run: str | Path, data: str | Path, split: str = "test", max_vie
     report = {"run": str(run), "checkpoint": str(ck_path), "checkpoint_step": int(ck["step"]),
               "config": cfg.name, "code_version": ck["code_version"], "dataset": str(data), "split": split,
               "views": len(rows), "source_views": examples.source_views,
+              "source_views_used": examples.source_view_counts(), "dataset_split": examples.split.record(),
               "pretrained_weights": ck["meta"]["pretrained_weights"],
               "perceptual_loss": ck["meta"].get("perceptual_loss", "not recorded (older checkpoint)"),
               "device": str(device), "metrics": summary, "definitions": DEFINITIONS, "per_view": rows,
@@ -283,6 +291,19 @@ def lineage_lines(report: dict) -> list[str]:
     return lines
 
 
+def _split_lines(report: dict) -> list[str]:
+    """The report's line on what the test views hold out and how many source views they take (none for a
+    report without those records)."""
+    split, used = report.get("dataset_split"), report.get("source_views_used")
+    if not (split and used):
+        return []
+    held = (f"cameras {', '.join(map(str, split['test_cameras']))} of {', '.join(split['test_subjects'])} "
+            "(no test subject)" if split["held_out"] == "cameras" else f"subjects {', '.join(split['test_subjects'])}")
+    total = sum(used.values())
+    counts = ", ".join(f"{n} ({views} of the split's {total} views)" for n, views in used.items())
+    return [f"- held out: {held}; source views per view: {counts}"]
+
+
 def markdown_report(report: dict) -> str:
     m = report["metrics"]
 
@@ -290,7 +311,8 @@ def markdown_report(report: dict) -> str:
              f"- run: `{report['run']}`, checkpoint `{report['checkpoint']}` (step {report['checkpoint_step']})",
              f"- code version: `{report['code_version']}`; encoder weights: {report['pretrained_weights']}; "
              f"perceptual loss in training: {report.get('perceptual_loss', 'not recorded')}",
-             f"- dataset: `{report['dataset']}`, {report['views']} views, device {report['device']}", "",
+             f"- dataset: `{report['dataset']}`, {report['views']} views, device {report['device']}",
+             *_split_lines(report), "",
              metrics_table(m), "", "## Lineage", "", *lineage_lines(report), "", "## Definitions", ""]
     lines += [f"- **{k}**: {v}" for k, v in report["definitions"].items()]
     if isinstance(m[Metric.LPIPS], str):
@@ -331,4 +353,4 @@ def evaluate_spec(spec: EvaluateSpec, out: str | Path | None = None,
 
     return evaluate_run(spec.run, spec.data, spec.split, spec.max_views, out=out, checkpoint=spec.checkpoint,
                         cse_store=store(spec.cse_teacher), source_views=spec.source_views,
-                        teacher_store=store(spec.teacher))
+                        teacher_store=store(spec.teacher), warn=warn)

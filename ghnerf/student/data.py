@@ -9,6 +9,7 @@ Images are undistorted and scaled by ``image_scale`` (ENeRF's ``input_ratio``); 
 background outside the dilated mask is zeroed as ENeRF does.
 """
 
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +24,8 @@ from ghnerf.base.keypoint_codec import OPENPOSE_SIGMA_PX, HeatmapCodec, empty_ke
 from ghnerf.base.kinds import HeatmapSource, TargetKind
 from ghnerf.data import bound_mask, load_view, make_split, near_far, nearest_source_views, open_dataset
 from ghnerf.data.images import pinhole
-from ghnerf.data.splits import SplitConfig
+from ghnerf.data.splits import SplitConfig, cameras_for_sources
+from ghnerf.data.views import MIN_SOURCE_VIEWS, source_view_count
 from ghnerf.student.model import MultiViewBatch
 from ghnerf.target_fusion import FusionConfig, fuse_keypoints
 
@@ -106,8 +108,11 @@ class ExampleSet:
     Args:
         dataset_root: dataset folder (either layout).
         split: "train" (targets and sources: training cameras of training subjects) or "test"
-            (targets: test cameras of test subjects; sources: their training cameras).
-        source_views: source views per target.
+            (targets: test cameras of test subjects, or of the training subjects when the dataset has no test
+            subject, ``Split.held_out == "cameras"``; sources: their training cameras).
+        source_views: source views per target; a target with fewer other training cameras gets as many as it
+            has, down to ``fewest_source_views`` (:func:`~ghnerf.data.views.source_view_count`; said by
+            :meth:`notices`).
         image_scale: resize factor of every image (ENeRF ``input_ratio``).
         heatmaps: where the heatmap targets come from (:class:`~ghnerf.base.kinds.HeatmapSource`).
         heatmap_store: a :class:`storage.targets.TargetStore` of a pose teacher (for ``heatmaps="store"``).
@@ -117,13 +122,16 @@ class ExampleSet:
             keypoints fused over all the frame's views the teacher labelled (None: the teacher's own heatmaps).
         source_targets: also give each example its source views' heatmap targets (for a student with a
             source heatmap head; ``Example.src_heatmaps``).
+        fewest_source_views: the fewest source views a target may get (2, ENeRF's minimum; ``source_views``:
+            exactly as many as asked for, e.g. an explicit ``evaluate --source-views``).
     """
 
     def __init__(self, dataset_root: str | Path, split: str = "train", source_views: int = 3,
                  image_scale: float = 0.5, heatmaps: HeatmapSource | str = HeatmapSource.DATASET, heatmap_store=None,
                  cse_store=None,
                  split_config: SplitConfig | None = None, subjects: list[str] | None = None,
-                 fusion: FusionConfig | None = None, source_targets: bool = False):
+                 fusion: FusionConfig | None = None, source_targets: bool = False,
+                 fewest_source_views: int = MIN_SOURCE_VIEWS):
         if split not in ("train", "test"):
             raise ConfigError(f"split must be 'train' or 'test', not {split!r}")
         heatmaps = HeatmapSource(heatmaps)
@@ -137,10 +145,12 @@ class ExampleSet:
         self._fused: dict[tuple[str, int], dict[str, np.ndarray]] = {}
         self.reader = open_dataset(dataset_root)
         self.scale, self.source_views, self.heatmaps = image_scale, source_views, heatmaps
+        self.fewest_source_views = min(source_views, fewest_source_views)
         self.heatmap_store, self.cse_store = heatmap_store, cse_store
         names = self.reader.subjects()
         first = self.reader.sequence(names[0])
         sp = make_split(names, first.num_frames, first.num_cameras, split_config)
+        self.split, self.split_name = sp, split
         chosen = subjects or (list(sp.train_subjects) if split == "train" else list(sp.test_subjects))
         if not chosen:
             raise ConfigError(f"the {split} split of {dataset_root} has no subjects ({len(names)} in the dataset)")
@@ -156,6 +166,7 @@ class ExampleSet:
         self._excluded: dict[tuple[str, int], set[int]] = {}  # (subject, frame index) -> cameras left out
         self.excluded: list[dict] = []  # the bad files behind them ({"path", "problem", "view"})
         self.without_targets = 0
+        self._check_source_cameras()
         if heatmaps == HeatmapSource.STORE or cse_store is not None:
             self._keep_items_with_targets()
 
@@ -188,6 +199,49 @@ class ExampleSet:
         """Source cameras of one frame (without views left out by :meth:`exclude_views`)."""
         left_out = self._excluded.get((subject, f), ())
         return [c for c in self.source_cameras if c not in left_out]
+
+    def _pool(self, subject: str, f: int, cam: int) -> list[int]:
+        """Cameras that can be sources of target ``cam`` of one frame (its candidates without the target)."""
+        return [c for c in self._candidates(subject, f) if c != cam]
+
+    def _source_count(self, subject: str, f: int, cam: int) -> int | None:
+        """Source views of one item (fewer than ``source_views`` with few cameras), or None: too few."""
+        return source_view_count(self.source_views, len(self._pool(subject, f, cam)), self.fewest_source_views)
+
+    def _check_source_cameras(self) -> None:
+        """Refuse a capture in which a target camera has too few other training cameras to take sources from.
+
+        Raises:
+            ConfigError: naming the dataset, the camera and the number of cameras needed.
+        """
+        for subject, f, cam in self.items:
+            if self._source_count(subject, f, cam) is None:
+                have, need = len(self._pool(subject, f, cam)), self.fewest_source_views
+                name = self.reader.sequence(subject).frame(f).views[cam].name
+                fix = (f"ask for at most {have} (--source-views {have})" if have >= MIN_SOURCE_VIEWS else
+                       f"use a capture of at least {cameras_for_sources(need)} cameras (every other camera is a "
+                       "training camera)")
+                raise ConfigError(f"{self.reader.root}: need {need} source views for {self.split_name} camera {name} "
+                                  f"of {subject} but only {have} training camera(s) to take them from; {fix}")
+
+    def source_view_counts(self) -> dict[str, int]:
+        """How many items get each number of source views (``{"2": 12, "3": 4}``; recorded in run.json)."""
+        counts = Counter(self._source_count(*item) for item in self.items)
+        return {str(n): counts[n] for n in sorted(counts)}
+
+    def notices(self) -> list[str]:
+        """One line per choice this set made for its dataset: cameras held out instead of subjects, fewer source
+        views than asked for."""
+        root = str(self.reader.root)
+        lines = [self.split.notice(root)] if self.split.held_out == "cameras" else []
+        fewer = {int(n): c for n, c in self.source_view_counts().items() if int(n) < self.source_views}
+        if fewer:
+            cameras = len(self.split.train_cameras) + len(self.split.test_cameras)
+            lines.append(f"{root}: {cameras} cameras{' and excluded views' if self.excluded else ''}: "
+                         f"{sum(fewer.values())} of the {len(self)} {self.split_name} views have fewer than "
+                         f"{self.source_views} other training cameras, so they take {' or '.join(map(str, fewer))} "
+                         f"source views instead of {self.source_views} (as ENeRF mixes 2 and 3)")
+        return lines
 
     def check_views(self, only_first: bool = False) -> list[dict]:
         """Check every view this set can use, from file headers and sizes (no pixel decoded).
@@ -255,12 +309,12 @@ class ExampleSet:
             self._excluded.setdefault((subject, f), set()).add(c)
         self.excluded += [{k: b[k] for k in ("path", "problem", "view")} for b in bad]
         kept = [(s, f, c) for s, f, c in self.items if c not in self._excluded.get((s, f), ())
-                and len([x for x in self._candidates(s, f) if x != c]) >= self.source_views]
+                and self._source_count(s, f, c) is not None]
         dropped = len(self.items) - len(kept)
         if not kept:
             raise ConfigError(f"no usable view is left in the {len(self.items)} views of this split once the bad "
-                              f"views are excluded (each needs {self.source_views} good source views among the "
-                              "frame's other training cameras); fix the files listed above")
+                              f"views are excluded (each needs {self.fewest_source_views} good "
+                              "source views among the frame's other training cameras); fix the files listed above")
         self.items = kept
         return dropped
 
@@ -299,8 +353,8 @@ class ExampleSet:
         """Camera indices of item ``index``'s source views, nearest first (the views the student sees)."""
         subject, f, cam = self.items[index]
         frame = self.reader.sequence(subject).frame(f)
-        return nearest_source_views([v.camera for v in frame.views], cam, self._candidates(subject, f),
-                                    self.source_views)
+        count = self._source_count(subject, f, cam) or self.source_views  # None: nearest_source_views says why
+        return nearest_source_views([v.camera for v in frame.views], cam, self._pool(subject, f, cam), count)
 
     def example(self, index: int) -> Example:
         subject, f, cam = self.items[index]

@@ -61,6 +61,8 @@ def run_training(spec: TrainSpec, on_step: Callable[[int, dict], None] | None = 
         for line in (ts.left_out if ts else []):
             log(f"warning: left out (--allow-partial-targets): {line}")
     validate_views(examples, val, spec.exclude_bad_views, log)
+    for line in dict.fromkeys(examples.notices() + val.notices()):  # the split's line once
+        log(f"warning: {line}")
     refuse_blank_masks(examples)
     tcfg = spec.train_config()
     if must_clear and int(os.environ.get("RANK", "0")) == 0:  # every check passed: the old run goes now

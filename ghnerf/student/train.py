@@ -155,6 +155,9 @@ def train(cfg: StudentConfig, tcfg: TrainConfig, examples: ExampleSet, out: str 
             "init_from": str(init_from) if init_from else None, "device": str(device),
             "target_fusion": None if examples.fusion is None else dataclasses.asdict(examples.fusion),
             "skipped_subjects": getattr(examples.reader, "skipped", []),
+            "split": examples.split.record(),
+            "source_views_used": {s.split_name: s.source_view_counts() for s in (examples, val_examples)
+                                  if s is not None},
             "excluded_views": examples.excluded + (val_examples.excluded if val_examples is not None else []),
             "left_out_shards": [line for s in (examples.heatmap_store, examples.cse_store) if s is not None
                                 for line in getattr(s, "left_out", [])]}

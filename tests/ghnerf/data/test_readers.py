@@ -160,3 +160,24 @@ def test_splits():
     a = make_split(names, 10, 8, SplitConfig(seed=1))
     b = make_split(names, 10, 8, SplitConfig(seed=1))
     assert a == b and len(a.test_subjects) == 6 and not set(a.test_subjects) & set(a.train_subjects)
+
+
+def test_split_without_test_subjects_holds_out_cameras():
+    """One subject (any name, a ZJU test subject too) or only training subjects: the test split is the test cameras
+    of the training subjects, recorded as such; a split with test subjects is unchanged."""
+    for names in (["seq_000000"], ["CoreView_313"]):
+        s = make_split(names, num_frames=5, num_cameras=6)
+        assert (s.train_subjects, s.test_subjects, s.held_out) == (tuple(names), tuple(names), "cameras")
+        assert s.record()["test_cameras"] == [1, 3, 5] and s.record()["train_cameras"] == [0, 2, 4]
+        assert s.notice("D").startswith("D: 1 subject, so the test split holds out cameras 1, 3, 5 of ")
+    s = make_split(["CoreView_315", "CoreView_377"], num_frames=5, num_cameras=4)
+    assert s.train_subjects == s.test_subjects == ("CoreView_315", "CoreView_377") and s.held_out == "cameras"
+    s = make_split(["a", "b"], num_frames=5, num_cameras=4)
+    assert len(s.test_subjects) == 1 and s.held_out == "subjects" and s.notice("D") is None
+
+
+def test_source_view_count_goes_down_to_two():
+    from ghnerf.data.views import source_view_count
+
+    assert [source_view_count(3, n) for n in range(5)] == [None, None, 2, 3, 3]
+    assert source_view_count(2, 1) is None and source_view_count(4, 3) == 3
