@@ -16,6 +16,17 @@ from ghnerf.base.cameras import Camera, look_at
 from ghnerf.base.errors import ConfigError
 
 PATHS = ("orbit", "interpolate", "cameras")
+DEFAULT_TURN_VIEWS = 24  # virtual cameras of a single-frame (frozen-time) orbit
+VIEWS_PER_GAP = 3  # interpolation's default: each capture camera and 2 views between it and the next
+
+
+def default_views(kind: str, frames: int, cameras: int) -> int:
+    """Virtual cameras on path ``kind`` when ``--views`` is not given: an orbit takes one per frame
+    (:data:`DEFAULT_TURN_VIEWS` for a single frame); an interpolation at least :data:`VIEWS_PER_GAP` per gap between
+    neighbouring capture cameras, so that it shows views between them and not only the captures."""
+    if kind == "interpolate":
+        return max(frames, VIEWS_PER_GAP * cameras)
+    return frames if frames > 1 else DEFAULT_TURN_VIEWS
 
 
 def scaled(camera: Camera, scale: float) -> Camera:

@@ -12,10 +12,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ghnerf.base.fileio import write_image, write_json
-from ghnerf.render.cameras_path import camera_path
+from ghnerf.render.cameras_path import camera_path, default_views
 from ghnerf.render.panels import PanelChoice, compose_panels
 from ghnerf.render.scene import open_scene
-from ghnerf.render.spec import DEFAULT_TURN_VIEWS, RenderSpec
+from ghnerf.render.spec import RenderSpec
 from ghnerf.render.video import Mp4Writer, write_animation
 from ghnerf.render.views import source_views, view_example
 
@@ -46,7 +46,7 @@ def render_run(spec: RenderSpec, on_frame: Callable[[int, int], None] | None = N
     scene = open_scene(spec.data, spec.subject, spec.frames, ck["train_config"].image_scale,
                        spec.source_views or cfg.source_views, spec.size)
     F = len(scene.frames)
-    N = spec.views or (F if F > 1 else DEFAULT_TURN_VIEWS)
+    N = spec.views or default_views(spec.path, F, len(scene.captures))
     cams = camera_path(spec.path, scene.captures, scene.body_centre(), N)
     total = max(F, len(cams))
     out = Path(spec.out)

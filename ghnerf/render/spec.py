@@ -4,10 +4,8 @@
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
 from ghnerf.base.spec_fields import OutputFolder
-from ghnerf.render.cameras_path import PATHS
+from ghnerf.render.cameras_path import DEFAULT_TURN_VIEWS, PATHS, VIEWS_PER_GAP
 from ghnerf.render.panels import OVERLAYS
-
-DEFAULT_TURN_VIEWS = 24  # virtual cameras of a single-frame (frozen-time) path
 
 
 class RenderSpec(BaseModel):
@@ -21,8 +19,9 @@ class RenderSpec(BaseModel):
     out: OutputFolder = Field(..., description="output folder: render.mp4, render.gif (short renders), render.json")
     frames: str = Field(":", description="frame indices START:STOP[:STEP] (Python slice) or one index")
     path: str = Field("orbit", description=" | ".join(PATHS))
-    views: int | None = Field(None, ge=1, description=f"virtual cameras on the path (default: one per frame; "
-                                                      f"{DEFAULT_TURN_VIEWS} for a single frame)")
+    views: int | None = Field(None, ge=1, description=f"virtual cameras on the path (default: orbit one per frame, "
+                                                      f"{DEFAULT_TURN_VIEWS} for a single frame; interpolate "
+                                                      f"{VIEWS_PER_GAP} per gap between capture cameras)")
     size: tuple[PositiveInt, PositiveInt] | None = Field(None, description="H W of the rendered views (default: as "
                                                                                "trained)")
     overlay: str = Field("all", description=" | ".join(OVERLAYS))

@@ -91,3 +91,23 @@ def test_paths_and_frame_selection_refuse_bad_input(scene):
             frame_indices(bad, 10)
     with pytest.raises(ConfigError, match="selects none"):
         frame_indices("20:30", 10)
+
+
+def test_default_interpolation_shows_views_between_every_pair_of_capture_cameras(scene):
+    """With 4 frames and 8 cameras the default interpolation has 24 views: every third one a capture camera, the
+    two between it and the next strictly between them (it was 4 views, every other capture camera)."""
+    from ghnerf.render.cameras_path import default_views
+
+    captures = scene.captures
+    views = default_views("interpolate", 4, len(captures))
+    assert views == 3 * len(captures) and default_views("orbit", 4, len(captures)) == 4
+    assert default_views("orbit", 1, len(captures)) == 24
+    path = camera_path("interpolate", captures, scene.body_centre(), views)
+    order = ring_order(captures, scene.body_centre())
+    for k, i in enumerate(order):
+        np.testing.assert_allclose(path[3 * k].center, captures[i].center, atol=1e-9)
+        nxt = captures[order[(k + 1) % len(order)]].center
+        for j in (1, 2):  # between the knot and the next one, on the chord's side of neither
+            c = path[3 * k + j].center
+            assert np.linalg.norm(c - captures[i].center) > 1e-3 and np.linalg.norm(c - nxt) > 1e-3
+
