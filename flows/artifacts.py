@@ -20,6 +20,7 @@ from prefect.artifacts import (
 from ghnerf.eval.disagreement import markdown_summary
 from ghnerf.eval.evaluate import lineage_lines, metrics_table
 from ghnerf.eval.metric_names import TABLE_COLUMNS
+from ghnerf.eval.teacher_comparison import markdown_comparison
 
 MAX_PICTURE_SIDE = 512
 MIN_PICTURE_SIDE = 256
@@ -60,7 +61,8 @@ def publish_evaluation(report: dict, key_prefix: str = "evaluation") -> None:
                     f"device `{report['device']}`, checkpoint step {report['checkpoint_step']}", "",
                     metrics_table(m), "", "## Lineage", "", *lineage_lines(report), "",
                     "## Pictures (rendered | ground truth; heatmaps over the render; predicted | true skeleton)", "",
-                    picture_markdown(images), *disagreement_markdown(report.get("disagreement"))])
+                    picture_markdown(images), *comparison_markdown(report.get("teacher_comparison")),
+                    *disagreement_markdown(report.get("disagreement"))])
     key = safe_key(f"{key_prefix}-{report['config']}")
     create_markdown_artifact(key=key, markdown=md, description=f"evaluation of {report['checkpoint']}")
     create_table_artifact(key=f"{key}-metrics", description="every metric (definitions in the report)",
@@ -68,6 +70,11 @@ def publish_evaluation(report: dict, key_prefix: str = "evaluation") -> None:
                                   "definition": report["definitions"].get(k, "")} for k, v in m.items()])
     create_link_artifact(key=f"{key}-report", link=Path(report["report_path"]).resolve().as_uri(),
                          link_text="report.md", description=f"full report on the worker: {report['report_path']}")
+
+
+def comparison_markdown(comparison: dict | None) -> list[str]:
+    """The student beside its teacher and the triangulated teacher (nothing without a teacher)."""
+    return ["", *markdown_comparison(comparison)] if comparison else []
 
 
 def disagreement_markdown(summary: dict | None) -> list[str]:

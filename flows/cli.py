@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from ghnerf.app.cli import app, console, metrics_table
+from ghnerf.app.cli import app, comparison_table, console, metrics_table
 from ghnerf.app.pipeline import PipelineConfig
 from ghnerf.app.spec_options import spec_command
 
@@ -112,6 +112,8 @@ def demo_cmd(
         raise typer.Exit(1)
     Console().print(metrics_table(result["metrics"], f"{cfg.config} on the held-out views (report: "
                                                       f"{result['report']})"))
+    if result.get("teacher_comparison"):
+        Console().print(comparison_table(result["teacher_comparison"]))
     print(f"Prefect UI: {result['ui']}")
     for r in result["runs"]:
         print(f"  {r['deployment']}: {r['url']}")

@@ -104,12 +104,12 @@ def run_demo(cfg: PipelineConfig, api_url: str = DEFAULT_API, keep: bool = False
             runs = [_deployment_step(console, f"distill/{cfg.layout}", cfg.distill_params(), api_url)]
             spec = cfg.train_spec().model_dump(exclude={"resume", "init_from", "cse_teacher"})
             runs.append(_deployment_step(console, "train/ghnerf-resnet18", spec, api_url))
-            evaluate = {"run": cfg.run, "data": cfg.dataset, "split": "test", "max_views": cfg.eval_max_views}
-            runs.append(_deployment_step(console, "evaluate/default", evaluate, api_url))
+            runs.append(_deployment_step(console, "evaluate/default", cfg.evaluate_params(), api_url))
             report = json.loads((Path(cfg.run) / "eval_test" / "metrics.json").read_text())
             decision = promote_if_better(cfg, report, run_id=runs[-1]["flow_run_id"])
             console.print(f"registry {cfg.registry}: {decision.action} ({decision.reason})")
             result = {"ui": ui_url(api_url), "runs": runs, "metrics": report["metrics"],
+                      "teacher_comparison": report.get("teacher_comparison"),
                       "report": report["report_path"], "decision": decision.action,
                       "seconds": round(time.monotonic() - t0, 1)}
             write_json(out / "demo_result.json", result)

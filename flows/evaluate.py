@@ -31,4 +31,4 @@ def evaluate_flow(**params) -> dict:
     report = evaluate_and_publish(EvaluateSpec(**params))
     return {"metrics": report["metrics"], "metrics_path": report["metrics_path"],
             "report_path": report["report_path"], "checkpoint": report["checkpoint"],
-            "disagreement": report.get("disagreement")}
+            "teacher_comparison": report.get("teacher_comparison"), "disagreement": report.get("disagreement")}

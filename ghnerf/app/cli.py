@@ -340,7 +340,21 @@ def metrics_table(metrics: dict, title: str) -> Table:
 def _print_metrics(report: dict, split: str) -> None:
     """The metric row and where the files are."""
     Console().print(metrics_table(report["metrics"], f"{report['config']} on {report['views']} {split} views"))
+    if report.get("teacher_comparison"):
+        Console().print(comparison_table(report["teacher_comparison"]))
     console.print(f"metrics: {report['metrics_path']}; report: {report['report_path']}")
+
+
+def comparison_table(comparison: dict) -> Table:
+    """The student beside its teacher and the triangulated teacher on the same views, as a rich table."""
+    table = Table(title=f"student beside its teacher {comparison['teacher']} ({comparison['views']} views)")
+    for header in ("model", "PCK@0.2", "COCO AP", "student − this, PCK [95 % CI]"):
+        table.add_column(header)
+    for r in comparison["rows"]:
+        d = r.get("student_minus_this")
+        table.add_row(r["model"], *(f"{r[k]:.3f}" if r[k] is not None else "–" for k in ("pck", "coco_ap")),
+                      f"{d['difference']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]" if d else "")
+    return table
 
 
 def _report_lineage(path: Path, as_json: bool, storage_options: dict | None = None) -> None:

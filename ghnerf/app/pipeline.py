@@ -70,6 +70,12 @@ class PipelineConfig(BaseModel):
                          image_scale=self.image_scale, perceptual_weight=0.0, device=self.device,
                          checkpoint_every=max(self.steps // 2, 1), overwrite=True)  # the pipeline's own run
 
+    def evaluate_params(self) -> dict:
+        """Parameters of the ``evaluate`` flow / deployment: the held-out views, with the student beside its
+        teacher and the triangulated teacher (the teacher's shards of the same views)."""
+        return {"run": self.run, "data": self.dataset, "split": "test", "max_views": self.eval_max_views,
+                "targets": self.targets, "teacher": self.teacher}
+
     def eval_spec(self) -> EvalSpec:
         return EvalSpec(dataset=str(Path(self.dataset).resolve()), split="test", max_views=self.eval_max_views)
 
@@ -102,7 +108,8 @@ def run_pipeline(cfg: PipelineConfig, log: Callable[[str], None] = print,
                  on_step: Callable[[int, dict], None] | None = None) -> dict:
     """Run every step in this process; returns the evaluation report (with the registry decision)."""
     from ghnerf.app.distill import DistillConfig, distill
-    from ghnerf.eval.evaluate import evaluate_run
+    from ghnerf.eval.evaluate import evaluate_spec
+    from ghnerf.eval.spec import EvaluateSpec
     from ghnerf.student.run import run_training
     from teachers.consistency import shard_consistency
 
@@ -113,7 +120,7 @@ def run_pipeline(cfg: PipelineConfig, log: Callable[[str], None] = print,
     log(f"2/4 {cfg.teacher} shards -> {cfg.targets}: {report.counts()}")
     run_training(cfg.train_spec(), on_step=on_step, log=log)
     log(f"3/4 trained {cfg.config} for {cfg.steps} steps -> {cfg.run}")
-    result = evaluate_run(cfg.run, cfg.dataset, "test", cfg.eval_max_views)
+    result = evaluate_spec(EvaluateSpec(**cfg.evaluate_params()), warn=lambda line: log(f"warning: {line}"))
     decision = promote_if_better(cfg, result)
     log(f"4/4 evaluated: {result['metrics_path']}; registry: {decision.action} ({decision.reason})")
     return {**result, "decision": decision.model_dump(mode="json")}

@@ -172,6 +172,13 @@ def evaluate_run(run: str | Path, data: str | Path, split: str = "test", max_vie
               "init_from": ck["meta"].get("init_from"), "metrics_path": str(out / "metrics.json"),
               "report_path": str(out / "report.md"),
               "images": sorted(str(p) for p in (out / "images").glob("*.png"))}
+    if teacher_store is not None and preds:
+        from ghnerf.eval.teacher_comparison import compare_with_teacher
+        from ghnerf.eval.triangulated_teacher import held_out_teacher
+
+        held = held_out_teacher(examples, teacher_store, n)
+        report["teacher_comparison"] = compare_with_teacher(np.stack(preds), np.stack(gts), np.array(areas), held,
+                                                            teacher_store.entries[0].teacher)
     if teacher_store is not None:
         from ghnerf.eval.disagreement import disagreement_report
 
@@ -317,6 +324,10 @@ def markdown_report(report: dict) -> str:
     lines += [f"- **{k}**: {v}" for k, v in report["definitions"].items()]
     if isinstance(m[Metric.LPIPS], str):
         lines += ["", f"LPIPS: {m[Metric.LPIPS]}"]
+    if report.get("teacher_comparison"):
+        from ghnerf.eval.teacher_comparison import markdown_comparison
+
+        lines += ["", *markdown_comparison(report["teacher_comparison"])]
     if report.get("disagreement"):
         from ghnerf.eval.disagreement import markdown_summary
 

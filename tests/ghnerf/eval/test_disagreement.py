@@ -10,6 +10,7 @@ from ghnerf.app.cli import app
 from ghnerf.app.distill import DistillConfig, distill
 from ghnerf.base.body25 import JOINT_INDEX as J
 from ghnerf.base.body25 import NUM_JOINTS
+from ghnerf.eval.teacher_comparison import ON_VIEW, STUDENT, TRIANGULATED
 from ghnerf.eval.disagreement import compare_view, multiview_reference, summarise, teacher_and_reference
 from ghnerf.student.config import preset
 from ghnerf.student.data import ExampleSet
@@ -114,6 +115,15 @@ def test_evaluate_with_a_teacher_writes_the_disagreement_report(student_root, tm
     assert all((out / "images" / p.split("/")[-1]).is_file() for p in d["pictures"])
     md = (out / "report.md").read_text()
     assert "Student vs teacher gt-joints" in md and "disagreement_00.png" in md
+    # beside it, the teacher and the triangulated teacher on the same views: the student's row is its metrics
+    c = report["teacher_comparison"]
+    assert c["teacher"] == "gt-joints" and c["views"] == 3 and [r["model"] for r in c["rows"]] == [
+        STUDENT, ON_VIEW, TRIANGULATED]
+    assert c["rows"][0]["pck"] == report["metrics"]["pck"] and c["rows"][0]["coco_ap"] == report["metrics"]["coco_ap"]
+    assert c["rows"][1]["pck"] == 1.0 and c["rows"][1]["coco_ap"] == 1.0  # the ground-truth teacher on the view
+    d1 = c["rows"][1]["student_minus_this"]
+    assert d1["difference"] == report["metrics"]["pck"] - 1.0 and d1["low"] <= d1["difference"] <= d1["high"]
+    assert "Student beside its teacher (gt-joints, the same 3 views)" in md
 
 
 def test_evaluate_teacher_without_targets_is_one_clear_line(tmp_path):
