@@ -44,6 +44,7 @@ from ghnerf.base.errors import GHNeRFError, WeightsNotFoundError
 from ghnerf.base.fileio import file_sha256
 from ghnerf.eval.evaluate import evaluate_run
 from ghnerf.eval.metrics import paired_pck_difference, pck
+from ghnerf.eval.teacher_comparison import per_view_pck_counts
 from ghnerf.eval.triangulated_teacher import TRIANGULATIONS, held_out_teacher
 from ghnerf.student.config import PRESETS, preset
 from ghnerf.student.data import ExampleSet
@@ -56,12 +57,6 @@ from storage.targets import TargetStore
 from teachers.mediapipe_pose import MediaPipeTeacher
 
 TRIANGULATED_LABELS = {"dlt": "plain DLT", "robust": "robust"}
-
-
-def per_view_counts(preds: np.ndarray, gts: np.ndarray, joints=None) -> tuple[list[int], list[int]]:
-    """Per view (correct, evaluated) joints of (N, 25, 3) predictions, unzipped, for the paired comparisons."""
-    res = [pck(p[None], g[None], joints=joints) for p, g in zip(preds, gts)]
-    return [r.correct for r in res], [r.evaluated for r in res]
 
 
 def paired(a_correct: list[int], b_correct: list[int], evaluated: list[int]) -> dict:
@@ -170,10 +165,10 @@ def main() -> None:
                 for k in args.eval_source_views}
         gts = base[args.eval_source_views[0]].gt2d
         on_view = base[args.eval_source_views[0]].on_view
-        counts = {"teacher": (per_view_counts(on_view, gts), per_view_counts(on_view, gts, joints))}
+        counts = {"teacher": (per_view_pck_counts(on_view, gts), per_view_pck_counts(on_view, gts, joints))}
         for k, b in base.items():
             for method, kps in b.triangulated.items():
-                counts[method, k] = (per_view_counts(kps, gts), per_view_counts(kps, gts, joints))
+                counts[method, k] = (per_view_pck_counts(kps, gts), per_view_pck_counts(kps, gts, joints))
         evaluated = counts["teacher"][0][1]
         for index in chosen:  # a run's folder is named after its row of RUNS, so --only reuses a full run's
             name, source, teacher, fused, overrides, label = RUNS[index]

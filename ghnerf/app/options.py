@@ -3,9 +3,9 @@
 Numbers are checked by the commands' pydantic specs (``TrainSpec``, ``DistillConfig``,
 ``SynthConfig``, ...: the one source of their ranges); :func:`parse_options` turns a
 ``ValidationError`` into an :class:`~ghnerf.base.errors.OptionError` with one line per bad
-option (spec field ``image_scale`` is option ``--image-scale``). Output paths are
-checked by the option parsers :func:`output_folder`, :func:`output_root` and
-:func:`output_image`. The CLI
+option (spec field ``image_scale`` is option ``--image-scale``). Output folders and roots are
+checked by the specs' field types (:mod:`ghnerf.base.spec_fields`); an output picture that is
+not a spec field by the option parser :func:`output_image`. The CLI
 prints both kinds the way it prints every :class:`~ghnerf.base.errors.GHNeRFError`: one
 line each, exit code 2.
 """
@@ -43,19 +43,6 @@ def parse_options(model: type[M], **values) -> M:
         return model(**values)
     except ValidationError as exc:
         raise OptionError("\n".join(option_lines(exc))) from None
-
-
-def output_folder(value: str | Path) -> Path:
-    """A folder to write into: new or existing, never an existing file."""
-    path = Path(value)
-    if path.exists() and not path.is_dir():
-        raise typer.BadParameter(f"{path} is a file, not a folder; give a new or existing folder")
-    return path
-
-
-def output_root(value: str) -> str:
-    """A storage root to write into: an fsspec URL, or a local folder as :func:`output_folder`."""
-    return value if "://" in str(value) else str(output_folder(value))
 
 
 def output_image(value: str | Path) -> Path:

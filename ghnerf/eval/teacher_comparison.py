@@ -15,10 +15,11 @@ ON_VIEW = "teacher on the view itself"
 TRIANGULATED = "teacher triangulated from the same source views (robust), projected"
 
 
-def per_view_pck_counts(preds: Float[np.ndarray, "N K 3"], gts: Float[np.ndarray, "N K 3"]
-                        ) -> tuple[list[int], list[int]]:
-    """Per view (correct, evaluated) joints of ``preds`` against ``gts``, unzipped (the paired comparisons' input)."""
-    res = [pck(p[None], g[None]) for p, g in zip(preds, gts)]
+def per_view_pck_counts(preds: Float[np.ndarray, "N K 3"], gts: Float[np.ndarray, "N K 3"],
+                        joints=None) -> tuple[list[int], list[int]]:
+    """Per view (correct, evaluated) joints of ``preds`` against ``gts`` (only ``joints`` if given, as :func:`pck`),
+    unzipped: the input of the paired comparisons."""
+    res = [pck(p[None], g[None], joints=joints) for p, g in zip(preds, gts)]
     return [r.correct for r in res], [r.evaluated for r in res]
 
 
