@@ -16,7 +16,7 @@ from ghnerf.app.cli import app, comparison_table, console, metrics_table
 from ghnerf.app.pipeline import PipelineConfig
 from ghnerf.app.spec_options import spec_command
 
-DEMO_OUT = Path("demo_out")
+DEMO_OUT = Path(PipelineConfig.model_fields["out"].default)  # the main job's folder, declared in its spec
 
 
 def _api_url(api_url: str | None) -> str:
