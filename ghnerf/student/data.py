@@ -204,9 +204,11 @@ class ExampleSet:
         """Cameras that can be sources of target ``cam`` of one frame (its candidates without the target)."""
         return [c for c in self._candidates(subject, f) if c != cam]
 
-    def _source_count(self, subject: str, f: int, cam: int) -> int | None:
-        """Source views of one item (fewer than ``source_views`` with few cameras), or None: too few."""
-        return source_view_count(self.source_views, len(self._pool(subject, f, cam)), self.fewest_source_views)
+    def _source_count(self, subject: str, f: int, cam: int, wanted: int | None = None) -> int | None:
+        """Source views of one item when ``wanted`` (default ``source_views``) are asked for (fewer with few
+        cameras), or None: too few."""
+        return source_view_count(wanted or self.source_views, len(self._pool(subject, f, cam)),
+                                 self.fewest_source_views)
 
     def _check_source_cameras(self) -> None:
         """Refuse a capture in which a target camera has too few other training cameras to take sources from.
@@ -349,17 +351,24 @@ class ExampleSet:
                          for e in store.entries]
         return refs
 
-    def sources(self, index: int) -> list[int]:
-        """Camera indices of item ``index``'s source views, nearest first (the views the student sees)."""
+    def sources(self, index: int, source_views: int | None = None) -> list[int]:
+        """Camera indices of item ``index``'s source views, nearest first (the views the student sees).
+
+        Args:
+            source_views: how many to take (default: the set's ``source_views``; fewer with few cameras).
+        """
         subject, f, cam = self.items[index]
         frame = self.reader.sequence(subject).frame(f)
-        count = self._source_count(subject, f, cam) or self.source_views  # None: nearest_source_views says why
+        wanted = source_views or self.source_views
+        count = self._source_count(subject, f, cam, wanted) or wanted  # None: nearest_source_views says why
         return nearest_source_views([v.camera for v in frame.views], cam, self._pool(subject, f, cam), count)
 
-    def example(self, index: int) -> Example:
+    def example(self, index: int, source_views: int | None = None) -> Example:
+        """Item ``index`` with its nearest source views (``source_views`` of them, default the set's; training
+        with a mix of counts draws one per example, ``TrainConfig.source_view_mix``)."""
         subject, f, cam = self.items[index]
         frame = self.reader.sequence(subject).frame(f)
-        srcs = self.sources(index)
+        srcs = self.sources(index, source_views)
         tgt_view = frame.views[cam]
         raw_img, raw_mask, K, pinhole = _scaled_view(tgt_view, self.scale, 0)
         H, W = raw_img.shape[:2]

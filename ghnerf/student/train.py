@@ -61,6 +61,15 @@ def sample_rays(maps: dict, n: int, in_mask: float, gen: torch.Generator, near_j
     return torch.cat([*parts, pick(maps["mask"], k), pick(maps["box"] | maps["mask"], n - k)])
 
 
+def draw_source_views(mix: dict[int, float], gen: torch.Generator) -> int | None:
+    """Source views of one training example drawn from ``mix`` (count -> weight, ``TrainConfig.source_view_mix``);
+    None for an empty mix (the example set's own count; nothing is drawn, so the random stream is unchanged)."""
+    if not mix:
+        return None
+    weights = torch.tensor(list(mix.values()), dtype=torch.float64)
+    return list(mix)[int(torch.multinomial(weights, 1, generator=gen))]
+
+
 def patch_rays(maps: dict, p: int, gen: torch.Generator) -> torch.Tensor:
     """(p*p, 2) pixels of a p x p patch centred on a random mask pixel."""
     h, w = maps["mask"].shape
@@ -186,6 +195,7 @@ def train(cfg: StudentConfig, tcfg: TrainConfig, examples: ExampleSet, out: str 
         # renders its share: example b goes to rank b % world. One example per step keeps drawing from
         # ``gen`` itself; a larger batch gives each example its own generator seeded from ``gen``.
         indices = torch.randint(len(examples), (B,), generator=gen).tolist()
+        counts = [draw_source_views(tcfg.source_view_mix, gen) for _ in range(B)]
         seeds = [None] if B == 1 else torch.randint(2**62, (B,), generator=gen).tolist()
         mine = list(range(ctx.rank, B, ctx.world))
         opt.zero_grad(set_to_none=True)
@@ -193,7 +203,7 @@ def train(cfg: StudentConfig, tcfg: TrainConfig, examples: ExampleSet, out: str 
         terms: dict[str, float] = {}
         for j, b in enumerate(mine):
             g = gen if seeds[0] is None else torch.Generator().manual_seed(seeds[b])
-            loss, mse = _example_loss(net, examples.example(indices[b]), cfg, tcfg, perceptual, g, device)
+            loss, mse = _example_loss(net, examples.example(indices[b], counts[b]), cfg, tcfg, perceptual, g, device)
             sync = j == len(mine) - 1 or not ctx.enabled  # DDP averages gradients at the last backward only
             with (nullcontext() if sync else net.no_sync()):
                 scaler.scale(loss.total / len(mine)).backward()

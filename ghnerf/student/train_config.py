@@ -1,9 +1,25 @@
 """Optimisation settings of a training run (:class:`TrainConfig`, one source of defaults)."""
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from ghnerf.student.config import source_views_problem
 
 PAPER_TOTAL_STEPS = 200_000  # "converged after about 200k iterations" (paper §4.1)
 PAPER_HALVING_STEPS = 50_000
+
+
+def _mix_is_a_distribution(mix: dict[int, float]) -> dict[int, float]:
+    for k in mix:
+        if source_views_problem(k):
+            raise ValueError(f"source_view_mix: {k} source views: {source_views_problem(k)}")
+    if any(w < 0 for w in mix.values()) or (mix and sum(mix.values()) <= 0):
+        raise ValueError("source_view_mix: weights must be >= 0 with a positive sum (e.g. 2=0.9 3=0.1)")
+    return dict(sorted(mix.items()))
+
+
+SourceViewMix = Annotated[dict[int, float], AfterValidator(_mix_is_a_distribution)]
 
 
 class TrainConfig(BaseModel):
@@ -30,6 +46,11 @@ class TrainConfig(BaseModel):
     pretrain_2d_steps: int = Field(0, ge=0, description="2D pretraining steps of the encoder and its source heatmap "
                                    "head on the source views' targets before the NeRF steps (configs with that head, "
                                    "e.g. ghnerf-resnet18-evidence; fresh runs only)")
+    source_view_mix: SourceViewMix = Field(
+        default_factory=dict,
+        description="source views per training example, drawn per example with these weights (ENeRF's ZJU-MoCap "
+                    "training: 2=0.9 3=0.1, train_input_views / _prob); empty: always the config's source_views",
+        json_schema_extra={"cli": {"as": "pairs", "example": "2=0.9", "json": True}})
     batch_examples: int = Field(1, ge=1, description="examples per step over all processes (under torchrun a "
                                                      "multiple of the process count; docs/scaling.md)")
 

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ghnerf.base.spec_fields import OutputFolder, field_from
 from ghnerf.student.config import PRESETS, LossWeights, StudentConfig
-from ghnerf.student.train_config import TrainConfig
+from ghnerf.student.train_config import SourceViewMix, TrainConfig
 from storage.root import StorageOptions
 
 
@@ -46,6 +46,7 @@ class TrainSpec(BaseModel):
     checkpoint_every: int = field_from(TrainConfig, "checkpoint_every")
     pretrain_2d_steps: int = field_from(TrainConfig, "pretrain_2d_steps")
     batch_examples: int = field_from(TrainConfig, "batch_examples")
+    source_view_mix: SourceViewMix = field_from(TrainConfig, "source_view_mix")
     recompute_stale_targets: bool = Field(False, description="run the teacher again for shards whose input files "
                                                              "changed since distill (default: refuse and name them)")
     allow_partial_targets: bool = Field(False, description="train on the teacher shards that are there when some "
