@@ -64,6 +64,7 @@ def robust_triangulation(cameras: Sequence[Camera],
 
 
 TRIANGULATIONS = {"dlt": plain_triangulation, "robust": robust_triangulation}
+ALL_CAMERAS = "robust, all cameras"  # the label ceiling: every camera of the frame, the held-out one too
 
 
 def project_joints(camera: Camera, joints3d: Float[np.ndarray, "25 3"]) -> Float[np.ndarray, "25 3"]:
@@ -90,6 +91,7 @@ class HeldOutTeacher:
         triangulated: method -> (N, 25, 3) its source-view keypoints triangulated and projected into the view.
         joints3d: method -> (N, 25, 3) those triangulated points, metres.
         gt2d: (N, 25, 3) the dataset's 2D joints; gt3d: (N, 25, 3) its 3D joints (NaN where absent).
+        areas: (N,) the person's mask pixel count in each view (COCO's ``area``), when asked for.
     """
 
     keys: list[tuple[str, int, str]]
@@ -98,6 +100,7 @@ class HeldOutTeacher:
     joints3d: dict[str, np.ndarray]
     gt2d: np.ndarray
     gt3d: np.ndarray
+    areas: np.ndarray | None = None
 
     def mpjpe(self, method: str) -> float | None:
         """Mean over views of the MPJPE (metres) of ``method``'s triangulated joints; None if none is measurable."""
@@ -114,7 +117,8 @@ def teacher_keypoints(store, subject: str, frame_id: int, camera: str) -> Float[
 
 
 def held_out_teacher(examples, store, max_views: int | None = None,
-                     methods: Sequence[str] = tuple(TRIANGULATIONS)) -> HeldOutTeacher:
+                     methods: Sequence[str] = tuple(TRIANGULATIONS), all_cameras: bool = False,
+                     areas: bool = False) -> HeldOutTeacher:
     """The teacher on each held-out view and triangulated from that view's source views.
 
     Args:
@@ -122,23 +126,34 @@ def held_out_teacher(examples, store, max_views: int | None = None,
         store: a :class:`storage.targets.TargetStore` of the pose teacher.
         max_views: the first N views only (as ``evaluate_run``).
         methods: keys of :data:`TRIANGULATIONS`.
+        all_cameras: also triangulate (robustly) over every camera of the frame the teacher labelled, the
+            held-out one included (``triangulated[ALL_CAMERAS]``): what training labels fused over all views
+            approximate, so the ceiling of a student trained on them.
+        areas: also read each view's mask (``HeldOutTeacher.areas``, for COCO AP).
     """
     items = examples.items[:max_views]
-    keys, on_view, gt2d, gt3d = [], [], [], []
-    tri = {m: [] for m in methods}
-    j3d = {m: [] for m in methods}
+    keys, on_view, gt2d, gt3d, mask_areas = [], [], [], [], []
+    chosen = {m: TRIANGULATIONS[m] for m in methods} | ({ALL_CAMERAS: robust_triangulation} if all_cameras else {})
+    tri = {m: [] for m in chosen}
+    j3d = {m: [] for m in chosen}
     for index, (subject, f, cam) in enumerate(items):
         frame = examples.reader.sequence(subject).frame(f)
         keys.append((subject, frame.frame_id, frame.views[cam].name))
-        srcs = examples.sources(index)
-        cams = [pinhole(frame.views[s].camera) for s in srcs]
-        kps = np.stack([teacher_keypoints(store, subject, frame.frame_id, frame.views[s].name) for s in srcs])
         target = pinhole(frame.views[cam].camera)
-        for m in methods:
-            X = TRIANGULATIONS[m](cams, kps)
+        srcs = examples.sources(index)
+        read = {v: teacher_keypoints(store, subject, frame.frame_id, frame.views[v].name) for v in srcs}
+        for m, triangulate in chosen.items():
+            views = range(len(frame.views)) if m == ALL_CAMERAS else srcs
+            for v in views:
+                if v not in read:
+                    read[v] = teacher_keypoints(store, subject, frame.frame_id, frame.views[v].name)
+            X = triangulate([pinhole(frame.views[v].camera) for v in views], np.stack([read[v] for v in views]))
             j3d[m].append(X)
             tri[m].append(project_joints(target, X))
-        on_view.append(teacher_keypoints(store, subject, frame.frame_id, frame.views[cam].name))
+        if areas:
+            mask_areas.append(float(examples.target_mask(index).sum()))
+        on_view.append(read[cam] if cam in read else teacher_keypoints(store, subject, frame.frame_id,
+                                                                       frame.views[cam].name))
         gt = frame.views[cam].joints2d
         gt2d.append(empty_keypoints() if gt is None else gt.copy())
         gt3d.append(np.full((NUM_JOINTS, 3), np.nan) if frame.joints3d is None else frame.joints3d)
@@ -150,4 +165,5 @@ def held_out_teacher(examples, store, max_views: int | None = None,
 
     return HeldOutTeacher(keys, scaled(on_view), {m: scaled(v) for m, v in tri.items()},
                           {m: np.stack(v) if v else np.zeros((0, NUM_JOINTS, 3)) for m, v in j3d.items()},
-                          scaled(gt2d), np.stack(gt3d).astype(np.float64) if gt3d else np.zeros((0, NUM_JOINTS, 3)))
+                          scaled(gt2d), np.stack(gt3d).astype(np.float64) if gt3d else np.zeros((0, NUM_JOINTS, 3)),
+                          np.array(mask_areas) if areas else None)

@@ -363,6 +363,11 @@ class ExampleSet:
         count = self._source_count(subject, f, cam, wanted) or wanted  # None: nearest_source_views says why
         return nearest_source_views([v.camera for v in frame.views], cam, self._pool(subject, f, cam), count)
 
+    def target_mask(self, index: int) -> np.ndarray:
+        """(H, W) bool foreground of item ``index``'s target view at the set's image scale (``Example.mask``)."""
+        subject, f, cam = self.items[index]
+        return _scaled_view(self.reader.sequence(subject).frame(f).views[cam], self.scale, 0)[1]
+
     def example(self, index: int, source_views: int | None = None) -> Example:
         """Item ``index`` with its nearest source views (``source_views`` of them, default the set's; training
         with a mix of counts draws one per example, ``TrainConfig.source_view_mix``)."""

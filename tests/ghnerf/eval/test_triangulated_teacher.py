@@ -6,7 +6,7 @@ from ghnerf.base.body25 import NUM_JOINTS
 from ghnerf.base.cameras import Camera, look_at
 from ghnerf.data.images import pinhole
 from ghnerf.eval.metrics import pck
-from ghnerf.eval.triangulated_teacher import held_out_teacher, plain_triangulation, project_joints, robust_triangulation
+from ghnerf.eval.triangulated_teacher import ALL_CAMERAS, held_out_teacher, plain_triangulation, project_joints, robust_triangulation
 from ghnerf.student.data import ExampleSet
 
 K = np.array([[200.0, 0.0, 128.0], [0.0, 200.0, 128.0], [0.0, 0.0, 1.0]])
@@ -118,3 +118,41 @@ def test_held_out_views_use_the_students_source_views_and_reproject_exactly(stud
         np.testing.assert_allclose(res.gt2d[i], ex.joints2d.numpy(), atol=1e-4)
     assert res.mpjpe("dlt") < 1e-6 and res.mpjpe("robust") < 1e-6
     assert pck(res.triangulated["robust"], res.gt2d).value == pck(res.on_view, res.gt2d).value
+
+
+def test_the_label_ceiling_triangulates_every_camera_and_areas_are_the_example_masks(student_root):
+    examples = ExampleSet(student_root, "test", source_views=2, heatmaps="none")
+    store = PlantedStore(examples)
+    res = held_out_teacher(examples, store, max_views=2, methods=("robust",), all_cameras=True, areas=True)
+    for i in range(2):
+        subject, f, cam = examples.items[i]
+        frame = examples.reader.sequence(subject).frame(f)
+        read = {c for s, fid, c in store.read if (s, fid) == (subject, frame.frame_id)}
+        assert read == {v.name for v in frame.views}  # all 8 cameras, the held-out one included
+        expected = pinhole(frame.views[cam].camera).project(frame.joints3d, distort=False) * examples.scale
+        np.testing.assert_allclose(res.triangulated[ALL_CAMERAS][i, :, :2], expected, atol=1e-3)
+        assert res.areas[i] == examples.example(i).mask.numpy().sum() > 0
+    assert res.mpjpe(ALL_CAMERAS) < 1e-6
+
+
+def test_the_label_ceiling_outvotes_source_views_that_agree_on_a_wrong_joint(student_root):
+    """Two source views that place a wrist 40 px off lose it for the 2-view triangulation (dropped or misplaced);
+    the other 6 cameras outvote them."""
+    examples = ExampleSet(student_root, "test", source_views=2, heatmaps="none")
+    store = PlantedStore(examples)
+    subject, f, cam = examples.items[0]
+    frame = examples.reader.sequence(subject).frame(f)
+    sources = {frame.views[s].name for s in examples.sources(0)}
+    exact = store.keypoints
+
+    def shifted(subject_, frame_id, camera):
+        kp = exact(subject_, frame_id, camera)
+        if camera in sources:
+            kp[4, :2] += 40.0  # BODY_25 4: right wrist
+        return kp
+
+    store.keypoints = shifted
+    res = held_out_teacher(examples, store, max_views=1, methods=("robust",), all_cameras=True)
+    expected = pinhole(frame.views[cam].camera).project(frame.joints3d, distort=False) * examples.scale
+    assert not np.linalg.norm(res.triangulated["robust"][0, 4, :2] - expected[4]) < 5  # NaN (dropped) or off
+    assert np.linalg.norm(res.triangulated[ALL_CAMERAS][0, 4, :2] - expected[4]) < 1e-2
