@@ -31,21 +31,24 @@ schedule (5e-4 halved every 50k of 200k steps) scaled down to 500 steps leaves t
 import argparse
 import dataclasses
 import json
+import subprocess
 import tempfile
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 from rich.console import Console
 from rich.table import Table
 
 from ghnerf.app.distill import DistillConfig, distill
 from ghnerf.base.errors import GHNeRFError, WeightsNotFoundError
-from ghnerf.base.fileio import file_sha256
+from ghnerf.base.fileio import file_sha256, write_image, write_json
+from ghnerf.base.viz import reliability_diagram
 from ghnerf.eval.evaluate import evaluate_run
-from ghnerf.eval.metrics import paired_pck_difference, pck
+from ghnerf.eval.metrics import coco17, coco_keypoint_ap, confidence_calibration, paired_pck_difference, pck
 from ghnerf.eval.teacher_comparison import per_view_pck_counts
-from ghnerf.eval.triangulated_teacher import TRIANGULATIONS, held_out_teacher
+from ghnerf.eval.triangulated_teacher import ALL_CAMERAS, held_out_teacher
 from ghnerf.student.config import PRESETS, preset
 from ghnerf.student.data import ExampleSet
 from ghnerf.student.encoders import ResNetEncoder
@@ -67,6 +70,8 @@ def paired(a_correct: list[int], b_correct: list[int], evaluated: list[int]) -> 
 # head on the teacher's heatmaps of the training photographs, then those heatmaps pooled along each ray as ray
 # evidence (the ghnerf-resnet18-evidence preset; ghnerf.student.pretrain_2d, ghnerf.student.ray_evidence).
 TEACHER_FREE = {"train": {"pretrain_2d_steps": "--pretrain-2d-steps"}}
+# ENeRF's ZJU-MoCap training (configs/enerf/zjumocap_eval.yaml): train_input_views [2, 3], prob [0.9, 0.1]
+ENERF_MIX = {"source_view_mix": {2: 0.9, 3: 0.1}}
 
 RUNS = (  # (config, heatmap targets, teacher, fused, config overrides (+ "train": TrainConfig ones), row label)
     ("enerf", "dataset joints", None, False, {}, "enerf"),
@@ -84,7 +89,17 @@ RUNS = (  # (config, heatmap targets, teacher, fused, config overrides (+ "train
     ("ghnerf-mediapipe", "mediapipe shards, fused over views", "mediapipe", True,
      {"joint_hypotheses": True, "detach_heads": True},
      "ghnerf-mediapipe + triangulated joint hypotheses, detached heads"),
+    ("enerf", "dataset joints", None, False, {"train": ENERF_MIX}, "enerf, trained on 2/3 source views"),
+    ("ghnerf-mediapipe", "mediapipe shards, fused over views", "mediapipe", True,
+     {"joint_hypotheses": True, "train": ENERF_MIX},
+     "ghnerf-mediapipe + triangulated joint hypotheses, trained on 2/3 source views"),
+    ("ghnerf-resnet18-evidence", "mediapipe shards, fused over views", "mediapipe", True,
+     {"train": TEACHER_FREE["train"] | ENERF_MIX},
+     "ghnerf-resnet18-evidence (2D-pretrained, own source heatmaps as ray evidence), trained on 2/3 source views"),
 )
+ENERF_ROWS = (0, 10)  # the image-quality reference
+TEACHER_IN_THE_LOOP = (7, 11)  # the best students that read the teacher network's outputs at test time
+TEACHER_FREE_ROWS = (8, 12)  # no teacher network at test time (the paper's setting)
 
 
 def _generated(data: Path, subjects: int) -> bool:
@@ -130,9 +145,9 @@ def main() -> None:
                     help="2D pretraining steps of the teacher-free student with its own ray evidence")
     ap.add_argument("--rays", type=int, nargs=2, default=(256, 1024), help="coarse and fine rays per step")
     ap.add_argument("--max-views", type=int, default=None, help="held-out views evaluated (default: all)")
-    ap.add_argument("--eval-source-views", type=int, nargs="+", default=[3, 4],
-                    help="source views per held-out target, one evaluation each (default: 3 as trained, and 4: "
-                         "every training camera)")
+    ap.add_argument("--eval-source-views", type=int, nargs="+", default=[2, 3, 4],
+                    help="source views per held-out target, one evaluation each (default: 2 as ENeRF tests humans, "
+                         "3 as GHNeRF trains, and 4: every training camera)")
     ap.add_argument("--only", nargs="*", default=None, help="row indices of RUNS to train (default: all)")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/student_quality.json"))
     ap.add_argument("--workdir", type=Path, default=None,
@@ -160,16 +175,18 @@ def main() -> None:
                            seed=args.seed)
         chosen = [int(i) for i in args.only] if args.only else range(len(RUNS))
         joints = MediaPipeTeacher.joints  # the joints the teacher defines (no small toes)
-        # per K: the teacher on each held-out view and triangulated from that view's K source views
-        base = {k: held_out_teacher(ExampleSet(data, "test", k, args.image_scale, "none"), store, args.max_views)
-                for k in args.eval_source_views}
-        gts = base[args.eval_source_views[0]].gt2d
-        on_view = base[args.eval_source_views[0]].on_view
+        # per K: the teacher on each held-out view and triangulated from that view's K source views; the first K
+        # also over every camera of the frame (the label ceiling) and with the views' mask areas (COCO AP)
+        ks = args.eval_source_views
+        base = {k: held_out_teacher(ExampleSet(data, "test", k, args.image_scale, "none"), store, args.max_views,
+                                    all_cameras=k == ks[0], areas=k == ks[0]) for k in ks}
+        gts, on_view, areas = base[ks[0]].gt2d, base[ks[0]].on_view, base[ks[0]].areas
         counts = {"teacher": (per_view_pck_counts(on_view, gts), per_view_pck_counts(on_view, gts, joints))}
         for k, b in base.items():
             for method, kps in b.triangulated.items():
                 counts[method, k] = (per_view_pck_counts(kps, gts), per_view_pck_counts(kps, gts, joints))
         evaluated = counts["teacher"][0][1]
+        commit = _commit()
         for index in chosen:  # a run's folder is named after its row of RUNS, so --only reuses a full run's
             name, source, teacher, fused, overrides, label = RUNS[index]
             model_overrides = {k: v for k, v in overrides.items() if k != "train"}
@@ -189,7 +206,7 @@ def main() -> None:
                                                    for k, v in overrides.get("train", {}).items()})
                 train(cfg, run_tcfg, ex, run, log=lambda s: None)
                 seconds = time.perf_counter() - t0
-            for k in args.eval_source_views:
+            for k in ks:
                 rep = _kept_evaluation(run, k, args.max_views) or evaluate_run(
                     run, data, "test", args.max_views, out=run / f"eval_test_{k}", source_views=k)
                 m = rep["metrics"]
@@ -204,40 +221,29 @@ def main() -> None:
                     if teacher:  # each distilled student against the teacher and the triangulated teacher
                         correct = [r["pck_correct"] for r in pv]
                         diffs = {b: paired(correct, counts[b if b == "teacher" else (b, k)][0][0], evaluated)
-                              for b in diffs}
-                rows.append({"model": label, "config": cfg.name, "overrides": overrides, "targets": source,
-                             "source_views": k, "encoder_weights": rep["pretrained_weights"], "psnr": m["psnr"],
-                             "ssim": m["ssim"], "lpips": m["lpips"] if isinstance(m["lpips"], float) else None,
+                                 for b in diffs}
+                rows.append({"row": index, "model": label, "config": cfg.name, "overrides": overrides,
+                             "targets": source, "source_views": k, "encoder_weights": rep["pretrained_weights"],
+                             "psnr": m["psnr"], "ssim": m["ssim"],
+                             "lpips": m["lpips"] if isinstance(m["lpips"], float) else None,
                              "mse": m.get("heatmap_mse"), "pck": m.get("pck"), "pck_teacher_joints": pck_joints,
+                             "coco_ap": m.get("coco_ap"), "calibration": m.get("calibration"),
                              "pck_minus_teacher": diffs["teacher"], "pck_minus_dlt": diffs["dlt"],
                              "pck_minus_robust": diffs["robust"],
                              "mpjpe_m": m.get("mpjpe_triangulated_m"),
                              "mpjpe_volumetric_m": m.get("mpjpe_volumetric_m"), "fps": m.get("fps"),
-                             "train_seconds": seconds, "views": rep["views"]})
-                print(f"{label} ({source}), {k} source views: PCK {m.get('pck')}, PSNR {m['psnr']:.2f}, "
-                      f"trained in {seconds:.0f} s", flush=True)
-        none = {"encoder_weights": "pretrained (bundled)", "psnr": None, "ssim": None, "lpips": None, "mse": None,
-                "pck_minus_dlt": None, "pck_minus_robust": None, "mpjpe_volumetric_m": None, "fps": None,
-                "train_seconds": None}
-        for k, b in base.items():  # the triangulated teacher: same inputs as the student, no learning
-            for method in TRIANGULATIONS:
-                (c25, n25), (c_j, n_j) = counts[method, k]
-                rows.append(none | {"model": f"mediapipe triangulated ({TRIANGULATED_LABELS[method]})",
-                                    "targets": "teacher on the source views", "source_views": k,
-                                    "pck": sum(c25) / max(sum(n25), 1),
-                                    "pck_teacher_joints": sum(c_j) / max(sum(n_j), 1),
-                                    "pck_minus_teacher": paired(c25, counts["teacher"][0][0], evaluated),
-                                    "mpjpe_m": b.mpjpe(method)})
-        (c25, n25), (c_j, n_j) = counts["teacher"]
-        rows.append(none | {"model": "mediapipe (the teacher itself, on the real images)", "targets": "-",
-                            "source_views": None, "pck": sum(c25) / max(sum(n25), 1),
-                            "pck_teacher_joints": sum(c_j) / max(sum(n_j), 1), "pck_minus_teacher": None,
-                            "mpjpe_m": None})
+                             "train_seconds": seconds, "views": rep["views"], "measured_at": commit,
+                             "seed": args.seed, "steps": args.steps})
+                print(f"{label} ({source}), {k} source views: PCK {m.get('pck')}, AP {m.get('coco_ap')}, "
+                      f"PSNR {m['psnr']:.2f}, trained in {seconds:.0f} s", flush=True)
+        rows = _with_kept_rows(args.out, rows, args)
+        rows += _reference_rows(base, counts, gts, on_view, areas, evaluated, commit)
     table = Table(title=f"student quality: {args.subjects} synthetic subjects ({args.frames} frames, 8 cameras, "
-                        f"{args.size}²), {len(evaluated)} held-out views, {args.steps} steps each, CPU")
-    for col in ("model", "heatmap targets", "sources", "PSNR", "SSIM", "LPIPS", "MSE", "PCK@0.2 (25 joints)",
-                f"PCK@0.2 ({len(joints)} teacher joints)", "PCK - teacher [95% CI]", "PCK - tri. DLT [95% CI]",
-                "PCK - tri. robust [95% CI]", "MPJPE m (volumetric)", "MPJPE m (triangulated)"):
+                        f"{args.size}²), {len(evaluated)} held-out views, {args.steps} steps each, CPU, seed {args.seed}")
+    for col in ("#", "model", "heatmap targets", "sources", "PSNR", "SSIM", "PCK@0.2 (25 joints)",
+                f"PCK@0.2 ({len(joints)} teacher joints)", "COCO AP", "PCK - teacher [95% CI]",
+                "PCK - tri. DLT [95% CI]", "PCK - tri. robust [95% CI]", "MPJPE m (volumetric)",
+                "MPJPE m (triangulated)", "measured at"):
         table.add_column(col)
 
     def f(v, spec):
@@ -246,28 +252,150 @@ def main() -> None:
     def vs(d):
         return "-" if d is None else f"{d['difference']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]"
 
-    for r in rows:
-        table.add_row(r["model"], r["targets"], f(r["source_views"], "d"), f(r["psnr"], ".2f"), f(r["ssim"], ".3f"),
-                      f(r["lpips"], ".3f") if r["lpips"] is not None else "n/a", f(r["mse"], ".4f"),
-                      f(r["pck"], ".3f"), f(r["pck_teacher_joints"], ".3f"), vs(r["pck_minus_teacher"]),
-                      vs(r["pck_minus_dlt"]), vs(r["pck_minus_robust"]), f(r["mpjpe_volumetric_m"], ".3f"),
-                      f(r["mpjpe_m"], ".3f"))
-    Console(width=260).print(table)
+    for r in sorted(rows, key=lambda r: (r.get("row", 99), r["model"], r["source_views"] or 0)):
+        table.add_row(f(r.get("row"), "d"), r["model"], r["targets"], f(r["source_views"], "d"), f(r["psnr"], ".2f"),
+                      f(r["ssim"], ".3f"), f(r["pck"], ".3f"), f(r["pck_teacher_joints"], ".3f"),
+                      f(r.get("coco_ap"), ".3f"), vs(r["pck_minus_teacher"]), vs(r["pck_minus_dlt"]),
+                      vs(r["pck_minus_robust"]), f(r["mpjpe_volumetric_m"], ".3f"), f(r["mpjpe_m"], ".3f"),
+                      r.get("measured_at", "-"))
+    Console(width=300).print(table)
     print("PCK - teacher / tri. DLT / tri. robust: the row's PCK (25 joints) minus the teacher's on the view itself / "
           "the teacher triangulated from the same K source views, on the same views, 95% percentile bootstrap over "
           "views")
     print("mediapipe triangulated: the teacher's keypoints of the K source views each held-out view's student gets, "
           "triangulated with plain confidence-weighted DLT over every view reporting the joint, or robustly "
-          "(ghnerf.base.multiview: RANSAC over view pairs, refit on inliers), projected into the view; its MPJPE m "
-          "(triangulated): those 3D joints against the synthetic ones, mean over views")
+          "(ghnerf.base.multiview: RANSAC over view pairs, refit on inliers), projected into the view; 'all cameras': "
+          "robustly over every camera of the frame, the held-out one included (the label ceiling: what the fused "
+          "training labels approximate). MPJPE m (triangulated): those 3D joints against the synthetic ones")
+    for line in _goal_lines(rows):
+        print(line)
     print(f"encoders: {pretrained} (random init when 'none'); LPIPS n/a without local VGG16 weights; "
           f"total {time.perf_counter() - t_start:.0f} s")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"benchmark": "student_quality", "args": vars(args) | {"out": str(args.out)},
-                                    "train_config": tcfg.model_dump(), "encoder_weights": pretrained,
-                                    "total_seconds": time.perf_counter() - t_start, "rows": rows},
-                                   indent=1, default=str))
+    figure = _calibration_figure(rows, args.out.with_name(args.out.stem + "_calibration.png"))
+    settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+    write_json(args.out, {"benchmark": "student_quality", "args": settings,
+                          "train_config": tcfg.model_dump(), "encoder_weights": pretrained,
+                          "total_seconds": time.perf_counter() - t_start, "calibration_figure": figure,
+                          "rows": rows})
     print(f"wrote {args.out}")
+
+
+def _commit() -> str:
+    """The checkout's commit (``+`` when it has uncommitted changes): what a row was measured at."""
+    def git(*a):
+        return subprocess.run(["git", *a], capture_output=True, text=True, cwd=Path(__file__).parent).stdout.strip()
+
+    return git("rev-parse", "--short", "HEAD") + ("+" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
+def _with_kept_rows(out: Path, rows: list[dict], args) -> list[dict]:
+    """This run's rows, and the student rows of an earlier table at ``out`` (same seed, steps and data size) that
+    this run did not measure again, each keeping the commit it was measured at."""
+    if not out.is_file():
+        return rows
+    earlier = json.loads(out.read_text())
+    same = all(earlier.get("args", {}).get(k) == getattr(args, k) for k in ("seed", "steps", "subjects", "size"))
+    measured = {(r["row"], r["source_views"]) for r in rows}
+    kept = [r for r in earlier.get("rows", []) if same and r.get("row") is not None
+            and (r["row"], r["source_views"]) not in measured and r["row"] < len(RUNS)
+            and r["model"] == RUNS[r["row"]][5]]
+    return rows + kept
+
+
+def _reference_rows(base: dict, counts: dict, gts, on_view, areas, evaluated: list[int], commit: str) -> list[dict]:
+    """The teacher and the triangulated teachers (same inputs as the student, no learning) on the same views."""
+    none = {"encoder_weights": "pretrained (bundled)", "psnr": None, "ssim": None, "lpips": None, "mse": None,
+            "pck_minus_dlt": None, "pck_minus_robust": None, "mpjpe_volumetric_m": None, "fps": None,
+            "train_seconds": None, "measured_at": commit}
+
+    def ap(kps):
+        value = coco_keypoint_ap(coco17(kps), coco17(gts), areas)
+        return value if np.isfinite(value) else None
+
+    rows = []
+    for k, b in base.items():
+        for method, kps in b.triangulated.items():
+            (c25, n25), (c_j, n_j) = counts[method, k]
+            label = ("mediapipe triangulated over all cameras (robust; label ceiling)" if method == ALL_CAMERAS
+                     else f"mediapipe triangulated ({TRIANGULATED_LABELS[method]})")
+            rows.append(none | {"model": label, "targets": "teacher on every camera" if method == ALL_CAMERAS
+                                else "teacher on the source views", "source_views": None if method == ALL_CAMERAS
+                                else k, "pck": sum(c25) / max(sum(n25), 1),
+                                "pck_teacher_joints": sum(c_j) / max(sum(n_j), 1), "coco_ap": ap(kps),
+                                "calibration": None, "pck_minus_teacher": paired(c25, counts["teacher"][0][0],
+                                                                                 evaluated),
+                                "mpjpe_m": b.mpjpe(method)})
+    (c25, n25), (c_j, n_j) = counts["teacher"]
+    rows.append(none | {"model": "mediapipe (the teacher itself, on the real images)", "targets": "-",
+                        "source_views": None, "pck": sum(c25) / max(sum(n25), 1),
+                        "pck_teacher_joints": sum(c_j) / max(sum(n_j), 1), "coco_ap": ap(on_view),
+                        "calibration": confidence_calibration(on_view, gts).as_dict(), "pck_minus_teacher": None,
+                        "mpjpe_m": None})
+    return rows
+
+
+def _best(rows: list[dict], indices, k: int) -> dict | None:
+    """The row of ``indices`` with the highest PCK at ``k`` source views."""
+    found = [r for r in rows if r.get("row") in indices and r["source_views"] == k and r["pck"] is not None]
+    return max(found, key=lambda r: r["pck"]) if found else None
+
+
+def _goal_lines(rows: list[dict]) -> list[str]:
+    """Issue 23's goals, each with the measured difference and its interval, met or by how much not."""
+    def interval(d) -> str:
+        return f"{d['difference']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]"
+
+    def ref(k, model_prefix):
+        return next((r for r in rows if r["model"].startswith(model_prefix) and r["source_views"] == k), None)
+
+    lines = ["goals (issue 23; paired 95 % intervals over the same views):"]
+    for k, want in ((2, "above"), (3, "above"), (4, "at least level")):
+        r = _best(rows, TEACHER_IN_THE_LOOP, k)
+        if r and r["pck_minus_robust"]:
+            d = r["pck_minus_robust"]
+            met = d["low"] > 0 if want == "above" else d["high"] >= 0
+            lines.append(f"  teacher-in-the-loop (row {r['row']}) - robust triangulated teacher, K = {k}: "
+                         f"{interval(d)}: {'met' if met else 'not met'} (goal: {want})")
+    r, tri = _best(rows, TEACHER_IN_THE_LOOP, 2), ref(2, "mediapipe triangulated (robust)")
+    if r and tri and r["mpjpe_m"] is not None and tri["mpjpe_m"] is not None:
+        lines.append(f"  teacher-in-the-loop MPJPE at K = 2: {r['mpjpe_m']:.3f} m vs the robust triangulation's "
+                     f"{tri['mpjpe_m']:.3f} m: {'met' if r['mpjpe_m'] < tri['mpjpe_m'] else 'not met'}")
+    r = _best(rows, TEACHER_FREE_ROWS, 3)
+    if r and r["pck_minus_teacher"]:
+        d = r["pck_minus_teacher"]
+        lines.append(f"  teacher-free (row {r['row']}) - the teacher on the view, K = 3: {interval(d)}: "
+                     f"{'met' if d['difference'] >= 0 else 'not met'} (goal: reach it)")
+    r = _best(rows, TEACHER_FREE_ROWS, 2)
+    if r and r["pck_minus_robust"]:
+        d = r["pck_minus_robust"]
+        lines.append(f"  teacher-free (row {r['row']}) - robust triangulated teacher, K = 2: {interval(d)}: "
+                     f"{'met' if d['low'] > 0 else 'not met'} (goal: above)")
+    for k in (2, 3):
+        enerf = [r for r in rows if r.get("row") in ENERF_ROWS and r["source_views"] == k and r["psnr"] is not None]
+        best_enerf = max(enerf, key=lambda r: r["psnr"]) if enerf else None
+        for r in [r for r in rows if r.get("row") in TEACHER_IN_THE_LOOP + TEACHER_FREE_ROWS
+                  and r["source_views"] == k and best_enerf]:
+            gap = r["psnr"] - best_enerf["psnr"]
+            lines.append(f"  row {r['row']} PSNR at K = {k}: {r['psnr']:.2f} dB, {gap:+.2f} dB from enerf (row "
+                         f"{best_enerf['row']}): {'within' if gap >= -0.5 else 'not within'} 0.5 dB")
+    return lines
+
+
+def _calibration_figure(rows: list[dict], path: Path) -> str | None:
+    """Reliability diagrams side by side: the teacher on the view, and the best student at K = 2 (PCK)."""
+    teacher = next((r for r in rows if r["model"].startswith("mediapipe (the teacher") and r["calibration"]), None)
+    student = _best(rows, TEACHER_IN_THE_LOOP + TEACHER_FREE_ROWS, 2)
+    panels = []
+    for title, r in ((f"student (row {student['row']}, K=2)" if student else "", student), ("teacher", teacher)):
+        if r and r.get("calibration"):
+            img = reliability_diagram(r["calibration"]["within_pck"], r["calibration"]["joints"], size=320)
+            header = np.full((28, img.shape[1], 3), 255, np.uint8)
+            cv2.putText(header, title, (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
+            panels.append(np.concatenate([header, img]))
+    if not panels:
+        return None
+    write_image(path, np.concatenate(panels, axis=1))
+    return str(path)
 
 
 if __name__ == "__main__":
