@@ -266,8 +266,7 @@ def lineage_cmd(
     storage_option: Annotated[Optional[list[str]], typer.Option(help=STORAGE_OPTION_HELP)] = None,
 ) -> None:
     """The chain from a checkpoint, target or shard back to its input images and the teacher's weights."""
-    from rich.tree import Tree
-
+    from ghnerf.app.lineage_view import target_tree
     from storage.lineage import lineage_warnings, ref_problem, resolve
 
     options = _storage_options(storage_option)
@@ -289,29 +288,7 @@ def lineage_cmd(
     if as_json:
         print(json.dumps(info, default=str))
         return
-    tree = Tree(f"[bold]{info['kind']}[/] {ref}")
-    if "target" in info:
-        t = info["target"]
-        tree.add(f"target {t['subject']}/{t['frame_id']}/{t['camera']} {t['kind']} "
-                 f"(image sha256 {t['image_sha256'][:16]}..)")
-    sh = info["shard"]
-    node = tree.add(f"shard {sh['path']} sha256 {sh['sha256'][:16]}.. rows {sh['rows']} "
-                    f"created {sh['created_at']} flow-run {sh['flow_run_id']} code {sh['code_version'][:12]}")
-    te = info["teacher"]
-    node.add(f"teacher {te['name']} {te['version']} weights sha256 {te['weights_sha256'][:16]}.. "
-             f"config {te['config_hash']} {te['config']}")
-    ds = info["dataset"]
-    inp = node.add(f"dataset {ds['id']} ({ds['layout']}) {ds['root']} subject {ds['subject']} frames "
-                   f"{ds['frame_ids'][0]}-{ds['frame_ids'][-1]}: {len(info['inputs'])} input files")
-    images = [i for i in info["inputs"] if i["path"].lower().endswith((".jpg", ".jpeg", ".png", ".npz"))]
-    others = [i for i in info["inputs"] if i not in images]
-    for item in others + images[:4]:
-        inp.add(f"{item['path']} sha256 {item['sha256'][:16]}..")
-    if len(images) > 4:
-        inp.add(f"... {len(images) - 4} more images/masks (use --json)")
-    Console(width=240).print(tree, soft_wrap=True)
-
-
+    Console(width=240).print(target_tree(ref, info), soft_wrap=True)
 
 
 @spec_command(app, "evaluate", EvaluateSpec)
@@ -359,68 +336,29 @@ def comparison_table(comparison: dict) -> Table:
 
 def _report_lineage(path: Path, as_json: bool, storage_options: dict | None = None) -> None:
     """metrics.json -> its checkpoint -> shards -> teacher and inputs."""
-    from rich.tree import Tree
-
-    from ghnerf.base.fileio import file_sha256
+    from ghnerf.app.lineage_view import report_head
 
     try:
-        report = json.loads(path.read_text())
-        ck_path = Path(report["checkpoint"])
-    except (OSError, ValueError, KeyError) as exc:
-        _fail(GHNeRFError(f"{path}: not an evaluation report written by `ghnerf evaluate` ({exc})"))
-    if not ck_path.is_file():
-        _fail(GHNeRFError(f"{path} names checkpoint {ck_path}, which is missing"))
-    digest = file_sha256(ck_path)
-    if report.get("checkpoint_sha256") and digest != report["checkpoint_sha256"]:
-        _fail(GHNeRFError(f"{ck_path} changed since {path} was written (sha256 differs): the report no longer "
-                          "describes this file; re-run `ghnerf evaluate`"))
-    head = {"report": str(path), "split": report.get("split"), "views": report.get("views"),
-            "metrics": {k: v for k, v in report.get("metrics", {}).items() if isinstance(v, (int, float))}}
-    tree = Tree(f"[bold]report[/] {path}: {report.get('config')} on {report.get('views')} {report.get('split')} views, "
-                f"PCK {report.get('metrics', {}).get('pck')} PSNR {report.get('metrics', {}).get('psnr')}")
+        ck_path, head, tree = report_head(path)
+    except GHNeRFError as exc:
+        _fail(exc)
     _checkpoint_lineage(ck_path, as_json, parent=tree, extra=head, storage_options=storage_options)
 
 
 def _checkpoint_lineage(path: Path, as_json: bool, parent=None, extra: dict | None = None,
                         storage_options: dict | None = None) -> None:
-    from rich.tree import Tree
-
-    from ghnerf.student.checkpoints import load_checkpoint
-    from storage.lineage import lineage_warnings, resolve
+    from ghnerf.app.lineage_view import checkpoint_info, checkpoint_tree
 
     try:
-        ck = load_checkpoint(path)
-        shards = [resolve(s["store"], s["shard_path"], storage_options) for s in ck["meta"]["shards"]]
+        info, warnings = checkpoint_info(path, storage_options)
     except GHNeRFError as exc:
         _fail(exc)
-    for line in sorted({d for sh in shards for d in sh.get("damaged_catalog_entries", []) + lineage_warnings(sh)}):
+    for line in warnings:
         _warn(line)
-    info = {"checkpoint": str(path), "step": ck["step"], "config": ck["student_config"].name,
-            "code_version": ck["code_version"], "dataset": ck["meta"]["dataset"],
-            "pretrained_weights": ck["meta"]["pretrained_weights"], "init_from": ck["meta"].get("init_from"),
-            "imported_from": ck["meta"].get("imported_from"),
-            "perceptual_loss": ck["meta"].get("perceptual_loss", "not recorded (older checkpoint)"),
-            "shards": shards}
     if as_json:
         print(json.dumps({**(extra or {}), **info}, default=str))
         return
-    label = f"[bold]checkpoint[/] {path} step {ck['step']} config {info['config']} code {info['code_version'][:12]}"
-    tree = parent.add(label) if parent is not None else Tree(label)
-    if info["init_from"]:
-        tree.add(f"fine-tuned from {info['init_from']}")
-    if info["imported_from"]:
-        src = info["imported_from"]
-        tree.add(f"imported from {src['format']} checkpoint {src['file']} sha256 {src['sha256'][:16]}.. "
-                 f"(epoch {src['epoch']})")
-    tree.add(f"encoder weights: {info['pretrained_weights']}")
-    tree.add(f"perceptual loss: {info['perceptual_loss']}")
-    node = tree.add(f"dataset {info['dataset']}: targets from {len(shards)} shard(s)"
-                    + ("" if shards else " (heatmaps drawn from the dataset's own 2D joints)"))
-    for sh in shards:
-        n = node.add(f"shard {sh['shard']['path']} sha256 {sh['shard']['sha256'][:16]}..")
-        n.add(f"teacher {sh['teacher']['name']} {sh['teacher']['version']} weights sha256 "
-              f"{sh['teacher']['weights_sha256'][:16]}..; {len(sh['inputs'])} input files hashed")
-    Console(width=240).print(parent if parent is not None else tree, soft_wrap=True)
+    Console(width=240).print(checkpoint_tree(info, parent), soft_wrap=True)
 
 
 @store_app.command("gc")
