@@ -24,15 +24,9 @@ from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.params import parameters_of
-from ghnerf.app.distill import (
-    DistillConfig,
-    DistillSpec,
-    ShardPlan,
-    ShardResult,
-    clean_shard_dirs,
-    plan_shards,
-    run_shard,
-)
+from ghnerf.app.distill import ShardResult, clean_shard_dirs, run_shard
+from ghnerf.app.distill_config import DistillConfig, DistillSpec
+from ghnerf.app.shard_planning import ShardPlan, plan_shards
 from ghnerf.base.fileio import write_image
 from ghnerf.data import open_dataset
 from storage.catalog import Catalog
@@ -111,7 +105,7 @@ def ensure_teacher_limit(teacher: str, limit: int) -> None:
 @parameters_of(DistillSpec)
 def distill_flow(**params) -> dict:
     """Distill ``teacher`` over ``dataset`` into the storage root ``out`` (parameters: the fields of
-    :class:`~ghnerf.app.distill.DistillSpec`, as ``ghnerf distill --help``; ``teacher_concurrency``, if set, caps
+    :class:`~ghnerf.app.distill_config.DistillSpec`, as ``ghnerf distill --help``; ``teacher_concurrency``, if set, caps
     the shards of this teacher running at once across all flow runs with a Prefect tag concurrency limit on
     ``teacher-<name>``, created or reset here).
 

@@ -11,7 +11,7 @@ from prefect import flow, get_run_logger
 
 from flows.artifacts import TrainingProgress, publish_training, safe_key
 from flows.params import parameters_of
-from ghnerf.app.distill import recompute_stale_targets
+from ghnerf.app.stale_targets import recompute_stale_targets
 from ghnerf.student.run import run_training
 from ghnerf.student.train_spec import TrainSpec
 

@@ -23,7 +23,7 @@ from storage.root import StorageRoot
 from storage.schemas import TARGET_SCHEMA
 
 SHARD_UID_CHARS = 16  # hex digits of the file's sha256 in its name
-SHARD_KEY_CHARS = 32  # hex digits of a shard key (ghnerf.app.distill.ShardPlan.key)
+SHARD_KEY_CHARS = 32  # hex digits of a shard key (ghnerf.app.shard_planning.ShardPlan.key)
 SHARD_NAME = re.compile(rf"[0-9a-f]{{{SHARD_KEY_CHARS}}}-[0-9a-f]{{{SHARD_UID_CHARS}}}\.parquet")
 SHARD_TEMP_NAME = re.compile(rf"\.({SHARD_NAME.pattern})\.[0-9a-f]{{32}}\.tmp")  # storage.root's temporary files
 ZSTD_LEVEL = 3  # zstd's default: level 9 buys ~10 % on byte-planar heatmaps at 3x the time

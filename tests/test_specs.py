@@ -9,7 +9,7 @@ import typer
 from pydantic import ValidationError
 
 from flows.cli import app
-from ghnerf.app.distill import DistillSpec
+from ghnerf.app.distill_config import DistillSpec
 from ghnerf.app.pipeline import PipelineConfig
 from ghnerf.app.retrain import RetrainSpec
 from ghnerf.app.spec_options import cli_fields, default_of, option_name

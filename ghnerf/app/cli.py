@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from typer.core import TyperCommand, TyperGroup
 
-from ghnerf.app.distill import DistillSpec
+from ghnerf.app.distill_config import DistillSpec
 from ghnerf.app.options import output_image
 from ghnerf.app.pipeline import PipelineConfig
 from ghnerf.app.retrain import RetrainSpec
@@ -210,7 +210,7 @@ def _write_preview(store_url: str, report, path: Path, storage_options: dict | N
 @spec_command(app, "train", TrainSpec)
 def train_cmd(spec: TrainSpec) -> None:
     """Train a student; targets from the dataset's joints or from a teacher's shards; resumable; DDP under torchrun."""
-    from ghnerf.app.distill import recompute_stale_targets
+    from ghnerf.app.stale_targets import recompute_stale_targets
     from ghnerf.student.run import run_training
 
     recompute_stale_targets(spec, log=_log)

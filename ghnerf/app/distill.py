@@ -24,28 +24,32 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from pydantic import BaseModel, ConfigDict, Field
 
-from ghnerf.app.teacher_registry import build_teacher
-from ghnerf.base.errors import ConfigError, GHNeRFError, NonFiniteError
-from ghnerf.base.fileio import file_sha256
+from ghnerf.app.distill_config import DistillConfig
+from ghnerf.app.shard_planning import ShardPlan, plan_shards
+from ghnerf.base.errors import GHNeRFError, NonFiniteError
 from ghnerf.base.hold import hold_point
 from ghnerf.base.kinds import TargetKind
-from ghnerf.base.spec_fields import OutputRoot
 from ghnerf.data import load_surface, load_view, open_dataset
 from ghnerf.data.images import pinhole
 from ghnerf.data.records import MultiViewFrame
-from storage.catalog import Catalog, CatalogEntry, DamagedEntry, code_version, host_name, now_utc
+from storage.catalog import (
+    Catalog,
+    CatalogEntry,
+    DamagedEntry,
+    code_version,
+    host_name,
+    now_utc,
+)
 from storage.codec import ENCODING_OF_KIND
 from storage.errors import ShardIntegrityError
 from storage.gc import GC_MIN_AGE_S, GcReport, collect_garbage
-from storage.root import StorageOptions, StorageRoot
+from storage.root import StorageRoot
 from storage.schemas import TARGET_SCHEMA
 from storage.shards import (
     TargetRow,
@@ -57,99 +61,8 @@ from storage.shards import (
     table_bytes,
 )
 
-if TYPE_CHECKING:
-    from ghnerf.student.train_spec import TrainSpec
-from storage.inputs import InputChecker, input_record
 from storage.shards import target_id
 from teachers.base import Teacher, TeacherInput, TeacherOutput
-
-MB = 1 << 20
-SIGMA_MAX = 128.0  # image pixels: a Gaussian this wide is flat over a 256 px person, it locates no joint
-# Stored bytes per target cell, measured on Gaussian heatmaps / embeddings (benchmarks/distill_overhead.py).
-EST_BYTES_PER_CELL = {TargetKind.HEATMAP: 25 * 0.02, TargetKind.CSE: 16 * 1.2, TargetKind.KEYPOINTS: 0.0}
-
-
-class DistillConfig(BaseModel):
-    """What to distill and how (one source of defaults; the target-shaping part is hashed into lineage)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-    teacher: str = Field(..., description="teacher name (see `ghnerf teachers list`)")
-    teacher_options: dict[str, str | int | float] = Field(
-        default_factory=dict, description="teacher option (e.g. checkpoint=PATH)",
-        json_schema_extra={"cli": {"as": "pairs", "option": "teacher-opt", "example": "checkpoint=PATH",
-                                   "json": False}})
-    stride: int = Field(2, ge=1, le=16, description="image pixels per target cell")
-    sigma: float = Field(7.0, gt=0, le=SIGMA_MAX, description="heatmap Gaussian sigma in image pixels (OpenPose: 7; "
-                                                         f"at most {SIGMA_MAX:g}: wider is a flat map)")
-    frames_per_shard: int | None = Field(None, ge=1, description="frames per shard (default: from --shard-mb)")
-    shard_mb: float = Field(128.0, gt=0, description="target shard size in MB")
-    subjects: tuple[str, ...] | None = Field(None, description="only these subjects (default: all)",
-                                             json_schema_extra={"cli": "hidden"})
-    max_frames: int | None = Field(None, ge=1, description="only the first N frames of each subject")
-
-    def target_config(self) -> dict:
-        """The options that change target values (what the config hash covers)."""
-        return {"teacher": self.teacher, "teacher_options": dict(sorted(self.teacher_options.items())),
-                "stride": self.stride, "sigma": self.sigma}
-
-    def config_hash(self) -> str:
-        return hashlib.sha256(json.dumps(self.target_config(), sort_keys=True).encode()).hexdigest()[:16]
-
-    def build(self) -> Teacher:
-        return build_teacher(self.teacher, {**self.teacher_options, "stride": self.stride, "sigma": self.sigma})
-
-
-class DistillSpec(DistillConfig):
-    """A distillation as a user asks for it: the options of ``ghnerf distill`` and the ``distill`` flow's parameters
-    (the :class:`DistillConfig` plus where to read and write)."""
-
-    dataset: str = Field(..., description="dataset folder (ZJU-MoCap or RenderPeople layout)")
-    out: OutputRoot = Field(..., description="storage root: local folder or fsspec URL (s3://bucket/prefix)")
-    storage_options: StorageOptions = None
-    teacher_concurrency: int | None = Field(
-        None, ge=1, description="at most this many shards of this teacher at once across all flow runs (a Prefect "
-                                "tag concurrency limit on teacher-<name>, created or reset by the flow)",
-        json_schema_extra={"cli": "hidden"})
-
-    def config(self) -> DistillConfig:
-        """The distillation settings alone (what shards and lineage record)."""
-        return DistillConfig(**self.model_dump(include=set(DistillConfig.model_fields)))
-
-
-@dataclass(frozen=True)
-class ShardPlan:
-    """One shard to produce (all cameras of a run of consecutive frames of one subject)."""
-
-    dataset_root: str
-    layout: str
-    dataset_id: str
-    subject: str
-    frame_indices: tuple[int, ...]
-    frame_ids: tuple[int, ...]
-    teacher: str
-    teacher_version: str
-    weights_sha256: str
-    config_hash: str
-    config_json: str
-    inputs: tuple[tuple[str, str], ...]  # (path relative to the dataset root, sha256)
-    input_stats: tuple[tuple[str, int | None, int | None], ...] = ()  # (path, size, mtime_ns): not in the key
-
-    def input_records(self) -> list[dict]:
-        """The catalog's ``inputs``: path, sha256 and, beside them, size and mtime (:mod:`storage.inputs`)."""
-        stats = {p: (size, mtime) for p, size, mtime in self.input_stats}
-        return [{"path": p, "sha256": s, "size": stats.get(p, (None, None))[0],
-                 "mtime_ns": stats.get(p, (None, None))[1]} for p, s in self.inputs]
-
-    @property
-    def key(self) -> str:
-        payload = json.dumps([self.dataset_id, self.subject, self.frame_ids, self.teacher, self.teacher_version,
-                              self.weights_sha256, self.config_hash, self.inputs])
-        return hashlib.sha256(payload.encode()).hexdigest()[:32]
-
-    @property
-    def shard_dir(self) -> str:
-        return f"shards/{self.dataset_id}/{self.teacher}"
 
 
 @dataclass
@@ -165,119 +78,6 @@ class ShardResult:
     seconds: float = 0.0
     worker: str = ""  # host:pid of the process that ran it (set by the orchestrator)
     peak_rss_mb: float = 0.0  # that process's peak resident memory when the shard was done
-
-
-def dataset_identity(root: Path, reader) -> str:
-    """``<folder name>-<hash of subject names and calibration files>``: stable while the calibration is."""
-    h = hashlib.sha256(reader.layout.encode())
-    for name in reader.subjects():
-        seq = reader.sequence(name)
-        cal = getattr(seq, "annots_path", None) or seq.cameras_path
-        h.update(name.encode())
-        h.update(file_sha256(cal).encode())
-    return f"{root.resolve().name}-{h.hexdigest()[:10]}"
-
-
-def _frame_inputs(frame: MultiViewFrame, teacher: Teacher) -> list[Path]:
-    paths: list[Path] = list(frame.annotation_paths)
-    for v in frame.views:
-        paths.append(v.image_path)
-        paths.extend(v.mask_paths)
-        if "surface" in teacher.needs and v.surface_path is not None:
-            paths.append(v.surface_path)
-    return paths
-
-
-def frames_per_shard(cfg: DistillConfig, teacher: Teacher, cameras: int, height: int, width: int) -> int:
-    if cfg.frames_per_shard:
-        return cfg.frames_per_shard
-    cells = -(-height // cfg.stride) * -(-width // cfg.stride)
-    per_view = sum(EST_BYTES_PER_CELL[k.value] * cells + 400 for k in teacher.kinds)
-    return max(1, int(cfg.shard_mb * MB // max(per_view * cameras, 1)))
-
-
-def plan_shards(dataset_root: str | Path, cfg: DistillConfig, teacher: Teacher) -> list[ShardPlan]:
-    """Group the dataset's frames into shards and hash every input file."""
-    root = Path(dataset_root)
-    reader = open_dataset(root)
-    dataset_id = dataset_identity(root, reader)
-    subjects = list(cfg.subjects) if cfg.subjects else reader.subjects()
-    plans = []
-    for name in subjects:
-        seq = reader.sequence(name)
-        n = seq.num_frames if cfg.max_frames is None else min(seq.num_frames, cfg.max_frames)
-        h, w = seq.image_sizes[0]
-        step = frames_per_shard(cfg, teacher, seq.num_cameras, h, w)
-        for start in range(0, n, step):
-            plans.append(shard_plan(root, reader, dataset_id, cfg, teacher, name,
-                                    tuple(range(start, min(n, start + step)))))
-    return plans
-
-
-def shard_plan(root: Path, reader, dataset_id: str, cfg: DistillConfig, teacher: Teacher, subject: str,
-               indices: tuple[int, ...]) -> ShardPlan:
-    """The plan of one shard: frames ``indices`` of ``subject``, every input file hashed (size and mtime beside)."""
-    seq = reader.sequence(subject)
-    frames = [seq.frame(i) for i in indices]
-    records = {}
-    for fr in frames:
-        for p in _frame_inputs(fr, teacher):
-            rel = str(p.relative_to(root))
-            records[rel] = records.get(rel) or input_record(root, rel)
-    return ShardPlan(
-        dataset_root=str(root.resolve()), layout=reader.layout, dataset_id=dataset_id, subject=subject,
-        frame_indices=indices, frame_ids=tuple(fr.frame_id for fr in frames), teacher=teacher.name,
-        teacher_version=teacher.version, weights_sha256=teacher.weights_digest,
-        config_hash=cfg.config_hash(), config_json=json.dumps(cfg.target_config(), sort_keys=True),
-        inputs=tuple(sorted((r["path"], r["sha256"]) for r in records.values())),
-        input_stats=tuple(sorted((r["path"], r["size"], r["mtime_ns"]) for r in records.values())))
-
-
-def recompute_stale(entries: list[CatalogEntry], store: StorageRoot, data_root: str | Path,
-                    consistency_fn: Callable | None = None) -> list[ShardResult]:
-    """Run the teacher again for the shards among ``entries`` whose input files changed (:mod:`storage.inputs`),
-    each with the teacher and target options its entry records, over exactly its frames of ``data_root``.
-
-    The new shard's key differs (its inputs' hashes do), so it supersedes the stale one in its slot.
-    """
-    root = Path(data_root)
-    checker = InputChecker(root)
-    stale = [e for e in entries if checker.stale(e)]
-    if not stale:
-        return []
-    reader = open_dataset(root)
-    dataset_id = dataset_identity(root, reader)
-    results = []
-    for e in stale:
-        options = json.loads(e.config_json)
-        cfg = DistillConfig(teacher=options["teacher"], teacher_options=options.get("teacher_options", {}),
-                            stride=options["stride"], sigma=options["sigma"], subjects=(e.subject,))
-        teacher = cfg.build()
-        seq = reader.sequence(e.subject)
-        position = {seq.frame(i).frame_id: i for i in range(seq.num_frames)}
-        missing = [f for f in e.frame_ids if f not in position]
-        if missing:
-            raise ConfigError(f"{root / e.subject}: frames {missing} of stale shard {e.shard_path} are no longer in "
-                              "the dataset; rerun `ghnerf distill`")
-        plan = shard_plan(root, reader, dataset_id, cfg, teacher, e.subject,
-                          tuple(position[f] for f in e.frame_ids))
-        results.append(run_shard(plan, cfg, teacher, store, consistency_fn=consistency_fn))
-    return results
-
-
-def recompute_stale_targets(spec: "TrainSpec", log: Callable[[str], None] = print) -> None:
-    """``train --recompute-stale-targets``: before a run, the stale shards of the spec's teachers are computed
-    again (:func:`recompute_stale`), so that the run's own check of its targets' inputs passes."""
-    from storage.targets import TargetStore
-
-    if not spec.recompute_stale_targets:
-        return
-    for teacher in (t for t in (spec.teacher, spec.cse_teacher) if t):
-        store = TargetStore(spec.targets, teacher, storage_options=spec.storage_options,
-                            allow_partial=spec.allow_partial_targets)
-        for r in recompute_stale(store.entries, store.root, spec.data):
-            log(f"recomputed stale shard of {r.subject} frames {r.frame_ids[0]}-{r.frame_ids[-1]} "
-                f"(--recompute-stale-targets): {r.status}, {r.rows} rows -> {r.shard_path}")
 
 
 def find_done(plan: ShardPlan, store: StorageRoot) -> CatalogEntry | None:

@@ -1,6 +1,6 @@
 """Command-line options and flow parameters generated from the specs: each option is declared once.
 
-A user-facing spec (:class:`~ghnerf.student.run.TrainSpec`, :class:`~ghnerf.app.distill.DistillConfig`, ...) is a
+A user-facing spec (:class:`~ghnerf.student.run.TrainSpec`, :class:`~ghnerf.app.distill_config.DistillConfig`, ...) is a
 pydantic model whose fields carry the default, the range, the help text (``description``) and, in its validators,
 the cross-field rules. :func:`spec_command` turns such a model into a typer command (field ``image_scale`` is option
 ``--image-scale``) and :func:`spec_parameters` into the parameters of a Prefect flow, so neither repeats a field.
