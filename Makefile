@@ -3,7 +3,8 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-DEMO_OUT ?= demo_out
+# DEMO_OUT: where the demo writes (unset: the main job's own folder, PipelineConfig.out)
+DEMO_OUT ?=
 PYTEST_ARGS ?=
 
 .PHONY: demo demo-stop test test-fast install lock sysdeps
@@ -18,11 +19,11 @@ install: $(STAMP)
 # The main job through Prefect (server on 127.0.0.1:4200 unless PREFECT_API_URL answers, pools, deployments,
 # workers, distill -> train -> evaluate). KEEP=1 leaves the server and workers running for the UI.
 demo: $(STAMP)
-	$(VENV)/bin/ghnerf demo --out $(DEMO_OUT) $(if $(KEEP),--keep,)
+	$(VENV)/bin/ghnerf demo $(if $(DEMO_OUT),--out $(DEMO_OUT),) $(if $(KEEP),--keep,)
 
-# Stop the server and workers a demo left running (only the processes it recorded in $(DEMO_OUT)/stack.json).
+# Stop the server and workers a demo left running (only the processes it recorded in its stack.json).
 demo-stop: $(STAMP)
-	$(VENV)/bin/ghnerf demo-stop --out $(DEMO_OUT)
+	$(VENV)/bin/ghnerf demo-stop $(if $(DEMO_OUT),--out $(DEMO_OUT),)
 
 # Debian packages the tests use: Chromium (the UI test) and PostgreSQL (Prefect on PostgreSQL). Installed with
 # apt-get when missing and we are root; otherwise those tests skip and say why.

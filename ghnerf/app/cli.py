@@ -475,7 +475,8 @@ def retrain_cmd(spec: RetrainSpec) -> None:
 def doctor_cmd(
     api_url: Annotated[Optional[str], typer.Option(help="Prefect API (default PREFECT_API_URL or "
                                                         "http://127.0.0.1:4200/api)")] = None,
-    store: Annotated[str, typer.Option(help="storage root to check (folder or fsspec URL)")] = "demo_out",
+    store: Annotated[str, typer.Option(help="storage root to check (folder or fsspec URL); default: the main job's "
+                                            "folder")] = PipelineConfig.model_fields["out"].default,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """What works here and how to fix what does not; exit 1 when the main job cannot run."""

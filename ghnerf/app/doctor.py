@@ -425,8 +425,7 @@ def resolve_api_url(api_url: str | None = None) -> str:
     return api_url or os.environ.get("PREFECT_API_URL") or DEFAULT_API
 
 
-def run_checks(api_url: str | None = None, storage_root: str = "demo_out", pools: tuple[str, ...] = POOLS,
-               ) -> list[Check]:
+def run_checks(api_url: str | None, storage_root: str, pools: tuple[str, ...] = POOLS) -> list[Check]:
     """Every check, in the order a new user should read them.
 
     Args:
