@@ -33,6 +33,7 @@ class PipelineConfig(BaseModel):
     size: int = field_from(SynthConfig, "size", default=128)
     teacher: str = Field("mediapipe", description="pose teacher distilled into the student")
     config: str = field_from(TrainSpec, "config")
+    fuse_targets: bool = field_from(TrainSpec, "fuse_targets")
     steps: int = field_from(TrainSpec, "steps", default=300)
     image_scale: float = field_from(TrainSpec, "image_scale", default=1.0)
     pretrained: str = field_from(TrainSpec, "pretrained", default="none",
@@ -66,7 +67,7 @@ class PipelineConfig(BaseModel):
 
     def train_spec(self) -> TrainSpec:
         return TrainSpec(config=self.config, data=self.dataset, out=self.run, targets=self.targets,
-                         teacher=self.teacher, steps=self.steps, pretrained=self.pretrained,
+                         teacher=self.teacher, fuse_targets=self.fuse_targets, steps=self.steps, pretrained=self.pretrained,
                          image_scale=self.image_scale, perceptual_weight=0.0, device=self.device,
                          checkpoint_every=max(self.steps // 2, 1), overwrite=True)  # the pipeline's own run
 

@@ -217,6 +217,11 @@ PRESETS: dict[str, StudentConfig] = {
     # few hundred steps: PCK 0.49 vs 0.58 after 300 steps without the evidence, 0.77 vs 0.80 after 500 with it)
     "ghnerf-mediapipe": StudentConfig("ghnerf-mediapipe", encoder="mediapipe", pretrained="bundled",
                                       human_mean_skip=True, ray_evidence_samples=32, losses=LossWeights(heatmap=5.0)),
+    # ours: ghnerf-mediapipe that also reads, per ray, the source views' keypoints triangulated robustly and projected
+    # (ghnerf.student.joint_hypotheses): it starts as the triangulated teacher and learns where to correct it
+    "ghnerf-mediapipe-hypotheses": StudentConfig("ghnerf-mediapipe-hypotheses", encoder="mediapipe",
+                                                 pretrained="bundled", human_mean_skip=True, ray_evidence_samples=32,
+                                                 joint_hypotheses=True, losses=LossWeights(heatmap=5.0)),
     # ours, teacher-free at test time: the ResNet-18 student's own source heatmap head (deep supervision on the
     # source views' targets; train with --pretrain-2d-steps) pooled along each ray as ray evidence
     "ghnerf-resnet18-evidence": StudentConfig("ghnerf-resnet18-evidence", encoder="resnet18",
