@@ -43,7 +43,7 @@ from rich.table import Table
 
 from ghnerf.app.distill import DistillConfig, distill
 from ghnerf.base.errors import GHNeRFError, WeightsNotFoundError
-from ghnerf.base.fileio import file_sha256, write_image, write_json
+from ghnerf.base.fileio import file_sha256, write_bytes, write_image, write_json
 from ghnerf.base.viz import reliability_diagram
 from ghnerf.eval.evaluate import evaluate_run
 from ghnerf.eval.metrics import coco17, coco_keypoint_ap, confidence_calibration, paired_pck_difference, pck
@@ -272,12 +272,14 @@ def main() -> None:
     print(f"encoders: {pretrained} (random init when 'none'); LPIPS n/a without local VGG16 weights; "
           f"total {time.perf_counter() - t_start:.0f} s")
     figure = _calibration_figure(rows, args.out.with_name(args.out.stem + "_calibration.png"))
+    markdown = args.out.with_suffix(".md")
+    write_bytes(markdown, "\n".join(_markdown(rows, ks) + [""] + _goal_lines(rows)).encode())
     settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
     write_json(args.out, {"benchmark": "student_quality", "args": settings,
                           "train_config": tcfg.model_dump(), "encoder_weights": pretrained,
                           "total_seconds": time.perf_counter() - t_start, "calibration_figure": figure,
                           "rows": rows})
-    print(f"wrote {args.out}")
+    print(f"wrote {args.out} and {markdown}")
 
 
 def _commit() -> str:
@@ -378,6 +380,36 @@ def _goal_lines(rows: list[dict]) -> list[str]:
             gap = r["psnr"] - best_enerf["psnr"]
             lines.append(f"  row {r['row']} PSNR at K = {k}: {r['psnr']:.2f} dB, {gap:+.2f} dB from enerf (row "
                          f"{best_enerf['row']}): {'within' if gap >= -0.5 else 'not within'} 0.5 dB")
+    return lines
+
+
+def _markdown(rows: list[dict], ks: list[int]) -> list[str]:
+    """The table as Markdown, one line per model with its K = 2 / 3 / 4 values side by side (the README's)."""
+    def f(v, spec):
+        return "–" if v is None else format(v, spec)
+
+    def d(v):
+        return "–" if v is None else f"{v['difference']:+.3f} [{v['low']:+.3f}, {v['high']:+.3f}]"
+
+    per = "/".join(map(str, ks))
+    lines = [f"| # | model | heatmap targets | PSNR (K = {per}) | PCK@0.2 (K = {per}) | COCO AP (K = {per}) | "
+             f"− teacher (K = {per}) | − triangulated robust (K = {per}) | MPJPE m triangulated (K = {per}) | "
+             "measured at |", "|---|" * 1 + "---|" * 9]
+    groups: dict[tuple, dict] = {}
+    for r in rows:
+        key = (r.get("row", 99), r["model"], r["targets"])
+        groups.setdefault(key, {})[r["source_views"]] = r
+    for (index, model, targets), by_k in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1])):
+        cells = [by_k.get(k) or by_k.get(None) for k in ks]
+
+        def joined(field, fmt):
+            return " / ".join(fmt(c.get(field)) if c else "–" for c in cells) if len(by_k) > 1 or None not in by_k \
+                else fmt(cells[0].get(field))
+
+        lines.append(f"| {'' if index == 99 else index} | {model} | {targets} | {joined('psnr', lambda v: f(v, '.2f'))} | "
+                     f"{joined('pck', lambda v: f(v, '.3f'))} | {joined('coco_ap', lambda v: f(v, '.3f'))} | "
+                     f"{joined('pck_minus_teacher', d)} | {joined('pck_minus_robust', d)} | "
+                     f"{joined('mpjpe_m', lambda v: f(v, '.3f'))} | {cells[0].get('measured_at', '–')} |")
     return lines
 
 

@@ -36,8 +36,7 @@ class PipelineConfig(BaseModel):
     fuse_targets: bool = field_from(TrainSpec, "fuse_targets")
     steps: int = field_from(TrainSpec, "steps", default=300)
     image_scale: float = field_from(TrainSpec, "image_scale", default=1.0)
-    pretrained: str = field_from(TrainSpec, "pretrained", default="none",
-                                 description="encoder weights (ImageNet weights are not cached offline)")
+    pretrained: str = field_from(TrainSpec, "pretrained")
     eval_max_views: int = Field(6, ge=1, description="held-out views evaluated")
     device: str = field_from(TrainSpec, "device")
 
