@@ -359,7 +359,7 @@ def main() -> None:
         console.print(f"original: {args.original} with {' over '.join(reversed(results['original_config']['files']))}"
                       f": {json.dumps(results['original_config']['cas_config'])}, "
                       f"test_input_views {results['original_config']['test_input_views']}, "
-                      f"OMP_WAIT_POLICY {results['original_wait_policy']}")
+                      f"OMP_WAIT_POLICY {results['original_wait_policy']}", markup=False)
     orig_path = ([str(args.original_deps.resolve())] if args.original_deps else []) + [str(REPO)]
     with tempfile.TemporaryDirectory() as tmp:
         data = {}
@@ -401,6 +401,7 @@ def main() -> None:
 
 
 def print_table(console, results: dict, args) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     loads = [str(n) for n in results["loads"]]
@@ -443,8 +444,8 @@ def print_table(console, results: dict, args) -> None:
                 row(ONE_CALL_LABEL, frame, case, "one_call_seconds")
         if "original_config" in results:
             cas = results["original_config"]["cas_config"]
-            row(f"original ENeRF (render_if {cas['render_if']}, OMP_WAIT_POLICY {results['original_wait_policy']})",
-                frame, "original")
+            row(escape(f"original ENeRF (render_if {cas['render_if']}, OMP_WAIT_POLICY "
+                       f"{results['original_wait_policy']})"), frame, "original")
         row("before (--baseline)", frame, "baseline")
     console.print(table)
     for n in loads:
