@@ -19,7 +19,12 @@ Every measurement runs in its own process (so peak memory is its own), on the sa
   and peak RSS growth; training steps per second of ``ghnerf-resnet18`` at 128² and 512² (``--skip-train``).
 
     .venv/bin/python benchmarks/enerf_core_speed.py --original O --original-deps D [--baseline B]
-        [--pairs 3] [--repeats 1] [--loads 0 2] [--skip-train]
+        [--pairs 3] [--repeats 1] [--loads 0 2] [--skip-train] [--original-wait-policy PASSIVE]
+    .venv/bin/python benchmarks/enerf_core_speed.py --from-json benchmarks/results/enerf_core_speed.json
+
+The tables are printed (and as Markdown, the README's) and written with every raw time, the CPU policy ours ran
+with, the original's config and the load average before and after each load to ``--out``; ``--from-json``
+prints the tables of such a file again.
 
 ``--original``: a checkout of zju3dv/ENeRF (``lib/`` is imported from it; ``kornia`` must be importable, e.g.
 ``pip install --target D --no-deps kornia kornia_rs`` and ``--original-deps D``). ``--baseline``: a checkout
@@ -338,11 +343,18 @@ def main() -> None:
     ap.add_argument("--original-wait-policy", choices=["PASSIVE", "ACTIVE"],
                     help="OMP_WAIT_POLICY for the original (default: unset, as its users run it)")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "enerf_core_speed.json")
+    ap.add_argument("--from-json", type=Path, help="print the tables of an earlier run's JSON, measure nothing")
     args = ap.parse_args()
     if args.worker:
         print(json.dumps(worker(json.loads(args.worker))))
         return
     from rich.console import Console
+
+    if args.from_json:
+        results = json.loads(args.from_json.read_text())
+        print_table(Console(width=200), results, args)
+        print(markdown_table(results))
+        return
 
     from ghnerf.synth.generate import SynthConfig, generate_dataset
 
@@ -395,9 +407,54 @@ def main() -> None:
                 results["train"][f"ours/{size}"] = run_job(
                     {"kind": "train", "data": data[size], "steps": args.train_steps}, ours_path)
     print_table(console, results, args)
+    print(markdown_table(results))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1))
     console.print(f"wrote {args.out}")
+
+
+def _rows(results: dict) -> list[tuple[str, str, str, str]]:
+    """(label, frame, result key, field) of every row the run has."""
+    rows = []
+    for frame in FRAMES:
+        for case in results["cases"]:
+            rows.append((OURS[case][0], frame, case, "seconds"))
+            if case == "ours-enerf":
+                rows.append((ONE_CALL_LABEL, frame, case, "one_call_seconds"))
+        if "original_config" in results:
+            cas = results["original_config"]["cas_config"]
+            rows.append((f"original ENeRF (render_if {cas['render_if']}, OMP_WAIT_POLICY "
+                         f"{results['original_wait_policy']})", frame, "original", "seconds"))
+        rows.append(("before (--baseline)", frame, "baseline", "seconds"))
+    render = results["render"]
+    return [r for r in rows if any(f"{r[2]}/{r[1]}" in render.get(str(n), {}) for n in results["loads"])]
+
+
+def _cells(results: dict, frame: str, key: str, field: str) -> list[str]:
+    """Per load: seconds (minimum over rounds and calls) and the ratio to the original's minimum."""
+    cells = []
+    for n in (str(n) for n in results["loads"]):
+        runs = results["render"].get(n, {}).get(f"{key}/{frame}")
+        ref = results["render"].get(n, {}).get(f"original/{frame}")
+        if not runs or field not in runs[0]:
+            cells += ["-", "-"]
+            continue
+        t = _min([r[field] for r in runs])
+        cells += [f"{t:.2f}", f"{t / _min([r['seconds'] for r in ref]):.2f}" if ref else "-"]
+    return cells
+
+
+def _load_names(results: dict) -> list[str]:
+    return [f"+{n} busy" for n in results["loads"]]
+
+
+def markdown_table(results: dict) -> str:
+    """The seconds and ratios as a Markdown table (the README's)."""
+    head = ["implementation", "frame"] + [f"{n} {c}" for n in _load_names(results) for c in ("s", "/ original")]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for label, frame, key, field in _rows(results):
+        lines.append("| " + " | ".join([label, frame, *_cells(results, frame, key, field)]) + " |")
+    return "\n".join(lines)
 
 
 def print_table(console, results: dict, args) -> None:
@@ -409,44 +466,17 @@ def print_table(console, results: dict, args) -> None:
     title = (f"ENeRF core at {results['image_size']}², {results['source_views']} source views, {THREADS} CPU threads; "
              f"min over {results['pairs']} interleaved rounds x {results['repeats']} call(s)")
     table = Table(title=title)
-    table.add_column("implementation")
-    table.add_column("frame")
-    for n in loads:
-        name = "quiet" if n == "0" else f"+{n} busy"
-        table.add_column(f"{name} s")
-        table.add_column(f"{name} / original")
+    for col in ["implementation", "frame"] + [f"{n} {c}" for n in _load_names(results) for c in ("s", "/ original")]:
+        table.add_column(col)
     for col in ("features", "coarse vol", "fine vol", "fine rays", "peak RSS +MB"):
         table.add_column(col)
-
-    def row(label: str, frame: str, key: str, field: str = "seconds") -> None:
-        if not any(f"{key}/{frame}" in render.get(n, {}) for n in loads):
-            return
-        cells = []
-        for n in loads:
-            runs = render.get(n, {}).get(f"{key}/{frame}")
-            ref = render.get(n, {}).get(f"original/{frame}")
-            if not runs or field not in runs[0]:
-                cells += ["-", "-"]
-                continue
-            t = _min([r[field] for r in runs])
-            cells += [f"{t:.2f}", f"{t / _min([r['seconds'] for r in ref]):.2f}" if ref else "-"]
+    for label, frame, key, field in _rows(results):
         first = render.get(loads[0], {}).get(f"{key}/{frame}", [{}])[0]
         st = first.get("stages", {}) if field == "seconds" else {}
-        table.add_row(label, frame, *cells,
+        table.add_row(escape(label), frame, *_cells(results, frame, key, field),
                       *(f"{st[k]:.2f}" if k in st else "-" for k in ("image features", "volume 0", "volume 1",
                                                                        "fine per-ray work")),
                       f"{first['peak_rss_growth_mb']:.0f}" if field == "seconds" and first else "-")
-
-    for frame in FRAMES:
-        for case in results["cases"]:
-            row(OURS[case][0], frame, case)
-            if case == "ours-enerf":
-                row(ONE_CALL_LABEL, frame, case, "one_call_seconds")
-        if "original_config" in results:
-            cas = results["original_config"]["cas_config"]
-            row(escape(f"original ENeRF (render_if {cas['render_if']}, OMP_WAIT_POLICY "
-                       f"{results['original_wait_policy']})"), frame, "original")
-        row("before (--baseline)", frame, "baseline")
     console.print(table)
     for n in loads:
         for frame in FRAMES:

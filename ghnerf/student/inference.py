@@ -17,7 +17,7 @@ from ghnerf.student.views import level_maps
 
 
 # On CPU the per-ray work is fastest in chunks whose per-sample tensors stay in cache: about 32k (point, source
-# view) pairs (512², 2 views: 4,096 rays of 4 samples or 8,192 of 2; a whole frame at once is 1.3-1.4x slower).
+# view) pairs (512², 2 views: 4,096 rays of 4 samples or 8,192 of 2; a whole frame at once is 1.15-1.3x slower).
 CPU_POINT_VIEWS = 32768
 # On a GPU a chunk is as large as free memory allows: bytes per (point, view) pair the fine level's per-ray work
 # holds at once (image features, directions, the view pooling's and colour blending's hidden layers, in float32,
