@@ -1,21 +1,36 @@
-"""The ENeRF core at 512², in one run: our evaluation path against one model call, the code before this
-change (a checkout given with --baseline) and the original ENeRF (a checkout given with --original).
+"""The ENeRF core at 512² against the original ENeRF as its ZJU-MoCap evaluation config sets it, on a quiet machine
+and with CPU-bound processes beside it, in one run.
 
-Every measurement runs in its own process (so peak memory is its own), on the same synthetic frame
-(ZJU layout, 512², 2 source views, ENeRF's settings: 2 fine samples per ray), with 2 CPU threads:
+Every measurement runs in its own process (so peak memory is its own), on the same synthetic frame (ZJU layout,
+512², 2 source views), with 2 CPU threads, over the body box (ENeRF's ``mask_at_box``) and the full frame:
 
-* full frame: every pixel of the fine level; masked: only the projected body box (ENeRF ``mask_at_box``);
-* ours: through the evaluation path (``render_full_view``: volumes built once, per-ray work in 4,096-ray
-  chunks) and as one model call over the same rays (the two must agree; the largest difference is printed);
-* per-stage seconds (image features, coarse volume, fine volume, fine per-ray work) and peak RSS growth;
-* training steps per second of ``ghnerf-resnet18`` at 128² and 512² (ours and the baseline).
+* ours, through the evaluation path (``render_full_view``: the CPU policy of ``ghnerf.student.cpu_policy``, each
+  level's volume built once, per-ray work in chunks): with ENeRF's settings (2 fine samples, the original's
+  numbers to float rounding), with GHNeRF's settings (preset ``enerf``: 4 fine samples) and the default preset
+  of ``ghnerf train`` (``ghnerf-resnet18``: + ResNet-18 human encoder and heatmap head); with ENeRF's settings
+  also as one model call over the same rays (the two must agree; the largest difference is printed);
+* the original (``--original``): ``lib/networks/enerf/network_human.Network`` configured by its own
+  ``configs/enerf/zjumocap_eval.yaml`` over ``dtu_pretrain.yaml`` (read from the checkout, printed), i.e.
+  ``render_if [False, True]``: the coarse level only guides the fine one, as the original evaluates ZJU-MoCap;
+* ``--pairs`` interleaved rounds (ours, original, ours, ...), each process one warm-up call then ``--repeats``
+  timed calls; ratios are of the minimums. ``--loads 0 2``: the rounds run once per entry with that many
+  CPU-bound processes (Python busy loops the benchmark starts, bounded in time, stops itself) on the machine;
+* per-stage seconds (image features, coarse volume, fine volume, fine per-ray work; first round, first load)
+  and peak RSS growth; training steps per second of ``ghnerf-resnet18`` at 128² and 512² (``--skip-train``).
 
-    .venv/bin/python benchmarks/enerf_core_speed.py [--baseline DIR] [--original DIR --original-deps DIR]
+    .venv/bin/python benchmarks/enerf_core_speed.py --original O --original-deps D [--baseline B]
+        [--pairs 3] [--repeats 1] [--loads 0 2] [--skip-train] [--original-wait-policy PASSIVE]
+    .venv/bin/python benchmarks/enerf_core_speed.py --from-json benchmarks/results/enerf_core_speed.json
 
-``--baseline``: a checkout of this repository at another commit (e.g. ``git worktree add /tmp/base 745fa20``).
+The tables are printed (and as Markdown, the README's) and written with every raw time, the CPU policy ours ran
+with, the original's config and the load average before and after each load to ``--out``; ``--from-json``
+prints the tables of such a file again.
+
 ``--original``: a checkout of zju3dv/ENeRF (``lib/`` is imported from it; ``kornia`` must be importable, e.g.
-``pip install --target DIR --no-deps kornia kornia_rs`` and ``--original-deps DIR``). Nothing of either is
-copied here: they are imported from where they are.
+``pip install --target D --no-deps kornia kornia_rs`` and ``--original-deps D``). ``--baseline``: a checkout
+of this repository at another commit (``git worktree add B 745fa20``; first round, first load only). Nothing of
+either is copied here: they are imported from where they are. The original runs with OpenMP's default wait
+policy (as its users run it) unless ``--original-wait-policy PASSIVE``.
 """
 
 import argparse
@@ -27,11 +42,23 @@ import sys
 import tempfile
 import time
 import types
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 THREADS = 2
+FRAMES = ("body box", "full frame")
+ORIGINAL_CONFIG = "configs/enerf/zjumocap_eval.yaml"
+# case -> (label, preset, ENeRF's settings)
+OURS = {
+    "ours-enerf": ("ours, evaluation path, ENeRF settings (2 fine samples)", "enerf", True),
+    "ours-preset": ("ours, evaluation path, preset enerf (GHNeRF settings: 4 fine samples)", "enerf", False),
+    "ours-resnet18": ("ours, evaluation path, ghnerf-resnet18 (train's default: + encoder, heatmap head)",
+                      "ghnerf-resnet18", False),
+}
+ONE_CALL_LABEL = "ours, one model call, ENeRF settings"
+BUSY_LOOP = "import sys, time\nend = float(sys.argv[1])\nwhile time.time() < end:\n    pass\n"
 
 
 # ----------------------------------------------------------------------------------------------- worker side
@@ -45,13 +72,15 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _timed(fn, repeats: int) -> tuple[float, object]:
-    best, out = float("inf"), None
+def _timed(fn, repeats: int) -> tuple[list[float], object]:
+    """One warm-up call, then ``repeats`` timed calls: (their seconds, the last output)."""
+    out = fn()
+    seconds = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
+        seconds.append(time.perf_counter() - t0)
+    return seconds, out
 
 
 class StageClock:
@@ -79,70 +108,85 @@ def _example(data: str, full: bool):
     return replace(ex, box=torch.ones_like(ex.box)) if full else ex
 
 
-def _enerf_config(ours: bool):
+def _config(case: str, baseline: bool):
     from ghnerf.student.config import preset
 
-    cfg = preset("enerf", pretrained="none")
-    if ours:
-        return cfg.with_enerf_settings()
-    return replace(cfg, levels=(cfg.levels[0], replace(cfg.levels[-1], samples_per_ray=2)), source_views=2)
+    _, name, enerf_settings = OURS[case]
+    cfg = preset(name, pretrained="none")
+    if not enerf_settings:
+        return cfg
+    if baseline:  # a checkout from before with_enerf_settings
+        return replace(cfg, levels=(cfg.levels[0], replace(cfg.levels[-1], samples_per_ray=2)), source_views=2)
+    return cfg.with_enerf_settings()
 
 
-def worker_ours(data: str, full: bool, repeats: int, baseline: bool, preset_name: str | None) -> dict:
+def worker_ours(spec: dict) -> dict:
     import torch
 
-    from ghnerf.student.config import preset
     from ghnerf.student.inference import render_full_view
     from ghnerf.student.model import GHNeRF
     from ghnerf.student.views import level_maps
 
-    torch.manual_seed(0)
-    cfg = preset(preset_name, pretrained="none") if preset_name else _enerf_config(not baseline)
-    model = GHNeRF(cfg).eval()
-    ex = _example(data, full)
+    baseline = spec["kind"] == "baseline"
     device = torch.device("cpu")
-    clock = StageClock()
+    policy = None
+    if not baseline:
+        from ghnerf.student.cpu_policy import apply_inference_policy
+
+        policy = apply_inference_policy(device).record()
+    torch.manual_seed(0)
+    model = GHNeRF(_config(spec["case"], baseline)).eval()
+    ex = _example(spec["data"], spec["full"])
     rss0 = _rss_mb()
-    seconds, r = _timed(lambda: render_full_view(model, ex, device), repeats)
-    peak = _peak_mb() - rss0
-    result = {"seconds": seconds, "peak_rss_growth_mb": peak, "rays": int(r["box"].sum())}
-    if not baseline and not preset_name:  # our evaluation path against one model call over the same rays
+    seconds, r = _timed(lambda: render_full_view(model, ex, device), spec["repeats"])
+    result = {"seconds": seconds, "peak_rss_growth_mb": _peak_mb() - rss0, "rays": int(r["box"].sum()),
+              "cpu_policy": policy, "threads": torch.get_num_threads()}
+    if spec.get("one_call"):  # our evaluation path against one model call over the same rays
         uv = torch.nonzero(level_maps(ex, r["box"].shape)["box"]).flip(-1).float()
         with torch.no_grad():
-            result["one_call_seconds"], levels = _timed(lambda: model(ex.batch, [uv.new_zeros((0, 2)), uv]), repeats)
-        out = levels[-1]
+            result["one_call_seconds"], levels = _timed(lambda: model(ex.batch, [uv.new_zeros((0, 2)), uv]),
+                                                        spec["repeats"])
         x, y = uv[:, 0].long(), uv[:, 1].long()
-        result["eval_path_vs_call_max_abs_rgb"] = float((r["rgb"][y, x] - out.rgb).abs().max())
-    # stages: a last pass with each stage wrapped in a timer
-    model.encode = clock.wrap("image features", model.encode)
-    level_volume = model._level_volume
-    model._level_volume = lambda i, *a: clock.wrap(f"volume {i}", level_volume)(i, *a)
-    model._render_level = clock.wrap("fine per-ray work", model._render_level)
-    render_full_view(model, ex, device)
-    result["stages"] = clock.seconds
+        result["eval_path_vs_call_max_abs_rgb"] = float((r["rgb"][y, x] - levels[-1].rgb).abs().max())
+    if spec.get("stages"):  # a last pass with each stage wrapped in a timer
+        clock = StageClock()
+        model.encode = clock.wrap("image features", model.encode)
+        level_volume = model._level_volume
+        model._level_volume = lambda i, *a: clock.wrap(f"volume {i}", level_volume)(i, *a)
+        model._render_level = clock.wrap("fine per-ray work", model._render_level)
+        render_full_view(model, ex, device)
+        result["stages"] = clock.seconds
     return result
 
 
-def _load_original(root: str):
-    """ENeRF's ``network_human.Network`` from a checkout, with a stand-in for its argv-parsing ``lib.config``:
-    the settings of configs/enerf/zjumocap_eval.yaml over dtu_pretrain.yaml."""
+def original_config(root: str):
+    """The original's own config, as its ``lib/config/config.py`` builds it for ``ORIGINAL_CONFIG``: the ``enerf``
+    node of the parent config (``parent_cfg``, dtu_pretrain.yaml) with the eval config's ``enerf`` node merged
+    over it (yacs, from the checkout)."""
     import importlib.util
 
-    sys.path.insert(0, root)
     spec = importlib.util.spec_from_file_location("enerf_yacs", os.path.join(root, "lib/config/yacs.py"))
     yacs = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(yacs)
+    with open(os.path.join(root, ORIGINAL_CONFIG)) as f:
+        child = yacs.load_cfg(f)
+    with open(os.path.join(root, child.parent_cfg)) as f:
+        parent = yacs.load_cfg(f)
+    enerf = parent.enerf
+    enerf.merge_from_other_cfg(child.enerf)
     cfg = yacs.CfgNode()
     cfg.fix_random = False
-    cfg.enerf = yacs.CfgNode()
-    cfg.enerf.viewdir_agg, cfg.enerf.chunk_size, cfg.enerf.white_bkgd = True, 1000000, False
-    cfg.enerf.sample_on_mask = True
-    cc = cfg.enerf.cas_config = yacs.CfgNode()
-    cc.num, cc.depth_inv, cc.volume_scale, cc.volume_planes = 2, [True, False], [0.125, 0.5], [32, 8]
-    cc.im_feat_scale, cc.im_ibr_scale, cc.render_scale = [0.25, 0.5], [0.25, 1.0], [0.25, 1.0]
-    cc.render_im_feat_level, cc.nerf_model_feat_ch, cc.render_if = [0, 2], [32, 8], [True, True]
-    cc.num_samples, cc.num_rays, cc.num_patchs = [8, 2], [4096, 16384], [0, 4]
-    cc.train_img, cc.patch_size, cc.loss_weight = [False, False], [-1, 64], [0.1, 1.0]
+    cfg.enerf = enerf
+    return cfg, {"files": [child.parent_cfg, ORIGINAL_CONFIG], "test_input_views": enerf.test_input_views,
+                 "chunk_size": enerf.chunk_size, "cas_config": {k: list(v) if isinstance(v, (list, tuple)) else v
+                                                                 for k, v in enerf.cas_config.items()}}
+
+
+def _load_original(root: str):
+    """ENeRF's ``network_human`` from a checkout, with a stand-in for its argv-parsing ``lib.config`` that holds
+    :func:`original_config`."""
+    sys.path.insert(0, root)
+    cfg, _ = original_config(root)
     for name in ("lib", "lib.networks", "lib.datasets", "lib.utils"):
         pkg = types.ModuleType(name)
         pkg.__path__ = [os.path.join(root, *name.split("."))]
@@ -153,46 +197,49 @@ def _load_original(root: str):
     from lib.datasets import enerf_utils
     from lib.networks.enerf import network_human, utils
 
-    return network_human, utils, enerf_utils
+    return network_human, utils, enerf_utils, cfg
 
 
-def worker_original(data: str, full: bool, repeats: int, root: str) -> dict:
+def worker_original(spec: dict) -> dict:
     import numpy as np
     import torch
 
-    network_human, utils, enerf_utils = _load_original(root)
+    network_human, utils, enerf_utils, cfg = _load_original(spec["root"])
     torch.manual_seed(0)
     net = network_human.Network().eval()
-    ex = _example(data, False)
+    ex = _example(spec["data"], False)
     b = ex.batch
     img = ex.image.numpy()
     H, W = img.shape[:2]
     batch = {"src_inps": (b.src_images * 2 - 1)[None], "src_exts": b.src_w2c[None], "src_ixts": b.src_K[None],
              "tar_ext": b.tgt_w2c[None], "tar_ixt": b.tgt_K[None], "near_far": b.near_far[None]}
-    for lv in range(2):
+    for lv in range(cfg.enerf.cas_config.num):
         rays, _, _ = enerf_utils.build_rays(img, b.tgt_w2c.numpy(), b.tgt_K.numpy(), np.ones((H, W), np.uint8), lv,
                                             "test")
         batch[f"rays_{lv}"] = torch.from_numpy(rays)[None]
-    if not full:
+    if not spec["full"]:
         batch["mask_at_box"] = ex.box[None].to(torch.uint8)
     rss0 = _rss_mb()
     with torch.no_grad():
-        seconds, _ = _timed(lambda: net(batch), repeats)
-    peak = _peak_mb() - rss0
-    clock = StageClock()
-    net.forward_feat = clock.wrap("image features", net.forward_feat)
-    build = utils.build_feature_volume
-    utils.build_feature_volume = lambda *a, **k: clock.wrap(f"volume {k['level']}", build)(*a, **k)
-    for i in range(2):  # the cost regularisation belongs to its level's volume
-        reg = getattr(net, f"cost_reg_{i}")
-        reg.forward = clock.wrap(f"volume {i}", reg.forward)
-    batchify = net.batchify_rays
-    net.batchify_rays = lambda **k: clock.wrap("fine per-ray work" if k["level"] == 1 else "coarse per-ray work",
-                                               batchify)(**k)
-    with torch.no_grad():
-        net(batch)
-    return {"seconds": seconds, "peak_rss_growth_mb": peak, "stages": clock.seconds,
-            "rays": int(ex.box.sum()) if not full else H * W}
+        seconds, _ = _timed(lambda: net(batch), spec["repeats"])
+    result = {"seconds": seconds, "peak_rss_growth_mb": _peak_mb() - rss0, "threads": torch.get_num_threads(),
+              "rays": int(ex.box.sum()) if not spec["full"] else H * W,
+              "wait_policy": os.environ.get("OMP_WAIT_POLICY", "unset")}
+    if spec.get("stages"):
+        clock = StageClock()
+        net.forward_feat = clock.wrap("image features", net.forward_feat)
+        build = utils.build_feature_volume
+        utils.build_feature_volume = lambda *a, **k: clock.wrap(f"volume {k['level']}", build)(*a, **k)
+        for i in range(cfg.enerf.cas_config.num):  # the cost regularisation belongs to its level's volume
+            reg = getattr(net, f"cost_reg_{i}")
+            reg.forward = clock.wrap(f"volume {i}", reg.forward)
+        batchify = net.batchify_rays
+        net.batchify_rays = lambda **k: clock.wrap("fine per-ray work" if k["level"] == 1 else "coarse per-ray work",
+                                                   batchify)(**k)
+        with torch.no_grad():
+            net(batch)
+        result["stages"] = clock.seconds
+    return result
 
 
 def worker_train(data: str, steps: int) -> dict:
@@ -228,21 +275,29 @@ def worker_train(data: str, steps: int) -> dict:
 
 
 def worker(spec: dict) -> dict:
+    if spec["kind"] == "ours":  # as the ghnerf command does, before torch loads OpenMP
+        from ghnerf.student.cpu_policy import prepare_process
+
+        prepare_process()
     import torch
 
     torch.set_num_threads(THREADS)
-    kind = spec["kind"]
-    if kind == "original":
-        return worker_original(spec["data"], spec["full"], spec["repeats"], spec["root"])
-    if kind == "train":
+    if spec["kind"] == "original":
+        return worker_original(spec)
+    if spec["kind"] == "train":
         return worker_train(spec["data"], spec["steps"])
-    return worker_ours(spec["data"], spec["full"], spec["repeats"], kind == "baseline", spec.get("preset"))
+    return worker_ours(spec)
 
 
 # ------------------------------------------------------------------------------------------------- main side
 
-def run_job(spec: dict, pythonpath: list[str]) -> dict:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(pythonpath), OMP_NUM_THREADS=str(THREADS))
+def run_job(spec: dict, pythonpath: list[str], wait_policy: str | None = None) -> dict:
+    """``spec`` in a fresh process; the environment's OpenMP wait policy is removed (the library chooses its own)
+    unless ``wait_policy`` is given."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GHNERF_CPU_POLICY")}
+    env |= {"PYTHONPATH": os.pathsep.join(pythonpath), "OMP_NUM_THREADS": str(THREADS)}
+    if wait_policy:
+        env["OMP_WAIT_POLICY"] = wait_policy
     proc = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec)], env=env, capture_output=True,
                           text=True)
     if proc.returncode:
@@ -250,80 +305,191 @@ def run_job(spec: dict, pythonpath: list[str]) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+@contextmanager
+def background_load(processes: int, seconds: float):
+    """``processes`` CPU-bound Python loops beside the measurements, each ending by itself after ``seconds`` and
+    stopped (by its own pid) on leaving."""
+    end = time.time() + seconds
+    procs = [subprocess.Popen([sys.executable, "-c", BUSY_LOOP, str(end)]) for _ in range(processes)]
+    try:
+        if procs:
+            time.sleep(1.0)  # let them reach the loop
+        yield
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+
+
+def _min(values: list) -> float:
+    return min(v for run in values for v in run)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--size", type=int, default=512)
-    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--pairs", type=int, default=3, help="interleaved rounds (ours, original) per load")
+    ap.add_argument("--repeats", type=int, default=1, help="timed calls per process (after one warm-up call)")
+    ap.add_argument("--loads", type=int, nargs="+", default=[0, 2],
+                    help="CPU-bound processes beside the measurements, one set of rounds per entry")
+    ap.add_argument("--load-seconds", type=float, default=1200.0, help="longest a background process runs")
+    ap.add_argument("--cases", nargs="+", default=list(OURS), choices=list(OURS))
     ap.add_argument("--train-steps", type=int, default=5)
+    ap.add_argument("--skip-train", action="store_true")
     ap.add_argument("--baseline", type=Path, help="checkout of this repository at the commit to compare with")
     ap.add_argument("--original", type=Path, help="checkout of zju3dv/ENeRF")
     ap.add_argument("--original-deps", type=Path, help="extra import path for the original (kornia)")
+    ap.add_argument("--original-wait-policy", choices=["PASSIVE", "ACTIVE"],
+                    help="OMP_WAIT_POLICY for the original (default: unset, as its users run it)")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "enerf_core_speed.json")
+    ap.add_argument("--from-json", type=Path, help="print the tables of an earlier run's JSON, measure nothing")
     args = ap.parse_args()
     if args.worker:
         print(json.dumps(worker(json.loads(args.worker))))
         return
     from rich.console import Console
-    from rich.table import Table
+
+    if args.from_json:
+        results = json.loads(args.from_json.read_text())
+        print_table(Console(width=200), results, args)
+        print(markdown_table(results))
+        return
 
     from ghnerf.synth.generate import SynthConfig, generate_dataset
 
     console = Console(width=200)
-    impls = {"ours": [str(REPO)]}
-    if args.baseline:
-        impls["baseline"] = [str(args.baseline.resolve())]
-    if args.original:
-        impls["original"] = [str(args.original_deps.resolve())] if args.original_deps else []
-        impls["original"] += [str(REPO)]
+    ours_path = [str(REPO)]
     results: dict = {"benchmark": "enerf_core_speed", "image_size": args.size, "threads": THREADS,
-                     "source_views": 2, "fine_samples": 2, "render": {}, "train": {}}
+                     "source_views": 2, "pairs": args.pairs, "repeats": args.repeats, "loads": args.loads,
+                     "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
+                                              text=True).stdout.strip(),
+                     "cases": {c: OURS[c][0] for c in args.cases}, "render": {}, "train": {}, "load_average": {}}
+    if args.original:
+        _, results["original_config"] = original_config(str(args.original.resolve()))
+        results["original_wait_policy"] = args.original_wait_policy or "unset"
+        console.print(f"original: {args.original} with {' over '.join(reversed(results['original_config']['files']))}"
+                      f": {json.dumps(results['original_config']['cas_config'])}, "
+                      f"test_input_views {results['original_config']['test_input_views']}, "
+                      f"OMP_WAIT_POLICY {results['original_wait_policy']}", markup=False)
+    orig_path = ([str(args.original_deps.resolve())] if args.original_deps else []) + [str(REPO)]
     with tempfile.TemporaryDirectory() as tmp:
         data = {}
-        for size in sorted({args.size, 128, 512}):
+        for size in sorted({args.size} | (set() if args.skip_train else {128, 512})):
             data[size] = str(Path(tmp) / f"d{size}")
             generate_dataset(SynthConfig(layout="zju", subjects=1, frames=1, cameras=8, size=size,
                                          distortion=False), Path(data[size]))
-        for frame in ("full", "masked"):
-            for name, path in impls.items():
-                spec = {"kind": name, "data": data[args.size], "full": frame == "full", "repeats": args.repeats}
-                if name == "original":
-                    spec["root"] = str(args.original.resolve())
-                console.print(f"render {frame} frame: {name}")
-                results["render"][f"{name}/{frame}"] = run_job(spec, impls[name])
-        console.print("render full frame: ours, GHNeRF default preset (4 fine samples)")
-        results["render"]["ours-4-samples/full"] = run_job(
-            {"kind": "ours", "data": data[args.size], "full": True, "repeats": 1, "preset": "enerf"}, impls["ours"])
-        for size in (128, 512):
-            for name in [n for n in impls if n != "original"]:
-                console.print(f"train {size}: {name}")
-                results["train"][f"{name}/{size}"] = run_job(
-                    {"kind": "train", "data": data[size], "steps": args.train_steps}, impls[name])
-    render = results["render"]
-    table = Table(title=f"ENeRF core at {args.size}², 2 source views, 2 fine samples, {THREADS} CPU threads")
-    for col in ("implementation", "frame", "rays", "seconds", "/ original", "/ baseline", "features", "coarse vol",
-                "fine vol", "fine rays", "peak RSS +MB"):
-        table.add_column(col)
-    for key, r in render.items():
-        name, frame = key.split("/")
-        st = r.get("stages", {})
-        ref = render.get(f"original/{frame}")
-        base = render.get(f"baseline/{frame}")
-        table.add_row(name, frame, str(r["rays"]), f"{r['seconds']:.2f}",
-                      f"{r['seconds'] / ref['seconds']:.2f}" if ref else "-",
-                      f"{r['seconds'] / base['seconds']:.2f}" if base else "-",
-                      *(f"{st.get(k, 0):.2f}" for k in ("image features", "volume 0", "volume 1", "fine per-ray work")),
-                      f"{r['peak_rss_growth_mb']:.0f}")
-    console.print(table)
-    for frame in ("full", "masked"):
-        ours = render[f"ours/{frame}"]
-        console.print(f"{frame}: evaluation path {ours['seconds']:.2f} s, one model call {ours['one_call_seconds']:.2f} s"
-                      f", largest RGB difference {ours['eval_path_vs_call_max_abs_rgb']:.2e}")
-    for key, r in results["train"].items():
-        console.print(f"train {key}: {r['steps_per_second']:.3f} steps/s")
+        for load in args.loads:
+            runs = results["render"].setdefault(str(load), {})
+            before = os.getloadavg()
+            with background_load(load, args.load_seconds):
+                for pair in range(args.pairs):
+                    first = pair == 0 and load == args.loads[0]
+                    for frame in FRAMES:
+                        base = {"data": data[args.size], "full": frame == "full frame", "repeats": args.repeats,
+                                "stages": first}
+                        jobs = [(c, {"kind": "ours", "case": c, "one_call": c == "ours-enerf"}, ours_path, None)
+                                for c in args.cases]
+                        if args.original:
+                            jobs.insert(1, ("original", {"kind": "original", "root": str(args.original.resolve())},
+                                            orig_path, args.original_wait_policy))
+                        if args.baseline and first:
+                            jobs.append(("baseline", {"kind": "baseline", "case": "ours-enerf"},
+                                         [str(args.baseline.resolve())], None))
+                        for name, spec, path, policy in jobs:
+                            console.print(f"load {load}, round {pair + 1}/{args.pairs}, {frame}: {name}")
+                            r = run_job(base | spec, path, policy)
+                            runs.setdefault(f"{name}/{frame}", []).append(r)
+            results["load_average"][str(load)] = {"before": before, "after": os.getloadavg()}
+        if not args.skip_train:
+            for size in (128, 512):
+                console.print(f"train {size}")
+                results["train"][f"ours/{size}"] = run_job(
+                    {"kind": "train", "data": data[size], "steps": args.train_steps}, ours_path)
+    print_table(console, results, args)
+    print(markdown_table(results))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1))
     console.print(f"wrote {args.out}")
+
+
+def _rows(results: dict) -> list[tuple[str, str, str, str]]:
+    """(label, frame, result key, field) of every row the run has."""
+    rows = []
+    for frame in FRAMES:
+        for case in results["cases"]:
+            rows.append((OURS[case][0], frame, case, "seconds"))
+            if case == "ours-enerf":
+                rows.append((ONE_CALL_LABEL, frame, case, "one_call_seconds"))
+        if "original_config" in results:
+            cas = results["original_config"]["cas_config"]
+            rows.append((f"original ENeRF (render_if {cas['render_if']}, OMP_WAIT_POLICY "
+                         f"{results['original_wait_policy']})", frame, "original", "seconds"))
+        rows.append(("before (--baseline)", frame, "baseline", "seconds"))
+    render = results["render"]
+    return [r for r in rows if any(f"{r[2]}/{r[1]}" in render.get(str(n), {}) for n in results["loads"])]
+
+
+def _cells(results: dict, frame: str, key: str, field: str) -> list[str]:
+    """Per load: seconds (minimum over rounds and calls) and the ratio to the original's minimum."""
+    cells = []
+    for n in (str(n) for n in results["loads"]):
+        runs = results["render"].get(n, {}).get(f"{key}/{frame}")
+        ref = results["render"].get(n, {}).get(f"original/{frame}")
+        if not runs or field not in runs[0]:
+            cells += ["-", "-"]
+            continue
+        t = _min([r[field] for r in runs])
+        cells += [f"{t:.2f}", f"{t / _min([r['seconds'] for r in ref]):.2f}" if ref else "-"]
+    return cells
+
+
+def _load_names(results: dict) -> list[str]:
+    return [f"+{n} busy" for n in results["loads"]]
+
+
+def markdown_table(results: dict) -> str:
+    """The seconds and ratios as a Markdown table (the README's)."""
+    head = ["implementation", "frame"] + [f"{n} {c}" for n in _load_names(results) for c in ("s", "/ original")]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for label, frame, key, field in _rows(results):
+        lines.append("| " + " | ".join([label, frame, *_cells(results, frame, key, field)]) + " |")
+    return "\n".join(lines)
+
+
+def print_table(console, results: dict, args) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    loads = [str(n) for n in results["loads"]]
+    render = results["render"]
+    title = (f"ENeRF core at {results['image_size']}², {results['source_views']} source views, {THREADS} CPU threads; "
+             f"min over {results['pairs']} interleaved rounds x {results['repeats']} call(s)")
+    table = Table(title=title)
+    for col in ["implementation", "frame"] + [f"{n} {c}" for n in _load_names(results) for c in ("s", "/ original")]:
+        table.add_column(col)
+    for col in ("features", "coarse vol", "fine vol", "fine rays", "peak RSS +MB"):
+        table.add_column(col)
+    for label, frame, key, field in _rows(results):
+        first = render.get(loads[0], {}).get(f"{key}/{frame}", [{}])[0]
+        st = first.get("stages", {}) if field == "seconds" else {}
+        table.add_row(escape(label), frame, *_cells(results, frame, key, field),
+                      *(f"{st[k]:.2f}" if k in st else "-" for k in ("image features", "volume 0", "volume 1",
+                                                                       "fine per-ray work")),
+                      f"{first['peak_rss_growth_mb']:.0f}" if field == "seconds" and first else "-")
+    console.print(table)
+    for n in loads:
+        for frame in FRAMES:
+            runs = render.get(n, {}).get(f"ours-enerf/{frame}")
+            if runs and "eval_path_vs_call_max_abs_rgb" in runs[0]:
+                diff = max(r["eval_path_vs_call_max_abs_rgb"] for r in runs)
+                console.print(f"load {n}, {frame}: evaluation path vs one model call, largest RGB difference "
+                              f"{diff:.2e}; CPU policy {runs[0]['cpu_policy']}")
+        la = results["load_average"].get(n)
+        if la:
+            console.print(f"load {n}: load average before {la['before'][0]:.2f}, after {la['after'][0]:.2f} (1 min)")
+    for key, r in results["train"].items():
+        console.print(f"train {key}: {r['steps_per_second']:.3f} steps/s")
 
 
 if __name__ == "__main__":

@@ -129,7 +129,11 @@ def demo_stop_cmd(out: Annotated[Path, typer.Option(help="the demo's folder")] =
 
 
 def main() -> None:  # pragma: no cover
-    """The console script: the CLI, ended without native teardown (see :mod:`ghnerf.app.process_exit`)."""
+    """The console script: the CLI, ended without native teardown (see :mod:`ghnerf.app.process_exit`), with
+    the CPU wait policy set before torch is loaded (:mod:`ghnerf.student.cpu_policy`)."""
+    from ghnerf.student.cpu_policy import prepare_process
+
+    prepare_process()
     from ghnerf.app.process_exit import run_command
 
     run_command(app)

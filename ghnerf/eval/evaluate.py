@@ -34,6 +34,7 @@ from ghnerf.eval.metrics import (
 )
 from ghnerf.eval.spec import EvaluateSpec
 from ghnerf.student.checkpoints import load_checkpoint
+from ghnerf.student.cpu_policy import apply_inference_policy
 from ghnerf.student.data import ExampleSet
 from ghnerf.student.distributed import pick_device
 from ghnerf.student.inference import render_full_view
@@ -96,6 +97,7 @@ def evaluate_run(run: str | Path, data: str | Path, split: str = "test", max_vie
     out = Path(out) if out else run / f"eval_{split}"
     device = pick_device("auto")
     model, ck = load_run_model(ck_path, device)
+    cpu = apply_inference_policy(device)
     cfg, tcfg = ck["student_config"], ck["train_config"]
     views = replace(cfg, source_views=source_views).source_views if source_views is not None else cfg.source_views
     examples = ExampleSet(data, split, views, tcfg.image_scale,
@@ -167,7 +169,7 @@ def evaluate_run(run: str | Path, data: str | Path, split: str = "test", max_vie
               "source_views_used": examples.source_view_counts(), "dataset_split": examples.split.record(),
               "pretrained_weights": ck["meta"]["pretrained_weights"],
               "perceptual_loss": ck["meta"].get("perceptual_loss", "not recorded (older checkpoint)"),
-              "device": str(device), "metrics": summary, "definitions": DEFINITIONS, "per_view": rows,
+              "device": str(device), "cpu": None if cpu is None else cpu.record(), "metrics": summary, "definitions": DEFINITIONS, "per_view": rows,
               "checkpoint_sha256": file_sha256(ck_path), "shards": ck["meta"]["shards"],
               "init_from": ck["meta"].get("init_from"), "metrics_path": str(out / "metrics.json"),
               "report_path": str(out / "report.md"),

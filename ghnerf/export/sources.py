@@ -72,12 +72,14 @@ def student_keypoints(run: str | Path, data: str | Path, subject: str, frames: s
     from ghnerf.render.scene import open_scene
     from ghnerf.render.views import source_views as pick_sources
     from ghnerf.render.views import view_example
+    from ghnerf.student.cpu_policy import apply_inference_policy
     from ghnerf.student.distributed import pick_device
     from ghnerf.student.inference import render_full_view
 
     ck_path = Path(checkpoint) if checkpoint else Path(run) / "checkpoints" / "latest.pt"
     dev = pick_device(device)
     model, ck = load_run_model(ck_path, dev)
+    apply_inference_policy(dev)
     if model.heatmap_head is None:
         raise ConfigError(f"{ck_path}: {ck['student_config'].name} has no heatmap head, so no keypoints to export")
     scene = open_scene(data, subject, frames, ck["train_config"].image_scale,

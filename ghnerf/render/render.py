@@ -28,12 +28,14 @@ def render_run(spec: RenderSpec, on_frame: Callable[[int, int], None] | None = N
     Returns:
         paths (``mp4``, ``gif`` or None, ``frames_dir``), ``frames``, ``size`` (H, W of one panel),
         ``seconds`` (the render loop), ``fps`` (video frames per second of the loop), ``network_fps``
-        (the student's forward passes only), ``first_frame_seconds``, and per video frame its subject frame,
+        (the student's forward passes only), ``first_frame_seconds``, ``cpu`` (threads and OpenMP wait policy,
+        :class:`~ghnerf.student.cpu_policy.CpuPolicy`; None on GPU), and per video frame its subject frame,
         camera (K, R, T) and source views.
     Raises:
         ConfigError: bad options (subject, frames, size, overlay, source views).
     """
     from ghnerf.eval.evaluate import load_run_model
+    from ghnerf.student.cpu_policy import apply_inference_policy
     from ghnerf.student.distributed import pick_device
     from ghnerf.student.inference import render_full_view
 
@@ -41,6 +43,7 @@ def render_run(spec: RenderSpec, on_frame: Callable[[int, int], None] | None = N
     ck_path = Path(spec.checkpoint) if spec.checkpoint else run / "checkpoints" / "latest.pt"
     device = pick_device(spec.device)
     model, ck = load_run_model(ck_path, device)
+    cpu = apply_inference_policy(device)
     cfg = ck["student_config"]
     choice = PanelChoice.parse(spec.overlay, model.heatmap_head is not None, model.cse_head is not None)
     scene = open_scene(spec.data, spec.subject, spec.frames, ck["train_config"].image_scale,
@@ -85,7 +88,8 @@ def render_run(spec: RenderSpec, on_frame: Callable[[int, int], None] | None = N
     if gif is not None:
         write_animation(gif, kept, spec.fps)
     result = {"spec": spec.model_dump(), "checkpoint": str(ck_path), "checkpoint_step": int(ck["step"]),
-              "config": cfg.name, "device": str(device), "mp4": str(mp4), "gif": None if gif is None else str(gif),
+              "config": cfg.name, "device": str(device), "cpu": None if cpu is None else cpu.record(),
+              "mp4": str(mp4), "gif": None if gif is None else str(gif),
               "frames_dir": spec.frames_dir, "frames": total, "size": list(panel.shape[:2]),
               "panel_size": [panel.shape[0], panel.shape[1] // choice.count], "panels": choice.count,
               "seconds": seconds, "fps": total / seconds, "network_fps": total / net_seconds,

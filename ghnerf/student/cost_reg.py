@@ -70,4 +70,6 @@ class CostRegNet(nn.Module):
             x = x + _match(self.up7(self.conv6(x)), x)
         x = c2 + _match(self.up9(x), c2)
         x = c0 + _match(self.up11(x), c0)
-        return self.feat_conv(x), self.depth_conv(x).squeeze(1)
+        # feat_conv and depth_conv read the same volume: one convolution with both kernels, one pass over it
+        both = self.feat_conv._conv_forward(x, torch.cat([self.feat_conv.weight, self.depth_conv.weight]), None)
+        return both[:, :-1], both[:, -1]

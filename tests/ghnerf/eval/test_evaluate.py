@@ -1,6 +1,7 @@
 """`ghnerf evaluate` on a tiny trained run: metrics.json with every metric and its definition, report, pictures."""
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +49,9 @@ def test_evaluate_writes_metrics_and_report(student_root, tmp_path, monkeypatch)
     assert "mpjpe_triangulated_m" in m and "mpjpe_triangulated_m" in report["definitions"]
     assert isinstance(m["mpjpe_volumetric_m"], float) and "mpjpe_volumetric_m" in report["definitions"]
     assert report["checkpoint_step"] == 2
+    cpu = report["cpu"]  # the CPU policy it rendered with (ghnerf.student.cpu_policy)
+    assert cpu["threads"] == torch.get_num_threads() >= 1
+    assert cpu["wait_policy"] == os.environ.get("OMP_WAIT_POLICY", "unset")
     md = (out / "report.md").read_text()
     assert "| PCK@0.2 | COCO AP |" in md and "LShoulder-RHip" in md and "none (random init)" in md
     cal = m["calibration"]
