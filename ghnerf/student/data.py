@@ -143,6 +143,7 @@ class ExampleSet:
             raise ConfigError("source heatmap targets need heatmap targets (heatmaps='dataset' or 'store')")
         self.fusion, self.source_targets = fusion, source_targets
         self._fused: dict[tuple[str, int], dict[str, np.ndarray]] = {}
+        self._frames: dict[tuple[str, int], object] = {}  # (subject, frame index) -> the reader's frame
         self.reader = open_dataset(dataset_root)
         self.scale, self.source_views, self.heatmaps = image_scale, source_views, heatmaps
         self.fewest_source_views = min(source_views, fewest_source_views)
@@ -349,16 +350,22 @@ class ExampleSet:
                          for e in store.entries]
         return refs
 
+    def _frame(self, subject: str, f: int):
+        """The reader's frame ``f`` of ``subject`` (paths, cameras and joints; no pixels), read once."""
+        if (subject, f) not in self._frames:
+            self._frames[subject, f] = self.reader.sequence(subject).frame(f)
+        return self._frames[subject, f]
+
     def sources(self, index: int) -> list[int]:
         """Camera indices of item ``index``'s source views, nearest first (the views the student sees)."""
         subject, f, cam = self.items[index]
-        frame = self.reader.sequence(subject).frame(f)
+        frame = self._frame(subject, f)
         count = self._source_count(subject, f, cam) or self.source_views  # None: nearest_source_views says why
         return nearest_source_views([v.camera for v in frame.views], cam, self._pool(subject, f, cam), count)
 
     def example(self, index: int) -> Example:
         subject, f, cam = self.items[index]
-        frame = self.reader.sequence(subject).frame(f)
+        frame = self._frame(subject, f)
         srcs = self.sources(index)
         tgt_view = frame.views[cam]
         raw_img, raw_mask, K, pinhole = _scaled_view(tgt_view, self.scale, 0)
