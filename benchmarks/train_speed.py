@@ -102,10 +102,10 @@ def worker_speed(spec: dict) -> dict:
     from ghnerf.student.train import train
 
     cfg, tcfg, examples = _setup(spec)
-    marks: list[float] = []
+    marks: list[tuple[float, float]] = []
 
     def on_step(step, record):
-        marks.append(time.perf_counter())
+        marks.append((time.perf_counter(), time.process_time()))
         if step == 1:
             acc.clear()
         if step == tcfg.steps:
@@ -116,10 +116,11 @@ def worker_speed(spec: dict) -> dict:
         train(cfg, tcfg, examples, out, on_step=on_step, log=lambda s: None)
     end_extras = acc.get("checkpoints + validation", 0.0) - window.get("checkpoints + validation", 0.0)
     n = tcfg.steps - 1
-    seconds = marks[-1] - marks[0]
+    seconds = marks[-1][0] - marks[0][0]
     stages = {k: window.get(k, 0.0) / n for k in STAGES}
     stages["other"] = seconds / n - sum(stages.values())
-    return {"steps_per_second": n / seconds, "stage_seconds_per_step": stages,
+    return {"steps_per_second": n / seconds, "cpu_seconds_per_step": (marks[-1][1] - marks[0][1]) / n,
+            "stage_seconds_per_step": stages,
             "final_checkpoint_and_validation_s": end_extras}
 
 
@@ -197,6 +198,7 @@ def main() -> None:
             results["speed"][f"{preset_name}/{code}"] = {
                 "steps_per_second": _median([r["steps_per_second"] for r in rs]),
                 "runs": [r["steps_per_second"] for r in rs],
+                "cpu_seconds_per_step": _median([r["cpu_seconds_per_step"] for r in rs]),
                 "stage_seconds_per_step": {k: _median([r["stage_seconds_per_step"][k] for r in rs])
                                            for k in rs[0]["stage_seconds_per_step"]}}
     for preset_name in args.loss_presets if args.loss_steps else []:
@@ -209,16 +211,19 @@ def main() -> None:
 
     console = Console()
     speed = results["speed"]
-    table = Table(title=f"training steps/s at {args.size}², {args.threads} CPU threads (median of {args.repeats})")
-    for col in ("preset", "code", "steps/s", "× old", *STAGES, "other"):
-        table.add_column(col)
-    for key, r in speed.items():
-        preset_name, code = key.split("/")
-        old = speed.get(f"{preset_name}/old")
-        stages = r["stage_seconds_per_step"]
-        table.add_row(preset_name, code, f"{r['steps_per_second']:.3f}",
-                      f"{r['steps_per_second'] / old['steps_per_second']:.2f}" if old else "–",
-                      *[f"{1000 * stages[k]:.0f} ms" for k in (*STAGES, "other")])
+    table = Table(title=f"training at {args.size}², {args.threads} CPU thread(s), median of {args.repeats} runs "
+                        f"of {args.steps} steps (the first not timed)")
+    table.add_column("")
+    for key in speed:
+        table.add_column(key.replace("/", " "), justify="right")
+    rows = [("steps/s (wall)", lambda r: f"{r['steps_per_second']:.3f}"),
+            ("CPU s per step", lambda r: f"{r['cpu_seconds_per_step']:.3f}")]
+    rows += [(f"{k}, ms", lambda r, k=k: f"{1000 * r['stage_seconds_per_step'][k]:.0f}") for k in (*STAGES, "other")]
+    for label, cell in rows:
+        table.add_row(label, *[cell(r) for r in speed.values()])
+    table.add_row("steps/s new / old", *[
+        f"{r['steps_per_second'] / speed[k.split('/')[0] + '/old']['steps_per_second']:.2f}"
+        if k.endswith("/new") and k.split("/")[0] + "/old" in speed else "" for k, r in speed.items()])
     console.print(table)
     if results["loss"]:
         lt = Table(title=f"loss after {args.loss_steps} steps")

@@ -97,4 +97,6 @@ class CostRegNet(nn.Module):
             x = x + _match(self.up7(self.conv6(x)), x)
         x = c2 + _match(self.up9(x), c2)
         x = c0 + _match(self.up11(x), c0)
-        return self.feat_conv(x), self.depth_conv(x).squeeze(1)
+        # both output convolutions as one (weights stacked, 8 + 1 channels): one pass over the volume, same numbers
+        out = self.feat_conv._conv_forward(x, torch.cat([self.feat_conv.weight, self.depth_conv.weight]), None)
+        return out[:, :-1], out[:, -1]

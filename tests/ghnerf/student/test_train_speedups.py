@@ -15,6 +15,11 @@ from ghnerf.student.train import train
 from ghnerf.student.train_config import TrainConfig
 
 
+def _close(a: torch.Tensor, b: torch.Tensor) -> None:
+    """Equal to float rounding: sums of thousands of terms, so relative to the largest value."""
+    assert a.shape == b.shape and float((a - b).abs().max()) <= 1e-5 * float(b.abs().max())
+
+
 @pytest.mark.parametrize("cin, cout, stride, bias, size", [(16, 8, 1, False, (8, 24, 20)), (8, 16, 2, True, (7, 9, 11)),
                                                           (8, 1, 1, False, (4, 6, 5))])
 def test_onednn_conv3d_gradients_equal_autograds(cin, cout, stride, bias, size):
@@ -28,7 +33,7 @@ def test_onednn_conv3d_gradients_equal_autograds(cin, cout, stride, bias, size):
     ref = torch.autograd.grad(ref_out, [x, *conv.parameters()], grad)
     torch.testing.assert_close(out, ref_out, rtol=1e-5, atol=1e-5)
     for a, b in zip(ours, ref):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-4)
+        _close(a, b)
 
 
 @pytest.mark.parametrize("name", ["ghnerf-resnet18", "ghnerf-dino"])
@@ -38,10 +43,9 @@ def test_projection_before_upsampling_equals_after(name):
     images = torch.rand(2, 3, 48, 40, requires_grad=True)
     after = model.human_proj(model.encoder(images))
     before = model.project_human(images)
-    torch.testing.assert_close(before, after, rtol=1e-5, atol=1e-5)
+    _close(before, after)
     g = torch.randn_like(after)
-    torch.testing.assert_close(torch.autograd.grad(before, images, g)[0], torch.autograd.grad(after, images, g)[0],
-                               rtol=1e-4, atol=1e-6)
+    _close(torch.autograd.grad(before, images, g)[0], torch.autograd.grad(after, images, g)[0])
 
 
 def _tensors(ex):
@@ -54,11 +58,11 @@ def test_cached_examples_equal_fresh_ones_and_stay_in_budget(student_root):
     one = example_bytes(examples.example(0))
     cache = ExampleCache(examples, megabytes=2.5 * one / 2**20)  # room for two
     for i in (0, 1, 0, 2, 0, 1):
-        for a, b in zip(_tensors(cache.example(i)), _tensors(ExampleSet(student_root, "train", 0.5).example(i))):
+        for a, b in zip(_tensors(cache.example(i)), _tensors(ExampleSet(student_root, "train", image_scale=0.5).example(i))):
             torch.testing.assert_close(a, b, rtol=0, atol=0)
         assert cache.bytes <= cache.capacity
     assert (cache.hits, cache.misses) == (2, 4)  # 0 hit twice; 1 evicted by 2 (least recently used), read again
-    assert ExampleCache(examples, 0).example(0) is not ExampleCache(examples, 0).example(0)
+    assert ExampleCache(examples, 0.0).example(0) is not ExampleCache(examples, 0.0).example(0)
 
 
 def test_training_with_the_cache_gives_the_same_losses(student_root, tmp_path, monkeypatch):
