@@ -148,6 +148,25 @@ def run_job(spec: dict, root: Path) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def code_version(root: Path) -> str:
+    """The commit of a checkout, with ``+changes`` when its library differs from it."""
+    def git(*a):
+        return subprocess.run(["git", "-C", str(root), *a], capture_output=True, text=True).stdout.strip()
+
+    return git("rev-parse", "--short", "HEAD") + ("+changes" if git("status", "--porcelain", "ghnerf") else "")
+
+
+def loss_run(spec: dict, root: Path, work: Path) -> dict:
+    """A loss run, read back from ``work`` when this code version already made it."""
+    path = work / "loss" / f"{spec['preset']}-seed{spec['seed']}-{spec['steps']}steps-{code_version(root)}.json"
+    if path.is_file() and "+changes" not in path.name:
+        return json.loads(path.read_text())
+    result = {**run_job(spec, root), "code": code_version(root)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result))
+    return result
+
+
 def _median(values: list[float]) -> float:
     s = sorted(values)
     return s[len(s) // 2] if len(s) % 2 else (s[len(s) // 2 - 1] + s[len(s) // 2]) / 2
@@ -159,14 +178,15 @@ def main() -> None:
     ap.add_argument("--baseline", type=Path, default=None, help="checkout of the code to compare with")
     ap.add_argument("--presets", nargs="+", default=["ghnerf-resnet18", "ghnerf-mediapipe"])
     ap.add_argument("--steps", type=int, default=30, help="steps per speed run (the first is not timed)")
-    ap.add_argument("--repeats", type=int, default=2, help="speed runs per code and preset (median)")
+    ap.add_argument("--repeats", type=int, default=2, help="speed runs per code and preset (median; 0: none)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--loss-steps", type=int, default=500, help="0: no loss runs")
     ap.add_argument("--loss-presets", nargs="+", default=["ghnerf-resnet18"])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--subjects", type=int, default=34)
     ap.add_argument("--size", type=int, default=128)
-    ap.add_argument("--workdir", type=Path, default=None, help="keep the synthetic data here")
+    ap.add_argument("--workdir", type=Path, default=None, help="keep the synthetic data and the loss runs here (a "
+                    "rerun reads back the loss runs of the same commits)")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "train_speed.json")
     args = ap.parse_args()
     if args.worker:
@@ -204,8 +224,9 @@ def main() -> None:
     for preset_name in args.loss_presets if args.loss_steps else []:
         for seed in args.seeds:
             for code, root in codes.items():
-                results["loss"][f"{preset_name}/seed{seed}/{code}"] = run_job(
-                    {**base, "kind": "loss", "preset": preset_name, "steps": args.loss_steps, "seed": seed}, root)
+                results["loss"][f"{preset_name}/seed{seed}/{code}"] = loss_run(
+                    {**base, "kind": "loss", "preset": preset_name, "steps": args.loss_steps, "seed": seed}, root,
+                    work)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1))
 
