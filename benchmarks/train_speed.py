@@ -149,11 +149,12 @@ def run_job(spec: dict, root: Path) -> dict:
 
 
 def code_version(root: Path) -> str:
-    """The commit of a checkout, with ``+changes`` when its library differs from it."""
+    """The last commit of a checkout that changed the library, with ``+changes`` when the files differ from it."""
     def git(*a):
         return subprocess.run(["git", "-C", str(root), *a], capture_output=True, text=True).stdout.strip()
 
-    return git("rev-parse", "--short", "HEAD") + ("+changes" if git("status", "--porcelain", "ghnerf") else "")
+    lib = ("ghnerf", "teachers", "storage")
+    return git("log", "-1", "--format=%h", "--", *lib) + ("+changes" if git("status", "--porcelain", *lib) else "")
 
 
 def loss_run(spec: dict, root: Path, work: Path) -> dict:
@@ -208,6 +209,10 @@ def main() -> None:
     base = {"data": str(data), "threads": args.threads, "seed": 0}
     results: dict = {"benchmark": "train_speed", "size": args.size, "threads": args.threads,
                      "subjects": args.subjects, "speed": {}, "loss": {}}
+    if args.out.is_file():  # a run of only some parts keeps the others' results of the same settings
+        kept = json.loads(args.out.read_text())
+        if all(kept.get(k) == results[k] for k in ("size", "threads", "subjects")):
+            results["speed"], results["loss"] = kept["speed"], kept["loss"]
     for preset_name in args.presets:
         runs: dict[str, list[dict]] = {c: [] for c in codes}
         for _ in range(args.repeats):
@@ -215,7 +220,7 @@ def main() -> None:
                 runs[code].append(run_job({**base, "kind": "speed", "preset": preset_name, "steps": args.steps},
                                           root))
         for code, rs in runs.items():
-            results["speed"][f"{preset_name}/{code}"] = {
+            results["speed"][f"{preset_name}/{code}"] = {"code": code_version(codes[code]),
                 "steps_per_second": _median([r["steps_per_second"] for r in rs]),
                 "runs": [r["steps_per_second"] for r in rs],
                 "cpu_seconds_per_step": _median([r["cpu_seconds_per_step"] for r in rs]),
