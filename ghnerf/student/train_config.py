@@ -30,7 +30,7 @@ class TrainConfig(BaseModel):
     pretrain_2d_steps: int = Field(0, ge=0, description="2D pretraining steps of the encoder and its source heatmap "
                                    "head on the source views' targets before the NeRF steps (configs with that head, "
                                    "e.g. ghnerf-resnet18-evidence; fresh runs only)")
-    example_cache_mb: float = Field(1024, ge=0, description="memory for training examples kept between steps "
+    example_cache_mb: float = Field(1024.0, ge=0, description="memory for training examples kept between steps "
                                     "(decoded images, heatmaps; most recently used first); 0: build each afresh")
     batch_examples: int = Field(1, ge=1, description="examples per step over all processes (under torchrun a "
                                                      "multiple of the process count; docs/scaling.md)")
