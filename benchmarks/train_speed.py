@@ -259,6 +259,26 @@ def main() -> None:
             lt.add_row(key, f"{r['loss_last']:.4f}", f"{r['loss_mean_last_50']:.4f}",
                        f"{r['psnr_mean_last_50']:.2f}", f"{r['seconds']:.0f}")
         console.print(lt)
+    print(markdown(results))
+
+
+def markdown(results: dict) -> str:
+    """The speed (per stage) and loss tables as Markdown, for docs/training-speed.md."""
+    speed, lines = results["speed"], []
+    keys = list(speed)
+    lines += ["| per step | " + " | ".join(f"{k.split('/')[0]}, {k.split('/')[1]} ({speed[k].get('code', '')})"
+                                         for k in keys) + " |", "|---" * (len(keys) + 1) + "|"]
+    lines.append("| steps/s (wall) | " + " | ".join(f"{speed[k]['steps_per_second']:.3f}" for k in keys) + " |")
+    lines.append("| CPU seconds | " + " | ".join(f"{speed[k]['cpu_seconds_per_step']:.3f}" for k in keys) + " |")
+    for stage in (*STAGES, "other"):
+        lines.append(f"| {stage}, ms | " + " | ".join(
+            f"{1000 * speed[k]['stage_seconds_per_step'][stage]:.0f}" for k in keys) + " |")
+    if results["loss"]:
+        lines += ["", "| run | code | loss at the last step | mean of the last 50 | PSNR, mean of the last 50 |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| {k} | {r.get('code', '')} | {r['loss_last']:.4f} | {r['loss_mean_last_50']:.4f} | "
+                  f"{r['psnr_mean_last_50']:.2f} |" for k, r in results["loss"].items()]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
