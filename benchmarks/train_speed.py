@@ -213,7 +213,7 @@ def main() -> None:
         kept = json.loads(args.out.read_text())
         if all(kept.get(k) == results[k] for k in ("size", "threads", "subjects")):
             results["speed"], results["loss"] = kept["speed"], kept["loss"]
-    for preset_name in args.presets:
+    for preset_name in args.presets if args.repeats else []:
         runs: dict[str, list[dict]] = {c: [] for c in codes}
         for _ in range(args.repeats):
             for code, root in codes.items():  # alternating
@@ -263,16 +263,23 @@ def main() -> None:
 
 
 def markdown(results: dict) -> str:
-    """The speed (per stage) and loss tables as Markdown, for docs/training-speed.md."""
+    """The speed and loss tables as Markdown (docs/training-speed.md). A stage's CPU time is its share of the
+    step's wall time times the step's CPU time (one thread: the process's CPU time is its work, however loaded
+    the machine is)."""
     speed, lines = results["speed"], []
     keys = list(speed)
-    lines += ["| per step | " + " | ".join(f"{k.split('/')[0]}, {k.split('/')[1]} ({speed[k].get('code', '')})"
-                                         for k in keys) + " |", "|---" * (len(keys) + 1) + "|"]
-    lines.append("| steps/s (wall) | " + " | ".join(f"{speed[k]['steps_per_second']:.3f}" for k in keys) + " |")
-    lines.append("| CPU seconds | " + " | ".join(f"{speed[k]['cpu_seconds_per_step']:.3f}" for k in keys) + " |")
+    lines += ["| stage | " + " | ".join(f"{k.replace('/', ', ')} ({speed[k].get('code', '')})" for k in keys) + " |",
+              "|---" * (len(keys) + 1) + "|"]
     for stage in (*STAGES, "other"):
-        lines.append(f"| {stage}, ms | " + " | ".join(
-            f"{1000 * speed[k]['stage_seconds_per_step'][stage]:.0f}" for k in keys) + " |")
+        cells = []
+        for k in keys:
+            r = speed[k]
+            share = r["stage_seconds_per_step"][stage] * r["steps_per_second"]
+            cells.append(f"{100 * share:.0f} % ({1000 * share * r['cpu_seconds_per_step']:.0f} ms)")
+        lines.append(f"| {stage} | " + " | ".join(cells) + " |")
+    lines.append("| **CPU seconds per step** | " + " | ".join(f"**{speed[k]['cpu_seconds_per_step']:.3f}**"
+                                                         for k in keys) + " |")
+    lines.append("| steps/s (wall) | " + " | ".join(f"{speed[k]['steps_per_second']:.3f}" for k in keys) + " |")
     if results["loss"]:
         lines += ["", "| run | code | loss at the last step | mean of the last 50 | PSNR, mean of the last 50 |",
                   "|---|---|---|---|---|"]
