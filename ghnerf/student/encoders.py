@@ -114,20 +114,19 @@ class DinoEncoder(nn.Module):
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
     def forward(self, images: Float[Tensor, "V 3 H W"]) -> Float[Tensor, "V 768 H//2 W//2"]:
-        x = (images - self.mean) / self.std
-        H, W = x.shape[-2:]
-        x = F.pad(x, (0, (-W) % 8, 0, (-H) % 8))
-        return F.interpolate(self._tokens(x), size=(H // 2, W // 2), mode="bilinear", align_corners=True)
+        H, W = images.shape[-2:]
+        return F.interpolate(self._tokens(images), size=(H // 2, W // 2), mode="bilinear", align_corners=True)
 
-    def _tokens(self, x: Tensor) -> Float[Tensor, "V 768 h w"]:
-        """Blocks 9 and 11 (1-based) of the normalised, padded images, at 1/8."""
+    def _tokens(self, images: Float[Tensor, "V 3 H W"]) -> Float[Tensor, "V 768 h w"]:
+        """Blocks 9 and 11 (1-based) of the normalised images padded to a multiple of 8, at 1/8."""
+        H, W = images.shape[-2:]
+        x = F.pad((images - self.mean) / self.std, (0, (-W) % 8, 0, (-H) % 8))
         return torch.cat(list(self.vit.get_intermediate_layers(x, n=[8, 10], reshape=True)), dim=1)
 
     def projected(self, images: Float[Tensor, "V 3 H W"], proj: nn.Conv2d) -> Tensor:
         """``proj(self(images))`` for a 1x1 ``proj``, projected before it is upsampled."""
         H, W = images.shape[-2:]
-        x = F.pad((images - self.mean) / self.std, (0, (-W) % 8, 0, (-H) % 8))
-        return project_then_upsample([self._tokens(x)], proj, (H // 2, W // 2))
+        return project_then_upsample([self._tokens(images)], proj, (H // 2, W // 2))
 
 
 class PoseNetworkEncoder(nn.Module):
