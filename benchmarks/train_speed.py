@@ -7,10 +7,14 @@ timed by wrapping the loop's functions, the outermost stage owning nested calls;
 loop); and the loss after ``--loss-steps`` steps for each ``--seeds`` seed, old and new (the loss at the last
 step, one example's, and its mean over the last 50 steps). The data and settings are the student benchmark's
 (``benchmarks/student_quality.py``: synthetic ZJU-layout subjects, 8 frames x 8 cameras at 128^2, image scale
-1, 256 + 1024 rays, Adam 1e-3 halved at half the steps, heatmaps from the dataset's own joints).
+1, 256 + 1024 rays, Adam 1e-3 halved at half the steps, heatmaps from the dataset's own joints). With one
+thread, CPU seconds per step measure the code's work however loaded the machine is.
 
-    .venv/bin/python benchmarks/train_speed.py --baseline DIR [--steps 30 --repeats 2 --threads 2
+    .venv/bin/python benchmarks/train_speed.py --baseline DIR [--steps 14 --repeats 3 --threads 1
         --loss-steps 500 --seeds 0 1 --subjects 34 --workdir W]
+
+``--repeats 0`` skips the speed runs and ``--loss-steps 0`` the loss runs; results of the other part, already in
+``--out``, are kept, and loss runs already in ``--workdir`` for the same library commit are read back.
 """
 
 import argparse
