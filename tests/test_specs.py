@@ -99,14 +99,14 @@ def test_a_referenced_field_keeps_its_range_and_help():
 
 def test_train_config_is_built_from_the_spec_without_copies():
     spec = TrainSpec(data="d", out="o", steps=7, image_scale=0.25, device="cpu", checkpoint_every=3,
-                     pretrain_2d_steps=2, batch_examples=2, patch=8, perceptual_weight=0.0,
+                     pretrain_2d_steps=2, batch_examples=2, patch=8, perceptual_weight=0.0, example_cache_mb=5.0,
                      source_view_mix={3: 0.25, 2: 0.75})
     tcfg = spec.train_config()
     shared = set(TrainConfig.model_fields) & set(TrainSpec.model_fields)
     assert shared == {"steps", "image_scale", "device", "checkpoint_every", "pretrain_2d_steps", "batch_examples",
-                      "patch", "source_view_mix"}
+                      "patch", "example_cache_mb", "source_view_mix"}
     assert (tcfg.steps, tcfg.image_scale, tcfg.device, tcfg.checkpoint_every, tcfg.val_every) == (7, 0.25, "cpu", 3, 3)
-    assert (tcfg.pretrain_2d_steps, tcfg.batch_examples) == (2, 2)
+    assert (tcfg.pretrain_2d_steps, tcfg.batch_examples, tcfg.example_cache_mb) == (2, 2, 5.0)
     assert tcfg.source_view_mix == {2: 0.75, 3: 0.25}
     assert tcfg.patch == 0  # no perceptual loss, no patch
     assert TrainSpec(data="d", out="o", perceptual_weight=0.01).train_config().patch == 16

@@ -14,19 +14,46 @@ from torch import Tensor, nn
 from ghnerf.student.feature_net import conv_bn_relu
 
 
+class _OneDnnConv3d(torch.autograd.Function):
+    """A float32 CPU 3D convolution through oneDNN both ways.
+
+    Autograd's own backward of ``mkldnn_convolution`` goes through ``convolution_backward``, which picks its
+    kernel by the same size rule as the forward and so takes the naive ``slow_conv3d`` backward (8-19x slower
+    here). Handing it the input in oneDNN's layout makes it take oneDNN's kernel: the same gradients to float
+    rounding."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None, padding: list[int], stride: list[int],
+                dilation: list[int], groups: int) -> Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.conf = (padding, stride, dilation, groups, bias is not None)
+        return torch.ops.aten.mkldnn_convolution(x, weight, bias, padding, stride, dilation, groups)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        x, weight = ctx.saved_tensors
+        padding, stride, dilation, groups, has_bias = ctx.conf
+        wanted = [ctx.needs_input_grad[0], ctx.needs_input_grad[1], has_bias and ctx.needs_input_grad[2]]
+        grads = torch.ops.aten.convolution_backward(
+            grad.contiguous().to_mkldnn(), x.to_mkldnn(), weight, [weight.shape[0]] if has_bias else None,
+            stride, padding, dilation, False, [0] * len(padding), groups, wanted)
+        dense = [g.to_dense() if g is not None and g.is_mkldnn else g for g in grads]
+        return (*[g if w else None for g, w in zip(dense, wanted)], None, None, None, None)
+
+
 class Conv3d(nn.Conv3d):
-    """``nn.Conv3d`` that always takes oneDNN's kernel for float32 on CPU.
+    """``nn.Conv3d`` that always takes oneDNN's kernel for float32 on CPU, forward and backward.
 
     PyTorch picks oneDNN by a size rule written for 2D inputs (N * C * D * H > 20480, ``use_mkldnn`` in
     aten/src/ATen/native/ConvUtils.h), so most of these volumes (C = 8 or 16, batch 1) fall back to the naive
-    ``slow_conv3d``: 2-4x slower here for the same numbers (to float rounding). Same parameters and state dict."""
+    ``slow_conv3d``: 2-4x slower here forward, 8-19x backward, for the same numbers (to float rounding).
+    Same parameters and state dict."""
 
     def _conv_forward(self, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
         if (x.device.type == "cpu" and x.dtype == torch.float32 and self.padding_mode == "zeros"
                 and torch.backends.mkldnn.is_available() and not isinstance(self.padding, str)):
-            return torch.ops.aten.mkldnn_convolution(x.contiguous(), weight.contiguous(), bias,
-                                                     list(self.padding), list(self.stride), list(self.dilation),
-                                                     self.groups)
+            return _OneDnnConv3d.apply(x.contiguous(), weight.contiguous(), bias, list(self.padding),
+                                       list(self.stride), list(self.dilation), self.groups)
         return super()._conv_forward(x, weight, bias)
 
 
@@ -70,6 +97,6 @@ class CostRegNet(nn.Module):
             x = x + _match(self.up7(self.conv6(x)), x)
         x = c2 + _match(self.up9(x), c2)
         x = c0 + _match(self.up11(x), c0)
-        # feat_conv and depth_conv read the same volume: one convolution with both kernels, one pass over it
-        both = self.feat_conv._conv_forward(x, torch.cat([self.feat_conv.weight, self.depth_conv.weight]), None)
-        return both[:, :-1], both[:, -1]
+        # both output convolutions as one (weights stacked, 8 + 1 channels): one pass over the volume, same numbers
+        out = self.feat_conv._conv_forward(x, torch.cat([self.feat_conv.weight, self.depth_conv.weight]), None)
+        return out[:, :-1], out[:, -1]

@@ -143,6 +143,7 @@ class ExampleSet:
             raise ConfigError("source heatmap targets need heatmap targets (heatmaps='dataset' or 'store')")
         self.fusion, self.source_targets = fusion, source_targets
         self._fused: dict[tuple[str, int], dict[str, np.ndarray]] = {}
+        self._frames: dict[tuple[str, int], object] = {}  # (subject, frame index) -> the reader's frame
         self.reader = open_dataset(dataset_root)
         self.scale, self.source_views, self.heatmaps = image_scale, source_views, heatmaps
         self.fewest_source_views = min(source_views, fewest_source_views)
@@ -351,6 +352,12 @@ class ExampleSet:
                          for e in store.entries]
         return refs
 
+    def _frame(self, subject: str, f: int):
+        """The reader's frame ``f`` of ``subject`` (paths, cameras and joints; no pixels), read once."""
+        if (subject, f) not in self._frames:
+            self._frames[subject, f] = self.reader.sequence(subject).frame(f)
+        return self._frames[subject, f]
+
     def sources(self, index: int, source_views: int | None = None) -> list[int]:
         """Camera indices of item ``index``'s source views, nearest first (the views the student sees).
 
@@ -358,7 +365,7 @@ class ExampleSet:
             source_views: how many to take (default: the set's ``source_views``; fewer with few cameras).
         """
         subject, f, cam = self.items[index]
-        frame = self.reader.sequence(subject).frame(f)
+        frame = self._frame(subject, f)
         wanted = source_views or self.source_views
         count = self._source_count(subject, f, cam, wanted) or wanted  # None: nearest_source_views says why
         return nearest_source_views([v.camera for v in frame.views], cam, self._pool(subject, f, cam), count)
@@ -366,13 +373,13 @@ class ExampleSet:
     def target_mask(self, index: int) -> np.ndarray:
         """(H, W) bool foreground of item ``index``'s target view at the set's image scale (``Example.mask``)."""
         subject, f, cam = self.items[index]
-        return _scaled_view(self.reader.sequence(subject).frame(f).views[cam], self.scale, 0)[1]
+        return _scaled_view(self._frame(subject, f).views[cam], self.scale, 0)[1]
 
     def example(self, index: int, source_views: int | None = None) -> Example:
         """Item ``index`` with its nearest source views (``source_views`` of them, default the set's; training
         with a mix of counts draws one per example, ``TrainConfig.source_view_mix``)."""
         subject, f, cam = self.items[index]
-        frame = self.reader.sequence(subject).frame(f)
+        frame = self._frame(subject, f)
         srcs = self.sources(index, source_views)
         tgt_view = frame.views[cam]
         raw_img, raw_mask, K, pinhole = _scaled_view(tgt_view, self.scale, 0)

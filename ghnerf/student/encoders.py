@@ -41,6 +41,19 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+def project_then_upsample(levels: list[Tensor], proj: nn.Conv2d, size: tuple[int, int]) -> Tensor:
+    """``proj(cat([upsample(f, size) for f in levels]))`` for a 1x1 convolution ``proj``: each level's slice of
+    ``proj`` applied at the level's own resolution, then upsampled (bilinear, corners aligned) and summed. Both
+    maps are linear and bilinear weights sum to 1, so they commute: the same numbers to float rounding, with
+    ``proj.out_channels`` channels upsampled instead of every level's."""
+    out, start = proj.bias.view(1, -1, 1, 1), 0
+    for f in levels:
+        y = F.conv2d(f, proj.weight[:, start:start + f.shape[1]])
+        start += f.shape[1]
+        out = out + (y if y.shape[-2:] == size else F.interpolate(y, size=size, mode="bilinear", align_corners=True))
+    return out
+
+
 class ResNetEncoder(nn.Module):
     def __init__(self, arch: str, pretrained: str):
         super().__init__()
@@ -64,15 +77,23 @@ class ResNetEncoder(nn.Module):
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
-    def forward(self, images: Float[Tensor, "V 3 H W"]) -> Float[Tensor, "V 512 (H+1)//2 (W+1)//2"]:
+    def pyramid(self, images: Float[Tensor, "V 3 H W"]) -> list[Tensor]:
+        """conv1 (64 ch at 1/2), layer1 (64 at 1/4), layer2 (128 at 1/8), layer3 (256 at 1/16)."""
         x = (images - self.mean) / self.std
         f0 = self.stem(x)
         f1 = self.layer1(self.pool(f0))
         f2 = self.layer2(f1)
-        f3 = self.layer3(f2)
-        size = f0.shape[-2:]
-        up = [F.interpolate(f, size=size, mode="bilinear", align_corners=True) for f in (f1, f2, f3)]
+        return [f0, f1, f2, self.layer3(f2)]
+
+    def forward(self, images: Float[Tensor, "V 3 H W"]) -> Float[Tensor, "V 512 (H+1)//2 (W+1)//2"]:
+        f0, *rest = self.pyramid(images)
+        up = [F.interpolate(f, size=f0.shape[-2:], mode="bilinear", align_corners=True) for f in rest]
         return torch.cat([f0, *up], dim=1)
+
+    def projected(self, images: Float[Tensor, "V 3 H W"], proj: nn.Conv2d) -> Tensor:
+        """``proj(self(images))`` for a 1x1 ``proj``, each level projected before it is upsampled."""
+        levels = self.pyramid(images)
+        return project_then_upsample(levels, proj, levels[0].shape[-2:])
 
 
 class DinoEncoder(nn.Module):
@@ -93,12 +114,19 @@ class DinoEncoder(nn.Module):
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
     def forward(self, images: Float[Tensor, "V 3 H W"]) -> Float[Tensor, "V 768 H//2 W//2"]:
-        x = (images - self.mean) / self.std
-        H, W = x.shape[-2:]
-        x = F.pad(x, (0, (-W) % 8, 0, (-H) % 8))
-        feats = self.vit.get_intermediate_layers(x, n=[8, 10], reshape=True)  # blocks 9 and 11 (1-based)
-        f = torch.cat(list(feats), dim=1)
-        return F.interpolate(f, size=(H // 2, W // 2), mode="bilinear", align_corners=True)
+        H, W = images.shape[-2:]
+        return F.interpolate(self._tokens(images), size=(H // 2, W // 2), mode="bilinear", align_corners=True)
+
+    def _tokens(self, images: Float[Tensor, "V 3 H W"]) -> Float[Tensor, "V 768 h w"]:
+        """Blocks 9 and 11 (1-based) of the normalised images padded to a multiple of 8, at 1/8."""
+        H, W = images.shape[-2:]
+        x = F.pad((images - self.mean) / self.std, (0, (-W) % 8, 0, (-H) % 8))
+        return torch.cat(list(self.vit.get_intermediate_layers(x, n=[8, 10], reshape=True)), dim=1)
+
+    def projected(self, images: Float[Tensor, "V 3 H W"], proj: nn.Conv2d) -> Tensor:
+        """``proj(self(images))`` for a 1x1 ``proj``, projected before it is upsampled."""
+        H, W = images.shape[-2:]
+        return project_then_upsample([self._tokens(images)], proj, (H // 2, W // 2))
 
 
 class PoseNetworkEncoder(nn.Module):

@@ -230,15 +230,24 @@ class GHNeRF(nn.Module):
                     raise ValueError(f"{self.cfg.name}'s encoder needs the unmasked source photographs "
                                      "(MultiViewBatch.src_images_unmasked)")
                 images = batch.src_images_unmasked
+            human = None
             if self.cfg.joint_hypotheses:
                 raw, keypoints = self.encoder.heatmaps_and_keypoints(images)
                 joints3d = triangulate_source_keypoints(keypoints, batch.src_K, batch.src_w2c)
-            else:
+            elif self.cfg.encoder in POSE_ENCODERS:  # its own heatmaps are kept
                 raw = self.encoder(images)
-            human = self.human_proj(raw)
+            else:
+                human = self.project_human(images)
+            human = self.human_proj(raw) if human is None else human
             if self.cfg.ray_evidence_samples:  # a pose network's own heatmaps, else the student's (teacher-free)
                 pose = raw if self.cfg.encoder in POSE_ENCODERS else self.source_heatmaps(human)
         return SourceEncoding(fpn, human, pose, joints3d)
+
+    def project_human(self, images: Float[Tensor, "V 3 H W"]) -> Float[Tensor, "V C h w"]:
+        """``human_proj(encoder(images))``, projected before upsampling where the encoder can
+        (:func:`~ghnerf.student.encoders.project_then_upsample`)."""
+        projected = getattr(self.encoder, "projected", None)
+        return self.human_proj(self.encoder(images)) if projected is None else projected(images, self.human_proj)
 
     def source_heatmaps(self, human: Float[Tensor, "V C h w"]) -> Float[Tensor, "V J h w"]:
         """The source heatmap head's joint heatmaps of projected human features (``SourceEncoding.human``, at

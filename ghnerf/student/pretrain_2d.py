@@ -43,7 +43,7 @@ def pretrain_source_heatmaps(model: GHNeRF, examples: ExampleSet, steps: int, lr
         ex = examples.example(int(torch.randint(len(examples), (1,), generator=gen)))
         batch = ex.batch.to(device)
         images = batch.src_images_unmasked if getattr(model.encoder, "wants_unmasked", False) else batch.src_images
-        pred = model.source_heatmaps(model.human_proj(model.encoder(images)))
+        pred = model.source_heatmaps(model.project_human(images))
         target = F.interpolate(ex.src_heatmaps.to(device), size=pred.shape[-2:], mode="area")
         loss = masked_mse(pred, target, ex.src_joint_valid.to(device)[:, :, None, None])
         opt.zero_grad(set_to_none=True)

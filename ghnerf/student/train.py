@@ -32,6 +32,7 @@ from ghnerf.student.distributed import (
     setup,
     teardown,
 )
+from ghnerf.student.example_cache import ExampleCache
 from ghnerf.student.inference import validation_image
 from ghnerf.student.losses import PerceptualLoss, student_loss
 from ghnerf.student.model import GHNeRF
@@ -132,7 +133,8 @@ def train(cfg: StudentConfig, tcfg: TrainConfig, examples: ExampleSet, out: str 
         + (f"; DDP over {ctx.world} processes, global batch {tcfg.batch_examples}" if ctx.enabled else ""))
     torch.manual_seed(tcfg.seed)
     model = build_model(cfg.without_pretrained_load() if init_from or resume else cfg, device)  # or a checkpoint
-    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=tcfg.lr)
+    # fused: one kernel over all parameters (2-3x faster than the per-tensor loop on CPU; same update to rounding)
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=tcfg.lr, fused=True)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=tcfg.halving(), gamma=0.5)
     gen = torch.Generator().manual_seed(tcfg.seed)
     step = 0
@@ -177,6 +179,7 @@ def train(cfg: StudentConfig, tcfg: TrainConfig, examples: ExampleSet, out: str 
     model.train()
     t0 = time.perf_counter()
     B = tcfg.batch_examples
+    cache = ExampleCache(examples, tcfg.example_cache_mb)
     net = model
     if ctx.enabled:
         from torch.nn.parallel import DistributedDataParallel
@@ -203,7 +206,7 @@ def train(cfg: StudentConfig, tcfg: TrainConfig, examples: ExampleSet, out: str 
         terms: dict[str, float] = {}
         for j, b in enumerate(mine):
             g = gen if seeds[0] is None else torch.Generator().manual_seed(seeds[b])
-            loss, mse = _example_loss(net, examples.example(indices[b], counts[b]), cfg, tcfg, perceptual, g, device)
+            loss, mse = _example_loss(net, cache.example(indices[b], counts[b]), cfg, tcfg, perceptual, g, device)
             sync = j == len(mine) - 1 or not ctx.enabled  # DDP averages gradients at the last backward only
             with (nullcontext() if sync else net.no_sync()):
                 scaler.scale(loss.total / len(mine)).backward()

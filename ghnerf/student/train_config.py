@@ -51,6 +51,8 @@ class TrainConfig(BaseModel):
         description="source views per training example, drawn per example with these weights (ENeRF's ZJU-MoCap "
                     "training: 2=0.9 3=0.1, train_input_views / _prob); empty: always the config's source_views",
         json_schema_extra={"cli": {"as": "pairs", "example": "2=0.9", "json": True}})
+    example_cache_mb: float = Field(1024.0, ge=0, description="memory for training examples kept between steps "
+                                    "(decoded images, heatmaps; most recently used first); 0: build each afresh")
     batch_examples: int = Field(1, ge=1, description="examples per step over all processes (under torchrun a "
                                                      "multiple of the process count; docs/scaling.md)")
 

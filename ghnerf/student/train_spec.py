@@ -47,6 +47,7 @@ class TrainSpec(BaseModel):
     pretrain_2d_steps: int = field_from(TrainConfig, "pretrain_2d_steps")
     batch_examples: int = field_from(TrainConfig, "batch_examples")
     source_view_mix: SourceViewMix = field_from(TrainConfig, "source_view_mix")
+    example_cache_mb: float = field_from(TrainConfig, "example_cache_mb")
     recompute_stale_targets: bool = Field(False, description="run the teacher again for shards whose input files "
                                                              "changed since distill (default: refuse and name them)")
     allow_partial_targets: bool = Field(False, description="train on the teacher shards that are there when some "
