@@ -32,15 +32,15 @@ def test_demo_runs_the_chain_through_deployments_and_stops_only_its_processes(pr
     train_arts = artifacts_of(result["runs"][1]["flow_run_id"])
     progress = [a for a in train_arts if a.type == "progress"]
     assert progress and float(progress[0].data) == pytest.approx(100.0)
-    assert {"train-ghnerf-resnet18-loss", "train-ghnerf-resnet18-validation"} <= {a.key for a in train_arts}
+    assert {f"train-{cfg.config}-loss", f"train-{cfg.config}-validation"} <= {a.key for a in train_arts}
     eval_arts = {a.key: a for a in artifacts_of(result["runs"][2]["flow_run_id"])}
-    report = eval_arts["evaluation-ghnerf-resnet18"]
+    report = eval_arts[f"evaluation-{cfg.config}"]
     assert "| PSNR | SSIM | LPIPS | MSE | PCK@0.2 |" in report.data and "data:image/png;base64," in report.data
-    assert eval_arts["evaluation-ghnerf-resnet18-report"].data.startswith("[report.md](file://")
-    assert eval_arts["evaluation-ghnerf-resnet18-metrics"].type == "table"
+    assert eval_arts[f"evaluation-{cfg.config}-report"].data.startswith("[report.md](file://")
+    assert eval_arts[f"evaluation-{cfg.config}-metrics"].type == "table"
     # the registry promoted the first evaluated model
     best = json.loads((tmp_path / "demo" / "models" / "best.json").read_text())
-    assert best["checkpoint"].endswith("runs/ghnerf-resnet18/checkpoints/latest.pt")
+    assert best["checkpoint"].endswith(f"runs/{cfg.config}/checkpoints/latest.pt")
 
 
 def test_demo_stop_stops_recorded_processes_only(tmp_path):

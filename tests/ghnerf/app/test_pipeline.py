@@ -15,7 +15,9 @@ def test_pipeline_without_server_runs_every_step_and_promotes(tmp_path):
     assert result.exit_code == 0, result.output
     for step in ("1/4", "2/4", "3/4", "4/4"):
         assert step in result.output
-    report = json.loads((out / "runs" / "ghnerf-resnet18" / "eval_test" / "metrics.json").read_text())
+    from ghnerf.app.pipeline import PipelineConfig
+
+    report = json.loads((out / "runs" / PipelineConfig().config / "eval_test" / "metrics.json").read_text())
     from ghnerf.student.data import ExampleSet
 
     test_views = len(ExampleSet(out / "data" / "renderpeople", "test", heatmaps="none"))

@@ -68,7 +68,8 @@ def test_training_draws_a_count_per_example_and_records_the_mix(student_root, tm
 
     monkeypatch.setattr(ExampleSet, "example", spy)
     mix = {2: 0.5, 3: 0.5}
-    tcfg = TrainConfig(steps=8, rays=(16, 32), checkpoint_every=8, source_view_mix=mix, seed=5)
+    tcfg = TrainConfig(steps=8, rays=(16, 32), checkpoint_every=8, source_view_mix=mix, seed=5,
+                       example_cache_mb=0)  # every draw builds its example
     train(preset("enerf", pretrained="none"), tcfg, ExampleSet(student_root, "train", 3), tmp_path / "run",
           log=lambda s: None)
     assert len(asked) == 8 and all(wanted == got for wanted, got in asked)  # each example as drawn
@@ -87,3 +88,12 @@ def test_the_cli_takes_the_mix_as_pairs_and_refuses_one_view(student_root, tmp_p
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "ok" / "run.json").read_text())["train_config"]["source_view_mix"] == {
         "2": 0.9, "3": 0.1}
+
+
+def test_the_example_cache_keeps_an_item_once_per_count(student_root):
+    from ghnerf.student.example_cache import ExampleCache
+
+    cache = ExampleCache(ExampleSet(student_root, "train", 3), megabytes=64)
+    two, three = cache.example(0, 2), cache.example(0, 3)
+    assert two.batch.src_images.shape[0] == 2 and three.batch.src_images.shape[0] == 3
+    assert cache.example(0, 2) is two and cache.example(0, 3) is three and (cache.hits, cache.misses) == (2, 2)
