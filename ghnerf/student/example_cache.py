@@ -30,7 +30,7 @@ class ExampleCache:
     Callers must not modify an example in place (training and evaluation never do).
     """
 
-    def __init__(self, examples: ExampleSet, megabytes: float):
+    def __init__(self, examples: ExampleSet, megabytes: int | float):
         self.examples, self.capacity = examples, int(megabytes * MB)
         self._kept: OrderedDict[tuple[int, int | None], Example] = OrderedDict()
         self.bytes = self.hits = self.misses = 0

@@ -70,7 +70,7 @@ def test_training_with_the_cache_gives_the_same_losses(student_root, tmp_path, m
     examples = ExampleSet(student_root, "train", image_scale=0.5, subjects=["CoreView_901"])  # 8 items
     built = []
     fresh = ExampleSet.example
-    monkeypatch.setattr(ExampleSet, "example", lambda self, i: built.append(i) or fresh(self, i))
+    monkeypatch.setattr(ExampleSet, "example", lambda self, i, k=None: built.append(i) or fresh(self, i, k))
     runs = []
     for mb in (0, 64):
         built.clear()
