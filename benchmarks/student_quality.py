@@ -232,7 +232,8 @@ def main() -> None:
                              "pck_minus_robust": diffs["robust"],
                              "mpjpe_m": m.get("mpjpe_triangulated_m"),
                              "mpjpe_volumetric_m": m.get("mpjpe_volumetric_m"), "fps": m.get("fps"),
-                             "train_seconds": seconds, "views": rep["views"], "measured_at": commit,
+                             "train_seconds": seconds, "views": rep["views"],
+                             "measured_at": str(rep.get("code_version") or commit)[:7],  # the code it was trained by
                              "seed": args.seed, "steps": args.steps})
                 print(f"{label} ({source}), {k} source views: PCK {m.get('pck')}, AP {m.get('coco_ap')}, "
                       f"PSNR {m['psnr']:.2f}, trained in {seconds:.0f} s", flush=True)
@@ -400,7 +401,7 @@ def _markdown(rows: list[dict], ks: list[int]) -> list[str]:
         key = (r.get("row", 99), r["model"], r["targets"])
         groups.setdefault(key, {})[r["source_views"]] = r
     for (index, model, targets), by_k in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1])):
-        cells = [by_k.get(k) or by_k.get(None) for k in ks]
+        cells = [by_k.get(k) or by_k.get(None) for k in ks]  # None: not measured at that K
 
         def joined(field, fmt):
             return " / ".join(fmt(c.get(field)) if c else "–" for c in cells) if len(by_k) > 1 or None not in by_k \
@@ -409,7 +410,8 @@ def _markdown(rows: list[dict], ks: list[int]) -> list[str]:
         lines.append(f"| {'' if index == 99 else index} | {model} | {targets} | {joined('psnr', lambda v: f(v, '.2f'))} | "
                      f"{joined('pck', lambda v: f(v, '.3f'))} | {joined('coco_ap', lambda v: f(v, '.3f'))} | "
                      f"{joined('pck_minus_teacher', d)} | {joined('pck_minus_robust', d)} | "
-                     f"{joined('mpjpe_m', lambda v: f(v, '.3f'))} | {cells[0].get('measured_at', '–')} |")
+                     f"{joined('mpjpe_m', lambda v: f(v, '.3f'))} | "
+                     f"{next(c for c in cells if c).get('measured_at', '–')} |")
     return lines
 
 
