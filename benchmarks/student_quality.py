@@ -31,7 +31,6 @@ schedule (5e-4 halved every 50k of 200k steps) scaled down to 500 steps leaves t
 import argparse
 import dataclasses
 import json
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -56,6 +55,7 @@ from ghnerf.student.train import train
 from ghnerf.student.train_config import TrainConfig
 from ghnerf.synth.generate import SynthConfig, generate_dataset
 from ghnerf.target_fusion import FusionConfig
+from storage.catalog import code_version
 from storage.targets import TargetStore
 from teachers.mediapipe_pose import MediaPipeTeacher
 
@@ -186,7 +186,7 @@ def main() -> None:
             for method, kps in b.triangulated.items():
                 counts[method, k] = (per_view_pck_counts(kps, gts), per_view_pck_counts(kps, gts, joints))
         evaluated = counts["teacher"][0][1]
-        commit = _commit()
+        commit = _short(code_version())
         for index in chosen:  # a run's folder is named after its row of RUNS, so --only reuses a full run's
             name, source, teacher, fused, overrides, label = RUNS[index]
             model_overrides = {k: v for k, v in overrides.items() if k != "train"}
@@ -233,7 +233,7 @@ def main() -> None:
                              "mpjpe_m": m.get("mpjpe_triangulated_m"),
                              "mpjpe_volumetric_m": m.get("mpjpe_volumetric_m"), "fps": m.get("fps"),
                              "train_seconds": seconds, "views": rep["views"],
-                             "measured_at": str(rep.get("code_version") or commit)[:7],  # the code it was trained by
+                             "measured_at": _short(rep.get("code_version") or commit),  # the code it was trained by
                              "seed": args.seed, "steps": args.steps})
                 print(f"{label} ({source}), {k} source views: PCK {m.get('pck')}, AP {m.get('coco_ap')}, "
                       f"PSNR {m['psnr']:.2f}, trained in {seconds:.0f} s", flush=True)
@@ -283,12 +283,11 @@ def main() -> None:
     print(f"wrote {args.out} and {markdown}")
 
 
-def _commit() -> str:
-    """The checkout's commit (``+`` when it has uncommitted changes): what a row was measured at."""
-    def git(*a):
-        return subprocess.run(["git", *a], capture_output=True, text=True, cwd=Path(__file__).parent).stdout.strip()
-
-    return git("rev-parse", "--short", "HEAD") + ("+" if git("status", "--porcelain", "--untracked-files=no") else "")
+def _short(version: str) -> str:
+    """A :func:`storage.catalog.code_version` (``sha[+dirty]``, as checkpoints record it) as ``sha7[+]``: what a
+    row was measured at."""
+    sha, dirty, _ = version.partition("+")
+    return sha[:7] + dirty
 
 
 def _with_kept_rows(out: Path, rows: list[dict], args) -> list[dict]:

@@ -141,19 +141,21 @@ def held_out_teacher(examples, store, max_views: int | None = None,
         keys.append((subject, frame.frame_id, frame.views[cam].name))
         target = pinhole(frame.views[cam].camera)
         srcs = examples.sources(index)
-        read = {v: teacher_keypoints(store, subject, frame.frame_id, frame.views[v].name) for v in srcs}
+        read: dict[int, np.ndarray] = {}  # camera -> the teacher's keypoints, each view read once
+
+        def keypoints(v: int) -> np.ndarray:
+            if v not in read:
+                read[v] = teacher_keypoints(store, subject, frame.frame_id, frame.views[v].name)
+            return read[v]
+
         for m, triangulate in chosen.items():
             views = range(len(frame.views)) if m == ALL_CAMERAS else srcs
-            for v in views:
-                if v not in read:
-                    read[v] = teacher_keypoints(store, subject, frame.frame_id, frame.views[v].name)
-            X = triangulate([pinhole(frame.views[v].camera) for v in views], np.stack([read[v] for v in views]))
+            X = triangulate([pinhole(frame.views[v].camera) for v in views], np.stack([keypoints(v) for v in views]))
             j3d[m].append(X)
             tri[m].append(project_joints(target, X))
         if areas:
             mask_areas.append(float(examples.target_mask(index).sum()))
-        on_view.append(read[cam] if cam in read else teacher_keypoints(store, subject, frame.frame_id,
-                                                                       frame.views[cam].name))
+        on_view.append(keypoints(cam))
         gt = frame.views[cam].joints2d
         gt2d.append(empty_keypoints() if gt is None else gt.copy())
         gt3d.append(np.full((NUM_JOINTS, 3), np.nan) if frame.joints3d is None else frame.joints3d)
