@@ -12,7 +12,8 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from ghnerf.app.cli import app, comparison_table, console, metrics_table
+from ghnerf.app.cli import app, console
+from ghnerf.app.tables import comparison_table, metrics_table
 from ghnerf.app.pipeline import PipelineConfig
 from ghnerf.app.spec_options import spec_command
 

@@ -16,9 +16,9 @@ from ghnerf.app.options import output_image
 from ghnerf.app.pipeline import PipelineConfig
 from ghnerf.app.retrain import RetrainSpec
 from ghnerf.app.spec_options import spec_command
+from ghnerf.app.tables import comparison_table, distill_table, metrics_table, summary_table
 from ghnerf.base.errors import GHNeRFError, OptionError
 from ghnerf.base.key_values import parse_key_values
-from ghnerf.eval.metric_names import table_rows
 from ghnerf.eval.spec import EvaluateSpec
 from ghnerf.export.export import ExportSpec
 from ghnerf.export.writers import FORMATS
@@ -117,16 +117,6 @@ def data_inspect(
     Console().print(summary_table(path, summary))
 
 
-def summary_table(path: Path, summary: dict) -> Table:
-    """The ``ghnerf data inspect`` table."""
-    table = Table(title=f"{path} ({summary['layout']})")
-    for col in ("subject", "cameras", "frames", "image HxW"):
-        table.add_column(col)
-    for s in summary["subjects"]:
-        table.add_row(s["name"], str(s["cameras"]), str(s["frames"]), "x".join(map(str, s["image_size"])))
-    return table
-
-
 @teachers_app.command("list")
 def teachers_list() -> None:
     """Every registered teacher, its target kinds, and whether it is usable here (and why not)."""
@@ -175,21 +165,6 @@ def distill_cmd(
         _write_preview(spec.out, report, preview, spec.storage_options)
     if any(r.status == "failed" for r in report.results):
         raise typer.Exit(code=1)
-
-
-def distill_table(report) -> Table:
-    table = Table(title=f"distill {report.teacher} -> {report.dataset_id}: {report.counts()}")
-    for col in ("subject", "frames", "status", "rows", "failed views", "detected", "reproj px (median)",
-                "outlier views", "L/R swaps", "seconds"):
-        table.add_column(col)
-    for r in report.results:
-        c = r.consistency or {}
-        table.add_row(r.subject, f"{r.frame_ids[0]}-{r.frame_ids[-1]}", r.status, str(r.rows), str(len(r.failures)),
-                      f"{c['teacher_detected_views']}/{c['teacher_views']}" if "teacher_views" in c else "-",
-                      f"{c['median_error_px']:.1f}" if c.get("median_error_px") is not None else "-",
-                      str(c.get("outlier_views", "-")), str(len(c.get("swap_suspects", []))) if c else "-",
-                      f"{r.seconds:.2f}")
-    return table
 
 
 def _write_preview(store_url: str, report, path: Path, storage_options: dict | None = None) -> None:
@@ -304,34 +279,12 @@ def evaluate_cmd(spec: EvaluateSpec) -> None:
                       f"verdicts {d['verdicts']} -> {d['path']}")
 
 
-def metrics_table(metrics: dict, title: str) -> Table:
-    """The metrics table (:data:`~ghnerf.eval.metric_names.TABLE_COLUMNS`) as a rich table row."""
-    headers, cells = table_rows(metrics)
-    table = Table(title=title)
-    for header in headers:
-        table.add_column(header)
-    table.add_row(*cells)
-    return table
-
-
 def _print_metrics(report: dict, split: str) -> None:
     """The metric row and where the files are."""
     Console().print(metrics_table(report["metrics"], f"{report['config']} on {report['views']} {split} views"))
     if report.get("teacher_comparison"):
         Console().print(comparison_table(report["teacher_comparison"]))
     console.print(f"metrics: {report['metrics_path']}; report: {report['report_path']}")
-
-
-def comparison_table(comparison: dict) -> Table:
-    """The student beside its teacher and the triangulated teacher on the same views, as a rich table."""
-    table = Table(title=f"student beside its teacher {comparison['teacher']} ({comparison['views']} views)")
-    for header in ("model", "PCK@0.2", "COCO AP", "student − this, PCK [95 % CI]"):
-        table.add_column(header)
-    for r in comparison["rows"]:
-        d = r.get("student_minus_this")
-        table.add_row(r["model"], *(f"{r[k]:.3f}" if r[k] is not None else "–" for k in ("pck", "coco_ap")),
-                      f"{d['difference']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]" if d else "")
-    return table
 
 
 def _report_lineage(path: Path, as_json: bool, storage_options: dict | None = None) -> None:
