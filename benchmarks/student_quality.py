@@ -96,9 +96,12 @@ RUNS = (  # (config, heatmap targets, teacher, fused, config overrides (+ "train
     ("ghnerf-resnet18-evidence", "mediapipe shards, fused over views", "mediapipe", True,
      {"train": TEACHER_FREE["train"] | ENERF_MIX},
      "ghnerf-resnet18-evidence (2D-pretrained, own source heatmaps as ray evidence), trained on 2/3 source views"),
+    ("ghnerf-mediapipe", "mediapipe shards, fused over views", "mediapipe", True,
+     {"joint_hypotheses": True, "heatmap_residual": True, "train": ENERF_MIX},
+     "ghnerf-mediapipe + triangulated joint hypotheses, residual heatmap head, trained on 2/3 source views"),
 )
 ENERF_ROWS = (0, 10)  # the image-quality reference
-TEACHER_IN_THE_LOOP = (7, 11)  # the best students that read the teacher network's outputs at test time
+TEACHER_IN_THE_LOOP = (7, 11, 13)  # the best students that read the teacher network's outputs at test time
 TEACHER_FREE_ROWS = (8, 12)  # no teacher network at test time (the paper's setting)
 
 

@@ -111,6 +111,12 @@ class StudentConfig:
             distance to the projection of the encoder's source-view keypoints triangulated robustly (the
             triangulated teacher's heatmap of the target view; ours, :mod:`ghnerf.student.joint_hypotheses`).
         joint_hypothesis_sigma: that Gaussian's width in source-image pixels (the teachers' target sigma).
+        heatmap_residual: the priors (ray evidence, joint hypotheses) enter the heatmap once per ray, after
+            compositing: a ray's heatmap is ``sigmoid(head MLP composited along the ray + a * prior + b)`` instead
+            of the composite of per-sample ``sigmoid(MLP + a * prior + b)`` (ours). The MLP's last layer starts at
+            zero, so the rendered heatmap starts as exactly the prior's (with joint hypotheses: the triangulated
+            teacher's heatmap of the target view), whatever the geometry has learned, and the head learns only a
+            correction, carried by the body's samples.
         detach_heads: the heatmap and CSE heads read the NeRF's intermediate feature, compositing weights and sample
             positions without gradient (ours): their losses cannot trade the radiance field's image quality for
             joints, and the NeRF trains as ENeRF does.
@@ -141,6 +147,7 @@ class StudentConfig:
     ray_evidence_samples: int = 0
     joint_hypotheses: bool = False
     joint_hypothesis_sigma: float = 7.0
+    heatmap_residual: bool = False
     detach_heads: bool = False
     source_views: int = 3
     depth_rendering: DepthRendering = "normalised"
@@ -161,6 +168,9 @@ class StudentConfig:
         if self.joint_hypotheses and (self.encoder not in POSE_ENCODERS or not self.heatmap_head):
             raise ConfigError(f"{self.name}: joint hypotheses triangulate a pose network's keypoints; they need "
                               f"encoder {' or '.join(sorted(POSE_ENCODERS))} and the heatmap head")
+        if self.heatmap_residual and not (self.joint_hypotheses or self.ray_evidence_samples):
+            raise ConfigError(f"{self.name}: heatmap_residual corrects the heatmap priors; it needs joint_hypotheses "
+                              "or ray_evidence_samples")
         if not self.joint_hypothesis_sigma > 0:
             raise ConfigError(f"{self.name}: joint_hypothesis_sigma must be > 0 pixels, not "
                               f"{self.joint_hypothesis_sigma}")

@@ -139,7 +139,13 @@ class FeatureHead(nn.Module):
 
     def forward(self, x: Float[Tensor, "N C"], prior: Float[Tensor, "N out"] | Float[Tensor, "N P out"] | None = None
                 ) -> Float[Tensor, "N out"]:
-        y = self.net(x)
+        return self.activate(self.net(x), prior)
+
+    def activate(self, y: Float[Tensor, "N out"],
+                 prior: Float[Tensor, "N out"] | Float[Tensor, "N P out"] | None = None) -> Float[Tensor, "N out"]:
+        """The head's output from the MLP's raw output ``y`` (``self.net(x)``) and the priors, if it has them:
+        ``activation(y + sum_p a_p * prior_p + b)``. Called on a ray's composited ``y`` with the ray's priors,
+        it is the residual form (``StudentConfig.heatmap_residual``)."""
         if self.prior_gain is not None:
             if prior is None or prior.shape[1:] != self.prior_gain.shape:
                 raise ValueError(f"this head was built with priors of shape (N, {tuple(self.prior_gain.shape)}): "

@@ -395,10 +395,12 @@ class GHNeRF(nn.Module):
         return alpha_from_density(field.sigma), heat
 
     def _head_values(self, feats: Tensor, priors: Tensor | None) -> dict[Head, Tensor]:
-        """Per sample point, the value of every rendered head the model has, (N, channels) each."""
+        """Per sample point, the value of every rendered head the model has, (N, channels) each; with
+        ``heatmap_residual``, the heatmap head's raw MLP output (activated per ray after compositing)."""
         values = {}
         if self.heatmap_head is not None:
-            values[Head.HEATMAPS] = self.heatmap_head(feats, priors)
+            values[Head.HEATMAPS] = (self.heatmap_head.net(feats) if self.cfg.heatmap_residual
+                                     else self.heatmap_head(feats, priors))
         if self.cse_head is not None:
             values[Head.CSE] = self.cse_head(feats)
         return values
@@ -410,9 +412,9 @@ class GHNeRF(nn.Module):
         samples = depth_guided_samples(uv, render_size, K_r, batch.tgt_w2c, volume.estimate, lv.samples_per_ray)
         R, S = samples.depths.shape
         pts = samples.points.reshape(-1, 3)
-        priors = self.head_priors(batch, enc, uv, K_r)
-        if priors is not None:
-            priors = priors[:, None].expand(R, S, *priors.shape[1:]).reshape(R * S, *priors.shape[1:])
+        ray_priors = self.head_priors(batch, enc, uv, K_r)
+        priors = (None if ray_priors is None else
+                  ray_priors[:, None].expand(R, S, *ray_priors.shape[1:]).reshape(R * S, *ray_priors.shape[1:]))
         field, feats = self._evaluate_points(i, batch, enc, volume.features, maps, pts,
                                              samples.volume_coords.reshape(-1, 3), priors)
         weights = compositing_weights(alpha_from_density(field.sigma.view(R, S)))
@@ -426,9 +428,11 @@ class GHNeRF(nn.Module):
             depth = from_space(softmax_weighted(weights, samples.values), lv.inverse_depth)
         else:
             depth = expected_depth(weights, samples.depths)
+        heads = {head: render(values) for head, values in self._head_values(feats, priors).items()}
+        if self.cfg.heatmap_residual and Head.HEATMAPS in heads:  # the ray's priors after compositing
+            heads[Head.HEATMAPS] = self.heatmap_head.activate(heads[Head.HEATMAPS], ray_priors)
         return LevelOutputs(
-            uv=uv, render_size=render_size, rgb=render(field.rgb, weights),
-            heads={head: render(values) for head, values in self._head_values(feats, priors).items()},
+            uv=uv, render_size=render_size, rgb=render(field.rgb, weights), heads=heads,
             coord_error=(((self.coord_head(field.intermediate) - pts) ** 2).mean()
                          if self.coord_head is not None else None),
             depth=depth, acc=accumulation(weights), sample_depths=samples.depths,

@@ -87,6 +87,25 @@ def example(student_root):
     return ExampleSet(student_root, "test", image_scale=1.0).example(0)
 
 
+def _triangulated_teacher_heatmap(model: GHNeRF, batch, uv: torch.Tensor) -> tuple[torch.Tensor, np.ndarray]:
+    """The triangulated teacher's heatmap T (R, J) at pixels ``uv``, computed independently of the model (the
+    evaluation's own robust triangulation of MediaPipe's source keypoints, projected in numpy), and the joints."""
+    from ghnerf.eval.triangulated_teacher import project_joints, robust_triangulation
+
+    _, keypoints = model.encoder.heatmaps_and_keypoints(batch.src_images_unmasked)
+    cams = [Camera(K=k, R=m[:3, :3], T=m[:3, 3]) for k, m in zip(batch.src_K.double().numpy(),
+                                                                 batch.src_w2c.double().numpy())]
+    X = robust_triangulation(cams, keypoints)
+    tgt = Camera(K=batch.tgt_K.double().numpy(), R=batch.tgt_w2c.double().numpy()[:3, :3],
+                 T=batch.tgt_w2c.double().numpy()[:3, 3])
+    proj = project_joints(tgt, X)
+    assert np.isfinite(proj[:, 0]).sum() >= 15
+    d2 = ((uv.double().numpy()[:, None] - proj[None, :, :2]) ** 2).sum(-1)
+    T = torch.tensor(np.where(np.isfinite(d2), np.exp(-np.nan_to_num(d2, nan=1e9) / (2 * 7.0**2)), 0.0),
+                     dtype=torch.float32)
+    return T, X
+
+
 def test_the_student_starts_as_the_calibrated_hypotheses_and_evidence(example):
     """With the MLP's last layer at zero, every sample's heatmap is sigmoid(8 T + 4 E - 4), T the Gaussian at the
     projection of MediaPipe's source keypoints triangulated, E the ray evidence; a ray shows acc times that,
@@ -95,19 +114,11 @@ def test_the_student_starts_as_the_calibrated_hypotheses_and_evidence(example):
     batch = example.batch
     H, W = batch.image_size
     uv, enc, out, evidence = fine_rays_with_evidence(model, batch, 29)
-    _, keypoints = model.encoder.heatmaps_and_keypoints(batch.src_images_unmasked)
-    cams = [Camera(K=k, R=m[:3, :3], T=m[:3, 3]) for k, m in zip(batch.src_K.double().numpy(),
-                                                                 batch.src_w2c.double().numpy())]
-    from ghnerf.eval.triangulated_teacher import project_joints, robust_triangulation
+    T, X = _triangulated_teacher_heatmap(model, batch, uv)
+    from ghnerf.eval.triangulated_teacher import project_joints
 
-    X = robust_triangulation(cams, keypoints)  # the evaluation's own baseline, computed independently
-    tgt = Camera(K=batch.tgt_K.double().numpy(), R=batch.tgt_w2c.double().numpy()[:3, :3],
-                 T=batch.tgt_w2c.double().numpy()[:3, 3])
-    proj = project_joints(tgt, X)
-    assert np.isfinite(proj[:, 0]).sum() >= 15
-    d2 = ((uv.double().numpy()[:, None] - proj[None, :, :2]) ** 2).sum(-1)
-    T = torch.tensor(np.where(np.isfinite(d2), np.exp(-np.nan_to_num(d2, nan=1e9) / (2 * 7.0**2)), 0.0),
-                     dtype=torch.float32)
+    proj = project_joints(Camera(K=batch.tgt_K.double().numpy(), R=batch.tgt_w2c.double().numpy()[:3, :3],
+                                 T=batch.tgt_w2c.double().numpy()[:3, 3]), X)
     expected = out.acc[:, None] * torch.sigmoid(HYPOTHESIS_GAIN * T + EVIDENCE_GAIN_WITH_HYPOTHESES * evidence
                                                 + EVIDENCE_BIAS)
     torch.testing.assert_close(out.heatmaps, expected, atol=1e-5, rtol=1e-4)
@@ -120,3 +131,29 @@ def test_the_student_starts_as_the_calibrated_hypotheses_and_evidence(example):
                             batch.near_far, enc.pose_heatmaps, batch.src_K, batch.src_w2c, (H, W), 32)
     pre = HYPOTHESIS_GAIN * 1.0 + EVIDENCE_GAIN_WITH_HYPOTHESES * ev[0, j] + EVIDENCE_BIAS
     torch.testing.assert_close(heat[0, j], torch.sigmoid(pre), atol=1e-4, rtol=1e-4)
+
+
+def test_the_residual_student_starts_as_the_triangulated_teacher_whatever_the_geometry(example):
+    """heatmap_residual: the priors enter after compositing, so a ray's heatmap starts as exactly
+    sigmoid(8 T + 4 E - 4) with no factor acc (the untrained density does not blur it), and the MLP's output c
+    is composited: with the last layer's bias at c and its weights at zero, a ray shows sigmoid(acc c + prior)."""
+    model = GHNeRF(preset("ghnerf-mediapipe-hypotheses", heatmap_residual=True)).eval()
+    batch = example.batch
+    uv, enc, out, evidence = fine_rays_with_evidence(model, batch, 29)
+    T, _ = _triangulated_teacher_heatmap(model, batch, uv)
+    prior = HYPOTHESIS_GAIN * T + EVIDENCE_GAIN_WITH_HYPOTHESES * evidence + EVIDENCE_BIAS
+    torch.testing.assert_close(out.heatmaps, torch.sigmoid(prior), atol=1e-5, rtol=1e-4)
+    # the decoded peak of a joint is the triangulated teacher's (the pixel of the largest T)
+    j = int(T.amax(0).argmax())
+    assert int(out.heatmaps[:, j].argmax()) == int(T[:, j].argmax())
+    torch.nn.init.constant_(model.heatmap_head.net[-1].bias, 1.5)
+    _, _, shifted, _ = fine_rays_with_evidence(model, batch, 29)
+    torch.testing.assert_close(shifted.heatmaps, torch.sigmoid(prior + 1.5 * shifted.acc[:, None]),
+                               atol=1e-5, rtol=1e-4)
+
+
+def test_heatmap_residual_needs_a_prior():
+    with pytest.raises(ConfigError, match="heatmap_residual"):
+        preset("ghnerf-resnet18", heatmap_residual=True)
+    assert StudentConfig.from_dict({k: v for k, v in preset("ghnerf-mediapipe").to_dict().items()
+                                    if k != "heatmap_residual"}).heatmap_residual is False
