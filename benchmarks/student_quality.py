@@ -99,10 +99,14 @@ RUNS = (  # (config, heatmap targets, teacher, fused, config overrides (+ "train
     ("ghnerf-mediapipe", "mediapipe shards, fused over views", "mediapipe", True,
      {"joint_hypotheses": True, "heatmap_residual": True, "train": ENERF_MIX},
      "ghnerf-mediapipe + triangulated joint hypotheses, residual heatmap head, trained on 2/3 source views"),
+    ("ghnerf-resnet18-evidence", "mediapipe shards, fused over views", "mediapipe", True,
+     {"joint_hypotheses": True, "heatmap_residual": True, "train": TEACHER_FREE["train"] | ENERF_MIX},
+     "ghnerf-resnet18-evidence + its own source keypoints triangulated, residual heatmap head, trained on 2/3 "
+     "source views"),
 )
 ENERF_ROWS = (0, 10)  # the image-quality reference
 TEACHER_IN_THE_LOOP = (7, 11, 13)  # the best students that read the teacher network's outputs at test time
-TEACHER_FREE_ROWS = (8, 12)  # no teacher network at test time (the paper's setting)
+TEACHER_FREE_ROWS = (8, 12, 14)  # no teacher network at test time (the paper's setting)
 
 
 def _generated(data: Path, subjects: int) -> bool:

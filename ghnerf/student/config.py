@@ -107,9 +107,10 @@ class StudentConfig:
             many points across the target's near/far, averaged over views, maximum along the ray (ours;
             :mod:`ghnerf.student.ray_evidence`). The heatmaps are the pose network's with a pose encoder
             (``mediapipe``), else the student's own source heatmap head's (teacher-free). 0: off.
-        joint_hypotheses: with a pose network as encoder, also give the heatmap head, per ray, the Gaussian
-            distance to the projection of the encoder's source-view keypoints triangulated robustly (the
-            triangulated teacher's heatmap of the target view; ours, :mod:`ghnerf.student.joint_hypotheses`).
+        joint_hypotheses: also give the heatmap head, per ray, the Gaussian distance to the projection of the
+            source-view keypoints triangulated robustly (ours, :mod:`ghnerf.student.joint_hypotheses`): with a pose
+            network as encoder, its keypoints (the triangulated teacher's heatmap of the target view); teacher-free,
+            the peaks of the student's own source heatmap head.
         joint_hypothesis_sigma: that Gaussian's width in source-image pixels (the teachers' target sigma).
         heatmap_residual: the priors (ray evidence, joint hypotheses) enter the heatmap once per ray, after
             compositing: a ray's heatmap is ``sigmoid(head MLP composited along the ray + a * prior + b)`` instead
@@ -165,9 +166,11 @@ class StudentConfig:
             raise ConfigError(f"{self.name}: ray evidence reads source-view heatmaps; it needs the heatmap head and "
                               f"a pose network as encoder ({' or '.join(sorted(POSE_ENCODERS))}) or the source "
                               "heatmap head")
-        if self.joint_hypotheses and (self.encoder not in POSE_ENCODERS or not self.heatmap_head):
+        if self.joint_hypotheses and (self.encoder not in POSE_ENCODERS and not self.source_heatmap_head
+                                      or not self.heatmap_head):
             raise ConfigError(f"{self.name}: joint hypotheses triangulate a pose network's keypoints; they need "
-                              f"encoder {' or '.join(sorted(POSE_ENCODERS))} and the heatmap head")
+                              f"encoder {' or '.join(sorted(POSE_ENCODERS))} or the source heatmap head "
+                              "(teacher-free), and the heatmap head")
         if self.heatmap_residual and not (self.joint_hypotheses or self.ray_evidence_samples):
             raise ConfigError(f"{self.name}: heatmap_residual corrects the heatmap priors; it needs joint_hypotheses "
                               "or ray_evidence_samples")

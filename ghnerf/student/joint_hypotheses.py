@@ -8,7 +8,8 @@ the projection of the triangulated joint into the target view,
 
     T_j(ray) = exp( -|| uv - P_t(X_j) ||^2 / (2 sigma^2) ),   0 where X_j is missing or behind the camera,
 
-which is the heatmap the triangulated teacher would draw in the target view. The head reads it next to the ray
+which is the heatmap the triangulated teacher would draw in the target view. Teacher-free (no pose network at test
+time), the keypoints are the peaks of the student's own source heatmap head (:func:`source_keypoints`). The head reads it next to the ray
 evidence (:mod:`ghnerf.student.ray_evidence`, the view-mean heatmaps along the ray) and its image features, starts
 as a calibrated copy of it and learns where to correct it.
 """
@@ -20,6 +21,7 @@ from torch import Tensor
 
 from ghnerf.base.body25 import NUM_JOINTS
 from ghnerf.base.cameras import Camera
+from ghnerf.base.keypoint_codec import HeatmapCodec
 from ghnerf.base.multiview import consistency_report
 from ghnerf.student.geometry import project
 
@@ -38,6 +40,14 @@ def triangulate_source_keypoints(keypoints: Float[np.ndarray, "V 25 3"], src_K: 
         return torch.full((NUM_JOINTS, 3), float("nan"), device=src_K.device)
     joints = consistency_report(cameras, np.asarray(keypoints, np.float64)).joints3d
     return torch.as_tensor(joints, dtype=src_K.dtype, device=src_K.device)
+
+
+def source_keypoints(heatmaps: Float[Tensor, "V J h w"], stride: int = 2) -> Float[np.ndarray, "V J 3"]:
+    """Keypoints (x, y, peak value; source-image pixels) of heatmaps at ``stride`` pixels per cell, decoded as the
+    teachers' are (:meth:`ghnerf.base.keypoint_codec.HeatmapCodec.decode`: sub-cell peak, absent below its
+    threshold or on the border): the student's source heatmap head (at half resolution) as its own pose network."""
+    codec = HeatmapCodec(stride=stride)
+    return np.stack([codec.decode(m) for m in heatmaps.detach().float().cpu().numpy()])
 
 
 def hypothesis_heatmaps(uv: Float[Tensor, "R 2"], K: Float[Tensor, "3 3"], w2c: Float[Tensor, "4 4"],

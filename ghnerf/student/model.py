@@ -31,7 +31,7 @@ from ghnerf.student.feature_net import FeatureNet
 from ghnerf.student.fields import FeatureHead, NeRFField, ViewPooling
 from ghnerf.student.geometry import camera_centres, pixel_grid, project, sample_maps, scale_K
 from ghnerf.student.heads import Head
-from ghnerf.student.joint_hypotheses import hypothesis_heatmaps, triangulate_source_keypoints
+from ghnerf.student.joint_hypotheses import hypothesis_heatmaps, source_keypoints, triangulate_source_keypoints
 from ghnerf.student.ray_evidence import ray_joint_evidence
 from ghnerf.student.renderers import (
     accumulation,
@@ -95,8 +95,8 @@ class SourceEncoding:
         human: (V, human_projection_dim, H/2, W/2) projected human features, or None.
         pose_heatmaps: (V, J, H/2, W/2) the pose encoder's own heatmaps, kept for the ray evidence
             (``StudentConfig.ray_evidence_samples``), or None.
-        joints3d: (J, 3) the pose encoder's source keypoints triangulated (NaN rows missing), for the joint
-            hypotheses (``StudentConfig.joint_hypotheses``), or None.
+        joints3d: (J, 3) the pose encoder's source keypoints (teacher-free: the source heatmap head's) triangulated
+            (NaN rows missing), for the joint hypotheses (``StudentConfig.joint_hypotheses``), or None.
     """
 
     fpn: tuple[Tensor, Tensor, Tensor]
@@ -230,17 +230,22 @@ class GHNeRF(nn.Module):
                     raise ValueError(f"{self.cfg.name}'s encoder needs the unmasked source photographs "
                                      "(MultiViewBatch.src_images_unmasked)")
                 images = batch.src_images_unmasked
-            human = None
-            if self.cfg.joint_hypotheses:
-                raw, keypoints = self.encoder.heatmaps_and_keypoints(images)
-                joints3d = triangulate_source_keypoints(keypoints, batch.src_K, batch.src_w2c)
-            elif self.cfg.encoder in POSE_ENCODERS:  # its own heatmaps are kept
-                raw = self.encoder(images)
-            else:
+            keypoints = None
+            if self.cfg.encoder in POSE_ENCODERS:  # its own heatmaps are kept
+                if self.cfg.joint_hypotheses:
+                    raw, keypoints = self.encoder.heatmaps_and_keypoints(images)
+                else:
+                    raw = self.encoder(images)
+                human = self.human_proj(raw)
+                pose = raw if self.cfg.ray_evidence_samples else None
+            else:  # teacher-free: the student's own source heatmaps (and their keypoints) stand in for a pose network's
                 human = self.project_human(images)
-            human = self.human_proj(raw) if human is None else human
-            if self.cfg.ray_evidence_samples:  # a pose network's own heatmaps, else the student's (teacher-free)
-                pose = raw if self.cfg.encoder in POSE_ENCODERS else self.source_heatmaps(human)
+                if self.cfg.ray_evidence_samples or self.cfg.joint_hypotheses:
+                    own = self.source_heatmaps(human)
+                    pose = own if self.cfg.ray_evidence_samples else None
+                    keypoints = source_keypoints(own) if self.cfg.joint_hypotheses else None
+            if keypoints is not None:
+                joints3d = triangulate_source_keypoints(keypoints, batch.src_K, batch.src_w2c)
         return SourceEncoding(fpn, human, pose, joints3d)
 
     def project_human(self, images: Float[Tensor, "V 3 H W"]) -> Float[Tensor, "V C h w"]:

@@ -157,3 +157,28 @@ def test_heatmap_residual_needs_a_prior():
         preset("ghnerf-resnet18", heatmap_residual=True)
     assert StudentConfig.from_dict({k: v for k, v in preset("ghnerf-mediapipe").to_dict().items()
                                     if k != "heatmap_residual"}).heatmap_residual is False
+
+
+def test_teacher_free_hypotheses_triangulate_the_student_s_own_source_heatmaps(monkeypatch):
+    """Without a pose network, the hypotheses are the peaks of the source heatmap head, decoded as the teachers'
+    heatmaps are and triangulated: planted Gaussians at the planted joints' projections give the joints back."""
+    from ghnerf.base.keypoint_codec import HeatmapCodec
+    from ghnerf.student.model import MultiViewBatch
+
+    model = GHNeRF(preset("ghnerf-resnet18-evidence", joint_hypotheses=True, pretrained="none")).eval()
+    cams = CAMERAS[:3]
+    K, w2c = (t.float() for t in _tensors(cams))
+    planted = torch.tensor(np.stack([HeatmapCodec(stride=2).encode(kp, 128, 128)[0] for kp in _keypoints(cams)]))
+    seen = []
+    monkeypatch.setattr(model, "source_heatmaps", lambda human: seen.append(human.shape) or planted)
+    batch = MultiViewBatch(src_images=torch.rand(3, 3, 128, 128), src_K=K, src_w2c=w2c, tgt_K=K[0],
+                           tgt_w2c=_tensors(CAMERAS[3:])[1][0].float(), near_far=torch.tensor([1.0, 5.0]))
+    with torch.no_grad():
+        enc = model.encode(batch)
+    assert seen == [(3, model.cfg.human_projection_dim, 64, 64)]  # read once, from the projected features
+    np.testing.assert_allclose(enc.joints3d.numpy(), JOINTS, atol=2e-3)
+    assert enc.pose_heatmaps is planted  # and they are the ray evidence's heatmaps too
+    empty = torch.zeros_like(planted)  # a head that sees no joint: no hypothesis, nothing invented
+    monkeypatch.setattr(model, "source_heatmaps", lambda human: empty)
+    with torch.no_grad():
+        assert torch.isnan(model.encode(batch).joints3d).all()
