@@ -103,9 +103,13 @@ RUNS = (  # (config, heatmap targets, teacher, fused, config overrides (+ "train
      {"joint_hypotheses": True, "heatmap_residual": True, "train": TEACHER_FREE["train"] | ENERF_MIX},
      ("ghnerf-resnet18-evidence + its own source keypoints triangulated, residual heatmap head, trained on 2/3 "
       "source views")),
+    ("ghnerf-mediapipe", "mediapipe shards, fused over views", "mediapipe", True,
+     {"joint_hypotheses": True, "heatmap_residual": True, "train": ENERF_MIX | {"steps": 1000}},
+     ("ghnerf-mediapipe + triangulated joint hypotheses, residual heatmap head, trained on 2/3 source views, "
+      "1000 steps")),
 )
 ENERF_ROWS = (0, 10)  # the image-quality reference
-TEACHER_IN_THE_LOOP = (7, 11, 13)  # the best students that read the teacher network's outputs at test time
+TEACHER_IN_THE_LOOP = (7, 11, 13, 15)  # the best students that read the teacher network's outputs at test time
 TEACHER_FREE_ROWS = (8, 12, 14)  # no teacher network at test time (the paper's setting)
 
 
@@ -207,13 +211,12 @@ def main() -> None:
                             fusion=FusionConfig() if fused else None, source_targets=cfg.source_heatmap_head)
             run = work / (f"{label.split()[0]}-{teacher or 'gt'}{'-fused' if fused else ''}-{index}"
                           + (f"-seed{args.seed}" if args.seed else ""))
-            if _trained(run, args.steps):  # a kept run: its training loop's time from its history
+            run_tcfg = _row_train_config(tcfg, overrides.get("train", {}), args)
+            if _trained(run, run_tcfg.steps):  # a kept run: its training loop's time from its history
                 history = json.loads((run / "history.json").read_text())
                 seconds = history[-1]["step"] / history[-1]["it_s"]
             else:
                 t0 = time.perf_counter()
-                run_tcfg = tcfg.model_copy(update={k: args.pretrain_2d_steps if v == "--pretrain-2d-steps" else v
-                                                   for k, v in overrides.get("train", {}).items()})
                 train(cfg, run_tcfg, ex, run, log=lambda s: None)
                 seconds = time.perf_counter() - t0
             for k in ks:
@@ -244,13 +247,13 @@ def main() -> None:
                              "mpjpe_volumetric_m": m.get("mpjpe_volumetric_m"), "fps": m.get("fps"),
                              "train_seconds": seconds, "views": rep["views"],
                              "measured_at": _short(rep.get("code_version") or commit),  # the code it was trained by
-                             "seed": args.seed, "steps": args.steps})
+                             "seed": args.seed, "steps": run_tcfg.steps})
                 print(f"{label} ({source}), {k} source views: PCK {m.get('pck')}, AP {m.get('coco_ap')}, "
                       f"PSNR {m['psnr']:.2f}, trained in {seconds:.0f} s", flush=True)
         rows = _with_kept_rows(args.out, rows, args)
         rows += _reference_rows(base, counts, gts, on_view, areas, evaluated, commit)
     table = Table(title=f"student quality: {args.subjects} synthetic subjects ({args.frames} frames, 8 cameras, "
-                        f"{args.size}²), {len(evaluated)} held-out views, {args.steps} steps each, CPU")
+                        f"{args.size}²), {len(evaluated)} held-out views, {args.steps} steps each unless the row says, CPU")
     for col in ("#", "model", "seed", "heatmap targets", "sources", "PSNR", "SSIM", "PCK@0.2 (25 joints)",
                 f"PCK@0.2 ({len(joints)} teacher joints)", "COCO AP", "PCK - teacher [95% CI]",
                 "PCK - tri. DLT [95% CI]", "PCK - tri. robust [95% CI]", "MPJPE m (volumetric)",
@@ -292,6 +295,16 @@ def main() -> None:
                           "total_seconds": time.perf_counter() - t_start, "calibration_figure": figure,
                           "rows": rows})
     print(f"wrote {args.out} and {markdown}")
+
+
+def _row_train_config(tcfg: TrainConfig, overrides: dict, args) -> TrainConfig:
+    """The benchmark's training settings with a row's own (``--pretrain-2d-steps`` read from the command line); a
+    row with its own ``steps`` halves its learning rate at its own half-way point and checkpoints at its end."""
+    update = {k: args.pretrain_2d_steps if v == "--pretrain-2d-steps" else v for k, v in overrides.items()}
+    if "steps" in update:
+        update |= {"lr_halving_steps": args.lr_halving_steps or max(update["steps"] // 2, 1),
+                   "checkpoint_every": update["steps"], "val_every": update["steps"]}
+    return tcfg.model_copy(update=update)
 
 
 def _short(version: str) -> str:
