@@ -31,6 +31,10 @@ schedule (5e-4 halved every 50k of 200k steps) scaled down to 500 steps leaves t
     .venv/bin/python benchmarks/student_quality.py [--steps 500 --subjects 34 --frames 8 --size 128]
 """
 
+from ghnerf.student.cpu_policy import prepare_process
+
+prepare_process()  # before torch loads OpenMP (as the ghnerf command does): idle threads sleep, not spin
+
 import argparse
 import dataclasses
 import json
