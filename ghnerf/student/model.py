@@ -26,12 +26,13 @@ from ghnerf.student.cost_volume import (
     to_space,
     variance_volume,
 )
-from ghnerf.student.encoders import build_encoder
+from ghnerf.student.encoders import ResNetEncoder, build_encoder
 from ghnerf.student.feature_net import FeatureNet
 from ghnerf.student.fields import FeatureHead, NeRFField, ViewPooling
 from ghnerf.student.geometry import camera_centres, pixel_grid, project, sample_maps, scale_K
 from ghnerf.student.heads import Head
 from ghnerf.student.joint_hypotheses import hypothesis_heatmaps, source_keypoints, triangulate_source_keypoints
+from ghnerf.student.layouts import channels_last, channels_last_grad
 from ghnerf.student.ray_evidence import ray_joint_evidence
 from ghnerf.student.renderers import (
     accumulation,
@@ -188,6 +189,9 @@ class GHNeRF(nn.Module):
                                     for lv in cfg.levels)
         inter = self.fields[0].intermediate_dim
         self.encoder = build_encoder(cfg.encoder, cfg.pretrained)
+        for convnet in (self.feature_net, self.encoder if isinstance(self.encoder, ResNetEncoder) else None):
+            if convnet is not None:  # their 2D convolutions run channels-last (ghnerf.student.layouts)
+                channels_last(convnet)
         head_in = inter
         if self.encoder is not None:
             # A 1x1 projection applied once per source view (cached in encode): the per-sample work then
@@ -221,7 +225,7 @@ class GHNeRF(nn.Module):
 
     def encode(self, batch: MultiViewBatch) -> SourceEncoding:
         """Features of the source views; reuse it for every target that shares these sources."""
-        fpn = self.feature_net(batch.src_images * 2 - 1)  # ENeRF feeds images in [-1, 1]
+        fpn = tuple(map(channels_last_grad, self.feature_net(batch.src_images * 2 - 1)))  # ENeRF: images in [-1, 1]
         human = pose = joints3d = None
         if self.encoder is not None:
             images = batch.src_images
@@ -246,6 +250,7 @@ class GHNeRF(nn.Module):
                     keypoints = source_keypoints(own) if self.cfg.joint_hypotheses else None
             if keypoints is not None:
                 joints3d = triangulate_source_keypoints(keypoints, batch.src_K, batch.src_w2c)
+            human = channels_last_grad(human)
         return SourceEncoding(fpn, human, pose, joints3d)
 
     def project_human(self, images: Float[Tensor, "V 3 H W"]) -> Float[Tensor, "V C h w"]:

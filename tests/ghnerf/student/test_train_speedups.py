@@ -1,5 +1,6 @@
 """The training speed-ups change nothing that is learned: the oneDNN 3D convolution's gradients, the human features
-projected before upsampling, the example cache, and a few training steps with and without it."""
+projected before upsampling, the variance's one-pass backward, the channels-last encoders, the example cache, and a
+few training steps with and without it."""
 
 import numpy as np
 import pytest
@@ -8,9 +9,11 @@ import torch.nn.functional as F
 
 from ghnerf.student.config import preset
 from ghnerf.student.cost_reg import Conv3d
+from ghnerf.student.cost_volume import _ViewVariance
 from ghnerf.student.data import ExampleSet
 from ghnerf.student.example_cache import ExampleCache, example_bytes
-from ghnerf.student.model import GHNeRF
+import ghnerf.student.model as model_module
+from ghnerf.student.model import GHNeRF, MultiViewBatch
 from ghnerf.student.train import train
 from ghnerf.student.train_config import TrainConfig
 
@@ -46,6 +49,52 @@ def test_projection_before_upsampling_equals_after(name):
     _close(before, after)
     g = torch.randn_like(after)
     _close(torch.autograd.grad(before, images, g)[0], torch.autograd.grad(after, images, g)[0])
+
+
+def test_view_variance_and_its_gradient_equal_autograds():
+    torch.manual_seed(0)
+    x = torch.randn(3, 16, 8, 50, requires_grad=True)
+    ours = _ViewVariance.apply(x)
+    mean = x.mean(dim=0)
+    ref = (x**2).mean(dim=0) - mean**2  # ENeRF's formula through autograd
+    g = torch.randn_like(ref)
+    _close(ours, ref)
+    _close(torch.autograd.grad(ours, x, g)[0], torch.autograd.grad(ref, x, g)[0])
+
+
+@pytest.mark.parametrize("name", ["ghnerf-resnet18", "ghnerf-resnet18-evidence"])
+def test_channels_last_encoders_give_the_same_features_and_gradients(name, monkeypatch):
+    """The layouts change strides only: a copy of the model with NCHW weights and NCHW images, without the gradient
+    hooks, gives the same features and parameter gradients; ours stores its conv weights and gets its weight
+    gradients channels-last."""
+    torch.manual_seed(0)
+    model = GHNeRF(preset(name, pretrained="none")).train()
+    ref = GHNeRF(preset(name, pretrained="none")).train()
+    ref.load_state_dict(model.state_dict())
+    ref.to(memory_format=torch.contiguous_format)
+    images = torch.rand(2, 64, 48, 3).permute(0, 3, 1, 2)  # channels-last, as the examples' images are
+    cams = (torch.eye(3).expand(2, 3, 3), torch.eye(4).expand(2, 4, 4), torch.eye(3), torch.eye(4),
+            torch.tensor([1.0, 2.0]))
+
+    def features_and_grads(m: GHNeRF, images: torch.Tensor):
+        enc = m.encode(MultiViewBatch(images, *cams))
+        feats = [*enc.fpn, enc.human]
+        torch.manual_seed(1)
+        sum((f * torch.randn(f.shape)).sum() for f in feats).backward()  # NCHW gradients, as grid_sample's give
+        return feats, {k: p.grad for k, p in m.named_parameters() if p.grad is not None}
+
+    ours, ours_g = features_and_grads(model, images)
+    monkeypatch.setattr(model_module, "channels_last_grad", lambda x: x)
+    theirs, theirs_g = features_and_grads(ref, images.contiguous())
+    for a, b in zip(ours, theirs, strict=True):
+        _close(a, b)
+    assert ours_g.keys() == theirs_g.keys() and ours_g
+    for k in ours_g:
+        _close(ours_g[k], theirs_g[k])
+    conv = model.feature_net.conv0[0][0]
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last) and not conv.weight.is_contiguous()
+    assert conv.weight.grad.is_contiguous(memory_format=torch.channels_last)
+    assert not ref.feature_net.conv0[0][0].weight.grad.is_contiguous(memory_format=torch.channels_last)
 
 
 def _tensors(ex):
