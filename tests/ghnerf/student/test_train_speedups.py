@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from ghnerf.student.config import preset
-from ghnerf.student.cost_reg import Conv3d
+from ghnerf.student.cost_reg import Conv3d, _offsets_apply, weight_grad_by_offsets
 from ghnerf.student.cost_volume import _ViewVariance
 from ghnerf.student.data import ExampleSet
 from ghnerf.student.example_cache import ExampleCache, example_bytes
@@ -24,7 +24,8 @@ def _close(a: torch.Tensor, b: torch.Tensor) -> None:
 
 
 @pytest.mark.parametrize("cin, cout, stride, bias, size", [(16, 8, 1, False, (8, 24, 20)), (8, 16, 2, True, (7, 9, 11)),
-                                                          (8, 1, 1, False, (4, 6, 5))])
+                                                          (8, 1, 1, False, (4, 6, 5)), (8, 9, 1, False, (8, 20, 24)),
+                                                          (3, 4, 1, True, (5, 7, 6))])
 def test_onednn_conv3d_gradients_equal_autograds(cin, cout, stride, bias, size):
     torch.manual_seed(0)
     conv = Conv3d(cin, cout, 3, stride=stride, padding=1, bias=bias)
@@ -49,6 +50,16 @@ def test_projection_before_upsampling_equals_after(name):
     _close(before, after)
     g = torch.randn_like(after)
     _close(torch.autograd.grad(before, images, g)[0], torch.autograd.grad(after, images, g)[0])
+
+
+def test_weight_grad_by_offsets_is_the_convolutions():
+    torch.manual_seed(0)
+    x = torch.randn(1, 8, 6, 9, 7)
+    w = torch.randn(5, 8, 3, 3, 3, requires_grad=True)
+    out = F.conv3d(x, w, padding=1)
+    g = torch.randn_like(out)
+    assert _offsets_apply(x, w, [1] * 3, [1] * 3, [1] * 3, 1)
+    _close(weight_grad_by_offsets(x, g), torch.autograd.grad(out, w, g)[0])
 
 
 def test_view_variance_and_its_gradient_equal_autograds():
