@@ -32,7 +32,7 @@ from ghnerf.student.fields import FeatureHead, NeRFField, ViewPooling
 from ghnerf.student.geometry import camera_centres, pixel_grid, project, sample_maps, scale_K
 from ghnerf.student.heads import Head
 from ghnerf.student.joint_hypotheses import hypothesis_heatmaps, source_keypoints, triangulate_source_keypoints
-from ghnerf.student.layouts import channels_last, channels_last_grad
+from ghnerf.student.layouts import Conv1x1, channels_last, channels_last_grad
 from ghnerf.student.ray_evidence import ray_joint_evidence
 from ghnerf.student.renderers import (
     accumulation,
@@ -196,7 +196,7 @@ class GHNeRF(nn.Module):
         if self.encoder is not None:
             # A 1x1 projection applied once per source view (cached in encode): the per-sample work then
             # handles human_projection_dim channels instead of the encoder's 512 / 768.
-            self.human_proj = nn.Conv2d(self.encoder.out_channels, cfg.human_projection_dim, 1)
+            self.human_proj = Conv1x1(self.encoder.out_channels, cfg.human_projection_dim)
             self.human_pool = ViewPooling(cfg.human_projection_dim, cfg.human_feature_dim, hidden=64,
                                           use_dirs=False)
             head_in += cfg.human_feature_dim + (cfg.human_projection_dim if cfg.human_mean_skip else 0)
@@ -209,7 +209,7 @@ class GHNeRF(nn.Module):
                              if cfg.heatmap_head else None)
         self.cse_head = FeatureHead(head_in, cfg.cse_dim, cfg.hidden, "none") if cfg.cse_head else None
         self.coord_head = FeatureHead(inter, 3, cfg.hidden, "none") if cfg.coord_head else None
-        self.source_heatmap_head = (nn.Conv2d(cfg.human_projection_dim, cfg.num_joints, 1)
+        self.source_heatmap_head = (Conv1x1(cfg.human_projection_dim, cfg.num_joints)
                                     if cfg.source_heatmap_head else None)
         if self.source_heatmap_head is not None:  # start near empty maps (sigmoid(-4) = 0.018), as the targets are
             nn.init.constant_(self.source_heatmap_head.bias, SOURCE_HEATMAP_BIAS)

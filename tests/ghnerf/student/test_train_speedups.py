@@ -12,6 +12,7 @@ from ghnerf.student.cost_reg import Conv3d, _offsets_apply, weight_grad_by_offse
 from ghnerf.student.cost_volume import _ViewVariance
 from ghnerf.student.data import ExampleSet
 from ghnerf.student.example_cache import ExampleCache, example_bytes
+from ghnerf.student.layouts import Conv1x1
 import ghnerf.student.model as model_module
 from ghnerf.student.model import GHNeRF, MultiViewBatch
 from ghnerf.student.train import train
@@ -60,6 +61,23 @@ def test_weight_grad_by_offsets_is_the_convolutions():
     g = torch.randn_like(out)
     assert _offsets_apply(x, w, [1] * 3, [1] * 3, [1] * 3, 1)
     _close(weight_grad_by_offsets(x, g), torch.autograd.grad(out, w, g)[0])
+
+
+@pytest.mark.parametrize("channels_last_input", [True, False])
+def test_conv1x1_equals_conv2d(channels_last_input):
+    torch.manual_seed(0)
+    x = torch.randn(2, 12, 9, 7)
+    x = (x.contiguous(memory_format=torch.channels_last) if channels_last_input else x).requires_grad_()
+    conv = Conv1x1(12, 5)
+    ref = torch.nn.Conv2d(12, 5, 1)
+    ref.load_state_dict(conv.state_dict())
+    out, ref_out = conv(x), ref(x)
+    g = torch.randn_like(ref_out)
+    _close(out, ref_out)
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    for a, b in zip(torch.autograd.grad(out, [x, *conv.parameters()], g),
+                    torch.autograd.grad(ref_out, [x, *ref.parameters()], g), strict=True):
+        _close(a, b)
 
 
 def test_view_variance_and_its_gradient_equal_autograds():
