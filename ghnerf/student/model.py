@@ -345,7 +345,9 @@ class GHNeRF(nn.Module):
         """The source views' image features of level ``i`` with their RGB resampled to the same size (Ci = the
         level's FPN channels + 3)."""
         fmap = enc.fpn[self.cfg.levels[i].render_feature_level]
-        rgb = F.interpolate(batch.src_images, size=fmap.shape[-2:], mode="bilinear", align_corners=True)
+        rgb = batch.src_images  # resampled to the map's size (corners aligned: the identity at its own size)
+        if rgb.shape[-2:] != fmap.shape[-2:]:
+            rgb = F.interpolate(rgb, size=fmap.shape[-2:], mode="bilinear", align_corners=True)
         return torch.cat([fmap, rgb], dim=1)
 
     def _evaluate_points(self, i: int, batch: MultiViewBatch, enc: SourceEncoding, feat_volume: Tensor,

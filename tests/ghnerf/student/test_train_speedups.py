@@ -17,6 +17,7 @@ import ghnerf.student.model as model_module
 from ghnerf.student.model import GHNeRF, MultiViewBatch
 from ghnerf.student.train import train
 from ghnerf.student.train_config import TrainConfig
+from ghnerf.student.views import level_maps
 
 
 def _close(a: torch.Tensor, b: torch.Tensor) -> None:
@@ -124,6 +125,18 @@ def test_channels_last_encoders_give_the_same_features_and_gradients(name, monke
     assert conv.weight.is_contiguous(memory_format=torch.channels_last) and not conv.weight.is_contiguous()
     assert conv.weight.grad.is_contiguous(memory_format=torch.channels_last)
     assert not ref.feature_net.conv0[0][0].weight.grad.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_maps_at_their_own_size_are_not_resampled_and_equal_the_resampled_ones(student_root):
+    ex = ExampleSet(student_root, "train", image_scale=0.5).example(0)
+    size = tuple(ex.heatmaps.shape[-2:])
+    resampled = F.interpolate(ex.heatmaps[None], size=size, mode="bilinear", align_corners=False)[0]
+    torch.testing.assert_close(level_maps(ex, size)["heatmaps"], resampled, rtol=0, atol=0)
+    model = GHNeRF(preset("ghnerf-resnet18", pretrained="none"))
+    images = ex.batch.src_images
+    maps = model._image_maps(1, ex.batch, model.encode(ex.batch))  # the fine level: full-resolution features
+    ref = F.interpolate(images, size=images.shape[-2:], mode="bilinear", align_corners=True)
+    torch.testing.assert_close(maps[:, -3:], ref, rtol=0, atol=0)
 
 
 def _tensors(ex):
