@@ -27,6 +27,7 @@ from jaxtyping import Float
 from torch import Tensor, nn
 
 from ghnerf.base.errors import ConfigError, WeightsNotFoundError
+from ghnerf.student.layouts import conv1x1
 from ghnerf.student.state_check import load_checked, read_state_file
 from ghnerf.student.weights import (
     DINO_MODEL,
@@ -48,7 +49,7 @@ def project_then_upsample(levels: list[Tensor], proj: nn.Conv2d, size: tuple[int
     ``proj.out_channels`` channels upsampled instead of every level's."""
     out, start = proj.bias.view(1, -1, 1, 1), 0
     for f in levels:
-        y = F.conv2d(f, proj.weight[:, start:start + f.shape[1]])
+        y = conv1x1(f, proj.weight[:, start:start + f.shape[1]])
         start += f.shape[1]
         out = out + (y if y.shape[-2:] == size else F.interpolate(y, size=size, mode="bilinear", align_corners=True))
     return out

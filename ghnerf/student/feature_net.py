@@ -5,6 +5,8 @@ import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor, nn
 
+from ghnerf.student.layouts import Conv1x1
+
 
 class ConvBnReLU(nn.Sequential):
     """Convolution (no bias) -> BatchNorm -> ReLU; in eval mode the normalisation is folded into the convolution's
@@ -35,9 +37,9 @@ class FeatureNet(nn.Module):
         self.conv0 = nn.Sequential(conv_bn_relu(3, 8), conv_bn_relu(8, 8))
         self.conv1 = nn.Sequential(conv_bn_relu(8, 16, 5, 2), conv_bn_relu(16, 16))
         self.conv2 = nn.Sequential(conv_bn_relu(16, 32, 5, 2), conv_bn_relu(32, 32))
-        self.top = nn.Conv2d(32, 32, 1)
-        self.lat1 = nn.Conv2d(16, 32, 1)
-        self.lat0 = nn.Conv2d(8, 32, 1)
+        self.top = Conv1x1(32, 32)
+        self.lat1 = Conv1x1(16, 32)
+        self.lat0 = Conv1x1(8, 32)
         self.smooth1 = nn.Conv2d(32, 16, 3, padding=1)
         self.smooth0 = nn.Conv2d(32, 8, 3, padding=1)
 

@@ -26,12 +26,13 @@ from ghnerf.student.cost_volume import (
     to_space,
     variance_volume,
 )
-from ghnerf.student.encoders import build_encoder
+from ghnerf.student.encoders import ResNetEncoder, build_encoder
 from ghnerf.student.feature_net import FeatureNet
 from ghnerf.student.fields import FeatureHead, NeRFField, ViewPooling
 from ghnerf.student.geometry import camera_centres, pixel_grid, project, sample_maps, scale_K
 from ghnerf.student.heads import Head
 from ghnerf.student.joint_hypotheses import hypothesis_heatmaps, source_keypoints, triangulate_source_keypoints
+from ghnerf.student.layouts import Conv1x1, channels_last, channels_last_grad
 from ghnerf.student.ray_evidence import ray_joint_evidence
 from ghnerf.student.renderers import (
     accumulation,
@@ -188,11 +189,14 @@ class GHNeRF(nn.Module):
                                     for lv in cfg.levels)
         inter = self.fields[0].intermediate_dim
         self.encoder = build_encoder(cfg.encoder, cfg.pretrained)
+        for convnet in (self.feature_net, self.encoder if isinstance(self.encoder, ResNetEncoder) else None):
+            if convnet is not None:  # their 2D convolutions run channels-last (ghnerf.student.layouts)
+                channels_last(convnet)
         head_in = inter
         if self.encoder is not None:
             # A 1x1 projection applied once per source view (cached in encode): the per-sample work then
             # handles human_projection_dim channels instead of the encoder's 512 / 768.
-            self.human_proj = nn.Conv2d(self.encoder.out_channels, cfg.human_projection_dim, 1)
+            self.human_proj = Conv1x1(self.encoder.out_channels, cfg.human_projection_dim)
             self.human_pool = ViewPooling(cfg.human_projection_dim, cfg.human_feature_dim, hidden=64,
                                           use_dirs=False)
             head_in += cfg.human_feature_dim + (cfg.human_projection_dim if cfg.human_mean_skip else 0)
@@ -205,7 +209,7 @@ class GHNeRF(nn.Module):
                              if cfg.heatmap_head else None)
         self.cse_head = FeatureHead(head_in, cfg.cse_dim, cfg.hidden, "none") if cfg.cse_head else None
         self.coord_head = FeatureHead(inter, 3, cfg.hidden, "none") if cfg.coord_head else None
-        self.source_heatmap_head = (nn.Conv2d(cfg.human_projection_dim, cfg.num_joints, 1)
+        self.source_heatmap_head = (Conv1x1(cfg.human_projection_dim, cfg.num_joints)
                                     if cfg.source_heatmap_head else None)
         if self.source_heatmap_head is not None:  # start near empty maps (sigmoid(-4) = 0.018), as the targets are
             nn.init.constant_(self.source_heatmap_head.bias, SOURCE_HEATMAP_BIAS)
@@ -221,7 +225,7 @@ class GHNeRF(nn.Module):
 
     def encode(self, batch: MultiViewBatch) -> SourceEncoding:
         """Features of the source views; reuse it for every target that shares these sources."""
-        fpn = self.feature_net(batch.src_images * 2 - 1)  # ENeRF feeds images in [-1, 1]
+        fpn = tuple(map(channels_last_grad, self.feature_net(batch.src_images * 2 - 1)))  # ENeRF: images in [-1, 1]
         human = pose = joints3d = None
         if self.encoder is not None:
             images = batch.src_images
@@ -246,6 +250,7 @@ class GHNeRF(nn.Module):
                     keypoints = source_keypoints(own) if self.cfg.joint_hypotheses else None
             if keypoints is not None:
                 joints3d = triangulate_source_keypoints(keypoints, batch.src_K, batch.src_w2c)
+            human = channels_last_grad(human)
         return SourceEncoding(fpn, human, pose, joints3d)
 
     def project_human(self, images: Float[Tensor, "V 3 H W"]) -> Float[Tensor, "V C h w"]:
@@ -340,7 +345,9 @@ class GHNeRF(nn.Module):
         """The source views' image features of level ``i`` with their RGB resampled to the same size (Ci = the
         level's FPN channels + 3)."""
         fmap = enc.fpn[self.cfg.levels[i].render_feature_level]
-        rgb = F.interpolate(batch.src_images, size=fmap.shape[-2:], mode="bilinear", align_corners=True)
+        rgb = batch.src_images  # resampled to the map's size (corners aligned: the identity at its own size)
+        if rgb.shape[-2:] != fmap.shape[-2:]:
+            rgb = F.interpolate(rgb, size=fmap.shape[-2:], mode="bilinear", align_corners=True)
         return torch.cat([fmap, rgb], dim=1)
 
     def _evaluate_points(self, i: int, batch: MultiViewBatch, enc: SourceEncoding, feat_volume: Tensor,

@@ -19,7 +19,8 @@ def level_maps(ex: Example, size: tuple[int, int], heatmap_in_mask: bool = False
            "box": F.interpolate(ex.box[None, None].float(), size=size, mode="nearest")[0, 0].bool()}
     if ex.heatmaps is not None:
         hm = ex.heatmaps * ex.mask if heatmap_in_mask else ex.heatmaps
-        out["heatmaps"] = F.interpolate(hm[None], size=size, mode="bilinear", align_corners=False)[0]
+        out["heatmaps"] = (F.interpolate(hm[None], size=size, mode="bilinear", align_corners=False)[0]
+                           if (h, w) != hm.shape[-2:] else hm)  # at its own size the resampling is the identity
     if ex.cse is not None:
         out["cse"] = F.interpolate(ex.cse[None], size=size, mode="nearest")[0]
         out["cse_mask"] = F.interpolate(ex.cse_mask[None, None].float(), size=size, mode="nearest")[0, 0].bool()

@@ -1,5 +1,6 @@
 """The training speed-ups change nothing that is learned: the oneDNN 3D convolution's gradients, the human features
-projected before upsampling, the example cache, and a few training steps with and without it."""
+projected before upsampling, the variance's one-pass backward, the channels-last encoders, the example cache, and a
+few training steps with and without it."""
 
 import numpy as np
 import pytest
@@ -7,12 +8,16 @@ import torch
 import torch.nn.functional as F
 
 from ghnerf.student.config import preset
-from ghnerf.student.cost_reg import Conv3d
+from ghnerf.student.cost_reg import Conv3d, _offsets_apply, weight_grad_by_offsets
+from ghnerf.student.cost_volume import _ViewVariance
 from ghnerf.student.data import ExampleSet
 from ghnerf.student.example_cache import ExampleCache, example_bytes
-from ghnerf.student.model import GHNeRF
+from ghnerf.student.layouts import Conv1x1
+import ghnerf.student.model as model_module
+from ghnerf.student.model import GHNeRF, MultiViewBatch
 from ghnerf.student.train import train
 from ghnerf.student.train_config import TrainConfig
+from ghnerf.student.views import level_maps
 
 
 def _close(a: torch.Tensor, b: torch.Tensor) -> None:
@@ -21,7 +26,8 @@ def _close(a: torch.Tensor, b: torch.Tensor) -> None:
 
 
 @pytest.mark.parametrize("cin, cout, stride, bias, size", [(16, 8, 1, False, (8, 24, 20)), (8, 16, 2, True, (7, 9, 11)),
-                                                          (8, 1, 1, False, (4, 6, 5))])
+                                                          (8, 1, 1, False, (4, 6, 5)), (8, 9, 1, False, (8, 20, 24)),
+                                                          (3, 4, 1, True, (5, 7, 6))])
 def test_onednn_conv3d_gradients_equal_autograds(cin, cout, stride, bias, size):
     torch.manual_seed(0)
     conv = Conv3d(cin, cout, 3, stride=stride, padding=1, bias=bias)
@@ -46,6 +52,91 @@ def test_projection_before_upsampling_equals_after(name):
     _close(before, after)
     g = torch.randn_like(after)
     _close(torch.autograd.grad(before, images, g)[0], torch.autograd.grad(after, images, g)[0])
+
+
+def test_weight_grad_by_offsets_is_the_convolutions():
+    torch.manual_seed(0)
+    x = torch.randn(1, 8, 6, 9, 7)
+    w = torch.randn(5, 8, 3, 3, 3, requires_grad=True)
+    out = F.conv3d(x, w, padding=1)
+    g = torch.randn_like(out)
+    assert _offsets_apply(x, w, [1] * 3, [1] * 3, [1] * 3, 1)
+    _close(weight_grad_by_offsets(x, g), torch.autograd.grad(out, w, g)[0])
+
+
+@pytest.mark.parametrize("channels_last_input", [True, False])
+def test_conv1x1_equals_conv2d(channels_last_input):
+    torch.manual_seed(0)
+    x = torch.randn(2, 12, 9, 7)
+    x = (x.contiguous(memory_format=torch.channels_last) if channels_last_input else x).requires_grad_()
+    conv = Conv1x1(12, 5)
+    ref = torch.nn.Conv2d(12, 5, 1)
+    ref.load_state_dict(conv.state_dict())
+    out, ref_out = conv(x), ref(x)
+    g = torch.randn_like(ref_out)
+    _close(out, ref_out)
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    for a, b in zip(torch.autograd.grad(out, [x, *conv.parameters()], g),
+                    torch.autograd.grad(ref_out, [x, *ref.parameters()], g), strict=True):
+        _close(a, b)
+
+
+def test_view_variance_and_its_gradient_equal_autograds():
+    torch.manual_seed(0)
+    x = torch.randn(3, 16, 8, 50, requires_grad=True)
+    ours = _ViewVariance.apply(x)
+    mean = x.mean(dim=0)
+    ref = (x**2).mean(dim=0) - mean**2  # ENeRF's formula through autograd
+    g = torch.randn_like(ref)
+    _close(ours, ref)
+    _close(torch.autograd.grad(ours, x, g)[0], torch.autograd.grad(ref, x, g)[0])
+
+
+@pytest.mark.parametrize("name", ["ghnerf-resnet18", "ghnerf-resnet18-evidence"])
+def test_channels_last_encoders_give_the_same_features_and_gradients(name, monkeypatch):
+    """The layouts change strides only: a copy of the model with NCHW weights and NCHW images, without the gradient
+    hooks, gives the same features and parameter gradients; ours stores its conv weights and gets its weight
+    gradients channels-last."""
+    torch.manual_seed(0)
+    model = GHNeRF(preset(name, pretrained="none")).train()
+    ref = GHNeRF(preset(name, pretrained="none")).train()
+    ref.load_state_dict(model.state_dict())
+    ref.to(memory_format=torch.contiguous_format)
+    images = torch.rand(2, 64, 48, 3).permute(0, 3, 1, 2)  # channels-last, as the examples' images are
+    cams = (torch.eye(3).expand(2, 3, 3), torch.eye(4).expand(2, 4, 4), torch.eye(3), torch.eye(4),
+            torch.tensor([1.0, 2.0]))
+
+    def features_and_grads(m: GHNeRF, images: torch.Tensor):
+        enc = m.encode(MultiViewBatch(images, *cams))
+        feats = [*enc.fpn, enc.human]
+        torch.manual_seed(1)
+        sum((f * torch.randn(f.shape)).sum() for f in feats).backward()  # NCHW gradients, as grid_sample's give
+        return feats, {k: p.grad for k, p in m.named_parameters() if p.grad is not None}
+
+    ours, ours_g = features_and_grads(model, images)
+    monkeypatch.setattr(model_module, "channels_last_grad", lambda x: x)
+    theirs, theirs_g = features_and_grads(ref, images.contiguous())
+    for a, b in zip(ours, theirs, strict=True):
+        _close(a, b)
+    assert ours_g.keys() == theirs_g.keys() and ours_g
+    for k in ours_g:
+        _close(ours_g[k], theirs_g[k])
+    conv = model.feature_net.conv0[0][0]
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last) and not conv.weight.is_contiguous()
+    assert conv.weight.grad.is_contiguous(memory_format=torch.channels_last)
+    assert not ref.feature_net.conv0[0][0].weight.grad.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_maps_at_their_own_size_are_not_resampled_and_equal_the_resampled_ones(student_root):
+    ex = ExampleSet(student_root, "train", image_scale=0.5).example(0)
+    size = tuple(ex.heatmaps.shape[-2:])
+    resampled = F.interpolate(ex.heatmaps[None], size=size, mode="bilinear", align_corners=False)[0]
+    torch.testing.assert_close(level_maps(ex, size)["heatmaps"], resampled, rtol=0, atol=0)
+    model = GHNeRF(preset("ghnerf-resnet18", pretrained="none"))
+    images = ex.batch.src_images
+    maps = model._image_maps(1, ex.batch, model.encode(ex.batch))  # the fine level: full-resolution features
+    ref = F.interpolate(images, size=images.shape[-2:], mode="bilinear", align_corners=True)
+    torch.testing.assert_close(maps[:, -3:], ref, rtol=0, atol=0)
 
 
 def _tensors(ex):
