@@ -114,9 +114,13 @@ RUNS = (  # (config, heatmap targets, teacher, fused, config overrides (+ "train
      {"joint_hypotheses": True, "heatmap_residual": True, "train": ENERF_MIX | {"steps": 1000}},
      ("ghnerf-mediapipe + triangulated joint hypotheses, residual heatmap head, trained on 2/3 source views, "
       "1000 steps")),
+    ("ghnerf-mediapipe", "mediapipe shards, fused over views", "mediapipe", True,
+     {"joint_hypotheses": True, "heatmap_residual": True, "detach_heads": True, "train": ENERF_MIX},
+     ("ghnerf-mediapipe + triangulated joint hypotheses, residual heatmap head, detached heads, trained on 2/3 "
+      "source views")),
 )
 ENERF_ROWS = (0, 10)  # the image-quality reference
-TEACHER_IN_THE_LOOP = (7, 11, 13, 15)  # the best students that read the teacher network's outputs at test time
+TEACHER_IN_THE_LOOP = (7, 11, 13, 15, 16)  # the best students that read the teacher network's outputs at test time
 TEACHER_FREE_ROWS = (8, 12, 14)  # no teacher network at test time (the paper's setting)
 
 
