@@ -231,12 +231,13 @@ PRESETS: dict[str, StudentConfig] = {
     "ghnerf-mediapipe": StudentConfig("ghnerf-mediapipe", encoder="mediapipe", pretrained="bundled",
                                       human_mean_skip=True, ray_evidence_samples=32, losses=LossWeights(heatmap=5.0)),
     # ours: ghnerf-mediapipe that also reads, per ray, the source views' keypoints triangulated robustly and projected
-    # (ghnerf.student.joint_hypotheses), added after compositing (heatmap_residual): it starts as the triangulated
-    # teacher and learns where to correct it (benchmarks/student_quality.py, 500 CPU steps on 2/3 source views,
-    # 2 source views: PCK 0.780 at 21.78 dB with the residual, 0.714 at 21.02 dB without)
+    # (ghnerf.student.joint_hypotheses), added after compositing (heatmap_residual), its heads on detached geometry:
+    # it starts as the triangulated teacher and learns where to correct it (benchmarks/student_quality.py row 16,
+    # 500 CPU steps on 2/3 source views, 2 source views, seeds 0 / 1: PCK 0.778 / 0.779 at 22.38 / 22.11 dB; without
+    # detaching, row 13: 0.780 / 0.639 at 21.78 / 19.30 dB)
     "ghnerf-mediapipe-hypotheses": StudentConfig("ghnerf-mediapipe-hypotheses", encoder="mediapipe",
                                                  pretrained="bundled", human_mean_skip=True, ray_evidence_samples=32,
-                                                 joint_hypotheses=True, heatmap_residual=True,
+                                                 joint_hypotheses=True, heatmap_residual=True, detach_heads=True,
                                                  losses=LossWeights(heatmap=5.0)),
     # ours, teacher-free at test time: the ResNet-18 student's own source heatmap head (deep supervision on the
     # source views' targets; train with --pretrain-2d-steps) pooled along each ray as ray evidence
