@@ -87,9 +87,11 @@ def example(student_root):
     return ExampleSet(student_root, "test", image_scale=1.0).example(0)
 
 
-def _triangulated_teacher_heatmap(model: GHNeRF, batch, uv: torch.Tensor) -> tuple[torch.Tensor, np.ndarray]:
+def _triangulated_teacher_heatmap(model: GHNeRF, batch, uv: torch.Tensor
+                                  ) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
     """The triangulated teacher's heatmap T (R, J) at pixels ``uv``, computed independently of the model (the
-    evaluation's own robust triangulation of MediaPipe's source keypoints, projected in numpy), and the joints."""
+    evaluation's own robust triangulation of MediaPipe's source keypoints, projected in numpy), the joints (J, 3)
+    and their projections into the target (J, 2+)."""
     from ghnerf.eval.triangulated_teacher import project_joints, robust_triangulation
 
     _, keypoints = model.encoder.heatmaps_and_keypoints(batch.src_images_unmasked)
@@ -103,7 +105,7 @@ def _triangulated_teacher_heatmap(model: GHNeRF, batch, uv: torch.Tensor) -> tup
     d2 = ((uv.double().numpy()[:, None] - proj[None, :, :2]) ** 2).sum(-1)
     T = torch.tensor(np.where(np.isfinite(d2), np.exp(-np.nan_to_num(d2, nan=1e9) / (2 * 7.0**2)), 0.0),
                      dtype=torch.float32)
-    return T, X
+    return T, X, proj
 
 
 def test_the_student_starts_as_the_calibrated_hypotheses_and_evidence(example):
@@ -114,11 +116,7 @@ def test_the_student_starts_as_the_calibrated_hypotheses_and_evidence(example):
     batch = example.batch
     H, W = batch.image_size
     uv, enc, out, evidence = fine_rays_with_evidence(model, batch, 29)
-    T, X = _triangulated_teacher_heatmap(model, batch, uv)
-    from ghnerf.eval.triangulated_teacher import project_joints
-
-    proj = project_joints(Camera(K=batch.tgt_K.double().numpy(), R=batch.tgt_w2c.double().numpy()[:3, :3],
-                                 T=batch.tgt_w2c.double().numpy()[:3, 3]), X)
+    T, X, proj = _triangulated_teacher_heatmap(model, batch, uv)
     expected = out.acc[:, None] * torch.sigmoid(HYPOTHESIS_GAIN * T + EVIDENCE_GAIN_WITH_HYPOTHESES * evidence
                                                 + EVIDENCE_BIAS)
     torch.testing.assert_close(out.heatmaps, expected, atol=1e-5, rtol=1e-4)
@@ -140,7 +138,7 @@ def test_the_residual_student_starts_as_the_triangulated_teacher_whatever_the_ge
     model = GHNeRF(preset("ghnerf-mediapipe-hypotheses", heatmap_residual=True)).eval()
     batch = example.batch
     uv, enc, out, evidence = fine_rays_with_evidence(model, batch, 29)
-    T, _ = _triangulated_teacher_heatmap(model, batch, uv)
+    T, _, _ = _triangulated_teacher_heatmap(model, batch, uv)
     prior = HYPOTHESIS_GAIN * T + EVIDENCE_GAIN_WITH_HYPOTHESES * evidence + EVIDENCE_BIAS
     torch.testing.assert_close(out.heatmaps, torch.sigmoid(prior), atol=1e-5, rtol=1e-4)
     # the decoded peak of a joint is the triangulated teacher's (the pixel of the largest T)
