@@ -42,15 +42,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
-from rich.console import Console
-from rich.table import Table
+from student_quality_report import write_report
+from student_quality_rows import RUNS
 
 from ghnerf.app.distill import DistillConfig, distill
 from ghnerf.base.errors import GHNeRFError, WeightsNotFoundError
-from ghnerf.base.fileio import file_sha256, write_bytes, write_image, write_json
-from ghnerf.base.viz import reliability_diagram
+from ghnerf.base.fileio import file_sha256, write_json
 from ghnerf.eval.evaluate import evaluate_run
 from ghnerf.eval.metrics import coco17, coco_keypoint_ap, confidence_calibration, paired_pck_difference, pck
 from ghnerf.eval.teacher_comparison import per_view_pck_counts
@@ -71,57 +69,6 @@ TRIANGULATED_LABELS = {"dlt": "plain DLT", "robust": "robust"}
 
 def paired(a_correct: list[int], b_correct: list[int], evaluated: list[int]) -> dict:
     return dataclasses.asdict(paired_pck_difference(a_correct, b_correct, evaluated))
-
-
-# The teacher-free student (no teacher network at test time): 2D pretraining of the encoder and its source heatmap
-# head on the teacher's heatmaps of the training photographs, then those heatmaps pooled along each ray as ray
-# evidence (the ghnerf-resnet18-evidence preset; ghnerf.student.pretrain_2d, ghnerf.student.ray_evidence).
-TEACHER_FREE = {"train": {"pretrain_2d_steps": "--pretrain-2d-steps"}}
-# ENeRF's ZJU-MoCap training (configs/enerf/zjumocap_eval.yaml): train_input_views [2, 3], prob [0.9, 0.1]
-ENERF_MIX = {"source_view_mix": {2: 0.9, 3: 0.1}}
-
-RUNS = (  # (config, heatmap targets, teacher, fused, config overrides (+ "train": TrainConfig ones), row label)
-    ("enerf", "dataset joints", None, False, {}, "enerf"),
-    ("enerf-heatmap", "dataset joints", None, False, {}, "enerf-heatmap (paper baseline)"),
-    ("ghnerf-resnet18", "dataset joints", None, False, {}, "ghnerf-resnet18"),
-    ("ghnerf-resnet18", "mediapipe shards", "mediapipe", False, {}, "ghnerf-resnet18"),
-    ("ghnerf-resnet18", "mediapipe shards, fused over views", "mediapipe", True, {}, "ghnerf-resnet18"),
-    ("ghnerf-mediapipe", "mediapipe shards, fused over views", "mediapipe", True, {"ray_evidence_samples": 0},
-     "ghnerf-mediapipe without ray evidence"),
-    ("ghnerf-mediapipe", "mediapipe shards, fused over views", "mediapipe", True, {}, "ghnerf-mediapipe"),
-    ("ghnerf-mediapipe", "mediapipe shards, fused over views", "mediapipe", True, {"joint_hypotheses": True},
-     "ghnerf-mediapipe + triangulated joint hypotheses"),
-    ("ghnerf-resnet18-evidence", "mediapipe shards, fused over views", "mediapipe", True, TEACHER_FREE,
-     "ghnerf-resnet18-evidence (2D-pretrained, own source heatmaps as ray evidence)"),
-    ("ghnerf-mediapipe", "mediapipe shards, fused over views", "mediapipe", True,
-     {"joint_hypotheses": True, "detach_heads": True},
-     "ghnerf-mediapipe + triangulated joint hypotheses, detached heads"),
-    ("enerf", "dataset joints", None, False, {"train": ENERF_MIX}, "enerf, trained on 2/3 source views"),
-    ("ghnerf-mediapipe", "mediapipe shards, fused over views", "mediapipe", True,
-     {"joint_hypotheses": True, "train": ENERF_MIX},
-     "ghnerf-mediapipe + triangulated joint hypotheses, trained on 2/3 source views"),
-    ("ghnerf-resnet18-evidence", "mediapipe shards, fused over views", "mediapipe", True,
-     {"train": TEACHER_FREE["train"] | ENERF_MIX},
-     "ghnerf-resnet18-evidence (2D-pretrained, own source heatmaps as ray evidence), trained on 2/3 source views"),
-    ("ghnerf-mediapipe", "mediapipe shards, fused over views", "mediapipe", True,
-     {"joint_hypotheses": True, "heatmap_residual": True, "train": ENERF_MIX},
-     "ghnerf-mediapipe + triangulated joint hypotheses, residual heatmap head, trained on 2/3 source views"),
-    ("ghnerf-resnet18-evidence", "mediapipe shards, fused over views", "mediapipe", True,
-     {"joint_hypotheses": True, "heatmap_residual": True, "train": TEACHER_FREE["train"] | ENERF_MIX},
-     ("ghnerf-resnet18-evidence + its own source keypoints triangulated, residual heatmap head, trained on 2/3 "
-      "source views")),
-    ("ghnerf-mediapipe", "mediapipe shards, fused over views", "mediapipe", True,
-     {"joint_hypotheses": True, "heatmap_residual": True, "train": ENERF_MIX | {"steps": 1000}},
-     ("ghnerf-mediapipe + triangulated joint hypotheses, residual heatmap head, trained on 2/3 source views, "
-      "1000 steps")),
-    ("ghnerf-mediapipe", "mediapipe shards, fused over views", "mediapipe", True,
-     {"joint_hypotheses": True, "heatmap_residual": True, "detach_heads": True, "train": ENERF_MIX},
-     ("ghnerf-mediapipe + triangulated joint hypotheses, residual heatmap head, detached heads, trained on 2/3 "
-      "source views")),
-)
-ENERF_ROWS = (0, 10)  # the image-quality reference
-TEACHER_IN_THE_LOOP = (7, 11, 13, 15, 16)  # the best students that read the teacher network's outputs at test time
-TEACHER_FREE_ROWS = (8, 12, 14)  # no teacher network at test time (the paper's setting)
 
 
 def _generated(data: Path, subjects: int) -> bool:
@@ -263,49 +210,13 @@ def main() -> None:
                       f"PSNR {m['psnr']:.2f}, trained in {seconds:.0f} s", flush=True)
         rows = _with_kept_rows(args.out, rows, args)
         rows += _reference_rows(base, counts, gts, on_view, areas, evaluated, commit)
-    table = Table(title=f"student quality: {args.subjects} synthetic subjects ({args.frames} frames, 8 cameras, "
-                        f"{args.size}²), {len(evaluated)} held-out views, {args.steps} steps each unless the row says, CPU")
-    for col in ("#", "model", "seed", "heatmap targets", "sources", "PSNR", "SSIM", "PCK@0.2 (25 joints)",
-                f"PCK@0.2 ({len(joints)} teacher joints)", "COCO AP", "PCK - teacher [95% CI]",
-                "PCK - tri. DLT [95% CI]", "PCK - tri. robust [95% CI]", "MPJPE m (volumetric)",
-                "MPJPE m (triangulated)", "measured at"):
-        table.add_column(col)
-
-    def f(v, spec):
-        return "-" if v is None else format(v, spec)
-
-    def vs(d):
-        return "-" if d is None else f"{d['difference']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]"
-
-    for r in sorted(rows, key=lambda r: (r.get("row", 99), r["model"], r.get("seed") or 0, r["source_views"] or 0)):
-        table.add_row(f(r.get("row"), "d"), r["model"], f(r.get("seed") if r.get("row") is not None else None, "d"),
-                      r["targets"], f(r["source_views"], "d"), f(r["psnr"], ".2f"),
-                      f(r["ssim"], ".3f"), f(r["pck"], ".3f"), f(r["pck_teacher_joints"], ".3f"),
-                      f(r.get("coco_ap"), ".3f"), vs(r["pck_minus_teacher"]), vs(r["pck_minus_dlt"]),
-                      vs(r["pck_minus_robust"]), f(r["mpjpe_volumetric_m"], ".3f"), f(r["mpjpe_m"], ".3f"),
-                      r.get("measured_at", "-"))
-    Console(width=300).print(table)
-    print("PCK - teacher / tri. DLT / tri. robust: the row's PCK (25 joints) minus the teacher's on the view itself / "
-          "the teacher triangulated from the same K source views, on the same views, 95% percentile bootstrap over "
-          "views")
-    print("mediapipe triangulated: the teacher's keypoints of the K source views each held-out view's student gets, "
-          "triangulated with plain confidence-weighted DLT over every view reporting the joint, or robustly "
-          "(ghnerf.base.multiview: RANSAC over view pairs, refit on inliers), projected into the view; 'all cameras': "
-          "robustly over every camera of the frame, the held-out one included (the label ceiling: what the fused "
-          "training labels approximate). MPJPE m (triangulated): those 3D joints against the synthetic ones")
-    for line in _goal_lines(rows):
-        print(line)
-    print(f"encoders: {pretrained} (random init when 'none'); LPIPS n/a without local VGG16 weights; "
-          f"total {time.perf_counter() - t_start:.0f} s")
-    figure = _calibration_figure(rows, args.out.with_name(args.out.stem + "_calibration.png"))
-    markdown = args.out.with_suffix(".md")
-    write_bytes(markdown, "\n".join(_markdown(rows, ks) + [""] + _goal_lines(rows)).encode())
-    settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
-    write_json(args.out, {"benchmark": "student_quality", "args": settings,
-                          "train_config": tcfg.model_dump(), "encoder_weights": pretrained,
-                          "total_seconds": time.perf_counter() - t_start, "calibration_figure": figure,
-                          "rows": rows})
-    print(f"wrote {args.out} and {markdown}")
+    result = {"benchmark": "student_quality", "args": {k: str(v) if isinstance(v, Path) else v
+                                                      for k, v in vars(args).items()},
+              "train_config": tcfg.model_dump(), "encoder_weights": pretrained, "views": len(evaluated),
+              "teacher_joints": len(joints), "total_seconds": time.perf_counter() - t_start, "rows": rows}
+    result["calibration_figure"] = write_report(result, args.out)
+    write_json(args.out, result)
+    print(f"wrote {args.out}")
 
 
 def _row_train_config(tcfg: TrainConfig, overrides: dict, args) -> TrainConfig:
@@ -369,132 +280,6 @@ def _reference_rows(base: dict, counts: dict, gts, on_view, areas, evaluated: li
                         "calibration": confidence_calibration(on_view, gts).as_dict(), "pck_minus_teacher": None,
                         "mpjpe_m": None})
     return rows
-
-
-def _best(rows: list[dict], indices, k: int, seed: int | None = None) -> dict | None:
-    """The row of ``indices`` (of ``seed``, or any) with the highest PCK at ``k`` source views."""
-    found = [r for r in rows if r.get("row") in indices and r["source_views"] == k and r["pck"] is not None
-             and (seed is None or r.get("seed", 0) == seed)]
-    return max(found, key=lambda r: r["pck"]) if found else None
-
-
-def _interval(d: dict) -> str:
-    return f"{d['difference']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]"
-
-
-# issue 23's PCK goal of each kind of student: (rows, K, reference, met(paired difference))
-PCK_GOALS = ((TEACHER_IN_THE_LOOP, 2, "robust", lambda d: d["low"] > 0),
-             (TEACHER_FREE_ROWS, 3, "teacher", lambda d: d["difference"] >= 0))
-
-
-def _goal_lines(rows: list[dict]) -> list[str]:
-    """Issue 23's goals, each with the measured difference and its interval, met or by how much not; per seed,
-    then the one-student goal (its PCK goal on every seed, PSNR within 0.5 dB of enerf on the mean over seeds)."""
-    def ref(k, model_prefix):
-        return next((r for r in rows if r["model"].startswith(model_prefix) and r["source_views"] == k), None)
-
-    lines = ["goals (issue 23; paired 95 % intervals over the same views):"]
-    for seed in sorted({r.get("seed", 0) for r in rows if r.get("row") is not None}):
-        for k, want in ((2, "above"), (3, "above"), (4, "at least level")):
-            r = _best(rows, TEACHER_IN_THE_LOOP, k, seed)
-            if r and r["pck_minus_robust"]:
-                d = r["pck_minus_robust"]
-                met = d["low"] > 0 if want == "above" else d["high"] >= 0
-                lines.append(f"  seed {seed}: teacher-in-the-loop (row {r['row']}) - robust triangulated teacher, "
-                             f"K = {k}: {_interval(d)}: {'met' if met else 'not met'} (goal: {want})")
-        r, tri = _best(rows, TEACHER_IN_THE_LOOP, 2, seed), ref(2, "mediapipe triangulated (robust)")
-        if r and tri and r["mpjpe_m"] is not None and tri["mpjpe_m"] is not None:
-            lines.append(f"  seed {seed}: teacher-in-the-loop (row {r['row']}) MPJPE at K = 2: {r['mpjpe_m']:.3f} m vs "
-                         f"the robust triangulation's {tri['mpjpe_m']:.3f} m: "
-                         f"{'met' if r['mpjpe_m'] < tri['mpjpe_m'] else 'not met'}")
-        r = _best(rows, TEACHER_FREE_ROWS, 3, seed)
-        if r and r["pck_minus_teacher"]:
-            d = r["pck_minus_teacher"]
-            lines.append(f"  seed {seed}: teacher-free (row {r['row']}) - the teacher on the view, K = 3: "
-                         f"{_interval(d)}: {'met' if d['difference'] >= 0 else 'not met'} (goal: reach it)")
-        r = _best(rows, TEACHER_FREE_ROWS, 2, seed)
-        if r and r["pck_minus_robust"]:
-            d = r["pck_minus_robust"]
-            lines.append(f"  seed {seed}: teacher-free (row {r['row']}) - robust triangulated teacher, K = 2: "
-                         f"{_interval(d)}: {'met' if d['low'] > 0 else 'not met'} (goal: above)")
-    lines += _one_student_lines(rows)
-    return lines
-
-
-def _one_student_lines(rows: list[dict]) -> list[str]:
-    """Per student row: its PCK goal (``PCK_GOALS``) on each seed, and its PSNR minus enerf's at the same K, each
-    averaged over the seeds measured (enerf: the best of ``ENERF_ROWS`` by that mean)."""
-    def mean_psnr(index, k) -> tuple[float, int] | None:
-        values = [r["psnr"] for r in rows if r.get("row") == index and r["source_views"] == k and r["psnr"]]
-        return (float(np.mean(values)), len(values)) if values else None
-
-    lines = []
-    for indices, k, reference, met in PCK_GOALS:
-        enerf = [m for m in (mean_psnr(i, k) for i in ENERF_ROWS) if m]
-        for index in indices:
-            seeds = [r for r in rows if r.get("row") == index and r["source_views"] == k
-                     and r[f"pck_minus_{reference}"]]
-            if not seeds or not enerf:
-                continue
-            psnr, n = mean_psnr(index, k)
-            gap = psnr - max(enerf)[0]
-            pck_met = all(met(r[f"pck_minus_{reference}"]) for r in seeds)
-            diffs = ", ".join(f"seed {r.get('seed', 0)} {_interval(r[f'pck_minus_{reference}'])}" for r in seeds)
-            lines.append(f"  one student: row {index} at K = {k}, PCK - {reference}: {diffs} "
-                         f"({'met' if pck_met else 'not met'}); PSNR {psnr:.2f} dB (mean of {n} seed(s)), "
-                         f"{gap:+.2f} dB from enerf ({'within' if gap >= -0.5 else 'not within'} 0.5 dB): "
-                         f"{'met' if pck_met and gap >= -0.5 and len(seeds) >= 2 else 'not met'} "
-                         f"(goal: both, over two seeds)")
-    return lines
-
-
-def _markdown(rows: list[dict], ks: list[int]) -> list[str]:
-    """The table as Markdown, one line per model with its K = 2 / 3 / 4 values side by side (the README's)."""
-    def f(v, spec):
-        return "–" if v is None else format(v, spec)
-
-    def d(v):
-        return "–" if v is None else f"{v['difference']:+.3f} [{v['low']:+.3f}, {v['high']:+.3f}]"
-
-    per = "/".join(map(str, ks))
-    lines = [f"| # | model | seed | heatmap targets | PSNR (K = {per}) | PCK@0.2 (K = {per}) | COCO AP (K = {per}) | "
-             f"− teacher (K = {per}) | − triangulated robust (K = {per}) | MPJPE m triangulated (K = {per}) | "
-             "measured at |", "|---|" * 1 + "---|" * 10]
-    groups: dict[tuple, dict] = {}
-    for r in rows:
-        key = (r.get("row", 99), r["model"], r["targets"], r.get("seed") if r.get("row") is not None else None)
-        groups.setdefault(key, {})[r["source_views"]] = r
-    for (index, model, targets, seed), by_k in sorted(groups.items(),
-                                                       key=lambda kv: (kv[0][0], kv[0][1], kv[0][3] or 0)):
-        cells = [by_k.get(k) or by_k.get(None) for k in ks]  # None: not measured at that K
-
-        def joined(field, fmt):
-            return " / ".join(fmt(c.get(field)) if c else "–" for c in cells) if len(by_k) > 1 or None not in by_k \
-                else fmt(cells[0].get(field))
-
-        lines.append(f"| {'' if index == 99 else index} | {model} | {'' if seed is None else seed} | {targets} | {joined('psnr', lambda v: f(v, '.2f'))} | "
-                     f"{joined('pck', lambda v: f(v, '.3f'))} | {joined('coco_ap', lambda v: f(v, '.3f'))} | "
-                     f"{joined('pck_minus_teacher', d)} | {joined('pck_minus_robust', d)} | "
-                     f"{joined('mpjpe_m', lambda v: f(v, '.3f'))} | "
-                     f"{next(c for c in cells if c).get('measured_at', '–')} |")
-    return lines
-
-
-def _calibration_figure(rows: list[dict], path: Path) -> str | None:
-    """Reliability diagrams side by side: the teacher on the view, and the best student at K = 2 (PCK)."""
-    teacher = next((r for r in rows if r["model"].startswith("mediapipe (the teacher") and r["calibration"]), None)
-    student = _best(rows, TEACHER_IN_THE_LOOP + TEACHER_FREE_ROWS, 2)
-    panels = []
-    for title, r in ((f"student (row {student['row']}, K=2)" if student else "", student), ("teacher", teacher)):
-        if r and r.get("calibration"):
-            img = reliability_diagram(r["calibration"]["within_pck"], r["calibration"]["joints"], size=320)
-            header = np.full((28, img.shape[1], 3), 255, np.uint8)
-            cv2.putText(header, title, (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
-            panels.append(np.concatenate([header, img]))
-    if not panels:
-        return None
-    write_image(path, np.concatenate(panels, axis=1))
-    return str(path)
 
 
 if __name__ == "__main__":

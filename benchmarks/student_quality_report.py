@@ -1,0 +1,213 @@
+"""The student benchmark's report, from its JSON: the console table, issue 23's goals with their intervals, the
+Markdown table (the README's) and the calibration figure (``benchmarks/student_quality.py`` writes the JSON and
+calls :func:`write_report`; run this to print and write them again from a kept JSON without re-evaluating).
+
+    .venv/bin/python benchmarks/student_quality_report.py [benchmarks/results/student_quality.json]
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+from student_quality_rows import ENERF_ROWS, TEACHER_FREE_ROWS, TEACHER_IN_THE_LOOP
+
+from ghnerf.base.fileio import write_bytes, write_image
+from ghnerf.base.viz import reliability_diagram
+
+# issue 23's PCK goal of each kind of student: (rows, K, reference, met(paired difference))
+PCK_GOALS = ((TEACHER_IN_THE_LOOP, 2, "robust", lambda d: d["low"] > 0),
+             (TEACHER_FREE_ROWS, 3, "teacher", lambda d: d["difference"] >= 0))
+
+NOTES = (
+    "PCK - teacher / tri. DLT / tri. robust: the row's PCK (25 joints) minus the teacher's on the view itself / the "
+    "teacher triangulated from the same K source views, on the same views, 95% percentile bootstrap over views",
+    "mediapipe triangulated: the teacher's keypoints of the K source views each held-out view's student gets, "
+    "triangulated with plain confidence-weighted DLT over every view reporting the joint, or robustly "
+    "(ghnerf.base.multiview: RANSAC over view pairs, refit on inliers), projected into the view; 'all cameras': "
+    "robustly over every camera of the frame, the held-out one included (the label ceiling: what the fused "
+    "training labels approximate). MPJPE m (triangulated): those 3D joints against the synthetic ones",
+)
+
+
+def write_report(result: dict, out: Path) -> str | None:
+    """Print ``result`` (the benchmark's JSON content) as a table with its notes and goals, and write the Markdown
+    table (``out`` with ``.md``) and the calibration figure (``<stem>_calibration.png``); returns the figure's path
+    (None without calibrated rows)."""
+    rows, args = result["rows"], result["args"]
+    Console(width=300).print(_console_table(rows, args, result["views"], result["teacher_joints"]))
+    for line in NOTES + tuple(_goal_lines(rows)):
+        print(line)
+    print(f"encoders: {result['encoder_weights']} (random init when 'none'); LPIPS n/a without local VGG16 weights; "
+          f"total {result['total_seconds']:.0f} s")
+    figure = _calibration_figure(rows, out.with_name(out.stem + "_calibration.png"))
+    markdown = out.with_suffix(".md")
+    write_bytes(markdown, "\n".join(_markdown(rows, args["eval_source_views"]) + [""] + _goal_lines(rows)).encode())
+    print(f"wrote {markdown}" + (f" and {figure}" if figure else ""))
+    return figure
+
+
+def _f(v, spec: str) -> str:
+    return "–" if v is None else format(v, spec)
+
+
+def _interval(d: dict | None) -> str:
+    return "–" if d is None else f"{d['difference']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]"
+
+
+def _console_table(rows: list[dict], args: dict, views: int, teacher_joints: int) -> Table:
+    table = Table(title=f"student quality: {args['subjects']} synthetic subjects ({args['frames']} frames, 8 cameras, "
+                        f"{args['size']}²), {views} held-out views, {args['steps']} steps each unless the row says, "
+                        "CPU")
+    for col in ("#", "model", "seed", "heatmap targets", "sources", "PSNR", "SSIM", "PCK@0.2 (25 joints)",
+                f"PCK@0.2 ({teacher_joints} teacher joints)", "COCO AP", "PCK - teacher [95% CI]",
+                "PCK - tri. DLT [95% CI]", "PCK - tri. robust [95% CI]", "MPJPE m (volumetric)",
+                "MPJPE m (triangulated)", "measured at"):
+        table.add_column(col)
+    for r in sorted(rows, key=lambda r: (r.get("row", 99), r["model"], r.get("seed") or 0, r["source_views"] or 0)):
+        table.add_row(_f(r.get("row"), "d"), r["model"],
+                      _f(r.get("seed") if r.get("row") is not None else None, "d"), r["targets"],
+                      _f(r["source_views"], "d"), _f(r["psnr"], ".2f"), _f(r["ssim"], ".3f"), _f(r["pck"], ".3f"),
+                      _f(r["pck_teacher_joints"], ".3f"), _f(r.get("coco_ap"), ".3f"),
+                      _interval(r["pck_minus_teacher"]), _interval(r["pck_minus_dlt"]),
+                      _interval(r["pck_minus_robust"]), _f(r["mpjpe_volumetric_m"], ".3f"), _f(r["mpjpe_m"], ".3f"),
+                      r.get("measured_at", "–"))
+    return table
+
+
+def _best(rows: list[dict], indices, k: int, seed: int | None = None) -> dict | None:
+    """The row of ``indices`` (of ``seed``, or any) with the highest PCK at ``k`` source views."""
+    found = [r for r in rows if r.get("row") in indices and r["source_views"] == k and r["pck"] is not None
+             and (seed is None or r.get("seed", 0) == seed)]
+    return max(found, key=lambda r: r["pck"]) if found else None
+
+
+def _goal_lines(rows: list[dict]) -> list[str]:
+    """Issue 23's goals, each with the measured difference and its interval, met or by how much not; per seed,
+    then the one-student goal (its PCK goal on every seed, PSNR within 0.5 dB of enerf on the mean over seeds)."""
+    def ref(k, model_prefix):
+        return next((r for r in rows if r["model"].startswith(model_prefix) and r["source_views"] == k), None)
+
+    lines = ["goals (issue 23; paired 95 % intervals over the same views):"]
+    for seed in sorted({r.get("seed", 0) for r in rows if r.get("row") is not None}):
+        for k, want in ((2, "above"), (3, "above"), (4, "at least level")):
+            r = _best(rows, TEACHER_IN_THE_LOOP, k, seed)
+            if r and r["pck_minus_robust"]:
+                d = r["pck_minus_robust"]
+                met = d["low"] > 0 if want == "above" else d["high"] >= 0
+                lines.append(f"  seed {seed}: teacher-in-the-loop (row {r['row']}) - robust triangulated teacher, "
+                             f"K = {k}: {_interval(d)}: {'met' if met else 'not met'} (goal: {want})")
+        r, tri = _best(rows, TEACHER_IN_THE_LOOP, 2, seed), ref(2, "mediapipe triangulated (robust)")
+        if r and tri and r["mpjpe_m"] is not None and tri["mpjpe_m"] is not None:
+            lines.append(f"  seed {seed}: teacher-in-the-loop (row {r['row']}) MPJPE at K = 2: {r['mpjpe_m']:.3f} m vs "
+                         f"the robust triangulation's {tri['mpjpe_m']:.3f} m: "
+                         f"{'met' if r['mpjpe_m'] < tri['mpjpe_m'] else 'not met'}")
+        r = _best(rows, TEACHER_FREE_ROWS, 3, seed)
+        if r and r["pck_minus_teacher"]:
+            d = r["pck_minus_teacher"]
+            lines.append(f"  seed {seed}: teacher-free (row {r['row']}) - the teacher on the view, K = 3: "
+                         f"{_interval(d)}: {'met' if d['difference'] >= 0 else 'not met'} (goal: reach it)")
+        r = _best(rows, TEACHER_FREE_ROWS, 2, seed)
+        if r and r["pck_minus_robust"]:
+            d = r["pck_minus_robust"]
+            lines.append(f"  seed {seed}: teacher-free (row {r['row']}) - robust triangulated teacher, K = 2: "
+                         f"{_interval(d)}: {'met' if d['low'] > 0 else 'not met'} (goal: above)")
+    return lines + _one_student_lines(rows)
+
+
+def _one_student_lines(rows: list[dict]) -> list[str]:
+    """Per student row: its PCK goal (``PCK_GOALS``) on each seed, and its PSNR minus enerf's at the same K, each
+    averaged over the seeds measured (enerf: the best of ``ENERF_ROWS`` by that mean)."""
+    def mean_psnr(index, k) -> tuple[float, int] | None:
+        values = [r["psnr"] for r in rows if r.get("row") == index and r["source_views"] == k and r["psnr"]]
+        return (float(np.mean(values)), len(values)) if values else None
+
+    lines = []
+    for indices, k, reference, met in PCK_GOALS:
+        enerf = [m for m in (mean_psnr(i, k) for i in ENERF_ROWS) if m]
+        for index in indices:
+            seeds = [r for r in rows if r.get("row") == index and r["source_views"] == k
+                     and r[f"pck_minus_{reference}"]]
+            if not seeds or not enerf:
+                continue
+            psnr, n = mean_psnr(index, k)
+            gap = psnr - max(enerf)[0]
+            pck_met = all(met(r[f"pck_minus_{reference}"]) for r in seeds)
+            diffs = ", ".join(f"seed {r.get('seed', 0)} {_interval(r[f'pck_minus_{reference}'])}" for r in seeds)
+            lines.append(f"  one student: row {index} at K = {k}, PCK - {reference}: {diffs} "
+                         f"({'met' if pck_met else 'not met'}); PSNR {psnr:.2f} dB (mean of {n} seed(s)), "
+                         f"{gap:+.2f} dB from enerf ({'within' if gap >= -0.5 else 'not within'} 0.5 dB): "
+                         f"{'met' if pck_met and gap >= -0.5 and len(seeds) >= 2 else 'not met'} "
+                         f"(goal: both, over two seeds)")
+    return lines
+
+
+def _markdown(rows: list[dict], ks: list[int]) -> list[str]:
+    """The table as Markdown, one line per model and seed with its K = 2 / 3 / 4 values side by side."""
+    per = "/".join(map(str, ks))
+    lines = [f"| # | model | seed | heatmap targets | PSNR (K = {per}) | PCK@0.2 (K = {per}) | COCO AP (K = {per}) | "
+             f"− teacher (K = {per}) | − triangulated robust (K = {per}) | MPJPE m triangulated (K = {per}) | "
+             "measured at |", "|---|" * 1 + "---|" * 10]
+    groups: dict[tuple, dict] = {}
+    for r in rows:
+        key = (r.get("row", 99), r["model"], r["targets"], r.get("seed") if r.get("row") is not None else None)
+        groups.setdefault(key, {})[r["source_views"]] = r
+    for (index, model, targets, seed), by_k in sorted(groups.items(),
+                                                       key=lambda kv: (kv[0][0], kv[0][1], kv[0][3] or 0)):
+        cells = [by_k.get(k) or by_k.get(None) for k in ks]  # None: not measured at that K
+
+        def joined(field, fmt):
+            return " / ".join(fmt(c.get(field)) if c else "–" for c in cells) if len(by_k) > 1 or None not in by_k \
+                else fmt(cells[0].get(field))
+
+        lines.append(f"| {'' if index == 99 else index} | {model} | {'' if seed is None else seed} | {targets} | "
+                     f"{joined('psnr', lambda v: _f(v, '.2f'))} | {joined('pck', lambda v: _f(v, '.3f'))} | "
+                     f"{joined('coco_ap', lambda v: _f(v, '.3f'))} | {joined('pck_minus_teacher', _interval)} | "
+                     f"{joined('pck_minus_robust', _interval)} | {joined('mpjpe_m', lambda v: _f(v, '.3f'))} | "
+                     f"{next(c for c in cells if c).get('measured_at', '–')} |")
+    return lines
+
+
+def _calibration_figure(rows: list[dict], path: Path) -> str | None:
+    """Reliability diagrams side by side: the teacher on the view, and the best student at K = 2 (PCK)."""
+    teacher = next((r for r in rows if r["model"].startswith("mediapipe (the teacher") and r["calibration"]), None)
+    student = _best(rows, TEACHER_IN_THE_LOOP + TEACHER_FREE_ROWS, 2)
+    panels = []
+    for title, r in ((f"student (row {student['row']}, K=2)" if student else "", student), ("teacher", teacher)):
+        if r and r.get("calibration"):
+            img = reliability_diagram(r["calibration"]["within_pck"], r["calibration"]["joints"], size=320)
+            header = np.full((28, img.shape[1], 3), 255, np.uint8)
+            cv2.putText(header, title, (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
+            panels.append(np.concatenate([header, img]))
+    if not panels:
+        return None
+    write_image(path, np.concatenate(panels, axis=1))
+    return str(path)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("json", type=Path, nargs="?", default=Path("benchmarks/results/student_quality.json"))
+    args = ap.parse_args()
+    try:
+        result = json.loads(args.json.read_text())
+        missing = {"rows", "args", "views", "teacher_joints", "encoder_weights", "total_seconds"} - set(result)
+    except (OSError, ValueError) as e:
+        _refuse(f"{args.json}: cannot read the benchmark's JSON ({e}); run benchmarks/student_quality.py first")
+    if missing:
+        _refuse(f"{args.json}: no {', '.join(sorted(missing))}: written by an older benchmark; run "
+                "benchmarks/student_quality.py again (its kept runs and evaluations are reused)")
+    write_report(result, args.json)
+
+
+def _refuse(message: str) -> None:
+    print(message, file=sys.stderr)
+    sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

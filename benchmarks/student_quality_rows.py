@@ -1,0 +1,54 @@
+"""The student benchmark's rows (``benchmarks/student_quality.py`` trains them, ``student_quality_report.py``
+reports them): what each row trains, declared once; a row's index names its run folder and its line in the table.
+"""
+
+# The teacher-free student (no teacher network at test time): 2D pretraining of the encoder and its source heatmap
+# head on the teacher's heatmaps of the training photographs, then those heatmaps pooled along each ray as ray
+# evidence (the ghnerf-resnet18-evidence preset; ghnerf.student.pretrain_2d, ghnerf.student.ray_evidence).
+TEACHER_FREE = {"train": {"pretrain_2d_steps": "--pretrain-2d-steps"}}
+# ENeRF's ZJU-MoCap training (configs/enerf/zjumocap_eval.yaml): train_input_views [2, 3], prob [0.9, 0.1]
+ENERF_MIX = {"source_view_mix": {2: 0.9, 3: 0.1}}
+
+RUNS = (  # (config, heatmap targets, teacher, fused, config overrides (+ "train": TrainConfig ones), row label)
+    ("enerf", "dataset joints", None, False, {}, "enerf"),
+    ("enerf-heatmap", "dataset joints", None, False, {}, "enerf-heatmap (paper baseline)"),
+    ("ghnerf-resnet18", "dataset joints", None, False, {}, "ghnerf-resnet18"),
+    ("ghnerf-resnet18", "mediapipe shards", "mediapipe", False, {}, "ghnerf-resnet18"),
+    ("ghnerf-resnet18", "mediapipe shards, fused over views", "mediapipe", True, {}, "ghnerf-resnet18"),
+    ("ghnerf-mediapipe", "mediapipe shards, fused over views", "mediapipe", True, {"ray_evidence_samples": 0},
+     "ghnerf-mediapipe without ray evidence"),
+    ("ghnerf-mediapipe", "mediapipe shards, fused over views", "mediapipe", True, {}, "ghnerf-mediapipe"),
+    ("ghnerf-mediapipe", "mediapipe shards, fused over views", "mediapipe", True, {"joint_hypotheses": True},
+     "ghnerf-mediapipe + triangulated joint hypotheses"),
+    ("ghnerf-resnet18-evidence", "mediapipe shards, fused over views", "mediapipe", True, TEACHER_FREE,
+     "ghnerf-resnet18-evidence (2D-pretrained, own source heatmaps as ray evidence)"),
+    ("ghnerf-mediapipe", "mediapipe shards, fused over views", "mediapipe", True,
+     {"joint_hypotheses": True, "detach_heads": True},
+     "ghnerf-mediapipe + triangulated joint hypotheses, detached heads"),
+    ("enerf", "dataset joints", None, False, {"train": ENERF_MIX}, "enerf, trained on 2/3 source views"),
+    ("ghnerf-mediapipe", "mediapipe shards, fused over views", "mediapipe", True,
+     {"joint_hypotheses": True, "train": ENERF_MIX},
+     "ghnerf-mediapipe + triangulated joint hypotheses, trained on 2/3 source views"),
+    ("ghnerf-resnet18-evidence", "mediapipe shards, fused over views", "mediapipe", True,
+     {"train": TEACHER_FREE["train"] | ENERF_MIX},
+     "ghnerf-resnet18-evidence (2D-pretrained, own source heatmaps as ray evidence), trained on 2/3 source views"),
+    ("ghnerf-mediapipe", "mediapipe shards, fused over views", "mediapipe", True,
+     {"joint_hypotheses": True, "heatmap_residual": True, "train": ENERF_MIX},
+     "ghnerf-mediapipe + triangulated joint hypotheses, residual heatmap head, trained on 2/3 source views"),
+    ("ghnerf-resnet18-evidence", "mediapipe shards, fused over views", "mediapipe", True,
+     {"joint_hypotheses": True, "heatmap_residual": True, "train": TEACHER_FREE["train"] | ENERF_MIX},
+     ("ghnerf-resnet18-evidence + its own source keypoints triangulated, residual heatmap head, trained on 2/3 "
+      "source views")),
+    ("ghnerf-mediapipe", "mediapipe shards, fused over views", "mediapipe", True,
+     {"joint_hypotheses": True, "heatmap_residual": True, "train": ENERF_MIX | {"steps": 1000}},
+     ("ghnerf-mediapipe + triangulated joint hypotheses, residual heatmap head, trained on 2/3 source views, "
+      "1000 steps")),
+    ("ghnerf-mediapipe", "mediapipe shards, fused over views", "mediapipe", True,
+     {"joint_hypotheses": True, "heatmap_residual": True, "detach_heads": True, "train": ENERF_MIX},
+     ("ghnerf-mediapipe + triangulated joint hypotheses, residual heatmap head, detached heads, trained on 2/3 "
+      "source views")),
+)
+ENERF_ROWS = (0, 10)  # the image-quality reference
+TEACHER_IN_THE_LOOP = (7, 11, 13, 15, 16)  # the best students that read the teacher network's outputs at test time
+TEACHER_FREE_ROWS = (8, 12, 14)  # no teacher network at test time (the paper's setting)
+
