@@ -103,7 +103,8 @@ def test_train_config_is_built_from_the_spec_without_copies():
                      source_view_mix={3: 0.25, 2: 0.75})
     tcfg = spec.train_config()
     shared = set(TrainConfig.model_fields) & set(TrainSpec.model_fields)
-    assert shared == {"steps", "image_scale", "device", "checkpoint_every", "pretrain_2d_steps", "batch_examples",
+    assert shared == {"steps", "image_scale", "device", "checkpoint_every", "pretrain_2d_steps", "freeze_pretrained_2d",
+                      "batch_examples",
                       "patch", "example_cache_mb", "source_view_mix"}
     assert (tcfg.steps, tcfg.image_scale, tcfg.device, tcfg.checkpoint_every, tcfg.val_every) == (7, 0.25, "cpu", 3, 3)
     assert (tcfg.pretrain_2d_steps, tcfg.batch_examples, tcfg.example_cache_mb) == (2, 2, 5.0)

@@ -182,6 +182,7 @@ class GHNeRF(nn.Module):
     def __init__(self, cfg: StudentConfig):
         super().__init__()
         self.cfg = cfg
+        self.human_path_frozen = False  # freeze_human_path
         self.feature_net = FeatureNet()
         self.cost_regs = nn.ModuleList(CostRegNet(FPN_CHANNELS[lv.feature_level], deep=i > 0)
                                        for i, lv in enumerate(cfg.levels))
@@ -213,6 +214,28 @@ class GHNeRF(nn.Module):
                                     if cfg.source_heatmap_head else None)
         if self.source_heatmap_head is not None:  # start near empty maps (sigmoid(-4) = 0.018), as the targets are
             nn.init.constant_(self.source_heatmap_head.bias, SOURCE_HEATMAP_BIAS)
+
+    def freeze_human_path(self) -> None:
+        """Keep the encoder, its projection and the source heatmap head as they are from now on: no gradient, and
+        BatchNorm statistics kept (eval mode, also under :meth:`train`). After 2D pretraining they are the student's
+        own pose network, used as a frozen one is (``TrainConfig.freeze_pretrained_2d``)."""
+        if self.source_heatmap_head is None:
+            raise ValueError(f"{self.cfg.name} has no source heatmap head: its encoder is not a 2D pose network to "
+                             "freeze")
+        self.human_path_frozen = True
+        for module in self._human_path():
+            module.requires_grad_(False)
+        self.train(self.training)
+
+    def _human_path(self) -> tuple[nn.Module, ...]:
+        return self.encoder, self.human_proj, self.source_heatmap_head
+
+    def train(self, mode: bool = True) -> "GHNeRF":
+        super().train(mode)
+        if self.human_path_frozen:
+            for module in self._human_path():
+                module.eval()
+        return self
 
     @property
     def num_priors(self) -> int:

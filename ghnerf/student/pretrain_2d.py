@@ -21,7 +21,9 @@ from ghnerf.student.model import GHNeRF
 def pretrain_source_heatmaps(model: GHNeRF, examples: ExampleSet, steps: int, lr: float, gen: torch.Generator,
                              device: torch.device, log: Callable[[str], None] = print) -> list[float]:
     """``steps`` Adam steps of the encoder path (encoder, projection, source heatmap head) on one random example's
-    source views each, against their heatmap targets (masked MSE, as the source heatmap loss).
+    source views each, against their heatmap targets (masked MSE, as the source heatmap loss), the learning rate
+    falling from ``lr`` to 0 on a cosine (at a constant 1e-3 the held-out 2D PCK of the ``ghnerf-resnet18-evidence``
+    head went 0.78, 0.79, 0.59, 0.78 at steps 3000-6000: where a constant rate stops is a lottery).
 
     Returns:
         the loss of every step.
@@ -37,6 +39,7 @@ def pretrain_source_heatmaps(model: GHNeRF, examples: ExampleSet, steps: int, lr
     params = [p for m in (model.encoder, model.human_proj, model.source_heatmap_head) for p in m.parameters()
               if p.requires_grad]
     opt = torch.optim.Adam(params, lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
     model.train()
     losses = []
     for step in range(steps):
@@ -48,9 +51,12 @@ def pretrain_source_heatmaps(model: GHNeRF, examples: ExampleSet, steps: int, lr
         loss = masked_mse(pred, target, ex.src_joint_valid.to(device)[:, :, None, None])
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        rate = opt.param_groups[0]["lr"]
         opt.step()
+        sched.step()
         losses.append(float(loss.detach()))
         if (step + 1) % max(steps // 5, 1) == 0:
             recent = losses[-max(steps // 5, 1):]
-            log(f"2D pretraining step {step + 1}/{steps}: source heatmap loss {sum(recent) / len(recent):.5f}")
+            log(f"2D pretraining step {step + 1}/{steps}: source heatmap loss {sum(recent) / len(recent):.5f}, "
+                f"lr {rate:.2e}")
     return losses

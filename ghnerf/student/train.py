@@ -160,6 +160,9 @@ def train(cfg: StudentConfig, tcfg: TrainConfig, examples: ExampleSet, out: str 
         log(weights.notice())
     if tcfg.pretrain_2d_steps and step == 0 and not init_from:  # DDP then broadcasts rank 0's weights
         pretrain_source_heatmaps(model, examples, tcfg.pretrain_2d_steps, tcfg.lr, gen, device, log)
+    if tcfg.freeze_pretrained_2d:  # also when resuming: the flag is not in the checkpoint's weights
+        model.freeze_human_path()
+        log("encoder, projection and source heatmap head frozen after the 2D pretraining")
     perceptual = PerceptualLoss().to(device) if cfg.losses.perceptual > 0 and tcfg.patch > 0 else None
     meta = {"shards": examples.shard_refs(), "dataset": str(examples.reader.root),
             **weights.record(model.pretrained_weights), "items": len(examples),

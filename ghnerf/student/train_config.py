@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from ghnerf.student.config import source_views_problem
 
@@ -46,6 +46,9 @@ class TrainConfig(BaseModel):
     pretrain_2d_steps: int = Field(0, ge=0, description="2D pretraining steps of the encoder and its source heatmap "
                                    "head on the source views' targets before the NeRF steps (configs with that head, "
                                    "e.g. ghnerf-resnet18-evidence; fresh runs only)")
+    freeze_pretrained_2d: bool = Field(False, description="after the 2D pretraining, keep the encoder, its projection "
+                                       "and the source heatmap head as they are (BatchNorm statistics too) during "
+                                       "the NeRF steps: the student's own pose network, used as a frozen one is")
     source_view_mix: SourceViewMix = Field(
         default_factory=dict,
         description="source views per training example, drawn per example with these weights (ENeRF's ZJU-MoCap "
@@ -55,6 +58,13 @@ class TrainConfig(BaseModel):
                                     "(decoded images, heatmaps; most recently used first); 0: build each afresh")
     batch_examples: int = Field(1, ge=1, description="examples per step over all processes (under torchrun a "
                                                      "multiple of the process count; docs/scaling.md)")
+
+    @model_validator(mode="after")
+    def _freeze_needs_pretraining(self) -> "TrainConfig":
+        if self.freeze_pretrained_2d and not self.pretrain_2d_steps:
+            raise ValueError("freeze_pretrained_2d keeps the 2D-pretrained encoder fixed: pass --pretrain-2d-steps N "
+                             "(N > 0) as well, or leave the encoder trainable")
+        return self
 
     def halving(self) -> int:
         return self.lr_halving_steps or max(1, round(PAPER_HALVING_STEPS * self.steps / PAPER_TOTAL_STEPS))

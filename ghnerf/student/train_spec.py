@@ -7,7 +7,7 @@ Light to import (no torch): the command line is built from it at start-up.
 from dataclasses import replace
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ghnerf.base.spec_fields import OutputFolder, field_from
 from ghnerf.student.config import PRESETS, LossWeights, StudentConfig
@@ -45,6 +45,7 @@ class TrainSpec(BaseModel):
     device: str = field_from(TrainConfig, "device")
     checkpoint_every: int = field_from(TrainConfig, "checkpoint_every")
     pretrain_2d_steps: int = field_from(TrainConfig, "pretrain_2d_steps")
+    freeze_pretrained_2d: bool = field_from(TrainConfig, "freeze_pretrained_2d")
     batch_examples: int = field_from(TrainConfig, "batch_examples")
     source_view_mix: SourceViewMix = field_from(TrainConfig, "source_view_mix")
     example_cache_mb: float = field_from(TrainConfig, "example_cache_mb")
@@ -65,6 +66,10 @@ class TrainSpec(BaseModel):
                              "root of its shards)")
         if self.fuse_targets and not self.teacher:
             raise ValueError("--fuse-targets fuses a pose teacher's keypoints: pass --teacher and --targets")
+        try:  # TrainConfig's own rules across its fields, told as the command's options
+            self.train_config()
+        except ValidationError as exc:
+            raise ValueError("; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())) from None
         return self
 
     def train_config(self) -> TrainConfig:

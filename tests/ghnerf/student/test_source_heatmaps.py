@@ -1,5 +1,7 @@
 """The source heatmap head: 2D targets of the source views, their maps, and a loss that trains the encoder."""
 
+import json
+import math
 from dataclasses import replace
 
 import numpy as np
@@ -133,6 +135,9 @@ def test_2d_pretraining_lowers_the_source_loss_and_touches_only_the_encoder_path
     losses = pretrain_source_heatmaps(model, example_set, 40, 1e-3, torch.Generator().manual_seed(0),
                                       torch.device("cpu"), lines.append)
     assert len(losses) == 40 and len(lines) == 5 and "2D pretraining step 40/40" in lines[-1]
+    # the rate falls from 1e-3 to 0 on a cosine: step s (1-based) runs at 1e-3 (1 + cos(pi (s - 1) / 40)) / 2
+    for line, s in zip(lines, (8, 16, 24, 32, 40)):
+        assert line.endswith(f"lr {1e-3 * (1 + math.cos(math.pi * (s - 1) / 40)) / 2:.2e}"), line
     assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:5])
     changed = {k.split(".")[0] for k, v in model.state_dict().items()
                if v.dtype.is_floating_point and not torch.equal(v, before[k])}
@@ -143,3 +148,59 @@ def test_2d_pretraining_lowers_the_source_loss_and_touches_only_the_encoder_path
     with pytest.raises(ConfigError, match="source_targets=True"):
         pretrain_source_heatmaps(model, ExampleSet(example_set.reader.root, "train", image_scale=0.5), 1, 1e-3,
                                  torch.Generator(), torch.device("cpu"))
+
+
+def test_a_frozen_human_path_gets_no_gradient_and_keeps_its_batchnorm_statistics(example_set):
+    """freeze_human_path: the encoder, projection and source head get no gradient and stay in eval mode under
+    train() (BatchNorm statistics unchanged by a training forward), while the rest of the network still learns."""
+    torch.manual_seed(0)
+    cfg = preset("ghnerf-resnet18-evidence", pretrained="none")
+    model = GHNeRF(cfg).train()
+    model.freeze_human_path()
+    model.train()
+    assert model.training and not model.encoder.training and not model.encoder.stem[1].training
+    stats = model.encoder.stem[1].running_mean.clone()
+    loss, _ = _example_loss(model, example_set.example(0), cfg, TrainConfig(rays=(8, 16)), None,
+                            torch.Generator().manual_seed(0), torch.device("cpu"))
+    loss.total.backward()
+    frozen = [p for m in (model.encoder, model.human_proj, model.source_heatmap_head) for p in m.parameters()]
+    assert frozen and all(p.grad is None and not p.requires_grad for p in frozen)
+    torch.testing.assert_close(model.encoder.stem[1].running_mean, stats, rtol=0, atol=0)
+    learning = [p for m in (model.heatmap_head, model.human_pool, model.fields) for p in m.parameters()]
+    assert sum(float(p.grad.abs().sum()) for p in learning if p.grad is not None) > 0
+    with pytest.raises(ValueError, match="no source heatmap head"):
+        GHNeRF(preset("ghnerf-resnet18", pretrained="none")).freeze_human_path()
+
+
+def test_training_with_a_frozen_pretrained_encoder_keeps_the_pretrained_weights(example_set, tmp_path, monkeypatch):
+    """freeze_pretrained_2d: the checkpoint's encoder path equals the weights the 2D pretraining ended with, the
+    other weights moved; asked without pretraining it is refused before anything is written."""
+    import ghnerf.student.train as train_module
+    from ghnerf.student.checkpoints import load_checkpoint
+
+    after_2d = {}
+    pretrain = train_module.pretrain_source_heatmaps
+
+    def snapshot(model, *args):
+        out = pretrain(model, *args)
+        after_2d.update({k: v.clone() for k, v in model.state_dict().items()})
+        return out
+
+    monkeypatch.setattr(train_module, "pretrain_source_heatmaps", snapshot)
+    cfg = preset("ghnerf-resnet18-evidence", pretrained="none")
+    lines = []
+    tcfg = TrainConfig(steps=2, rays=(8, 16), pretrain_2d_steps=2, freeze_pretrained_2d=True, checkpoint_every=2,
+                       val_every=2, image_scale=0.5)
+    train_module.train(cfg, tcfg, example_set, tmp_path / "run", log=lines.append)
+    assert any("frozen after the 2D pretraining" in line for line in lines)
+    trained = load_checkpoint(tmp_path / "run" / "checkpoints" / "latest.pt")["model"]
+    path = ("encoder.", "human_proj.", "source_heatmap_head.")
+    for key, value in trained.items():
+        if key.startswith(path):
+            torch.testing.assert_close(value, after_2d[key], rtol=0, atol=0, msg=key)
+    assert any(not torch.equal(v, after_2d[k]) for k, v in trained.items() if k.startswith("fields."))
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["train_config"]["freeze_pretrained_2d"]
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="--pretrain-2d-steps"):
+        TrainConfig(freeze_pretrained_2d=True)

@@ -120,3 +120,8 @@ def test_teacher_free_evidence_student_trains_with_2d_pretraining(student_root, 
     result = runner.invoke(app, [*base, "--config", "ghnerf-resnet18", "--out", str(tmp_path / "plain")])
     assert result.exit_code == 2 and "no source heatmap head" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "plain").exists()
+    # freezing the encoder after 2D pretraining asks for the pretraining: one line, exit 2, nothing written
+    result = runner.invoke(app, [*base[:-2], "--config", "ghnerf-resnet18-evidence", "--freeze-pretrained-2d",
+                                 "--out", str(tmp_path / "frozen")])
+    assert result.exit_code == 2 and "--pretrain-2d-steps N" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "frozen").exists()
