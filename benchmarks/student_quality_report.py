@@ -1,8 +1,9 @@
 """The student benchmark's report, from its JSON: the console table, issue 23's goals with their intervals, the
 Markdown table (the README's) and the calibration figure (``benchmarks/student_quality.py`` writes the JSON and
-calls :func:`write_report`; run this to print and write them again from a kept JSON without re-evaluating).
+calls :func:`write_report`; run this to print and write them again from a kept JSON without re-evaluating, and
+with ``--merge`` to fold in the rows of runs written to their own ``--out``).
 
-    .venv/bin/python benchmarks/student_quality_report.py [benchmarks/results/student_quality.json]
+    .venv/bin/python benchmarks/student_quality_report.py [benchmarks/results/student_quality.json] [--merge F ...]
 """
 
 import argparse
@@ -16,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 from student_quality_rows import ENERF_ROWS, TEACHER_FREE_ROWS, TEACHER_IN_THE_LOOP
 
-from ghnerf.base.fileio import write_bytes, write_image
+from ghnerf.base.fileio import write_bytes, write_image, write_json
 from ghnerf.base.viz import reliability_diagram
 
 # issue 23's PCK goal of each kind of student: (rows, K, reference, met(paired difference))
@@ -189,18 +190,46 @@ def _calibration_figure(rows: list[dict], path: Path) -> str | None:
     return str(path)
 
 
+def merged(result: dict, other: dict, source: Path) -> dict:
+    """``result`` with the student rows of ``other`` (another run of the benchmark on the same data and budget,
+    e.g. one row with its own ``--out``) in place of its rows of the same row, K and seed."""
+    same = ("steps", "subjects", "frames", "size")
+    if any(result["args"][k] != other["args"][k] for k in same) or result["views"] != other["views"]:
+        settings = ", ".join(f"{k} {other['args'][k]}" for k in same)
+        _refuse(f"{source}: measured with other settings ({settings}, {other['views']} views); merge only runs of "
+                "the same data and budget")
+    students = [r for r in other["rows"] if r.get("row") is not None]
+    new = {(r["row"], r["source_views"], r.get("seed", 0)) for r in students}
+    kept = [r for r in result["rows"]
+            if r.get("row") is None or (r["row"], r["source_views"], r.get("seed", 0)) not in new]
+    return result | {"rows": kept + students}
+
+
+def _read(path: Path) -> dict:
+    try:
+        result = json.loads(path.read_text())
+        missing = {"rows", "args", "views", "teacher_joints", "encoder_weights", "total_seconds"} - set(result)
+    except (OSError, ValueError) as e:
+        _refuse(f"{path}: cannot read the benchmark's JSON ({e}); run benchmarks/student_quality.py first")
+    if missing:
+        _refuse(f"{path}: no {', '.join(sorted(missing))}: written by an older benchmark; run "
+                "benchmarks/student_quality.py again (its kept runs and evaluations are reused)")
+    return result
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("json", type=Path, nargs="?", default=Path("benchmarks/results/student_quality.json"))
+    ap.add_argument("--merge", type=Path, nargs="+", default=[],
+                    help="fold the student rows of these JSON files (same data and budget, e.g. rows run with their "
+                         "own --out) into JSON, replacing its rows of the same row, K and seed; JSON is rewritten")
     args = ap.parse_args()
-    try:
-        result = json.loads(args.json.read_text())
-        missing = {"rows", "args", "views", "teacher_joints", "encoder_weights", "total_seconds"} - set(result)
-    except (OSError, ValueError) as e:
-        _refuse(f"{args.json}: cannot read the benchmark's JSON ({e}); run benchmarks/student_quality.py first")
-    if missing:
-        _refuse(f"{args.json}: no {', '.join(sorted(missing))}: written by an older benchmark; run "
-                "benchmarks/student_quality.py again (its kept runs and evaluations are reused)")
+    result = _read(args.json)
+    for path in args.merge:
+        result = merged(result, _read(path), path)
+    if args.merge:
+        write_json(args.json, result)
+        print(f"merged {', '.join(map(str, args.merge))} into {args.json}")
     write_report(result, args.json)
 
 
