@@ -246,6 +246,13 @@ PRESETS: dict[str, StudentConfig] = {
                                               ray_evidence_samples=32, losses=LossWeights(heatmap=5.0)),
 }
 
+# ours, teacher-free at test time: ghnerf-resnet18-evidence that triangulates the peaks of its own source heatmaps as
+# joint hypotheses, added after compositing, heads on detached geometry (the teacher-free ghnerf-mediapipe-hypotheses);
+# train it with --pretrain-2d-steps 6000 --freeze-pretrained-2d (benchmarks/student_quality.py row 18)
+PRESETS["ghnerf-resnet18-hypotheses"] = replace(
+    PRESETS["ghnerf-resnet18-evidence"], name="ghnerf-resnet18-hypotheses", joint_hypotheses=True,
+    heatmap_residual=True, detach_heads=True)
+
 
 def preset(name: str, cse: bool = False, coord: bool = False, **overrides) -> StudentConfig:
     """A preset by name (``ghnerf-resnet18+cse+coord`` style suffixes or the keyword switches)."""
