@@ -223,17 +223,18 @@ class GHNeRF(nn.Module):
             raise ValueError(f"{self.cfg.name} has no source heatmap head: its encoder is not a 2D pose network to "
                              "freeze")
         self.human_path_frozen = True
-        for module in self._human_path():
+        for module in self.human_path():
             module.requires_grad_(False)
         self.train(self.training)
 
-    def _human_path(self) -> tuple[nn.Module, ...]:
+    def human_path(self) -> tuple[nn.Module, ...]:
+        """The modules between a source image and its source heatmaps: encoder, projection, source heatmap head."""
         return self.encoder, self.human_proj, self.source_heatmap_head
 
     def train(self, mode: bool = True) -> "GHNeRF":
         super().train(mode)
         if self.human_path_frozen:
-            for module in self._human_path():
+            for module in self.human_path():
                 module.eval()
         return self
 

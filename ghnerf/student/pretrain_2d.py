@@ -36,8 +36,7 @@ def pretrain_source_heatmaps(model: GHNeRF, examples: ExampleSet, steps: int, lr
     if not examples.source_targets:
         raise ConfigError("2D pretraining needs the source views' heatmap targets: build the examples with "
                           "source_targets=True")
-    params = [p for m in (model.encoder, model.human_proj, model.source_heatmap_head) for p in m.parameters()
-              if p.requires_grad]
+    params = [p for m in model.human_path() for p in m.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
     model.train()
