@@ -52,9 +52,8 @@ RUNS = (  # (config, heatmap targets, teacher, fused, config overrides (+ "train
       "train": {"pretrain_2d_steps": 6000} | ENERF_MIX},
      ("ghnerf-resnet18-evidence + its own source keypoints triangulated, residual heatmap head, detached heads, "
       "6000 2D pretraining steps, trained on 2/3 source views")),
-    ("ghnerf-resnet18-evidence", "mediapipe shards, fused over views", "mediapipe", True,
-     {"joint_hypotheses": True, "heatmap_residual": True, "detach_heads": True,
-      "train": {"pretrain_2d_steps": 6000, "freeze_pretrained_2d": True} | ENERF_MIX},
+    ("ghnerf-resnet18-hypotheses", "mediapipe shards, fused over views", "mediapipe", True,
+     {"train": {"pretrain_2d_steps": 6000, "freeze_pretrained_2d": True} | ENERF_MIX},
      ("ghnerf-resnet18-evidence + its own source keypoints triangulated, residual heatmap head, detached heads, "
       "6000 2D pretraining steps (cosine rate), encoder frozen after them, trained on 2/3 source views")),
 )
