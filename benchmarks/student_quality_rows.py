@@ -2,12 +2,13 @@
 reports them): what each row trains, declared once; a row's index names its run folder and its line in the table.
 """
 
+from ghnerf.student.train_config import ENERF_SOURCE_VIEW_MIX
+
 # The teacher-free student (no teacher network at test time): 2D pretraining of the encoder and its source heatmap
 # head on the teacher's heatmaps of the training photographs, then those heatmaps pooled along each ray as ray
 # evidence (the ghnerf-resnet18-evidence preset; ghnerf.student.pretrain_2d, ghnerf.student.ray_evidence).
 TEACHER_FREE = {"train": {"pretrain_2d_steps": "--pretrain-2d-steps"}}
-# ENeRF's ZJU-MoCap training (configs/enerf/zjumocap_eval.yaml): train_input_views [2, 3], prob [0.9, 0.1]
-ENERF_MIX = {"source_view_mix": {2: 0.9, 3: 0.1}}
+ENERF_MIX = {"source_view_mix": ENERF_SOURCE_VIEW_MIX}
 
 RUNS = (  # (config, heatmap targets, teacher, fused, config overrides (+ "train": TrainConfig ones), row label)
     ("enerf", "dataset joints", None, False, {}, "enerf"),

@@ -46,7 +46,7 @@ def deploy_cmd(api_url: Annotated[Optional[str], typer.Option(help="Prefect API 
 @app.command("run")
 def run_cmd(
     name: Annotated[str, typer.Argument(help="deployment: flow/deployment or the short flow-deployment "
-                                             "(distill-renderpeople, train-ghnerf-resnet18, evaluate-default, "
+                                             "(distill-renderpeople, train-default, evaluate-default, "
                                              "retrain-nightly)")],
     param: Annotated[Optional[list[str]], typer.Option("--param", "-p", help="KEY=VALUE (JSON values allowed), "
                                                                               "repeatable")] = None,

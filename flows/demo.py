@@ -4,7 +4,7 @@
 answers at the API URL, or starts one (SQLite under ``<out>/prefect``, bound to
 127.0.0.1); it creates the pools, deploys prefect.yaml, starts one worker per
 pool, generates the synthetic data, and runs the deployments ``distill/<layout>``,
-``train/ghnerf-resnet18`` and ``evaluate/default`` with the
+``train/default`` and ``evaluate/default`` with the
 :class:`~ghnerf.app.pipeline.PipelineConfig` parameters, then registers the evaluated
 model (so ``retrain/nightly`` fine-tunes from it). Processes it started are
 listed in ``<out>/stack.json`` and stopped on exit unless ``keep`` is set.
@@ -89,7 +89,7 @@ def run_demo(cfg: PipelineConfig, api_url: str = DEFAULT_API, keep: bool = False
             limits = ensure_pools(api_url)
             console.print(f"work pools: cpu (process), gpu (process, concurrency limit {limits['gpu']})")
             deploy_all(api_url, out / "logs" / "deploy.log")
-            console.print("deployed prefect.yaml: distill/renderpeople, distill/zju, train/ghnerf-resnet18, "
+            console.print("deployed prefect.yaml: distill/renderpeople, distill/zju, train/default, "
                           "evaluate/default, retrain/nightly")
             for pool in ("cpu", "gpu"):
                 state.processes.append(start_worker(api_url, pool, out / "logs" / f"worker-{pool}.log"))
@@ -103,7 +103,7 @@ def run_demo(cfg: PipelineConfig, api_url: str = DEFAULT_API, keep: bool = False
                 generate(cfg, on_frame=lambda s, f: bar.advance(task))
             runs = [_deployment_step(console, f"distill/{cfg.layout}", cfg.distill_params(), api_url)]
             spec = cfg.train_spec().model_dump(exclude={"resume", "init_from", "cse_teacher"})
-            runs.append(_deployment_step(console, "train/ghnerf-resnet18", spec, api_url))
+            runs.append(_deployment_step(console, "train/default", spec, api_url))
             runs.append(_deployment_step(console, "evaluate/default", cfg.evaluate_params(), api_url))
             report = json.loads((Path(cfg.run) / "eval_test" / "metrics.json").read_text())
             decision = promote_if_better(cfg, report, run_id=runs[-1]["flow_run_id"])

@@ -32,9 +32,9 @@ class PipelineConfig(BaseModel):
                               description="cameras (the split needs 3 training views near each test view)")
     size: int = field_from(SynthConfig, "size", default=128)
     teacher: str = Field("mediapipe", description="pose teacher distilled into the student")
-    # the best recipe the main job's budget allows (issue 23; README "The main job's student"): the frozen teacher
-    # network as encoder with its triangulated joint hypotheses, on the teacher's labels fused over each frame's views
-    config: str = field_from(TrainSpec, "config", default="ghnerf-mediapipe-hypotheses")
+    # the best recipe (issue 23; README "The main job's student"): train's default config (the frozen teacher network
+    # as encoder with its triangulated joint hypotheses) on the teacher's labels fused over each frame's views
+    config: str = field_from(TrainSpec, "config")
     fuse_targets: bool = field_from(TrainSpec, "fuse_targets", default=True)
     steps: int = field_from(TrainSpec, "steps", default=300)
     image_scale: float = field_from(TrainSpec, "image_scale", default=1.0)

@@ -8,6 +8,8 @@ from ghnerf.student.config import source_views_problem
 
 PAPER_TOTAL_STEPS = 200_000  # "converged after about 200k iterations" (paper §4.1)
 PAPER_HALVING_STEPS = 50_000
+# ENeRF's ZJU-MoCap training (configs/enerf/zjumocap_eval.yaml: train_input_views [2, 3], _prob [0.9, 0.1])
+ENERF_SOURCE_VIEW_MIX: dict[int, float] = {2: 0.9, 3: 0.1}
 
 
 def _mix_is_a_distribution(mix: dict[int, float]) -> dict[int, float]:

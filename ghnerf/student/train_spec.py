@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from ghnerf.base.spec_fields import OutputFolder, field_from
 from ghnerf.student.config import PRESETS, LossWeights, StudentConfig
-from ghnerf.student.train_config import SourceViewMix, TrainConfig
+from ghnerf.student.train_config import ENERF_SOURCE_VIEW_MIX, SourceViewMix, TrainConfig
 from storage.root import StorageOptions
 
 
@@ -20,7 +20,9 @@ class TrainSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    config: str = Field("ghnerf-resnet18", description=f"{' | '.join(PRESETS)}, optionally +cse and/or +coord")
+    # the default is the student benchmark's best recipe (README "Student quality", row 16), with the mix below
+    config: str = Field("ghnerf-mediapipe-hypotheses",
+                        description=f"{' | '.join(PRESETS)}, optionally +cse and/or +coord")
     data: str = Field(..., description="dataset folder (ZJU-MoCap or RenderPeople layout)")
     out: OutputFolder = Field(..., description="run folder (checkpoints, validation images, history)")
     targets: str | None = Field(None, description="storage root of distilled targets")
@@ -47,7 +49,11 @@ class TrainSpec(BaseModel):
     pretrain_2d_steps: int = field_from(TrainConfig, "pretrain_2d_steps")
     freeze_pretrained_2d: bool = field_from(TrainConfig, "freeze_pretrained_2d")
     batch_examples: int = field_from(TrainConfig, "batch_examples")
-    source_view_mix: SourceViewMix = field_from(TrainConfig, "source_view_mix")
+    source_view_mix: SourceViewMix = field_from(
+        TrainConfig, "source_view_mix", default_factory=lambda: dict(ENERF_SOURCE_VIEW_MIX),
+        description="source views per training example, drawn per example with these weights; default: ENeRF's "
+                    "ZJU-MoCap training, " + " ".join(f"{k}={w}" for k, w in ENERF_SOURCE_VIEW_MIX.items())
+                    + " (its train_input_views / _prob); 3=1: always 3")
     example_cache_mb: float = field_from(TrainConfig, "example_cache_mb")
     recompute_stale_targets: bool = Field(False, description="run the teacher again for shards whose input files "
                                                              "changed since distill (default: refuse and name them)")

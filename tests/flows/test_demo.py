@@ -19,7 +19,7 @@ def test_demo_runs_the_chain_through_deployments_and_stops_only_its_processes(pr
     cfg = PipelineConfig(out=str(tmp_path / "demo"), subjects=2, frames=1, cameras=8, size=64, steps=4,
                          eval_max_views=2)
     result = run_demo(cfg, prefect_api)
-    assert [r["deployment"] for r in result["runs"]] == ["distill/renderpeople", "train/ghnerf-resnet18",
+    assert [r["deployment"] for r in result["runs"]] == ["distill/renderpeople", "train/default",
                                                          "evaluate/default"]
     m = result["metrics"]
     assert 0 <= m["pck"] <= 1 and m["psnr"] > 0 and m["fps"] > 0

@@ -13,7 +13,7 @@ from storage.catalog import Catalog
 from storage.root import StorageRoot
 
 pytestmark = pytest.mark.slow
-EXPECTED = {"distill/renderpeople": "cpu", "distill/zju": "cpu", "train/ghnerf-resnet18": "gpu",
+EXPECTED = {"distill/renderpeople": "cpu", "distill/zju": "cpu", "train/default": "gpu",
             "evaluate/default": "gpu", "render/orbit": "gpu", "retrain/nightly": "gpu"}
 
 

@@ -125,3 +125,49 @@ def test_teacher_free_evidence_student_trains_with_2d_pretraining(student_root, 
                                  "--out", str(tmp_path / "frozen")])
     assert result.exit_code == 2 and "--pretrain-2d-steps N" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "frozen").exists()
+
+
+def test_train_defaults_are_the_student_benchmarks_best_recipe(student_root, tmp_path):
+    """Without --config / --source-view-mix, `ghnerf train` trains benchmark row 16 (ghnerf-mediapipe with
+    triangulated joint hypotheses, residual heatmap head, detached heads, on ENeRF's 2/3 source-view mix), and the
+    main job, the nightly retraining's first model and the train/default deployment take that default, not their own."""
+    import dataclasses
+    import sys
+    from pathlib import Path
+
+    import yaml
+
+    from ghnerf.app.pipeline import PipelineConfig
+    from ghnerf.app.retrain import RetrainSpec
+    from ghnerf.student.config import preset
+    from ghnerf.student.train_spec import TrainSpec
+
+    repo = Path(__file__).resolve().parents[3]
+    sys.path.insert(0, str(repo))
+    from benchmarks.student_quality_rows import RUNS
+
+    base, _, _, fused, overrides, _ = RUNS[16]
+    row16 = dataclasses.replace(preset(base), **{k: v for k, v in overrides.items() if k != "train"})
+    default = TrainSpec(data="d", out="o")
+    assert dataclasses.replace(default.student_config(), name=base, pretrained=row16.pretrained) == row16
+    assert default.train_config().source_view_mix == overrides["train"]["source_view_mix"] == {2: 0.9, 3: 0.1}
+    assert PipelineConfig().config == RetrainSpec(registry="r", data="d").config == default.config
+    assert PipelineConfig().fuse_targets == fused
+    (deployment,) = [d for d in yaml.safe_load((repo / "prefect.yaml").read_text())["deployments"]
+                     if d["name"] == "default" and d["entrypoint"].startswith("flows/train.py")]
+    assert "config" not in deployment["parameters"] and "source_view_mix" not in deployment["parameters"]
+    assert deployment["parameters"]["fuse_targets"] is fused and deployment["parameters"]["teacher"] == "mediapipe"
+
+    run = tmp_path / "run"
+    result = runner.invoke(app, ["train", "--data", str(student_root), "--out", str(run), "--steps", "2",
+                                 "--perceptual-weight", "0"])
+    assert result.exit_code == 0, result.output
+    recorded = json.loads((run / "run.json").read_text())
+    assert recorded["student_config"]["name"] == "ghnerf-mediapipe-hypotheses"
+    assert recorded["student_config"]["joint_hypotheses"] and recorded["student_config"]["detach_heads"]
+    assert recorded["train_config"]["source_view_mix"] == {"2": 0.9, "3": 0.1}
+    # always 3 source views, as before the mix became the default
+    result = runner.invoke(app, ["train", "--data", str(student_root), "--out", str(tmp_path / "three"), "--steps",
+                                 "1", "--perceptual-weight", "0", "--source-view-mix", "3=1"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "three" / "run.json").read_text())["train_config"]["source_view_mix"] == {"3": 1.0}
