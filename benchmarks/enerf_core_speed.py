@@ -6,8 +6,10 @@ Every measurement runs in its own process (so peak memory is its own), on the sa
 
 * ours, through the evaluation path (``render_full_view``: the CPU policy of ``ghnerf.student.cpu_policy``, each
   level's volume built once, per-ray work in chunks): with ENeRF's settings (2 fine samples, the original's
-  numbers to float rounding), with GHNeRF's settings (preset ``enerf``: 4 fine samples) and the default preset
-  of ``ghnerf train`` (``ghnerf-resnet18``: + ResNet-18 human encoder and heatmap head); with ENeRF's settings
+  numbers to float rounding), with GHNeRF's settings (preset ``enerf``: 4 fine samples), ``ghnerf-resnet18`` (+
+  ResNet-18 human encoder and heatmap head) and the default preset of ``ghnerf train``
+  (``ghnerf-mediapipe-hypotheses``: + MediaPipe on each source view, the triangulated joint hypotheses, ray
+  evidence and the heatmap head); with ENeRF's settings
   also as one model call over the same rays (the two must agree; the largest difference is printed);
 * the original (``--original``): ``lib/networks/enerf/network_human.Network`` configured by its own
   ``configs/enerf/zjumocap_eval.yaml`` over ``dtu_pretrain.yaml`` (read from the checkout, printed), i.e.
@@ -50,12 +52,15 @@ REPO = Path(__file__).resolve().parents[1]
 THREADS = 2
 FRAMES = ("body box", "full frame")
 ORIGINAL_CONFIG = "configs/enerf/zjumocap_eval.yaml"
+DEFAULT_PRESET = "ghnerf-mediapipe-hypotheses"  # ghnerf train's default (TrainSpec.config), checked in main()
 # case -> (label, preset, ENeRF's settings)
 OURS = {
     "ours-enerf": ("ours, evaluation path, ENeRF settings (2 fine samples)", "enerf", True),
     "ours-preset": ("ours, evaluation path, preset enerf (GHNeRF settings: 4 fine samples)", "enerf", False),
-    "ours-resnet18": ("ours, evaluation path, ghnerf-resnet18 (train's default: + encoder, heatmap head)",
+    "ours-resnet18": ("ours, evaluation path, ghnerf-resnet18 (+ ResNet-18 encoder, heatmap head)",
                       "ghnerf-resnet18", False),
+    "ours-default": (f"ours, evaluation path, {DEFAULT_PRESET} (train's default: + MediaPipe on the source views, "
+                     f"joint hypotheses, ray evidence, heatmap head)", DEFAULT_PRESET, False),
 }
 ONE_CALL_LABEL = "ours, one model call, ENeRF settings"
 BUSY_LOOP = "import sys, time\nend = float(sys.argv[1])\nwhile time.time() < end:\n    pass\n"
@@ -112,7 +117,7 @@ def _config(case: str, baseline: bool):
     from ghnerf.student.config import preset
 
     _, name, enerf_settings = OURS[case]
-    cfg = preset(name, pretrained="none")
+    cfg = preset(name).without_pretrained_load()  # random-init trainable encoders; a frozen one as bundled
     if not enerf_settings:
         return cfg
     if baseline:  # a checkout from before with_enerf_settings
@@ -356,7 +361,12 @@ def main() -> None:
         print(markdown_table(results))
         return
 
+    from ghnerf.student.train_spec import TrainSpec
     from ghnerf.synth.generate import SynthConfig, generate_dataset
+
+    if TrainSpec.model_fields["config"].default != DEFAULT_PRESET:
+        raise SystemExit(f"ghnerf train's default preset is now {TrainSpec.model_fields['config'].default}: "
+                         f"set DEFAULT_PRESET in {__file__}")
 
     console = Console(width=200)
     ours_path = [str(REPO)]
