@@ -23,7 +23,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from ghnerf.student.geometry import backproject, project, sample_maps
+from ghnerf.student.geometry import backproject, project, sample_maps_channels_first
 
 
 def ray_joint_evidence(uv: Float[Tensor, "R 2"], K: Float[Tensor, "3 3"], w2c: Float[Tensor, "4 4"],
@@ -50,5 +50,9 @@ def ray_joint_evidence(uv: Float[Tensor, "R 2"], K: Float[Tensor, "3 3"], w2c: F
     pts = backproject(uv[:, None].expand(R, samples, 2), depths[None].expand(R, samples), K, w2c)
     src_uv, z = project(pts.reshape(-1, 3), src_K, src_w2c)
     H, W = image_size
-    values = sample_maps(src_heatmaps, src_uv, W, H) * (z > 0)[..., None]  # V N J; behind a camera: nothing
-    return values.mean(dim=0).view(R, samples, -1).amax(dim=1)
+    # behind a camera: nothing (moved outside the image, where the zero padding reads 0 at every corner)
+    src_uv = torch.where((z > 0)[..., None], src_uv, src_uv.new_tensor(-2.0 * max(H, W)))
+    # per channel, contiguous (V J N): the sum over views and the maximum along each ray read memory in order; the
+    # mean's division after the maximum (rounding is monotone, so the same numbers) on R x J values, not R x S x J
+    values = sample_maps_channels_first(src_heatmaps, src_uv, W, H)
+    return (values.sum(dim=0).view(-1, R, samples).amax(dim=-1) / len(values)).T
