@@ -57,6 +57,10 @@ RUNS = (  # (config, heatmap targets, teacher, fused, config overrides (+ "train
      {"train": {"pretrain_2d_steps": 6000, "freeze_pretrained_2d": True} | ENERF_MIX},
      ("ghnerf-resnet18-evidence + its own source keypoints triangulated, residual heatmap head, detached heads, "
       "6000 2D pretraining steps (cosine rate), encoder frozen after them, trained on 2/3 source views")),
+    ("ghnerf-mediapipe-hypotheses", "mediapipe shards, fused over views", "mediapipe", True,
+     {"train": ENERF_MIX | {"near_joints_fraction": 0.5}},
+     ("ghnerf-mediapipe + triangulated joint hypotheses, residual heatmap head, detached heads, trained on 2/3 "
+      "source views, half the rays near the target's joints")),
 )
 ENERF_ROWS = (0, 10)  # the image-quality reference
 TEACHER_IN_THE_LOOP = (7, 11, 13, 15, 16)  # the best students that read the teacher network's outputs at test time

@@ -32,7 +32,7 @@ from ghnerf.student.fields import FeatureHead, NeRFField, ViewPooling
 from ghnerf.student.geometry import camera_centres, pixel_grid, project, sample_maps, scale_K
 from ghnerf.student.heads import Head
 from ghnerf.student.joint_hypotheses import hypothesis_heatmaps, source_keypoints, triangulate_source_keypoints
-from ghnerf.student.layouts import Conv1x1, channels_last, channels_last_grad
+from ghnerf.student.layouts import Conv1x1, channels_last, channels_last_grad, for_sampling
 from ghnerf.student.ray_evidence import ray_joint_evidence
 from ghnerf.student.renderers import (
     accumulation,
@@ -265,12 +265,12 @@ class GHNeRF(nn.Module):
                 else:
                     raw = self.encoder(images)
                 human = self.human_proj(raw)
-                pose = raw if self.cfg.ray_evidence_samples else None
+                pose = for_sampling(raw) if self.cfg.ray_evidence_samples else None
             else:  # teacher-free: the student's own source heatmaps (and their keypoints) stand in for a pose network's
                 human = self.project_human(images)
                 if self.cfg.ray_evidence_samples or self.cfg.joint_hypotheses:
                     own = self.source_heatmaps(human)
-                    pose = own if self.cfg.ray_evidence_samples else None
+                    pose = for_sampling(own) if self.cfg.ray_evidence_samples else None
                     keypoints = source_keypoints(own) if self.cfg.joint_hypotheses else None
             if keypoints is not None:
                 joints3d = triangulate_source_keypoints(keypoints, batch.src_K, batch.src_w2c)
@@ -363,7 +363,7 @@ class GHNeRF(nn.Module):
         volume = variance_volume(enc.fpn[lv.feature_level], batch.src_K, batch.src_w2c, FPN_SCALES[lv.feature_level],
                                  batch.tgt_K, batch.tgt_w2c, lv.volume_scale, from_space(planes, lv.inverse_depth))
         feat_volume, logits = self.cost_regs[i](volume[None])
-        return LevelVolume(feat_volume[0], depth_regression(logits[0], planes, lv.inverse_depth))
+        return LevelVolume(for_sampling(feat_volume)[0], depth_regression(logits[0], planes, lv.inverse_depth))
 
     def _image_maps(self, i: int, batch: MultiViewBatch, enc: SourceEncoding) -> Float[Tensor, "V Ci h w"]:
         """The source views' image features of level ``i`` with their RGB resampled to the same size (Ci = the
