@@ -12,7 +12,7 @@ from ghnerf.student.cost_reg import Conv3d, _offsets_apply, weight_grad_by_offse
 from ghnerf.student.cost_volume import _ViewVariance
 from ghnerf.student.data import ExampleSet
 from ghnerf.student.example_cache import ExampleCache, example_bytes
-from ghnerf.student.layouts import Conv1x1
+from ghnerf.student.layouts import Conv1x1, for_sampling
 import ghnerf.student.model as model_module
 from ghnerf.student.model import GHNeRF, MultiViewBatch
 from ghnerf.student.train import train
@@ -169,3 +169,22 @@ def test_training_with_the_cache_gives_the_same_losses(student_root, tmp_path, m
                           tmp_path / str(mb), log=lambda s: None))
     assert len(built) < 8  # the cached run built fewer examples than it drew: some steps were served by the cache
     np.testing.assert_array_equal([h["loss"] for h in runs[0].history], [h["loss"] for h in runs[1].history])
+
+
+@pytest.mark.parametrize("shape", [(2, 25, 33, 40), (1, 8, 6, 17, 21)])
+def test_channels_last_maps_sample_the_same_values_and_gradients(shape):
+    """layouts.for_sampling changes strides only: grid_sample reads the same values from it and sends the same
+    gradients back (into the NCHW tensor it came from); other ranks and devices are returned as they are."""
+    torch.manual_seed(0)
+    maps = torch.rand(shape, dtype=torch.float64, requires_grad=True)
+    grid = torch.rand(shape[0], 500, *([1] * (len(shape) - 3)), len(shape) - 2, dtype=torch.float64) * 2.4 - 1.2
+    laid = for_sampling(maps)
+    assert laid.is_contiguous(memory_format=torch.channels_last if len(shape) == 4 else torch.channels_last_3d)
+    plain, fast = (F.grid_sample(m, grid, align_corners=True) for m in (maps, laid))
+    assert torch.equal(plain, fast)
+    weights = torch.rand_like(plain)
+    (g_plain,) = torch.autograd.grad((plain * weights).sum(), maps)
+    (g_fast,) = torch.autograd.grad((fast * weights).sum(), maps)
+    torch.testing.assert_close(g_fast, g_plain, rtol=1e-12, atol=1e-12)
+    flat = torch.rand(3, 4)
+    assert for_sampling(flat) is flat
