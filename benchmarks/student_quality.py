@@ -64,7 +64,8 @@ from storage.catalog import code_version
 from storage.targets import TargetStore
 from teachers.mediapipe_pose import MediaPipeTeacher
 
-TRIANGULATED_LABELS = {"dlt": "plain DLT", "robust": "robust"}
+TRIANGULATED_LABELS = {"dlt": "plain DLT", "robust": "robust", "lifted": "robust, joints no 2 views agree on lifted "
+                                                                         "from one view"}
 
 
 def paired(a_correct: list[int], b_correct: list[int], evaluated: list[int]) -> dict:
@@ -181,7 +182,7 @@ def main() -> None:
                 rep = _kept_evaluation(run, k, args.max_views) or evaluate_run(
                     run, data, "test", args.max_views, out=run / f"eval_test_{k}", source_views=k)
                 m = rep["metrics"]
-                diffs = {"teacher": None, "dlt": None, "robust": None}
+                diffs = {"teacher": None, "dlt": None, "robust": None, "lifted": None}
                 pck_joints = None
                 if m.get("pck") is not None:
                     pv = rep["per_view"]
@@ -200,7 +201,7 @@ def main() -> None:
                              "mse": m.get("heatmap_mse"), "pck": m.get("pck"), "pck_teacher_joints": pck_joints,
                              "coco_ap": m.get("coco_ap"), "calibration": m.get("calibration"),
                              "pck_minus_teacher": diffs["teacher"], "pck_minus_dlt": diffs["dlt"],
-                             "pck_minus_robust": diffs["robust"],
+                             "pck_minus_robust": diffs["robust"], "pck_minus_lifted": diffs["lifted"],
                              "mpjpe_m": m.get("mpjpe_triangulated_m"),
                              "mpjpe_volumetric_m": m.get("mpjpe_volumetric_m"), "fps": m.get("fps"),
                              "train_seconds": seconds, "views": rep["views"],
@@ -253,7 +254,7 @@ def _with_kept_rows(out: Path, rows: list[dict], args) -> list[dict]:
 def _reference_rows(base: dict, counts: dict, gts, on_view, areas, evaluated: list[int], commit: str) -> list[dict]:
     """The teacher and the triangulated teachers (same inputs as the student, no learning) on the same views."""
     none = {"encoder_weights": "pretrained (bundled)", "psnr": None, "ssim": None, "lpips": None, "mse": None,
-            "pck_minus_dlt": None, "pck_minus_robust": None, "mpjpe_volumetric_m": None, "fps": None,
+            "pck_minus_dlt": None, "pck_minus_robust": None, "pck_minus_lifted": None, "mpjpe_volumetric_m": None, "fps": None,
             "train_seconds": None, "measured_at": commit}
 
     def ap(kps):

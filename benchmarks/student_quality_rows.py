@@ -61,8 +61,12 @@ RUNS = (  # (config, heatmap targets, teacher, fused, config overrides (+ "train
      {"train": ENERF_MIX | {"near_joints_fraction": 0.5}},
      ("ghnerf-mediapipe + triangulated joint hypotheses, residual heatmap head, detached heads, trained on 2/3 "
       "source views, half the rays near the target's joints")),
+    ("ghnerf-mediapipe-hypotheses", "mediapipe shards, fused over views", "mediapipe", True,
+     {"lift_missing_joints": True, "train": ENERF_MIX},
+     ("ghnerf-mediapipe + triangulated joint hypotheses with the joints no 2 views agree on lifted from one view, "
+      "residual heatmap head, detached heads, trained on 2/3 source views")),
 )
 ENERF_ROWS = (0, 10)  # the image-quality reference
-TEACHER_IN_THE_LOOP = (7, 11, 13, 15, 16)  # the best students that read the teacher network's outputs at test time
+TEACHER_IN_THE_LOOP = (7, 11, 13, 15, 16, 19, 20)  # the best students that read the teacher network's outputs at test time
 TEACHER_FREE_ROWS = (8, 12, 14, 17, 18)  # no teacher network at test time (the paper's setting)
 

@@ -1,6 +1,6 @@
 """The student beside its pose teacher on the same held-out views, with the strongest simple rival that has the
 student's inputs: the teacher's keypoints of the same source views, triangulated robustly and projected into the
-view (:mod:`ghnerf.eval.triangulated_teacher`). PCK@0.2, COCO keypoint AP, and the student's paired PCK difference
+view, also with the joints no two views agree on lifted from one view (:mod:`ghnerf.eval.triangulated_teacher`). PCK@0.2, COCO keypoint AP, and the student's paired PCK difference
 to each with its 95 % bootstrap interval over views."""
 
 import numpy as np
@@ -13,6 +13,7 @@ from ghnerf.eval.triangulated_teacher import HeldOutTeacher
 STUDENT = "student"
 ON_VIEW = "teacher on the view itself"
 TRIANGULATED = "teacher triangulated from the same source views (robust), projected"
+LIFTED = "the same, joints no 2 views agree on lifted from one view at a neighbour's depth"
 
 
 def per_view_pck_counts(preds: Float[np.ndarray, "N K 3"], gts: Float[np.ndarray, "N K 3"],
@@ -27,7 +28,7 @@ def compare_with_teacher(student: Float[np.ndarray, "N 25 3"], gts: Float[np.nda
                          areas: Float[np.ndarray, "N"], held: HeldOutTeacher, teacher: str) -> dict:
     """Rows of PCK and COCO AP for the student, the teacher on each view and the triangulated teacher, all on the
     same N views (``held`` is built from the student's example set: the same views and source views)."""
-    rivals = {ON_VIEW: held.on_view, TRIANGULATED: held.triangulated["robust"]}
+    rivals = {ON_VIEW: held.on_view, TRIANGULATED: held.triangulated["robust"], LIFTED: held.triangulated["lifted"]}
     student_correct, evaluated = per_view_pck_counts(student, gts)
     rows = []
     for name, kps in {STUDENT: student, **rivals}.items():

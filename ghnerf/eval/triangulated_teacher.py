@@ -7,9 +7,12 @@ Two triangulations of each joint from the K source views the student gets (the e
 * ``dlt``: plain DLT weighted by the teacher's confidence, over every source view that reports the joint
   (:func:`ghnerf.base.multiview.triangulate_points` without refinement);
 * ``robust``: the project's robust triangulation (:func:`ghnerf.base.multiview.consistency_report`: RANSAC over
-  view pairs, refit on the inliers).
+  view pairs, refit on the inliers);
+* ``lifted``: ``robust`` with the joints no 2 views agree on lifted from the most confident view that detected
+  them, at the depth of a triangulated neighbour (:mod:`ghnerf.base.joint_lifting`).
 
-A joint fewer than 2 source views report (or no 2 views agree on, ``robust``) is missing in the projection.
+A joint fewer than 2 source views report (or no 2 views agree on, ``robust``; that no view reports, ``lifted``) is
+missing in the projection.
 Keypoints are in undistorted pixels (pinhole cameras), as the teachers produce them.
 """
 
@@ -21,6 +24,7 @@ from jaxtyping import Float
 
 from ghnerf.base.body25 import NUM_JOINTS
 from ghnerf.base.cameras import Camera
+from ghnerf.base.joint_lifting import lift_missing_joints
 from ghnerf.base.keypoint_codec import empty_keypoints
 from ghnerf.base.multiview import consistency_report, triangulate_points
 from ghnerf.data.images import pinhole
@@ -63,7 +67,14 @@ def robust_triangulation(cameras: Sequence[Camera],
     return consistency_report(cameras, keypoints).joints3d
 
 
-TRIANGULATIONS = {"dlt": plain_triangulation, "robust": robust_triangulation}
+def lifted_triangulation(cameras: Sequence[Camera],
+                         keypoints: Float[np.ndarray, "C 25 3"]) -> Float[np.ndarray, "25 3"]:
+    """:func:`robust_triangulation` with the joints it left missing lifted from the view that detected them
+    (:func:`ghnerf.base.joint_lifting.lift_missing_joints`): the strongest rival of this kind, no learning."""
+    return lift_missing_joints(cameras, keypoints, robust_triangulation(cameras, keypoints))
+
+
+TRIANGULATIONS = {"dlt": plain_triangulation, "robust": robust_triangulation, "lifted": lifted_triangulation}
 ALL_CAMERAS = "robust, all cameras"  # the label ceiling: every camera of the frame, the held-out one too
 
 

@@ -112,6 +112,9 @@ class StudentConfig:
             network as encoder, its keypoints (the triangulated teacher's heatmap of the target view); teacher-free,
             the peaks of the student's own source heatmap head.
         joint_hypothesis_sigma: that Gaussian's width in source-image pixels (the teachers' target sigma).
+        lift_missing_joints: in the joint hypotheses, place a joint no two source views agree on where the most
+            confident view that detected it sees it, at the depth of a triangulated neighbour
+            (:mod:`ghnerf.base.joint_lifting`; ours).
         heatmap_residual: the priors (ray evidence, joint hypotheses) enter the heatmap once per ray, after
             compositing: a ray's heatmap is ``sigmoid(head MLP composited along the ray + a * prior + b)`` instead
             of the composite of per-sample ``sigmoid(MLP + a * prior + b)`` (ours). The MLP's last layer starts at
@@ -148,6 +151,7 @@ class StudentConfig:
     ray_evidence_samples: int = 0
     joint_hypotheses: bool = False
     joint_hypothesis_sigma: float = 7.0
+    lift_missing_joints: bool = False
     heatmap_residual: bool = False
     detach_heads: bool = False
     source_views: int = 3
@@ -171,6 +175,9 @@ class StudentConfig:
             raise ConfigError(f"{self.name}: joint hypotheses triangulate a pose network's keypoints; they need "
                               f"encoder {' or '.join(sorted(POSE_ENCODERS))} or the source heatmap head "
                               "(teacher-free), and the heatmap head")
+        if self.lift_missing_joints and not self.joint_hypotheses:
+            raise ConfigError(f"{self.name}: lift_missing_joints lifts joints of the joint hypotheses; it needs "
+                              "joint_hypotheses")
         if self.heatmap_residual and not (self.joint_hypotheses or self.ray_evidence_samples):
             raise ConfigError(f"{self.name}: heatmap_residual corrects the heatmap priors; it needs joint_hypotheses "
                               "or ray_evidence_samples")

@@ -21,17 +21,22 @@ from torch import Tensor
 
 from ghnerf.base.body25 import NUM_JOINTS
 from ghnerf.base.cameras import Camera
+from ghnerf.base.joint_lifting import lift_missing_joints
 from ghnerf.base.keypoint_codec import HeatmapCodec
 from ghnerf.base.multiview import consistency_report
 from ghnerf.student.geometry import project
 
 
 def triangulate_source_keypoints(keypoints: Float[np.ndarray, "V 25 3"], src_K: Float[Tensor, "V 3 3"],
-                                 src_w2c: Float[Tensor, "V 4 4"]) -> Float[Tensor, "25 3"]:
+                                 src_w2c: Float[Tensor, "V 4 4"], lift: bool = False) -> Float[Tensor, "25 3"]:
     """Robust triangulation of the source views' keypoints (undistorted pixels at ``src_K``'s resolution).
 
+    Args:
+        lift: also place the joints no 2 views agree on from one view
+            (:func:`ghnerf.base.joint_lifting.lift_missing_joints`).
     Returns:
-        (25, 3) world points on ``src_K``'s device, NaN where no 2 views agree.
+        (25, 3) world points on ``src_K``'s device, NaN where no 2 views agree (with ``lift``: where no view
+        detected the joint or no triangulated joint is connected to it).
     """
     K = src_K.detach().double().cpu().numpy()
     w2c = src_w2c.detach().double().cpu().numpy()
@@ -39,6 +44,8 @@ def triangulate_source_keypoints(keypoints: Float[np.ndarray, "V 25 3"], src_K: 
     if len(cameras) < 2:
         return torch.full((NUM_JOINTS, 3), float("nan"), device=src_K.device)
     joints = consistency_report(cameras, np.asarray(keypoints, np.float64)).joints3d
+    if lift:
+        joints = lift_missing_joints(cameras, keypoints, joints)
     return torch.as_tensor(joints, dtype=src_K.dtype, device=src_K.device)
 
 

@@ -273,7 +273,8 @@ class GHNeRF(nn.Module):
                     pose = for_sampling(own) if self.cfg.ray_evidence_samples else None
                     keypoints = source_keypoints(own) if self.cfg.joint_hypotheses else None
             if keypoints is not None:
-                joints3d = triangulate_source_keypoints(keypoints, batch.src_K, batch.src_w2c)
+                joints3d = triangulate_source_keypoints(keypoints, batch.src_K, batch.src_w2c,
+                                                        lift=self.cfg.lift_missing_joints)
             human = channels_last_grad(human)
         return SourceEncoding(fpn, human, pose, joints3d)
 

@@ -4,7 +4,8 @@ import numpy as np
 
 from ghnerf.base.body25 import JOINT_INDEX as J
 from ghnerf.base.body25 import NUM_JOINTS
-from ghnerf.eval.teacher_comparison import ON_VIEW, STUDENT, TRIANGULATED, compare_with_teacher, markdown_comparison
+from ghnerf.eval.teacher_comparison import (LIFTED, ON_VIEW, STUDENT, TRIANGULATED, compare_with_teacher,
+                                           markdown_comparison)
 from ghnerf.eval.triangulated_teacher import HeldOutTeacher
 
 
@@ -22,11 +23,16 @@ def test_rows_count_the_same_views_and_the_difference_is_paired():
     student[:, J["Nose"], :2] += 20  # one joint of 25 wrong in every view
     teacher = gts.copy()
     teacher[:2, [J["LWrist"], J["RWrist"], J["Nose"]], :2] += 20  # 3 wrong in views 0-1, none in views 2-3
-    held = HeldOutTeacher([("s", 0, str(i)) for i in range(n)], teacher, {"robust": gts.copy()}, {}, gts, gts)
+    lifted = gts.copy()
+    lifted[0, J["Nose"], :2] += 20  # one wrong joint in view 0
+    held = HeldOutTeacher([("s", 0, str(i)) for i in range(n)], teacher, {"robust": gts.copy(), "lifted": lifted}, {},
+                          gts, gts)
     areas = np.full(n, 3000.0)
     c = compare_with_teacher(student, gts, areas, held, "mediapipe")
     rows = {r["model"]: r for r in c["rows"]}
-    assert list(rows) == [STUDENT, ON_VIEW, TRIANGULATED] and c["views"] == n
+    assert list(rows) == [STUDENT, ON_VIEW, TRIANGULATED, LIFTED] and c["views"] == n
+    assert rows[LIFTED]["pck"] == (25 * n - 1) / (25 * n)
+    assert rows[LIFTED]["student_minus_this"]["difference"] == (1 - n) / (25 * n)
     assert rows[STUDENT]["pck"] == (25 * n - n) / (25 * n)
     assert rows[ON_VIEW]["pck"] == (25 * n - 6) / (25 * n)
     assert rows[TRIANGULATED]["pck"] == 1.0 and rows[TRIANGULATED]["coco_ap"] == 1.0
