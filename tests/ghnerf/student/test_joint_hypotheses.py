@@ -175,7 +175,7 @@ def test_teacher_free_hypotheses_triangulate_the_student_s_own_source_heatmaps(m
         enc = model.encode(batch)
     assert seen == [(3, model.cfg.human_projection_dim, 64, 64)]  # read once, from the projected features
     np.testing.assert_allclose(enc.joints3d.numpy(), JOINTS, atol=2e-3)
-    assert enc.pose_heatmaps is planted  # and they are the ray evidence's heatmaps too
+    assert torch.equal(enc.pose_heatmaps, planted)  # and they are the ray evidence's heatmaps too (laid out to sample)
     empty = torch.zeros_like(planted)  # a head that sees no joint: no hypothesis, nothing invented
     monkeypatch.setattr(model, "source_heatmaps", lambda human: empty)
     with torch.no_grad():
