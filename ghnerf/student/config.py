@@ -238,13 +238,14 @@ PRESETS: dict[str, StudentConfig] = {
     "ghnerf-mediapipe": StudentConfig("ghnerf-mediapipe", encoder="mediapipe", pretrained="bundled",
                                       human_mean_skip=True, ray_evidence_samples=32, losses=LossWeights(heatmap=5.0)),
     # ours: ghnerf-mediapipe that also reads, per ray, the source views' keypoints triangulated robustly and projected
-    # (ghnerf.student.joint_hypotheses), added after compositing (heatmap_residual), its heads on detached geometry:
-    # it starts as the triangulated teacher and learns where to correct it (benchmarks/student_quality.py row 16,
-    # 500 CPU steps on 2/3 source views, 2 source views, seeds 0 / 1: PCK 0.778 / 0.779 at 22.38 / 22.11 dB; without
-    # detaching, row 13: 0.780 / 0.639 at 21.78 / 19.30 dB)
+    # (ghnerf.student.joint_hypotheses), the joints no two views agree on lifted from one view
+    # (ghnerf.base.joint_lifting), added after compositing (heatmap_residual), its heads on detached geometry: it
+    # starts as the (lifted) triangulated teacher and learns where to correct it (benchmarks/student_quality.py rows
+    # 16 and 20, README "Student quality")
     "ghnerf-mediapipe-hypotheses": StudentConfig("ghnerf-mediapipe-hypotheses", encoder="mediapipe",
                                                  pretrained="bundled", human_mean_skip=True, ray_evidence_samples=32,
-                                                 joint_hypotheses=True, heatmap_residual=True, detach_heads=True,
+                                                 joint_hypotheses=True, lift_missing_joints=True,
+                                                 heatmap_residual=True, detach_heads=True,
                                                  losses=LossWeights(heatmap=5.0)),
     # ours, teacher-free at test time: the ResNet-18 student's own source heatmap head (deep supervision on the
     # source views' targets; train with --pretrain-2d-steps) pooled along each ray as ray evidence
