@@ -198,7 +198,8 @@ def _calibration_figure(rows: list[dict], path: Path) -> str | None:
 
 def merged(result: dict, other: dict, source: Path) -> dict:
     """``result`` with the student rows of ``other`` (another run of the benchmark on the same data and budget,
-    e.g. one row with its own ``--out``) in place of its rows of the same row, K and seed."""
+    e.g. one row with its own ``--out``) in place of its rows of the same row, K and seed, and the reference rows
+    ``result`` does not have yet (a rival added since: same model and K)."""
     same = ("steps", "subjects", "frames", "size")
     if any(result["args"][k] != other["args"][k] for k in same) or result["views"] != other["views"]:
         settings = ", ".join(f"{k} {other['args'][k]}" for k in same)
@@ -208,7 +209,9 @@ def merged(result: dict, other: dict, source: Path) -> dict:
     new = {(r["row"], r["source_views"], r.get("seed", 0)) for r in students}
     kept = [r for r in result["rows"]
             if r.get("row") is None or (r["row"], r["source_views"], r.get("seed", 0)) not in new]
-    return result | {"rows": kept + students}
+    have = {(r["model"], r["source_views"]) for r in result["rows"] if r.get("row") is None}
+    references = [r for r in other["rows"] if r.get("row") is None and (r["model"], r["source_views"]) not in have]
+    return result | {"rows": kept + students + references}
 
 
 def _read(path: Path) -> dict:
