@@ -10,7 +10,7 @@ from ghnerf.app.cli import app
 from ghnerf.app.distill import DistillConfig, distill
 from ghnerf.base.body25 import JOINT_INDEX as J
 from ghnerf.base.body25 import NUM_JOINTS
-from ghnerf.eval.teacher_comparison import ON_VIEW, STUDENT, TRIANGULATED
+from ghnerf.eval.teacher_comparison import LIFTED, ON_VIEW, STUDENT, TRIANGULATED
 from ghnerf.eval.disagreement import compare_view, multiview_reference, summarise, teacher_and_reference
 from ghnerf.student.config import preset
 from ghnerf.student.data import ExampleSet
@@ -118,7 +118,8 @@ def test_evaluate_with_a_teacher_writes_the_disagreement_report(student_root, tm
     # beside it, the teacher and the triangulated teacher on the same views: the student's row is its metrics
     c = report["teacher_comparison"]
     assert c["teacher"] == "gt-joints" and c["views"] == 3 and [r["model"] for r in c["rows"]] == [
-        STUDENT, ON_VIEW, TRIANGULATED]
+        STUDENT, ON_VIEW, TRIANGULATED, LIFTED]
+    assert c["rows"][3]["pck"] >= c["rows"][2]["pck"]  # lifting only adds joints the triangulation left missing
     assert c["rows"][0]["pck"] == report["metrics"]["pck"] and c["rows"][0]["coco_ap"] == report["metrics"]["coco_ap"]
     assert c["rows"][1]["pck"] == 1.0 and c["rows"][1]["coco_ap"] == 1.0  # the ground-truth teacher on the view
     d1 = c["rows"][1]["student_minus_this"]
