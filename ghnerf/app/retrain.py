@@ -40,7 +40,8 @@ class RetrainSpec(BaseModel):
     steps: int = field_from(TrainSpec, "steps", default=500, description="fine-tuning steps")
     image_scale: float = field_from(TrainSpec, "image_scale")
     pretrained: str = field_from(TrainSpec, "pretrained", description="encoder weights for a first model (auto: the "
-                                 "local ones when present, else a random init, said and recorded | imagenet | none | PATH)")
+                                 "local ones when present, else a random init, said and recorded | imagenet | none "
+                                 "| PATH)")
     perceptual_weight: float = Field(0.0, ge=0, description="LPIPS-VGG weight of the fine-tuning")
     eval_split: Literal["test", "train"] = Field("test", description="the fixed evaluation split")
     eval_max_views: int | None = Field(8, ge=1, description="views of the fixed evaluation split")

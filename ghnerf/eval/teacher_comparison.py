@@ -1,7 +1,8 @@
-"""The student beside its pose teacher on the same held-out views, with the strongest simple rival that has the
+"""The student beside its pose teacher on the same held-out views, with the strongest simple rivals that have the
 student's inputs: the teacher's keypoints of the same source views, triangulated robustly and projected into the
-view, also with the joints no two views agree on lifted from one view (:mod:`ghnerf.eval.triangulated_teacher`). PCK@0.2, COCO keypoint AP, and the student's paired PCK difference
-to each with its 95 % bootstrap interval over views."""
+view, also with the joints no two views agree on lifted from one view (:mod:`ghnerf.eval.triangulated_teacher`).
+PCK@0.2, COCO keypoint AP, and the student's paired PCK difference to each with its 95 % bootstrap interval over
+views."""
 
 import numpy as np
 from jaxtyping import Float
