@@ -90,14 +90,14 @@ def example(student_root):
 def _triangulated_teacher_heatmap(model: GHNeRF, batch, uv: torch.Tensor
                                   ) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
     """The triangulated teacher's heatmap T (R, J) at pixels ``uv``, computed independently of the model (the
-    evaluation's own robust triangulation of MediaPipe's source keypoints, projected in numpy), the joints (J, 3)
-    and their projections into the target (J, 2+)."""
-    from ghnerf.eval.triangulated_teacher import project_joints, robust_triangulation
+    evaluation's own robust triangulation of MediaPipe's source keypoints, with the missing joints lifted when the
+    model's config lifts them, projected in numpy), the joints (J, 3) and their projections into the target (J, 2+)."""
+    from ghnerf.eval.triangulated_teacher import lifted_triangulation, project_joints, robust_triangulation
 
     _, keypoints = model.encoder.heatmaps_and_keypoints(batch.src_images_unmasked)
     cams = [Camera(K=k, R=m[:3, :3], T=m[:3, 3]) for k, m in zip(batch.src_K.double().numpy(),
                                                                  batch.src_w2c.double().numpy())]
-    X = robust_triangulation(cams, keypoints)
+    X = (lifted_triangulation if model.cfg.lift_missing_joints else robust_triangulation)(cams, keypoints)
     tgt = Camera(K=batch.tgt_K.double().numpy(), R=batch.tgt_w2c.double().numpy()[:3, :3],
                  T=batch.tgt_w2c.double().numpy()[:3, 3])
     proj = project_joints(tgt, X)
