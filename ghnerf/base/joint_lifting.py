@@ -25,8 +25,8 @@ _NEIGHBOURS: dict[int, tuple[int, ...]] = {
 
 
 def nearest_present_joint(joint: int, present: Sequence[bool]) -> int | None:
-    """The joint nearest to ``joint`` along the skeleton (fewest limbs; the lower index on a tie) that is
-    ``present``, or None when none is connected to it."""
+    """The joint nearest to ``joint`` along the skeleton (fewest limbs; on a tie the one a breadth-first search over
+    each joint's neighbours in index order reaches first) that is ``present``, or None when none is connected."""
     seen, queue = {joint}, deque([joint])
     while queue:
         for n in _NEIGHBOURS[queue.popleft()]:
