@@ -52,7 +52,7 @@ from ghnerf.base.fileio import file_sha256, write_json
 from ghnerf.eval.evaluate import evaluate_run
 from ghnerf.eval.metrics import coco17, coco_keypoint_ap, confidence_calibration, paired_pck_difference, pck
 from ghnerf.eval.teacher_comparison import per_view_pck_counts
-from ghnerf.eval.triangulated_teacher import ALL_CAMERAS, held_out_teacher
+from ghnerf.eval.triangulated_teacher import ALL_CAMERAS, TRIANGULATIONS, held_out_teacher
 from ghnerf.student.config import PRESETS, preset
 from ghnerf.student.data import ExampleSet
 from ghnerf.student.encoders import ResNetEncoder
@@ -182,7 +182,7 @@ def main() -> None:
                 rep = _kept_evaluation(run, k, args.max_views) or evaluate_run(
                     run, data, "test", args.max_views, out=run / f"eval_test_{k}", source_views=k)
                 m = rep["metrics"]
-                diffs = {"teacher": None, "dlt": None, "robust": None, "lifted": None}
+                diffs = dict.fromkeys(["teacher", *TRIANGULATIONS])  # each rival, as pck_minus_<rival>
                 pck_joints = None
                 if m.get("pck") is not None:
                     pv = rep["per_view"]
@@ -200,8 +200,7 @@ def main() -> None:
                              "lpips": m["lpips"] if isinstance(m["lpips"], float) else None,
                              "mse": m.get("heatmap_mse"), "pck": m.get("pck"), "pck_teacher_joints": pck_joints,
                              "coco_ap": m.get("coco_ap"), "calibration": m.get("calibration"),
-                             "pck_minus_teacher": diffs["teacher"], "pck_minus_dlt": diffs["dlt"],
-                             "pck_minus_robust": diffs["robust"], "pck_minus_lifted": diffs["lifted"],
+                             **{f"pck_minus_{b}": d for b, d in diffs.items()},
                              "mpjpe_m": m.get("mpjpe_triangulated_m"),
                              "mpjpe_volumetric_m": m.get("mpjpe_volumetric_m"), "fps": m.get("fps"),
                              "train_seconds": seconds, "views": rep["views"],
@@ -254,7 +253,7 @@ def _with_kept_rows(out: Path, rows: list[dict], args) -> list[dict]:
 def _reference_rows(base: dict, counts: dict, gts, on_view, areas, evaluated: list[int], commit: str) -> list[dict]:
     """The teacher and the triangulated teachers (same inputs as the student, no learning) on the same views."""
     none = {"encoder_weights": "pretrained (bundled)", "psnr": None, "ssim": None, "lpips": None, "mse": None,
-            "pck_minus_dlt": None, "pck_minus_robust": None, "pck_minus_lifted": None, "mpjpe_volumetric_m": None, "fps": None,
+            **{f"pck_minus_{m}": None for m in TRIANGULATIONS}, "mpjpe_volumetric_m": None, "fps": None,
             "train_seconds": None, "measured_at": commit}
 
     def ap(kps):
