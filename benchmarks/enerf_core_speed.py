@@ -7,8 +7,8 @@ Every measurement runs in its own process (so peak memory is its own), on the sa
 * ours, through the evaluation path (``render_full_view``: the CPU policy of ``ghnerf.student.cpu_policy``, each
   level's volume built once, per-ray work in chunks): with ENeRF's settings (2 fine samples, the original's
   numbers to float rounding), with GHNeRF's settings (preset ``enerf``: 4 fine samples), ``ghnerf-resnet18`` (+
-  ResNet-18 human encoder and heatmap head) and the default preset of ``ghnerf train``
-  (``ghnerf-mediapipe-hypotheses``: + MediaPipe on each source view, the triangulated joint hypotheses, ray
+  ResNet-18 human encoder and heatmap head) and the default preset of ``ghnerf train`` (read from ``TrainSpec``;
+  since session 11 ``ghnerf-mediapipe-hypotheses``: + MediaPipe on each source view, the triangulated joint hypotheses, ray
   evidence and the heatmap head); with ENeRF's settings
   also as one model call over the same rays (the two must agree; the largest difference is printed);
 * the original (``--original``): ``lib/networks/enerf/network_human.Network`` configured by its own
@@ -24,9 +24,9 @@ Every measurement runs in its own process (so peak memory is its own), on the sa
         [--pairs 3] [--repeats 1] [--loads 0 2] [--skip-train] [--original-wait-policy PASSIVE]
     .venv/bin/python benchmarks/enerf_core_speed.py --from-json benchmarks/results/enerf_core_speed.json
 
-The tables are printed (and as Markdown, the README's) and written with every raw time, the CPU policy ours ran
-with, the original's config and the load average before and after each load to ``--out``; ``--from-json``
-prints the tables of such a file again.
+The tables (``benchmarks/enerf_core_speed_report.py``) are printed (and as Markdown, the README's) and written with
+every raw time, the CPU policy ours ran with, the original's config and the load average before and after each
+load to ``--out``; ``--from-json`` prints the tables of such a file again.
 
 ``--original``: a checkout of zju3dv/ENeRF (``lib/`` is imported from it; ``kornia`` must be importable, e.g.
 ``pip install --target D --no-deps kornia kornia_rs`` and ``--original-deps D``). ``--baseline``: a checkout
@@ -48,21 +48,19 @@ from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
+from enerf_core_speed_report import FRAMES, markdown_table, print_table
+
 REPO = Path(__file__).resolve().parents[1]
 THREADS = 2
-FRAMES = ("body box", "full frame")
 ORIGINAL_CONFIG = "configs/enerf/zjumocap_eval.yaml"
-DEFAULT_PRESET = "ghnerf-mediapipe-hypotheses"  # ghnerf train's default (TrainSpec.config), checked in main()
-# case -> (label, preset, ENeRF's settings)
+# case -> (label, preset (None: `ghnerf train`'s default, :func:`preset_of`), ENeRF's settings)
 OURS = {
     "ours-enerf": ("ours, evaluation path, ENeRF settings (2 fine samples)", "enerf", True),
     "ours-preset": ("ours, evaluation path, preset enerf (GHNeRF settings: 4 fine samples)", "enerf", False),
     "ours-resnet18": ("ours, evaluation path, ghnerf-resnet18 (+ ResNet-18 encoder, heatmap head)",
                       "ghnerf-resnet18", False),
-    "ours-default": (f"ours, evaluation path, {DEFAULT_PRESET} (train's default: + MediaPipe on the source views, "
-                     f"joint hypotheses, ray evidence, heatmap head)", DEFAULT_PRESET, False),
+    "ours-default": ("ours, evaluation path, {preset} (train's default)", None, False),
 }
-ONE_CALL_LABEL = "ours, one model call, ENeRF settings"
 BUSY_LOOP = "import sys, time\nend = float(sys.argv[1])\nwhile time.time() < end:\n    pass\n"
 
 
@@ -113,12 +111,26 @@ def _example(data: str, full: bool):
     return replace(ex, box=torch.ones_like(ex.box)) if full else ex
 
 
+def preset_of(case: str) -> str:
+    """The preset a case runs; for ``ours-default`` the one ``ghnerf train`` trains without ``--config`` (read here,
+    in this checkout, so a ``--baseline`` checkout never needs to have it)."""
+    name = OURS[case][1]
+    if name is None:
+        from ghnerf.student.train_spec import TrainSpec  # light: no torch
+
+        name = TrainSpec.model_fields["config"].default
+    return name
+
+
+def label_of(case: str) -> str:
+    return OURS[case][0].format(preset=preset_of(case))
+
+
 def _config(case: str, baseline: bool):
     from ghnerf.student.config import preset
 
-    _, name, enerf_settings = OURS[case]
-    cfg = preset(name).without_pretrained_load()  # random-init trainable encoders; a frozen one as bundled
-    if not enerf_settings:
+    cfg = preset(preset_of(case)).without_pretrained_load()  # random-init trainable encoders; a frozen one as bundled
+    if not OURS[case][2]:  # not with ENeRF's settings
         return cfg
     if baseline:  # a checkout from before with_enerf_settings
         return replace(cfg, levels=(cfg.levels[0], replace(cfg.levels[-1], samples_per_ray=2)), source_views=2)
@@ -326,10 +338,6 @@ def background_load(processes: int, seconds: float):
             p.wait()
 
 
-def _min(values: list) -> float:
-    return min(v for run in values for v in run)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--worker", help=argparse.SUPPRESS)
@@ -357,16 +365,11 @@ def main() -> None:
 
     if args.from_json:
         results = json.loads(args.from_json.read_text())
-        print_table(Console(width=200), results, args)
+        print_table(Console(width=200), results)
         print(markdown_table(results))
         return
 
-    from ghnerf.student.train_spec import TrainSpec
     from ghnerf.synth.generate import SynthConfig, generate_dataset
-
-    if TrainSpec.model_fields["config"].default != DEFAULT_PRESET:
-        raise SystemExit(f"ghnerf train's default preset is now {TrainSpec.model_fields['config'].default}: "
-                         f"set DEFAULT_PRESET in {__file__}")
 
     console = Console(width=200)
     ours_path = [str(REPO)]
@@ -374,7 +377,7 @@ def main() -> None:
                      "source_views": 2, "pairs": args.pairs, "repeats": args.repeats, "loads": args.loads,
                      "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
                                               text=True).stdout.strip(),
-                     "cases": {c: OURS[c][0] for c in args.cases}, "render": {}, "train": {}, "load_average": {}}
+                     "cases": {c: label_of(c) for c in args.cases}, "render": {}, "train": {}, "load_average": {}}
     if args.original:
         _, results["original_config"] = original_config(str(args.original.resolve()))
         results["original_wait_policy"] = args.original_wait_policy or "unset"
@@ -416,90 +419,11 @@ def main() -> None:
                 console.print(f"train {size}")
                 results["train"][f"ours/{size}"] = run_job(
                     {"kind": "train", "data": data[size], "steps": args.train_steps}, ours_path)
-    print_table(console, results, args)
+    print_table(console, results)
     print(markdown_table(results))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1))
     console.print(f"wrote {args.out}")
-
-
-def _rows(results: dict) -> list[tuple[str, str, str, str]]:
-    """(label, frame, result key, field) of every row the run has."""
-    rows = []
-    for frame in FRAMES:
-        for case in results["cases"]:
-            rows.append((OURS[case][0], frame, case, "seconds"))
-            if case == "ours-enerf":
-                rows.append((ONE_CALL_LABEL, frame, case, "one_call_seconds"))
-        if "original_config" in results:
-            cas = results["original_config"]["cas_config"]
-            rows.append((f"original ENeRF (render_if {cas['render_if']}, OMP_WAIT_POLICY "
-                         f"{results['original_wait_policy']})", frame, "original", "seconds"))
-        rows.append(("before (--baseline)", frame, "baseline", "seconds"))
-    render = results["render"]
-    return [r for r in rows if any(f"{r[2]}/{r[1]}" in render.get(str(n), {}) for n in results["loads"])]
-
-
-def _cells(results: dict, frame: str, key: str, field: str) -> list[str]:
-    """Per load: seconds (minimum over rounds and calls) and the ratio to the original's minimum."""
-    cells = []
-    for n in (str(n) for n in results["loads"]):
-        runs = results["render"].get(n, {}).get(f"{key}/{frame}")
-        ref = results["render"].get(n, {}).get(f"original/{frame}")
-        if not runs or field not in runs[0]:
-            cells += ["-", "-"]
-            continue
-        t = _min([r[field] for r in runs])
-        cells += [f"{t:.2f}", f"{t / _min([r['seconds'] for r in ref]):.2f}" if ref else "-"]
-    return cells
-
-
-def _load_names(results: dict) -> list[str]:
-    return [f"+{n} busy" for n in results["loads"]]
-
-
-def markdown_table(results: dict) -> str:
-    """The seconds and ratios as a Markdown table (the README's)."""
-    head = ["implementation", "frame"] + [f"{n} {c}" for n in _load_names(results) for c in ("s", "/ original")]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for label, frame, key, field in _rows(results):
-        lines.append("| " + " | ".join([label, frame, *_cells(results, frame, key, field)]) + " |")
-    return "\n".join(lines)
-
-
-def print_table(console, results: dict, args) -> None:
-    from rich.markup import escape
-    from rich.table import Table
-
-    loads = [str(n) for n in results["loads"]]
-    render = results["render"]
-    title = (f"ENeRF core at {results['image_size']}², {results['source_views']} source views, {THREADS} CPU threads; "
-             f"min over {results['pairs']} interleaved rounds x {results['repeats']} call(s)")
-    table = Table(title=title)
-    for col in ["implementation", "frame"] + [f"{n} {c}" for n in _load_names(results) for c in ("s", "/ original")]:
-        table.add_column(col)
-    for col in ("features", "coarse vol", "fine vol", "fine rays", "peak RSS +MB"):
-        table.add_column(col)
-    for label, frame, key, field in _rows(results):
-        first = render.get(loads[0], {}).get(f"{key}/{frame}", [{}])[0]
-        st = first.get("stages", {}) if field == "seconds" else {}
-        table.add_row(escape(label), frame, *_cells(results, frame, key, field),
-                      *(f"{st[k]:.2f}" if k in st else "-" for k in ("image features", "volume 0", "volume 1",
-                                                                       "fine per-ray work")),
-                      f"{first['peak_rss_growth_mb']:.0f}" if field == "seconds" and first else "-")
-    console.print(table)
-    for n in loads:
-        for frame in FRAMES:
-            runs = render.get(n, {}).get(f"ours-enerf/{frame}")
-            if runs and "eval_path_vs_call_max_abs_rgb" in runs[0]:
-                diff = max(r["eval_path_vs_call_max_abs_rgb"] for r in runs)
-                console.print(f"load {n}, {frame}: evaluation path vs one model call, largest RGB difference "
-                              f"{diff:.2e}; CPU policy {runs[0]['cpu_policy']}")
-        la = results["load_average"].get(n)
-        if la:
-            console.print(f"load {n}: load average before {la['before'][0]:.2f}, after {la['after'][0]:.2f} (1 min)")
-    for key, r in results["train"].items():
-        console.print(f"train {key}: {r['steps_per_second']:.3f} steps/s")
 
 
 if __name__ == "__main__":
