@@ -50,9 +50,22 @@ from ghnerf.app.distill import DistillConfig, distill
 from ghnerf.base.errors import GHNeRFError, WeightsNotFoundError
 from ghnerf.base.fileio import file_sha256, write_json
 from ghnerf.eval.evaluate import evaluate_run
-from ghnerf.eval.metrics import coco17, coco_keypoint_ap, confidence_calibration, paired_pck_difference, pck
+from ghnerf.eval.metrics import (
+    coco17,
+    coco_keypoint_ap,
+    confidence_calibration,
+    paired_mpjpe_difference,
+    paired_pck_difference,
+    pck,
+)
 from ghnerf.eval.teacher_comparison import per_view_pck_counts
-from ghnerf.eval.triangulated_teacher import ALL_CAMERAS, TRIANGULATIONS, held_out_teacher
+from ghnerf.eval.triangulated_teacher import (
+    ALL_CAMERAS,
+    TRIANGULATIONS,
+    HeldOutTeacher,
+    frame_triangulation,
+    held_out_teacher,
+)
 from ghnerf.student.config import PRESETS, preset
 from ghnerf.student.data import ExampleSet
 from ghnerf.student.encoders import ResNetEncoder
@@ -183,10 +196,12 @@ def main() -> None:
                     run, data, "test", args.max_views, out=run / f"eval_test_{k}", source_views=k)
                 m = rep["metrics"]
                 diffs = dict.fromkeys(["teacher", *TRIANGULATIONS])  # each rival, as pck_minus_<rival>
+                mpjpe_diffs = dict.fromkeys(TRIANGULATIONS)  # and as mpjpe_shared_minus_<rival>
                 pck_joints = None
                 if m.get("pck") is not None:
                     pv = rep["per_view"]
-                    if [r["pck_evaluated"] for r in pv] != evaluated:
+                    if ([r["pck_evaluated"] for r in pv] != evaluated
+                            or [(r["subject"], str(r["camera"])) for r in pv] != [(s, c) for s, _, c in base[k].keys]):
                         raise RuntimeError("the student's and the teacher's evaluated views differ")
                     student_kp = np.array([r["keypoints"] for r in pv], dtype=np.float64)
                     pck_joints = pck(student_kp, gts, joints=joints).value
@@ -194,6 +209,7 @@ def main() -> None:
                         correct = [r["pck_correct"] for r in pv]
                         diffs = {b: paired(correct, counts[b if b == "teacher" else (b, k)][0][0], evaluated)
                                  for b in diffs}
+                        mpjpe_diffs = shared_joint_mpjpe(student_kp, base[k])
                 rows.append({"row": index, "model": label, "config": cfg.name, "overrides": overrides,
                              "targets": source, "source_views": k, "encoder_weights": rep["pretrained_weights"],
                              "psnr": m["psnr"], "ssim": m["ssim"],
@@ -201,6 +217,7 @@ def main() -> None:
                              "mse": m.get("heatmap_mse"), "pck": m.get("pck"), "pck_teacher_joints": pck_joints,
                              "coco_ap": m.get("coco_ap"), "calibration": m.get("calibration"),
                              **{f"pck_minus_{b}": d for b, d in diffs.items()},
+                             **{f"mpjpe_shared_minus_{b}": d for b, d in mpjpe_diffs.items()},
                              "mpjpe_m": m.get("mpjpe_triangulated_m"),
                              "mpjpe_volumetric_m": m.get("mpjpe_volumetric_m"), "fps": m.get("fps"),
                              "train_seconds": seconds, "views": rep["views"],
@@ -229,6 +246,23 @@ def _row_train_config(tcfg: TrainConfig, overrides: dict, args) -> TrainConfig:
     return tcfg.model_copy(update=update)
 
 
+def shared_joint_mpjpe(student_kp: np.ndarray, held: HeldOutTeacher) -> dict[str, dict]:
+    """The student's 3D joints (its keypoints of each frame's held-out views triangulated, as the evaluation's MPJPE)
+    against each triangulated rival's on the joints both give: per rival, both MPJPEs (metres), the paired
+    difference with its interval over views, and the share of (view, joint) each side gives a 3D joint for."""
+    student3d = frame_triangulation(held.cameras, student_kp, [key[:2] for key in held.keys])
+    truth = np.isfinite(held.gt3d).all(2)
+    out = {}
+    for method in TRIANGULATIONS:
+        rival3d = held.joints3d[method]
+        student_m, rival_m, diff = paired_mpjpe_difference(student3d, rival3d, held.gt3d)
+        out[method] = dataclasses.asdict(diff) | {
+            "student_m": student_m, "rival_m": rival_m,
+            "student_joints": float((np.isfinite(student3d).all(2) & truth).sum() / max(truth.sum(), 1)),
+            "rival_joints": float((np.isfinite(rival3d).all(2) & truth).sum() / max(truth.sum(), 1))}
+    return out
+
+
 def _short(version: str) -> str:
     """A :func:`storage.catalog.code_version` (``sha[+dirty]``, as checkpoints record it) as ``sha7[+]``: what a
     row was measured at."""
@@ -253,7 +287,8 @@ def _with_kept_rows(out: Path, rows: list[dict], args) -> list[dict]:
 def _reference_rows(base: dict, counts: dict, gts, on_view, areas, evaluated: list[int], commit: str) -> list[dict]:
     """The teacher and the triangulated teachers (same inputs as the student, no learning) on the same views."""
     none = {"encoder_weights": "pretrained (bundled)", "psnr": None, "ssim": None, "lpips": None, "mse": None,
-            **{f"pck_minus_{m}": None for m in TRIANGULATIONS}, "mpjpe_volumetric_m": None, "fps": None,
+            **{f"pck_minus_{m}": None for m in TRIANGULATIONS},
+            **{f"mpjpe_shared_minus_{m}": None for m in TRIANGULATIONS}, "mpjpe_volumetric_m": None, "fps": None,
             "train_seconds": None, "measured_at": commit}
 
     def ap(kps):

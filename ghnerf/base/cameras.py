@@ -107,6 +107,14 @@ class Camera:
         return cv2.remap(image, map_x, map_y, interp, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
+def scaled(camera: Camera, scale: float) -> Camera:
+    """``camera`` for images resized by ``scale`` (K rows 0-1 scaled, as the student's inputs), distortion dropped."""
+    K = camera.K.astype(np.float64).copy()
+    K[:2] *= scale
+    return Camera(K, camera.R, camera.T, np.zeros(5), int(round(camera.height * scale)),
+                  int(round(camera.width * scale)))
+
+
 def look_at(eye: Float[np.ndarray, "3"], target: Float[np.ndarray, "3"],
             up: Float[np.ndarray, "3"] = np.array([0.0, 0.0, 1.0])) -> tuple[np.ndarray, np.ndarray]:
     """World-to-camera (R, T) of an OpenCV camera at ``eye`` looking at ``target``."""

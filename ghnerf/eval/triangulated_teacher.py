@@ -16,14 +16,14 @@ missing in the projection.
 Keypoints are in undistorted pixels (pinhole cameras), as the teachers produce them.
 """
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from jaxtyping import Float
 
 from ghnerf.base.body25 import NUM_JOINTS
-from ghnerf.base.cameras import Camera
+from ghnerf.base.cameras import Camera, scaled
 from ghnerf.base.joint_lifting import lift_missing_joints
 from ghnerf.base.keypoint_codec import empty_keypoints
 from ghnerf.base.multiview import consistency_report, triangulate_points
@@ -78,6 +78,26 @@ TRIANGULATIONS = {"dlt": plain_triangulation, "robust": robust_triangulation, "l
 ALL_CAMERAS = "robust, all cameras"  # the label ceiling: every camera of the frame, the held-out one too
 
 
+def frame_triangulation(cameras: Sequence[Camera], keypoints: Float[np.ndarray, "N 25 3"],
+                        frames: Sequence[Hashable]) -> Float[np.ndarray, "N 25 3"]:
+    """Each view's frame's joints: the keypoints of all views of the same frame (equal ``frames`` entries)
+    triangulated robustly (:func:`robust_triangulation`), as the evaluation turns a model's 2D keypoints of the
+    held-out views into 3D joints; NaN for a frame with one view.
+
+    Args:
+        cameras: N pinhole cameras in the keypoints' pixels; keypoints: (N, 25, 3) x, y, confidence per view.
+        frames: N frame keys (e.g. (subject, frame_id)).
+    """
+    groups: dict[Hashable, list[int]] = {}
+    for i, f in enumerate(frames):
+        groups.setdefault(f, []).append(i)
+    out = np.full((len(frames), NUM_JOINTS, 3), np.nan)
+    for views in groups.values():
+        if len(views) >= 2:
+            out[views] = robust_triangulation([cameras[i] for i in views], np.asarray(keypoints)[views])
+    return out
+
+
 def project_joints(camera: Camera, joints3d: Float[np.ndarray, "25 3"]) -> Float[np.ndarray, "25 3"]:
     """(25, 3) keypoints x, y, 1 of 3D joints in a pinhole camera; NaN xy and 0 where the joint is NaN or
     behind the camera."""
@@ -102,6 +122,8 @@ class HeldOutTeacher:
         triangulated: method -> (N, 25, 3) its source-view keypoints triangulated and projected into the view.
         joints3d: method -> (N, 25, 3) those triangulated points, metres.
         gt2d: (N, 25, 3) the dataset's 2D joints; gt3d: (N, 25, 3) its 3D joints (NaN where absent).
+        cameras: N the held-out views' pinhole cameras in the evaluation's pixels (to triangulate keypoints of
+            the views, as :func:`frame_triangulation` does).
         areas: (N,) the person's mask pixel count in each view (COCO's ``area``), when asked for.
     """
 
@@ -111,6 +133,7 @@ class HeldOutTeacher:
     joints3d: dict[str, np.ndarray]
     gt2d: np.ndarray
     gt3d: np.ndarray
+    cameras: list[Camera]
     areas: np.ndarray | None = None
 
     def mpjpe(self, method: str) -> float | None:
@@ -143,7 +166,7 @@ def held_out_teacher(examples, store, max_views: int | None = None,
         areas: also read each view's mask (``HeldOutTeacher.areas``, for COCO AP).
     """
     items = examples.items[:max_views]
-    keys, on_view, gt2d, gt3d, mask_areas = [], [], [], [], []
+    keys, on_view, gt2d, gt3d, cameras, mask_areas = [], [], [], [], [], []
     chosen = {m: TRIANGULATIONS[m] for m in methods} | ({ALL_CAMERAS: robust_triangulation} if all_cameras else {})
     tri = {m: [] for m in chosen}
     j3d = {m: [] for m in chosen}
@@ -151,6 +174,7 @@ def held_out_teacher(examples, store, max_views: int | None = None,
         frame = examples.reader.sequence(subject).frame(f)
         keys.append((subject, frame.frame_id, frame.views[cam].name))
         target = pinhole(frame.views[cam].camera)
+        cameras.append(scaled(target, examples.scale))
         srcs = examples.sources(index)
         read: dict[int, np.ndarray] = {}  # camera -> the teacher's keypoints, each view read once
 
@@ -171,12 +195,12 @@ def held_out_teacher(examples, store, max_views: int | None = None,
         gt2d.append(empty_keypoints() if gt is None else gt.copy())
         gt3d.append(np.full((NUM_JOINTS, 3), np.nan) if frame.joints3d is None else frame.joints3d)
 
-    def scaled(kps):
+    def in_eval_pixels(kps):
         out = np.stack(kps).astype(np.float64) if kps else np.zeros((0, NUM_JOINTS, 3))
         out[..., :2] *= examples.scale
         return out
 
-    return HeldOutTeacher(keys, scaled(on_view), {m: scaled(v) for m, v in tri.items()},
+    return HeldOutTeacher(keys, in_eval_pixels(on_view), {m: in_eval_pixels(v) for m, v in tri.items()},
                           {m: np.stack(v) if v else np.zeros((0, NUM_JOINTS, 3)) for m, v in j3d.items()},
-                          scaled(gt2d), np.stack(gt3d).astype(np.float64) if gt3d else np.zeros((0, NUM_JOINTS, 3)),
-                          np.array(mask_areas) if areas else None)
+                          in_eval_pixels(gt2d),
+                          np.stack(gt3d).astype(np.float64) if gt3d else np.zeros((0, NUM_JOINTS, 3)), cameras, np.array(mask_areas) if areas else None)

@@ -29,14 +29,6 @@ def default_views(kind: str, frames: int, cameras: int) -> int:
     return frames if frames > 1 else DEFAULT_TURN_VIEWS
 
 
-def scaled(camera: Camera, scale: float) -> Camera:
-    """``camera`` for images resized by ``scale`` (K rows 0-1 scaled, as the student's inputs), distortion dropped."""
-    K = camera.K.astype(np.float64).copy()
-    K[:2] *= scale
-    return Camera(K, camera.R, camera.T, np.zeros(5), int(round(camera.height * scale)),
-                  int(round(camera.width * scale)))
-
-
 def world_up(cameras: Sequence[Camera]) -> Float[np.ndarray, "3"]:
     """Unit world up direction of a rig of upright cameras.
 

@@ -7,10 +7,9 @@ from pathlib import Path
 import numpy as np
 from jaxtyping import Float
 
-from ghnerf.base.cameras import Camera
+from ghnerf.base.cameras import Camera, scaled
 from ghnerf.base.errors import ConfigError
 from ghnerf.data import make_split, open_dataset
-from ghnerf.render.cameras_path import scaled
 
 
 def frame_indices(text: str, num_frames: int) -> list[int]:

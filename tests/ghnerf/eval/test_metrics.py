@@ -16,6 +16,7 @@ from ghnerf.eval.metrics import (
     masked_ssim,
     mpjpe,
     openpose_keypoints,
+    paired_mpjpe_difference,
     paired_pck_difference,
     pck,
     volume_peaks,
@@ -148,6 +149,31 @@ def test_paired_pck_difference_against_hand_counts():
     assert mixed.low < 0 < mixed.high and (mixed.a_better, mixed.b_better) == (2, 2)
     with pytest.raises(ConfigError):
         paired_pck_difference(student, teacher[:3], evaluated)
+
+
+def test_paired_mpjpe_counts_only_the_joints_both_sides_give():
+    gt = np.zeros((3, 4, 3))
+    a, b = gt.copy(), gt.copy()
+    a[:, :, 0] = 0.02  # 2 cm off on every joint
+    b[:, :, 0] = 0.01  # 1 cm off on every joint it gives ...
+    b[:, 3] = np.nan  # ... but it leaves joint 3 out everywhere,
+    a[:, 3, 0] = 0.50  # where a is 50 cm off: that joint does not count for either
+    a[0, 0] = np.nan  # a misses joint 0 of view 0: b's joint 0 there does not count either
+    gt[2, 1] = np.nan  # no truth for joint 1 of view 2
+    student, rival, d = paired_mpjpe_difference(a, b, gt)
+    assert (student, rival) == (pytest.approx(0.02), pytest.approx(0.01))
+    assert d.difference == pytest.approx(0.01) and d.low == pytest.approx(0.01) and d.high == pytest.approx(0.01)
+    assert (d.views, d.a_better, d.b_better) == (3, 0, 3)
+    # pooled over joints: view 0 has 2 shared joints, views 1-2 have 3 and 2
+    c = b.copy()
+    c[0, :3, 0] = 0.05  # 5 cm on view 0's shared joints (1, 2) and its joint 0 that a lacks
+    _, rival, d = paired_mpjpe_difference(a, c, gt)
+    assert rival == pytest.approx((2 * 0.05 + 5 * 0.01) / 7) and d.difference == pytest.approx(0.02 - rival)
+    assert (d.a_better, d.b_better) == (1, 2) and d.low < d.difference < d.high
+    with pytest.raises(ConfigError):
+        paired_mpjpe_difference(a[:1], b[:1], gt[:1])  # one view: no interval
+    with pytest.raises(ConfigError):
+        paired_mpjpe_difference(a, np.full_like(b, np.nan), gt)
 
 
 def _cocoeval_ap(preds, gts, areas):

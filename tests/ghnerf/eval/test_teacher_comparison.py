@@ -26,7 +26,7 @@ def test_rows_count_the_same_views_and_the_difference_is_paired():
     lifted = gts.copy()
     lifted[0, J["Nose"], :2] += 20  # one wrong joint in view 0
     held = HeldOutTeacher([("s", 0, str(i)) for i in range(n)], teacher, {"robust": gts.copy(), "lifted": lifted}, {},
-                          gts, gts)
+                          gts, gts, [])
     areas = np.full(n, 3000.0)
     c = compare_with_teacher(student, gts, areas, held, "mediapipe")
     rows = {r["model"]: r for r in c["rows"]}

@@ -6,7 +6,14 @@ from ghnerf.base.body25 import NUM_JOINTS
 from ghnerf.base.cameras import Camera, look_at
 from ghnerf.data.images import pinhole
 from ghnerf.eval.metrics import pck
-from ghnerf.eval.triangulated_teacher import ALL_CAMERAS, held_out_teacher, plain_triangulation, project_joints, robust_triangulation
+from ghnerf.eval.triangulated_teacher import (
+    ALL_CAMERAS,
+    frame_triangulation,
+    held_out_teacher,
+    plain_triangulation,
+    project_joints,
+    robust_triangulation,
+)
 from ghnerf.student.data import ExampleSet
 
 K = np.array([[200.0, 0.0, 128.0], [0.0, 200.0, 128.0], [0.0, 0.0, 1.0]])
@@ -56,6 +63,17 @@ def test_joints_fewer_than_two_views_report_are_missing():
     assert np.isnan(X3[7]).all() and np.isnan(X3[9]).all()
     proj = project_joints(ring()[5], X3)
     assert np.isnan(proj[7, :2]).all() and proj[7, 2] == 0 and proj[4, 2] == 1
+
+
+def test_frame_triangulation_groups_the_views_of_each_frame():
+    cams = ring()
+    Y = X + np.array([0.1, 0.0, 0.0])  # a second frame: the body moved 10 cm
+    kp = np.concatenate([planted(cams[:3], X), planted(cams[3:5], Y), planted(cams[5:6], X)])
+    frames = ["a", "a", "a", "b", "b", "c"]  # frame c has one view: nothing to triangulate
+    out = frame_triangulation(cams[:6], kp, frames)
+    np.testing.assert_allclose(out[:3], np.broadcast_to(X, (3, NUM_JOINTS, 3)), atol=1e-6)
+    np.testing.assert_allclose(out[3:5], np.broadcast_to(Y, (2, NUM_JOINTS, 3)), atol=1e-6)
+    assert np.isnan(out[5]).all()
 
 
 def test_plain_dlt_is_confidence_weighted():
@@ -117,6 +135,10 @@ def test_held_out_views_use_the_students_source_views_and_reproject_exactly(stud
         np.testing.assert_allclose(res.on_view[i, :, :2], expected, atol=1e-9)
         np.testing.assert_allclose(res.gt2d[i], ex.joints2d.numpy(), atol=1e-4)
     assert res.mpjpe("dlt") < 1e-6 and res.mpjpe("robust") < 1e-6
+    # its cameras are the held-out views' in the evaluation's pixels: the ground truth's 2D joints are their
+    # projections of the 3D ones
+    for i in range(3):
+        np.testing.assert_allclose(res.cameras[i].project(res.gt3d[i], distort=False), res.gt2d[i, :, :2], atol=1e-3)
     assert pck(res.triangulated["robust"], res.gt2d).value == pck(res.on_view, res.gt2d).value
 
 
