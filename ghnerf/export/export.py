@@ -8,6 +8,7 @@ with ``strict``.
 """
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -15,6 +16,7 @@ from ghnerf.base.errors import ConfigError
 from ghnerf.base.fileio import write_json
 from ghnerf.base.spec_fields import OutputFolder
 from ghnerf.export.sources import (
+    JOINTS3D,
     Progress,
     student_keypoints,
     teacher_keypoints,
@@ -41,6 +43,8 @@ class ExportSpec(BaseModel):
     frames: str = Field(":", description="frame indices START:STOP[:STEP] or one index")
     checkpoint: str | None = Field(None, description="checkpoint of the run (default RUN/checkpoints/latest.pt)")
     source_views: int | None = Field(None, ge=2, description="source views per rendered view (default: as trained)")
+    joints3d: Literal[tuple(JOINTS3D)] = Field(  # type: ignore[valid-type]
+        "triangulated", description="a student's 3D joints: " + "; ".join(f"{k}: {v}" for k, v in JOINTS3D.items()))
     device: str = Field("auto", description="auto | cpu | cuda")
     strict: bool = Field(False, description="a view missing from the source is an error (exit 2), not a warning")
 
@@ -78,7 +82,7 @@ def export_keypoints(spec: ExportSpec, on_view: Progress | None = None) -> dict:
         frames = student_keypoints(spec.run, spec.data, spec.subject, spec.frames, spec.checkpoint,
                                    spec.source_views, spec.device, on_view,
                                    with_2d=any(f.needs_2d for f in chosen.values()),
-                                   with_3d=any(f.needs_3d for f in chosen.values()))
+                                   with_3d=any(f.needs_3d for f in chosen.values()), joints3d=spec.joints3d)
     else:
         frames = teacher_keypoints(spec.store, spec.teacher, spec.data, spec.subject, spec.frames, on_view)
     out = Path(spec.out)

@@ -7,13 +7,14 @@ targets) and 3D joints in world metres.
 * **Student**: each capture view is rendered from its nearest other capture cameras
   (:func:`ghnerf.student.inference.render_full_view`); 2D keypoints are read off the rendered
   heatmaps the OpenPose way with sub-pixel refinement (:func:`ghnerf.eval.metrics.openpose_keypoints`,
-  confidence = heatmap value at the peak, >= 0.1, and 0 where the student sees no joint); 3D joints from
-  the occupancy-weighted heatmap volume over the frame's views
+  confidence = heatmap value at the peak, >= 0.1, and 0 where the student sees no joint); 3D joints
+  (:data:`JOINTS3D`) by default those keypoints of every capture view triangulated robustly, as the teacher's
+  below, or from the occupancy-weighted heatmap volume over the frame's views
   (:func:`ghnerf.eval.evaluate.volumetric_joints`, confidence = volume peak; a peak on the volume's border is
   absent).
 * **Teacher**: its stored keypoints (:meth:`storage.targets.TargetStore.keypoints`); 3D joints by
-  robust triangulation over the views it labelled (:func:`ghnerf.base.multiview.consistency_report`),
-  confidence = mean teacher confidence of the inlier views. A view it has no keypoints for is reported
+  robust triangulation over the views it labelled (:func:`triangulated_joints`), confidence = mean teacher
+  confidence of the inlier views. A view it has no keypoints for is reported
   (``FrameKeypoints.missing``) with the error its distillation recorded.
 """
 
@@ -30,6 +31,14 @@ from ghnerf.data.records import MultiViewFrame
 
 Progress = Callable[[int, int], None]
 """Called after each view with (views done, views in all)."""
+
+# How a student's 3D joints are made (``ghnerf export --joints3d``; the evaluation reports both as MPJPE); in the
+# student benchmark (benchmarks/student_quality.py) triangulated is about 3x closer to the true joints.
+JOINTS3D = {
+    "triangulated": "the student's 2D keypoints of every capture view triangulated robustly (as the teacher's), the "
+                    "evaluation's 'MPJPE tri.'",
+    "volumetric": "the peaks of the student's occupancy-weighted joint volume, the evaluation's 'MPJPE vol.'",
+}
 
 
 @dataclass(frozen=True, eq=False)
@@ -59,14 +68,16 @@ class FrameKeypoints:
 
 def student_keypoints(run: str | Path, data: str | Path, subject: str, frames: str = ":",
                       checkpoint: str | Path | None = None, source_views: int | None = None, device: str = "auto",
-                      on_view: Progress | None = None, with_2d: bool = True,
-                      with_3d: bool = True) -> Iterator[FrameKeypoints]:
+                      on_view: Progress | None = None, with_2d: bool = True, with_3d: bool = True,
+                      joints3d: str = "triangulated") -> Iterator[FrameKeypoints]:
     """Keypoints of every capture view of ``subject``'s chosen frames, rendered once by the run's student
-    (``with_2d`` / ``with_3d`` off: that part is skipped, left empty / zero).
+    (``with_2d`` / ``with_3d`` off: that part is skipped, left empty / zero); 3D joints made as ``joints3d``
+    (a key of :data:`JOINTS3D`) says.
 
     Raises:
         ConfigError: the student has no heatmap head, or bad subject / frames / source views.
     """
+    from ghnerf.data.images import pinhole
     from ghnerf.eval.evaluate import load_run_model, volumetric_joints
     from ghnerf.eval.metrics import openpose_keypoints
     from ghnerf.render.scene import open_scene
@@ -84,6 +95,9 @@ def student_keypoints(run: str | Path, data: str | Path, subject: str, frames: s
         raise ConfigError(f"{ck_path}: {ck['student_config'].name} has no heatmap head, so no keypoints to export")
     scene = open_scene(data, subject, frames, ck["train_config"].image_scale,
                        source_views or ck["student_config"].source_views)
+    if joints3d not in JOINTS3D:
+        raise ConfigError(f"unknown joints3d {joints3d!r}; choose one of {', '.join(JOINTS3D)}")
+    render_2d = with_2d or (with_3d and joints3d == "triangulated")
     total, done = len(scene.frames) * len(scene.captures), 0
     for f in scene.frames:
         frame = scene.sequence.frame(f)
@@ -91,7 +105,7 @@ def student_keypoints(run: str | Path, data: str | Path, subject: str, frames: s
         for c, cam in enumerate(scene.captures):
             srcs = pick_sources(scene.captures, cam, scene.candidates, scene.source_views)
             ex = view_example(frame, cam, srcs, scene.scale, frame.views[c].name)
-            if with_2d:
+            if render_2d:
                 kp = openpose_keypoints(render_full_view(model, ex, dev)["heatmaps"].numpy())
                 kp[:, :2] /= scene.scale  # the student's pixels are the K-scaled ones (as its training targets)
                 views[frame.views[c].name] = kp
@@ -99,8 +113,28 @@ def student_keypoints(run: str | Path, data: str | Path, subject: str, frames: s
             done += 1
             if on_view:
                 on_view(done, total)
-        joints = volumetric_joints(model, examples, dev) if with_3d else None
-        yield FrameKeypoints(frame, views, joints if joints is not None else np.zeros((NUM_JOINTS, 4)))
+        joints = None
+        if with_3d and joints3d == "triangulated":
+            joints = triangulated_joints([pinhole(v.camera) for v in frame.views], np.stack(list(views.values())))
+        elif with_3d:
+            joints = volumetric_joints(model, examples, dev)
+        yield FrameKeypoints(frame, views if with_2d else {},
+                             joints if joints is not None else np.zeros((NUM_JOINTS, 4)))
+
+
+def triangulated_joints(cameras, keypoints: Float[np.ndarray, "C 25 3"]) -> Float[np.ndarray, "25 4"]:
+    """(25, 4) x, y, z (metres), confidence of C views' keypoints triangulated robustly
+    (:func:`ghnerf.base.multiview.consistency_report`); confidence = the mean keypoint confidence of the joint's
+    inlier views; zeros where no two views agree."""
+    from ghnerf.base.multiview import consistency_report
+
+    rep = consistency_report(cameras, keypoints)
+    inlier = np.isfinite(rep.reprojection_error) & ~rep.outlier  # (C, 25)
+    conf = np.where(inlier, np.nan_to_num(keypoints[..., 2]), 0).sum(0) / np.maximum(inlier.sum(0), 1)
+    joints = np.zeros((NUM_JOINTS, 4))
+    ok = np.isfinite(rep.joints3d).all(1)
+    joints[ok, :3], joints[ok, 3] = rep.joints3d[ok], conf[ok]
+    return joints
 
 
 def teacher_keypoints(store: str, teacher: str, data: str | Path, subject: str, frames: str = ":",
@@ -111,7 +145,6 @@ def teacher_keypoints(store: str, teacher: str, data: str | Path, subject: str, 
     Raises:
         ConfigError: bad subject / frames, or the teacher labelled none of the chosen frames.
     """
-    from ghnerf.base.multiview import consistency_report
     from ghnerf.data import open_dataset
     from ghnerf.data.images import pinhole
     from ghnerf.render.scene import frame_indices
@@ -143,14 +176,8 @@ def teacher_keypoints(store: str, teacher: str, data: str | Path, subject: str, 
         if not views:
             continue
         found += 1
-        joints = np.zeros((NUM_JOINTS, 4))
-        if len(views) >= 2:
-            kps = np.stack(list(views.values()))
-            rep = consistency_report(cams, kps)
-            inlier = np.isfinite(rep.reprojection_error) & ~rep.outlier  # (C, 25)
-            conf = np.where(inlier, np.nan_to_num(kps[..., 2]), 0).sum(0) / np.maximum(inlier.sum(0), 1)
-            ok = np.isfinite(rep.joints3d).all(1)
-            joints[ok, :3], joints[ok, 3] = rep.joints3d[ok], conf[ok]
+        joints = triangulated_joints(cams, np.stack(list(views.values()))) if len(views) >= 2 else \
+            np.zeros((NUM_JOINTS, 4))
         yield FrameKeypoints(frame, views, joints, missing)
     if not found:
         raise ConfigError(f"{store}: teacher {teacher} has no targets for {subject} frames {frames}; distill them "

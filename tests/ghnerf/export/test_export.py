@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from ghnerf.app.cli import app
 from ghnerf.base.body25 import BODY25_NAMES
+from ghnerf.data.images import pinhole
 from ghnerf.eval.evaluate import load_run_model, volumetric_joints
 from ghnerf.eval.metrics import openpose_keypoints
 from ghnerf.student.data import ExampleSet
@@ -167,14 +168,38 @@ def test_coco_pair_loads_in_pycocotools(student_exports):
     assert len(gt.getAnnIds()) == 8  # the synthetic dataset has joints and masks for every view
 
 
-def test_easymocap_matches_the_students_volumetric_joints(student_exports, tiny_run, student_root):
+def test_easymocap_joints_are_the_students_openpose_keypoints_triangulated(student_exports, student_root):
+    """The default 3D joints: the exported 2D keypoints of the 8 capture views (read back through EasyMocap's own
+    reader), triangulated robustly with the teacher's rule; confidence the mean of the inlier views'."""
+    from ghnerf.base.multiview import consistency_report
+
     out, _ = student_exports
-    frame_id = _frame(student_root).frame_id
-    doc = json.loads((out / "keypoints3d" / f"{frame_id:06d}.json").read_text())
+    frame = _frame(student_root)
+    doc = json.loads((out / "keypoints3d" / f"{frame.frame_id:06d}.json").read_text())
     # EasyMocap's read_keypoints3d: d['id'] (or 'personID'), np.array(d['keypoints3d']), (25, 4)
     assert len(doc) == 1 and doc[0]["id"] == 0
     got = np.array(doc[0]["keypoints3d"])
     assert got.shape == (25, 4)
+    annots = easymocap_convert(out / "openpose", student_root / SUBJECT)
+    kps = np.stack([annots[(v.name, v.image_path.name)][0]["keypoints"] if annots[(v.name, v.image_path.name)]
+                    else np.zeros((25, 3)) for v in frame.views])
+    kps[..., :2] = np.where(kps[..., 2:] > 0, kps[..., :2], np.nan)  # OpenPose writes a missing joint as 0, 0, 0
+    rep = consistency_report([pinhole(v.camera) for v in frame.views], kps)
+    ok = np.isfinite(rep.joints3d).all(1)
+    assert ok.any()
+    np.testing.assert_allclose(got[ok, :3], rep.joints3d[ok], atol=1e-3)  # the files keep 2D to 0.001 px
+    assert (got[~ok] == 0).all() and (got[ok, 3] > 0).all()
+    inlier = np.isfinite(rep.reprojection_error) & ~rep.outlier
+    conf = np.where(inlier, kps[..., 2], 0).sum(0) / np.maximum(inlier.sum(0), 1)
+    np.testing.assert_allclose(got[ok, 3], conf[ok], atol=1e-3)
+
+
+def test_easymocap_volumetric_joints_are_the_students_volume_peaks(tiny_run, student_root, tmp_path):
+    out = tmp_path / "vol"
+    _export([str(tiny_run), "--data", str(student_root), "--subject", SUBJECT, "--frames", "0",
+             "--format", "easymocap", "--joints3d", "volumetric"], out)
+    frame_id = _frame(student_root).frame_id
+    got = np.array(json.loads((out / "keypoints3d" / f"{frame_id:06d}.json").read_text())[0]["keypoints3d"])
     model, ck = load_run_model(tiny_run / "checkpoints" / "latest.pt", torch.device("cpu"))
     scale = ck["train_config"].image_scale
     # every camera of the frame: the test cameras (evaluation) and the training cameras of the same subject
@@ -186,6 +211,7 @@ def test_easymocap_matches_the_students_volumetric_joints(student_exports, tiny_
     want = volumetric_joints(model, views, torch.device("cpu"))
     want = np.where(np.isfinite(want).all(1, keepdims=True) & (want[:, 3:] > 0), want, 0.0)
     np.testing.assert_allclose(got, want, atol=1e-4)  # views summed in another order: float32 rounding
+    assert json.loads((out / "export.json").read_text())["spec"]["joints3d"] == "volumetric"
 
 
 @pytest.fixture(scope="module")
