@@ -2,6 +2,7 @@
 reports them): what each row trains, declared once; a row's index names its run folder and its line in the table.
 """
 
+from ghnerf.base.multiview import FEW_VIEWS_REL_THRESHOLD
 from ghnerf.student.train_config import ENERF_SOURCE_VIEW_MIX
 
 # The teacher-free student (no teacher network at test time): 2D pretraining of the encoder and its source heatmap
@@ -70,9 +71,13 @@ RUNS = (  # (config, heatmap targets, teacher, fused, config overrides (+ "train
      ("ghnerf-resnet18-evidence + its own source keypoints triangulated, the joints no 2 views agree on lifted from "
       "one view, residual heatmap head, detached heads, 6000 2D pretraining steps (cosine rate), encoder frozen "
       "after them, trained on 2/3 source views")),
+    ("ghnerf-mediapipe-hypotheses", "mediapipe shards, fused over views", "mediapipe", True,
+     {"lift_missing_joints": True, "hypothesis_rel_threshold": FEW_VIEWS_REL_THRESHOLD, "train": ENERF_MIX},
+     ("ghnerf-mediapipe + triangulated joint hypotheses at the rival's tolerance (0.1) with the joints no 2 views "
+      "agree on lifted from one view, residual heatmap head, detached heads, trained on 2/3 source views")),
 )
 ENERF_ROWS = (0, 10)  # the image-quality reference
-TEACHER_IN_THE_LOOP = (7, 11, 13, 15, 16, 19, 20)  # the best students that read the teacher network's outputs at test time
+TEACHER_IN_THE_LOOP = (7, 11, 13, 15, 16, 19, 20, 22)  # the best students that read the teacher network's outputs at test time
 BEST_RECIPE = 20  # the row whose recipe `ghnerf train`'s defaults are (tests/ghnerf/student/test_train_cli.py)
 TEACHER_FREE_ROWS = (8, 12, 14, 17, 18, 21)  # no teacher network at test time (the paper's setting)
 

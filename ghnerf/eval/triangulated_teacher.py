@@ -26,7 +26,7 @@ from ghnerf.base.body25 import NUM_JOINTS
 from ghnerf.base.cameras import Camera, scaled
 from ghnerf.base.joint_lifting import lift_missing_joints
 from ghnerf.base.keypoint_codec import empty_keypoints
-from ghnerf.base.multiview import consistency_report, triangulate_points
+from ghnerf.base.multiview import FEW_VIEWS_REL_THRESHOLD, consistency_report, triangulate_points
 from ghnerf.data.images import pinhole
 from ghnerf.eval.metrics import mpjpe
 
@@ -57,14 +57,16 @@ def plain_triangulation(cameras: Sequence[Camera], keypoints: Float[np.ndarray, 
 
 def robust_triangulation(cameras: Sequence[Camera],
                          keypoints: Float[np.ndarray, "C 25 3"]) -> Float[np.ndarray, "25 3"]:
-    """The project's robust triangulation (:func:`ghnerf.base.multiview.consistency_report`) of C views' keypoints.
+    """The project's robust triangulation (:func:`ghnerf.base.multiview.consistency_report`) of C views' keypoints,
+    with the outlier tolerance that suits a few source views best
+    (:data:`~ghnerf.base.multiview.FEW_VIEWS_REL_THRESHOLD`).
 
     Returns:
         (25, 3) world points, NaN where no 2 views agree.
     """
     if len(cameras) == 0:
         return np.full((NUM_JOINTS, 3), np.nan)
-    return consistency_report(cameras, keypoints).joints3d
+    return consistency_report(cameras, keypoints, rel_threshold=FEW_VIEWS_REL_THRESHOLD).joints3d
 
 
 def lifted_triangulation(cameras: Sequence[Camera],
@@ -81,8 +83,9 @@ ALL_CAMERAS = "robust, all cameras"  # the label ceiling: every camera of the fr
 def frame_triangulation(cameras: Sequence[Camera], keypoints: Float[np.ndarray, "N 25 3"],
                         frames: Sequence[Hashable]) -> Float[np.ndarray, "N 25 3"]:
     """Each view's frame's joints: the keypoints of all views of the same frame (equal ``frames`` entries)
-    triangulated robustly (:func:`robust_triangulation`), as the evaluation turns a model's 2D keypoints of the
-    held-out views into 3D joints; NaN for a frame with one view.
+    triangulated robustly (:func:`ghnerf.base.multiview.consistency_report`, its default tolerance, as ``ghnerf
+    export`` triangulates), as the evaluation turns a model's 2D keypoints of the held-out views into 3D joints;
+    NaN for a frame with one view.
 
     Args:
         cameras: N pinhole cameras in the keypoints' pixels; keypoints: (N, 25, 3) x, y, confidence per view.
@@ -94,7 +97,7 @@ def frame_triangulation(cameras: Sequence[Camera], keypoints: Float[np.ndarray, 
     out = np.full((len(frames), NUM_JOINTS, 3), np.nan)
     for views in groups.values():
         if len(views) >= 2:
-            out[views] = robust_triangulation([cameras[i] for i in views], np.asarray(keypoints)[views])
+            out[views] = consistency_report([cameras[i] for i in views], np.asarray(keypoints)[views]).joints3d
     return out
 
 

@@ -112,6 +112,10 @@ class StudentConfig:
             network as encoder, its keypoints (the triangulated teacher's heatmap of the target view); teacher-free,
             the peaks of the student's own source heatmap head.
         joint_hypothesis_sigma: that Gaussian's width in source-image pixels (the teachers' target sigma).
+        hypothesis_rel_threshold: the outlier tolerance of that triangulation (share of each view's keypoint box
+            diagonal; :func:`ghnerf.base.multiview.consistency_report`). The default, 0.05, is what checkpoints
+            written before this field used; ``ghnerf-mediapipe-hypotheses`` takes the triangulated-teacher rival's
+            (:data:`ghnerf.base.multiview.FEW_VIEWS_REL_THRESHOLD`).
         lift_missing_joints: in the joint hypotheses, place a joint no two source views agree on where the most
             confident view that detected it sees it, at the depth of a triangulated neighbour
             (:mod:`ghnerf.base.joint_lifting`; ours).
@@ -152,6 +156,7 @@ class StudentConfig:
     joint_hypotheses: bool = False
     joint_hypothesis_sigma: float = 7.0
     lift_missing_joints: bool = False
+    hypothesis_rel_threshold: float = 0.05
     heatmap_residual: bool = False
     detach_heads: bool = False
     source_views: int = 3
@@ -181,6 +186,9 @@ class StudentConfig:
         if self.heatmap_residual and not (self.joint_hypotheses or self.ray_evidence_samples):
             raise ConfigError(f"{self.name}: heatmap_residual corrects the heatmap priors; it needs joint_hypotheses "
                               "or ray_evidence_samples")
+        if not self.hypothesis_rel_threshold > 0:
+            raise ConfigError(f"{self.name}: hypothesis_rel_threshold must be > 0 (a share of the keypoint box "
+                              f"diagonal), not {self.hypothesis_rel_threshold}")
         if not self.joint_hypothesis_sigma > 0:
             raise ConfigError(f"{self.name}: joint_hypothesis_sigma must be > 0 pixels, not "
                               f"{self.joint_hypothesis_sigma}")

@@ -28,10 +28,12 @@ from ghnerf.student.geometry import project
 
 
 def triangulate_source_keypoints(keypoints: Float[np.ndarray, "V 25 3"], src_K: Float[Tensor, "V 3 3"],
-                                 src_w2c: Float[Tensor, "V 4 4"], lift: bool = False) -> Float[Tensor, "25 3"]:
+                                 src_w2c: Float[Tensor, "V 4 4"], lift: bool = False,
+                                 rel_threshold: float = 0.05) -> Float[Tensor, "25 3"]:
     """Robust triangulation of the source views' keypoints (undistorted pixels at ``src_K``'s resolution).
 
     Args:
+        rel_threshold: the outlier tolerance (:func:`ghnerf.base.multiview.consistency_report`).
         lift: also place the joints no 2 views agree on from one view
             (:func:`ghnerf.base.joint_lifting.lift_missing_joints`).
     Returns:
@@ -43,7 +45,7 @@ def triangulate_source_keypoints(keypoints: Float[np.ndarray, "V 25 3"], src_K: 
     cameras = [Camera(K=k, R=m[:3, :3], T=m[:3, 3]) for k, m in zip(K, w2c)]
     if len(cameras) < 2:
         return torch.full((NUM_JOINTS, 3), float("nan"), device=src_K.device)
-    joints = consistency_report(cameras, np.asarray(keypoints, np.float64)).joints3d
+    joints = consistency_report(cameras, np.asarray(keypoints, np.float64), rel_threshold=rel_threshold).joints3d
     if lift:
         joints = lift_missing_joints(cameras, keypoints, joints)
     return torch.as_tensor(joints, dtype=src_K.dtype, device=src_K.device)

@@ -274,7 +274,8 @@ class GHNeRF(nn.Module):
                     keypoints = source_keypoints(own) if self.cfg.joint_hypotheses else None
             if keypoints is not None:
                 joints3d = triangulate_source_keypoints(keypoints, batch.src_K, batch.src_w2c,
-                                                        lift=self.cfg.lift_missing_joints)
+                                                        lift=self.cfg.lift_missing_joints,
+                                                        rel_threshold=self.cfg.hypothesis_rel_threshold)
             human = channels_last_grad(human)
         return SourceEncoding(fpn, human, pose, joints3d)
 

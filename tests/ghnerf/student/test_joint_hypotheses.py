@@ -89,15 +89,19 @@ def example(student_root):
 
 def _triangulated_teacher_heatmap(model: GHNeRF, batch, uv: torch.Tensor
                                   ) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
-    """The triangulated teacher's heatmap T (R, J) at pixels ``uv``, computed independently of the model (the
-    evaluation's own robust triangulation of MediaPipe's source keypoints, with the missing joints lifted when the
+    """The triangulated teacher's heatmap T (R, J) at pixels ``uv``, computed independently of the model (the robust
+    triangulation of MediaPipe's source keypoints at the model's tolerance, with the missing joints lifted when the
     model's config lifts them, projected in numpy), the joints (J, 3) and their projections into the target (J, 2+)."""
-    from ghnerf.eval.triangulated_teacher import lifted_triangulation, project_joints, robust_triangulation
+    from ghnerf.base.joint_lifting import lift_missing_joints
+    from ghnerf.base.multiview import consistency_report
+    from ghnerf.eval.triangulated_teacher import project_joints
 
     _, keypoints = model.encoder.heatmaps_and_keypoints(batch.src_images_unmasked)
     cams = [Camera(K=k, R=m[:3, :3], T=m[:3, 3]) for k, m in zip(batch.src_K.double().numpy(),
                                                                  batch.src_w2c.double().numpy())]
-    X = (lifted_triangulation if model.cfg.lift_missing_joints else robust_triangulation)(cams, keypoints)
+    X = consistency_report(cams, keypoints, rel_threshold=model.cfg.hypothesis_rel_threshold).joints3d
+    if model.cfg.lift_missing_joints:
+        X = lift_missing_joints(cams, keypoints, X)
     tgt = Camera(K=batch.tgt_K.double().numpy(), R=batch.tgt_w2c.double().numpy()[:3, :3],
                  T=batch.tgt_w2c.double().numpy()[:3, 3])
     proj = project_joints(tgt, X)
@@ -148,6 +152,27 @@ def test_the_residual_student_starts_as_the_triangulated_teacher_whatever_the_ge
     _, _, shifted, _ = fine_rays_with_evidence(model, batch, 29)
     torch.testing.assert_close(shifted.heatmaps, torch.sigmoid(prior + 1.5 * shifted.acc[:, None]),
                                atol=1e-5, rtol=1e-4)
+
+
+def test_hypotheses_at_the_rivals_tolerance_are_the_rivals_joints(example):
+    """hypothesis_rel_threshold reaches the triangulation: at the rival's tolerance the student's hypotheses are
+    exactly the lifted triangulated teacher's joints (ghnerf.eval.triangulated_teacher), at 0.05 they differ."""
+    from ghnerf.base.multiview import FEW_VIEWS_REL_THRESHOLD
+    from ghnerf.eval.triangulated_teacher import lifted_triangulation
+
+    batch = example.batch
+    cams = [Camera(K=k, R=m[:3, :3], T=m[:3, 3]) for k, m in zip(batch.src_K.double().numpy(),
+                                                                 batch.src_w2c.double().numpy())]
+    joints = {}
+    for tol in (FEW_VIEWS_REL_THRESHOLD, 0.05):
+        model = GHNeRF(preset("ghnerf-mediapipe-hypotheses", hypothesis_rel_threshold=tol)).eval()
+        with torch.no_grad():
+            joints[tol] = model.encode(batch).joints3d.double().numpy()
+    _, keypoints = model.encoder.heatmaps_and_keypoints(batch.src_images_unmasked)
+    np.testing.assert_allclose(joints[FEW_VIEWS_REL_THRESHOLD], lifted_triangulation(cams, keypoints), atol=1e-4)
+    assert not np.allclose(np.nan_to_num(joints[0.05]), np.nan_to_num(joints[FEW_VIEWS_REL_THRESHOLD]), atol=1e-3)
+    with pytest.raises(ConfigError, match="hypothesis_rel_threshold"):
+        preset("ghnerf-mediapipe-hypotheses", hypothesis_rel_threshold=0.0)
 
 
 def test_heatmap_residual_needs_a_prior():
