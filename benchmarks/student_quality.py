@@ -49,6 +49,7 @@ from student_quality_rows import RUNS
 from ghnerf.app.distill import DistillConfig, distill
 from ghnerf.base.errors import GHNeRFError, WeightsNotFoundError
 from ghnerf.base.fileio import file_sha256, write_json
+from ghnerf.base.multiview import FEW_VIEWS_REL_THRESHOLD
 from ghnerf.eval.evaluate import evaluate_run
 from ghnerf.eval.metrics import (
     coco17,
@@ -222,7 +223,8 @@ def main() -> None:
                              "mpjpe_volumetric_m": m.get("mpjpe_volumetric_m"), "fps": m.get("fps"),
                              "train_seconds": seconds, "views": rep["views"],
                              "measured_at": _short(rep.get("code_version") or commit),  # the code it was trained by
-                             "seed": args.seed, "steps": run_tcfg.steps})
+                             "seed": args.seed, "steps": run_tcfg.steps,
+                             "rival_rel_threshold": FEW_VIEWS_REL_THRESHOLD})
                 print(f"{label} ({source}), {k} source views: PCK {m.get('pck')}, AP {m.get('coco_ap')}, "
                       f"PSNR {m['psnr']:.2f}, trained in {seconds:.0f} s", flush=True)
         rows = _with_kept_rows(args.out, rows, args)
@@ -289,7 +291,7 @@ def _reference_rows(base: dict, counts: dict, gts, on_view, areas, evaluated: li
     none = {"encoder_weights": "pretrained (bundled)", "psnr": None, "ssim": None, "lpips": None, "mse": None,
             **{f"pck_minus_{m}": None for m in TRIANGULATIONS},
             **{f"mpjpe_shared_minus_{m}": None for m in TRIANGULATIONS}, "mpjpe_volumetric_m": None, "fps": None,
-            "train_seconds": None, "measured_at": commit}
+            "train_seconds": None, "measured_at": commit, "rival_rel_threshold": FEW_VIEWS_REL_THRESHOLD}
 
     def ap(kps):
         value = coco_keypoint_ap(coco17(kps), coco17(gts), areas)

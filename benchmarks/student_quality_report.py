@@ -18,6 +18,7 @@ from rich.table import Table
 from student_quality_rows import BEST_RECIPE, ENERF_ROWS, TEACHER_FREE_ROWS, TEACHER_IN_THE_LOOP
 
 from ghnerf.base.fileio import write_bytes, write_image, write_json
+from ghnerf.base.multiview import FEW_VIEWS_REL_THRESHOLD
 from ghnerf.base.viz import reliability_diagram
 
 # issue 23's PCK goal of each kind of student: (rows, K, reference, met(paired difference))
@@ -39,19 +40,38 @@ NOTES = (
 )
 
 
+# The robust triangulation's tolerance before rows recorded it (rival_rel_threshold): consistency_report's default.
+EARLIER_RIVAL_TOLERANCE = 0.05
+STALE_NOTE = (f"†: against the robust triangulation at tolerance {EARLIER_RIVAL_TOLERANCE} (the rival before session "
+              f"12; now {FEW_VIEWS_REL_THRESHOLD}); the row's run is not kept to compare again; goals skip such rows")
+
+
+def _stale(r: dict) -> bool:
+    """A row whose rival differences were measured against another tolerance of the robust triangulation than the
+    current one."""
+    return r.get("rival_rel_threshold", EARLIER_RIVAL_TOLERANCE) != FEW_VIEWS_REL_THRESHOLD
+
+
+def _rival(r: dict | None, field: str, spec: str = ".3f") -> str:
+    """A rival difference of ``r`` (see :func:`_interval`), marked † when :func:`_stale`."""
+    text = _interval(r.get(field) if r else None, spec)
+    return text + "†" if r and r.get(field) and _stale(r) else text
+
+
 def write_report(result: dict, out: Path) -> str | None:
     """Print ``result`` (the benchmark's JSON content) as a table with its notes and goals, and write the Markdown
     table (``out`` with ``.md``) and the calibration figure (``<stem>_calibration.png``); returns the figure's path
     (None without calibrated rows)."""
     rows, args = result["rows"], result["args"]
     Console(width=300).print(_console_table(rows, args, result["views"], result["teacher_joints"]))
-    for line in NOTES + tuple(_goal_lines(rows)):
+    for line in NOTES + (STALE_NOTE,) + tuple(_goal_lines(rows)):
         print(line)
     print(f"encoders: {result['encoder_weights']} (random init when 'none'); LPIPS n/a without local VGG16 weights; "
           f"total {result['total_seconds']:.0f} s")
     figure = _calibration_figure(rows, out.with_name(out.stem + "_calibration.png"))
     markdown = out.with_suffix(".md")
-    write_bytes(markdown, "\n".join(_markdown(rows, args["eval_source_views"]) + [""] + _goal_lines(rows)).encode())
+    write_bytes(markdown, "\n".join(_markdown(rows, args["eval_source_views"]) + ["", STALE_NOTE, ""]
+                                    + _goal_lines(rows)).encode())
     print(f"wrote {markdown}" + (f" and {figure}" if figure else ""))
     return figure
 
@@ -80,9 +100,9 @@ def _console_table(rows: list[dict], args: dict, views: int, teacher_joints: int
                       _f(r["source_views"], "d"), _f(r["psnr"], ".2f"), _f(r["ssim"], ".3f"), _f(r["pck"], ".3f"),
                       _f(r["pck_teacher_joints"], ".3f"), _f(r.get("coco_ap"), ".3f"),
                       _interval(r["pck_minus_teacher"]), _interval(r["pck_minus_dlt"]),
-                      _interval(r["pck_minus_robust"]), _interval(r.get("pck_minus_lifted")),
+                      _rival(r, "pck_minus_robust"), _rival(r, "pck_minus_lifted"),
                       _f(r["mpjpe_volumetric_m"], ".3f"), _f(r["mpjpe_m"], ".3f"),
-                      _interval(r.get("mpjpe_shared_minus_robust"), ".4f"), r.get("measured_at", "–"))
+                      _rival(r, "mpjpe_shared_minus_robust", ".4f"), r.get("measured_at", "–"))
     return table
 
 
@@ -109,7 +129,10 @@ def _also(rows: list[dict], k: int, seed: int, meets, met: bool) -> str:
 
 def _goal_lines(rows: list[dict]) -> list[str]:
     """Issue 23's goals, each with the measured difference and its interval, met or by how much not; per seed,
-    then the one-student goal (its PCK goal on every seed, PSNR within 0.5 dB of enerf on the mean over seeds)."""
+    then the one-student goal (its PCK goal on every seed, PSNR within 0.5 dB of enerf on the mean over seeds);
+    rows compared with an earlier rival (:func:`_stale`) are left out."""
+    rows = [r for r in rows if not (r.get("pck_minus_robust") and _stale(r))]
+
     def ref(k, model_prefix):
         return next((r for r in rows if r["model"].startswith(model_prefix) and r["source_views"] == k), None)
 
@@ -202,12 +225,16 @@ def _markdown(rows: list[dict], ks: list[int]) -> list[str]:
             return " / ".join(fmt(c.get(field)) if c else "–" for c in cells) if len(by_k) > 1 or None not in by_k \
                 else fmt(cells[0].get(field))
 
+        def rivals(field, spec=".3f"):
+            return " / ".join(_rival(c, field, spec) if c else "–" for c in cells) \
+                if len(by_k) > 1 or None not in by_k else _rival(cells[0], field, spec)
+
         lines.append(f"| {'' if index == 99 else index} | {model} | {'' if seed is None else seed} | {targets} | "
                      f"{joined('psnr', lambda v: _f(v, '.2f'))} | {joined('pck', lambda v: _f(v, '.3f'))} | "
                      f"{joined('coco_ap', lambda v: _f(v, '.3f'))} | {joined('pck_minus_teacher', _interval)} | "
-                     f"{joined('pck_minus_robust', _interval)} | {joined('pck_minus_lifted', _interval)} | "
+                     f"{rivals('pck_minus_robust')} | {rivals('pck_minus_lifted')} | "
                      f"{joined('mpjpe_m', lambda v: _f(v, '.3f'))} | "
-                     f"{joined('mpjpe_shared_minus_robust', lambda d: _interval(d, '.4f'))} | "
+                     f"{rivals('mpjpe_shared_minus_robust', '.4f')} | "
                      f"{next(c for c in cells if c).get('measured_at', '–')} |")
     return lines
 
@@ -231,8 +258,8 @@ def _calibration_figure(rows: list[dict], path: Path) -> str | None:
 
 def merged(result: dict, other: dict, source: Path) -> dict:
     """``result`` with the student rows of ``other`` (another run of the benchmark on the same data and budget,
-    e.g. one row with its own ``--out``) in place of its rows of the same row, K and seed, and the reference rows
-    ``result`` does not have yet (a rival added since: same model and K)."""
+    e.g. one row with its own ``--out``) in place of its rows of the same row, K and seed, and ``other``'s reference
+    rows in place of its own of the same model and K (the later measurement, with the code's current rivals)."""
     same = ("steps", "subjects", "frames", "size")
     if any(result["args"][k] != other["args"][k] for k in same) or result["views"] != other["views"]:
         settings = ", ".join(f"{k} {other['args'][k]}" for k in same)
@@ -242,8 +269,9 @@ def merged(result: dict, other: dict, source: Path) -> dict:
     new = {(r["row"], r["source_views"], r.get("seed", 0)) for r in students}
     kept = [r for r in result["rows"]
             if r.get("row") is None or (r["row"], r["source_views"], r.get("seed", 0)) not in new]
-    have = {(r["model"], r["source_views"]) for r in result["rows"] if r.get("row") is None}
-    references = [r for r in other["rows"] if r.get("row") is None and (r["model"], r["source_views"]) not in have]
+    references = [r for r in other["rows"] if r.get("row") is None]
+    measured = {(r["model"], r["source_views"]) for r in references}
+    kept = [r for r in kept if r.get("row") is not None or (r["model"], r["source_views"]) not in measured]
     return result | {"rows": kept + students + references}
 
 
