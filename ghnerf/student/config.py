@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from ghnerf.base.errors import ConfigError
+from ghnerf.base.multiview import FEW_VIEWS_REL_THRESHOLD
 
 AUTO = "auto"  # weights: the local files when present, else go on without them (ghnerf.student.weights)
 PERCEPTUAL_WEIGHT = 0.01  # the paper's LPIPS weight, used by perceptual="auto" when the VGG16 weights are present
@@ -248,11 +249,12 @@ PRESETS: dict[str, StudentConfig] = {
     # ours: ghnerf-mediapipe that also reads, per ray, the source views' keypoints triangulated robustly and projected
     # (ghnerf.student.joint_hypotheses), the joints no two views agree on lifted from one view
     # (ghnerf.base.joint_lifting), added after compositing (heatmap_residual), its heads on detached geometry: it
-    # starts as the (lifted) triangulated teacher and learns where to correct it (benchmarks/student_quality.py rows
-    # 16 and 20, README "Student quality")
+    # starts as the (lifted) triangulated teacher, at the rival's tolerance, and learns where to correct it
+    # (benchmarks/student_quality.py rows 16, 20 and 22, README "Student quality")
     "ghnerf-mediapipe-hypotheses": StudentConfig("ghnerf-mediapipe-hypotheses", encoder="mediapipe",
                                                  pretrained="bundled", human_mean_skip=True, ray_evidence_samples=32,
                                                  joint_hypotheses=True, lift_missing_joints=True,
+                                                 hypothesis_rel_threshold=FEW_VIEWS_REL_THRESHOLD,
                                                  heatmap_residual=True, detach_heads=True,
                                                  losses=LossWeights(heatmap=5.0)),
     # ours, teacher-free at test time: the ResNet-18 student's own source heatmap head (deep supervision on the
