@@ -29,6 +29,7 @@ from ghnerf.base.keypoint_codec import empty_keypoints
 from ghnerf.base.multiview import FEW_VIEWS_REL_THRESHOLD, consistency_report, triangulate_points
 from ghnerf.data.images import pinhole
 from ghnerf.eval.metrics import mpjpe
+from ghnerf.target_fusion import FusionConfig
 
 
 def _present(keypoints: np.ndarray) -> np.ndarray:
@@ -78,6 +79,13 @@ def lifted_triangulation(cameras: Sequence[Camera],
 
 TRIANGULATIONS = {"dlt": plain_triangulation, "robust": robust_triangulation, "lifted": lifted_triangulation}
 ALL_CAMERAS = "robust, all cameras"  # the label ceiling: every camera of the frame, the held-out one too
+
+
+def label_triangulation(cameras: Sequence[Camera],
+                        keypoints: Float[np.ndarray, "C 25 3"]) -> Float[np.ndarray, "25 3"]:
+    """The robust triangulation at the tolerance the fused training labels use (:class:`ghnerf.target_fusion.
+    FusionConfig`): over every camera of a frame, what those labels approximate."""
+    return consistency_report(cameras, keypoints, rel_threshold=FusionConfig().rel_threshold).joints3d
 
 
 def frame_triangulation(cameras: Sequence[Camera], keypoints: Float[np.ndarray, "N 25 3"],
@@ -163,14 +171,14 @@ def held_out_teacher(examples, store, max_views: int | None = None,
         store: a :class:`storage.targets.TargetStore` of the pose teacher.
         max_views: the first N views only (as ``evaluate_run``).
         methods: keys of :data:`TRIANGULATIONS`.
-        all_cameras: also triangulate (robustly) over every camera of the frame the teacher labelled, the
-            held-out one included (``triangulated[ALL_CAMERAS]``): what training labels fused over all views
-            approximate, so the ceiling of a student trained on them.
+        all_cameras: also triangulate (robustly, at the fused labels' tolerance: :func:`label_triangulation`) over
+            every camera of the frame the teacher labelled, the held-out one included (``triangulated[ALL_CAMERAS]``):
+            what training labels fused over all views approximate, so the ceiling of a student trained on them.
         areas: also read each view's mask (``HeldOutTeacher.areas``, for COCO AP).
     """
     items = examples.items[:max_views]
     keys, on_view, gt2d, gt3d, cameras, mask_areas = [], [], [], [], [], []
-    chosen = {m: TRIANGULATIONS[m] for m in methods} | ({ALL_CAMERAS: robust_triangulation} if all_cameras else {})
+    chosen = {m: TRIANGULATIONS[m] for m in methods} | ({ALL_CAMERAS: label_triangulation} if all_cameras else {})
     tri = {m: [] for m in chosen}
     j3d = {m: [] for m in chosen}
     for index, (subject, f, cam) in enumerate(items):
