@@ -146,7 +146,8 @@ def _goal_lines(rows: list[dict]) -> list[str]:
             r = _row(rows, BEST_RECIPE, k, seed)
             if r and r["pck_minus_robust"]:
                 d = r["pck_minus_robust"]
-                lines.append(f"  seed {seed}: row {BEST_RECIPE} - robust triangulated teacher, K = {k}: {_interval(d)}: "
+                lines.append(f"  seed {seed}: row {BEST_RECIPE} - robust triangulated teacher, K = {k}: "
+                             f"{_interval(d)}: "
                              f"{'met' if met(d) else 'not met'} (goal: {want})"
                              + _also(rows, k, seed, lambda o: o.get("pck_minus_robust") and met(o["pck_minus_robust"]),
                                      met(d)))

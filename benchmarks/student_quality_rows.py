@@ -78,7 +78,8 @@ RUNS = (  # (config, heatmap targets, teacher, fused, config overrides (+ "train
       "agree on lifted from one view, residual heatmap head, detached heads, trained on 2/3 source views")),
 )
 ENERF_ROWS = (0, 10)  # the image-quality reference
-TEACHER_IN_THE_LOOP = (7, 11, 13, 15, 16, 19, 20, 22)  # the best students that read the teacher network's outputs at test time
+# the best students that read the teacher network's outputs at test time
+TEACHER_IN_THE_LOOP = (7, 11, 13, 15, 16, 19, 20, 22)
 BEST_RECIPE = 22  # the row whose recipe `ghnerf train`'s defaults are (tests/ghnerf/student/test_train_cli.py)
 TEACHER_FREE_ROWS = (8, 12, 14, 17, 18, 21)  # no teacher network at test time (the paper's setting)
 

@@ -214,4 +214,5 @@ def held_out_teacher(examples, store, max_views: int | None = None,
     return HeldOutTeacher(keys, in_eval_pixels(on_view), {m: in_eval_pixels(v) for m, v in tri.items()},
                           {m: np.stack(v) if v else np.zeros((0, NUM_JOINTS, 3)) for m, v in j3d.items()},
                           in_eval_pixels(gt2d),
-                          np.stack(gt3d).astype(np.float64) if gt3d else np.zeros((0, NUM_JOINTS, 3)), cameras, np.array(mask_areas) if areas else None)
+                          np.stack(gt3d).astype(np.float64) if gt3d else np.zeros((0, NUM_JOINTS, 3)), cameras,
+                          np.array(mask_areas) if areas else None)

@@ -4,8 +4,14 @@ import numpy as np
 
 from ghnerf.base.body25 import JOINT_INDEX as J
 from ghnerf.base.body25 import NUM_JOINTS
-from ghnerf.eval.teacher_comparison import (LIFTED, ON_VIEW, STUDENT, TRIANGULATED, compare_with_teacher,
-                                           markdown_comparison)
+from ghnerf.eval.teacher_comparison import (
+    LIFTED,
+    ON_VIEW,
+    STUDENT,
+    TRIANGULATED,
+    compare_with_teacher,
+    markdown_comparison,
+)
 from ghnerf.eval.triangulated_teacher import HeldOutTeacher
 
 
