@@ -48,7 +48,7 @@ _MIN_SWAP_JOINTS = 4  # paired joints a view needs (present, triangulated) for t
 # a pose network's keypoints of a few (2-4) source views: the triangulated-teacher rival and the student's joint
 # hypotheses. The best of 0.05 / 0.1 / 0.15 / 0.2 on the student benchmark's 128 held-out views (MediaPipe):
 # PCK 0.774 / 0.826 / 0.873 at K = 2 / 3 / 4 with 0.05, 0.781 / 0.848 / 0.876 with 0.1, 0.781 / 0.844 / 0.861 with
-# 0.15, 0.781 / 0.831 / 0.846 with 0.2 (/tmp sweep script, session 12; issue 23 quotes 0.849 at K = 3 with 0.1).
+# 0.15, 0.781 / 0.831 / 0.846 with 0.2 (benchmarks/triangulation_tolerance.py; issue 23 quotes 0.849 at K = 3).
 FEW_VIEWS_REL_THRESHOLD = 0.1
 
 

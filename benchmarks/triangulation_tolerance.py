@@ -1,0 +1,70 @@
+"""The triangulated-teacher rival's outlier tolerance: PCK of the teacher's keypoints of each held-out view's K
+source views, triangulated robustly at each tolerance (and with the missing joints lifted), on the student
+benchmark's held-out views; the evidence for ``ghnerf.base.multiview.FEW_VIEWS_REL_THRESHOLD``.
+
+Reads the data and the MediaPipe shards a ``benchmarks/student_quality.py --workdir W`` run keeps (nothing is
+trained). Prints a table and writes JSON.
+
+    .venv/bin/python benchmarks/triangulation_tolerance.py --workdir W [--tolerances 0.05 0.1 0.15 0.2]
+"""
+
+import argparse
+from functools import partial
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from ghnerf.base.fileio import write_json
+from ghnerf.base.joint_lifting import lift_missing_joints
+from ghnerf.base.multiview import FEW_VIEWS_REL_THRESHOLD, consistency_report
+from ghnerf.eval.metrics import pck
+from ghnerf.eval.triangulated_teacher import TRIANGULATIONS, held_out_teacher
+from ghnerf.student.data import ExampleSet
+from storage.targets import TargetStore
+
+
+def robust(tolerance: float, cameras, keypoints):
+    return consistency_report(cameras, keypoints, rel_threshold=tolerance).joints3d
+
+
+def lifted(tolerance: float, cameras, keypoints):
+    return lift_missing_joints(cameras, keypoints, robust(tolerance, cameras, keypoints))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--workdir", type=Path, required=True, help="a student_quality.py --workdir (data, targets)")
+    ap.add_argument("--tolerances", type=float, nargs="+", default=[0.05, 0.1, 0.15, 0.2])
+    ap.add_argument("--source-views", type=int, nargs="+", default=[2, 3, 4])
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/triangulation_tolerance.json"))
+    args = ap.parse_args()
+    store = TargetStore(args.workdir / "targets", "mediapipe")
+    methods = {}
+    for t in args.tolerances:  # registered under their own names for held_out_teacher, for this process only
+        methods[f"robust {t}"] = TRIANGULATIONS.setdefault(f"robust {t}", partial(robust, t))
+        methods[f"lifted {t}"] = TRIANGULATIONS.setdefault(f"lifted {t}", partial(lifted, t))
+    results = {}
+    for k in args.source_views:
+        held = held_out_teacher(ExampleSet(args.workdir / "data", "test", k, 1.0, "none"), store,
+                                methods=list(methods))
+        results[k] = {m: pck(held.triangulated[m], held.gt2d).value for m in methods}
+        views = len(held.keys)
+    table = Table(title=f"robust triangulation of MediaPipe's source-view keypoints, PCK@0.2 on {views} held-out "
+                        f"views (FEW_VIEWS_REL_THRESHOLD = {FEW_VIEWS_REL_THRESHOLD})")
+    table.add_column("tolerance (share of the keypoint box diagonal)")
+    for k in args.source_views:
+        table.add_column(f"robust, K = {k}")
+    for k in args.source_views:
+        table.add_column(f"lifted, K = {k}")
+    for t in args.tolerances:
+        table.add_row(f"{t:g}", *(f"{results[k][f'robust {t}']:.4f}" for k in args.source_views),
+                      *(f"{results[k][f'lifted {t}']:.4f}" for k in args.source_views))
+    Console(width=200).print(table)
+    write_json(args.out, {"benchmark": "triangulation_tolerance", "views": views, "tolerances": args.tolerances,
+                          "current": FEW_VIEWS_REL_THRESHOLD, "pck": {str(k): v for k, v in results.items()}})
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
