@@ -76,10 +76,22 @@ RUNS = (  # (config, heatmap targets, teacher, fused, config overrides (+ "train
      {"lift_missing_joints": True, "hypothesis_rel_threshold": FEW_VIEWS_REL_THRESHOLD, "train": ENERF_MIX},
      ("ghnerf-mediapipe + triangulated joint hypotheses at the rival's tolerance (0.1) with the joints no 2 views "
       "agree on lifted from one view, residual heatmap head, detached heads, trained on 2/3 source views")),
+    ("ghnerf-resnet18-hypotheses", "mediapipe shards, fused over views", "mediapipe", True,
+     {"lift_missing_joints": True, "hypothesis_rel_threshold": FEW_VIEWS_REL_THRESHOLD,
+      "train": {"pretrain_2d_steps": 6000, "freeze_pretrained_2d": True} | ENERF_MIX},
+     ("ghnerf-resnet18-evidence + its own source keypoints triangulated at the rival's tolerance (0.1), lifted, "
+      "residual heatmap head, detached heads, 6000 2D pretraining steps (cosine rate), encoder frozen after them, "
+      "trained on 2/3 source views")),
+    ("ghnerf-resnet18-hypotheses", "mediapipe shards, fused over views", "mediapipe", True,
+     {"lift_missing_joints": True, "hypothesis_rel_threshold": 0.025,
+      "train": {"pretrain_2d_steps": 6000, "freeze_pretrained_2d": True} | ENERF_MIX},
+     ("ghnerf-resnet18-evidence + its own source keypoints triangulated at tolerance 0.025, lifted, residual "
+      "heatmap head, detached heads, 6000 2D pretraining steps (cosine rate), encoder frozen after them, trained on "
+      "2/3 source views")),
 )
 ENERF_ROWS = (0, 10)  # the image-quality reference
 # the best students that read the teacher network's outputs at test time
 TEACHER_IN_THE_LOOP = (7, 11, 13, 15, 16, 19, 20, 22)
 BEST_RECIPE = 22  # the row whose recipe `ghnerf train`'s defaults are (tests/ghnerf/student/test_train_cli.py)
-TEACHER_FREE_ROWS = (8, 12, 14, 17, 18, 21)  # no teacher network at test time (the paper's setting)
+TEACHER_FREE_ROWS = (8, 12, 14, 17, 18, 21, 23, 24)  # no teacher network at test time (the paper's setting)
 
