@@ -45,11 +45,11 @@ def metrics_table(metrics: dict, title: str) -> Table:
 
 def comparison_table(comparison: dict) -> Table:
     """The student beside its teacher and the triangulated teacher on the same views, as a rich table."""
+    from ghnerf.eval.teacher_comparison import COLUMNS, comparison_cells
+
     table = Table(title=f"student beside its teacher {comparison['teacher']} ({comparison['views']} views)")
-    for header in ("model", "PCK@0.2", "COCO AP", "student − this, PCK [95 % CI]"):
+    for header in COLUMNS:
         table.add_column(header)
     for r in comparison["rows"]:
-        d = r.get("student_minus_this")
-        table.add_row(r["model"], *(f"{r[k]:.3f}" if r[k] is not None else "–" for k in ("pck", "coco_ap")),
-                      f"{d['difference']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]" if d else "")
+        table.add_row(*comparison_cells(r))
     return table

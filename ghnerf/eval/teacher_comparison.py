@@ -2,19 +2,24 @@
 student's inputs: the teacher's keypoints of the same source views, triangulated robustly and projected into the
 view, also with the joints no two views agree on lifted from one view (:mod:`ghnerf.eval.triangulated_teacher`).
 PCK@0.2, COCO keypoint AP, and the student's paired PCK difference to each with its 95 % bootstrap interval over
-views."""
+views; against the triangulations also its paired 3D MPJPE difference on the joints both give (the student's 3D
+joints: its keypoints of each frame's views triangulated, :func:`~ghnerf.eval.triangulated_teacher.
+frame_triangulation`)."""
 
 import numpy as np
 from jaxtyping import Float
 
 from ghnerf.eval.metric_names import Metric
-from ghnerf.eval.metrics import coco17, coco_keypoint_ap, paired_pck_difference, pck
-from ghnerf.eval.triangulated_teacher import HeldOutTeacher
+from ghnerf.eval.metrics import coco17, coco_keypoint_ap, paired_mpjpe_difference, paired_pck_difference, pck
+from ghnerf.eval.triangulated_teacher import HeldOutTeacher, frame_triangulation
 
 STUDENT = "student"
 ON_VIEW = "teacher on the view itself"
 TRIANGULATED = "teacher triangulated from the same source views (robust), projected"
 LIFTED = "the same, joints no 2 views agree on lifted from one view at a neighbour's depth"
+TRIANGULATION_OF = {TRIANGULATED: "robust", LIFTED: "lifted"}  # row -> its method in HeldOutTeacher
+COLUMNS = ("model", "PCK@0.2", "COCO AP", "student − this, PCK [95 % CI]",
+           "student − this, MPJPE m on the joints both give [95 % CI]")
 
 
 def per_view_pck_counts(preds: Float[np.ndarray, "N K 3"], gts: Float[np.ndarray, "N K 3"],
@@ -29,8 +34,9 @@ def compare_with_teacher(student: Float[np.ndarray, "N 25 3"], gts: Float[np.nda
                          areas: Float[np.ndarray, "N"], held: HeldOutTeacher, teacher: str) -> dict:
     """Rows of PCK and COCO AP for the student, the teacher on each view and the triangulated teacher, all on the
     same N views (``held`` is built from the student's example set: the same views and source views)."""
-    rivals = {ON_VIEW: held.on_view, TRIANGULATED: held.triangulated["robust"], LIFTED: held.triangulated["lifted"]}
+    rivals = {ON_VIEW: held.on_view, **{name: held.triangulated[m] for name, m in TRIANGULATION_OF.items()}}
     student_correct, evaluated = per_view_pck_counts(student, gts)
+    student3d = frame_triangulation(held.cameras, student, [key[:2] for key in held.keys])
     rows = []
     for name, kps in {STUDENT: student, **rivals}.items():
         ap = coco_keypoint_ap(coco17(kps), coco17(gts), areas)
@@ -40,19 +46,35 @@ def compare_with_teacher(student: Float[np.ndarray, "N 25 3"], gts: Float[np.nda
             d = paired_pck_difference(student_correct, per_view_pck_counts(kps, gts)[0], evaluated)
             row["student_minus_this"] = {"difference": d.difference, "low": d.low, "high": d.high,
                                          "student_better_views": d.a_better, "this_better_views": d.b_better}
+        rival3d = held.joints3d.get(TRIANGULATION_OF.get(name))
+        if rival3d is not None and len(kps) >= 2 and _any_shared(student3d, rival3d, held.gt3d):
+            s_m, t_m, d = paired_mpjpe_difference(student3d, rival3d, held.gt3d)
+            row["student_minus_this_mpjpe"] = {"student_m": s_m, "this_m": t_m, "difference": d.difference,
+                                               "low": d.low, "high": d.high}
         rows.append(row)
     return {"teacher": teacher, "views": len(student), "rows": rows}
 
 
-def markdown_comparison(comparison: dict) -> list[str]:
-    """The comparison as a Markdown section."""
+def _any_shared(*joints: np.ndarray) -> bool:
+    """Some (view, joint) that every one of the (N, 25, 3) arrays gives (a frame with one view has no student 3D,
+    a dataset without 3D joints no truth)."""
+    return bool(np.logical_and.reduce([np.isfinite(j).all(-1) for j in joints]).any())
+
+
+def comparison_cells(row: dict) -> list[str]:
+    """One row of the comparison as the text of :data:`COLUMNS` (the report's Markdown and the CLI's table)."""
     def number(v) -> str:
         return "–" if v is None or not np.isfinite(v) else f"{v:.3f}"
 
+    d, m = row.get("student_minus_this"), row.get("student_minus_this_mpjpe")
+    return [row["model"], number(row["pck"]), number(row["coco_ap"]),
+            f"{d['difference']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]" if d else "",
+            f"{m['difference']:+.4f} [{m['low']:+.4f}, {m['high']:+.4f}] ({m['student_m']:.4f} vs {m['this_m']:.4f})"
+            if m else ""]
+
+
+def markdown_comparison(comparison: dict) -> list[str]:
+    """The comparison as a Markdown section."""
     lines = [f"## Student beside its teacher ({comparison['teacher']}, the same {comparison['views']} views)", "",
-             "| model | PCK@0.2 | COCO AP | student − this, PCK [95 % CI] |", "|---|---|---|---|"]
-    for r in comparison["rows"]:
-        d = r.get("student_minus_this")
-        diff = f"{d['difference']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]" if d else ""
-        lines.append(f"| {r['model']} | {number(r['pck'])} | {number(r['coco_ap'])} | {diff} |")
-    return lines
+             "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    return lines + ["| " + " | ".join(comparison_cells(r)) + " |" for r in comparison["rows"]]

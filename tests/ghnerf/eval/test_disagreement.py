@@ -125,6 +125,12 @@ def test_evaluate_with_a_teacher_writes_the_disagreement_report(student_root, tm
     d1 = c["rows"][1]["student_minus_this"]
     assert d1["difference"] == report["metrics"]["pck"] - 1.0 and d1["low"] <= d1["difference"] <= d1["high"]
     assert "Student beside its teacher (gt-joints, the same 3 views)" in md
+    # in 3D, against the triangulations on the joints both give: the exact teacher's source views triangulate to
+    # the true joints, so its rows' own MPJPE is ~0 and the untrained student is the worse side
+    for row in c["rows"][2:]:
+        m = row["student_minus_this_mpjpe"]
+        assert m["this_m"] < 0.01 and abs(m["difference"] - (m["student_m"] - m["this_m"])) < 1e-9 and m["difference"] > 0
+    assert "MPJPE m on the joints both give" in md
 
 
 def test_evaluate_teacher_without_targets_is_one_clear_line(tmp_path):
