@@ -49,7 +49,7 @@ from student_quality_rows import RUNS
 from ghnerf.app.distill import DistillConfig, distill
 from ghnerf.base.errors import GHNeRFError, WeightsNotFoundError
 from ghnerf.base.fileio import file_sha256, write_json
-from ghnerf.base.multiview import FEW_VIEWS_REL_THRESHOLD
+from ghnerf.base.tolerances import FEW_VIEWS_REL_THRESHOLD
 from ghnerf.eval.evaluate import evaluate_run
 from ghnerf.eval.metrics import (
     coco17,

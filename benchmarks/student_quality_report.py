@@ -18,7 +18,7 @@ from rich.table import Table
 from student_quality_rows import BEST_RECIPE, ENERF_ROWS, TEACHER_FREE_ROWS, TEACHER_IN_THE_LOOP
 
 from ghnerf.base.fileio import write_bytes, write_image, write_json
-from ghnerf.base.multiview import FEW_VIEWS_REL_THRESHOLD
+from ghnerf.base.tolerances import FEW_VIEWS_REL_THRESHOLD, REL_THRESHOLD
 from ghnerf.base.viz import reliability_diagram
 
 # issue 23's PCK goal of each kind of student: (rows, K, reference, met(paired difference))
@@ -41,7 +41,7 @@ NOTES = (
 
 
 # The robust triangulation's tolerance before rows recorded it (rival_rel_threshold): consistency_report's default.
-EARLIER_RIVAL_TOLERANCE = 0.05
+EARLIER_RIVAL_TOLERANCE = REL_THRESHOLD
 STALE_NOTE = (f"†: against the robust triangulation at tolerance {EARLIER_RIVAL_TOLERANCE} (the rival before session "
               f"12; now {FEW_VIEWS_REL_THRESHOLD}); the row's run is not kept to compare again; goals skip such rows")
 

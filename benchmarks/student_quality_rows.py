@@ -2,7 +2,7 @@
 reports them): what each row trains, declared once; a row's index names its run folder and its line in the table.
 """
 
-from ghnerf.base.multiview import FEW_VIEWS_REL_THRESHOLD
+from ghnerf.base.tolerances import FEW_VIEWS_REL_THRESHOLD, REL_THRESHOLD
 from ghnerf.student.train_config import ENERF_SOURCE_VIEW_MIX
 
 # The teacher-free student (no teacher network at test time): 2D pretraining of the encoder and its source heatmap
@@ -59,12 +59,12 @@ RUNS = (  # (config, heatmap targets, teacher, fused, config overrides (+ "train
      ("ghnerf-resnet18-evidence + its own source keypoints triangulated, residual heatmap head, detached heads, "
       "6000 2D pretraining steps (cosine rate), encoder frozen after them, trained on 2/3 source views")),
     ("ghnerf-mediapipe-hypotheses", "mediapipe shards, fused over views", "mediapipe", True,
-     {"lift_missing_joints": False, "hypothesis_rel_threshold": 0.05,
+     {"lift_missing_joints": False, "hypothesis_rel_threshold": REL_THRESHOLD,
       "train": ENERF_MIX | {"near_joints_fraction": 0.5}},
      ("ghnerf-mediapipe + triangulated joint hypotheses, residual heatmap head, detached heads, trained on 2/3 "
       "source views, half the rays near the target's joints")),
     ("ghnerf-mediapipe-hypotheses", "mediapipe shards, fused over views", "mediapipe", True,
-     {"lift_missing_joints": True, "hypothesis_rel_threshold": 0.05, "train": ENERF_MIX},
+     {"lift_missing_joints": True, "hypothesis_rel_threshold": REL_THRESHOLD, "train": ENERF_MIX},
      ("ghnerf-mediapipe + triangulated joint hypotheses with the joints no 2 views agree on lifted from one view, "
       "residual heatmap head, detached heads, trained on 2/3 source views")),
     ("ghnerf-resnet18-hypotheses", "mediapipe shards, fused over views", "mediapipe", True,

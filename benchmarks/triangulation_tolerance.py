@@ -1,6 +1,6 @@
 """The triangulated-teacher rival's outlier tolerance: PCK of the teacher's keypoints of each held-out view's K
 source views, triangulated robustly at each tolerance (and with the missing joints lifted), on the student
-benchmark's held-out views; the evidence for ``ghnerf.base.multiview.FEW_VIEWS_REL_THRESHOLD``.
+benchmark's held-out views; the evidence for ``ghnerf.base.tolerances.FEW_VIEWS_REL_THRESHOLD``.
 
 Reads the data and the MediaPipe shards a ``benchmarks/student_quality.py --workdir W`` run keeps (nothing is
 trained). Prints a table and writes JSON.
@@ -17,7 +17,8 @@ from rich.table import Table
 
 from ghnerf.base.fileio import write_json
 from ghnerf.base.joint_lifting import lift_missing_joints
-from ghnerf.base.multiview import FEW_VIEWS_REL_THRESHOLD, consistency_report
+from ghnerf.base.multiview import consistency_report
+from ghnerf.base.tolerances import FEW_VIEWS_REL_THRESHOLD
 from ghnerf.eval.metrics import pck
 from ghnerf.eval.triangulated_teacher import TRIANGULATIONS, held_out_teacher
 from ghnerf.student.data import ExampleSet

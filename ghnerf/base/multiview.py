@@ -37,6 +37,7 @@ from ghnerf.base.body25 import BODY25_NAMES, NUM_JOINTS
 from ghnerf.base.body25 import JOINT_INDEX as J
 from ghnerf.base.cameras import Camera
 from ghnerf.base.errors import ConfigError
+from ghnerf.base.tolerances import REL_THRESHOLD
 
 # (right, left) BODY_25 joint pairs that a left/right swap exchanges.
 LR_PAIRS: tuple[tuple[int, int], ...] = tuple(
@@ -44,12 +45,6 @@ LR_PAIRS: tuple[tuple[int, int], ...] = tuple(
                                        "BigToe", "SmallToe", "Heel"))
 
 _MIN_SWAP_JOINTS = 4  # paired joints a view needs (present, triangulated) for the swap test
-# The outlier tolerance (share of the keypoint box's diagonal, consistency_report's rel_threshold) for triangulating
-# a pose network's keypoints of a few (2-4) source views: the triangulated-teacher rival and the student's joint
-# hypotheses. The best of 0.05 / 0.1 / 0.15 / 0.2 on the student benchmark's 128 held-out views (MediaPipe):
-# PCK 0.774 / 0.826 / 0.873 at K = 2 / 3 / 4 with 0.05, 0.781 / 0.848 / 0.876 with 0.1, 0.781 / 0.844 / 0.861 with
-# 0.15, 0.781 / 0.831 / 0.846 with 0.2 (benchmarks/triangulation_tolerance.py; issue 23 quotes 0.849 at K = 3).
-FEW_VIEWS_REL_THRESHOLD = 0.1
 
 
 @dataclass(frozen=True, eq=False)
@@ -247,7 +242,7 @@ def _view_tolerances(kp: np.ndarray, present: np.ndarray, rel_threshold: float, 
 
 
 def consistency_report(cameras: Sequence[Camera], keypoints: Float[np.ndarray, "C 25 3"],
-                       rel_threshold: float = 0.05, min_threshold_px: float = 2.0,
+                       rel_threshold: float = REL_THRESHOLD, min_threshold_px: float = 2.0,
                        threshold_px: float | None = None, flag_share: float = 0.3, swap_gain: float = 0.5,
                        refine_steps: int = 5) -> ConsistencyReport:
     """Triangulate every joint robustly and measure each view's disagreement with the others.

@@ -26,7 +26,8 @@ from ghnerf.base.body25 import NUM_JOINTS
 from ghnerf.base.cameras import Camera, scaled
 from ghnerf.base.joint_lifting import lift_missing_joints
 from ghnerf.base.keypoint_codec import empty_keypoints
-from ghnerf.base.multiview import FEW_VIEWS_REL_THRESHOLD, consistency_report, triangulate_points
+from ghnerf.base.multiview import consistency_report, triangulate_points
+from ghnerf.base.tolerances import FEW_VIEWS_REL_THRESHOLD
 from ghnerf.data.images import pinhole
 from ghnerf.eval.metrics import mpjpe
 from ghnerf.target_fusion import FusionConfig
@@ -60,7 +61,7 @@ def robust_triangulation(cameras: Sequence[Camera],
                          keypoints: Float[np.ndarray, "C 25 3"]) -> Float[np.ndarray, "25 3"]:
     """The project's robust triangulation (:func:`ghnerf.base.multiview.consistency_report`) of C views' keypoints,
     with the outlier tolerance that suits a few source views best
-    (:data:`~ghnerf.base.multiview.FEW_VIEWS_REL_THRESHOLD`).
+    (:data:`~ghnerf.base.tolerances.FEW_VIEWS_REL_THRESHOLD`).
 
     Returns:
         (25, 3) world points, NaN where no 2 views agree.

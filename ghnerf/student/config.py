@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from ghnerf.base.errors import ConfigError
-from ghnerf.base.multiview import FEW_VIEWS_REL_THRESHOLD
+from ghnerf.base.tolerances import FEW_VIEWS_REL_THRESHOLD, REL_THRESHOLD
 
 AUTO = "auto"  # weights: the local files when present, else go on without them (ghnerf.student.weights)
 PERCEPTUAL_WEIGHT = 0.01  # the paper's LPIPS weight, used by perceptual="auto" when the VGG16 weights are present
@@ -114,9 +114,10 @@ class StudentConfig:
             the peaks of the student's own source heatmap head.
         joint_hypothesis_sigma: that Gaussian's width in source-image pixels (the teachers' target sigma).
         hypothesis_rel_threshold: the outlier tolerance of that triangulation (share of each view's keypoint box
-            diagonal; :func:`ghnerf.base.multiview.consistency_report`). The default, 0.05, is what checkpoints
-            written before this field used; ``ghnerf-mediapipe-hypotheses`` takes the triangulated-teacher rival's
-            (:data:`ghnerf.base.multiview.FEW_VIEWS_REL_THRESHOLD`).
+            diagonal; :func:`ghnerf.base.multiview.consistency_report`). The default
+            (:data:`ghnerf.base.tolerances.REL_THRESHOLD`) is what checkpoints written before this field used;
+            ``ghnerf-mediapipe-hypotheses`` takes the triangulated-teacher rival's
+            (:data:`ghnerf.base.tolerances.FEW_VIEWS_REL_THRESHOLD`).
         lift_missing_joints: in the joint hypotheses, place a joint no two source views agree on where the most
             confident view that detected it sees it, at the depth of a triangulated neighbour
             (:mod:`ghnerf.base.joint_lifting`; ours).
@@ -157,7 +158,7 @@ class StudentConfig:
     joint_hypotheses: bool = False
     joint_hypothesis_sigma: float = 7.0
     lift_missing_joints: bool = False
-    hypothesis_rel_threshold: float = 0.05
+    hypothesis_rel_threshold: float = REL_THRESHOLD
     heatmap_residual: bool = False
     detach_heads: bool = False
     source_views: int = 3

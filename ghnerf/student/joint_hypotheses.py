@@ -24,12 +24,13 @@ from ghnerf.base.cameras import Camera
 from ghnerf.base.joint_lifting import lift_missing_joints
 from ghnerf.base.keypoint_codec import HeatmapCodec
 from ghnerf.base.multiview import consistency_report
+from ghnerf.base.tolerances import REL_THRESHOLD
 from ghnerf.student.geometry import project
 
 
 def triangulate_source_keypoints(keypoints: Float[np.ndarray, "V 25 3"], src_K: Float[Tensor, "V 3 3"],
                                  src_w2c: Float[Tensor, "V 4 4"], lift: bool = False,
-                                 rel_threshold: float = 0.05) -> Float[Tensor, "25 3"]:
+                                 rel_threshold: float = REL_THRESHOLD) -> Float[Tensor, "25 3"]:
     """Robust triangulation of the source views' keypoints (undistorted pixels at ``src_K``'s resolution).
 
     Args:

@@ -157,7 +157,7 @@ def test_the_residual_student_starts_as_the_triangulated_teacher_whatever_the_ge
 def test_hypotheses_at_the_rivals_tolerance_are_the_rivals_joints(example):
     """hypothesis_rel_threshold reaches the triangulation: at the rival's tolerance the student's hypotheses are
     exactly the lifted triangulated teacher's joints (ghnerf.eval.triangulated_teacher), at 0.05 they differ."""
-    from ghnerf.base.multiview import FEW_VIEWS_REL_THRESHOLD
+    from ghnerf.base.tolerances import FEW_VIEWS_REL_THRESHOLD
     from ghnerf.eval.triangulated_teacher import lifted_triangulation
 
     batch = example.batch
