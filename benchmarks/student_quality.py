@@ -55,18 +55,11 @@ from ghnerf.eval.metrics import (
     coco17,
     coco_keypoint_ap,
     confidence_calibration,
-    paired_mpjpe_difference,
     paired_pck_difference,
     pck,
 )
-from ghnerf.eval.teacher_comparison import per_view_pck_counts
-from ghnerf.eval.triangulated_teacher import (
-    ALL_CAMERAS,
-    TRIANGULATIONS,
-    HeldOutTeacher,
-    frame_triangulation,
-    held_out_teacher,
-)
+from ghnerf.eval.teacher_comparison import per_view_pck_counts, shared_joint_mpjpe
+from ghnerf.eval.triangulated_teacher import ALL_CAMERAS, TRIANGULATIONS, held_out_teacher
 from ghnerf.student.config import PRESETS, preset
 from ghnerf.student.data import ExampleSet
 from ghnerf.student.encoders import ResNetEncoder
@@ -210,7 +203,7 @@ def main() -> None:
                         correct = [r["pck_correct"] for r in pv]
                         diffs = {b: paired(correct, counts[b if b == "teacher" else (b, k)][0][0], evaluated)
                                  for b in diffs}
-                        mpjpe_diffs = shared_joint_mpjpe(student_kp, base[k])
+                        mpjpe_diffs = shared_joint_mpjpe(student_kp, base[k], TRIANGULATIONS)
                 rows.append({"row": index, "model": label, "config": cfg.name, "overrides": overrides,
                              "targets": source, "source_views": k, "encoder_weights": rep["pretrained_weights"],
                              "psnr": m["psnr"], "ssim": m["ssim"],
@@ -246,23 +239,6 @@ def _row_train_config(tcfg: TrainConfig, overrides: dict, args) -> TrainConfig:
         update |= {"lr_halving_steps": args.lr_halving_steps or max(update["steps"] // 2, 1),
                    "checkpoint_every": update["steps"], "val_every": update["steps"]}
     return tcfg.model_copy(update=update)
-
-
-def shared_joint_mpjpe(student_kp: np.ndarray, held: HeldOutTeacher) -> dict[str, dict]:
-    """The student's 3D joints (its keypoints of each frame's held-out views triangulated, as the evaluation's MPJPE)
-    against each triangulated rival's on the joints both give: per rival, both MPJPEs (metres), the paired
-    difference with its interval over views, and the share of (view, joint) each side gives a 3D joint for."""
-    student3d = frame_triangulation(held.cameras, student_kp, [key[:2] for key in held.keys])
-    truth = np.isfinite(held.gt3d).all(2)
-    out = {}
-    for method in TRIANGULATIONS:
-        rival3d = held.joints3d[method]
-        student_m, rival_m, diff = paired_mpjpe_difference(student3d, rival3d, held.gt3d)
-        out[method] = dataclasses.asdict(diff) | {
-            "student_m": student_m, "rival_m": rival_m,
-            "student_joints": float((np.isfinite(student3d).all(2) & truth).sum() / max(truth.sum(), 1)),
-            "rival_joints": float((np.isfinite(rival3d).all(2) & truth).sum() / max(truth.sum(), 1))}
-    return out
 
 
 def _short(version: str) -> str:

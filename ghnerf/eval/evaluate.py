@@ -228,11 +228,10 @@ def volumetric_mpjpe(model: GHNeRF, per_frame: dict, device: torch.device) -> fl
 
 
 def triangulated_mpjpe(per_frame: dict) -> float | None:
-    """MPJPE of the student's 2D keypoints triangulated per frame over its evaluated views
-    (:func:`~ghnerf.eval.triangulated_teacher.frame_triangulation`), mean over frames."""
+    """MPJPE of the student's 2D keypoints triangulated per frame over its evaluated views, mean over frames."""
     from ghnerf.base.cameras import Camera
+    from ghnerf.base.multiview import consistency_report
     from ghnerf.eval.metrics import mpjpe
-    from ghnerf.eval.triangulated_teacher import frame_triangulation
 
     errors = []
     for views in per_frame.values():
@@ -242,8 +241,8 @@ def triangulated_mpjpe(per_frame: dict) -> float | None:
         for ex, _ in views:
             w2c = ex.batch.tgt_w2c.numpy().astype(np.float64)
             cams.append(Camera(ex.batch.tgt_K.numpy().astype(np.float64), w2c[:3, :3], w2c[:3, 3]))
-        joints3d = frame_triangulation(cams, np.stack([kp for _, kp in views]), [0] * len(views))[0]
-        e = mpjpe(joints3d, views[0][0].joints3d.numpy().astype(np.float64))
+        rep = consistency_report(cams, np.stack([kp for _, kp in views]))
+        e = mpjpe(rep.joints3d, views[0][0].joints3d.numpy().astype(np.float64))
         if np.isfinite(e):
             errors.append(e)
     return float(np.mean(errors)) if errors else None

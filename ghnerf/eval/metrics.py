@@ -342,7 +342,7 @@ def paired_mpjpe_difference(a: Float[np.ndarray, "N K 3"], b: Float[np.ndarray, 
     if not (a.shape == b.shape == gt.shape) or a.ndim != 3 or len(a) < 2:
         raise ConfigError(f"paired MPJPE needs (N, K, 3) joints of equal shape with N >= 2, got {a.shape}, "
                           f"{b.shape}, {gt.shape}")
-    shared = np.isfinite(a).all(2) & np.isfinite(b).all(2) & np.isfinite(gt).all(2)
+    shared = shared_joints(a, b, gt)
     if not shared.any():
         raise ConfigError("paired MPJPE: no joint that both sides and the ground truth give")
     ea, eb = (np.where(shared, np.linalg.norm(np.nan_to_num(x - gt), axis=2), 0.0).sum(1) for x in (a, b))
@@ -350,6 +350,11 @@ def paired_mpjpe_difference(a: Float[np.ndarray, "N K 3"], b: Float[np.ndarray, 
     diff = _paired_pooled(ea, eb, n, confidence, resamples, seed, a_better=int((ea < eb).sum()),
                           b_better=int((eb < ea).sum()))
     return float(ea.sum() / n.sum()), float(eb.sum() / n.sum()), diff
+
+
+def shared_joints(*joints: Float[np.ndarray, "N K 3"]) -> Bool[np.ndarray, "N K"]:
+    """(view, joint) that every one of the arrays gives (finite x, y, z)."""
+    return np.logical_and.reduce([np.isfinite(np.asarray(j, np.float64)).all(-1) for j in joints])
 
 
 def _paired_pooled(a, b, n, confidence: float, resamples: int, seed: int, a_better: int,

@@ -6,11 +6,21 @@ views; against the triangulations also its paired 3D MPJPE difference on the joi
 joints: its keypoints of each frame's views triangulated, :func:`~ghnerf.eval.triangulated_teacher.
 frame_triangulation`)."""
 
+import dataclasses
+from collections.abc import Iterable
+
 import numpy as np
 from jaxtyping import Float
 
 from ghnerf.eval.metric_names import Metric
-from ghnerf.eval.metrics import coco17, coco_keypoint_ap, paired_mpjpe_difference, paired_pck_difference, pck
+from ghnerf.eval.metrics import (
+    coco17,
+    coco_keypoint_ap,
+    paired_mpjpe_difference,
+    paired_pck_difference,
+    pck,
+    shared_joints,
+)
 from ghnerf.eval.triangulated_teacher import HeldOutTeacher, frame_triangulation
 
 STUDENT = "student"
@@ -36,7 +46,7 @@ def compare_with_teacher(student: Float[np.ndarray, "N 25 3"], gts: Float[np.nda
     same N views (``held`` is built from the student's example set: the same views and source views)."""
     rivals = {ON_VIEW: held.on_view, **{name: held.triangulated[m] for name, m in TRIANGULATION_OF.items()}}
     student_correct, evaluated = per_view_pck_counts(student, gts)
-    student3d = frame_triangulation(held.cameras, student, [key[:2] for key in held.keys])
+    in_3d = shared_joint_mpjpe(student, held, TRIANGULATION_OF.values())
     rows = []
     for name, kps in {STUDENT: student, **rivals}.items():
         ap = coco_keypoint_ap(coco17(kps), coco17(gts), areas)
@@ -46,19 +56,34 @@ def compare_with_teacher(student: Float[np.ndarray, "N 25 3"], gts: Float[np.nda
             d = paired_pck_difference(student_correct, per_view_pck_counts(kps, gts)[0], evaluated)
             row["student_minus_this"] = {"difference": d.difference, "low": d.low, "high": d.high,
                                          "student_better_views": d.a_better, "this_better_views": d.b_better}
-        rival3d = held.joints3d.get(TRIANGULATION_OF.get(name))
-        if rival3d is not None and len(kps) >= 2 and _any_shared(student3d, rival3d, held.gt3d):
-            s_m, t_m, d = paired_mpjpe_difference(student3d, rival3d, held.gt3d)
-            row["student_minus_this_mpjpe"] = {"student_m": s_m, "this_m": t_m, "difference": d.difference,
-                                               "low": d.low, "high": d.high}
+        if in_3d.get(TRIANGULATION_OF.get(name)):
+            row["student_minus_this_mpjpe"] = in_3d[TRIANGULATION_OF[name]]
         rows.append(row)
     return {"teacher": teacher, "views": len(student), "rows": rows}
 
 
-def _any_shared(*joints: np.ndarray) -> bool:
-    """Some (view, joint) that every one of the (N, 25, 3) arrays gives (a frame with one view has no student 3D,
-    a dataset without 3D joints no truth)."""
-    return bool(np.logical_and.reduce([np.isfinite(j).all(-1) for j in joints]).any())
+def shared_joint_mpjpe(student: Float[np.ndarray, "N 25 3"], held: HeldOutTeacher,
+                       methods: Iterable[str]) -> dict[str, dict | None]:
+    """The student's 3D joints (its keypoints of each frame's views triangulated, :func:`~ghnerf.eval.
+    triangulated_teacher.frame_triangulation`) against each triangulation ``method`` of ``held`` on the joints both
+    give: per method, both MPJPEs (``student_m``, ``rival_m``, metres), the paired difference with its interval over
+    views (:func:`~ghnerf.eval.metrics.paired_mpjpe_difference`) and the share of (view, joint) with a true joint
+    that each side gives (``student_joints``, ``rival_joints``); None where they share no joint (a frame with one
+    view has no student 3D, a dataset without 3D joints no truth)."""
+    student3d = frame_triangulation(held.cameras, student, [key[:2] for key in held.keys])
+    truth = shared_joints(held.gt3d)
+    out: dict[str, dict | None] = {}
+    for method in methods:
+        rival3d = held.joints3d.get(method)
+        if rival3d is None or len(student) < 2 or not shared_joints(student3d, rival3d, held.gt3d).any():
+            out[method] = None
+            continue
+        student_m, rival_m, diff = paired_mpjpe_difference(student3d, rival3d, held.gt3d)
+        out[method] = dataclasses.asdict(diff) | {
+            "student_m": student_m, "rival_m": rival_m,
+            "student_joints": float((shared_joints(student3d) & truth).sum() / max(truth.sum(), 1)),
+            "rival_joints": float((shared_joints(rival3d) & truth).sum() / max(truth.sum(), 1))}
+    return out
 
 
 def comparison_cells(row: dict) -> list[str]:
@@ -69,7 +94,7 @@ def comparison_cells(row: dict) -> list[str]:
     d, m = row.get("student_minus_this"), row.get("student_minus_this_mpjpe")
     return [row["model"], number(row["pck"]), number(row["coco_ap"]),
             f"{d['difference']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]" if d else "",
-            f"{m['difference']:+.4f} [{m['low']:+.4f}, {m['high']:+.4f}] ({m['student_m']:.4f} vs {m['this_m']:.4f})"
+            f"{m['difference']:+.4f} [{m['low']:+.4f}, {m['high']:+.4f}] ({m['student_m']:.4f} vs {m['rival_m']:.4f})"
             if m else ""]
 
 

@@ -129,8 +129,8 @@ def test_evaluate_with_a_teacher_writes_the_disagreement_report(student_root, tm
     # the true joints, so its rows' own MPJPE is ~0 and the untrained student is the worse side
     for row in c["rows"][2:]:
         m = row["student_minus_this_mpjpe"]
-        assert m["this_m"] < 0.01 and m["difference"] > 0
-        assert abs(m["difference"] - (m["student_m"] - m["this_m"])) < 1e-9
+        assert m["rival_m"] < 0.01 and m["difference"] > 0
+        assert abs(m["difference"] - (m["student_m"] - m["rival_m"])) < 1e-9
     assert "MPJPE m on the joints both give" in md
 
 

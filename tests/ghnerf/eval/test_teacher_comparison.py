@@ -79,7 +79,7 @@ def test_3d_rows_pair_the_students_frame_triangulation_with_each_triangulation_o
     rows = {r["model"]: r for r in c["rows"]}
     for name in (TRIANGULATED, LIFTED):
         m = rows[name]["student_minus_this_mpjpe"]
-        assert m["student_m"] < 1e-6 and abs(m["this_m"] - 0.02) < 1e-9
+        assert m["student_m"] < 1e-6 and abs(m["rival_m"] - 0.02) < 1e-9
         assert abs(m["difference"] + 0.02) < 1e-6 and m["low"] <= m["difference"] <= m["high"] < 0
     assert "student_minus_this_mpjpe" not in rows[ON_VIEW] and "student_minus_this_mpjpe" not in rows[STUDENT]
     md = "\n".join(markdown_comparison(c))
