@@ -20,7 +20,7 @@ from ghnerf.base.joint_lifting import lift_missing_joints
 from ghnerf.base.multiview import consistency_report
 from ghnerf.base.tolerances import FEW_VIEWS_REL_THRESHOLD
 from ghnerf.eval.metrics import pck
-from ghnerf.eval.triangulated_teacher import TRIANGULATIONS, held_out_teacher
+from ghnerf.eval.triangulated_teacher import held_out_teacher
 from ghnerf.student.data import ExampleSet
 from storage.targets import TargetStore
 
@@ -41,14 +41,11 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/triangulation_tolerance.json"))
     args = ap.parse_args()
     store = TargetStore(args.workdir / "targets", "mediapipe")
-    methods = {}
-    for t in args.tolerances:  # registered under their own names for held_out_teacher, for this process only
-        methods[f"robust {t}"] = TRIANGULATIONS.setdefault(f"robust {t}", partial(robust, t))
-        methods[f"lifted {t}"] = TRIANGULATIONS.setdefault(f"lifted {t}", partial(lifted, t))
+    methods = {f"{kind} {t}": partial(fn, t) for t in args.tolerances for kind, fn in (("robust", robust),
+                                                                                         ("lifted", lifted))}
     results = {}
     for k in args.source_views:
-        held = held_out_teacher(ExampleSet(args.workdir / "data", "test", k, 1.0, "none"), store,
-                                methods=list(methods))
+        held = held_out_teacher(ExampleSet(args.workdir / "data", "test", k, 1.0, "none"), store, methods=methods)
         results[k] = {m: pck(held.triangulated[m], held.gt2d).value for m in methods}
         views = len(held.keys)
     table = Table(title=f"robust triangulation of MediaPipe's source-view keypoints, PCK@0.2 on {views} held-out "

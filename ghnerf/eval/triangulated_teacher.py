@@ -16,7 +16,7 @@ missing in the projection.
 Keypoints are in undistorted pixels (pinhole cameras), as the teachers produce them.
 """
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -163,7 +163,7 @@ def teacher_keypoints(store, subject: str, frame_id: int, camera: str) -> Float[
 
 
 def held_out_teacher(examples, store, max_views: int | None = None,
-                     methods: Sequence[str] = tuple(TRIANGULATIONS), all_cameras: bool = False,
+                     methods: Sequence[str] | Mapping[str, Callable] = tuple(TRIANGULATIONS), all_cameras: bool = False,
                      areas: bool = False) -> HeldOutTeacher:
     """The teacher on each held-out view and triangulated from that view's source views.
 
@@ -171,7 +171,7 @@ def held_out_teacher(examples, store, max_views: int | None = None,
         examples: a :class:`ghnerf.student.data.ExampleSet` (its split, source views and image scale).
         store: a :class:`storage.targets.TargetStore` of the pose teacher.
         max_views: the first N views only (as ``evaluate_run``).
-        methods: keys of :data:`TRIANGULATIONS`.
+        methods: keys of :data:`TRIANGULATIONS`, or name -> a triangulation of its signature.
         all_cameras: also triangulate (robustly, at the fused labels' tolerance: :func:`label_triangulation`) over
             every camera of the frame the teacher labelled, the held-out one included (``triangulated[ALL_CAMERAS]``):
             what training labels fused over all views approximate, so the ceiling of a student trained on them.
@@ -179,7 +179,8 @@ def held_out_teacher(examples, store, max_views: int | None = None,
     """
     items = examples.items[:max_views]
     keys, on_view, gt2d, gt3d, cameras, mask_areas = [], [], [], [], [], []
-    chosen = {m: TRIANGULATIONS[m] for m in methods} | ({ALL_CAMERAS: label_triangulation} if all_cameras else {})
+    chosen = (dict(methods) if isinstance(methods, Mapping) else {m: TRIANGULATIONS[m] for m in methods}) | (
+        {ALL_CAMERAS: label_triangulation} if all_cameras else {})
     tri = {m: [] for m in chosen}
     j3d = {m: [] for m in chosen}
     for index, (subject, f, cam) in enumerate(items):

@@ -140,6 +140,10 @@ def test_held_out_views_use_the_students_source_views_and_reproject_exactly(stud
     for i in range(3):
         np.testing.assert_allclose(res.cameras[i].project(res.gt3d[i], distort=False), res.gt2d[i, :, :2], atol=1e-3)
     assert pck(res.triangulated["robust"], res.gt2d).value == pck(res.on_view, res.gt2d).value
+    # a triangulation of the caller's own, by name (benchmarks/triangulation_tolerance.py): the same views, its points
+    mine = held_out_teacher(examples, PlantedStore(examples), max_views=3, methods={"mine": plain_triangulation})
+    assert list(mine.triangulated) == ["mine"]
+    np.testing.assert_array_equal(mine.triangulated["mine"], res.triangulated["dlt"])
 
 
 def test_the_label_ceiling_triangulates_every_camera_and_areas_are_the_example_masks(student_root):
