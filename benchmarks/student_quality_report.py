@@ -222,13 +222,15 @@ def _markdown(rows: list[dict], ks: list[int]) -> list[str]:
                                                        key=lambda kv: (kv[0][0], kv[0][1], kv[0][3] or 0)):
         cells = [by_k.get(k) or by_k.get(None) for k in ks]  # None: not measured at that K
 
+        def per_k(text):  # text(cell) -> str, for each K, or once for a row measured without K
+            return " / ".join(text(c) if c else "–" for c in cells) if len(by_k) > 1 or None not in by_k \
+                else text(cells[0])
+
         def joined(field, fmt):
-            return " / ".join(fmt(c.get(field)) if c else "–" for c in cells) if len(by_k) > 1 or None not in by_k \
-                else fmt(cells[0].get(field))
+            return per_k(lambda c: fmt(c.get(field)))
 
         def rivals(field, spec=".3f"):
-            return " / ".join(_rival(c, field, spec) if c else "–" for c in cells) \
-                if len(by_k) > 1 or None not in by_k else _rival(cells[0], field, spec)
+            return per_k(lambda c: _rival(c, field, spec))
 
         lines.append(f"| {'' if index == 99 else index} | {model} | {'' if seed is None else seed} | {targets} | "
                      f"{joined('psnr', lambda v: _f(v, '.2f'))} | {joined('pck', lambda v: _f(v, '.3f'))} | "

@@ -87,6 +87,8 @@ def student_keypoints(run: str | Path, data: str | Path, subject: str, frames: s
     from ghnerf.student.distributed import pick_device
     from ghnerf.student.inference import render_full_view
 
+    if joints3d not in JOINTS3D:
+        raise ConfigError(f"unknown joints3d {joints3d!r}; choose one of {', '.join(JOINTS3D)}")
     ck_path = Path(checkpoint) if checkpoint else Path(run) / "checkpoints" / "latest.pt"
     dev = pick_device(device)
     model, ck = load_run_model(ck_path, dev)
@@ -95,8 +97,6 @@ def student_keypoints(run: str | Path, data: str | Path, subject: str, frames: s
         raise ConfigError(f"{ck_path}: {ck['student_config'].name} has no heatmap head, so no keypoints to export")
     scene = open_scene(data, subject, frames, ck["train_config"].image_scale,
                        source_views or ck["student_config"].source_views)
-    if joints3d not in JOINTS3D:
-        raise ConfigError(f"unknown joints3d {joints3d!r}; choose one of {', '.join(JOINTS3D)}")
     render_2d = with_2d or (with_3d and joints3d == "triangulated")
     total, done = len(scene.frames) * len(scene.captures), 0
     for f in scene.frames:
