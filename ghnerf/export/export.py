@@ -16,6 +16,7 @@ from ghnerf.base.errors import ConfigError
 from ghnerf.base.fileio import write_json
 from ghnerf.base.spec_fields import OutputFolder
 from ghnerf.export.sources import (
+    DEFAULT_JOINTS3D,
     JOINTS3D,
     Progress,
     student_keypoints,
@@ -44,7 +45,7 @@ class ExportSpec(BaseModel):
     checkpoint: str | None = Field(None, description="checkpoint of the run (default RUN/checkpoints/latest.pt)")
     source_views: int | None = Field(None, ge=2, description="source views per rendered view (default: as trained)")
     joints3d: Literal[tuple(JOINTS3D)] = Field(  # type: ignore[valid-type]
-        "triangulated", description="a student's 3D joints: " + "; ".join(f"{k}: {v}" for k, v in JOINTS3D.items()))
+        DEFAULT_JOINTS3D, description="a student's 3D joints: " + "; ".join(f"{k}: {v}" for k, v in JOINTS3D.items()))
     device: str = Field("auto", description="auto | cpu | cuda")
     strict: bool = Field(False, description="a view missing from the source is an error (exit 2), not a warning")
 

@@ -39,6 +39,7 @@ JOINTS3D = {
                     "evaluation's 'MPJPE tri.'",
     "volumetric": "the peaks of the student's occupancy-weighted joint volume, the evaluation's 'MPJPE vol.'",
 }
+DEFAULT_JOINTS3D = "triangulated"
 
 
 @dataclass(frozen=True, eq=False)
@@ -69,7 +70,7 @@ class FrameKeypoints:
 def student_keypoints(run: str | Path, data: str | Path, subject: str, frames: str = ":",
                       checkpoint: str | Path | None = None, source_views: int | None = None, device: str = "auto",
                       on_view: Progress | None = None, with_2d: bool = True, with_3d: bool = True,
-                      joints3d: str = "triangulated") -> Iterator[FrameKeypoints]:
+                      joints3d: str = DEFAULT_JOINTS3D) -> Iterator[FrameKeypoints]:
     """Keypoints of every capture view of ``subject``'s chosen frames, rendered once by the run's student
     (``with_2d`` / ``with_3d`` off: that part is skipped, left empty / zero); 3D joints made as ``joints3d``
     (a key of :data:`JOINTS3D`) says.
