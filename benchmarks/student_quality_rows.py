@@ -10,6 +10,8 @@ from ghnerf.student.train_config import ENERF_SOURCE_VIEW_MIX
 # evidence (the ghnerf-resnet18-evidence preset; ghnerf.student.pretrain_2d, ghnerf.student.ray_evidence).
 TEACHER_FREE = {"train": {"pretrain_2d_steps": "--pretrain-2d-steps"}}
 ENERF_MIX = {"source_view_mix": ENERF_SOURCE_VIEW_MIX}
+# The teacher-free student's own 2D pose network: 6000 2D pretraining steps (cosine rate), frozen after them.
+FROZEN_2D = {"pretrain_2d_steps": 6000, "freeze_pretrained_2d": True}
 
 RUNS = (  # (config, heatmap targets, teacher, fused, config overrides (+ "train": TrainConfig ones), row label)
     ("enerf", "dataset joints", None, False, {}, "enerf"),
@@ -55,7 +57,7 @@ RUNS = (  # (config, heatmap targets, teacher, fused, config overrides (+ "train
      ("ghnerf-resnet18-evidence + its own source keypoints triangulated, residual heatmap head, detached heads, "
       "6000 2D pretraining steps, trained on 2/3 source views")),
     ("ghnerf-resnet18-hypotheses", "mediapipe shards, fused over views", "mediapipe", True,
-     {"train": {"pretrain_2d_steps": 6000, "freeze_pretrained_2d": True} | ENERF_MIX},
+     {"train": FROZEN_2D | ENERF_MIX},
      ("ghnerf-resnet18-evidence + its own source keypoints triangulated, residual heatmap head, detached heads, "
       "6000 2D pretraining steps (cosine rate), encoder frozen after them, trained on 2/3 source views")),
     ("ghnerf-mediapipe-hypotheses", "mediapipe shards, fused over views", "mediapipe", True,
@@ -68,7 +70,7 @@ RUNS = (  # (config, heatmap targets, teacher, fused, config overrides (+ "train
      ("ghnerf-mediapipe + triangulated joint hypotheses with the joints no 2 views agree on lifted from one view, "
       "residual heatmap head, detached heads, trained on 2/3 source views")),
     ("ghnerf-resnet18-hypotheses", "mediapipe shards, fused over views", "mediapipe", True,
-     {"lift_missing_joints": True, "train": {"pretrain_2d_steps": 6000, "freeze_pretrained_2d": True} | ENERF_MIX},
+     {"lift_missing_joints": True, "train": FROZEN_2D | ENERF_MIX},
      ("ghnerf-resnet18-evidence + its own source keypoints triangulated, the joints no 2 views agree on lifted from "
       "one view, residual heatmap head, detached heads, 6000 2D pretraining steps (cosine rate), encoder frozen "
       "after them, trained on 2/3 source views")),
@@ -78,13 +80,13 @@ RUNS = (  # (config, heatmap targets, teacher, fused, config overrides (+ "train
       "agree on lifted from one view, residual heatmap head, detached heads, trained on 2/3 source views")),
     ("ghnerf-resnet18-hypotheses", "mediapipe shards, fused over views", "mediapipe", True,
      {"lift_missing_joints": True, "hypothesis_rel_threshold": FEW_VIEWS_REL_THRESHOLD,
-      "train": {"pretrain_2d_steps": 6000, "freeze_pretrained_2d": True} | ENERF_MIX},
+      "train": FROZEN_2D | ENERF_MIX},
      ("ghnerf-resnet18-evidence + its own source keypoints triangulated at the rival's tolerance (0.1), lifted, "
       "residual heatmap head, detached heads, 6000 2D pretraining steps (cosine rate), encoder frozen after them, "
       "trained on 2/3 source views")),
     ("ghnerf-resnet18-hypotheses", "mediapipe shards, fused over views", "mediapipe", True,
      {"lift_missing_joints": True, "hypothesis_rel_threshold": 0.025,
-      "train": {"pretrain_2d_steps": 6000, "freeze_pretrained_2d": True} | ENERF_MIX},
+      "train": FROZEN_2D | ENERF_MIX},
      ("ghnerf-resnet18-evidence + its own source keypoints triangulated at tolerance 0.025, lifted, residual "
       "heatmap head, detached heads, 6000 2D pretraining steps (cosine rate), encoder frozen after them, trained on "
       "2/3 source views")),
