@@ -95,9 +95,9 @@ RUNS = (  # (config, heatmap targets, teacher, fused, config overrides (+ "train
     ("ghnerf-mediapipe-hypotheses", "mediapipe shards, fused over views", "mediapipe", True,
      {"lift_missing_joints": True, "hypothesis_rel_threshold": FEW_VIEWS_REL_THRESHOLD,
       "train": ENERF_MIX | TRAIN_DEFAULT_STEPS},
-     (f"row 22 trained for `ghnerf train`'s default {TRAIN_DEFAULT_STEPS['steps']} steps (not 500): ghnerf-mediapipe "
-      "+ triangulated joint hypotheses at the rival's tolerance (0.1), lifted, residual heatmap head, detached heads, "
-      "trained on 2/3 source views")),
+     ("ghnerf-mediapipe + triangulated joint hypotheses at the rival's tolerance (0.1), lifted, residual heatmap head, "
+      f"detached heads, trained on 2/3 source views for `ghnerf train`'s default {TRAIN_DEFAULT_STEPS['steps']} steps "
+      "(row 22's recipe; the other rows: 500)")),
 )
 ENERF_ROWS = (0, 10)  # the image-quality reference
 # the best students that read the teacher network's outputs at test time
