@@ -14,6 +14,8 @@ ENERF_MIX = {"source_view_mix": ENERF_SOURCE_VIEW_MIX}
 TRAIN_DEFAULT_STEPS = {"steps": TrainConfig.model_fields["steps"].default}
 # The teacher-free student's own 2D pose network: 6000 2D pretraining steps (cosine rate), frozen after them.
 FROZEN_2D = {"pretrain_2d_steps": 6000, "freeze_pretrained_2d": True}
+# ... with four times the 2D pretraining (its 2D pose network is what limits it at K = 2)
+LONG_FROZEN_2D = FROZEN_2D | {"pretrain_2d_steps": 4 * FROZEN_2D["pretrain_2d_steps"]}
 
 RUNS = (  # (config, heatmap targets, teacher, fused, config overrides (+ "train": TrainConfig ones), row label)
     ("enerf", "dataset joints", None, False, {}, "enerf"),
@@ -98,10 +100,15 @@ RUNS = (  # (config, heatmap targets, teacher, fused, config overrides (+ "train
      ("ghnerf-mediapipe + triangulated joint hypotheses at the rival's tolerance (0.1), lifted, residual heatmap head, "
       f"detached heads, trained on 2/3 source views for `ghnerf train`'s default {TRAIN_DEFAULT_STEPS['steps']} steps "
       "(row 22's recipe; the other rows: 500)")),
+    ("ghnerf-resnet18-hypotheses", "mediapipe shards, fused over views", "mediapipe", True,
+     {"lift_missing_joints": True, "train": LONG_FROZEN_2D | ENERF_MIX},
+     (f"ghnerf-resnet18-evidence + its own source keypoints triangulated, lifted, residual heatmap head, detached "
+      f"heads, {LONG_FROZEN_2D['pretrain_2d_steps']} 2D pretraining steps (cosine rate), encoder frozen after them, "
+      "trained on 2/3 source views (row 21 with 4x the 2D pretraining)")),
 )
 ENERF_ROWS = (0, 10)  # the image-quality reference
 # the best students that read the teacher network's outputs at test time
 TEACHER_IN_THE_LOOP = (7, 11, 13, 15, 16, 19, 20, 22, 25)
 BEST_RECIPE = 22  # the row whose recipe `ghnerf train`'s defaults are (tests/ghnerf/student/test_train_cli.py)
-TEACHER_FREE_ROWS = (8, 12, 14, 17, 18, 21, 23, 24)  # no teacher network at test time (the paper's setting)
+TEACHER_FREE_ROWS = (8, 12, 14, 17, 18, 21, 23, 24, 26)  # no teacher network at test time (the paper's setting)
 
