@@ -10,6 +10,8 @@ from ghnerf.student.train_config import ENERF_SOURCE_VIEW_MIX, TrainConfig
 # evidence (the ghnerf-resnet18-evidence preset; ghnerf.student.pretrain_2d, ghnerf.student.ray_evidence).
 TEACHER_FREE = {"train": {"pretrain_2d_steps": "--pretrain-2d-steps"}}
 ENERF_MIX = {"source_view_mix": ENERF_SOURCE_VIEW_MIX}
+# as many training examples with 3 source views as with 2 (ENeRF's mix has one in ten)
+EVEN_MIX = {"source_view_mix": {2: 0.5, 3: 0.5}}
 # `ghnerf train`'s own step count (the benchmark's 500 are its CPU budget; the learning rate still halves half-way)
 TRAIN_DEFAULT_STEPS = {"steps": TrainConfig.model_fields["steps"].default}
 # The teacher-free student's own 2D pose network: 6000 2D pretraining steps (cosine rate), frozen after them.
@@ -105,10 +107,14 @@ RUNS = (  # (config, heatmap targets, teacher, fused, config overrides (+ "train
      (f"ghnerf-resnet18-evidence + its own source keypoints triangulated, lifted, residual heatmap head, detached "
       f"heads, {LONG_FROZEN_2D['pretrain_2d_steps']} 2D pretraining steps (cosine rate), encoder frozen after them, "
       "trained on 2/3 source views (row 21 with 4x the 2D pretraining)")),
+    ("ghnerf-mediapipe-hypotheses", "mediapipe shards, fused over views", "mediapipe", True,
+     {"lift_missing_joints": True, "hypothesis_rel_threshold": FEW_VIEWS_REL_THRESHOLD, "train": EVEN_MIX},
+     ("ghnerf-mediapipe + triangulated joint hypotheses at the rival's tolerance (0.1), lifted, residual heatmap head, "
+      "detached heads, trained on 2/3 source views half and half (row 22 with 5x the 3-view examples)")),
 )
 ENERF_ROWS = (0, 10)  # the image-quality reference
 # the best students that read the teacher network's outputs at test time
-TEACHER_IN_THE_LOOP = (7, 11, 13, 15, 16, 19, 20, 22, 25)
+TEACHER_IN_THE_LOOP = (7, 11, 13, 15, 16, 19, 20, 22, 25, 27)
 BEST_RECIPE = 22  # the row whose recipe `ghnerf train`'s defaults are (tests/ghnerf/student/test_train_cli.py)
 TEACHER_FREE_ROWS = (8, 12, 14, 17, 18, 21, 23, 24, 26)  # no teacher network at test time (the paper's setting)
 
