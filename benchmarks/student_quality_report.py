@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 from rich.console import Console
 from rich.table import Table
-from student_quality_rows import BEST_RECIPE, ENERF_ROWS, TEACHER_FREE_ROWS, TEACHER_IN_THE_LOOP
+from student_quality_rows import BEST_RECIPE, ENERF_ROWS, RECIPE_ROWS, TEACHER_FREE_ROWS, TEACHER_IN_THE_LOOP
 
 from ghnerf.base.fileio import write_bytes, write_image, write_json
 from ghnerf.base.tolerances import FEW_VIEWS_REL_THRESHOLD, REL_THRESHOLD
@@ -118,10 +118,10 @@ def _row(rows: list[dict], index: int, k: int, seed: int) -> dict | None:
                  and r.get("seed", 0) == seed), None)
 
 
-def _also(rows: list[dict], k: int, seed: int, meets, met: bool) -> str:
+def _also(rows: list[dict], k: int, seed: int, meets, met: bool, index: int = BEST_RECIPE) -> str:
     """``"; met by rows …"``: the other teacher-in-the-loop rows of ``seed`` at ``k`` that meet a goal the
-    recipe's row misses (empty when it meets it or none does)."""
-    others = [r["row"] for r in rows if r.get("row") in TEACHER_IN_THE_LOOP and r["row"] != BEST_RECIPE
+    recipe's row ``index`` misses (empty when it meets it or none does)."""
+    others = [r["row"] for r in rows if r.get("row") in TEACHER_IN_THE_LOOP and r["row"] != index
               and r["source_views"] == k and r.get("seed", 0) == seed and meets(r)]
     return "" if met or not others else f"; met by row{'s' if len(others) > 1 else ''} " + \
         ", ".join(map(str, sorted(others)))
@@ -137,36 +137,39 @@ def _goal_lines(rows: list[dict]) -> list[str]:
         return next((r for r in rows if r["model"].startswith(model_prefix) and r["source_views"] == k), None)
 
     lines = ["goals (issue 23; paired 95 % intervals over the same views), for the teacher-in-the-loop student "
-             f"`ghnerf train` trains (row {BEST_RECIPE}); a goal it misses names the other rows that meet it:"]
-    for seed in sorted({r.get("seed", 0) for r in rows if r.get("row") is not None}):
+             f"`ghnerf train` trains (its recipe, rows {' and '.join(map(str, RECIPE_ROWS))}: the benchmark's "
+             "steps and train's default steps); a goal it misses names the other rows that meet it:"]
+    seeds = sorted({r.get("seed", 0) for r in rows if r.get("row") is not None})
+    for recipe, seed in ((i, s) for i in RECIPE_ROWS for s in seeds):
         for k, want in ((2, "above"), (3, "above"), (4, "at least level")):
             def met(d, want=want):
                 return d["low"] > 0 if want == "above" else d["high"] >= 0
 
-            r = _row(rows, BEST_RECIPE, k, seed)
+            r = _row(rows, recipe, k, seed)
             if r and r["pck_minus_robust"]:
                 d = r["pck_minus_robust"]
-                lines.append(f"  seed {seed}: row {BEST_RECIPE} - robust triangulated teacher, K = {k}: "
+                lines.append(f"  seed {seed}: row {recipe} - robust triangulated teacher, K = {k}: "
                              f"{_interval(d)}: "
                              f"{'met' if met(d) else 'not met'} (goal: {want})"
                              + _also(rows, k, seed, lambda o: o.get("pck_minus_robust") and met(o["pck_minus_robust"]),
-                                     met(d)))
+                                     met(d), recipe))
                 if r.get("pck_minus_lifted"):  # the stronger rival (not the issue's goal)
                     lines.append(f"    the same row - the robust triangulation with its missing joints lifted: "
                                  f"{_interval(r['pck_minus_lifted'])}")
-        r, tri = _row(rows, BEST_RECIPE, 2, seed), ref(2, "mediapipe triangulated (robust)")
+        r, tri = _row(rows, recipe, 2, seed), ref(2, "mediapipe triangulated (robust)")
         if r and r.get("mpjpe_shared_minus_robust"):
             d = r["mpjpe_shared_minus_robust"]
-            lines.append(f"  seed {seed}: row {BEST_RECIPE} MPJPE at K = 2 on the joints both give "
+            lines.append(f"  seed {seed}: row {recipe} MPJPE at K = 2 on the joints both give "
                          f"({d['student_joints']:.0%} / {d['rival_joints']:.0%} of the joints): {d['student_m']:.4f} "
                          f"m vs the robust triangulation's {d['rival_m']:.4f} m, {_interval(d, '.4f')}: "
                          f"{'met' if d['high'] < 0 else 'not met'} (goal: lower)"
                          + _also(rows, 2, seed, lambda o: o.get("mpjpe_shared_minus_robust")
-                                 and o["mpjpe_shared_minus_robust"]["high"] < 0, d["high"] < 0))
+                                 and o["mpjpe_shared_minus_robust"]["high"] < 0, d["high"] < 0, recipe))
         elif r and tri and r["mpjpe_m"] is not None and tri["mpjpe_m"] is not None:  # a row measured before
-            lines.append(f"  seed {seed}: row {BEST_RECIPE} MPJPE at K = 2: {r['mpjpe_m']:.3f} m vs "
+            lines.append(f"  seed {seed}: row {recipe} MPJPE at K = 2: {r['mpjpe_m']:.3f} m vs "
                          f"the robust triangulation's {tri['mpjpe_m']:.3f} m (each on the joints it gives): "
                          f"{'met' if r['mpjpe_m'] < tri['mpjpe_m'] else 'not met'}")
+    for seed in seeds:
         r = _best(rows, TEACHER_FREE_ROWS, 3, seed)
         if r and r["pck_minus_teacher"]:
             d = r["pck_minus_teacher"]

@@ -144,9 +144,14 @@ def test_train_defaults_are_the_student_benchmarks_best_recipe(student_root, tmp
 
     repo = Path(__file__).resolve().parents[3]
     sys.path.insert(0, str(repo))
-    from benchmarks.student_quality_rows import BEST_RECIPE, RUNS
+    from benchmarks.student_quality_rows import BEST_RECIPE, DEFAULT_STEPS_ROW, RUNS
 
     base, _, _, fused, overrides, _ = RUNS[BEST_RECIPE]
+    # the benchmark's row at train's default step count is the same recipe, trained for those steps
+    same_base, _, _, same_fused, long_overrides, _ = RUNS[DEFAULT_STEPS_ROW]
+    assert (same_base, same_fused) == (base, fused)
+    assert long_overrides | {"train": overrides["train"]} == overrides
+    assert long_overrides["train"] == overrides["train"] | {"steps": TrainSpec(data="d", out="o").steps}
     row16 = dataclasses.replace(preset(base), **{k: v for k, v in overrides.items() if k != "train"})
     default = TrainSpec(data="d", out="o")
     assert dataclasses.replace(default.student_config(), name=base, pretrained=row16.pretrained) == row16
