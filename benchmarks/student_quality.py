@@ -233,11 +233,12 @@ def main() -> None:
 
 def _row_train_config(tcfg: TrainConfig, overrides: dict, args) -> TrainConfig:
     """The benchmark's training settings with a row's own (``--pretrain-2d-steps`` read from the command line); a
-    row with its own ``steps`` halves its learning rate at its own half-way point and checkpoints at its end."""
+    row with its own ``steps`` halves its learning rate at its own half-way point (unless it gives its own
+    ``lr_halving_steps``) and checkpoints at its end."""
     update = {k: args.pretrain_2d_steps if v == "--pretrain-2d-steps" else v for k, v in overrides.items()}
-    if "steps" in update:
-        update |= {"lr_halving_steps": args.lr_halving_steps or max(update["steps"] // 2, 1),
-                   "checkpoint_every": update["steps"], "val_every": update["steps"]}
+    if "steps" in update:  # the row's own halving schedule, if it has one, wins
+        update = {"lr_halving_steps": args.lr_halving_steps or max(update["steps"] // 2, 1),
+                  "checkpoint_every": update["steps"], "val_every": update["steps"]} | update
     return tcfg.model_copy(update=update)
 
 

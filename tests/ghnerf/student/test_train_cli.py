@@ -147,11 +147,13 @@ def test_train_defaults_are_the_student_benchmarks_best_recipe(student_root, tmp
     from benchmarks.student_quality_rows import BEST_RECIPE, DEFAULT_STEPS_ROW, RUNS
 
     base, _, _, fused, overrides, _ = RUNS[BEST_RECIPE]
-    # the benchmark's row at train's default step count is the same recipe, trained for those steps
+    # the benchmark's row of train's default optimisation is the same recipe, trained with train's steps and rate
     same_base, _, _, same_fused, long_overrides, _ = RUNS[DEFAULT_STEPS_ROW]
     assert (same_base, same_fused) == (base, fused)
     assert long_overrides | {"train": overrides["train"]} == overrides
-    assert long_overrides["train"] == overrides["train"] | {"steps": TrainSpec(data="d", out="o").steps}
+    trained = TrainSpec(data="d", out="o").train_config()
+    assert long_overrides["train"] == overrides["train"] | {"steps": trained.steps, "lr": trained.lr,
+                                                            "lr_halving_steps": trained.halving()}
     row16 = dataclasses.replace(preset(base), **{k: v for k, v in overrides.items() if k != "train"})
     default = TrainSpec(data="d", out="o")
     assert dataclasses.replace(default.student_config(), name=base, pretrained=row16.pretrained) == row16
