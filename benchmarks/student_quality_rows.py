@@ -22,6 +22,18 @@ FROZEN_2D = {"pretrain_2d_steps": 6000, "freeze_pretrained_2d": True}
 # ... with four times the 2D pretraining (its 2D pose network is what limits it at K = 2)
 LONG_FROZEN_2D = FROZEN_2D | {"pretrain_2d_steps": 4 * FROZEN_2D["pretrain_2d_steps"]}
 
+# The default recipe (`ghnerf train`'s: row 22) and rows that train it otherwise
+RECIPE_OVERRIDES = {"lift_missing_joints": True, "hypothesis_rel_threshold": FEW_VIEWS_REL_THRESHOLD}
+RECIPE_LABEL = ("ghnerf-mediapipe + triangulated joint hypotheses at the rival's tolerance (0.1), lifted, residual "
+                "heatmap head, detached heads, trained on 2/3 source views")
+
+
+def recipe_row(train: dict, how: str) -> tuple:
+    """A row of the default recipe trained with ``train`` (TrainConfig overrides), labelled with ``how``."""
+    return ("ghnerf-mediapipe-hypotheses", "mediapipe shards, fused over views", "mediapipe", True,
+            RECIPE_OVERRIDES | {"train": train}, f"{RECIPE_LABEL} {how}")
+
+
 RUNS = (  # (config, heatmap targets, teacher, fused, config overrides (+ "train": TrainConfig ones), row label)
     ("enerf", "dataset joints", None, False, {}, "enerf"),
     ("enerf-heatmap", "dataset joints", None, False, {}, "enerf-heatmap (paper baseline)"),
@@ -99,28 +111,18 @@ RUNS = (  # (config, heatmap targets, teacher, fused, config overrides (+ "train
      ("ghnerf-resnet18-evidence + its own source keypoints triangulated at tolerance 0.025, lifted, residual "
       "heatmap head, detached heads, 6000 2D pretraining steps (cosine rate), encoder frozen after them, trained on "
       "2/3 source views")),
-    ("ghnerf-mediapipe-hypotheses", "mediapipe shards, fused over views", "mediapipe", True,
-     {"lift_missing_joints": True, "hypothesis_rel_threshold": FEW_VIEWS_REL_THRESHOLD,
-      "train": ENERF_MIX | TRAIN_DEFAULT_STEPS},
-     ("ghnerf-mediapipe + triangulated joint hypotheses at the rival's tolerance (0.1), lifted, residual heatmap head, "
-      f"detached heads, trained on 2/3 source views for `ghnerf train`'s default {TRAIN_DEFAULT_STEPS['steps']} steps "
-      "(row 22's recipe; the other rows: 500)")),
+    recipe_row(ENERF_MIX | TRAIN_DEFAULT_STEPS, f"for `ghnerf train`'s default {TRAIN_DEFAULT_STEPS['steps']} steps "
+               "(row 22's recipe; the other rows: 500)"),
     ("ghnerf-resnet18-hypotheses", "mediapipe shards, fused over views", "mediapipe", True,
      {"lift_missing_joints": True, "train": LONG_FROZEN_2D | ENERF_MIX},
      (f"ghnerf-resnet18-evidence + its own source keypoints triangulated, lifted, residual heatmap head, detached "
       f"heads, {LONG_FROZEN_2D['pretrain_2d_steps']} 2D pretraining steps (cosine rate), encoder frozen after them, "
       "trained on 2/3 source views (row 21 with 4x the 2D pretraining)")),
-    ("ghnerf-mediapipe-hypotheses", "mediapipe shards, fused over views", "mediapipe", True,
-     {"lift_missing_joints": True, "hypothesis_rel_threshold": FEW_VIEWS_REL_THRESHOLD, "train": EVEN_MIX},
-     ("ghnerf-mediapipe + triangulated joint hypotheses at the rival's tolerance (0.1), lifted, residual heatmap head, "
-      "detached heads, trained on 2/3 source views half and half (row 22 with 5x the 3-view examples)")),
-    ("ghnerf-mediapipe-hypotheses", "mediapipe shards, fused over views", "mediapipe", True,
-     {"lift_missing_joints": True, "hypothesis_rel_threshold": FEW_VIEWS_REL_THRESHOLD,
-      "train": ENERF_MIX | TRAIN_DEFAULT_SCHEDULE},
-     ("ghnerf-mediapipe + triangulated joint hypotheses at the rival's tolerance (0.1), lifted, residual heatmap head, "
-      f"detached heads, trained on 2/3 source views with `ghnerf train`'s optimisation: "
-      f"{TRAIN_DEFAULT_SCHEDULE['steps']} steps, rate {TRAIN_DEFAULT_SCHEDULE['lr']:g} halved every "
-      f"{TRAIN_DEFAULT_SCHEDULE['lr_halving_steps']} (row 22's recipe)")),
+    recipe_row(EVEN_MIX, "half and half (row 22 with 5x the 3-view examples)"),
+    recipe_row(ENERF_MIX | TRAIN_DEFAULT_SCHEDULE,
+               f"with `ghnerf train`'s optimisation: {TRAIN_DEFAULT_SCHEDULE['steps']} steps, rate "
+               f"{TRAIN_DEFAULT_SCHEDULE['lr']:g} halved every {TRAIN_DEFAULT_SCHEDULE['lr_halving_steps']} "
+               "(row 22's recipe)"),
 )
 ENERF_ROWS = (0, 10)  # the image-quality reference
 # the best students that read the teacher network's outputs at test time
