@@ -30,7 +30,7 @@ TINY = {  # README value -> test value (applied in this order)
     "--size 256": "--size 64",
     "--steps 2000": "--steps 2",
     "--max-views 8": "--max-views 2",
-    "--pretrain-2d-steps 6000": "--pretrain-2d-steps 2",
+    "--pretrain-2d-steps 24000": "--pretrain-2d-steps 2",
 }
 # (cameras stay at 8: the ZJU split needs 3 training cameras near each test camera)
 
