@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 from rich.console import Console
 from rich.table import Table
-from student_quality_rows import BEST_RECIPE, ENERF_ROWS, RECIPE_ROWS, TEACHER_FREE_ROWS, TEACHER_IN_THE_LOOP
+from student_quality_rows import ENERF_ROWS, RECIPE_ROWS, TEACHER_FREE_ROWS, TEACHER_IN_THE_LOOP
 
 from ghnerf.base.fileio import write_bytes, write_image, write_json
 from ghnerf.base.tolerances import FEW_VIEWS_REL_THRESHOLD, REL_THRESHOLD
@@ -118,7 +118,7 @@ def _row(rows: list[dict], index: int, k: int, seed: int) -> dict | None:
                  and r.get("seed", 0) == seed), None)
 
 
-def _also(rows: list[dict], k: int, seed: int, meets, met: bool, index: int = BEST_RECIPE) -> str:
+def _also(rows: list[dict], k: int, seed: int, meets, met: bool, index: int) -> str:
     """``"; met by rows …"``: the other teacher-in-the-loop rows of ``seed`` at ``k`` that meet a goal the
     recipe's row ``index`` misses (empty when it meets it or none does)."""
     others = [r["row"] for r in rows if r.get("row") in TEACHER_IN_THE_LOOP and r["row"] != index
@@ -138,7 +138,7 @@ def _goal_lines(rows: list[dict]) -> list[str]:
 
     lines = ["goals (issue 23; paired 95 % intervals over the same views), for the teacher-in-the-loop student "
              f"`ghnerf train` trains (its recipe, rows {' and '.join(map(str, RECIPE_ROWS))}: the benchmark's "
-             "steps and train's default steps); a goal it misses names the other rows that meet it:"]
+             "steps and train's default optimisation); a goal it misses names the other rows that meet it:"]
     seeds = sorted({r.get("seed", 0) for r in rows if r.get("row") is not None})
     for recipe, seed in ((i, s) for i in RECIPE_ROWS for s in seeds):
         for k, want in ((2, "above"), (3, "above"), (4, "at least level")):

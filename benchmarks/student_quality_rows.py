@@ -12,11 +12,11 @@ TEACHER_FREE = {"train": {"pretrain_2d_steps": "--pretrain-2d-steps"}}
 ENERF_MIX = {"source_view_mix": ENERF_SOURCE_VIEW_MIX}
 # as many training examples with 3 source views as with 2 (ENeRF's mix has one in ten)
 EVEN_MIX = {"source_view_mix": {2: 0.5, 3: 0.5}}
+_TRAIN_DEFAULTS = TrainConfig()
 # `ghnerf train`'s own step count (the benchmark's 500 are its CPU budget; the learning rate still halves half-way)
-TRAIN_DEFAULT_STEPS = {"steps": TrainConfig.model_fields["steps"].default}
+TRAIN_DEFAULT_STEPS = {"steps": _TRAIN_DEFAULTS.steps}
 # `ghnerf train`'s whole optimisation: its steps, learning rate and halving schedule (the paper's, scaled)
-TRAIN_DEFAULT_SCHEDULE = TRAIN_DEFAULT_STEPS | {"lr": TrainConfig.model_fields["lr"].default,
-                                                "lr_halving_steps": TrainConfig(**TRAIN_DEFAULT_STEPS).halving()}
+TRAIN_DEFAULT_SCHEDULE = TRAIN_DEFAULT_STEPS | {"lr": _TRAIN_DEFAULTS.lr, "lr_halving_steps": _TRAIN_DEFAULTS.halving()}
 # The teacher-free student's own 2D pose network: 6000 2D pretraining steps (cosine rate), frozen after them.
 FROZEN_2D = {"pretrain_2d_steps": 6000, "freeze_pretrained_2d": True}
 # ... with four times the 2D pretraining (its 2D pose network is what limits it at K = 2)
@@ -96,7 +96,7 @@ RUNS = (  # (config, heatmap targets, teacher, fused, config overrides (+ "train
       "one view, residual heatmap head, detached heads, 6000 2D pretraining steps (cosine rate), encoder frozen "
       "after them, trained on 2/3 source views")),
     ("ghnerf-mediapipe-hypotheses", "mediapipe shards, fused over views", "mediapipe", True,
-     {"lift_missing_joints": True, "hypothesis_rel_threshold": FEW_VIEWS_REL_THRESHOLD, "train": ENERF_MIX},
+     RECIPE_OVERRIDES | {"train": ENERF_MIX},
      ("ghnerf-mediapipe + triangulated joint hypotheses at the rival's tolerance (0.1) with the joints no 2 views "
       "agree on lifted from one view, residual heatmap head, detached heads, trained on 2/3 source views")),
     ("ghnerf-resnet18-hypotheses", "mediapipe shards, fused over views", "mediapipe", True,
