@@ -10,11 +10,13 @@ step, one example's, and its mean over the last 50 steps). The data and settings
 1, 256 + 1024 rays, Adam 1e-3 halved at half the steps, heatmaps from the dataset's own joints). With one
 thread, CPU seconds per step measure the code's work however loaded the machine is.
 
-    .venv/bin/python benchmarks/train_speed.py --baseline DIR [--steps 14 --repeats 3 --threads 1
-        --loss-steps 500 --seeds 0 1 --subjects 34 --workdir W]
+    .venv/bin/python benchmarks/train_speed.py --baseline DIR [--precisions auto float32 --steps 14 --repeats 3
+        --threads 1 --loss-steps 500 --seeds 0 1 --subjects 34 --workdir W]
 
-``--repeats 0`` skips the speed runs and ``--loss-steps 0`` the loss runs; results of the other part, already in
-``--out``, are kept, and loss runs already in ``--workdir`` for the same library commit are read back.
+``--precisions`` runs this code once per ``TrainConfig.cpu_precision`` given (``new-auto``, ``new-float32``, ...)
+in the same alternating rounds, so their ratio is measured side by side. ``--repeats 0`` skips the speed runs and
+``--loss-steps 0`` the loss runs; results of the other part, already in ``--out``, are kept, and loss runs already
+in ``--workdir`` for the same library commit are read back.
 """
 
 import argparse
@@ -94,9 +96,18 @@ def _setup(spec: dict):
     examples = ExampleSet(spec["data"], "train", image_scale=1.0, heatmaps="dataset",
                           source_targets=cfg.source_heatmap_head)
     steps = spec["steps"]
+    precision = {}  # code from before TrainConfig.cpu_precision trains in float32 and has no such field
+    if spec.get("cpu_precision") and "cpu_precision" in TrainConfig.model_fields:
+        precision = {"cpu_precision": spec["cpu_precision"]}
     tcfg = TrainConfig(steps=steps, lr=1e-3, lr_halving_steps=max(steps // 2, 1), rays=(256, 1024), image_scale=1.0,
-                       checkpoint_every=steps, val_every=steps, seed=spec["seed"])
+                       checkpoint_every=steps, val_every=steps, seed=spec["seed"], **precision)
     return cfg, tcfg, examples
+
+
+def _precision_used(out: str) -> str:
+    """The autocast a run trained in, from its run.json ("float32" for code that does not record it)."""
+    record = json.loads((Path(out) / "run.json").read_text()).get("precision")
+    return record["autocast"] if record else "float32"
 
 
 def worker_speed(spec: dict) -> dict:
@@ -118,13 +129,14 @@ def worker_speed(spec: dict) -> dict:
     window: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as out:
         train(cfg, tcfg, examples, out, on_step=on_step, log=lambda s: None)
+        precision = _precision_used(out)
     end_extras = acc.get("checkpoints + validation", 0.0) - window.get("checkpoints + validation", 0.0)
     n = tcfg.steps - 1
     seconds = marks[-1][0] - marks[0][0]
     stages = {k: window.get(k, 0.0) / n for k in STAGES}
     stages["other"] = seconds / n - sum(stages.values())
     return {"steps_per_second": n / seconds, "cpu_seconds_per_step": (marks[-1][1] - marks[0][1]) / n,
-            "stage_seconds_per_step": stages,
+            "stage_seconds_per_step": stages, "precision": precision,
             "final_checkpoint_and_validation_s": end_extras}
 
 
@@ -135,10 +147,11 @@ def worker_loss(spec: dict) -> dict:
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as out:
         state = train(cfg, tcfg, examples, out, log=lambda s: None)
+        precision = _precision_used(out)
     losses = [r["loss"] for r in state.history]
     return {"loss_last": losses[-1], "loss_mean_last_50": sum(losses[-50:]) / len(losses[-50:]),
             "psnr_mean_last_50": sum(r["psnr"] for r in state.history[-50:]) / len(losses[-50:]),
-            "seconds": time.perf_counter() - t0}
+            "seconds": time.perf_counter() - t0, "precision": precision}
 
 
 # ------------------------------------------------------------------------------------------------- main side
@@ -163,7 +176,9 @@ def code_version(root: Path) -> str:
 
 def loss_run(spec: dict, root: Path, work: Path) -> dict:
     """A loss run, read back from ``work`` when this code version already made it."""
-    path = work / "loss" / f"{spec['preset']}-seed{spec['seed']}-{spec['steps']}steps-{code_version(root)}.json"
+    variant = f"-{spec['cpu_precision']}" if spec.get("cpu_precision") else ""
+    path = work / "loss" / (f"{spec['preset']}-seed{spec['seed']}-{spec['steps']}steps{variant}-"
+                            f"{code_version(root)}.json")
     if path.is_file() and "+changes" not in path.name:
         return json.loads(path.read_text())
     result = {**run_job(spec, root), "code": code_version(root)}
@@ -192,6 +207,9 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--workdir", type=Path, default=None, help="keep the synthetic data and the loss runs here (a "
                     "rerun reads back the loss runs of the same commits)")
+    ap.add_argument("--precisions", nargs="+", default=[None], choices=["auto", "float32", "bfloat16"],
+                    help="TrainConfig.cpu_precision of this code's runs, one variant each, in the same rounds "
+                         "(default: its TrainConfig default; the baseline runs as it is)")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "train_speed.json")
     args = ap.parse_args()
     if args.worker:
@@ -209,7 +227,9 @@ def main() -> None:
     if not data.exists():
         generate_dataset(SynthConfig(layout="zju", subjects=args.subjects, frames=8, cameras=8, size=args.size,
                                      distortion=False), data)
-    codes = {"new": REPO} | ({"old": args.baseline.resolve()} if args.baseline else {})
+    # variant -> (checkout, cpu_precision): this code once per --precisions entry, then the baseline
+    codes = {("new" if p is None else f"new-{p}"): (REPO, p) for p in args.precisions}
+    codes |= {"old": (args.baseline.resolve(), None)} if args.baseline else {}
     base = {"data": str(data), "threads": args.threads, "seed": 0}
     results: dict = {"benchmark": "train_speed", "size": args.size, "threads": args.threads,
                      "subjects": args.subjects, "speed": {}, "loss": {}}
@@ -220,11 +240,12 @@ def main() -> None:
     for preset_name in args.presets if args.repeats else []:
         runs: dict[str, list[dict]] = {c: [] for c in codes}
         for _ in range(args.repeats):
-            for code, root in codes.items():  # alternating
-                runs[code].append(run_job({**base, "kind": "speed", "preset": preset_name, "steps": args.steps},
-                                          root))
+            for code, (root, precision) in codes.items():  # alternating
+                runs[code].append(run_job({**base, "kind": "speed", "preset": preset_name, "steps": args.steps,
+                                           "cpu_precision": precision}, root))
         for code, rs in runs.items():
-            results["speed"][f"{preset_name}/{code}"] = {"code": code_version(codes[code]),
+            results["speed"][f"{preset_name}/{code}"] = {"code": code_version(codes[code][0]),
+                "precision": rs[0]["precision"],
                 "steps_per_second": _median([r["steps_per_second"] for r in rs]),
                 "runs": [r["steps_per_second"] for r in rs],
                 "cpu_seconds_per_step": _median([r["cpu_seconds_per_step"] for r in rs]),
@@ -232,10 +253,10 @@ def main() -> None:
                                            for k in rs[0]["stage_seconds_per_step"]}}
     for preset_name in args.loss_presets if args.loss_steps else []:
         for seed in args.seeds:
-            for code, root in codes.items():
+            for code, (root, precision) in codes.items():
                 results["loss"][f"{preset_name}/seed{seed}/{code}"] = loss_run(
-                    {**base, "kind": "loss", "preset": preset_name, "steps": args.loss_steps, "seed": seed}, root,
-                    work)
+                    {**base, "kind": "loss", "preset": preset_name, "steps": args.loss_steps, "seed": seed,
+                     "cpu_precision": precision}, root, work)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1))
 
@@ -253,7 +274,7 @@ def main() -> None:
         table.add_row(label, *[cell(r) for r in speed.values()])
     table.add_row("steps/s new / old", *[
         f"{r['steps_per_second'] / speed[k.split('/')[0] + '/old']['steps_per_second']:.2f}"
-        if k.endswith("/new") and k.split("/")[0] + "/old" in speed else "" for k, r in speed.items()])
+        if "/new" in k and k.split("/")[0] + "/old" in speed else "" for k, r in speed.items()])
     console.print(table)
     if results["loss"]:
         lt = Table(title=f"loss after {args.loss_steps} steps")
@@ -272,7 +293,8 @@ def markdown(results: dict) -> str:
     the machine is)."""
     speed, lines = results["speed"], []
     keys = list(speed)
-    lines += ["| stage | " + " | ".join(f"{k.replace('/', ', ')} ({speed[k].get('code', '')})" for k in keys) + " |",
+    lines += ["| stage | " + " | ".join(f"{k.replace('/', ', ')} ({speed[k].get('code', '')}, "
+                                        f"{speed[k].get('precision', 'float32')})" for k in keys) + " |",
               "|---" * (len(keys) + 1) + "|"]
     for stage in (*STAGES, "other"):
         cells = []
@@ -285,10 +307,10 @@ def markdown(results: dict) -> str:
                                                          for k in keys) + " |")
     lines.append("| steps/s (wall) | " + " | ".join(f"{speed[k]['steps_per_second']:.3f}" for k in keys) + " |")
     if results["loss"]:
-        lines += ["", "| run | code | loss at the last step | mean of the last 50 | PSNR, mean of the last 50 |",
-                  "|---|---|---|---|---|"]
-        lines += [f"| {k} | {r.get('code', '')} | {r['loss_last']:.4f} | {r['loss_mean_last_50']:.4f} | "
-                  f"{r['psnr_mean_last_50']:.2f} |" for k, r in results["loss"].items()]
+        lines += ["", "| run | code | precision | loss at the last step | mean of the last 50 | PSNR, mean of the "
+                  "last 50 |", "|---|---|---|---|---|---|"]
+        lines += [f"| {k} | {r.get('code', '')} | {r.get('precision', 'float32')} | {r['loss_last']:.4f} | "
+                  f"{r['loss_mean_last_50']:.4f} | {r['psnr_mean_last_50']:.2f} |" for k, r in results["loss"].items()]
     return "\n".join(lines)
 
 

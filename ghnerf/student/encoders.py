@@ -176,7 +176,7 @@ class PoseNetworkEncoder(nn.Module):
         H, W = images.shape[-2:]
         u8 = (images.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
         maps, keypoints = zip(*(self._predict(np.ascontiguousarray(im)) for im in u8))
-        maps = torch.stack(maps).float().to(images.device)
+        maps = torch.stack([m.float() for m in maps]).to(images.device)  # cached maps are float16
         return F.interpolate(maps, size=(H // 2, W // 2), mode="bilinear", align_corners=False), np.stack(keypoints)
 
     def forward(self, images: Float[Tensor, "V 3 H W"]) -> Float[Tensor, "V 25 H//2 W//2"]:

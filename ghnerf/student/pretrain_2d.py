@@ -8,6 +8,7 @@ source heatmap head, from heatmaps worth pooling along rays).
 """
 
 from collections.abc import Callable
+from contextlib import nullcontext
 
 import torch
 import torch.nn.functional as F
@@ -16,14 +17,18 @@ from ghnerf.base.errors import ConfigError
 from ghnerf.student.data import ExampleSet
 from ghnerf.student.losses import masked_mse
 from ghnerf.student.model import GHNeRF
+from ghnerf.student.precision import TrainingPrecision
 
 
 def pretrain_source_heatmaps(model: GHNeRF, examples: ExampleSet, steps: int, lr: float, gen: torch.Generator,
-                             device: torch.device, log: Callable[[str], None] = print) -> list[float]:
+                             device: torch.device, log: Callable[[str], None] = print,
+                             precision: TrainingPrecision | None = None) -> list[float]:
     """``steps`` Adam steps of the encoder path (encoder, projection, source heatmap head) on one random example's
     source views each, against their heatmap targets (masked MSE, as the source heatmap loss), the learning rate
     falling from ``lr`` to 0 on a cosine (at a constant 1e-3 the held-out 2D PCK of the ``ghnerf-resnet18-evidence``
     head went 0.78, 0.79, 0.59, 0.78 at steps 3000-6000: where a constant rate stops is a lottery).
+
+    ``precision``: the autocast of the forward pass (the training run's; None: float32).
 
     Returns:
         the loss of every step.
@@ -45,7 +50,8 @@ def pretrain_source_heatmaps(model: GHNeRF, examples: ExampleSet, steps: int, lr
         ex = examples.example(int(torch.randint(len(examples), (1,), generator=gen)))
         batch = ex.batch.to(device)
         images = batch.src_images_unmasked if getattr(model.encoder, "wants_unmasked", False) else batch.src_images
-        pred = model.source_heatmaps(model.project_human(images))
+        with nullcontext() if precision is None else precision.context(device):
+            pred = model.source_heatmaps(model.project_human(images)).float()
         target = F.interpolate(ex.src_heatmaps.to(device), size=pred.shape[-2:], mode="area")
         loss = masked_mse(pred, target, ex.src_joint_valid.to(device)[:, :, None, None])
         opt.zero_grad(set_to_none=True)

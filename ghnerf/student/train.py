@@ -36,6 +36,7 @@ from ghnerf.student.example_cache import ExampleCache
 from ghnerf.student.inference import validation_image
 from ghnerf.student.losses import PerceptualLoss, student_loss
 from ghnerf.student.model import GHNeRF
+from ghnerf.student.precision import TrainingPrecision, training_precision
 from ghnerf.student.pretrain_2d import pretrain_source_heatmaps
 from ghnerf.student.state_check import load_checked
 from ghnerf.student.train_config import TrainConfig
@@ -131,6 +132,8 @@ def train(cfg: StudentConfig, tcfg: TrainConfig, examples: ExampleSet, out: str 
         log = lambda *_: None  # noqa: E731 -- one rank speaks
     log(f"device: {device} ({'CUDA' if device.type == 'cuda' else 'no CUDA device; training on CPU'})"
         + (f"; DDP over {ctx.world} processes, global batch {tcfg.batch_examples}" if ctx.enabled else ""))
+    precision = training_precision(tcfg.cpu_precision, device)
+    log(f"precision: {precision.autocast} ({precision.reason})")
     torch.manual_seed(tcfg.seed)
     model = build_model(cfg.without_pretrained_load() if init_from or resume else cfg, device)  # or a checkpoint
     # fused: one kernel over all parameters (2-3x faster than the per-tensor loop on CPU; same update to rounding)
@@ -159,7 +162,9 @@ def train(cfg: StudentConfig, tcfg: TrainConfig, examples: ExampleSet, out: str 
     if weights.notice():
         log(weights.notice())
     if tcfg.pretrain_2d_steps and step == 0 and not init_from:  # DDP then broadcasts rank 0's weights
-        pretrain_source_heatmaps(model, examples, tcfg.pretrain_2d_steps, tcfg.lr, gen, device, log)
+        # its loop has no gradient scaler: bfloat16 needs none, CUDA's float16 would (there it stays float32)
+        pretrain_source_heatmaps(model, examples, tcfg.pretrain_2d_steps, tcfg.lr, gen, device, log,
+                                 precision if precision.autocast == "bfloat16" else None)
     if tcfg.freeze_pretrained_2d:  # also when resuming: the flag is not in the checkpoint's weights
         model.freeze_human_path()
         log("encoder, projection and source heatmap head frozen after the 2D pretraining")
@@ -167,6 +172,7 @@ def train(cfg: StudentConfig, tcfg: TrainConfig, examples: ExampleSet, out: str 
     meta = {"shards": examples.shard_refs(), "dataset": str(examples.reader.root),
             **weights.record(model.pretrained_weights), "items": len(examples),
             "init_from": str(init_from) if init_from else None, "device": str(device),
+            "precision": precision.record(),
             "target_fusion": None if examples.fusion is None else dataclasses.asdict(examples.fusion),
             "skipped_subjects": getattr(examples.reader, "skipped", []),
             "split": examples.split.record(),
@@ -191,7 +197,8 @@ def train(cfg: StudentConfig, tcfg: TrainConfig, examples: ExampleSet, out: str 
         # unless told to look for them, which costs a graph traversal per step: probe one example (every example
         # of a set has the same kinds of targets) and look only when needed.
         unused = params_without_grad(model, lambda m: _example_loss(
-            m, examples.example(0), cfg, tcfg, perceptual, torch.Generator().manual_seed(0), device)[0].total)
+            m, examples.example(0), cfg, tcfg, perceptual, torch.Generator().manual_seed(0), device,
+            precision)[0].total)
         if unused:
             log(f"{len(unused)} parameters get no gradient (e.g. {unused[0]}): DDP with find_unused_parameters")
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
@@ -209,7 +216,8 @@ def train(cfg: StudentConfig, tcfg: TrainConfig, examples: ExampleSet, out: str 
         terms: dict[str, float] = {}
         for j, b in enumerate(mine):
             g = gen if seeds[0] is None else torch.Generator().manual_seed(seeds[b])
-            loss, mse = _example_loss(net, cache.example(indices[b], counts[b]), cfg, tcfg, perceptual, g, device)
+            loss, mse = _example_loss(net, cache.example(indices[b], counts[b]), cfg, tcfg, perceptual, g, device,
+                                       precision)
             sync = j == len(mine) - 1 or not ctx.enabled  # DDP averages gradients at the last backward only
             with (nullcontext() if sync else net.no_sync()):
                 scaler.scale(loss.total / len(mine)).backward()
@@ -244,8 +252,8 @@ def train(cfg: StudentConfig, tcfg: TrainConfig, examples: ExampleSet, out: str 
 
 
 def _example_loss(net, ex: Example, cfg: StudentConfig, tcfg: TrainConfig, perceptual, gen: torch.Generator,
-                  device: torch.device):
-    """Rays and targets of one example at every level, the forward pass and the loss.
+                  device: torch.device, precision: TrainingPrecision):
+    """Rays and targets of one example at every level, the forward pass (under ``precision``'s autocast) and the loss.
 
     Returns:
         the :class:`~ghnerf.student.losses.StudentLoss` and the fine level's colour MSE (for PSNR).
@@ -265,7 +273,7 @@ def _example_loss(net, ex: Example, cfg: StudentConfig, tcfg: TrainConfig, perce
         targets.append({k: (v.to(device) if torch.is_tensor(v) else v) for k, v in
                         gather_targets(maps, uv, ex).items()})
     with_source = cfg.source_heatmap_head and cfg.losses.source_heatmap > 0
-    with torch.autocast(device.type, enabled=device.type == "cuda"):
+    with precision.context(device):
         source = None
         if with_source:
             levels, src_pred = net(ex.batch.to(device), rays, with_source_heatmaps=True)

@@ -1,6 +1,6 @@
 """Optimisation settings of a training run (:class:`TrainConfig`, one source of defaults)."""
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
@@ -10,6 +10,7 @@ PAPER_TOTAL_STEPS = 200_000  # "converged after about 200k iterations" (paper §
 PAPER_HALVING_STEPS = 50_000
 # ENeRF's ZJU-MoCap training (configs/enerf/zjumocap_eval.yaml: train_input_views [2, 3], _prob [0.9, 0.1])
 ENERF_SOURCE_VIEW_MIX: dict[int, float] = {2: 0.9, 3: 0.1}
+CpuPrecision = Literal["auto", "float32", "bfloat16"]  # ghnerf.student.precision
 
 
 def _mix_is_a_distribution(mix: dict[int, float]) -> dict[int, float]:
@@ -58,6 +59,10 @@ class TrainConfig(BaseModel):
         json_schema_extra={"cli": {"as": "pairs", "example": "2=0.9", "json": True}})
     example_cache_mb: float = Field(1024.0, ge=0, description="memory for training examples kept between steps "
                                     "(decoded images, heatmaps; most recently used first); 0: build each afresh")
+    cpu_precision: CpuPrecision = Field("auto", description="what a training step computes in on the CPU: auto "
+                                        "(bfloat16 autocast where the CPU has native bfloat16, AVX512-BF16 or AMX, "
+                                        "else float32; said and recorded) | float32 | bfloat16. Weights, optimiser "
+                                        "and evaluation stay float32; CUDA trains under float16 autocast either way")
     batch_examples: int = Field(1, ge=1, description="examples per step over all processes (under torchrun a "
                                                      "multiple of the process count; docs/scaling.md)")
 

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from ghnerf.base.spec_fields import OutputFolder, field_from
 from ghnerf.student.config import PRESETS, LossWeights, StudentConfig
-from ghnerf.student.train_config import ENERF_SOURCE_VIEW_MIX, SourceViewMix, TrainConfig
+from ghnerf.student.train_config import ENERF_SOURCE_VIEW_MIX, CpuPrecision, SourceViewMix, TrainConfig
 from storage.root import StorageOptions
 
 
@@ -49,6 +49,7 @@ class TrainSpec(BaseModel):
     pretrain_2d_steps: int = field_from(TrainConfig, "pretrain_2d_steps")
     freeze_pretrained_2d: bool = field_from(TrainConfig, "freeze_pretrained_2d")
     batch_examples: int = field_from(TrainConfig, "batch_examples")
+    cpu_precision: CpuPrecision = field_from(TrainConfig, "cpu_precision")
     source_view_mix: SourceViewMix = field_from(
         TrainConfig, "source_view_mix", default_factory=lambda: dict(ENERF_SOURCE_VIEW_MIX),
         description="source views per training example, drawn per example with these weights; default: ENeRF's "
