@@ -62,7 +62,9 @@ from ghnerf.eval.teacher_comparison import per_view_pck_counts, shared_joint_mpj
 from ghnerf.eval.triangulated_teacher import ALL_CAMERAS, TRIANGULATIONS, held_out_teacher
 from ghnerf.student.config import PRESETS, preset
 from ghnerf.student.data import ExampleSet
+from ghnerf.student.distributed import pick_device
 from ghnerf.student.encoders import ResNetEncoder
+from ghnerf.student.precision import training_precision
 from ghnerf.student.train import train
 from ghnerf.student.train_config import TrainConfig
 from ghnerf.synth.generate import SynthConfig, generate_dataset
@@ -127,6 +129,10 @@ def main() -> None:
     ap.add_argument("--eval-source-views", type=int, nargs="+", default=[2, 3, 4],
                     help="source views per held-out target, one evaluation each (default: 2 as ENeRF tests humans, "
                          "3 as GHNeRF trains, and 4: every training camera)")
+    ap.add_argument("--cpu-precision", choices=["auto", "float32", "bfloat16"],
+                    default=TrainConfig.model_fields["cpu_precision"].default,
+                    help="what training computes in on the CPU (TrainConfig.cpu_precision); runs trained in another "
+                         "precision than float32 are kept in their own folders (…-bfloat16)")
     ap.add_argument("--only", nargs="*", default=None, help="row indices of RUNS to train (default: all)")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/student_quality.json"))
     ap.add_argument("--workdir", type=Path, default=None,
@@ -151,7 +157,8 @@ def main() -> None:
         tcfg = TrainConfig(steps=args.steps, lr=args.lr,
                            lr_halving_steps=args.lr_halving_steps or max(args.steps // 2, 1), rays=tuple(args.rays),
                            image_scale=args.image_scale, checkpoint_every=args.steps, val_every=args.steps,
-                           seed=args.seed)
+                           seed=args.seed, cpu_precision=args.cpu_precision)
+        precision = training_precision(args.cpu_precision, pick_device(tcfg.device)).autocast
         chosen = [int(i) for i in args.only] if args.only else range(len(RUNS))
         joints = MediaPipeTeacher.joints  # the joints the teacher defines (no small toes)
         # per K: the teacher on each held-out view and triangulated from that view's K source views; the first K
@@ -176,7 +183,8 @@ def main() -> None:
             ex = ExampleSet(data, "train", image_scale=args.image_scale, heatmaps=heat, heatmap_store=hm_store,
                             fusion=FusionConfig() if fused else None, source_targets=cfg.source_heatmap_head)
             run = work / (f"{label.split()[0]}-{teacher or 'gt'}{'-fused' if fused else ''}-{index}"
-                          + (f"-seed{args.seed}" if args.seed else ""))
+                          + (f"-seed{args.seed}" if args.seed else "")
+                          + (f"-{precision}" if precision != "float32" else ""))
             run_tcfg = _row_train_config(tcfg, overrides.get("train", {}), args)
             if _trained(run, run_tcfg.steps):  # a kept run: its training loop's time from its history
                 history = json.loads((run / "history.json").read_text())
@@ -216,7 +224,7 @@ def main() -> None:
                              "mpjpe_volumetric_m": m.get("mpjpe_volumetric_m"), "fps": m.get("fps"),
                              "train_seconds": seconds, "views": rep["views"],
                              "measured_at": _short(rep.get("code_version") or commit),  # the code it was trained by
-                             "seed": args.seed, "steps": run_tcfg.steps,
+                             "seed": args.seed, "steps": run_tcfg.steps, "precision": precision,
                              "rival_rel_threshold": FEW_VIEWS_REL_THRESHOLD})
                 print(f"{label} ({source}), {k} source views: PCK {m.get('pck')}, AP {m.get('coco_ap')}, "
                       f"PSNR {m['psnr']:.2f}, trained in {seconds:.0f} s", flush=True)

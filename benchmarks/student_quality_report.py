@@ -84,6 +84,13 @@ def _interval(d: dict | None, spec: str = ".3f") -> str:
     return "–" if d is None else f"{d['difference']:+{spec}} [{d['low']:+{spec}}, {d['high']:+{spec}}]"
 
 
+def _measured(r: dict) -> str:
+    """The commit a row was trained by, and its training precision where it was not float32 (rows from before
+    ``TrainConfig.cpu_precision`` trained in float32)."""
+    precision = r.get("precision", "float32")
+    return r.get("measured_at", "–") + ("" if precision == "float32" else f", {precision}")
+
+
 def _console_table(rows: list[dict], args: dict, views: int, teacher_joints: int) -> Table:
     table = Table(title=f"student quality: {args['subjects']} synthetic subjects ({args['frames']} frames, 8 cameras, "
                         f"{args['size']}²), {views} held-out views, {args['steps']} steps each unless the row says, "
@@ -102,7 +109,7 @@ def _console_table(rows: list[dict], args: dict, views: int, teacher_joints: int
                       _interval(r["pck_minus_teacher"]), _interval(r["pck_minus_dlt"]),
                       _rival(r, "pck_minus_robust"), _rival(r, "pck_minus_lifted"),
                       _f(r["mpjpe_volumetric_m"], ".3f"), _f(r["mpjpe_m"], ".3f"),
-                      _rival(r, "mpjpe_shared_minus_robust", ".4f"), r.get("measured_at", "–"))
+                      _rival(r, "mpjpe_shared_minus_robust", ".4f"), _measured(r))
     return table
 
 
@@ -241,7 +248,7 @@ def _markdown(rows: list[dict], ks: list[int]) -> list[str]:
                      f"{rivals('pck_minus_robust')} | {rivals('pck_minus_lifted')} | "
                      f"{joined('mpjpe_m', lambda v: _f(v, '.3f'))} | "
                      f"{rivals('mpjpe_shared_minus_robust', '.4f')} | "
-                     f"{next(c for c in cells if c).get('measured_at', '–')} |")
+                     f"{_measured(next(c for c in cells if c))} |")
     return lines
 
 
