@@ -102,12 +102,13 @@ def test_a_referenced_field_keeps_its_range_and_help():
 def test_train_config_is_built_from_the_spec_without_copies():
     spec = TrainSpec(data="d", out="o", steps=7, image_scale=0.25, device="cpu", checkpoint_every=3,
                      pretrain_2d_steps=2, batch_examples=2, patch=8, perceptual_weight=0.0, example_cache_mb=5.0,
-                     source_view_mix={3: 0.25, 2: 0.75})
+                     source_view_mix={3: 0.25, 2: 0.75}, cpu_precision="float32")
     tcfg = spec.train_config()
     shared = set(TrainConfig.model_fields) & set(TrainSpec.model_fields)
     assert shared == {"steps", "image_scale", "device", "checkpoint_every", "pretrain_2d_steps", "freeze_pretrained_2d",
                       "batch_examples",
-                      "patch", "example_cache_mb", "source_view_mix"}
+                      "patch", "example_cache_mb", "source_view_mix", "cpu_precision"}
+    assert tcfg.cpu_precision == "float32" and TrainSpec(data="d", out="o").train_config().cpu_precision == "auto"
     assert (tcfg.steps, tcfg.image_scale, tcfg.device, tcfg.checkpoint_every, tcfg.val_every) == (7, 0.25, "cpu", 3, 3)
     assert (tcfg.pretrain_2d_steps, tcfg.batch_examples, tcfg.example_cache_mb) == (2, 2, 5.0)
     assert tcfg.source_view_mix == {2: 0.75, 3: 0.25}
