@@ -13,7 +13,9 @@ thread, CPU seconds per step measure the code's work however loaded the machine 
     .venv/bin/python benchmarks/train_speed.py --baseline DIR [--precisions auto float32 --steps 14 --repeats 3
         --threads 1 --loss-steps 500 --seeds 0 1 --subjects 34 --workdir W]
 
-``--precisions`` runs this code once per ``TrainConfig.cpu_precision`` given (``new-auto``, ``new-float32``, ...)
+``--keypoint-cache warm`` lets an untimed run see every image first, so the frozen pose encoder (MediaPipe) reads
+its keypoints from the on-disk cache as a retraining does (default ``cold``: each run starts with an empty cache, as
+a first run on a dataset; the baseline has no such cache either way). ``--precisions`` runs this code once per ``TrainConfig.cpu_precision`` given (``new-auto``, ``new-float32``, ...)
 in the same alternating rounds, so their ratio is measured side by side. ``--repeats 0`` skips the speed runs and
 ``--loss-steps 0`` the loss runs; results of the other part, already in ``--out``, are kept, and loss runs already
 in ``--workdir`` for the same library commit are read back.
@@ -158,6 +160,12 @@ def worker_loss(spec: dict) -> dict:
 
 def run_job(spec: dict, root: Path) -> dict:
     env = dict(os.environ, PYTHONPATH=str(root), OMP_NUM_THREADS=str(spec["threads"]))
+    with tempfile.TemporaryDirectory() as empty:  # the frozen teacher's keypoint cache: empty unless given
+        env["GHNERF_CACHE_DIR"] = spec.get("keypoint_cache") or empty
+        return _run(spec, root, env)
+
+
+def _run(spec: dict, root: Path, env: dict) -> dict:
     proc = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec)], env=env, capture_output=True,
                           text=True, cwd=root)
     if proc.returncode:
@@ -210,6 +218,10 @@ def main() -> None:
     ap.add_argument("--precisions", nargs="+", default=[None], choices=["auto", "float32", "bfloat16"],
                     help="TrainConfig.cpu_precision of this code's runs, one variant each, in the same rounds "
                          "(default: its TrainConfig default; the baseline runs as it is)")
+    ap.add_argument("--keypoint-cache", choices=["cold", "warm"], default="cold",
+                    help="the frozen pose encoder's keypoint cache (teachers.keypoint_cache): cold, every run starts "
+                         "with an empty one (a first run on a dataset); warm, an untimed run has seen every image "
+                         "first (a retraining, a fine-tuning, a later benchmark row)")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "train_speed.json")
     args = ap.parse_args()
     if args.worker:
@@ -237,15 +249,23 @@ def main() -> None:
         kept = json.loads(args.out.read_text())
         if all(kept.get(k) == results[k] for k in ("size", "threads", "subjects")):
             results["speed"], results["loss"] = kept["speed"], kept["loss"]
+    results["keypoint_cache"] = args.keypoint_cache
     for preset_name in args.presets if args.repeats else []:
         runs: dict[str, list[dict]] = {c: [] for c in codes}
+        caches = {c: (work / "keypoint-cache" / f"{preset_name}-{c}" if args.keypoint_cache == "warm" else None)
+                  for c in codes}
+        for code, (root, precision) in codes.items():  # warm: an untimed run first sees every image of the rounds
+            if caches[code] is not None:
+                run_job({**base, "kind": "speed", "preset": preset_name, "steps": args.steps,
+                         "cpu_precision": precision, "keypoint_cache": str(caches[code])}, root)
         for _ in range(args.repeats):
             for code, (root, precision) in codes.items():  # alternating
                 runs[code].append(run_job({**base, "kind": "speed", "preset": preset_name, "steps": args.steps,
-                                           "cpu_precision": precision}, root))
+                                           "cpu_precision": precision,
+                                           "keypoint_cache": caches[code] and str(caches[code])}, root))
         for code, rs in runs.items():
             results["speed"][f"{preset_name}/{code}"] = {"code": code_version(codes[code][0]),
-                "precision": rs[0]["precision"],
+                "precision": rs[0]["precision"], "keypoint_cache": args.keypoint_cache,
                 "steps_per_second": _median([r["steps_per_second"] for r in rs]),
                 "runs": [r["steps_per_second"] for r in rs],
                 "cpu_seconds_per_step": _median([r["cpu_seconds_per_step"] for r in rs]),

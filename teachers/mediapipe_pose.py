@@ -85,6 +85,9 @@ class MediaPipeTeacher:
         self.codec = codec or HeatmapCodec()
         self.version = f"mediapipe-{mp.__version__}-pose-full"
         self.weights_digest = sha256_files(files)
+        # what its keypoints depend on besides the image (teachers.keypoint_cache)
+        self.keypoint_namespace = (f"{self.version}-{self.weights_digest[:16]}-detection{min_detection_confidence}-"
+                                   f"visibility{MIN_VISIBILITY}")
         self._pose = mp.solutions.pose.Pose(static_image_mode=True, model_complexity=1, enable_segmentation=False,
                                             min_detection_confidence=min_detection_confidence)
 
@@ -98,10 +101,14 @@ class MediaPipeTeacher:
             else:
                 lm = np.array([(p.x, p.y, p.z, p.visibility) for p in result.pose_landmarks.landmark])
                 kp, missing = mediapipe33_to_body25(lm, w, h)
-            heatmaps, _ = self.codec.encode(np.nan_to_num(kp), h, w, amplitude=kp[:, 2])
-            out.append(TeacherOutput(heatmaps=heatmaps, keypoints=kp, missing=missing, stride=self.codec.stride,
-                                     extras={"detected": result.pose_landmarks is not None}))
+            out.append(TeacherOutput(heatmaps=self.heatmaps(kp, h, w), keypoints=kp, missing=missing,
+                                     stride=self.codec.stride, extras={"detected": result.pose_landmarks is not None}))
         return out
+
+    def heatmaps(self, keypoints: np.ndarray, height: int, width: int) -> np.ndarray:
+        """(25, h, w) heatmaps of (25, 3) keypoints of a ``height`` x ``width`` image, as :meth:`predict` draws
+        them (peaks scaled by the confidence; missing joints empty)."""
+        return self.codec.encode(np.nan_to_num(keypoints), height, width, amplitude=keypoints[:, 2])[0]
 
     def close(self) -> None:
         self._pose.close()

@@ -13,6 +13,14 @@ def _make(tmp_path_factory, name: str, **kwargs) -> Path:
     return root
 
 
+@pytest.fixture(autouse=True)
+def _own_keypoint_cache(tmp_path_factory, monkeypatch):
+    """Each test gets an empty keypoint cache folder (teachers.keypoint_cache), never the user's ~/.cache."""
+    from teachers.keypoint_cache import CACHE_DIR_VAR
+
+    monkeypatch.setenv(CACHE_DIR_VAR, str(tmp_path_factory.mktemp("keypoint_cache")))
+
+
 @pytest.fixture(scope="session")
 def zju_root(tmp_path_factory) -> Path:
     """ZJU layout with distortion; subject 0 uses the 1-based 'Camera (k)' names, subject 1 'Camera_Bk'."""

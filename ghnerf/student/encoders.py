@@ -17,7 +17,6 @@ exact file and where to put it; ``pretrained="none"`` is an explicit random init
 ``pretrained="auto"`` (:mod:`ghnerf.student.weights`) is resolved before a model is built.
 """
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +36,7 @@ from ghnerf.student.weights import (
     resolve_pretrained,
 )
 from teachers.base import TeacherInput
+from teachers.keypoint_cache import KeypointCache, image_key
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -133,14 +133,14 @@ class DinoEncoder(nn.Module):
 class PoseNetworkEncoder(nn.Module):
     """A frozen 2D pose network (MediaPipe Pose) whose BODY_25 heatmaps are the human features.
 
-    No parameters and no gradient. In training mode the heatmaps of an image are cached (keyed by its
-    bytes), since training revisits the same source photographs; in eval mode the network always runs, so
-    measured render times include it.
+    No parameters and no gradient. In training mode the keypoints of an image are cached (keyed by its bytes, in
+    memory and on disk between runs: :mod:`teachers.keypoint_cache`), since training revisits the same source
+    photographs, and its heatmaps drawn from them as the network's own are; in eval mode the network always runs,
+    so measured render times include it.
     """
 
     wants_unmasked = True  # the network was trained on photographs, not background-zeroed crops
     out_channels = 25
-    CACHE_IMAGES = 2048
 
     def __init__(self, pretrained: str):
         super().__init__()
@@ -151,23 +151,19 @@ class PoseNetworkEncoder(nn.Module):
                               f"be 'bundled' (or the preset default), not {pretrained!r}")
         self.teacher = MediaPipeTeacher()
         self.weights_source = f"{self.teacher.version} (bundled, frozen), sha256 {self.teacher.weights_digest[:16]}.."
-        self._cache: dict[bytes, torch.Tensor] = {}
+        self.keypoint_cache = KeypointCache(self.teacher.keypoint_namespace, self.out_channels)
 
     def _predict(self, image: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
-        """(25, h, w) heatmaps and (25, 3) keypoints of one image (cached while training)."""
-        def run() -> tuple[torch.Tensor, np.ndarray]:
+        """(25, h, w) heatmaps and (25, 3) keypoints of one image (keypoints cached while training)."""
+        if not self.training:
             out = self.teacher.predict([TeacherInput("source view", image, None)])[0]
             return torch.from_numpy(out.heatmaps), out.keypoints
-
-        if not self.training:
-            return run()
-        key = hashlib.sha1(image.tobytes()).digest() + bytes(str(image.shape), "ascii")
-        if key not in self._cache:
-            if len(self._cache) >= self.CACHE_IMAGES:
-                self._cache.pop(next(iter(self._cache)))
-            maps, keypoints = run()
-            self._cache[key] = (maps.half(), keypoints)
-        return self._cache[key]
+        key = image_key(image)
+        keypoints = self.keypoint_cache.get(key)
+        if keypoints is None:
+            keypoints = self.teacher.predict([TeacherInput("source view", image, None)])[0].keypoints
+            self.keypoint_cache.put(key, keypoints)
+        return torch.from_numpy(self.teacher.heatmaps(keypoints, *image.shape[:2])), keypoints
 
     @torch.no_grad()
     def heatmaps_and_keypoints(self, images: Float[Tensor, "V 3 H W"]) -> tuple[
@@ -176,7 +172,7 @@ class PoseNetworkEncoder(nn.Module):
         H, W = images.shape[-2:]
         u8 = (images.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
         maps, keypoints = zip(*(self._predict(np.ascontiguousarray(im)) for im in u8))
-        maps = torch.stack([m.float() for m in maps]).to(images.device)  # cached maps are float16
+        maps = torch.stack(maps).float().to(images.device)
         return F.interpolate(maps, size=(H // 2, W // 2), mode="bilinear", align_corners=False), np.stack(keypoints)
 
     def forward(self, images: Float[Tensor, "V 3 H W"]) -> Float[Tensor, "V 25 H//2 W//2"]:

@@ -50,10 +50,31 @@ def test_training_mode_caches_and_eval_mode_always_runs_the_network(example, mon
     enc.train()
     first = enc(photos)
     again = enc(photos)
-    assert len(calls) == 3 and torch.allclose(first, again, atol=1e-3)  # fp16 cache
+    assert len(calls) == 3 and torch.equal(first, again)  # the cached keypoints drawn again: the same maps
     enc.eval()
-    enc(photos)
+    assert torch.equal(enc(photos), first)  # and the network's own
     assert len(calls) == 6
+
+
+def test_a_later_run_reads_the_keypoints_from_disk_not_the_network(example, monkeypatch, tmp_path):
+    """Another encoder (another training run, another process) on the same photographs finds their keypoints in the
+    on-disk cache: the network does not run, and the maps are the network's. A changed pixel is a new image."""
+    monkeypatch.setenv("GHNERF_CACHE_DIR", str(tmp_path / "cache"))
+    photos = example.batch.src_images_unmasked
+    first = PoseNetworkEncoder("bundled").train()
+    maps = first(photos)
+    files = list((tmp_path / "cache").glob("keypoints-*.sqlite"))
+    assert len(files) == 1 and first.teacher.weights_digest[:16] in files[0].name
+    later = PoseNetworkEncoder("bundled").train()
+    calls = []
+    real = later.teacher.predict
+    monkeypatch.setattr(later.teacher, "predict", lambda batch: calls.append(1) or real(batch))
+    assert torch.equal(later(photos), maps) and calls == []
+    assert torch.equal(later.eval()(photos), maps) and len(calls) == 3  # eval: the network, the same maps
+    changed = photos.clone()
+    changed[0, :, 0, 0] = 1 - changed[0, :, 0, 0]
+    later.train()(changed)
+    assert len(calls) == 4  # only the changed view ran
 
 
 def test_a_random_init_of_a_frozen_network_is_refused():

@@ -86,8 +86,8 @@ def test_bfloat16_loss_is_the_float32_loss_to_bfloat16_rounding(student_root):
 
 
 def test_the_frozen_pose_encoders_cached_maps_stack_under_autocast(student_root):
-    """In training the encoder's heatmaps come from its float16 cache: under bfloat16 autocast (where torch.stack
-    refuses float16 tensors) they come out float32, the same maps."""
+    """In training the encoder's heatmaps come from its keypoint cache: under bfloat16 autocast (where torch.stack
+    refused the float16 maps it once kept) they come out float32, the same maps."""
     pytest.importorskip("mediapipe", reason="mediapipe==0.10.14 is a core dependency; `make install` installs it")
     from ghnerf.student.encoders import PoseNetworkEncoder
 
