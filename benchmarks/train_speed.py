@@ -219,7 +219,7 @@ def main() -> None:
                     help="TrainConfig.cpu_precision of this code's runs, one variant each, in the same rounds "
                          "(default: its TrainConfig default; the baseline runs as it is)")
     ap.add_argument("--keypoint-cache", choices=["cold", "warm"], default="cold",
-                    help="the frozen pose encoder's keypoint cache (teachers.keypoint_cache): cold, every run starts "
+                    help="the frozen pose encoder's keypoint cache (ghnerf.base.keypoint_cache): cold, every run starts "
                          "with an empty one (a first run on a dataset); warm, an untimed run has seen every image "
                          "first (a retraining, a fine-tuning, a later benchmark row)")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "train_speed.json")

@@ -85,7 +85,7 @@ class MediaPipeTeacher:
         self.codec = codec or HeatmapCodec()
         self.version = f"mediapipe-{mp.__version__}-pose-full"
         self.weights_digest = sha256_files(files)
-        # what its keypoints depend on besides the image (teachers.keypoint_cache)
+        # what its keypoints depend on besides the image (ghnerf.base.keypoint_cache)
         self.keypoint_namespace = (f"{self.version}-{self.weights_digest[:16]}-detection{min_detection_confidence}-"
                                    f"visibility{MIN_VISIBILITY}")
         self._pose = mp.solutions.pose.Pose(static_image_mode=True, model_complexity=1, enable_segmentation=False,

@@ -15,8 +15,8 @@ def _make(tmp_path_factory, name: str, **kwargs) -> Path:
 
 @pytest.fixture(autouse=True)
 def _own_keypoint_cache(tmp_path_factory, monkeypatch):
-    """Each test gets an empty keypoint cache folder (teachers.keypoint_cache), never the user's ~/.cache."""
-    from teachers.keypoint_cache import CACHE_DIR_VAR
+    """Each test gets an empty keypoint cache folder (ghnerf.base.keypoint_cache), never the user's ~/.cache."""
+    from ghnerf.base.keypoint_cache import CACHE_DIR_VAR
 
     monkeypatch.setenv(CACHE_DIR_VAR, str(tmp_path_factory.mktemp("keypoint_cache")))
 

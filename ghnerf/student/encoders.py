@@ -26,6 +26,7 @@ from jaxtyping import Float
 from torch import Tensor, nn
 
 from ghnerf.base.errors import ConfigError, WeightsNotFoundError
+from ghnerf.base.keypoint_cache import KeypointCache, image_key
 from ghnerf.student.layouts import conv1x1
 from ghnerf.student.state_check import load_checked, read_state_file
 from ghnerf.student.weights import (
@@ -36,7 +37,6 @@ from ghnerf.student.weights import (
     resolve_pretrained,
 )
 from teachers.base import TeacherInput
-from teachers.keypoint_cache import KeypointCache, image_key
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -134,7 +134,7 @@ class PoseNetworkEncoder(nn.Module):
     """A frozen 2D pose network (MediaPipe Pose) whose BODY_25 heatmaps are the human features.
 
     No parameters and no gradient. In training mode the keypoints of an image are cached (keyed by its bytes, in
-    memory and on disk between runs: :mod:`teachers.keypoint_cache`), since training revisits the same source
+    memory and on disk between runs: :mod:`ghnerf.base.keypoint_cache`), since training revisits the same source
     photographs, and its heatmaps drawn from them as the network's own are; in eval mode the network always runs,
     so measured render times include it.
     """

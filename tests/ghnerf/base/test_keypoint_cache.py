@@ -1,11 +1,11 @@
-"""The on-disk keypoint cache of a frozen teacher (teachers.keypoint_cache)."""
+"""The on-disk keypoint cache of a frozen teacher (ghnerf.base.keypoint_cache)."""
 
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from teachers.keypoint_cache import CACHE_DIR_VAR, KeypointCache, cache_directory, image_key
+from ghnerf.base.keypoint_cache import CACHE_DIR_VAR, KeypointCache, cache_directory, image_key
 
 
 def _keypoints(seed: int) -> np.ndarray:
