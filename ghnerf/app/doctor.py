@@ -304,6 +304,27 @@ def check_cuda() -> list[Check]:
     return [Check("CUDA", "ok", f"{len(names)} device(s): {', '.join(names)}")]
 
 
+def check_cpu_training() -> list[Check]:
+    """What CPU training computes in by default (``--cpu-precision auto``) and where the frozen pose encoder keeps
+    the keypoints of photographs it has seen (:mod:`ghnerf.base.keypoint_cache`)."""
+    import torch
+
+    from ghnerf.base.keypoint_cache import CACHE_DIR_VAR, cache_directory
+    from ghnerf.student.precision import training_precision
+
+    precision = training_precision("auto", torch.device("cpu"))
+    out = [Check("CPU training precision", "ok", f"{precision.autocast}: {precision.reason}")]
+    folder = cache_directory()
+    if folder is None:
+        out.append(Check("keypoint cache", "ok", f"memory only ({CACHE_DIR_VAR}=none)"))
+        return out
+    files = sorted(folder.glob("keypoints-*.sqlite")) if folder.is_dir() else []
+    size = sum(f.stat().st_size for f in files) / 2**20
+    out.append(Check("keypoint cache", "ok", f"{folder}: {len(files)} file(s), {size:.1f} MB (safe to delete; "
+                                             f"{CACHE_DIR_VAR} moves it, =none turns it off)"))
+    return out
+
+
 def check_teachers() -> list[Check]:
     """Every registered teacher built once (as ``ghnerf teachers list`` does); the main job needs mediapipe.
 
@@ -434,12 +455,13 @@ def run_checks(api_url: str | None, storage_root: str, pools: tuple[str, ...] = 
         pools: work pools the deployments use.
 
     Returns:
-        All checks: packages, Prefect server/database/pools, CUDA, teachers, weights, storage.
+        All checks: packages, Prefect server/database/pools, CUDA, CPU training, teachers, weights, storage.
     """
     api = resolve_api_url(api_url)
     return [*_guarded("packages", True, check_packages),
             *_guarded("Prefect server", False, check_prefect, api, pools),
             *_guarded("CUDA", False, check_cuda),
+            *_guarded("CPU training", False, check_cpu_training),
             *_guarded("teachers", True, check_teachers),
             *_guarded("weights", False, check_weights),
             *_guarded("storage root", True, check_storage, storage_root)]

@@ -210,3 +210,21 @@ def test_unwritable_storage_root_blocks_the_main_job(tmp_path):
     table = CliRunner().invoke(app, ["doctor", "--api-url", f"http://127.0.0.1:{free_port()}/api", "--store",
                                      str(blocker / "store")])
     assert table.exit_code == 1 and "cannot run" in table.output
+
+
+def test_cpu_training_precision_and_keypoint_cache_are_reported(tmp_path, monkeypatch):
+    from ghnerf.base.keypoint_cache import KeypointCache
+    from ghnerf.student import precision
+
+    monkeypatch.setenv("GHNERF_CACHE_DIR", str(tmp_path))
+    KeypointCache("t", 25).put(b"k", [[1.0, 2.0, 0.5]] * 25)
+    monkeypatch.setattr(precision, "cpu_has_native_bfloat16", lambda: True)
+    checks = {c.name: c for c in doctor.check_cpu_training()}
+    assert checks["CPU training precision"].detail.startswith("bfloat16: auto: this CPU computes bfloat16 natively")
+    assert checks["keypoint cache"].detail.startswith(f"{tmp_path}: 1 file(s), ")
+    monkeypatch.setattr(precision, "cpu_has_native_bfloat16", lambda: False)
+    monkeypatch.setenv("GHNERF_CACHE_DIR", "none")
+    checks = {c.name: c for c in doctor.check_cpu_training()}
+    assert checks["CPU training precision"].detail.startswith("float32: auto: this CPU has no native bfloat16")
+    assert checks["keypoint cache"].detail == "memory only (GHNERF_CACHE_DIR=none)"
+    assert all(c.status == "ok" for c in checks.values())
