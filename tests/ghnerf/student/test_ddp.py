@@ -19,9 +19,11 @@ TORCHRUN = str(Path(sys.executable).with_name("torchrun"))
 
 
 def _args(data: Path, out: Path, batch: int) -> list[str]:
+    # float32: the tolerances below are float32 round-off of a different summation order (bfloat16 autocast, the
+    # default on CPUs that have it, rounds each product to 8 bits and would hide a wrong normalisation less well)
     return ["train", "--config", "enerf-heatmap", "--data", str(data), "--out", str(out), "--steps", "4",
             "--checkpoint-every", "2", "--perceptual-weight", "0", "--pretrained", "none", "--batch-examples",
-            str(batch)]
+            str(batch), "--cpu-precision", "float32"]
 
 
 def _env() -> dict:
