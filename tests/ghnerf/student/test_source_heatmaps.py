@@ -13,8 +13,11 @@ from ghnerf.base.keypoint_codec import HeatmapCodec
 from ghnerf.student.config import LossWeights, preset
 from ghnerf.student.data import ExampleSet
 from ghnerf.student.model import GHNeRF
+from ghnerf.student.precision import training_precision
 from ghnerf.student.train import _example_loss
 from ghnerf.student.train_config import TrainConfig
+
+FLOAT32 = training_precision("float32", torch.device("cpu"))  # the checks below are float32 arithmetic
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +66,7 @@ def test_the_source_term_alone_trains_the_encoder(example_set):
     torch.manual_seed(0)
     model = GHNeRF(cfg)
     loss, _ = _example_loss(model, ex, cfg, TrainConfig(rays=(8, 16)), None, torch.Generator().manual_seed(0),
-                            torch.device("cpu"))
+                            torch.device("cpu"), FLOAT32)
     assert set(loss.terms) == {"color", "source_heatmap"}  # colour is always reported
     # the term equals the masked MSE against the area-downsampled targets, computed here independently
     with torch.no_grad():
@@ -78,7 +81,7 @@ def test_the_source_term_alone_trains_the_encoder(example_set):
     # without the head the term is absent
     plain = replace(cfg, source_heatmap_head=False)
     loss2, _ = _example_loss(GHNeRF(plain), ex, plain, TrainConfig(rays=(8, 16)), None,
-                             torch.Generator().manual_seed(0), torch.device("cpu"))
+                             torch.Generator().manual_seed(0), torch.device("cpu"), FLOAT32)
     assert "source_heatmap" not in loss2.terms
 
 
@@ -161,7 +164,7 @@ def test_a_frozen_human_path_gets_no_gradient_and_keeps_its_batchnorm_statistics
     assert model.training and not model.encoder.training and not model.encoder.stem[1].training
     stats = model.encoder.stem[1].running_mean.clone()
     loss, _ = _example_loss(model, example_set.example(0), cfg, TrainConfig(rays=(8, 16)), None,
-                            torch.Generator().manual_seed(0), torch.device("cpu"))
+                            torch.Generator().manual_seed(0), torch.device("cpu"), FLOAT32)
     loss.total.backward()
     frozen = [p for m in (model.encoder, model.human_proj, model.source_heatmap_head) for p in m.parameters()]
     assert frozen and all(p.grad is None and not p.requires_grad for p in frozen)
