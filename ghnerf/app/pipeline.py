@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ghnerf.app.model_registry import EvalSpec, ModelRegistry, PromotionRule, decide, model_record
 from ghnerf.base.spec_fields import OutputFolder, field_from
+from ghnerf.student.train_config import CpuPrecision
 from ghnerf.student.train_spec import TrainSpec
 from ghnerf.synth.records import SynthConfig
 
@@ -41,6 +42,7 @@ class PipelineConfig(BaseModel):
     pretrained: str = field_from(TrainSpec, "pretrained")
     eval_max_views: int = Field(6, ge=1, description="held-out views evaluated")
     device: str = field_from(TrainSpec, "device")
+    cpu_precision: CpuPrecision = field_from(TrainSpec, "cpu_precision")
 
     @property
     def dataset(self) -> str:
@@ -70,6 +72,7 @@ class PipelineConfig(BaseModel):
         return TrainSpec(config=self.config, data=self.dataset, out=self.run, targets=self.targets,
                          teacher=self.teacher, fuse_targets=self.fuse_targets, steps=self.steps, pretrained=self.pretrained,
                          image_scale=self.image_scale, perceptual_weight=0.0, device=self.device,
+                         cpu_precision=self.cpu_precision,
                          checkpoint_every=max(self.steps // 2, 1), overwrite=True)  # the pipeline's own run
 
     def evaluate_params(self) -> dict:
