@@ -5,7 +5,7 @@ import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor, nn
 
-from ghnerf.student.layouts import Conv1x1
+from ghnerf.student.layouts import Conv1x1, conv1x1
 
 
 class ConvBnReLU(nn.Sequential):
@@ -49,6 +49,25 @@ class FeatureNet(nn.Module):
         c1 = self.conv1(c0)
         c2 = self.conv2(c1)
         f2 = self.top(c2)
-        f1 = F.interpolate(f2, size=c1.shape[-2:], mode="bilinear", align_corners=True) + self.lat1(c1)
-        f0 = F.interpolate(f1, size=c0.shape[-2:], mode="bilinear", align_corners=True) + self.lat0(c0)
+        f1 = upsample_plus_lateral(f2, c1, self.lat1)
+        f0 = upsample_plus_lateral(f1, c0, self.lat0)
         return f2, self.smooth1(f1), self.smooth0(f0)
+
+
+def upsample_plus_lateral(coarse: Float[Tensor, "V C h w"], fine: Float[Tensor, "V Ci H W"], lateral: Conv1x1
+                          ) -> Float[Tensor, "V C H W"]:
+    """``upsample(coarse) + lateral(fine)`` (bilinear, corners aligned; the FPN's top-down step). Channels-last, the
+    lateral 1x1 convolution accumulates into the upsampled map as one matrix product (``addmm_``) and its bias is
+    added before upsampling, at a quarter of the pixels (corner-aligned bilinear weights sum to 1): no separate
+    bias broadcast, sum or (V, C, H, W) temporary. The same numbers to float rounding."""
+    size = fine.shape[-2:]
+    if lateral.bias is not None:
+        coarse = coarse + lateral.bias.view(1, -1, 1, 1)
+    up = F.interpolate(coarse, size=size, mode="bilinear", align_corners=True)
+    fine_nhwc = fine.permute(0, 2, 3, 1)
+    if not (up.is_contiguous(memory_format=torch.channels_last) and fine_nhwc.is_contiguous()
+            and up.dtype == fine.dtype == lateral.weight.dtype):  # e.g. under autocast, which in-place ops skip
+        return up + conv1x1(fine, lateral.weight)
+    flat = up.permute(0, 2, 3, 1).view(-1, up.shape[1])
+    flat.addmm_(fine_nhwc.reshape(-1, fine.shape[1]), lateral.weight.flatten(1).T)
+    return up

@@ -191,3 +191,37 @@ def test_channels_last_maps_sample_the_same_values_and_gradients(shape):
     torch.testing.assert_close(g_fast, g_plain, rtol=1e-12, atol=1e-12)
     flat = torch.rand(3, 4)
     assert for_sampling(flat) is flat
+
+
+@pytest.mark.parametrize("mode", ["eval", "train"])
+def test_fpn_top_down_step_equals_upsample_plus_lateral(mode):
+    """The FPN's fused top-down step (bias before upsampling, the lateral 1x1 accumulated into the upsampled map)
+    gives ENeRF's ``upsample(f) + lateral(c)`` and its gradients to float rounding."""
+    import torch.nn.functional as F
+
+    from ghnerf.student.feature_net import FeatureNet
+    from ghnerf.student.layouts import channels_last
+
+    torch.manual_seed(0)
+    net = channels_last(FeatureNet())
+    for p in net.parameters():  # away from the initialisation's zero biases, so the bias path is checked
+        p.data.normal_(0, 0.2 if p.dim() > 1 else 0.1)
+    getattr(net, mode)()
+    x = torch.rand(2, 3, 64, 80).contiguous(memory_format=torch.channels_last).requires_grad_()
+
+    def plain(x):
+        c0 = net.conv0(x)
+        c1 = net.conv1(c0)
+        c2 = net.conv2(c1)
+        f2 = net.top(c2)
+        f1 = F.interpolate(f2, size=c1.shape[-2:], mode="bilinear", align_corners=True) + net.lat1(c1)
+        f0 = F.interpolate(f1, size=c0.shape[-2:], mode="bilinear", align_corners=True) + net.lat0(c0)
+        return f2, net.smooth1(f1), net.smooth0(f0)
+
+    ours, ref = net(x), plain(x)
+    grads = [torch.randn_like(r) for r in ref]
+    wrt = [x, net.lat0.weight, net.lat0.bias, net.lat1.weight, net.lat1.bias]
+    for a, b in zip(ours, ref):
+        _close(a, b)
+    for a, b in zip(torch.autograd.grad(ours, wrt, grads), torch.autograd.grad(ref, wrt, grads)):
+        _close(a, b)
