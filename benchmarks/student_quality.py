@@ -41,6 +41,7 @@ import json
 import tempfile
 import time
 from pathlib import Path
+from typing import get_args
 
 import numpy as np
 from student_quality_report import write_report
@@ -66,7 +67,7 @@ from ghnerf.student.distributed import pick_device
 from ghnerf.student.encoders import ResNetEncoder
 from ghnerf.student.precision import training_precision
 from ghnerf.student.train import train
-from ghnerf.student.train_config import TrainConfig
+from ghnerf.student.train_config import CpuPrecision, TrainConfig
 from ghnerf.synth.generate import SynthConfig, generate_dataset
 from ghnerf.target_fusion import FusionConfig
 from storage.catalog import code_version
@@ -129,7 +130,7 @@ def main() -> None:
     ap.add_argument("--eval-source-views", type=int, nargs="+", default=[2, 3, 4],
                     help="source views per held-out target, one evaluation each (default: 2 as ENeRF tests humans, "
                          "3 as GHNeRF trains, and 4: every training camera)")
-    ap.add_argument("--cpu-precision", choices=["auto", "float32", "bfloat16"],
+    ap.add_argument("--cpu-precision", choices=get_args(CpuPrecision),
                     default=TrainConfig.model_fields["cpu_precision"].default,
                     help="what training computes in on the CPU (TrainConfig.cpu_precision); runs trained in another "
                          "precision than float32 are kept in their own folders (…-bfloat16)")

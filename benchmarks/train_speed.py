@@ -15,8 +15,9 @@ thread, CPU seconds per step measure the code's work however loaded the machine 
 
 ``--keypoint-cache warm`` lets an untimed run see every image first, so the frozen pose encoder (MediaPipe) reads
 its keypoints from the on-disk cache as a retraining does (default ``cold``: each run starts with an empty cache, as
-a first run on a dataset; the baseline has no such cache either way). ``--precisions`` runs this code once per ``TrainConfig.cpu_precision`` given (``new-auto``, ``new-float32``, ...)
-in the same alternating rounds, so their ratio is measured side by side. ``--repeats 0`` skips the speed runs and
+a first run on a dataset; the baseline has no such cache either way). ``--precisions`` runs this code once per
+``TrainConfig.cpu_precision`` given (``new-auto``, ``new-float32``, ...) in the same alternating rounds, so their
+ratio is measured side by side. ``--repeats 0`` skips the speed runs and
 ``--loss-steps 0`` the loss runs; results of the other part, already in ``--out``, are kept, and loss runs already
 in ``--workdir`` for the same library commit are read back.
 """
@@ -29,6 +30,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import get_args
 
 REPO = Path(__file__).resolve().parents[1]
 # stage -> (module, attribute path) of the functions timed; a name the code does not have is skipped
@@ -201,8 +203,13 @@ def _median(values: list[float]) -> float:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--worker"]:  # a job of run_job, maybe in another checkout's code: nothing else is imported
+        spec = json.loads(sys.argv[2])
+        print(json.dumps((worker_loss if spec["kind"] == "loss" else worker_speed)(spec)))
+        return
+    from ghnerf.student.train_config import CpuPrecision  # light (no torch)
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--baseline", type=Path, default=None, help="checkout of the code to compare with")
     ap.add_argument("--presets", nargs="+", default=["ghnerf-resnet18", "ghnerf-mediapipe"])
     ap.add_argument("--steps", type=int, default=30, help="steps per speed run (the first is not timed)")
@@ -215,7 +222,7 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--workdir", type=Path, default=None, help="keep the synthetic data and the loss runs here (a "
                     "rerun reads back the loss runs of the same commits)")
-    ap.add_argument("--precisions", nargs="+", default=[None], choices=["auto", "float32", "bfloat16"],
+    ap.add_argument("--precisions", nargs="+", default=[None], choices=get_args(CpuPrecision),
                     help="TrainConfig.cpu_precision of this code's runs, one variant each, in the same rounds "
                          "(default: its TrainConfig default; the baseline runs as it is)")
     ap.add_argument("--keypoint-cache", choices=["cold", "warm"], default="cold",
@@ -224,11 +231,6 @@ def main() -> None:
                          "first (a retraining, a fine-tuning, a later benchmark row)")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "train_speed.json")
     args = ap.parse_args()
-    if args.worker:
-        spec = json.loads(args.worker)
-        print(json.dumps((worker_loss if spec["kind"] == "loss" else worker_speed)(spec)))
-        return
-
     from rich.console import Console
     from rich.table import Table
 

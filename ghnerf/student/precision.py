@@ -13,7 +13,7 @@ precision).
 """
 
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 
@@ -48,6 +48,13 @@ class TrainingPrecision:
 
     def record(self) -> dict:
         return asdict(self)
+
+    def without_grad_scaler(self) -> "TrainingPrecision":
+        """This precision for a loop that has no gradient scaler: float16's small gradients would underflow
+        there, so it runs in float32; bfloat16 (float32's exponent range) and float32 need none."""
+        if self.autocast != "float16":
+            return self
+        return replace(self, autocast="float32", reason=self.reason + "; float32 where no gradient scaler runs")
 
 
 def training_precision(requested: CpuPrecision, device: torch.device, native: bool | None = None

@@ -162,9 +162,8 @@ def train(cfg: StudentConfig, tcfg: TrainConfig, examples: ExampleSet, out: str 
     if weights.notice():
         log(weights.notice())
     if tcfg.pretrain_2d_steps and step == 0 and not init_from:  # DDP then broadcasts rank 0's weights
-        # its loop has no gradient scaler: bfloat16 needs none, CUDA's float16 would (there it stays float32)
         pretrain_source_heatmaps(model, examples, tcfg.pretrain_2d_steps, tcfg.lr, gen, device, log,
-                                 precision if precision.autocast == "bfloat16" else None)
+                                 precision.without_grad_scaler())
     if tcfg.freeze_pretrained_2d:  # also when resuming: the flag is not in the checkpoint's weights
         model.freeze_human_path()
         log("encoder, projection and source heatmap head frozen after the 2D pretraining")

@@ -105,3 +105,11 @@ def test_an_unknown_precision_is_one_line(student_root, tmp_path):
                                       "1", "--cpu-precision", "float16"])
     assert result.exit_code == 2 and "cpu_precision" in result.output.replace("-", "_")
     assert "Traceback" not in result.output and not (tmp_path / "r").exists()
+
+
+def test_a_loop_without_gradient_scaler_never_runs_in_float16():
+    """The 2D pretraining has no gradient scaler: on CUDA it runs in float32, on the CPU in the run's precision."""
+    cuda = training_precision("auto", CUDA).without_grad_scaler()
+    assert cuda.autocast == "float32" and cuda.reason.endswith("float32 where no gradient scaler runs")
+    cpu = training_precision("auto", CPU, native=True)
+    assert cpu.without_grad_scaler() is cpu
