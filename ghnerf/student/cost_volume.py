@@ -39,7 +39,8 @@ def plane_values(near: Float[Tensor, "h w"], far: Float[Tensor, "h w"], planes: 
 def variance_volume(src_feats: Float[Tensor, "V C hs ws"], src_K: Float[Tensor, "V 3 3"],
                     src_w2c: Float[Tensor, "V 4 4"], feature_scale: float, tgt_K: Float[Tensor, "3 3"],
                     tgt_w2c: Float[Tensor, "4 4"], volume_scale: float,
-                    depths: Float[Tensor, "D h w"]) -> Float[Tensor, "C D h w"]:
+                    depths: Float[Tensor, "D h w"], pixels: Float[Tensor, "h w 2"] | None = None
+                    ) -> Float[Tensor, "C D h w"]:
     """Plane sweep: warp every source feature map onto the target's depth planes; variance over views.
 
     Args:
@@ -47,10 +48,12 @@ def variance_volume(src_feats: Float[Tensor, "V C hs ws"], src_K: Float[Tensor, 
         src_K, tgt_K: intrinsics at the input resolution, scaled here to the feature map and to the volume grid
             (ENeRF ``get_proj_mats``: ``im_feat_scale`` and ``volume_scale``).
         depths: camera-z depth of each plane at each volume pixel; the grid is ``depths``' (h, w).
+        pixels: where those (h, w) pixels lie on the volume grid, (x, y) each (default: the whole grid,
+            ``pixel_grid(h, w)``; a part of it: :func:`ghnerf.student.volume_window.window_pixels`).
     """
     D, h, w = depths.shape
     hs, ws = src_feats.shape[-2:]
-    uv = pixel_grid(h, w, depths.device).expand(D, h, w, 2)
+    uv = (pixel_grid(h, w, depths.device) if pixels is None else pixels).expand(D, h, w, 2)
     pts = backproject(uv, depths, scale_K(tgt_K, volume_scale), tgt_w2c).reshape(-1, 3)
     src_uv, _ = project(pts, scale_K(src_K, feature_scale), src_w2c)
     grid = torch.stack([src_uv[..., 0] / (ws - 1), src_uv[..., 1] / (hs - 1)], dim=-1) * 2 - 1

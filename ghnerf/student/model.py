@@ -43,6 +43,7 @@ from ghnerf.student.renderers import (
     softmax_weighted,
 )
 from ghnerf.student.samplers import depth_guided_samples
+from ghnerf.student.volume_window import VolumeWindow, volume_window, window_pixels
 
 # With ray evidence the heatmap head starts as sigmoid(8 E - 4): evidence 0 -> 0.02, 0.5 -> 0.5, 1 -> 0.98, so
 # a joint two of three views agree on (E ~ 0.6) is above OpenPose's 0.1 threshold and one view alone (E ~ 0.3)
@@ -336,10 +337,12 @@ class GHNeRF(nn.Module):
         outputs: list[LevelOutputs] = []
         prev: DepthEstimate | None = None
         for i, lv in enumerate(self.cfg.levels):
-            volume = self._level_volume(i, batch, enc, prev)
-            prev = volume.estimate
             size = (max(int(H * lv.render_scale), 1), max(int(W * lv.render_scale), 1))
             uv = rays[i] if rays is not None and rays[i] is not None else None
+            window = (self._volume_window(i, uv, size, batch.image_size) if uv is not None and not self.training
+                      else None)
+            volume = self._level_volume(i, batch, enc, prev, window)
+            prev = volume.estimate
             uv = pixel_grid(*size, batch.tgt_K.device).view(-1, 2) if uv is None else uv
             if len(uv) == 0:
                 outputs.append(None)
@@ -351,20 +354,44 @@ class GHNeRF(nn.Module):
             outputs.append(parts[0] if len(parts) == 1 else LevelOutputs.cat(parts))
         return outputs
 
+    def _volume_grid(self, i: int, image_size: tuple[int, int]) -> tuple[int, int]:
+        """(h, w) of level ``i``'s volume for source images of ``image_size``."""
+        scale = self.cfg.levels[i].volume_scale
+        return max(int(image_size[0] * scale), 1), max(int(image_size[1] * scale), 1)
+
+    def _volume_window(self, i: int, uv: Tensor, render_size: tuple[int, int],
+                       image_size: tuple[int, int]) -> VolumeWindow | None:
+        """The part of level ``i``'s volume that rays ``uv`` read, when only the last level's rays are rendered
+        from it (no later level needs its depth elsewhere): :mod:`ghnerf.student.volume_window`. Evaluation only
+        (BatchNorm on running statistics)."""
+        if i != len(self.cfg.levels) - 1:
+            return None
+        return volume_window(uv, render_size, self._volume_grid(i, image_size), self.cost_regs[i].deep)
+
     def _level_volume(self, i: int, batch: MultiViewBatch, enc: SourceEncoding,
-                      prev: DepthEstimate | None) -> LevelVolume:
-        """Cost volume of level ``i`` (ENeRF ``build_feature_volume`` + cost regularisation + depth regression)."""
+                      prev: DepthEstimate | None, window: VolumeWindow | None = None) -> LevelVolume:
+        """Cost volume of level ``i`` (ENeRF ``build_feature_volume`` + cost regularisation + depth regression).
+
+        ``window``: build and regularise only that part of the grid (eval mode; :meth:`_volume_window`); the
+        features are zero and the depth estimate that of flat logits outside it."""
         lv = self.cfg.levels[i]
-        H, W = batch.image_size
-        h, w = max(int(H * lv.volume_scale), 1), max(int(W * lv.volume_scale), 1)
+        h, w = self._volume_grid(i, batch.image_size)
         if prev is None:
             near, far = batch.near_far[0].expand(h, w), batch.near_far[1].expand(h, w)
         else:
             near, far = next_level_range(prev, (h, w))
         planes = plane_values(near, far, lv.depth_planes, lv.inverse_depth)
+        depths = from_space(planes, lv.inverse_depth)
+        pixels = None
+        if window is not None:
+            if self.training:
+                raise ValueError("a cost volume window gives the whole volume's numbers only in eval mode")
+            depths, pixels = window.crop(depths), window_pixels(window, depths.device)
         volume = variance_volume(enc.fpn[lv.feature_level], batch.src_K, batch.src_w2c, FPN_SCALES[lv.feature_level],
-                                 batch.tgt_K, batch.tgt_w2c, lv.volume_scale, from_space(planes, lv.inverse_depth))
+                                 batch.tgt_K, batch.tgt_w2c, lv.volume_scale, depths, pixels)
         feat_volume, logits = self.cost_regs[i](volume[None])
+        if window is not None:
+            feat_volume, logits = window.paste(feat_volume, (h, w)), window.paste(logits, (h, w))
         return LevelVolume(for_sampling(feat_volume)[0], depth_regression(logits[0], planes, lv.inverse_depth))
 
     def _image_maps(self, i: int, batch: MultiViewBatch, enc: SourceEncoding) -> Float[Tensor, "V Ci h w"]:
