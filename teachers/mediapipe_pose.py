@@ -16,6 +16,7 @@ import numpy as np
 
 from ghnerf.base.body25 import JOINT_INDEX as J
 from ghnerf.base.body25 import NUM_JOINTS
+from ghnerf.base.keypoint_cache import KeypointCache, image_key
 from ghnerf.base.keypoint_codec import HeatmapCodec, empty_keypoints
 from ghnerf.base.kinds import TargetKind
 from teachers.base import TeacherInput, TeacherOutput, TeacherUnavailable, sha256_files
@@ -63,7 +64,13 @@ def mediapipe33_to_body25(landmarks: np.ndarray, width: int, height: int,
 
 
 class MediaPipeTeacher:
-    """MediaPipe Pose (BlazePose full) run independently on every view."""
+    """MediaPipe Pose (BlazePose full) run independently on every view.
+
+    Every image it runs on leaves its keypoints in the keypoint cache of its version, weights and settings
+    (:mod:`ghnerf.base.keypoint_cache`, ``keypoint_cache``): a student whose frozen encoder is this network
+    (``ghnerf-mediapipe*``) reads there the keypoints the distillation computed for the same photographs
+    (:meth:`cached_keypoints`) instead of running the network again.
+    """
 
     name = "mediapipe"
     needs: tuple[str, ...] = ()
@@ -88,6 +95,7 @@ class MediaPipeTeacher:
         # what its keypoints depend on besides the image (ghnerf.base.keypoint_cache)
         self.keypoint_namespace = (f"{self.version}-{self.weights_digest[:16]}-detection{min_detection_confidence}-"
                                    f"visibility{MIN_VISIBILITY}")
+        self.keypoint_cache = KeypointCache(self.keypoint_namespace, NUM_JOINTS)
         self._pose = mp.solutions.pose.Pose(static_image_mode=True, model_complexity=1, enable_segmentation=False,
                                             min_detection_confidence=min_detection_confidence)
 
@@ -101,9 +109,18 @@ class MediaPipeTeacher:
             else:
                 lm = np.array([(p.x, p.y, p.z, p.visibility) for p in result.pose_landmarks.landmark])
                 kp, missing = mediapipe33_to_body25(lm, w, h)
+            self.keypoint_cache.put(image_key(np.ascontiguousarray(item.image)), kp)
             out.append(TeacherOutput(heatmaps=self.heatmaps(kp, h, w), keypoints=kp, missing=missing,
                                      stride=self.codec.stride, extras={"detected": result.pose_landmarks is not None}))
         return out
+
+    def cached_keypoints(self, image: np.ndarray) -> np.ndarray:
+        """(25, 3) keypoints of a uint8 (H, W, 3) image: those this teacher (same version, weights and settings)
+        recorded for the same pixels, in this run or an earlier one, else the network's."""
+        keypoints = self.keypoint_cache.get(image_key(np.ascontiguousarray(image)))
+        if keypoints is None:
+            keypoints = self.predict([TeacherInput("image", image, None)])[0].keypoints
+        return keypoints
 
     def heatmaps(self, keypoints: np.ndarray, height: int, width: int) -> np.ndarray:
         """(25, h, w) heatmaps of (25, 3) keypoints of a ``height`` x ``width`` image, as :meth:`predict` draws

@@ -26,7 +26,6 @@ from jaxtyping import Float
 from torch import Tensor, nn
 
 from ghnerf.base.errors import ConfigError, WeightsNotFoundError
-from ghnerf.base.keypoint_cache import KeypointCache, image_key
 from ghnerf.student.layouts import conv1x1
 from ghnerf.student.state_check import load_checked, read_state_file
 from ghnerf.student.weights import (
@@ -133,10 +132,11 @@ class DinoEncoder(nn.Module):
 class PoseNetworkEncoder(nn.Module):
     """A frozen 2D pose network (MediaPipe Pose) whose BODY_25 heatmaps are the human features.
 
-    No parameters and no gradient. In training mode the keypoints of an image are cached (keyed by its bytes, in
-    memory and on disk between runs: :mod:`ghnerf.base.keypoint_cache`), since training revisits the same source
-    photographs, and its heatmaps drawn from them as the network's own are; in eval mode the network always runs,
-    so measured render times include it.
+    No parameters and no gradient. In training mode an image's keypoints come from the teacher's keypoint cache
+    when it has seen the same pixels before (keyed by its bytes, in memory and on disk between runs, written by the
+    distillation's runs of the same teacher too: :mod:`ghnerf.base.keypoint_cache`), since training revisits the
+    same source photographs, and its heatmaps are drawn from them as the network's own are; in eval mode the
+    network always runs, so measured render times include it.
     """
 
     wants_unmasked = True  # the network was trained on photographs, not background-zeroed crops
@@ -151,18 +151,18 @@ class PoseNetworkEncoder(nn.Module):
                               f"be 'bundled' (or the preset default), not {pretrained!r}")
         self.teacher = MediaPipeTeacher()
         self.weights_source = f"{self.teacher.version} (bundled, frozen), sha256 {self.teacher.weights_digest[:16]}.."
-        self.keypoint_cache = KeypointCache(self.teacher.keypoint_namespace, self.out_channels)
+
+    @property
+    def keypoint_cache(self):
+        """The teacher's :class:`~ghnerf.base.keypoint_cache.KeypointCache`."""
+        return self.teacher.keypoint_cache
 
     def _predict(self, image: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
-        """(25, h, w) heatmaps and (25, 3) keypoints of one image (keypoints cached while training)."""
+        """(25, h, w) heatmaps and (25, 3) keypoints of one image (keypoints from the cache while training)."""
         if not self.training:
             out = self.teacher.predict([TeacherInput("source view", image, None)])[0]
             return torch.from_numpy(out.heatmaps), out.keypoints
-        key = image_key(image)
-        keypoints = self.keypoint_cache.get(key)
-        if keypoints is None:
-            keypoints = self.teacher.predict([TeacherInput("source view", image, None)])[0].keypoints
-            self.keypoint_cache.put(key, keypoints)
+        keypoints = self.teacher.cached_keypoints(image)
         return torch.from_numpy(self.teacher.heatmaps(keypoints, *image.shape[:2])), keypoints
 
     @torch.no_grad()

@@ -88,3 +88,28 @@ def test_a_batch_without_the_photographs_is_refused(example):
     model = GHNeRF(preset("ghnerf-mediapipe")).eval()
     with pytest.raises(ValueError, match="unmasked source photographs"):
         model.encode(replace(example.batch, src_images_unmasked=None))
+
+
+def test_training_after_the_distillation_finds_the_teachers_keypoints(student_root, monkeypatch, tmp_path):
+    """The distillation's MediaPipe runs record every photograph's keypoints in the same cache, so the first training
+    run over the distilled frames (at the resolution the teacher saw) does not run the network on them; the maps are
+    the network's."""
+    from ghnerf.app.distill import DistillConfig, distill
+
+    monkeypatch.setenv("GHNERF_CACHE_DIR", str(tmp_path / "cache"))
+    subject = ExampleSet(student_root, "train", image_scale=1.0).items[0][0]
+    distill(student_root, tmp_path / "targets", DistillConfig(teacher="mediapipe", subjects=[subject]))
+    example = ExampleSet(student_root, "train", image_scale=1.0).example(0)
+    assert ExampleSet(student_root, "train", image_scale=1.0).items[0][0] == subject
+    enc = PoseNetworkEncoder("bundled").train()
+    calls = []
+    real = enc.teacher.predict
+    monkeypatch.setattr(enc.teacher, "predict", lambda batch: calls.append(1) or real(batch))
+    photos = example.batch.src_images_unmasked
+    maps = enc(photos)
+    assert calls == []  # every source photograph was found
+    assert torch.equal(enc.eval()(photos), maps) and len(calls) == 3  # the network's own maps
+    enc.train()
+    half = ExampleSet(student_root, "train", image_scale=0.5).example(0).batch.src_images_unmasked
+    enc(half)
+    assert len(calls) == 6  # another resolution: other pixels, the network runs
