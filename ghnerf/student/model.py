@@ -120,7 +120,8 @@ class LevelOutputs:
             §2.1: the head regresses each sample's own 3D position), or None.
         depth: (R,) rendered depth; acc: (R,) accumulated opacity.
         sample_depths: (R, S) sample depths; depth_near/depth_far: (R,) the ray's sampling interval.
-        mvs_depth: (h, w) the cost volume's expected depth map.
+        mvs_depth: (h, w) the cost volume's expected depth map (in eval mode, over the rendered rays' window of the
+            last level's grid only, :mod:`ghnerf.student.volume_window`; outside it that of flat logits).
     """
 
     uv: Tensor
