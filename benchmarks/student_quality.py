@@ -29,6 +29,7 @@ schedule (5e-4 halved every 50k of 200k steps) scaled down to 500 steps leaves t
 3e-5 for the last quarter.
 
     .venv/bin/python benchmarks/student_quality.py [--steps 500 --subjects 34 --frames 8 --size 128]
+        [--workdir W] [--only ROW ...] [--seed S] [--jobs 2]
 """
 
 from ghnerf.student.cpu_policy import prepare_process
@@ -38,6 +39,9 @@ prepare_process()  # before torch loads OpenMP (as the ghnerf command does): idl
 import argparse
 import dataclasses
 import json
+import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -139,7 +143,13 @@ def main() -> None:
     ap.add_argument("--workdir", type=Path, default=None,
                     help="keep the data, targets and runs here (default: a temporary folder); a run whose final "
                          "checkpoint is already there is evaluated again without retraining")
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="train and evaluate the rows in this many processes at a time (one row each, the longest "
+                         "first, OMP_NUM_THREADS = CPUs / jobs unless set; logs in WORKDIR/logs), then read them "
+                         "back into one table")
     args = ap.parse_args()
+    if args.jobs < 1:
+        ap.error(f"--jobs must be at least 1, not {args.jobs}")
     try:
         ResNetEncoder("resnet18", "imagenet")
         pretrained = "imagenet"
@@ -174,6 +184,11 @@ def main() -> None:
                 counts[method, k] = (per_view_pck_counts(kps, gts), per_view_pck_counts(kps, gts, joints))
         evaluated = counts["teacher"][0][1]
         commit = _short(code_version())
+        failed = []
+        if args.jobs > 1:  # the rows in child processes; the loop below then reads their runs and evaluations back
+            costs = {i: _row_cost(_row_train_config(tcfg, RUNS[i][4].get("train", {}), args)) for i in chosen}
+            failed = _rows_in_child_processes(ap, args, sorted(chosen, key=costs.get, reverse=True), work)
+            chosen = [i for i in chosen if i not in failed]
         for index in chosen:  # a run's folder is named after its row of RUNS, so --only reuses a full run's
             name, source, teacher, fused, overrides, label = RUNS[index]
             model_overrides = {k: v for k, v in overrides.items() if k != "train"}
@@ -238,6 +253,57 @@ def main() -> None:
     result["calibration_figure"] = write_report(result, args.out)
     write_json(args.out, result)
     print(f"wrote {args.out}")
+    if failed:
+        raise SystemExit(f"rows {', '.join(map(str, failed))} failed: see their logs in {work / 'logs'}")
+
+
+def _row_cost(tcfg: TrainConfig) -> float:
+    """A row's training work, roughly, in NeRF steps (a 2D pretraining step costs about half of one)."""
+    return tcfg.steps + 0.5 * tcfg.pretrain_2d_steps
+
+
+def _child_argv(ap: argparse.ArgumentParser, args, row: int, work: Path) -> list[str]:
+    """This run's command line for one row in a child process: every option as given, but ``--only`` that row,
+    ``--jobs 1``, the shared work folder and the child's own ``--out`` beside its log."""
+    own = {"only", "out", "workdir", "jobs", "help"}
+    argv = []
+    for action in ap._actions:
+        value = getattr(args, action.dest, None)
+        if action.option_strings and action.dest not in own and value is not None:
+            argv += [action.option_strings[0], *map(str, value if isinstance(value, (list, tuple)) else [value])]
+    return argv + ["--only", str(row), "--workdir", str(work), "--out", str(_child_log(work, row, args.seed, ".json"))]
+
+
+def _child_log(work: Path, row: int, seed: int, suffix: str) -> Path:
+    return work / "logs" / f"row{row}-seed{seed}{suffix}"
+
+
+def _rows_in_child_processes(ap: argparse.ArgumentParser, args, rows: list[int], work: Path) -> list[int]:
+    """Train and evaluate ``rows`` in order, ``args.jobs`` child processes at a time (each ``--only`` one row, on the
+    data and targets already in ``work``); returns the rows whose process failed (its log says why)."""
+    (work / "logs").mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // args.jobs)))
+    pending, running, failed = list(rows), {}, []
+    while pending or running:
+        while pending and len(running) < args.jobs:
+            row = pending.pop(0)
+            log = _child_log(work, row, args.seed, ".log").open("w")
+            proc = subprocess.Popen([sys.executable, __file__, *_child_argv(ap, args, row, work)], stdout=log,
+                                    stderr=subprocess.STDOUT, env=env)
+            running[row] = (proc, log, time.perf_counter())
+            print(f"row {row}: started, {len(pending)} waiting (log {log.name})", flush=True)
+        time.sleep(1.0)
+        for row, (proc, log, t0) in list(running.items()):
+            if proc.poll() is None:
+                continue
+            log.close()
+            del running[row]
+            status = "done" if proc.returncode == 0 else f"FAILED (exit {proc.returncode}; see {log.name})"
+            print(f"row {row}: {status} after {time.perf_counter() - t0:.0f} s", flush=True)
+            if proc.returncode:
+                failed.append(row)
+    return failed
 
 
 def _recordable(value):
