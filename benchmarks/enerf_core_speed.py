@@ -54,17 +54,15 @@ REPO = Path(__file__).resolve().parents[1]
 THREADS = 2
 ORIGINAL_CONFIG = "configs/enerf/zjumocap_eval.yaml"
 # case -> (label, preset (None: `ghnerf train`'s default, :func:`preset_of`), ENeRF's settings)
-# case -> (label, preset (None: `ghnerf train`'s default), with ENeRF's settings, other config overrides or the name
-# of such a dict in student_quality_rows)
+# case -> (label, preset (None: `ghnerf train`'s default), with ENeRF's settings, other config overrides)
 OURS = {
     "ours-enerf": ("ours, evaluation path, ENeRF settings (2 fine samples)", "enerf", True, {}),
     "ours-preset": ("ours, evaluation path, preset enerf (GHNeRF settings: 4 fine samples)", "enerf", False, {}),
     "ours-resnet18": ("ours, evaluation path, ghnerf-resnet18 (+ ResNet-18 encoder, heatmap head)",
                       "ghnerf-resnet18", False, {}),
     "ours-default": ("ours, evaluation path, {preset} (train's default)", None, False, {}),
-    # the default without its ray evidence, with ENeRF's 2 fine samples: student_quality_rows.HALF_TIME_OVERRIDES
-    "ours-default-lean": ("ours, evaluation path, {preset} without ray evidence, 2 fine samples (student benchmark "
-                          "row 30)", None, False, "HALF_TIME_OVERRIDES"),
+    "ours-fast": ("ours, evaluation path, ghnerf-mediapipe-fast (the default without ray evidence, 2 fine samples)",
+                  "ghnerf-mediapipe-fast", False, {}),
 }
 BUSY_LOOP = "import sys, time\nend = float(sys.argv[1])\nwhile time.time() < end:\n    pass\n"
 
@@ -134,13 +132,8 @@ def label_of(case: str) -> str:
 def _config(case: str, baseline: bool):
     from ghnerf.student.config import preset
 
-    overrides = OURS[case][3]
-    if isinstance(overrides, str):  # declared with the student benchmark's rows
-        import student_quality_rows
-
-        overrides = getattr(student_quality_rows, overrides)
-    cfg = preset(preset_of(case), **overrides).without_pretrained_load()  # random-init trainable encoders; a frozen
-    # one as bundled
+    cfg = preset(preset_of(case), **OURS[case][3]).without_pretrained_load()  # random-init trainable encoders; a
+    # frozen one as bundled
     if not OURS[case][2]:  # not with ENeRF's settings
         return cfg
     if baseline:  # a checkout from before with_enerf_settings

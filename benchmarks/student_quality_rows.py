@@ -2,10 +2,7 @@
 reports them): what each row trains, declared once; a row's index names its run folder and its line in the table.
 """
 
-from dataclasses import replace
-
 from ghnerf.base.tolerances import FEW_VIEWS_REL_THRESHOLD, REL_THRESHOLD
-from ghnerf.student.config import COARSE, ENERF_FINE_SAMPLES, FINE
 from ghnerf.student.train_config import ENERF_SOURCE_VIEW_MIX, TrainConfig
 
 # The teacher-free student (no teacher network at test time): 2D pretraining of the encoder and its source heatmap
@@ -29,11 +26,6 @@ LONG_FROZEN_2D = FROZEN_2D | {"pretrain_2d_steps": 4 * FROZEN_2D["pretrain_2d_st
 RECIPE_OVERRIDES = {"lift_missing_joints": True, "hypothesis_rel_threshold": FEW_VIEWS_REL_THRESHOLD}
 RECIPE_LABEL = ("ghnerf-mediapipe + triangulated joint hypotheses at the rival's tolerance (0.1), lifted, residual "
                 "heatmap head, detached heads, trained on 2/3 source views")
-
-
-# The default recipe as it would have to be to render at half the original ENeRF's time (issue 22): no ray evidence,
-# ENeRF's 2 fine samples (benchmarks/enerf_core_speed.py, case ours-default-lean, times it)
-HALF_TIME_OVERRIDES = {"ray_evidence_samples": 0, "levels": (COARSE, replace(FINE, samples_per_ray=ENERF_FINE_SAMPLES))}
 
 
 def recipe_row(train: dict, how: str) -> tuple:
@@ -134,8 +126,8 @@ RUNS = (  # (config, heatmap targets, teacher, fused, config overrides (+ "train
     ("ghnerf-mediapipe-hypotheses", "mediapipe shards, fused over views", "mediapipe", True,
      RECIPE_OVERRIDES | {"ray_evidence_samples": 0, "train": ENERF_MIX},
      f"{RECIPE_LABEL}, without the ray evidence (row 22 without it)"),
-    ("ghnerf-mediapipe-hypotheses", "mediapipe shards, fused over views", "mediapipe", True,
-     RECIPE_OVERRIDES | HALF_TIME_OVERRIDES | {"train": ENERF_MIX},
+    ("ghnerf-mediapipe-fast", "mediapipe shards, fused over views", "mediapipe", True,
+     RECIPE_OVERRIDES | {"train": ENERF_MIX},
      f"{RECIPE_LABEL}, without the ray evidence, 2 fine samples (row 22 without the evidence, ENeRF's samples)"),
 )
 ENERF_ROWS = (0, 10)  # the image-quality reference

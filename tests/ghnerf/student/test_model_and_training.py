@@ -39,7 +39,8 @@ def test_head_shapes_for_every_config(name, example):
         if out.cse is not None:
             assert out.cse.shape == (r, 16)
         assert (out.coord_error is not None) == ("+coord" in name)
-    assert fine.sample_depths.shape == (3, 4) and coarse.sample_depths.shape == (2, 8)
+    assert fine.sample_depths.shape == (3, cfg.levels[1].samples_per_ray) and coarse.sample_depths.shape == (2, 8)
+    assert cfg.levels[1].samples_per_ray == (2 if name.startswith("ghnerf-mediapipe-fast") else 4)  # GHNeRF's 4
     assert cfg.levels[0].depth_planes == 32 and cfg.levels[1].depth_planes == 8
 
 
