@@ -129,6 +129,9 @@ RUNS = (  # (config, heatmap targets, teacher, fused, config overrides (+ "train
     ("ghnerf-mediapipe-fast", "mediapipe shards, fused over views", "mediapipe", True,
      RECIPE_OVERRIDES | {"train": ENERF_MIX},
      f"{RECIPE_LABEL}, without the ray evidence, 2 fine samples (row 22 without the evidence, ENeRF's samples)"),
+    ("ghnerf-mediapipe-hypotheses", "mediapipe shards, fused over views", "mediapipe", True,
+     RECIPE_OVERRIDES | {"ray_evidence_agreement": True, "train": ENERF_MIX},
+     f"{RECIPE_LABEL}, + the views' agreement along each ray (row 22 with ray_evidence_agreement)"),
 )
 ENERF_ROWS = (0, 10)  # the image-quality reference
 # the best students that read the teacher network's outputs at test time

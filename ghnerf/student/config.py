@@ -108,6 +108,10 @@ class StudentConfig:
             many points across the target's near/far, averaged over views, maximum along the ray (ours;
             :mod:`ghnerf.student.ray_evidence`). The heatmaps are the pose network's with a pose encoder
             (``mediapipe``), else the student's own source heatmap head's (teacher-free). 0: off.
+        ray_evidence_agreement: also give the heatmap head, per ray and joint, the views' agreement along the ray:
+            the maximum over the evidence's points of the *smallest* of the source views' heatmaps there (high only
+            where every view sees the joint; ours, :func:`ghnerf.student.ray_evidence.ray_joint_evidence`). Its gain
+            starts at 0, so a model starts as it would without it. Needs ``ray_evidence_samples``.
         joint_hypotheses: also give the heatmap head, per ray, the Gaussian distance to the projection of the
             source-view keypoints triangulated robustly (ours, :mod:`ghnerf.student.joint_hypotheses`): with a pose
             network as encoder, its keypoints (the triangulated teacher's heatmap of the target view); teacher-free,
@@ -155,6 +159,7 @@ class StudentConfig:
     human_feature_dim: int = 32
     human_mean_skip: bool = False
     ray_evidence_samples: int = 0
+    ray_evidence_agreement: bool = False
     joint_hypotheses: bool = False
     joint_hypothesis_sigma: float = 7.0
     lift_missing_joints: bool = False
@@ -182,6 +187,9 @@ class StudentConfig:
             raise ConfigError(f"{self.name}: joint hypotheses triangulate a pose network's keypoints; they need "
                               f"encoder {' or '.join(sorted(POSE_ENCODERS))} or the source heatmap head "
                               "(teacher-free), and the heatmap head")
+        if self.ray_evidence_agreement and not self.ray_evidence_samples:
+            raise ConfigError(f"{self.name}: ray_evidence_agreement is read with the ray evidence; it needs "
+                              "ray_evidence_samples")
         if self.lift_missing_joints and not self.joint_hypotheses:
             raise ConfigError(f"{self.name}: lift_missing_joints lifts joints of the joint hypotheses; it needs "
                               "joint_hypotheses")

@@ -52,6 +52,8 @@ EVIDENCE_GAIN, EVIDENCE_BIAS = 8.0, -4.0
 # With triangulated joint hypotheses as well, the head starts as sigmoid(8 T + 4 E - 4): the hypothesis places the
 # peak (the triangulated teacher's answer), the evidence keeps a joint the triangulation missed (E ~ 1: 0.5).
 HYPOTHESIS_GAIN, EVIDENCE_GAIN_WITH_HYPOTHESES = 8.0, 4.0
+# The views' agreement along the ray (StudentConfig.ray_evidence_agreement) starts unread: its gain is learned from 0.
+AGREEMENT_GAIN = 0.0
 SOURCE_HEATMAP_BIAS = -4.0
 
 
@@ -204,8 +206,9 @@ class GHNeRF(nn.Module):
                                           use_dirs=False)
             head_in += cfg.human_feature_dim + (cfg.human_projection_dim if cfg.human_mean_skip else 0)
             head_in += cfg.num_joints * self.num_priors
-        gains = ((EVIDENCE_GAIN_WITH_HYPOTHESES if cfg.joint_hypotheses else EVIDENCE_GAIN,)
-                 if cfg.ray_evidence_samples else ()) + ((HYPOTHESIS_GAIN,) if cfg.joint_hypotheses else ())
+        gains = (((EVIDENCE_GAIN_WITH_HYPOTHESES if cfg.joint_hypotheses else EVIDENCE_GAIN,)
+                  if cfg.ray_evidence_samples else ()) + ((HYPOTHESIS_GAIN,) if cfg.joint_hypotheses else ())
+                 + ((AGREEMENT_GAIN,) if cfg.ray_evidence_agreement else ()))
         prior = (dict(prior_gain=gains[0] if len(gains) == 1 else gains, prior_bias=EVIDENCE_BIAS) if gains
                  else {})
         self.heatmap_head = (FeatureHead(head_in, cfg.num_joints, cfg.hidden, "sigmoid", **prior)
@@ -242,8 +245,8 @@ class GHNeRF(nn.Module):
 
     @property
     def num_priors(self) -> int:
-        """Per-joint priors the heatmap head reads: the ray evidence and/or the joint hypotheses."""
-        return bool(self.cfg.ray_evidence_samples) + bool(self.cfg.joint_hypotheses)
+        """Per-joint priors the heatmap head reads: the ray evidence, the joint hypotheses, the views' agreement."""
+        return bool(self.cfg.ray_evidence_samples) + bool(self.cfg.joint_hypotheses) + self.cfg.ray_evidence_agreement
 
     @property
     def pretrained_weights(self) -> str:
@@ -297,19 +300,26 @@ class GHNeRF(nn.Module):
     def head_priors(self, batch: MultiViewBatch, enc: SourceEncoding, uv: Float[Tensor, "R 2"],
                     K: Float[Tensor, "3 3"]) -> Float[Tensor, "R J"] | Float[Tensor, "R P J"] | None:
         """The rays' per-joint priors for the heatmap head, or None when none is configured: the multi-view joint
-        evidence (:mod:`ghnerf.student.ray_evidence`) and/or the triangulated joint hypotheses
-        (:mod:`ghnerf.student.joint_hypotheses`), stacked on dim 1 when both.
+        evidence (:mod:`ghnerf.student.ray_evidence`), the triangulated joint hypotheses
+        (:mod:`ghnerf.student.joint_hypotheses`) and the views' agreement (``ray_evidence_agreement``), in that
+        order, stacked on dim 1 when more than one.
 
         Args:
             uv: target pixels at the resolution of ``K``.
         """
-        priors = []
+        priors, agreement = [], None
         if self.cfg.ray_evidence_samples:
-            priors.append(ray_joint_evidence(uv, K, batch.tgt_w2c, batch.near_far, enc.pose_heatmaps, batch.src_K,
-                                             batch.src_w2c, batch.image_size, self.cfg.ray_evidence_samples))
+            evidence = ray_joint_evidence(uv, K, batch.tgt_w2c, batch.near_far, enc.pose_heatmaps, batch.src_K,
+                                          batch.src_w2c, batch.image_size, self.cfg.ray_evidence_samples,
+                                          agreement=self.cfg.ray_evidence_agreement)
+            if self.cfg.ray_evidence_agreement:
+                evidence, agreement = evidence.unbind(1)
+            priors.append(evidence)
         if self.cfg.joint_hypotheses:
             sigma = self.cfg.joint_hypothesis_sigma * float(K[0, 0] / batch.tgt_K[0, 0])  # at K's resolution
             priors.append(hypothesis_heatmaps(uv, K, batch.tgt_w2c, enc.joints3d, sigma))
+        if agreement is not None:  # last: the order of the head's prior gains
+            priors.append(agreement)
         return None if not priors else priors[0] if len(priors) == 1 else torch.stack(priors, dim=1)
 
     def forward(self, batch: MultiViewBatch, rays: list[Tensor | None] | None = None,

@@ -29,8 +29,10 @@ from ghnerf.student.geometry import backproject, project, sample_maps_channels_f
 def ray_joint_evidence(uv: Float[Tensor, "R 2"], K: Float[Tensor, "3 3"], w2c: Float[Tensor, "4 4"],
                        near_far: Float[Tensor, "2"], src_heatmaps: Float[Tensor, "V J h w"],
                        src_K: Float[Tensor, "V 3 3"], src_w2c: Float[Tensor, "V 4 4"], image_size: tuple[int, int],
-                       samples: int) -> Float[Tensor, "R J"]:
-    """Per ray, per joint: the maximum over depth of the view-mean source heatmap at the ray's points.
+                       samples: int, agreement: bool = False) -> Float[Tensor, "R J"] | Float[Tensor, "R 2 J"]:
+    """Per ray, per joint: the maximum over depth of the view-mean source heatmap at the ray's points; with
+    ``agreement``, stacked with the maximum over depth of the view-*minimum* there (R, 2, J): high only where
+    every view sees the joint at the same point.
 
     Args:
         uv: ray pixels in the target image whose intrinsics are ``K`` (any resolution).
@@ -55,4 +57,7 @@ def ray_joint_evidence(uv: Float[Tensor, "R 2"], K: Float[Tensor, "3 3"], w2c: F
     # per channel, contiguous (V J N): the sum over views and the maximum along each ray read memory in order; the
     # mean's division after the maximum (rounding is monotone, so the same numbers) on R x J values, not R x S x J
     values = sample_maps_channels_first(src_heatmaps, src_uv, W, H)
-    return (values.sum(dim=0).view(-1, R, samples).amax(dim=-1) / len(values)).T
+    evidence = (values.sum(dim=0).view(-1, R, samples).amax(dim=-1) / len(values)).T
+    if not agreement:
+        return evidence
+    return torch.stack([evidence, values.amin(dim=0).view(-1, R, samples).amax(dim=-1).T], dim=1)

@@ -43,8 +43,9 @@ def _planted_heatmaps(sigma=2.0):
     return maps
 
 
-def _expected(maps, uv, near, far, samples):
-    """Independently: numpy back-projection / projection and scipy's bilinear interpolation."""
+def _expected(maps, uv, near, far, samples, over_views=np.mean):
+    """Independently: numpy back-projection / projection and scipy's bilinear interpolation; ``over_views`` pools
+    the views at each point (the evidence: their mean; the agreement: their minimum)."""
     out = []
     for p in uv:
         ray = np.linalg.inv(TARGET.K) @ np.array([p[0], p[1], 1.0])
@@ -53,16 +54,33 @@ def _expected(maps, uv, near, far, samples):
             X = TARGET.R.T @ (ray * z - TARGET.T)
             vals = [[ndimage.map_coordinates(maps[v, j], [[uvs[1]], [uvs[0]]], order=1, cval=0.0)[0]
                      for j in range(maps.shape[1])] for v, uvs in enumerate(c.project(X[None])[0] for c in SOURCES)]
-            best = np.maximum(best, np.mean(vals, axis=0))
+            best = np.maximum(best, over_views(vals, axis=0))
         out.append(best)
     return np.array(out)
 
 
-def _evidence(maps, uv, near, far, samples):
+def _evidence(maps, uv, near, far, samples, agreement=False):
     src_K, src_w2c = _tensors(SOURCES)
     K, w2c = _tensors([TARGET])
     return ray_joint_evidence(torch.tensor(uv, dtype=torch.float32), K[0], w2c[0], torch.tensor([near, far]),
-                              torch.tensor(maps, dtype=torch.float32), src_K, src_w2c, (SIZE, SIZE), samples).numpy()
+                              torch.tensor(maps, dtype=torch.float32), src_K, src_w2c, (SIZE, SIZE), samples,
+                              agreement=agreement).numpy()
+
+
+def test_the_views_agreement_is_high_only_where_every_view_sees_the_joint():
+    maps = _planted_heatmaps()
+    z = float(TARGET.to_camera(JOINT[None])[0, 2])
+    near, far, samples = z - 0.3, z + 0.3, 7
+    on = TARGET.project(JOINT[None])[0]
+    uv = np.stack([on, on + [8.0, 0.0], on + [0.0, -12.0]])
+    both = _evidence(maps, uv, near, far, samples, agreement=True)  # (R, 2, J): evidence, agreement
+    np.testing.assert_allclose(both[:, 0], _evidence(maps, uv, near, far, samples), atol=0)
+    np.testing.assert_allclose(both[:, 1], _expected(maps, uv, near, far, samples, over_views=np.min), atol=2e-5)
+    assert both[0, 1, 0] > 0.9 and np.all(both[:, 1] <= both[:, 0] + 1e-7)
+    missed = maps.copy()
+    missed[2] = 0.0  # one view did not see the joint: no point of any ray has every view's support
+    both = _evidence(missed, uv, near, far, samples, agreement=True)
+    assert np.all(both[:, 1] == 0) and both[0, 0, 0] > 0.6
 
 
 def test_the_ray_through_the_joint_carries_every_views_peak():
@@ -185,3 +203,29 @@ def test_real_teacher_maps_locate_held_out_views_joints(student_root):
     res, shifted = pck(np.stack(kps), np.stack(gts)), pck(np.stack(shifted_kps), np.stack(gts))
     assert res.evaluated >= 80 and res.value >= 0.6, res.per_joint
     assert shifted.value < 0.3
+
+
+@pytest.mark.usefixtures("mediapipe")
+def test_the_agreement_prior_starts_unread(example, monkeypatch):
+    """With ``ray_evidence_agreement`` the heatmap head reads one more prior per joint, with its own gain starting at
+    0: the rendered heatmaps do not depend on it until training moves that gain."""
+    import ghnerf.student.model as model_module
+
+    model = GHNeRF(preset("ghnerf-mediapipe-hypotheses", ray_evidence_agreement=True)).eval()
+    assert model.num_priors == 3 and model.heatmap_head.prior_gain.shape == (3, 25)
+    assert torch.all(model.heatmap_head.prior_gain[2] == 0)
+    rays = [torch.zeros(0, 2), pixel_grid(*example.image.shape[:2]).view(-1, 2)[::53]]
+    with torch.no_grad():
+        first = model(example.batch, rays)[-1].heatmaps
+        real = model_module.ray_joint_evidence
+
+        def scrambled(*args, **kwargs):  # the same evidence, another agreement
+            out = real(*args, **kwargs)
+            return torch.stack([out[:, 0], torch.rand_like(out[:, 1])], dim=1)
+
+        monkeypatch.setattr(model_module, "ray_joint_evidence", scrambled)
+        torch.testing.assert_close(model(example.batch, rays)[-1].heatmaps, first, atol=1e-6, rtol=0)
+        model.heatmap_head.prior_gain.data[2] = 4.0  # once read, it changes them
+        assert float((model(example.batch, rays)[-1].heatmaps - first).abs().max()) > 1e-3
+    with pytest.raises(ConfigError, match="needs ray_evidence_samples"):
+        preset("ghnerf-mediapipe-hypotheses", ray_evidence_samples=0, ray_evidence_agreement=True)
