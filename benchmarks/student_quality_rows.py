@@ -132,6 +132,9 @@ RUNS = (  # (config, heatmap targets, teacher, fused, config overrides (+ "train
     ("ghnerf-mediapipe-hypotheses", "mediapipe shards, fused over views", "mediapipe", True,
      RECIPE_OVERRIDES | {"ray_evidence_agreement": True, "train": ENERF_MIX},
      f"{RECIPE_LABEL}, + the views' agreement along each ray (row 22 with ray_evidence_agreement)"),
+    ("ghnerf-mediapipe-hypotheses", "mediapipe shards, fused over views", "mediapipe", True,
+     RECIPE_OVERRIDES | {"ray_evidence_agreement": True, "ray_evidence_agreement_gain": 4.0, "train": ENERF_MIX},
+     f"{RECIPE_LABEL}, + the views' agreement along each ray, its gain starting at 4 (row 31's, read from the start)"),
 )
 ENERF_ROWS = (0, 10)  # the image-quality reference
 # the best students that read the teacher network's outputs at test time

@@ -110,8 +110,10 @@ class StudentConfig:
             (``mediapipe``), else the student's own source heatmap head's (teacher-free). 0: off.
         ray_evidence_agreement: also give the heatmap head, per ray and joint, the views' agreement along the ray:
             the maximum over the evidence's points of the *smallest* of the source views' heatmaps there (high only
-            where every view sees the joint; ours, :func:`ghnerf.student.ray_evidence.ray_joint_evidence`). Its gain
-            starts at 0, so a model starts as it would without it. Needs ``ray_evidence_samples``.
+            where every view sees the joint; ours, :func:`ghnerf.student.ray_evidence.ray_joint_evidence`). Needs
+            ``ray_evidence_samples``.
+        ray_evidence_agreement_gain: the learnable gain that agreement starts with in the heatmap's pre-activation
+            (0: a model starts as it would without it; the evidence's own starts at 4 with joint hypotheses).
         joint_hypotheses: also give the heatmap head, per ray, the Gaussian distance to the projection of the
             source-view keypoints triangulated robustly (ours, :mod:`ghnerf.student.joint_hypotheses`): with a pose
             network as encoder, its keypoints (the triangulated teacher's heatmap of the target view); teacher-free,
@@ -160,6 +162,7 @@ class StudentConfig:
     human_mean_skip: bool = False
     ray_evidence_samples: int = 0
     ray_evidence_agreement: bool = False
+    ray_evidence_agreement_gain: float = 0.0
     joint_hypotheses: bool = False
     joint_hypothesis_sigma: float = 7.0
     lift_missing_joints: bool = False

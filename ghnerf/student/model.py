@@ -52,8 +52,6 @@ EVIDENCE_GAIN, EVIDENCE_BIAS = 8.0, -4.0
 # With triangulated joint hypotheses as well, the head starts as sigmoid(8 T + 4 E - 4): the hypothesis places the
 # peak (the triangulated teacher's answer), the evidence keeps a joint the triangulation missed (E ~ 1: 0.5).
 HYPOTHESIS_GAIN, EVIDENCE_GAIN_WITH_HYPOTHESES = 8.0, 4.0
-# The views' agreement along the ray (StudentConfig.ray_evidence_agreement) starts unread: its gain is learned from 0.
-AGREEMENT_GAIN = 0.0
 SOURCE_HEATMAP_BIAS = -4.0
 
 
@@ -208,7 +206,7 @@ class GHNeRF(nn.Module):
             head_in += cfg.num_joints * self.num_priors
         gains = (((EVIDENCE_GAIN_WITH_HYPOTHESES if cfg.joint_hypotheses else EVIDENCE_GAIN,)
                   if cfg.ray_evidence_samples else ()) + ((HYPOTHESIS_GAIN,) if cfg.joint_hypotheses else ())
-                 + ((AGREEMENT_GAIN,) if cfg.ray_evidence_agreement else ()))
+                 + ((cfg.ray_evidence_agreement_gain,) if cfg.ray_evidence_agreement else ()))
         prior = (dict(prior_gain=gains[0] if len(gains) == 1 else gains, prior_bias=EVIDENCE_BIAS) if gains
                  else {})
         self.heatmap_head = (FeatureHead(head_in, cfg.num_joints, cfg.hidden, "sigmoid", **prior)

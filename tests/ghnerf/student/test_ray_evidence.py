@@ -227,5 +227,8 @@ def test_the_agreement_prior_starts_unread(example, monkeypatch):
         torch.testing.assert_close(model(example.batch, rays)[-1].heatmaps, first, atol=1e-6, rtol=0)
         model.heatmap_head.prior_gain.data[2] = 4.0  # once read, it changes them
         assert float((model(example.batch, rays)[-1].heatmaps - first).abs().max()) > 1e-3
+    started = GHNeRF(preset("ghnerf-mediapipe-hypotheses", ray_evidence_agreement=True,
+                            ray_evidence_agreement_gain=4.0))
+    assert torch.all(started.heatmap_head.prior_gain[2] == 4.0)  # read from the start when asked
     with pytest.raises(ConfigError, match="needs ray_evidence_samples"):
         preset("ghnerf-mediapipe-hypotheses", ray_evidence_samples=0, ray_evidence_agreement=True)
