@@ -3,8 +3,8 @@
 At evaluation the fine level renders only the body box (``render_full_view``), yet ENeRF builds and regularises its
 cost volume over the whole image. A voxel of the 3D U-Net's output depends only on the input voxels within its
 reach (:data:`UNET_REACH`, measured by an impulse in ``tests/ghnerf/student/test_volume_window.py``), so the
-volume over the rays' columns and rows, widened by that reach and by one voxel for the bilinear reads, gives the
-same numbers at every voxel a ray reads, provided that
+volume over the rays' columns and rows, widened by that reach and by :data:`READ_MARGIN` voxels for the bilinear
+reads, gives the same numbers at every voxel a ray reads, provided that
 
 * BatchNorm uses its running statistics (eval mode: batch statistics would change with the volume's extent),
 * the window starts at a multiple of the U-Net's total stride and ends at one or at the grid's edge, and the
@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import torch
 from jaxtyping import Float
 from torch import Tensor
+
+from ghnerf.student.geometry import pixel_grid
 
 # How far (in voxels along h or w) an input voxel of the cost regularisation reaches in its outputs, per U-Net depth
 # (``CostRegNet(deep=...)``): three stride-2 stages reach 30 voxels, ENeRF's shallower coarse U-Net 14.
@@ -82,7 +84,6 @@ def volume_window(uv: Float[Tensor, "R 2"], render_size: tuple[int, int], grid_s
 
 
 def window_pixels(window: VolumeWindow, device: torch.device | None = None) -> Float[Tensor, "hc wc 2"]:
-    """(x, y) of every cell of ``window`` on the whole grid (``pixel_grid`` of the window, moved to its place)."""
-    ys, xs = torch.meshgrid(torch.arange(window.y0, window.y1, device=device, dtype=torch.float32),
-                            torch.arange(window.x0, window.x1, device=device, dtype=torch.float32), indexing="ij")
-    return torch.stack([xs, ys], dim=-1)
+    """(x, y) of every cell of ``window`` on the whole grid: ``pixel_grid`` of the window, moved to its place
+    (integers in float32, so the same values as the whole grid's there)."""
+    return pixel_grid(*window.size, device) + torch.tensor([window.x0, window.y0], dtype=torch.float32, device=device)
