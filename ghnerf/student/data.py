@@ -26,7 +26,7 @@ from ghnerf.data import bound_mask, load_view, make_split, near_far, nearest_sou
 from ghnerf.data.images import pinhole
 from ghnerf.data.splits import SplitConfig, cameras_for_sources
 from ghnerf.data.views import MIN_SOURCE_VIEWS, source_view_count
-from ghnerf.student.model import MultiViewBatch
+from ghnerf.student.model_io import MultiViewBatch
 from ghnerf.target_fusion import FusionConfig, fuse_keypoints
 
 ENERF_TRAIN_DILATE = 5

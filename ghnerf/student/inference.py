@@ -12,7 +12,8 @@ from ghnerf.base.fileio import write_image
 from ghnerf.base.viz import heatmap_overlay
 from ghnerf.student.data import Example
 from ghnerf.student.heads import Head
-from ghnerf.student.model import GHNeRF, SourceEncoding
+from ghnerf.student.model import GHNeRF
+from ghnerf.student.model_io import SourceEncoding
 from ghnerf.student.views import level_maps
 
 

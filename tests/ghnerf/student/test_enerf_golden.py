@@ -24,7 +24,8 @@ import torch
 from ghnerf.base.errors import ConfigError
 from ghnerf.student.config import preset
 from ghnerf.student.enerf_weights import convert_enerf_state_dict, enerf_name
-from ghnerf.student.model import GHNeRF, MultiViewBatch
+from ghnerf.student.model import GHNeRF
+from ghnerf.student.model_io import MultiViewBatch
 
 GOLDEN = Path(__file__).parent / "data" / "enerf_golden.npz"
 TOL = 1e-4

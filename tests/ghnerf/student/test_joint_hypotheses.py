@@ -186,7 +186,7 @@ def test_teacher_free_hypotheses_triangulate_the_student_s_own_source_heatmaps(m
     """Without a pose network, the hypotheses are the peaks of the source heatmap head, decoded as the teachers'
     heatmaps are and triangulated: planted Gaussians at the planted joints' projections give the joints back."""
     from ghnerf.base.keypoint_codec import HeatmapCodec
-    from ghnerf.student.model import MultiViewBatch
+    from ghnerf.student.model_io import MultiViewBatch
 
     model = GHNeRF(preset("ghnerf-resnet18-evidence", joint_hypotheses=True, pretrained="none")).eval()
     cams = CAMERAS[:3]

@@ -14,7 +14,8 @@ from ghnerf.student.data import ExampleSet
 from ghnerf.student.example_cache import ExampleCache, example_bytes
 from ghnerf.student.layouts import Conv1x1, for_sampling
 import ghnerf.student.model as model_module
-from ghnerf.student.model import GHNeRF, MultiViewBatch
+from ghnerf.student.model import GHNeRF
+from ghnerf.student.model_io import MultiViewBatch
 from ghnerf.student.train import train
 from ghnerf.student.train_config import TrainConfig
 from ghnerf.student.views import level_maps
