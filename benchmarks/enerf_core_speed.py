@@ -54,15 +54,14 @@ REPO = Path(__file__).resolve().parents[1]
 THREADS = 2
 ORIGINAL_CONFIG = "configs/enerf/zjumocap_eval.yaml"
 # case -> (label, preset (None: `ghnerf train`'s default, :func:`preset_of`), ENeRF's settings)
-# case -> (label, preset (None: `ghnerf train`'s default), with ENeRF's settings, other config overrides)
 OURS = {
-    "ours-enerf": ("ours, evaluation path, ENeRF settings (2 fine samples)", "enerf", True, {}),
-    "ours-preset": ("ours, evaluation path, preset enerf (GHNeRF settings: 4 fine samples)", "enerf", False, {}),
+    "ours-enerf": ("ours, evaluation path, ENeRF settings (2 fine samples)", "enerf", True),
+    "ours-preset": ("ours, evaluation path, preset enerf (GHNeRF settings: 4 fine samples)", "enerf", False),
     "ours-resnet18": ("ours, evaluation path, ghnerf-resnet18 (+ ResNet-18 encoder, heatmap head)",
-                      "ghnerf-resnet18", False, {}),
-    "ours-default": ("ours, evaluation path, {preset} (train's default)", None, False, {}),
+                      "ghnerf-resnet18", False),
+    "ours-default": ("ours, evaluation path, {preset} (train's default)", None, False),
     "ours-fast": ("ours, evaluation path, ghnerf-mediapipe-fast (the default without ray evidence, 2 fine samples)",
-                  "ghnerf-mediapipe-fast", False, {}),
+                  "ghnerf-mediapipe-fast", False),
 }
 BUSY_LOOP = "import sys, time\nend = float(sys.argv[1])\nwhile time.time() < end:\n    pass\n"
 
@@ -132,8 +131,7 @@ def label_of(case: str) -> str:
 def _config(case: str, baseline: bool):
     from ghnerf.student.config import preset
 
-    cfg = preset(preset_of(case), **OURS[case][3]).without_pretrained_load()  # random-init trainable encoders; a
-    # frozen one as bundled
+    cfg = preset(preset_of(case)).without_pretrained_load()  # random-init trainable encoders; a frozen one as bundled
     if not OURS[case][2]:  # not with ENeRF's settings
         return cfg
     if baseline:  # a checkout from before with_enerf_settings

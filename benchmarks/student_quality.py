@@ -263,8 +263,8 @@ def _row_cost(tcfg: TrainConfig) -> float:
 
 
 def _child_argv(ap: argparse.ArgumentParser, args, row: int, work: Path) -> list[str]:
-    """This run's command line for one row in a child process: every option as given, but ``--only`` that row,
-    ``--jobs 1``, the shared work folder and the child's own ``--out`` beside its log."""
+    """This run's command line for one row in a child process: every option as given, but ``--only`` that row, no
+    ``--jobs`` (so one process), the shared work folder and the child's own ``--out`` beside its log."""
     own = {"only", "out", "workdir", "jobs", "help"}
     argv = []
     for action in ap._actions:
