@@ -228,7 +228,7 @@ def main() -> None:
                         diffs = {b: paired(correct, counts[b if b == "teacher" else (b, k)][0][0], evaluated)
                                  for b in diffs}
                         mpjpe_diffs = shared_joint_mpjpe(student_kp, base[k], TRIANGULATIONS)
-                rows.append({"row": index, "model": label, "config": cfg.name, "overrides": _recordable(overrides),
+                rows.append({"row": index, "model": label, "config": cfg.name, "overrides": overrides,
                              "targets": source, "source_views": k, "encoder_weights": rep["pretrained_weights"],
                              "psnr": m["psnr"], "ssim": m["ssim"],
                              "lpips": m["lpips"] if isinstance(m["lpips"], float) else None,
@@ -304,17 +304,6 @@ def _rows_in_child_processes(ap: argparse.ArgumentParser, args, rows: list[int],
             if proc.returncode:
                 failed.append(row)
     return failed
-
-
-def _recordable(value):
-    """``value`` with its dataclasses (a row's ``LevelConfig`` overrides) as dicts, for the JSON file."""
-    if dataclasses.is_dataclass(value):
-        return dataclasses.asdict(value)
-    if isinstance(value, dict):
-        return {k: _recordable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_recordable(v) for v in value]
-    return value
 
 
 def _row_train_config(tcfg: TrainConfig, overrides: dict, args) -> TrainConfig:
