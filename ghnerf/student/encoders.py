@@ -152,11 +152,6 @@ class PoseNetworkEncoder(nn.Module):
         self.teacher = MediaPipeTeacher()
         self.weights_source = f"{self.teacher.version} (bundled, frozen), sha256 {self.teacher.weights_digest[:16]}.."
 
-    @property
-    def keypoint_cache(self):
-        """The teacher's :class:`~ghnerf.base.keypoint_cache.KeypointCache`."""
-        return self.teacher.keypoint_cache
-
     def _predict(self, image: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
         """(25, h, w) heatmaps and (25, 3) keypoints of one image (keypoints from the cache while training)."""
         if not self.training:
