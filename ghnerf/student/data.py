@@ -26,7 +26,7 @@ from ghnerf.data import bound_mask, load_view, make_split, near_far, nearest_sou
 from ghnerf.data.images import pinhole
 from ghnerf.data.splits import SplitConfig, cameras_for_sources
 from ghnerf.data.views import MIN_SOURCE_VIEWS, source_view_count
-from ghnerf.student.model_io import MultiViewBatch
+from ghnerf.student.model_io import MultiViewBatch, SourcePhotos
 from ghnerf.target_fusion import FusionConfig, fuse_keypoints
 
 ENERF_TRAIN_DILATE = 5
@@ -66,9 +66,13 @@ class Example:
     src_joint_valid: torch.Tensor | None = None
 
 
-def _scaled_view(view, scale: float, dilate: int):
+def _scaled_view(view, scale: float, dilate: int, photos: list | None = None):
+    """A view's undistorted image, mask and intrinsics scaled by ``scale``, and its camera; ``photos`` (a list)
+    gets the photograph before scaling as uint8, as the distillation hands it to a teacher."""
     vi = load_view(view, dilate=dilate)
     img, mask = vi.image, vi.mask
+    if photos is not None:
+        photos.append(np.round(img * 255).astype(np.uint8))
     if scale != 1.0:
         h, w = int(round(img.shape[0] * scale)), int(round(img.shape[1] * scale))
         img = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
@@ -81,10 +85,11 @@ def _scaled_view(view, scale: float, dilate: int):
 def source_batch(frame, sources: list[int], scale: float, target: Camera) -> MultiViewBatch:
     """The student's input for ``target`` (a pinhole camera at the scaled image size, which need not be a capture
     camera) seen from the capture views ``sources`` of ``frame``, each undistorted, scaled by ``scale`` and masked
-    as in training."""
+    as in training; at a scale other than 1 with the photographs before scaling (``MultiViewBatch.src_photos``)."""
     src_imgs, src_raw, src_K, src_w2c = [], [], [], []
+    photos = None if scale == 1.0 else []
     for s in sources:
-        im, m, Ks, cam_s = _scaled_view(frame.views[s], scale, ENERF_TRAIN_DILATE)
+        im, m, Ks, cam_s = _scaled_view(frame.views[s], scale, ENERF_TRAIN_DILATE, photos)
         src_raw.append(im)
         src_imgs.append(im * m[..., None])
         src_K.append(Ks)
@@ -94,7 +99,8 @@ def source_batch(frame, sources: list[int], scale: float, target: Camera) -> Mul
         src_K=torch.from_numpy(np.stack(src_K)).float(), src_w2c=torch.from_numpy(np.stack(src_w2c)).float(),
         tgt_K=torch.from_numpy(target.K).float(), tgt_w2c=torch.from_numpy(target.world_to_cam).float(),
         near_far=torch.tensor(near_far(frame, target), dtype=torch.float32),
-        src_images_unmasked=torch.from_numpy(np.stack(src_raw)).permute(0, 3, 1, 2).float())
+        src_images_unmasked=torch.from_numpy(np.stack(src_raw)).permute(0, 3, 1, 2).float(),
+        src_photos=None if photos is None else SourcePhotos(tuple(photos), scale))
 
 
 def _resize_maps(maps: np.ndarray, size: tuple[int, int]) -> torch.Tensor:

@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from ghnerf.base.errors import ConfigError, WeightsNotFoundError
 from ghnerf.student.layouts import conv1x1
+from ghnerf.student.model_io import SourcePhotos
 from ghnerf.student.state_check import load_checked, read_state_file
 from ghnerf.student.weights import (
     DINO_MODEL,
@@ -132,11 +133,13 @@ class DinoEncoder(nn.Module):
 class PoseNetworkEncoder(nn.Module):
     """A frozen 2D pose network (MediaPipe Pose) whose BODY_25 heatmaps are the human features.
 
-    No parameters and no gradient. In training mode an image's keypoints come from the teacher's keypoint cache
-    when it has seen the same pixels before (keyed by its bytes, in memory and on disk between runs, written by the
-    distillation's runs of the same teacher too: :mod:`ghnerf.base.keypoint_cache`), since training revisits the
-    same source photographs, and its heatmaps are drawn from them as the network's own are; in eval mode the
-    network always runs, so measured render times include it.
+    No parameters and no gradient. The network runs on the source photographs as the distillation hands them to the
+    teacher: at the stored resolution when the batch's images are scaled (``MultiViewBatch.src_photos``), its
+    keypoints scaled to the images and their heatmaps drawn there. In training mode an image's keypoints come from
+    the teacher's keypoint cache when it has seen the same pixels before (keyed by its bytes, in memory and on disk
+    between runs, written by the distillation's runs of the same teacher too: :mod:`ghnerf.base.keypoint_cache`),
+    since training revisits the same source photographs; in eval mode the network always runs, so measured render
+    times include it.
     """
 
     wants_unmasked = True  # the network was trained on photographs, not background-zeroed crops
@@ -152,26 +155,31 @@ class PoseNetworkEncoder(nn.Module):
         self.teacher = MediaPipeTeacher()
         self.weights_source = f"{self.teacher.version} (bundled, frozen), sha256 {self.teacher.weights_digest[:16]}.."
 
-    def _predict(self, image: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
-        """(25, h, w) heatmaps and (25, 3) keypoints of one image (keypoints from the cache while training)."""
-        if not self.training:
-            out = self.teacher.predict([TeacherInput("source view", image, None)])[0]
-            return torch.from_numpy(out.heatmaps), out.keypoints
-        keypoints = self.teacher.cached_keypoints(image)
-        return torch.from_numpy(self.teacher.heatmaps(keypoints, *image.shape[:2])), keypoints
+    def _keypoints(self, photo: np.ndarray) -> np.ndarray:
+        """(25, 3) keypoints of one uint8 photograph (from the cache while training)."""
+        if self.training:
+            return self.teacher.cached_keypoints(photo)
+        return self.teacher.predict([TeacherInput("source view", photo, None)])[0].keypoints
 
     @torch.no_grad()
-    def heatmaps_and_keypoints(self, images: Float[Tensor, "V 3 H W"]) -> tuple[
+    def heatmaps_and_keypoints(self, images: Float[Tensor, "V 3 H W"], photos: SourcePhotos | None = None) -> tuple[
             Float[Tensor, "V 25 H//2 W//2"], Float[np.ndarray, "V 25 3"]]:
-        """The network's heatmaps (at half resolution) and its BODY_25 keypoints (x, y, confidence; image pixels)."""
+        """The network's heatmaps (at half resolution) and its BODY_25 keypoints (x, y, confidence; pixels of
+        ``images``), run on ``photos`` when given (the images before scaling), else on the images themselves."""
         H, W = images.shape[-2:]
-        u8 = (images.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-        maps, keypoints = zip(*(self._predict(np.ascontiguousarray(im)) for im in u8))
-        maps = torch.stack(maps).float().to(images.device)
-        return F.interpolate(maps, size=(H // 2, W // 2), mode="bilinear", align_corners=False), np.stack(keypoints)
+        if photos is None:
+            u8 = (images.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+            photos = SourcePhotos(tuple(np.ascontiguousarray(im) for im in u8), 1.0)
+        elif len(photos.images) != len(images):
+            raise ValueError(f"{len(photos.images)} source photographs for {len(images)} source images")
+        keypoints = np.stack([self._keypoints(photo) for photo in photos.images])
+        keypoints[:, :, :2] *= photos.scale
+        maps = torch.from_numpy(np.stack([self.teacher.heatmaps(kp, H, W) for kp in keypoints])).to(images.device)
+        return F.interpolate(maps, size=(H // 2, W // 2), mode="bilinear", align_corners=False), keypoints
 
-    def forward(self, images: Float[Tensor, "V 3 H W"]) -> Float[Tensor, "V 25 H//2 W//2"]:
-        return self.heatmaps_and_keypoints(images)[0]
+    def forward(self, images: Float[Tensor, "V 3 H W"], photos: SourcePhotos | None = None) -> Float[
+            Tensor, "V 25 H//2 W//2"]:
+        return self.heatmaps_and_keypoints(images, photos)[0]
 
 
 def build_encoder(name: str, pretrained: str) -> nn.Module | None:

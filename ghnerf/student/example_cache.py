@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from ghnerf.student.data import Example, ExampleSet
+from ghnerf.student.model_io import SourcePhotos
 
 MB = 2**20
 
@@ -20,7 +21,7 @@ def example_bytes(ex: Example) -> int:
     """Bytes of an example's tensors and arrays (its batch's included)."""
     parts = [getattr(ex, f.name) for f in dataclasses.fields(ex)]
     parts += [getattr(ex.batch, f.name) for f in dataclasses.fields(ex.batch)]
-    return sum(p.nbytes for p in parts if isinstance(p, torch.Tensor | np.ndarray))
+    return sum(p.nbytes for p in parts if isinstance(p, torch.Tensor | np.ndarray | SourcePhotos))
 
 
 class ExampleCache:

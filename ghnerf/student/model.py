@@ -159,9 +159,9 @@ class GHNeRF(nn.Module):
             keypoints = None
             if self.cfg.encoder in POSE_ENCODERS:  # its own heatmaps are kept
                 if self.cfg.joint_hypotheses:
-                    raw, keypoints = self.encoder.heatmaps_and_keypoints(images)
+                    raw, keypoints = self.encoder.heatmaps_and_keypoints(images, batch.src_photos)
                 else:
-                    raw = self.encoder(images)
+                    raw = self.encoder(images, batch.src_photos)
                 human = self.human_proj(raw)
                 pose = for_sampling(raw) if self.cfg.ray_evidence_samples else None
             else:  # teacher-free: the student's own source heatmaps (and their keypoints) stand in for a pose network's

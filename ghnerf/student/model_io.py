@@ -7,10 +7,30 @@ the network itself.
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from ghnerf.student.heads import Head
+
+
+@dataclass(frozen=True, eq=False)
+class SourcePhotos:
+    """The source photographs as stored, before the image scale, for a frozen pose network to run on the pixels the
+    distillation's teacher saw (and find its keypoints there: :mod:`ghnerf.base.keypoint_cache`).
+
+    Attributes:
+        images: per source view, (H0, W0, 3) uint8, undistorted.
+        scale: the batch's image scale: a keypoint (x, y) of a photograph is (x * scale, y * scale) in the batch's
+            images, as its intrinsics are scaled.
+    """
+
+    images: tuple[np.ndarray, ...]
+    scale: float
+
+    @property
+    def nbytes(self) -> int:
+        return sum(im.nbytes for im in self.images)
 
 
 @dataclass(frozen=True, eq=False)
@@ -26,6 +46,8 @@ class MultiViewBatch:
         near_far: (2,) scene depth range for the target (ENeRF: padded vertex box).
         src_images_unmasked: (V, 3, H, W) the source images with their background, for encoders that
             expect real photographs (the frozen pose network, which refuses a batch without them).
+        src_photos: the source photographs before scaling when the image scale is not 1, else None (the
+            unmasked images are the photographs then).
     """
 
     src_images: Tensor
@@ -35,6 +57,7 @@ class MultiViewBatch:
     tgt_w2c: Tensor
     near_far: Tensor
     src_images_unmasked: Tensor | None = None
+    src_photos: SourcePhotos | None = None
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -43,7 +66,7 @@ class MultiViewBatch:
     def to(self, device) -> "MultiViewBatch":
         return MultiViewBatch(*(None if getattr(self, f) is None else getattr(self, f).to(device) for f in
                                 ("src_images", "src_K", "src_w2c", "tgt_K", "tgt_w2c", "near_far",
-                                 "src_images_unmasked")))
+                                 "src_images_unmasked")), src_photos=self.src_photos)
 
 
 @dataclass(frozen=True, eq=False)

@@ -35,7 +35,8 @@ def test_features_are_the_teachers_heatmaps_of_the_unmasked_photographs(example,
     # the model hands this encoder the photographs, not the background-zeroed sources
     model = GHNeRF(preset("ghnerf-mediapipe")).eval()
     seen = []
-    monkeypatch.setattr(model.encoder, "forward", lambda x: seen.append(x) or torch.zeros(3, 25, H // 2, W // 2))
+    monkeypatch.setattr(model.encoder, "forward",
+                        lambda x, photos: seen.append(x) or torch.zeros(3, 25, H // 2, W // 2))
     model.encode(example.batch)
     assert seen[0] is example.batch.src_images_unmasked
     assert not torch.equal(example.batch.src_images_unmasked, example.batch.src_images)
@@ -92,8 +93,9 @@ def test_a_batch_without_the_photographs_is_refused(example):
 
 def test_training_after_the_distillation_finds_the_teachers_keypoints(student_root, monkeypatch, tmp_path):
     """The distillation's MediaPipe runs record every photograph's keypoints in the same cache, so the first training
-    run over the distilled frames (at the resolution the teacher saw) does not run the network on them; the maps are
-    the network's."""
+    run over the distilled frames does not run the network on them, at the teacher's resolution and at another
+    image scale alike (the network reads the photographs as stored, its keypoints scaled to the images); the maps
+    are the network's."""
     from ghnerf.app.distill import DistillConfig, distill
 
     monkeypatch.setenv("GHNERF_CACHE_DIR", str(tmp_path / "cache"))
@@ -101,15 +103,57 @@ def test_training_after_the_distillation_finds_the_teachers_keypoints(student_ro
     distill(student_root, tmp_path / "targets", DistillConfig(teacher="mediapipe", subjects=[subject]))
     example = ExampleSet(student_root, "train", image_scale=1.0).example(0)
     assert ExampleSet(student_root, "train", image_scale=1.0).items[0][0] == subject
+    assert example.batch.src_photos is None  # at scale 1 the images are the photographs
     enc = PoseNetworkEncoder("bundled").train()
     calls = []
     real = enc.teacher.predict
     monkeypatch.setattr(enc.teacher, "predict", lambda batch: calls.append(1) or real(batch))
     photos = example.batch.src_images_unmasked
-    maps = enc(photos)
+    maps, keypoints = enc.heatmaps_and_keypoints(photos)
     assert calls == []  # every source photograph was found
     assert torch.equal(enc.eval()(photos), maps) and len(calls) == 3  # the network's own maps
+
+    half = ExampleSet(student_root, "train", image_scale=0.5).example(0).batch
+    assert half.src_photos.scale == 0.5 and len(half.src_photos.images) == 3
+    assert all(p.dtype == np.uint8 and p.shape[:2] == photos.shape[-2:] for p in half.src_photos.images)
+    H, W = half.src_images_unmasked.shape[-2:]
+    for mode in ("train", "eval"):  # the cache while training, the network in eval mode: the same keypoints
+        before = len(calls)
+        enc.train(mode == "train")
+        half_maps, half_keypoints = enc.heatmaps_and_keypoints(half.src_images_unmasked, half.src_photos)
+        assert len(calls) - before == (0 if mode == "train" else 3)
+        expected = keypoints.copy()
+        expected[:, :, :2] *= 0.5
+        np.testing.assert_array_equal(half_keypoints, expected)
+        assert half_maps.shape == (3, 25, H // 2, W // 2)
+        # independently: the teacher's own drawing of the scaled keypoints at the scaled size
+        drawn = torch.from_numpy(enc.teacher.codec.encode(np.nan_to_num(expected[1]), H, W,
+                                                          amplitude=expected[1, :, 2])[0])
+        torch.testing.assert_close(half_maps[1], torch.nn.functional.interpolate(
+            drawn[None], size=(H // 2, W // 2), mode="bilinear", align_corners=False)[0], atol=1e-6, rtol=0)
+    # without the photographs the network runs on the scaled images themselves: other pixels
     enc.train()
-    half = ExampleSet(student_root, "train", image_scale=0.5).example(0).batch.src_images_unmasked
-    enc(half)
-    assert len(calls) == 6  # another resolution: other pixels, the network runs
+    before = len(calls)
+    enc(half.src_images_unmasked)
+    assert len(calls) - before == 3
+
+
+def test_the_model_hands_the_pose_network_the_photographs_before_scaling(student_root, monkeypatch):
+    model = GHNeRF(preset("ghnerf-mediapipe-hypotheses")).eval()
+    batch = ExampleSet(student_root, "train", image_scale=0.5).example(0).batch
+    seen = []
+    real = model.encoder.heatmaps_and_keypoints
+    monkeypatch.setattr(model.encoder, "heatmaps_and_keypoints",
+                        lambda images, photos: seen.append((images, photos)) or real(images, photos))
+    model.encode(batch)
+    assert seen[0][0] is batch.src_images_unmasked and seen[0][1] is batch.src_photos
+
+
+def test_photographs_that_do_not_match_the_images_are_refused(example):
+    from ghnerf.student.model_io import SourcePhotos
+
+    enc = PoseNetworkEncoder("bundled")
+    images = example.batch.src_images_unmasked
+    one = SourcePhotos((np.zeros((8, 8, 3), np.uint8),), 0.5)
+    with pytest.raises(ValueError, match="1 source photographs for 3 source images"):
+        enc(images, one)

@@ -2,6 +2,8 @@
 projected before upsampling, the variance's one-pass backward, the channels-last encoders, the example cache, and a
 few training steps with and without it."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -150,7 +152,11 @@ def _tensors(ex):
 
 def test_cached_examples_equal_fresh_ones_and_stay_in_budget(student_root):
     examples = ExampleSet(student_root, "train", image_scale=0.5)
-    one = example_bytes(examples.example(0))
+    first = examples.example(0)
+    one = example_bytes(first)
+    without = dataclasses.replace(first, batch=dataclasses.replace(first.batch, src_photos=None))
+    assert one == example_bytes(without) + sum(p.nbytes for p in first.batch.src_photos.images) > example_bytes(
+        without)  # the photographs before scaling count too
     cache = ExampleCache(examples, megabytes=2.5 * one / 2**20)  # room for two
     for i in (0, 1, 0, 2, 0, 1):
         for a, b in zip(_tensors(cache.example(i)), _tensors(ExampleSet(student_root, "train", image_scale=0.5).example(i))):
