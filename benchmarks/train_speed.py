@@ -14,8 +14,11 @@ thread, CPU seconds per step measure the code's work however loaded the machine 
         --threads 1 --loss-steps 500 --seeds 0 1 --subjects 34 --workdir W]
 
 ``--keypoint-cache warm`` lets an untimed run see every image first, so the frozen pose encoder (MediaPipe) reads
-its keypoints from the on-disk cache as a retraining does (default ``cold``: each run starts with an empty cache, as
-a first run on a dataset; the baseline has no such cache either way). ``--precisions`` runs this code once per
+its keypoints from the on-disk cache as a retraining does; ``distilled`` runs ``ghnerf distill --teacher mediapipe``
+over the data first (untimed), as the product's flow does before any training, whose MediaPipe runs leave every
+photograph's keypoints there (default ``cold``: each run starts with an empty cache, as a training on frames the
+teacher never saw; the baseline has no such cache either way). ``--image-scale S`` generates the data at
+``size / S`` and trains at scale S (``ghnerf train``'s default is 0.5), so the training still runs at ``size``. ``--precisions`` runs this code once per
 ``TrainConfig.cpu_precision`` given (``new-auto``, ``new-float32``, ...) in the same alternating rounds, so their
 ratio is measured side by side. ``--repeats 0`` skips the speed runs and
 ``--loss-steps 0`` the loss runs; results of the other part, already in ``--out``, are kept, and loss runs already
@@ -97,13 +100,14 @@ def _setup(spec: dict):
 
     name = spec["preset"]
     cfg = preset(name, pretrained="none" if "resnet" in name else PRESETS[name].pretrained)
-    examples = ExampleSet(spec["data"], "train", image_scale=1.0, heatmaps="dataset",
+    scale = spec.get("image_scale", 1.0)
+    examples = ExampleSet(spec["data"], "train", image_scale=scale, heatmaps="dataset",
                           source_targets=cfg.source_heatmap_head)
     steps = spec["steps"]
     precision = {}  # code from before TrainConfig.cpu_precision trains in float32 and has no such field
     if spec.get("cpu_precision") and "cpu_precision" in TrainConfig.model_fields:
         precision = {"cpu_precision": spec["cpu_precision"]}
-    tcfg = TrainConfig(steps=steps, lr=1e-3, lr_halving_steps=max(steps // 2, 1), rays=(256, 1024), image_scale=1.0,
+    tcfg = TrainConfig(steps=steps, lr=1e-3, lr_halving_steps=max(steps // 2, 1), rays=(256, 1024), image_scale=scale,
                        checkpoint_every=steps, val_every=steps, seed=spec["seed"], **precision)
     return cfg, tcfg, examples
 
@@ -144,6 +148,16 @@ def worker_speed(spec: dict) -> dict:
             "final_checkpoint_and_validation_s": end_extras}
 
 
+def worker_distill(spec: dict) -> dict:
+    """The MediaPipe teacher over the whole dataset, as ``ghnerf distill`` runs it (its keypoints land in the cache)."""
+    from ghnerf.app.distill import DistillConfig, distill
+
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory() as targets:
+        report = distill(spec["data"], targets, DistillConfig(teacher="mediapipe"))
+    return {"seconds": time.perf_counter() - t0, "shards": len(report.results)}
+
+
 def worker_loss(spec: dict) -> dict:
     from ghnerf.student.train import train
 
@@ -156,6 +170,9 @@ def worker_loss(spec: dict) -> dict:
     return {"loss_last": losses[-1], "loss_mean_last_50": sum(losses[-50:]) / len(losses[-50:]),
             "psnr_mean_last_50": sum(r["psnr"] for r in state.history[-50:]) / len(losses[-50:]),
             "seconds": time.perf_counter() - t0, "precision": precision}
+
+
+WORKERS = {"speed": worker_speed, "loss": worker_loss, "distill": worker_distill}
 
 
 # ------------------------------------------------------------------------------------------------- main side
@@ -205,7 +222,7 @@ def _median(values: list[float]) -> float:
 def main() -> None:
     if sys.argv[1:2] == ["--worker"]:  # a job of run_job, maybe in another checkout's code: nothing else is imported
         spec = json.loads(sys.argv[2])
-        print(json.dumps((worker_loss if spec["kind"] == "loss" else worker_speed)(spec)))
+        print(json.dumps(WORKERS[spec["kind"]](spec)))
         return
     from ghnerf.student.train_config import CpuPrecision  # light (no torch)
 
@@ -225,10 +242,13 @@ def main() -> None:
     ap.add_argument("--precisions", nargs="+", default=[None], choices=get_args(CpuPrecision),
                     help="TrainConfig.cpu_precision of this code's runs, one variant each, in the same rounds "
                          "(default: its TrainConfig default; the baseline runs as it is)")
-    ap.add_argument("--keypoint-cache", choices=["cold", "warm"], default="cold",
+    ap.add_argument("--keypoint-cache", choices=["cold", "warm", "distilled"], default="cold",
                     help="the frozen pose encoder's keypoint cache (ghnerf.base.keypoint_cache): cold, every run starts "
-                         "with an empty one (a first run on a dataset); warm, an untimed run has seen every image "
-                         "first (a retraining, a fine-tuning, a later benchmark row)")
+                         "with an empty one (frames the teacher never saw); warm, an untimed run has seen every image "
+                         "first (a retraining, a fine-tuning, a later benchmark row); distilled, the MediaPipe teacher "
+                         "has distilled the data first (the product's flow: distill, then train)")
+    ap.add_argument("--image-scale", type=float, default=1.0,
+                    help="train at this image scale on data generated at size / scale (ghnerf train's default: 0.5)")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "train_speed.json")
     args = ap.parse_args()
     from rich.console import Console
@@ -237,29 +257,36 @@ def main() -> None:
     from ghnerf.synth.generate import SynthConfig, generate_dataset
 
     work = args.workdir or Path(tempfile.mkdtemp())
-    data = work / f"data-{args.subjects}x8x8-{args.size}"
+    stored = round(args.size / args.image_scale)
+    data = work / f"data-{args.subjects}x8x8-{stored}"
     if not data.exists():
-        generate_dataset(SynthConfig(layout="zju", subjects=args.subjects, frames=8, cameras=8, size=args.size,
+        generate_dataset(SynthConfig(layout="zju", subjects=args.subjects, frames=8, cameras=8, size=stored,
                                      distortion=False), data)
     # variant -> (checkout, cpu_precision): this code once per --precisions entry, then the baseline
     codes = {("new" if p is None else f"new-{p}"): (REPO, p) for p in args.precisions}
     codes |= {"old": (args.baseline.resolve(), None)} if args.baseline else {}
-    base = {"data": str(data), "threads": args.threads, "seed": 0}
+    base = {"data": str(data), "threads": args.threads, "seed": 0, "image_scale": args.image_scale}
     results: dict = {"benchmark": "train_speed", "size": args.size, "threads": args.threads,
-                     "subjects": args.subjects, "speed": {}, "loss": {}}
+                     "subjects": args.subjects, "image_scale": args.image_scale, "speed": {}, "loss": {}}
     if args.out.is_file():  # a run of only some parts keeps the others' results of the same settings
         kept = json.loads(args.out.read_text())
-        if all(kept.get(k) == results[k] for k in ("size", "threads", "subjects")):
+        if all(kept.get(k, 1.0 if k == "image_scale" else None) == results[k]
+               for k in ("size", "threads", "subjects", "image_scale")):
             results["speed"], results["loss"] = kept["speed"], kept["loss"]
     results["keypoint_cache"] = args.keypoint_cache
     for preset_name in args.presets if args.repeats else []:
         runs: dict[str, list[dict]] = {c: [] for c in codes}
-        caches = {c: (work / "keypoint-cache" / f"{preset_name}-{c}" if args.keypoint_cache == "warm" else None)
-                  for c in codes}
-        for code, (root, precision) in codes.items():  # warm: an untimed run first sees every image of the rounds
-            if caches[code] is not None:
+        caches = {c: (work / "keypoint-cache" / f"{preset_name}-{c}-{args.keypoint_cache}-{stored}"
+                      if args.keypoint_cache != "cold" else None) for c in codes}
+        for code, (root, precision) in codes.items():  # untimed: the cache filled first
+            if caches[code] is None:
+                continue
+            if args.keypoint_cache == "warm":  # a run that sees every image of the rounds
                 run_job({**base, "kind": "speed", "preset": preset_name, "steps": args.steps,
                          "cpu_precision": precision, "keypoint_cache": str(caches[code])}, root)
+            elif code != "old":  # the distillation; the baseline's encoder has no cache to find it in
+                distilled = run_job({**base, "kind": "distill", "keypoint_cache": str(caches[code])}, REPO)
+                results.setdefault("distillation_seconds", {})[f"{preset_name}/{code}"] = distilled["seconds"]
         for _ in range(args.repeats):
             for code, (root, precision) in codes.items():  # alternating
                 runs[code].append(run_job({**base, "kind": "speed", "preset": preset_name, "steps": args.steps,
@@ -268,6 +295,7 @@ def main() -> None:
         for code, rs in runs.items():
             results["speed"][f"{preset_name}/{code}"] = {"code": code_version(codes[code][0]),
                 "precision": rs[0]["precision"], "keypoint_cache": args.keypoint_cache,
+                "image_scale": args.image_scale,
                 "steps_per_second": _median([r["steps_per_second"] for r in rs]),
                 "runs": [r["steps_per_second"] for r in rs],
                 "cpu_seconds_per_step": _median([r["cpu_seconds_per_step"] for r in rs]),
@@ -284,8 +312,9 @@ def main() -> None:
 
     console = Console()
     speed = results["speed"]
-    table = Table(title=f"training at {args.size}², {args.threads} CPU thread(s), median of {args.repeats} runs "
-                        f"of {args.steps} steps (the first not timed)")
+    table = Table(title=f"training at {args.size}² (image scale {args.image_scale:g} of {stored}²), {args.threads} "
+                        f"CPU thread(s), keypoint cache {args.keypoint_cache}, median of {args.repeats} runs of "
+                        f"{args.steps} steps (the first not timed)")
     table.add_column("")
     for key in speed:
         table.add_column(key.replace("/", " "), justify="right")
