@@ -267,7 +267,7 @@ def run_shard(plan: ShardPlan, cfg: DistillConfig, teacher: Teacher, store: Stor
             try:
                 vi = load_view(v)
                 surface = load_surface(v)[0] if "surface" in teacher.needs else None
-                batch.append(TeacherInput(key=key, image=np.round(vi.image * 255).astype(np.uint8),
+                batch.append(TeacherInput(key=key, image=vi.photo,
                                           camera=vi.camera, mask=vi.mask, joints2d=v.joints2d, surface=surface))
                 views.append(v)
             except GHNeRFError as exc:

@@ -24,7 +24,7 @@ def shard_preview(store: StorageRoot, entry: CatalogEntry, max_views: int = 8) -
     for v in frame.views:
         if v.name not in by_view or len(tiles) >= max_views:
             continue
-        img = np.round(load_view(v).image * 255).astype(np.uint8)
+        img = load_view(v).photo
         t = by_view[v.name]
         if TargetKind.HEATMAP in t:
             img = heatmap_overlay(img, t[TargetKind.HEATMAP].array)

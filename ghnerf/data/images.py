@@ -35,6 +35,11 @@ class ViewImages:
     mask: np.ndarray
     camera: Camera
 
+    @property
+    def photo(self) -> np.ndarray:
+        """(H, W, 3) uint8: the image as a teacher is handed it (the bytes its keypoint cache is keyed by)."""
+        return np.round(self.image * 255).astype(np.uint8)
+
 
 def pinhole(camera: Camera) -> Camera:
     """The same camera after undistortion (D = 0)."""

@@ -66,20 +66,18 @@ class Example:
     src_joint_valid: torch.Tensor | None = None
 
 
-def _scaled_view(view, scale: float, dilate: int, photos: list | None = None):
-    """A view's undistorted image, mask and intrinsics scaled by ``scale``, and its camera; ``photos`` (a list)
-    gets the photograph before scaling as uint8, as the distillation hands it to a teacher."""
+def _scaled_view(view, scale: float, dilate: int):
+    """A view's undistorted image, mask and intrinsics scaled by ``scale``, and the view as loaded (its camera, its
+    photograph before scaling)."""
     vi = load_view(view, dilate=dilate)
     img, mask = vi.image, vi.mask
-    if photos is not None:
-        photos.append(np.round(img * 255).astype(np.uint8))
     if scale != 1.0:
         h, w = int(round(img.shape[0] * scale)), int(round(img.shape[1] * scale))
         img = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
         mask = cv2.resize(mask.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
     K = vi.camera.K.copy()
     K[:2] *= scale
-    return img, mask, K, vi.camera
+    return img, mask, K, vi
 
 
 def source_batch(frame, sources: list[int], scale: float, target: Camera) -> MultiViewBatch:
@@ -89,11 +87,13 @@ def source_batch(frame, sources: list[int], scale: float, target: Camera) -> Mul
     src_imgs, src_raw, src_K, src_w2c = [], [], [], []
     photos = None if scale == 1.0 else []
     for s in sources:
-        im, m, Ks, cam_s = _scaled_view(frame.views[s], scale, ENERF_TRAIN_DILATE, photos)
+        im, m, Ks, loaded = _scaled_view(frame.views[s], scale, ENERF_TRAIN_DILATE)
+        if photos is not None:
+            photos.append(loaded.photo)
         src_raw.append(im)
         src_imgs.append(im * m[..., None])
         src_K.append(Ks)
-        src_w2c.append(cam_s.world_to_cam)
+        src_w2c.append(loaded.camera.world_to_cam)
     return MultiViewBatch(
         src_images=torch.from_numpy(np.stack(src_imgs)).permute(0, 3, 1, 2).float(),
         src_K=torch.from_numpy(np.stack(src_K)).float(), src_w2c=torch.from_numpy(np.stack(src_w2c)).float(),
@@ -388,9 +388,9 @@ class ExampleSet:
         frame = self._frame(subject, f)
         srcs = self.sources(index, source_views)
         tgt_view = frame.views[cam]
-        raw_img, raw_mask, K, pinhole = _scaled_view(tgt_view, self.scale, 0)
+        raw_img, raw_mask, K, loaded = _scaled_view(tgt_view, self.scale, 0)
         H, W = raw_img.shape[:2]
-        box_cam = type(pinhole)(K, pinhole.R, pinhole.T, np.zeros(5), H, W)
+        box_cam = type(loaded.camera)(K, loaded.camera.R, loaded.camera.T, np.zeros(5), H, W)
         box = bound_mask(frame, box_cam)
         batch = source_batch(frame, srcs, self.scale, box_cam)
         joints2d = None
