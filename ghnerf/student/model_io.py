@@ -5,7 +5,7 @@ The data side (:mod:`ghnerf.student.data`) builds batches and the inference side
 the network itself.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 import torch
@@ -64,9 +64,9 @@ class MultiViewBatch:
         return tuple(self.src_images.shape[-2:])
 
     def to(self, device) -> "MultiViewBatch":
-        return MultiViewBatch(*(None if getattr(self, f) is None else getattr(self, f).to(device) for f in
-                                ("src_images", "src_K", "src_w2c", "tgt_K", "tgt_w2c", "near_far",
-                                 "src_images_unmasked")), src_photos=self.src_photos)
+        """This batch with its tensors on ``device`` (the photographs stay host arrays)."""
+        return replace(self, **{f.name: value.to(device) for f in fields(self)
+                                if isinstance(value := getattr(self, f.name), Tensor)})
 
 
 @dataclass(frozen=True, eq=False)
