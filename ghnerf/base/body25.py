@@ -13,6 +13,14 @@ BODY25_NAMES: tuple[str, ...] = (
 NUM_JOINTS = len(BODY25_NAMES)  # 25
 JOINT_INDEX: dict[str, int] = {name: i for i, name in enumerate(BODY25_NAMES)}
 
+# (right, left) joint pairs a mirror image or a left/right swap exchanges.
+BODY25_LR_PAIRS: tuple[tuple[int, int], ...] = tuple(
+    (JOINT_INDEX[f"R{p}"], JOINT_INDEX[f"L{p}"]) for p in ("Shoulder", "Elbow", "Wrist", "Hip", "Knee", "Ankle", "Eye",
+                                                           "Ear", "BigToe", "SmallToe", "Heel"))
+# Each joint's partner in a mirror image (itself for Nose, Neck, MidHip): keypoints[BODY25_MIRROR] relabels them.
+BODY25_MIRROR: tuple[int, ...] = tuple(
+    next((b if j == a else a for a, b in BODY25_LR_PAIRS if j in (a, b)), j) for j in range(NUM_JOINTS))
+
 # 24 limbs drawn by OpenPose (POSE_BODY_25_PAIRS_RENDER_GPU).
 BODY25_LIMBS: tuple[tuple[int, int], ...] = (
     (1, 8), (1, 2), (1, 5), (2, 3), (3, 4), (5, 6), (6, 7), (8, 9), (9, 10), (10, 11),

@@ -33,16 +33,11 @@ from dataclasses import dataclass
 import numpy as np
 from jaxtyping import Bool, Float, Int
 
-from ghnerf.base.body25 import BODY25_NAMES, NUM_JOINTS
-from ghnerf.base.body25 import JOINT_INDEX as J
+from ghnerf.base.body25 import BODY25_LR_PAIRS, BODY25_NAMES, NUM_JOINTS
 from ghnerf.base.cameras import Camera
 from ghnerf.base.errors import ConfigError
 from ghnerf.base.tolerances import REL_THRESHOLD
 
-# (right, left) BODY_25 joint pairs that a left/right swap exchanges.
-LR_PAIRS: tuple[tuple[int, int], ...] = tuple(
-    (J[f"R{p}"], J[f"L{p}"]) for p in ("Shoulder", "Elbow", "Wrist", "Hip", "Knee", "Ankle", "Eye", "Ear",
-                                       "BigToe", "SmallToe", "Heel"))
 
 _MIN_SWAP_JOINTS = 4  # paired joints a view needs (present, triangulated) for the swap test
 
@@ -302,8 +297,8 @@ def consistency_report(cameras: Sequence[Camera], keypoints: Float[np.ndarray, "
     flagged = np.flatnonzero((n_measured > 0) & (outlier.sum(axis=1) >= flag_share * n_measured))
 
     swaps = np.zeros(C, bool)
-    r_idx = np.array([r for r, _ in LR_PAIRS])
-    l_idx = np.array([l for _, l in LR_PAIRS])
+    r_idx = np.array([r for r, _ in BODY25_LR_PAIRS])
+    l_idx = np.array([l for _, l in BODY25_LR_PAIRS])
     for c in range(C):
         both = measured[c, r_idx] & measured[c, l_idx]  # both joints of the pair present and triangulated
         if 2 * both.sum() < _MIN_SWAP_JOINTS:

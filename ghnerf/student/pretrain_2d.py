@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from ghnerf.base.errors import ConfigError
+from ghnerf.student.augment_2d import Augment2D, ViewWarps
 from ghnerf.student.data import ExampleSet
 from ghnerf.student.losses import masked_mse
 from ghnerf.student.model import GHNeRF
@@ -22,13 +23,15 @@ from ghnerf.student.precision import TrainingPrecision
 
 def pretrain_source_heatmaps(model: GHNeRF, examples: ExampleSet, steps: int, lr: float, gen: torch.Generator,
                              device: torch.device, log: Callable[[str], None] = print,
-                             precision: TrainingPrecision | None = None) -> list[float]:
+                             precision: TrainingPrecision | None = None,
+                             augment: Augment2D | None = None) -> list[float]:
     """``steps`` Adam steps of the encoder path (encoder, projection, source heatmap head) on one random example's
     source views each, against their heatmap targets (masked MSE, as the source heatmap loss), the learning rate
     falling from ``lr`` to 0 on a cosine (at a constant 1e-3 the held-out 2D PCK of the ``ghnerf-resnet18-evidence``
     head went 0.78, 0.79, 0.59, 0.78 at steps 3000-6000: where a constant rate stops is a lottery).
 
-    ``precision``: the autocast of the forward pass (the training run's; None: float32).
+    ``precision``: the autocast of the forward pass (the training run's; None: float32). ``augment``: warp each
+    step's views and targets at random within these ranges (:mod:`ghnerf.student.augment_2d`; None: as they are).
 
     Returns:
         the loss of every step.
@@ -50,10 +53,13 @@ def pretrain_source_heatmaps(model: GHNeRF, examples: ExampleSet, steps: int, lr
         ex = examples.example(int(torch.randint(len(examples), (1,), generator=gen)))
         batch = ex.batch.to(device)
         images = batch.src_images_unmasked if getattr(model.encoder, "wants_unmasked", False) else batch.src_images
+        targets, valid = ex.src_heatmaps.to(device), ex.src_joint_valid.to(device)
+        if augment is not None:
+            images, targets, valid = ViewWarps.draw(len(images), augment, gen).apply(images, targets, valid)
         with nullcontext() if precision is None else precision.context(device):
             pred = model.source_heatmaps(model.project_human(images)).float()
-        target = F.interpolate(ex.src_heatmaps.to(device), size=pred.shape[-2:], mode="area")
-        loss = masked_mse(pred, target, ex.src_joint_valid.to(device)[:, :, None, None])
+        target = F.interpolate(targets, size=pred.shape[-2:], mode="area")
+        loss = masked_mse(pred, target, valid[:, :, None, None])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         rate = opt.param_groups[0]["lr"]

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from ghnerf.base.errors import ConfigError
 from ghnerf.base.fileio import write_json
 from ghnerf.base.hold import hold_point
+from ghnerf.student.augment_2d import Augment2D
 from ghnerf.student.checkpoints import load_checkpoint, resume_point, save_checkpoint
 from ghnerf.student.config import StudentConfig
 from ghnerf.student.data import Example, ExampleSet
@@ -163,7 +164,7 @@ def train(cfg: StudentConfig, tcfg: TrainConfig, examples: ExampleSet, out: str 
         log(weights.notice())
     if tcfg.pretrain_2d_steps and step == 0 and not init_from:  # DDP then broadcasts rank 0's weights
         pretrain_source_heatmaps(model, examples, tcfg.pretrain_2d_steps, tcfg.lr, gen, device, log,
-                                 precision.without_grad_scaler())
+                                 precision.without_grad_scaler(), Augment2D() if tcfg.pretrain_2d_augment else None)
     if tcfg.freeze_pretrained_2d:  # also when resuming: the flag is not in the checkpoint's weights
         model.freeze_human_path()
         log("encoder, projection and source heatmap head frozen after the 2D pretraining")

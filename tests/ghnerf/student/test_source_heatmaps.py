@@ -207,3 +207,37 @@ def test_training_with_a_frozen_pretrained_encoder_keeps_the_pretrained_weights(
 
     with pytest.raises(ValidationError, match="--pretrain-2d-steps"):
         TrainConfig(freeze_pretrained_2d=True)
+
+
+def test_2d_pretraining_warps_the_views_and_their_targets_when_asked(example_set, tmp_path, monkeypatch):
+    """pretrain_2d_augment: ``train`` hands the pretraining Augment2D's ranges, and the loss then sees every view's
+    targets as the warp moved them (here always mirrored: flipped left to right, left and right joints
+    exchanged)."""
+    import ghnerf.student.pretrain_2d as pretrain_module
+    import ghnerf.student.train as train_module
+    from ghnerf.base.body25 import BODY25_MIRROR
+    from ghnerf.student.augment_2d import Augment2D
+
+    seen = []
+    monkeypatch.setattr(pretrain_module, "masked_mse", lambda pred, target, valid: seen.append((target, valid)) or (
+        pred * 0).sum())
+    model = GHNeRF(preset("ghnerf-resnet18", pretrained="none", source_heatmap_head=True))
+    gen = torch.Generator().manual_seed(0)
+    index = int(torch.randint(len(example_set), (1,), generator=torch.Generator().manual_seed(0)))
+    mirror_only = Augment2D(rotation_deg=0.0, scale=1.0, mirror=1.0, brightness=0.0)
+    pretrain_module.pretrain_source_heatmaps(model, example_set, 1, 1e-3, gen, torch.device("cpu"), lambda _: None,
+                                             augment=mirror_only)
+    ex = example_set.example(index)
+    target, valid = seen[0]
+    plain = torch.nn.functional.interpolate(ex.src_heatmaps, size=target.shape[-2:], mode="area")
+    torch.testing.assert_close(target, plain.flip(-1)[:, list(BODY25_MIRROR)], atol=1e-5, rtol=0)
+    assert torch.equal(valid[:, :, 0, 0], ex.src_joint_valid[:, list(BODY25_MIRROR)])
+
+    handed = []
+    monkeypatch.setattr(train_module, "pretrain_source_heatmaps", lambda *args: handed.append(args[-1]) or [])
+    for flag in (True, False):
+        tcfg = TrainConfig(steps=1, rays=(8, 16), pretrain_2d_steps=1, pretrain_2d_augment=flag, checkpoint_every=1,
+                           val_every=1, image_scale=0.5)
+        train_module.train(preset("ghnerf-resnet18-evidence", pretrained="none"), tcfg, example_set,
+                           tmp_path / f"run-{flag}", log=lambda _: None)
+    assert handed == [Augment2D(), None]
