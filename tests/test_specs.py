@@ -105,7 +105,8 @@ def test_train_config_is_built_from_the_spec_without_copies():
                      source_view_mix={3: 0.25, 2: 0.75}, cpu_precision="float32")
     tcfg = spec.train_config()
     shared = set(TrainConfig.model_fields) & set(TrainSpec.model_fields)
-    assert shared == {"steps", "image_scale", "device", "checkpoint_every", "pretrain_2d_steps", "freeze_pretrained_2d",
+    assert shared == {"steps", "image_scale", "device", "checkpoint_every", "pretrain_2d_steps", "pretrain_2d_augment",
+                      "freeze_pretrained_2d",
                       "batch_examples",
                       "patch", "example_cache_mb", "source_view_mix", "cpu_precision"}
     assert tcfg.cpu_precision == "float32" and TrainSpec(data="d", out="o").train_config().cpu_precision == "auto"

@@ -47,6 +47,7 @@ class TrainSpec(BaseModel):
     device: str = field_from(TrainConfig, "device")
     checkpoint_every: int = field_from(TrainConfig, "checkpoint_every")
     pretrain_2d_steps: int = field_from(TrainConfig, "pretrain_2d_steps")
+    pretrain_2d_augment: bool = field_from(TrainConfig, "pretrain_2d_augment")
     freeze_pretrained_2d: bool = field_from(TrainConfig, "freeze_pretrained_2d")
     batch_examples: int = field_from(TrainConfig, "batch_examples")
     cpu_precision: CpuPrecision = field_from(TrainConfig, "cpu_precision")
