@@ -96,6 +96,9 @@ class StudentConfig:
             human features, trained against the source views' own targets (deep supervision of the encoder:
             dense 2D targets every step instead of only what reaches it through the rendered rays); unused
             at inference.
+        source_heatmap_convs: 3x3 convolutions before that head's 1x1 readout (:func:`ghnerf.student.model.
+            source_heatmap_head`; 0: the readout alone). A teacher-free student triangulates that head's peaks, so
+            their precision, not only whether they fall within PCK's radius, decides its joint hypotheses.
         num_joints, cse_dim: head sizes.
         hidden: NeRF MLP width (ENeRF: 64).
         human_projection_dim: channels of the human feature maps after a learned 1x1 projection (computed
@@ -154,6 +157,7 @@ class StudentConfig:
     cse_head: bool = False
     coord_head: bool = False
     source_heatmap_head: bool = False
+    source_heatmap_convs: int = 0
     num_joints: int = 25
     cse_dim: int = 16
     hidden: int = 64
@@ -180,6 +184,9 @@ class StudentConfig:
             raise ConfigError(f"{self.name}: a human encoder without a heatmap or CSE head has no use")
         if self.source_heatmap_head and (self.encoder == "none" or not self.heatmap_head):
             raise ConfigError(f"{self.name}: the source heatmap head needs a human encoder and the heatmap head")
+        if self.source_heatmap_convs < 0 or self.source_heatmap_convs and not self.source_heatmap_head:
+            raise ConfigError(f"{self.name}: source_heatmap_convs ({self.source_heatmap_convs}) must be >= 0 and "
+                              "belongs to the source heatmap head (source_heatmap_head=True)")
         if self.ray_evidence_samples and not self.heatmap_head or self.ray_evidence_samples and (
                 self.encoder not in POSE_ENCODERS and not self.source_heatmap_head):
             raise ConfigError(f"{self.name}: ray evidence reads source-view heatmaps; it needs the heatmap head and "

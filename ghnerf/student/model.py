@@ -56,6 +56,19 @@ HYPOTHESIS_GAIN, EVIDENCE_GAIN_WITH_HYPOTHESES = 8.0, 4.0
 SOURCE_HEATMAP_BIAS = -4.0
 
 
+def source_heatmap_head(channels: int, joints: int, convs: int = 0) -> nn.Module:
+    """The source heatmap head over ``channels`` projected human feature maps: ``convs`` 3x3 convolutions (ReLU,
+    ``channels`` wide; spatial context at the maps' half resolution) before a 1x1 readout of ``joints`` logits,
+    whose bias starts near empty maps (sigmoid(-4) = 0.018), as the targets mostly are. ``convs`` = 0: the 1x1
+    readout alone (a linear read of each pixel's features)."""
+    readout = Conv1x1(channels, joints)
+    nn.init.constant_(readout.bias, SOURCE_HEATMAP_BIAS)
+    if not convs:
+        return readout
+    layers = [m for _ in range(convs) for m in (nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU())]
+    return nn.Sequential(*layers, readout)
+
+
 @dataclass(frozen=True, eq=False)
 class LevelVolume:
     """One level's regularised cost volume: features (8, D, h, w) and its depth estimate."""
@@ -108,10 +121,8 @@ class GHNeRF(nn.Module):
                              if cfg.heatmap_head else None)
         self.cse_head = FeatureHead(head_in, cfg.cse_dim, cfg.hidden, "none") if cfg.cse_head else None
         self.coord_head = FeatureHead(inter, 3, cfg.hidden, "none") if cfg.coord_head else None
-        self.source_heatmap_head = (Conv1x1(cfg.human_projection_dim, cfg.num_joints)
-                                    if cfg.source_heatmap_head else None)
-        if self.source_heatmap_head is not None:  # start near empty maps (sigmoid(-4) = 0.018), as the targets are
-            nn.init.constant_(self.source_heatmap_head.bias, SOURCE_HEATMAP_BIAS)
+        self.source_heatmap_head = (source_heatmap_head(cfg.human_projection_dim, cfg.num_joints,
+                                                        cfg.source_heatmap_convs) if cfg.source_heatmap_head else None)
 
     def freeze_human_path(self) -> None:
         """Keep the encoder, its projection and the source heatmap head as they are from now on: no gradient, and

@@ -241,3 +241,30 @@ def test_2d_pretraining_warps_the_views_and_their_targets_when_asked(example_set
         train_module.train(preset("ghnerf-resnet18-evidence", pretrained="none"), tcfg, example_set,
                            tmp_path / f"run-{flag}", log=lambda _: None)
     assert handed == [Augment2D(), None]
+
+
+def test_source_heatmap_convs_give_the_head_spatial_context_and_start_near_empty_maps(example_set):
+    """source_heatmap_convs: the head reads a pixel's neighbours (a change at one feature pixel moves the logits of
+    the pixels around it, which the 1x1 readout never does), starts near empty maps, is frozen with the human path,
+    and is refused without the head."""
+    from ghnerf.student.model import SOURCE_HEATMAP_BIAS, source_heatmap_head
+
+    torch.manual_seed(0)
+    features = torch.randn(2, 32, 20, 24)
+    poked = features.clone()
+    poked[:, :, 10, 12] += 5.0
+    for convs, reach in ((0, 0), (2, 2)):
+        head = source_heatmap_head(32, 25, convs)
+        changed = (head(poked) - head(features)).abs().sum((0, 1)) > 1e-6
+        ys, xs = torch.nonzero(changed, as_tuple=True)
+        assert (int(ys.min()), int(ys.max()), int(xs.min()), int(xs.max())) == (10 - reach, 10 + reach,
+                                                                             12 - reach, 12 + reach)
+        readout = head if convs == 0 else head[-1]
+        torch.testing.assert_close(readout.bias, torch.full((25,), SOURCE_HEATMAP_BIAS))
+    model = GHNeRF(preset("ghnerf-resnet18-hypotheses", pretrained="none", source_heatmap_convs=2))
+    maps = model.source_heatmaps(model.project_human(example_set.example(0).batch.src_images))
+    assert maps.shape[1] == 25 and float(maps.mean()) < 0.1
+    model.freeze_human_path()
+    assert all(not p.requires_grad for p in model.source_heatmap_head.parameters())
+    with pytest.raises(ConfigError, match="source_heatmap_convs"):
+        preset("ghnerf-resnet18", pretrained="none", source_heatmap_convs=2)

@@ -1,0 +1,122 @@
+"""A teacher-free student's own 2D pose network on the held-out subjects: PCK@0.2 of its source heatmap head's
+keypoints on every camera of the test frames, one view at a time, beside its teacher's (MediaPipe's stored
+keypoints) on the same views; then both networks' keypoints of each held-out view's K source views triangulated
+(robust, and lifted: :mod:`ghnerf.eval.triangulated_teacher`) and projected into it, as the student benchmark
+scores its rival. The student network's keypoints, so triangulated, are the teacher-free student's joint
+hypotheses.
+
+Reads ``benchmarks/student_quality.py --workdir W`` runs (their ``checkpoints/latest.pt``); nothing is trained.
+Prints a table and writes JSON.
+
+    .venv/bin/python benchmarks/source_pose_pck.py --workdir W --runs RUN [RUN ...] [--source-views 2 3] [--out F]
+"""
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from ghnerf.base.fileio import write_json
+from ghnerf.data.images import pinhole
+from ghnerf.data.open import open_dataset
+from ghnerf.eval.evaluate import load_run_model
+from ghnerf.eval.metrics import paired_pck_difference, pck_hits
+from ghnerf.eval.triangulated_teacher import held_out_teacher, teacher_keypoints
+from ghnerf.student.data import ExampleSet, source_batch
+from ghnerf.student.joint_hypotheses import source_keypoints
+from storage.targets import TargetStore
+
+
+class KeypointTable:
+    """Keypoints by (subject, frame_id, camera name), read as a :class:`storage.targets.TargetStore`'s are."""
+
+    def __init__(self, keypoints: dict):
+        self._keypoints = keypoints
+
+    def keypoints(self, subject: str, frame_id: int, camera: str) -> np.ndarray:
+        return self._keypoints[subject, frame_id, camera]
+
+
+def test_examples(workdir: Path, source_views: int) -> ExampleSet:
+    return ExampleSet(workdir / "data", "test", source_views, 1.0, "none")
+
+
+def held_out_views(workdir: Path) -> list[tuple[str, int, int]]:
+    """(subject, frame index, camera index) of every camera of every frame of the test subjects."""
+    examples = test_examples(workdir, 2)
+    return sorted({(s, f, c) for s, f, _ in examples.items
+                   for c in range(len(examples.reader.sequence(s).frame(f).views))})
+
+
+@torch.no_grad()
+def own_keypoints(run: Path, workdir: Path, views) -> tuple[np.ndarray, float]:
+    """(N, 25, 3) the run's source heatmap head's keypoints of each view (full-resolution pixels), its image scale."""
+    model, meta = load_run_model(run / "checkpoints" / "latest.pt", torch.device("cpu"))
+    if model.source_heatmap_head is None:
+        raise SystemExit(f"{run} has no source heatmap head (a teacher-free preset has one)")
+    scale = float(meta["train_config"].image_scale)
+    reader = open_dataset(workdir / "data")
+    out = []
+    for subject, f, cam in views:
+        frame = reader.sequence(subject).frame(f)
+        batch = source_batch(frame, [cam], scale, pinhole(frame.views[cam].camera))
+        kp = source_keypoints(model.source_heatmaps(model.project_human(batch.src_images)))[0]
+        kp[:, :2] /= scale
+        out.append(kp)
+    return np.stack(out), scale
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--workdir", type=Path, required=True, help="a student_quality.py --workdir")
+    ap.add_argument("--runs", nargs="+", required=True, help="run folders in it (teacher-free rows)")
+    ap.add_argument("--source-views", type=int, nargs="+", default=[2, 3])
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/source_pose_pck.json"))
+    args = ap.parse_args()
+    views = held_out_views(args.workdir)
+    reader = open_dataset(args.workdir / "data")
+    store = TargetStore(args.workdir / "targets", "mediapipe")
+    frames = {(s, f): reader.sequence(s).frame(f) for s, f, _ in views}
+    gt = np.stack([frames[s, f].views[c].joints2d for s, f, c in views])
+    teacher = np.stack([teacher_keypoints(store, s, frames[s, f].frame_id, frames[s, f].views[c].name)
+                        for s, f, c in views])
+    teacher_hits, valid, _ = pck_hits(teacher, gt)
+    names = [(s, frames[s, f].frame_id, frames[s, f].views[c].name) for s, f, c in views]
+    networks = {"mediapipe (the teacher)": teacher}
+    scales = {}
+    for run in args.runs:
+        networks[run], scales[run] = own_keypoints(args.workdir / run, args.workdir, views)
+    table = Table(title=f"PCK@0.2 on the test subjects' views: one view at a time ({len(views)} views), and "
+                        f"triangulated from K source views into each held-out one")
+    for column in ("network", "one view", "- teacher (95 % paired interval)",
+                   *(f"{m}, K = {k}" for k in args.source_views for m in ("robust", "lifted"))):
+        table.add_column(column)
+    results = {"views": len(views), "joints": int(valid.sum()), "networks": {}}
+    for name, kps in networks.items():
+        hits = pck_hits(kps, gt)[0]
+        row = {"one_view": float(hits[valid].mean())}
+        if name in scales:
+            diff = paired_pck_difference((hits & valid).sum(1), (teacher_hits & valid).sum(1), valid.sum(1))
+            row |= {"minus_teacher": dataclasses.asdict(diff), "image_scale": scales[name]}
+        store = KeypointTable(dict(zip(names, kps)))
+        for k in args.source_views:
+            held = held_out_teacher(test_examples(args.workdir, k), store, methods=("robust", "lifted"))
+            for m in ("robust", "lifted"):
+                h, v, _ = pck_hits(held.triangulated[m], held.gt2d)
+                row[f"{m}_K{k}"] = float(h[v].mean())
+        results["networks"][name] = row
+        d = row.get("minus_teacher")
+        table.add_row(name, f"{row['one_view']:.3f}",
+                      "–" if d is None else f"{d['difference']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]",
+                      *(f"{row[f'{m}_K{k}']:.3f}" for k in args.source_views for m in ("robust", "lifted")))
+    Console(width=160).print(table)
+    write_json(args.out, {"benchmark": "source_pose_pck", **results})
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
