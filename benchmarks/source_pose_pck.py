@@ -1,9 +1,10 @@
 """A teacher-free student's own 2D pose network on the held-out subjects: PCK@0.2 of its source heatmap head's
 keypoints on every camera of the test frames, one view at a time, beside its teacher's (MediaPipe's stored
-keypoints) on the same views; then both networks' keypoints of each held-out view's K source views triangulated
-(robust, and lifted: :mod:`ghnerf.eval.triangulated_teacher`) and projected into it, as the student benchmark
-scores its rival. The student network's keypoints, so triangulated, are the teacher-free student's joint
-hypotheses.
+keypoints) on the same views, with the share of joints each reports and the median pixel error on the joints all
+of them have within PCK's radius (how precise the hits are); then each network's keypoints of each held-out
+view's K source views triangulated (robust, and lifted: :mod:`ghnerf.eval.triangulated_teacher`) and projected
+into it, as the student benchmark scores its rival. The student network's keypoints, so triangulated, are the
+teacher-free student's joint hypotheses.
 
 Reads ``benchmarks/student_quality.py --workdir W`` runs (their ``checkpoints/latest.pt``); nothing is trained.
 Prints a table and writes JSON.
@@ -92,13 +93,18 @@ def main() -> None:
         networks[run], scales[run] = own_keypoints(args.workdir / run, args.workdir, views)
     table = Table(title=f"PCK@0.2 on the test subjects' views: one view at a time ({len(views)} views), and "
                         f"triangulated from K source views into each held-out one")
-    for column in ("network", "one view", "- teacher (95 % paired interval)",
+    for column in ("network", "one view", "- teacher (95 % paired interval)", "detected", "px error, all hit",
                    *(f"{m}, K = {k}" for k in args.source_views for m in ("robust", "lifted"))):
         table.add_column(column)
-    results = {"views": len(views), "joints": int(valid.sum()), "networks": {}}
+    all_hit = valid & np.logical_and.reduce([pck_hits(kps, gt)[0] for kps in networks.values()])
+    results = {"views": len(views), "joints": int(valid.sum()), "joints_all_hit": int(all_hit.sum()), "networks": {}}
     for name, kps in networks.items():
         hits = pck_hits(kps, gt)[0]
-        row = {"one_view": float(hits[valid].mean())}
+        error = np.linalg.norm(kps[..., :2] - gt[..., :2], axis=-1)
+        # detected: share of the evaluated joints the network reports; px error: median distance to the true
+        # joint (full-resolution pixels) over the joints every network has within PCK's radius (precision)
+        row = {"one_view": float(hits[valid].mean()), "detected": float((kps[..., 2] > 0)[valid].mean()),
+               "median_px_error_all_hit": float(np.median(error[all_hit]))}
         if name in scales:
             diff = paired_pck_difference((hits & valid).sum(1), (teacher_hits & valid).sum(1), valid.sum(1))
             row |= {"minus_teacher": dataclasses.asdict(diff), "image_scale": scales[name]}
@@ -112,6 +118,7 @@ def main() -> None:
         d = row.get("minus_teacher")
         table.add_row(name, f"{row['one_view']:.3f}",
                       "–" if d is None else f"{d['difference']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]",
+                      f"{row['detected']:.3f}", f"{row['median_px_error_all_hit']:.2f}",
                       *(f"{row[f'{m}_K{k}']:.3f}" for k in args.source_views for m in ("robust", "lifted")))
     Console(width=160).print(table)
     write_json(args.out, {"benchmark": "source_pose_pck", **results})
