@@ -3,7 +3,7 @@
 
 from ghnerf.app.distill import DistillConfig, plan_shards, run_shard
 from ghnerf.base.keypoint_codec import HeatmapCodec
-from ghnerf.base.multiview import LR_PAIRS
+from ghnerf.base.body25 import BODY25_LR_PAIRS as LR_PAIRS
 from storage.catalog import Catalog
 from storage.root import StorageRoot
 from teachers.base import TeacherOutput
