@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from ghnerf.base.errors import ConfigError
 from ghnerf.base.body25 import BODY25_LR_PAIRS as LR_PAIRS
+from ghnerf.base.errors import ConfigError
 from ghnerf.target_fusion import FusionConfig, fuse_keypoints
 from tests.ghnerf.base.test_multiview import joints, keypoints, ring
 

@@ -2,8 +2,8 @@
 
 
 from ghnerf.app.distill import DistillConfig, plan_shards, run_shard
-from ghnerf.base.keypoint_codec import HeatmapCodec
 from ghnerf.base.body25 import BODY25_LR_PAIRS as LR_PAIRS
+from ghnerf.base.keypoint_codec import HeatmapCodec
 from storage.catalog import Catalog
 from storage.root import StorageRoot
 from teachers.base import TeacherOutput

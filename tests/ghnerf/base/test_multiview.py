@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
+from ghnerf.base.body25 import BODY25_LR_PAIRS as LR_PAIRS
 from ghnerf.base.body25 import BODY25_NAMES, NUM_JOINTS
 from ghnerf.base.cameras import Camera, look_at
 from ghnerf.base.errors import ConfigError
-from ghnerf.base.body25 import BODY25_LR_PAIRS as LR_PAIRS
 from ghnerf.base.multiview import consistency_report, triangulate_points
 
 K = np.array([[200.0, 0.0, 128.0], [0.0, 200.0, 128.0], [0.0, 0.0, 1.0]])
