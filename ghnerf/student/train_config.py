@@ -49,9 +49,10 @@ class TrainConfig(BaseModel):
     pretrain_2d_steps: int = Field(0, ge=0, description="2D pretraining steps of the encoder and its source heatmap "
                                    "head on the source views' targets before the NeRF steps (configs with that head, "
                                    "e.g. ghnerf-resnet18-evidence; fresh runs only)")
-    pretrain_2d_augment: bool = Field(False, description="during the 2D pretraining, warp each source view and its "
+    pretrain_2d_augment: bool = Field(True, description="during the 2D pretraining, warp each source view and its "
                                       "heatmap targets at random (rotation, zoom, mirror with left and right "
-                                      "exchanged, brightness: ghnerf.student.augment_2d.Augment2D)")
+                                      "exchanged, brightness: ghnerf.student.augment_2d.Augment2D), as 2D pose "
+                                      "networks are trained")
     freeze_pretrained_2d: bool = Field(False, description="after the 2D pretraining, keep the encoder, its projection "
                                        "and the source heatmap head as they are (BatchNorm statistics too) during "
                                        "the NeRF steps: the student's own pose network, used as a frozen one is")
