@@ -287,8 +287,8 @@ PRESETS: dict[str, StudentConfig] = {
 # joint hypotheses (the joints no two views agree on lifted from one), added after compositing, heads on detached
 # geometry (the teacher-free ghnerf-mediapipe-hypotheses); train it with --pretrain-2d-steps 24000
 # --freeze-pretrained-2d, its 2D pretraining on warped views by default (benchmarks/student_quality.py row 33, seed 0:
-# PCK 0.860 / 0.882 / 0.902 with 2 / 3 / 4 source views, the teacher 0.774 on the view itself and 0.781 / 0.848 /
-# 0.876 triangulated)
+# PCK 0.860 / 0.882 / 0.902 with 2 / 3 / 4 source views, seed 1 0.793 / 0.838 / 0.874; the teacher 0.774 on the
+# view itself and 0.781 / 0.848 / 0.876 triangulated)
 PRESETS["ghnerf-resnet18-hypotheses"] = replace(
     PRESETS["ghnerf-resnet18-evidence"], name="ghnerf-resnet18-hypotheses", joint_hypotheses=True,
     lift_missing_joints=True, heatmap_residual=True, detach_heads=True)
