@@ -54,13 +54,12 @@ def held_out_views(workdir: Path) -> list[tuple[str, int, int]]:
 
 
 @torch.no_grad()
-def own_keypoints(run: Path, workdir: Path, views) -> tuple[np.ndarray, float]:
+def own_keypoints(run: Path, reader, views) -> tuple[np.ndarray, float]:
     """(N, 25, 3) the run's source heatmap head's keypoints of each view (full-resolution pixels), its image scale."""
     model, meta = load_run_model(run / "checkpoints" / "latest.pt", torch.device("cpu"))
     if model.source_heatmap_head is None:
         raise SystemExit(f"{run} has no source heatmap head (a teacher-free preset has one)")
     scale = float(meta["train_config"].image_scale)
-    reader = open_dataset(workdir / "data")
     out = []
     for subject, f, cam in views:
         frame = reader.sequence(subject).frame(f)
@@ -90,16 +89,18 @@ def main() -> None:
     networks = {"mediapipe (the teacher)": teacher}
     scales = {}
     for run in args.runs:
-        networks[run], scales[run] = own_keypoints(args.workdir / run, args.workdir, views)
+        networks[run], scales[run] = own_keypoints(args.workdir / run, reader, views)
     table = Table(title=f"PCK@0.2 on the test subjects' views: one view at a time ({len(views)} views), and "
                         f"triangulated from K source views into each held-out one")
     for column in ("network", "one view", "- teacher (95 % paired interval)", "detected", "px error, all hit",
                    *(f"{m}, K = {k}" for k in args.source_views for m in ("robust", "lifted"))):
         table.add_column(column)
-    all_hit = valid & np.logical_and.reduce([pck_hits(kps, gt)[0] for kps in networks.values()])
+    hits_of = {name: pck_hits(kps, gt)[0] for name, kps in networks.items()}
+    all_hit = valid & np.logical_and.reduce(list(hits_of.values()))
+    examples = {k: test_examples(args.workdir, k) for k in args.source_views}
     results = {"views": len(views), "joints": int(valid.sum()), "joints_all_hit": int(all_hit.sum()), "networks": {}}
     for name, kps in networks.items():
-        hits = pck_hits(kps, gt)[0]
+        hits = hits_of[name]
         error = np.linalg.norm(kps[..., :2] - gt[..., :2], axis=-1)
         # detected: share of the evaluated joints the network reports; px error: median distance to the true
         # joint (full-resolution pixels) over the joints every network has within PCK's radius (precision)
@@ -110,7 +111,7 @@ def main() -> None:
             row |= {"minus_teacher": dataclasses.asdict(diff), "image_scale": scales[name]}
         store = KeypointTable(dict(zip(names, kps)))
         for k in args.source_views:
-            held = held_out_teacher(test_examples(args.workdir, k), store, methods=("robust", "lifted"))
+            held = held_out_teacher(examples[k], store, methods=("robust", "lifted"))
             for m in ("robust", "lifted"):
                 h, v, _ = pck_hits(held.triangulated[m], held.gt2d)
                 row[f"{m}_K{k}"] = float(h[v].mean())

@@ -64,30 +64,32 @@ class ViewWarps:
                          mirror=u[2] < ranges.mirror,
                          gain=1 + (2 * u[3] - 1) * ranges.brightness)
 
+    def _inverse_in_pixels(self) -> Float[Tensor, "V 2 2"]:
+        """The inverse of ``p -> zoom R(angle) M p`` in pixel units about the image centre: ``M R(-angle) / zoom``,
+        with ``R(t) = [[cos t, sin t], [-sin t, cos t]]`` counter-clockwise on screen (y down) and ``M = diag(flip,
+        1)`` the mirror."""
+        c, s = torch.cos(self.angle), torch.sin(self.angle)
+        flip = torch.where(self.mirror, -1.0, 1.0).to(c)
+        return torch.stack([torch.stack([c * flip, -s * flip], -1), torch.stack([s, c], -1)], -2) / self.zoom[:, None,
+                                                                                                              None]
+
     def output_to_input(self, height: int, width: int) -> Float[Tensor, "V 2 3"]:
         """``F.affine_grid``'s matrices: normalised output coordinates to the input's (align_corners=False).
 
-        In pixel units about the image centre an input point ``p`` moves to ``zoom R(angle) M p`` (``M`` the
-        mirror, ``R`` counter-clockwise as shown), so an output point reads the input at that map's inverse; the
-        normalised matrices are that map conjugated by the
-        half-size scaling, so square and non-square images rotate without shear.
+        An input point ``p`` (pixel units about the image centre) moves to ``zoom R(angle) M p``, so an output point
+        reads the input at that map's inverse; the normalised matrices are that inverse conjugated by the half-size
+        scaling ``D``, ``D^-1 A D``, so square and non-square images rotate without shear.
         """
-        c, s = torch.cos(self.angle), torch.sin(self.angle)
-        flip = torch.where(self.mirror, -1.0, 1.0).to(c)
-        # the inverse of p -> zoom R(angle) M p: M R(-angle) / zoom, with R(t) = [[cos t, sin t], [-sin t, cos t]]
-        # counter-clockwise on screen (y down) and M = diag(flip, 1)
-        a = torch.stack([torch.stack([c * flip, -s * flip], -1), torch.stack([s, c], -1)], -2) / self.zoom[:, None, None]
-        half = torch.tensor([width / 2, height / 2], dtype=c.dtype)
-        a = a * half[None, None, :] / half[None, :, None]  # D^-1 A D with D = diag(half)
-        return torch.cat([a, torch.zeros(len(a), 2, 1, dtype=c.dtype)], -1)
+        a = self._inverse_in_pixels()
+        half = torch.tensor([width / 2, height / 2], dtype=a.dtype)
+        a = a * half[None, None, :] / half[None, :, None]
+        return torch.cat([a, torch.zeros(len(a), 2, 1, dtype=a.dtype)], -1)
 
     def transform_points(self, xy: Float[Tensor, "V N 2"], height: int, width: int) -> Float[Tensor, "V N 2"]:
         """Where input pixels ``xy`` (x, y; pixel centres at integers) land in the warped views of that size."""
-        a = self.output_to_input(height, width)[:, :, :2]
-        half = torch.tensor([width / 2, height / 2], dtype=a.dtype)
-        scale = half[None, :, None] / half[None, None, :]  # back from normalised to pixel units: D A D^-1
-        centred = xy.to(a) + 0.5 - half
-        return torch.linalg.solve(a * scale, centred.transpose(1, 2)).transpose(1, 2) + half - 0.5
+        a = self._inverse_in_pixels()
+        centre = torch.tensor([width / 2, height / 2], dtype=a.dtype) - 0.5
+        return torch.linalg.solve(a, (xy.to(a) - centre).transpose(1, 2)).transpose(1, 2) + centre
 
     def apply(self, images: Float[Tensor, "V 3 H W"], heatmaps: Float[Tensor, "V J h w"],
               valid: Bool[Tensor, "V J"]) -> tuple[Tensor, Tensor, Tensor]:
