@@ -145,10 +145,14 @@ RUNS = (  # (config, heatmap targets, teacher, fused, config overrides (+ "train
     ("ghnerf-resnet18-hypotheses", "mediapipe shards, fused over views", "mediapipe", True,
      {"lift_missing_joints": True, "source_heatmap_convs": 2, "train": LONG_FROZEN_2D | ENERF_MIX},
      "row 26, two 3x3 convolutions before its source heatmap head's readout (source_heatmap_convs)"),
+    ("ghnerf-resnet18-hypotheses", "mediapipe shards, fused over views", "mediapipe", True,
+     {"lift_missing_joints": True, "hypothesis_teacher": "mediapipe",
+      "train": LONG_FROZEN_2D | AUGMENTED_2D | ENERF_MIX},
+     "row 33, MediaPipe's keypoints of the source views triangulated with its own (hypothesis_teacher)"),
 )
 ENERF_ROWS = (0, 10)  # the image-quality reference
 # the best students that read the teacher network's outputs at test time
-TEACHER_IN_THE_LOOP = (7, 11, 13, 15, 16, 19, 20, 22, 25, 27, 28)
+TEACHER_IN_THE_LOOP = (7, 11, 13, 15, 16, 19, 20, 22, 25, 27, 28, 35)
 BEST_RECIPE = 22  # the row whose recipe `ghnerf train`'s defaults are (tests/ghnerf/student/test_train_cli.py)
 DEFAULT_STEPS_ROW = 28  # that recipe trained as `ghnerf train` trains it by default (steps, rate; the same test)
 RECIPE_ROWS = (BEST_RECIPE, DEFAULT_STEPS_ROW)  # the goals are judged on both

@@ -199,10 +199,14 @@ def triangulate_points(cameras: Sequence[Camera], uv: Float[np.ndarray, "N 2"],
     return X
 
 
-def _robust_joint(P: np.ndarray, uv: np.ndarray, conf: np.ndarray, tol: np.ndarray,
-                  refine_steps: int) -> np.ndarray:
-    """Robust 3D point (NaN if no 2 views agree) of one joint from the V >= 2 views where it is present."""
-    pairs = np.array(list(itertools.combinations(range(len(uv)), 2)))
+def _robust_joint(P: np.ndarray, uv: np.ndarray, conf: np.ndarray, tol: np.ndarray, refine_steps: int,
+                  camera: np.ndarray) -> np.ndarray:
+    """Robust 3D point (NaN if no 2 cameras agree) of one joint from the V >= 2 observations where it is present;
+    ``camera`` (V,) names the camera each was seen from: a hypothesis comes from two different cameras and stands
+    only on inliers from at least two (two networks' keypoints of one view have no baseline between them)."""
+    pairs = np.array([p for p in itertools.combinations(range(len(uv)), 2) if camera[p[0]] != camera[p[1]]])
+    if len(pairs) == 0:
+        return np.full(3, np.nan)
     Xs = _dlt(P[pairs], uv[pairs], np.ones(pairs.shape))  # (M, 3)
     err = _errors(P, uv, Xs)  # (M, V)
     inl = err < tol
@@ -210,7 +214,11 @@ def _robust_joint(P: np.ndarray, uv: np.ndarray, conf: np.ndarray, tol: np.ndarr
     truncated = np.minimum(err, tol).sum(axis=1)
     best = np.lexsort((truncated, -count))[0]
     inliers = inl[best]
-    if inliers.sum() < 2:
+
+    def two_cameras(mask: np.ndarray) -> bool:
+        return len(np.unique(camera[mask])) >= 2
+
+    if not two_cameras(inliers):
         return np.full(3, np.nan)
     X = np.full(3, np.nan)
     for _ in range(3):  # re-triangulate on the inliers until they settle
@@ -218,7 +226,7 @@ def _robust_joint(P: np.ndarray, uv: np.ndarray, conf: np.ndarray, tol: np.ndarr
         if refine_steps and np.isfinite(X).all():
             X = _refine(P[inliers], uv[inliers], conf[inliers] / conf[inliers].max(), X, refine_steps)
         new = _errors(P, uv, X) < tol
-        if new.sum() < 2 or np.array_equal(new, inliers):
+        if not two_cameras(new) or np.array_equal(new, inliers):
             break
         inliers = new
     return X
@@ -239,7 +247,7 @@ def _view_tolerances(kp: np.ndarray, present: np.ndarray, rel_threshold: float, 
 def consistency_report(cameras: Sequence[Camera], keypoints: Float[np.ndarray, "C 25 3"],
                        rel_threshold: float = REL_THRESHOLD, min_threshold_px: float = 2.0,
                        threshold_px: float | None = None, flag_share: float = 0.3, swap_gain: float = 0.5,
-                       refine_steps: int = 5) -> ConsistencyReport:
+                       refine_steps: int = 5, view_cameras: Sequence[int] | None = None) -> ConsistencyReport:
     """Triangulate every joint robustly and measure each view's disagreement with the others.
 
     Args:
@@ -254,8 +262,11 @@ def consistency_report(cameras: Sequence[Camera], keypoints: Float[np.ndarray, "
         swap_gain: a view is a swap suspect when exchanging its L/R joints brings their median error
             to at most this share of the current one (and the current one exceeds the tolerance).
         refine_steps: Gauss-Newton steps after each DLT on the inliers (0: plain DLT).
+        view_cameras: (C,) the camera each row of ``keypoints`` was seen from, when several rows are one camera's
+            (several pose networks' keypoints of the same view, ``cameras`` repeated): hypotheses and their inliers
+            then span at least two different cameras. Default: every row its own camera.
     Returns:
-        The :class:`ConsistencyReport`.
+        The :class:`ConsistencyReport`; its per-view fields have one row per row of ``keypoints``.
     """
     kp = np.asarray(keypoints, dtype=np.float64)
     if kp.ndim != 3 or kp.shape[1:] != (NUM_JOINTS, 3):
@@ -277,6 +288,9 @@ def consistency_report(cameras: Sequence[Camera], keypoints: Float[np.ndarray, "
         raise ConfigError(f"refine_steps must be >= 0, got {refine_steps}")
 
     C = len(kp)
+    camera = np.arange(C) if view_cameras is None else np.asarray(view_cameras)
+    if camera.shape != (C,):
+        raise ConfigError(f"view_cameras must name the camera of each of the {C} views, got shape {camera.shape}")
     P = _projection_matrices(cameras)
     present = np.isfinite(kp[..., :2]).all(-1) & (kp[..., 2] > 0)
     tol = _view_tolerances(kp, present, rel_threshold, min_threshold_px, threshold_px)
@@ -285,9 +299,9 @@ def consistency_report(cameras: Sequence[Camera], keypoints: Float[np.ndarray, "
     err = np.full((C, NUM_JOINTS), np.nan)
     for j in range(NUM_JOINTS):
         views = np.flatnonzero(present[:, j])
-        if len(views) < 2:
+        if len(np.unique(camera[views])) < 2:
             continue
-        X = _robust_joint(P[views], kp[views, j, :2], kp[views, j, 2], tol[views], refine_steps)
+        X = _robust_joint(P[views], kp[views, j, :2], kp[views, j, 2], tol[views], refine_steps, camera[views])
         if np.isfinite(X).all():
             joints3d[j] = X
             err[views, j] = _errors(P[views], kp[views, j, :2], X)

@@ -19,6 +19,7 @@ PERCEPTUAL_WEIGHT = 0.01  # the paper's LPIPS weight, used by perceptual="auto" 
 Encoder = Literal["none", "resnet18", "resnet34", "dino", "mediapipe"]
 FROZEN_ENCODERS = frozenset({"mediapipe"})  # pretrained networks used as they are, not trained
 POSE_ENCODERS = frozenset({"mediapipe"})  # encoders whose output is BODY_25 joint heatmaps
+HypothesisTeacher = Literal["none", "mediapipe"]  # "none" or one of POSE_ENCODERS
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,11 @@ class StudentConfig:
             source-view keypoints triangulated robustly (ours, :mod:`ghnerf.student.joint_hypotheses`): with a pose
             network as encoder, its keypoints (the triangulated teacher's heatmap of the target view); teacher-free,
             the peaks of the student's own source heatmap head.
+        hypothesis_teacher: a pose network (one of the pose encoders: ``mediapipe``) whose keypoints of the source
+            views join the student's own source heatmap peaks in that triangulation, each an observation of its own
+            (:func:`ghnerf.student.joint_hypotheses.triangulate_source_keypoints`): a joint stands where two
+            cameras agree, whichever network saw it there. The teacher then runs at test time (teacher-in-the-loop);
+            "none": the student's own peaks alone. Needs joint hypotheses from the source heatmap head.
         joint_hypothesis_sigma: that Gaussian's width in source-image pixels (the teachers' target sigma).
         hypothesis_rel_threshold: the outlier tolerance of that triangulation (share of each view's keypoint box
             diagonal; :func:`ghnerf.base.multiview.consistency_report`). The default
@@ -168,6 +174,7 @@ class StudentConfig:
     ray_evidence_agreement: bool = False
     ray_evidence_agreement_gain: float = 0.0
     joint_hypotheses: bool = False
+    hypothesis_teacher: HypothesisTeacher = "none"
     joint_hypothesis_sigma: float = 7.0
     lift_missing_joints: bool = False
     hypothesis_rel_threshold: float = REL_THRESHOLD
@@ -197,6 +204,12 @@ class StudentConfig:
             raise ConfigError(f"{self.name}: joint hypotheses triangulate a pose network's keypoints; they need "
                               f"encoder {' or '.join(sorted(POSE_ENCODERS))} or the source heatmap head "
                               "(teacher-free), and the heatmap head")
+        if self.hypothesis_teacher != "none" and (self.hypothesis_teacher not in POSE_ENCODERS
+                                                  or not self.joint_hypotheses or self.encoder in POSE_ENCODERS):
+            raise ConfigError(f"{self.name}: hypothesis_teacher {self.hypothesis_teacher!r} adds a pose network's "
+                              "keypoints to the joint hypotheses of the student's own source heatmap head; it must "
+                              f"be none or one of {', '.join(sorted(POSE_ENCODERS))} and needs joint_hypotheses "
+                              "with a trained encoder (not a pose network, whose keypoints they already are)")
         if self.ray_evidence_agreement and not self.ray_evidence_samples:
             raise ConfigError(f"{self.name}: ray_evidence_agreement is read with the ray evidence; it needs "
                               "ray_evidence_samples")

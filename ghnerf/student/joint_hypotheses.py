@@ -30,13 +30,17 @@ from ghnerf.student.geometry import project
 
 def triangulate_source_keypoints(keypoints: Float[np.ndarray, "V 25 3"], src_K: Float[Tensor, "V 3 3"],
                                  src_w2c: Float[Tensor, "V 4 4"], lift: bool = False,
-                                 rel_threshold: float = REL_THRESHOLD) -> Float[Tensor, "25 3"]:
+                                 rel_threshold: float = REL_THRESHOLD,
+                                 more_keypoints: Float[np.ndarray, "V 25 3"] | None = None) -> Float[Tensor, "25 3"]:
     """Robust triangulation of the source views' keypoints (undistorted pixels at ``src_K``'s resolution).
 
     Args:
         rel_threshold: the outlier tolerance (:func:`ghnerf.base.multiview.consistency_report`).
         lift: also place the joints no 2 views agree on from one view
             (:func:`ghnerf.base.joint_lifting.lift_missing_joints`).
+        more_keypoints: a second pose network's keypoints of the same V views (the teacher's, next to the
+            student's own), each an observation of its own: a joint stands where the observations of at least two
+            different cameras agree, whichever network gave them.
     Returns:
         (25, 3) world points on ``src_K``'s device, NaN where no 2 views agree (with ``lift``: where no view
         detected the joint or no triangulated joint is connected to it).
@@ -46,9 +50,16 @@ def triangulate_source_keypoints(keypoints: Float[np.ndarray, "V 25 3"], src_K: 
     cameras = [Camera(K=k, R=m[:3, :3], T=m[:3, 3]) for k, m in zip(K, w2c)]
     if len(cameras) < 2:
         return torch.full((NUM_JOINTS, 3), float("nan"), device=src_K.device)
-    joints = consistency_report(cameras, np.asarray(keypoints, np.float64), rel_threshold=rel_threshold).joints3d
+    observed = np.asarray(keypoints, np.float64)
+    view_cameras = np.arange(len(cameras))
+    if more_keypoints is not None:
+        if np.shape(more_keypoints) != observed.shape:
+            raise ValueError(f"more_keypoints {np.shape(more_keypoints)} must match keypoints {observed.shape}")
+        observed = np.concatenate([observed, np.asarray(more_keypoints, np.float64)])
+        cameras, view_cameras = cameras * 2, np.concatenate([view_cameras, view_cameras])
+    joints = consistency_report(cameras, observed, rel_threshold=rel_threshold, view_cameras=view_cameras).joints3d
     if lift:
-        joints = lift_missing_joints(cameras, keypoints, joints)
+        joints = lift_missing_joints(cameras, observed, joints)
     return torch.as_tensor(joints, dtype=src_K.dtype, device=src_K.device)
 
 

@@ -9,6 +9,7 @@ One target view per call; V source views.
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from jaxtyping import Float
@@ -123,6 +124,9 @@ class GHNeRF(nn.Module):
         self.coord_head = FeatureHead(inter, 3, cfg.hidden, "none") if cfg.coord_head else None
         self.source_heatmap_head = (source_heatmap_head(cfg.human_projection_dim, cfg.num_joints,
                                                         cfg.source_heatmap_convs) if cfg.source_heatmap_head else None)
+        # the pose network whose keypoints join the own ones in the joint hypotheses (frozen, no parameters)
+        self.hypothesis_teacher = (None if cfg.hypothesis_teacher == "none"
+                                   else build_encoder(cfg.hypothesis_teacher, "auto"))
 
     def freeze_human_path(self) -> None:
         """Keep the encoder, its projection and the source heatmap head as they are from now on: no gradient, and
@@ -175,7 +179,7 @@ class GHNeRF(nn.Module):
                     raw = self.encoder(images, batch.src_photos)
                 human = self.human_proj(raw)
                 pose = for_sampling(raw) if self.cfg.ray_evidence_samples else None
-            else:  # teacher-free: the student's own source heatmaps (and their keypoints) stand in for a pose network's
+            else:  # the student's own source heatmaps (and their keypoints; hypothesis_teacher's join them) stand in
                 human = self.project_human(images)
                 if self.cfg.ray_evidence_samples or self.cfg.joint_hypotheses:
                     own = self.source_heatmaps(human)
@@ -184,9 +188,19 @@ class GHNeRF(nn.Module):
             if keypoints is not None:
                 joints3d = triangulate_source_keypoints(keypoints, batch.src_K, batch.src_w2c,
                                                         lift=self.cfg.lift_missing_joints,
-                                                        rel_threshold=self.cfg.hypothesis_rel_threshold)
+                                                        rel_threshold=self.cfg.hypothesis_rel_threshold,
+                                                        more_keypoints=self._teacher_keypoints(batch))
             human = channels_last_grad(human)
         return SourceEncoding(fpn, human, pose, joints3d)
+
+    def _teacher_keypoints(self, batch: MultiViewBatch) -> Float[np.ndarray, "V 25 3"] | None:
+        """``hypothesis_teacher``'s keypoints of the source photographs (pixels of the source images), or None."""
+        if self.hypothesis_teacher is None:
+            return None
+        if batch.src_images_unmasked is None:
+            raise ValueError(f"{self.cfg.name}'s hypothesis teacher needs the unmasked source photographs "
+                             "(MultiViewBatch.src_images_unmasked)")
+        return self.hypothesis_teacher.heatmaps_and_keypoints(batch.src_images_unmasked, batch.src_photos)[1]
 
     def project_human(self, images: Float[Tensor, "V 3 H W"]) -> Float[Tensor, "V C h w"]:
         """``human_proj(encoder(images))``, projected before upsampling where the encoder can

@@ -78,7 +78,8 @@ class SourceEncoding:
         human: (V, human_projection_dim, H/2, W/2) projected human features, or None.
         pose_heatmaps: (V, J, H/2, W/2) the pose encoder's own heatmaps, kept for the ray evidence
             (``StudentConfig.ray_evidence_samples``), or None.
-        joints3d: (J, 3) the pose encoder's source keypoints (teacher-free: the source heatmap head's) triangulated
+        joints3d: (J, 3) the pose encoder's source keypoints (teacher-free: the source heatmap head's, with
+            ``StudentConfig.hypothesis_teacher``'s beside them) triangulated
             (NaN rows missing), for the joint hypotheses (``StudentConfig.joint_hypotheses``), or None.
     """
 
