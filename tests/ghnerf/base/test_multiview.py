@@ -209,3 +209,30 @@ def test_bad_input_raises_config_error():
         triangulate_points(cams[:3], kp[:2, 0, :2])
     with pytest.raises(ConfigError, match="weights"):
         triangulate_points(cams[:2], kp[:2, 0, :2], weights=np.array([1.0, -1.0]))
+
+
+def test_two_networks_keypoints_of_one_camera_never_triangulate_alone():
+    """With ``view_cameras``, rows of the same camera (two pose networks' keypoints of one view) give no hypothesis
+    between them: a joint only one camera reports stays missing however many rows report it (as rows of their own
+    cameras, the same rows triangulate it, from one camera centre)."""
+    cams, X = ring(3), joints(4)
+    exact = keypoints(cams, X)
+    teacher = exact.copy()
+    teacher[:, :, :2] += 0.5  # the second network: half a pixel off everywhere, within the tolerance
+    rows = np.concatenate([exact, teacher])
+    ids = [0, 1, 2, 0, 1, 2]
+    report = consistency_report(cams * 2, rows, view_cameras=ids)
+    assert np.nanmax(np.linalg.norm(report.joints3d - X, axis=1)) < 0.01
+    assert report.reprojection_error.shape == (6, NUM_JOINTS)
+    np.testing.assert_array_equal(report.joints3d, consistency_report(cams * 2, rows, view_cameras=np.array(ids))
+                                  .joints3d)
+    only_cam0 = rows.copy()
+    only_cam0[[1, 2, 4, 5], 7, 2] = 0  # joint 7: camera 0 alone, by both networks
+    assert np.isnan(consistency_report(cams * 2, only_cam0, view_cameras=ids).joints3d[7]).all()
+    # without view_cameras the six rows are six cameras: the same rows do triangulate joint 7 (from one camera)
+    assert np.isfinite(consistency_report(cams * 2, only_cam0).joints3d[7]).all()
+    # default: every row its own camera, exactly as before the option existed
+    np.testing.assert_array_equal(consistency_report(cams, exact).joints3d,
+                                  consistency_report(cams, exact, view_cameras=[0, 1, 2]).joints3d)
+    with pytest.raises(ConfigError, match="view_cameras"):
+        consistency_report(cams * 2, rows, view_cameras=[0, 1, 2])

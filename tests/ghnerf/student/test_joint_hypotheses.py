@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from jaxtyping import TypeCheckError
 
 from ghnerf.base.body25 import NUM_JOINTS
 from ghnerf.base.cameras import Camera, look_at
@@ -205,3 +206,81 @@ def test_teacher_free_hypotheses_triangulate_the_student_s_own_source_heatmaps(m
     monkeypatch.setattr(model, "source_heatmaps", lambda human: empty)
     with torch.no_grad():
         assert torch.isnan(model.encode(batch).joints3d).all()
+
+
+def test_a_second_networks_keypoints_join_the_triangulation_as_observations_of_their_own():
+    """``more_keypoints``: with 2 views, a joint one network misses in a view (or gets wrong there) comes back from
+    the other network's keypoint of that view; a joint only one camera reports, by either network, stays missing."""
+    cams = CAMERAS[:2]
+    K, w2c = _tensors(cams)
+    own, teacher = _keypoints(cams), _keypoints(cams)
+    own[1, 3, 2] = 0  # joint 3: the student's own network misses it in view 1 ...
+    own[0, 5, :2] += 40.0  # joint 5: ... and is 40 px off in view 0
+    teacher[:, 3, :2] += 0.3  # the teacher sees joint 3 (0.3 px off) and joint 5 right
+    teacher[0, 9, 2] = 0  # joint 9: the teacher misses it in view 0, the student has it in both views
+    own[1, 11, 2] = teacher[1, 11, 2] = 0  # joint 11: view 0 alone, by both networks
+    alone = triangulate_source_keypoints(own, K, w2c).numpy()
+    assert np.isnan(alone[3]).all() and np.isnan(alone[5]).all()  # the own keypoints alone: 2 views, no agreement
+    X = triangulate_source_keypoints(own, K, w2c, more_keypoints=teacher).numpy()
+    good = [j for j in range(NUM_JOINTS) if j not in (3, 11)]
+    np.testing.assert_allclose(X[good], JOINTS[good], atol=1e-6)
+    assert np.linalg.norm(X[3] - JOINTS[3]) < 0.01
+    assert np.isnan(X[11]).all()
+    np.testing.assert_allclose(triangulate_source_keypoints(own, K, w2c, lift=True, more_keypoints=teacher)
+                               .numpy()[good], X[good])
+    with pytest.raises((ValueError, TypeCheckError), match="more_keypoints"):  # jaxtyping's check when it is on
+        triangulate_source_keypoints(own, K, w2c, more_keypoints=teacher[:1])
+
+
+def test_a_hypothesis_teacher_belongs_to_the_own_joint_hypotheses():
+    assert preset("ghnerf-resnet18-hypotheses").hypothesis_teacher == "none"
+    assert preset("ghnerf-resnet18-hypotheses", hypothesis_teacher="mediapipe").hypothesis_teacher == "mediapipe"
+    for bad in (dict(name="ghnerf-resnet18-evidence", hypothesis_teacher="mediapipe"),  # no joint hypotheses
+                dict(name="ghnerf-mediapipe-hypotheses", hypothesis_teacher="mediapipe")):  # already the teacher's
+        with pytest.raises(ConfigError, match="hypothesis_teacher"):
+            preset(**bad)
+    old = preset("ghnerf-resnet18-hypotheses").to_dict()
+    del old["hypothesis_teacher"]  # checkpoints written before the option existed
+    assert StudentConfig.from_dict(old).hypothesis_teacher == "none"
+
+
+def test_the_hypothesis_teachers_keypoints_are_triangulated_with_the_own_heatmaps_peaks(monkeypatch):
+    """A student with ``hypothesis_teacher`` triangulates its own source heatmap peaks and the teacher's keypoints of
+    the same (unmasked) source views together: own heatmaps that see nothing and a teacher that sees every joint give
+    the teacher's joints; the teacher's misses leave the own peaks' joints."""
+    pytest.importorskip("mediapipe", reason="mediapipe==0.10.14 is a core dependency; `make install` installs it")
+    from ghnerf.base.keypoint_codec import HeatmapCodec
+    from ghnerf.student.model_io import MultiViewBatch
+
+    model = GHNeRF(preset("ghnerf-resnet18-hypotheses", hypothesis_teacher="mediapipe", pretrained="none",
+                          lift_missing_joints=False)).eval()
+    assert not list(model.hypothesis_teacher.parameters())  # frozen, nothing in checkpoints
+    cams = CAMERAS[:3]
+    K, w2c = (t.float() for t in _tensors(cams))
+    unmasked = torch.rand(3, 3, 128, 128)
+    batch = MultiViewBatch(src_images=torch.rand(3, 3, 128, 128), src_K=K, src_w2c=w2c, tgt_K=K[0],
+                           tgt_w2c=_tensors(CAMERAS[3:])[1][0].float(), near_far=torch.tensor([1.0, 5.0]),
+                           src_images_unmasked=unmasked)
+    teacher = _keypoints(cams)
+    teacher[:, :4, 2] = 0  # the teacher misses joints 0-3 everywhere
+    calls = []
+
+    def fake_teacher(images, photos=None):
+        calls.append(images)
+        return None, teacher
+
+    monkeypatch.setattr(model.hypothesis_teacher, "heatmaps_and_keypoints", fake_teacher)
+    own = _keypoints(cams)
+    own[:, 4:, 2] = 0  # the own head sees joints 0-3 only
+    planted = torch.tensor(np.stack([HeatmapCodec(stride=2).encode(kp, 128, 128)[0] for kp in own]))
+    monkeypatch.setattr(model, "source_heatmaps", lambda human: planted)
+    with torch.no_grad():
+        joints = model.encode(batch).joints3d.numpy()
+    assert len(calls) == 1 and calls[0] is unmasked  # the teacher reads the photographs, not the masked images
+    np.testing.assert_allclose(joints[4:], JOINTS[4:], atol=1e-4)  # the teacher's joints (exact keypoints)
+    np.testing.assert_allclose(joints[:4], JOINTS[:4], atol=2e-3)  # the own peaks' (decoded from heatmaps)
+    monkeypatch.setattr(model, "source_heatmaps", lambda human: torch.zeros_like(planted))
+    with torch.no_grad():
+        joints = model.encode(batch).joints3d.numpy()
+    assert np.isnan(joints[:4]).all()  # neither network sees them
+    np.testing.assert_allclose(joints[4:], JOINTS[4:], atol=1e-4)
