@@ -83,6 +83,8 @@ def test_flow_parameters_are_the_spec_fields(index):
         if default is not inspect.Parameter.empty:
             # as JSON holds it (the ENeRF source-view mix's int keys are strings there)
             assert schema.properties[name].get("default") == json.loads(json.dumps(default)), name
+        if field.description:  # the run form describes each parameter as the command's --help does
+            assert schema.properties[name].get("description") == " ".join(field.description.split()), name
     # Prefect validates a run's parameters against the spec's ranges
     required = {n: "x" for n, f in spec.model_fields.items() if f.is_required()}
     assert flow.validate_parameters(required)
