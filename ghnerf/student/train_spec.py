@@ -20,7 +20,7 @@ class TrainSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    # the default is the student benchmark's best recipe (benchmarks/student_quality_rows.py BEST_RECIPE), with the mix below
+    # the default is the student benchmark's best recipe (student_quality_rows.BEST_RECIPE), with the mix below
     config: str = Field("ghnerf-mediapipe-hypotheses",
                         description=f"{' | '.join(PRESETS)}, optionally +cse and/or +coord")
     data: str = Field(..., description="dataset folder (ZJU-MoCap or RenderPeople layout)")
