@@ -4,7 +4,9 @@ keypoints) on the same views, with the share of joints each reports and the medi
 of them have within PCK's radius (how precise the hits are); then each network's keypoints of each held-out
 view's K source views triangulated (robust, and lifted: :mod:`ghnerf.eval.triangulated_teacher`) and projected
 into it, as the student benchmark scores its rival. The student network's keypoints, so triangulated, are the
-teacher-free student's joint hypotheses.
+teacher-free student's joint hypotheses; triangulated together with the teacher's keypoints of the same views
+(" + teacher": each an observation of its own, ``StudentConfig.hypothesis_teacher``), those of the student that
+runs both networks. MPJPE of each triangulation (metres, against the dataset's 3D joints) is in the JSON.
 
 Reads ``benchmarks/student_quality.py --workdir W`` runs (their ``checkpoints/latest.pt``); nothing is trained.
 Prints a table and writes JSON.
@@ -30,6 +32,9 @@ from ghnerf.eval.triangulated_teacher import held_out_teacher, teacher_keypoints
 from ghnerf.student.data import ExampleSet, source_batch
 from ghnerf.student.joint_hypotheses import source_keypoints
 from storage.targets import TargetStore
+
+
+POOLED = " + teacher"  # a column of the network's keypoints triangulated together with the teacher's
 
 
 class KeypointTable:
@@ -93,7 +98,7 @@ def main() -> None:
     table = Table(title=f"PCK@0.2 on the test subjects' views: one view at a time ({len(views)} views), and "
                         f"triangulated from K source views into each held-out one")
     for column in ("network", "one view", "- teacher (95 % paired interval)", "detected", "px error, all hit",
-                   *(f"{m}, K = {k}" for k in args.source_views for m in ("robust", "lifted"))):
+                   *(f"{m}{p}, K = {k}" for k in args.source_views for p in ("", POOLED) for m in ("robust", "lifted"))):
         table.add_column(column)
     hits_of = {name: pck_hits(kps, gt)[0] for name, kps in networks.items()}
     all_hit = valid & np.logical_and.reduce(list(hits_of.values()))
@@ -109,18 +114,23 @@ def main() -> None:
         if name in scales:
             diff = paired_pck_difference((hits & valid).sum(1), (teacher_hits & valid).sum(1), valid.sum(1))
             row |= {"minus_teacher": dataclasses.asdict(diff), "image_scale": scales[name]}
-        store = KeypointTable(dict(zip(names, kps)))
+        own = KeypointTable(dict(zip(names, kps)))
         for k in args.source_views:
-            held = held_out_teacher(examples[k], store, methods=("robust", "lifted"))
-            for m in ("robust", "lifted"):
-                h, v, _ = pck_hits(held.triangulated[m], held.gt2d)
-                row[f"{m}_K{k}"] = float(h[v].mean())
+            for suffix, pooled in (("", None), ("_pooled", store if name in scales else None)):
+                if suffix and pooled is None:
+                    continue  # the teacher pooled with itself: nothing new
+                held = held_out_teacher(examples[k], own, methods=("robust", "lifted"), pooled_with=pooled)
+                for m in ("robust", "lifted"):
+                    h, v, _ = pck_hits(held.triangulated[m], held.gt2d)
+                    row[f"{m}{suffix}_K{k}"] = float(h[v].mean())
+                    row[f"{m}{suffix}_K{k}_mpjpe_m"] = held.mpjpe(m)
         results["networks"][name] = row
         d = row.get("minus_teacher")
         table.add_row(name, f"{row['one_view']:.3f}",
                       "–" if d is None else f"{d['difference']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]",
                       f"{row['detected']:.3f}", f"{row['median_px_error_all_hit']:.2f}",
-                      *(f"{row[f'{m}_K{k}']:.3f}" for k in args.source_views for m in ("robust", "lifted")))
+                      *(f"{row[f'{m}{p}_K{k}']:.3f}" if f"{m}{p}_K{k}" in row else "–"
+                        for k in args.source_views for p in ("", "_pooled") for m in ("robust", "lifted")))
     Console(width=160).print(table)
     write_json(args.out, {"benchmark": "source_pose_pck", **results})
     print(f"wrote {args.out}")

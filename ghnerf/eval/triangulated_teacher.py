@@ -24,10 +24,10 @@ from jaxtyping import Float
 
 from ghnerf.base.body25 import NUM_JOINTS
 from ghnerf.base.cameras import Camera, scaled
-from ghnerf.base.joint_lifting import lift_missing_joints
 from ghnerf.base.keypoint_codec import empty_keypoints
 from ghnerf.base.multiview import consistency_report, triangulate_points
 from ghnerf.base.tolerances import FEW_VIEWS_REL_THRESHOLD
+from ghnerf.base.view_triangulation import triangulate_views
 from ghnerf.data.images import pinhole
 from ghnerf.eval.metrics import mpjpe
 from ghnerf.target_fusion import FusionConfig
@@ -57,25 +57,23 @@ def plain_triangulation(cameras: Sequence[Camera], keypoints: Float[np.ndarray, 
     return out
 
 
-def robust_triangulation(cameras: Sequence[Camera],
-                         keypoints: Float[np.ndarray, "C 25 3"]) -> Float[np.ndarray, "25 3"]:
-    """The project's robust triangulation (:func:`ghnerf.base.multiview.consistency_report`) of C views' keypoints,
-    with the outlier tolerance that suits a few source views best
-    (:data:`~ghnerf.base.tolerances.FEW_VIEWS_REL_THRESHOLD`).
+def robust_triangulation(cameras: Sequence[Camera], keypoints: Float[np.ndarray, "C 25 3"],
+                         more_keypoints: Float[np.ndarray, "C 25 3"] | None = None) -> Float[np.ndarray, "25 3"]:
+    """The project's robust triangulation (:func:`ghnerf.base.view_triangulation.triangulate_views`) of C views'
+    keypoints (and ``more_keypoints``, a second network's of the same views, pooled with them), with the outlier
+    tolerance that suits a few source views best (:data:`~ghnerf.base.tolerances.FEW_VIEWS_REL_THRESHOLD`).
 
     Returns:
         (25, 3) world points, NaN where no 2 views agree.
     """
-    if len(cameras) == 0:
-        return np.full((NUM_JOINTS, 3), np.nan)
-    return consistency_report(cameras, keypoints, rel_threshold=FEW_VIEWS_REL_THRESHOLD).joints3d
+    return triangulate_views(cameras, keypoints, FEW_VIEWS_REL_THRESHOLD, more_keypoints=more_keypoints)
 
 
-def lifted_triangulation(cameras: Sequence[Camera],
-                         keypoints: Float[np.ndarray, "C 25 3"]) -> Float[np.ndarray, "25 3"]:
+def lifted_triangulation(cameras: Sequence[Camera], keypoints: Float[np.ndarray, "C 25 3"],
+                         more_keypoints: Float[np.ndarray, "C 25 3"] | None = None) -> Float[np.ndarray, "25 3"]:
     """:func:`robust_triangulation` with the joints it left missing lifted from the view that detected them
     (:func:`ghnerf.base.joint_lifting.lift_missing_joints`): the strongest rival of this kind, no learning."""
-    return lift_missing_joints(cameras, keypoints, robust_triangulation(cameras, keypoints))
+    return triangulate_views(cameras, keypoints, FEW_VIEWS_REL_THRESHOLD, lift=True, more_keypoints=more_keypoints)
 
 
 TRIANGULATIONS = {"dlt": plain_triangulation, "robust": robust_triangulation, "lifted": lifted_triangulation}
@@ -164,7 +162,7 @@ def teacher_keypoints(store, subject: str, frame_id: int, camera: str) -> Float[
 
 def held_out_teacher(examples, store, max_views: int | None = None,
                      methods: Sequence[str] | Mapping[str, Callable] = tuple(TRIANGULATIONS), all_cameras: bool = False,
-                     areas: bool = False) -> HeldOutTeacher:
+                     areas: bool = False, pooled_with=None) -> HeldOutTeacher:
     """The teacher on each held-out view and triangulated from that view's source views.
 
     Args:
@@ -176,6 +174,8 @@ def held_out_teacher(examples, store, max_views: int | None = None,
             every camera of the frame the teacher labelled, the held-out one included (``triangulated[ALL_CAMERAS]``):
             what training labels fused over all views approximate, so the ceiling of a student trained on them.
         areas: also read each view's mask (``HeldOutTeacher.areas``, for COCO AP).
+        pooled_with: a second pose network's keypoints (read as ``store``'s), pooled with the teacher's in every
+            triangulation from the source views (the methods take ``more_keypoints``: ``robust``, ``lifted``).
     """
     items = examples.items[:max_views]
     keys, on_view, gt2d, gt3d, cameras, mask_areas = [], [], [], [], [], []
@@ -198,7 +198,10 @@ def held_out_teacher(examples, store, max_views: int | None = None,
 
         for m, triangulate in chosen.items():
             views = range(len(frame.views)) if m == ALL_CAMERAS else srcs
-            X = triangulate([pinhole(frame.views[v].camera) for v in views], np.stack([keypoints(v) for v in views]))
+            more = ({} if pooled_with is None or m == ALL_CAMERAS else {"more_keypoints": np.stack(
+                [teacher_keypoints(pooled_with, subject, frame.frame_id, frame.views[v].name) for v in views])})
+            X = triangulate([pinhole(frame.views[v].camera) for v in views], np.stack([keypoints(v) for v in views]),
+                            **more)
             j3d[m].append(X)
             tri[m].append(project_joints(target, X))
         if areas:

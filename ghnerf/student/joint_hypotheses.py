@@ -21,10 +21,9 @@ from torch import Tensor
 
 from ghnerf.base.body25 import NUM_JOINTS
 from ghnerf.base.cameras import Camera
-from ghnerf.base.joint_lifting import lift_missing_joints
 from ghnerf.base.keypoint_codec import HeatmapCodec
-from ghnerf.base.multiview import consistency_report
 from ghnerf.base.tolerances import REL_THRESHOLD
+from ghnerf.base.view_triangulation import triangulate_views
 from ghnerf.student.geometry import project
 
 
@@ -39,27 +38,18 @@ def triangulate_source_keypoints(keypoints: Float[np.ndarray, "V 25 3"], src_K: 
         lift: also place the joints no 2 views agree on from one view
             (:func:`ghnerf.base.joint_lifting.lift_missing_joints`).
         more_keypoints: a second pose network's keypoints of the same V views (the teacher's, next to the
-            student's own), each an observation of its own: a joint stands where the observations of at least two
-            different cameras agree, whichever network gave them.
+            student's own), each an observation of its own (:func:`ghnerf.base.view_triangulation.
+            triangulate_views`).
     Returns:
         (25, 3) world points on ``src_K``'s device, NaN where no 2 views agree (with ``lift``: where no view
         detected the joint or no triangulated joint is connected to it).
     """
     K = src_K.detach().double().cpu().numpy()
     w2c = src_w2c.detach().double().cpu().numpy()
-    cameras = [Camera(K=k, R=m[:3, :3], T=m[:3, 3]) for k, m in zip(K, w2c)]
-    if len(cameras) < 2:
+    if len(K) < 2:
         return torch.full((NUM_JOINTS, 3), float("nan"), device=src_K.device)
-    observed = np.asarray(keypoints, np.float64)
-    view_cameras = np.arange(len(cameras))
-    if more_keypoints is not None:
-        if np.shape(more_keypoints) != observed.shape:
-            raise ValueError(f"more_keypoints {np.shape(more_keypoints)} must match keypoints {observed.shape}")
-        observed = np.concatenate([observed, np.asarray(more_keypoints, np.float64)])
-        cameras, view_cameras = cameras * 2, np.concatenate([view_cameras, view_cameras])
-    joints = consistency_report(cameras, observed, rel_threshold=rel_threshold, view_cameras=view_cameras).joints3d
-    if lift:
-        joints = lift_missing_joints(cameras, observed, joints)
+    cameras = [Camera(K=k, R=m[:3, :3], T=m[:3, 3]) for k, m in zip(K, w2c)]
+    joints = triangulate_views(cameras, keypoints, rel_threshold, lift, more_keypoints)
     return torch.as_tensor(joints, dtype=src_K.dtype, device=src_K.device)
 
 

@@ -182,3 +182,33 @@ def test_the_label_ceiling_outvotes_source_views_that_agree_on_a_wrong_joint(stu
     expected = pinhole(frame.views[cam].camera).project(frame.joints3d, distort=False) * examples.scale
     assert not np.linalg.norm(res.triangulated["robust"][0, 4, :2] - expected[4]) < 5  # NaN (dropped) or off
     assert np.linalg.norm(res.triangulated[ALL_CAMERAS][0, 4, :2] - expected[4]) < 1e-2
+
+
+class BlindStore(PlantedStore):
+    """PlantedStore that reports nothing of ``joints`` in any view but the first it is asked for in each frame."""
+
+    def __init__(self, examples: ExampleSet, joints: list[int]):
+        super().__init__(examples)
+        self.joints, self.first = joints, {}
+
+    def keypoints(self, subject, frame_id, camera):
+        kp = super().keypoints(subject, frame_id, camera)
+        if self.first.setdefault((subject, frame_id), camera) != camera:
+            kp[self.joints, 2] = 0.0
+        return kp
+
+
+def test_a_second_network_pooled_with_the_teacher_fills_the_joints_it_misses(student_root):
+    """``pooled_with``: the joints the teacher reports in one source view only are missing from its own robust
+    triangulation and come back, exactly, from a second network's keypoints of the same views; the label ceiling
+    and the teacher's own keypoints of the held-out view stay the teacher's."""
+    examples = ExampleSet(student_root, "test", source_views=2, heatmaps="none")
+    blind = [3, 8, 12]
+    alone = held_out_teacher(examples, BlindStore(examples, blind), max_views=2, methods=("robust", "lifted"))
+    pooled = held_out_teacher(examples, BlindStore(examples, blind), max_views=2, methods=("robust", "lifted"),
+                              pooled_with=PlantedStore(examples), all_cameras=True)
+    assert np.isnan(alone.joints3d["robust"][:, blind]).all()
+    np.testing.assert_allclose(pooled.joints3d["robust"], pooled.gt3d, atol=1e-6)
+    np.testing.assert_allclose(pooled.joints3d["lifted"], pooled.gt3d, atol=1e-6)
+    np.testing.assert_array_equal(pooled.on_view, alone.on_view)
+    assert np.isnan(pooled.joints3d[ALL_CAMERAS][:, blind]).all()  # the ceiling is the teacher's alone: not pooled
