@@ -306,6 +306,12 @@ PRESETS["ghnerf-resnet18-hypotheses"] = replace(
     PRESETS["ghnerf-resnet18-evidence"], name="ghnerf-resnet18-hypotheses", joint_hypotheses=True,
     lift_missing_joints=True, heatmap_residual=True, detach_heads=True)
 
+# ours: ghnerf-resnet18-hypotheses with MediaPipe at test time too: its keypoints of the source views are triangulated
+# together with the student's own source heatmap peaks, each an observation of its own (hypothesis_teacher; a joint
+# stands where two cameras agree, whichever network saw it). Train it as ghnerf-resnet18-hypotheses.
+PRESETS["ghnerf-resnet18-mediapipe-hypotheses"] = replace(
+    PRESETS["ghnerf-resnet18-hypotheses"], name="ghnerf-resnet18-mediapipe-hypotheses", hypothesis_teacher="mediapipe")
+
 
 # ours: ghnerf-mediapipe-hypotheses without the ray evidence and with ENeRF's 2 fine samples: about half its render
 # time (benchmarks/enerf_core_speed.py case ours-fast: 0.52x / 0.64x the original ENeRF's body box / full frame at
