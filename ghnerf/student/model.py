@@ -46,6 +46,7 @@ from ghnerf.student.renderers import (
 )
 from ghnerf.student.samplers import depth_guided_samples
 from ghnerf.student.volume_window import VolumeWindow, volume_window, window_pixels
+from ghnerf.student.weights import HYPOTHESIS_TEACHER_NOTE
 
 # With ray evidence the heatmap head starts as sigmoid(8 E - 4): evidence 0 -> 0.02, 0.5 -> 0.5, 1 -> 0.98, so
 # a joint two of three views agree on (E ~ 0.6) is above OpenPose's 0.1 threshold and one view alone (E ~ 0.3)
@@ -158,7 +159,10 @@ class GHNeRF(nn.Module):
 
     @property
     def pretrained_weights(self) -> str:
-        return "n/a (no encoder)" if self.encoder is None else self.encoder.weights_source
+        """Where the encoder's weights came from (and the hypothesis teacher's network, which runs at test time)."""
+        own = "n/a (no encoder)" if self.encoder is None else self.encoder.weights_source
+        teacher = self.hypothesis_teacher
+        return own if teacher is None else f"{own}{HYPOTHESIS_TEACHER_NOTE}{teacher.weights_source}"
 
     def encode(self, batch: MultiViewBatch) -> SourceEncoding:
         """Features of the source views; reuse it for every target that shares these sources."""

@@ -19,6 +19,8 @@ import torch
 from ghnerf.base.errors import WeightsNotFoundError
 from ghnerf.student.config import AUTO, FROZEN_ENCODERS, PERCEPTUAL_WEIGHT, StudentConfig
 
+HYPOTHESIS_TEACHER_NOTE = "; hypothesis teacher: "  # joins the encoder's weights and a hypothesis teacher's network
+
 DINO_MODEL = "vit_small_patch8_224.dino"
 VGG16_FILE = "vgg16-397923af.pth"
 
@@ -91,8 +93,9 @@ class AutoWeights:
 
     def record(self, pretrained_weights: str) -> dict:
         """``pretrained_weights`` and ``perceptual_loss`` for run.json, every checkpoint and every report."""
-        if self.encoder_missing is not None:
-            pretrained_weights = random_init_note(self.encoder_missing)
+        if self.encoder_missing is not None:  # the encoder's part; a hypothesis teacher's stays
+            _, sep, teacher = pretrained_weights.partition(HYPOTHESIS_TEACHER_NOTE)
+            pretrained_weights = random_init_note(self.encoder_missing) + sep + teacher
         weight = self.config.losses.perceptual
         if self.vgg_missing is not None:
             perceptual = f"off: --perceptual-weight auto found no VGG16 weights at {self.vgg_missing}"

@@ -1,5 +1,8 @@
 """Triangulated joint hypotheses: analytic cameras and planted keypoints, and the student that starts from them."""
 
+from dataclasses import replace
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -12,6 +15,7 @@ from ghnerf.student.config import StudentConfig, preset
 from ghnerf.student.joint_hypotheses import hypothesis_heatmaps, triangulate_source_keypoints
 from ghnerf.student.model import EVIDENCE_BIAS, EVIDENCE_GAIN_WITH_HYPOTHESES, HYPOTHESIS_GAIN, GHNeRF
 from ghnerf.student.ray_evidence import ray_joint_evidence
+from ghnerf.student.weights import AutoWeights, random_init_note
 from tests.ghnerf.student.test_ray_evidence import fine_rays_with_evidence
 
 K_NP = np.array([[140.0, 0, 63.5], [0, 140.0, 63.5], [0, 0, 1]])
@@ -255,6 +259,13 @@ def test_the_hypothesis_teachers_keypoints_are_triangulated_with_the_own_heatmap
     model = GHNeRF(preset("ghnerf-resnet18-hypotheses", hypothesis_teacher="mediapipe", pretrained="none",
                           lift_missing_joints=False)).eval()
     assert not list(model.hypothesis_teacher.parameters())  # frozen, nothing in checkpoints
+    assert model.pretrained_weights.endswith(f"; hypothesis teacher: {model.hypothesis_teacher.weights_source}")
+    assert "mediapipe" in model.pretrained_weights.split("; hypothesis teacher: ")[1].lower()
+    # a run whose encoder weights were missing records that, and still the hypothesis teacher's network
+    resolved = replace(model.cfg, losses=replace(model.cfg.losses, perceptual=0.0))  # as resolve_auto leaves it
+    missing = AutoWeights(resolved, Path("/nowhere/resnet18.pth"), None).record(model.pretrained_weights)
+    assert missing["pretrained_weights"] == (random_init_note(Path("/nowhere/resnet18.pth")) + "; hypothesis teacher: "
+                                             + model.hypothesis_teacher.weights_source)
     cams = CAMERAS[:3]
     K, w2c = (t.float() for t in _tensors(cams))
     unmasked = torch.rand(3, 3, 128, 128)
