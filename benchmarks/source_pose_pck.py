@@ -34,7 +34,8 @@ from ghnerf.student.joint_hypotheses import source_keypoints
 from storage.targets import TargetStore
 
 
-POOLED = " + teacher"  # a column of the network's keypoints triangulated together with the teacher's
+# key suffix -> column label: each network's keypoints triangulated alone, and together with the teacher's
+VARIANTS = {"": "", "_pooled": " + teacher"}
 
 
 class KeypointTable:
@@ -98,7 +99,8 @@ def main() -> None:
     table = Table(title=f"PCK@0.2 on the test subjects' views: one view at a time ({len(views)} views), and "
                         f"triangulated from K source views into each held-out one")
     for column in ("network", "one view", "- teacher (95 % paired interval)", "detected", "px error, all hit",
-                   *(f"{m}{p}, K = {k}" for k in args.source_views for p in ("", POOLED) for m in ("robust", "lifted"))):
+                   *(f"{m}{label}, K = {k}" for k in args.source_views for label in VARIANTS.values()
+                     for m in ("robust", "lifted"))):
         table.add_column(column)
     hits_of = {name: pck_hits(kps, gt)[0] for name, kps in networks.items()}
     all_hit = valid & np.logical_and.reduce(list(hits_of.values()))
@@ -116,8 +118,9 @@ def main() -> None:
             row |= {"minus_teacher": dataclasses.asdict(diff), "image_scale": scales[name]}
         own = KeypointTable(dict(zip(names, kps)))
         for k in args.source_views:
-            for suffix, pooled in (("", None), ("_pooled", store if name in scales else None)):
-                if suffix and pooled is None:
+            for suffix in VARIANTS:
+                pooled = store if suffix else None
+                if pooled is not None and name not in scales:
                     continue  # the teacher pooled with itself: nothing new
                 held = held_out_teacher(examples[k], own, methods=("robust", "lifted"), pooled_with=pooled)
                 for m in ("robust", "lifted"):
@@ -130,7 +133,7 @@ def main() -> None:
                       "–" if d is None else f"{d['difference']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]",
                       f"{row['detected']:.3f}", f"{row['median_px_error_all_hit']:.2f}",
                       *(f"{row[f'{m}{p}_K{k}']:.3f}" if f"{m}{p}_K{k}" in row else "–"
-                        for k in args.source_views for p in ("", "_pooled") for m in ("robust", "lifted")))
+                        for k in args.source_views for p in VARIANTS for m in ("robust", "lifted")))
     Console(width=160).print(table)
     write_json(args.out, {"benchmark": "source_pose_pck", **results})
     print(f"wrote {args.out}")
