@@ -3,7 +3,7 @@ reports them): what each row trains, declared once; a row's index names its run 
 """
 
 from ghnerf.base.tolerances import FEW_VIEWS_REL_THRESHOLD, REL_THRESHOLD
-from ghnerf.student.train_config import ENERF_SOURCE_VIEW_MIX, TrainConfig
+from ghnerf.student.train_config import ENERF_SOURCE_VIEW_MIX, OWN_POSE_NETWORK_2D_STEPS, TrainConfig
 
 # The teacher-free student (no teacher network at test time): 2D pretraining of the encoder and its source heatmap
 # head on the teacher's heatmaps of the training photographs, then those heatmaps pooled along each ray as ray
@@ -21,8 +21,9 @@ TRAIN_DEFAULT_STEPS = {"steps": _TRAIN_DEFAULTS.steps}
 TRAIN_DEFAULT_SCHEDULE = TRAIN_DEFAULT_STEPS | {"lr": _TRAIN_DEFAULTS.lr, "lr_halving_steps": _TRAIN_DEFAULTS.halving()}
 # The teacher-free student's own 2D pose network: 6000 2D pretraining steps (cosine rate), frozen after them.
 FROZEN_2D = {"pretrain_2d_steps": 6000, "freeze_pretrained_2d": True} | UNWARPED_2D
-# ... with four times the 2D pretraining (its 2D pose network is what limits it at K = 2)
-LONG_FROZEN_2D = FROZEN_2D | {"pretrain_2d_steps": 4 * FROZEN_2D["pretrain_2d_steps"]}
+# ... with four times the 2D pretraining (its 2D pose network is what limits it at K = 2): what the README's train
+# commands for a student with its own pose network pass
+LONG_FROZEN_2D = FROZEN_2D | {"pretrain_2d_steps": OWN_POSE_NETWORK_2D_STEPS}
 # the teacher-free student's 2D pose network trained on warped views (ghnerf.student.augment_2d; TrainConfig's default)
 AUGMENTED_2D = {"pretrain_2d_augment": True}
 

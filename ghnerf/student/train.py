@@ -40,7 +40,7 @@ from ghnerf.student.model import GHNeRF
 from ghnerf.student.precision import TrainingPrecision, training_precision
 from ghnerf.student.pretrain_2d import pretrain_source_heatmaps
 from ghnerf.student.state_check import load_checked
-from ghnerf.student.train_config import TrainConfig
+from ghnerf.student.train_config import OWN_POSE_NETWORK_2D_STEPS, TrainConfig
 from ghnerf.student.views import gather_targets, level_maps
 from ghnerf.student.weights import resolve_auto
 
@@ -133,6 +133,10 @@ def train(cfg: StudentConfig, tcfg: TrainConfig, examples: ExampleSet, out: str 
         log = lambda *_: None  # noqa: E731 -- one rank speaks
     log(f"device: {device} ({'CUDA' if device.type == 'cuda' else 'no CUDA device; training on CPU'})"
         + (f"; DDP over {ctx.world} processes, global batch {tcfg.batch_examples}" if ctx.enabled else ""))
+    if cfg.joint_hypotheses and cfg.source_heatmap_head and not tcfg.pretrain_2d_steps and not (resume or init_from):
+        log(f"note: {cfg.name} triangulates the keypoints of its own source heatmap head, and --pretrain-2d-steps is "
+            f"0: that head starts untrained and learns only beside the NeRF steps (the student benchmark's recipe "
+            f"trains it first: --pretrain-2d-steps {OWN_POSE_NETWORK_2D_STEPS} --freeze-pretrained-2d)")
     precision = training_precision(tcfg.cpu_precision, device)
     log(f"precision: {precision.autocast} ({precision.reason})")
     torch.manual_seed(tcfg.seed)

@@ -10,6 +10,9 @@ PAPER_TOTAL_STEPS = 200_000  # "converged after about 200k iterations" (paper §
 PAPER_HALVING_STEPS = 50_000
 # ENeRF's ZJU-MoCap training (configs/enerf/zjumocap_eval.yaml: train_input_views [2, 3], _prob [0.9, 0.1])
 ENERF_SOURCE_VIEW_MIX: dict[int, float] = {2: 0.9, 3: 0.1}
+# 2D pretraining steps of a student's own pose network (its source heatmap head) in the student benchmark's best rows
+# (26, 33, 35: four times the 6000 of rows 18-24 lifted the teacher-free student at K = 2 and 3)
+OWN_POSE_NETWORK_2D_STEPS = 24_000
 CpuPrecision = Literal["auto", "float32", "bfloat16"]  # ghnerf.student.precision
 
 

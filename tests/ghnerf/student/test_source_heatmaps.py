@@ -268,3 +268,24 @@ def test_source_heatmap_convs_give_the_head_spatial_context_and_start_near_empty
     assert all(not p.requires_grad for p in model.source_heatmap_head.parameters())
     with pytest.raises(ConfigError, match="source_heatmap_convs"):
         preset("ghnerf-resnet18", pretrained="none", source_heatmap_convs=2)
+
+
+def test_own_hypotheses_without_2d_pretraining_are_said(example_set, tmp_path):
+    """A student that triangulates its own source heatmap head's keypoints, trained without 2D pretraining, is told
+    at the start that the head starts untrained and what the benchmark's recipe passes; with it, or for a student
+    without own hypotheses, nothing is said."""
+    import ghnerf.student.train as train_module
+    from ghnerf.student.train_config import OWN_POSE_NETWORK_2D_STEPS
+
+    def notes(cfg, **tcfg) -> list[str]:
+        lines = []
+        train_module.train(cfg, TrainConfig(steps=1, rays=(8, 16), checkpoint_every=1, val_every=1, image_scale=0.5,
+                                            **tcfg), example_set, tmp_path / f"run{len(list(tmp_path.iterdir()))}",
+                           log=lines.append)
+        return [line for line in lines if line.startswith("note: ")]
+
+    own = preset("ghnerf-resnet18-hypotheses", pretrained="none")
+    (note,) = notes(own)
+    assert own.name in note and f"--pretrain-2d-steps {OWN_POSE_NETWORK_2D_STEPS} --freeze-pretrained-2d" in note
+    assert notes(own, pretrain_2d_steps=1) == []
+    assert notes(preset("ghnerf-resnet18-evidence", pretrained="none")) == []  # no hypotheses of its own
