@@ -189,17 +189,24 @@ def held_out_teacher(examples, store, max_views: int | None = None,
         target = pinhole(frame.views[cam].camera)
         cameras.append(scaled(target, examples.scale))
         srcs = examples.sources(index)
-        read: dict[int, np.ndarray] = {}  # camera -> the teacher's keypoints, each view read once
 
-        def keypoints(v: int) -> np.ndarray:
-            if v not in read:
-                read[v] = teacher_keypoints(store, subject, frame.frame_id, frame.views[v].name)
-            return read[v]
+        def reader(source) -> Callable[[int], np.ndarray]:
+            """camera -> ``source``'s keypoints of that view of this frame, each view read once."""
+            read: dict[int, np.ndarray] = {}
 
+            def keypoints(v: int) -> np.ndarray:
+                if v not in read:
+                    read[v] = teacher_keypoints(source, subject, frame.frame_id, frame.views[v].name)
+                return read[v]
+
+            return keypoints
+
+        keypoints = reader(store)
+        pooled = None if pooled_with is None else reader(pooled_with)
         for m, triangulate in chosen.items():
             views = range(len(frame.views)) if m == ALL_CAMERAS else srcs
-            more = ({} if pooled_with is None or m == ALL_CAMERAS else {"more_keypoints": np.stack(
-                [teacher_keypoints(pooled_with, subject, frame.frame_id, frame.views[v].name) for v in views])})
+            more = ({} if pooled is None or m == ALL_CAMERAS
+                    else {"more_keypoints": np.stack([pooled(v) for v in views])})
             X = triangulate([pinhole(frame.views[v].camera) for v in views], np.stack([keypoints(v) for v in views]),
                             **more)
             j3d[m].append(X)
