@@ -169,12 +169,8 @@ class GHNeRF(nn.Module):
         fpn = tuple(map(channels_last_grad, self.feature_net(batch.src_images * 2 - 1)))  # ENeRF: images in [-1, 1]
         human = pose = joints3d = None
         if self.encoder is not None:
-            images = batch.src_images
-            if getattr(self.encoder, "wants_unmasked", False):
-                if batch.src_images_unmasked is None:
-                    raise ValueError(f"{self.cfg.name}'s encoder needs the unmasked source photographs "
-                                     "(MultiViewBatch.src_images_unmasked)")
-                images = batch.src_images_unmasked
+            images = (self._photographs(batch, "encoder") if getattr(self.encoder, "wants_unmasked", False)
+                      else batch.src_images)
             keypoints = None
             if self.cfg.encoder in POSE_ENCODERS:  # its own heatmaps are kept
                 if self.cfg.joint_hypotheses:
@@ -201,10 +197,15 @@ class GHNeRF(nn.Module):
         """``hypothesis_teacher``'s keypoints of the source photographs (pixels of the source images), or None."""
         if self.hypothesis_teacher is None:
             return None
+        return self.hypothesis_teacher.heatmaps_and_keypoints(self._photographs(batch, "hypothesis teacher"),
+                                                              batch.src_photos)[1]
+
+    def _photographs(self, batch: MultiViewBatch, reader: str) -> Float[Tensor, "V 3 H W"]:
+        """The unmasked source photographs, which a pose network reads (``reader`` names it in the error)."""
         if batch.src_images_unmasked is None:
-            raise ValueError(f"{self.cfg.name}'s hypothesis teacher needs the unmasked source photographs "
+            raise ValueError(f"{self.cfg.name}'s {reader} needs the unmasked source photographs "
                              "(MultiViewBatch.src_images_unmasked)")
-        return self.hypothesis_teacher.heatmaps_and_keypoints(batch.src_images_unmasked, batch.src_photos)[1]
+        return batch.src_images_unmasked
 
     def project_human(self, images: Float[Tensor, "V 3 H W"]) -> Float[Tensor, "V C h w"]:
         """``human_proj(encoder(images))``, projected before upsampling where the encoder can
