@@ -9,17 +9,18 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Literal, get_args
 
 from ghnerf.base.errors import ConfigError
 from ghnerf.base.tolerances import FEW_VIEWS_REL_THRESHOLD, REL_THRESHOLD
 
 AUTO = "auto"  # weights: the local files when present, else go on without them (ghnerf.student.weights)
 PERCEPTUAL_WEIGHT = 0.01  # the paper's LPIPS weight, used by perceptual="auto" when the VGG16 weights are present
-Encoder = Literal["none", "resnet18", "resnet34", "dino", "mediapipe"]
 FROZEN_ENCODERS = frozenset({"mediapipe"})  # pretrained networks used as they are, not trained
-POSE_ENCODERS = frozenset({"mediapipe"})  # encoders whose output is BODY_25 joint heatmaps
-HypothesisTeacher = Literal["none", "mediapipe"]  # "none" or one of POSE_ENCODERS
+PoseEncoder = Literal["mediapipe"]  # encoders whose output is BODY_25 joint heatmaps
+Encoder = Literal["none", "resnet18", "resnet34", "dino", PoseEncoder]
+POSE_ENCODERS = frozenset(get_args(PoseEncoder))
+HypothesisTeacher = Literal["none", PoseEncoder]
 
 
 @dataclass(frozen=True)
