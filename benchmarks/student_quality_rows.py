@@ -19,6 +19,8 @@ _TRAIN_DEFAULTS = TrainConfig()
 TRAIN_DEFAULT_STEPS = {"steps": _TRAIN_DEFAULTS.steps}
 # `ghnerf train`'s whole optimisation: its steps, learning rate and halving schedule (the paper's, scaled)
 TRAIN_DEFAULT_SCHEDULE = TRAIN_DEFAULT_STEPS | {"lr": _TRAIN_DEFAULTS.lr, "lr_halving_steps": _TRAIN_DEFAULTS.halving()}
+TRAIN_DEFAULT_LABEL = (f"with `ghnerf train`'s optimisation: {TRAIN_DEFAULT_SCHEDULE['steps']} steps, rate "
+                       f"{TRAIN_DEFAULT_SCHEDULE['lr']:g} halved every {TRAIN_DEFAULT_SCHEDULE['lr_halving_steps']}")
 # The teacher-free student's own 2D pose network: 6000 2D pretraining steps (cosine rate), frozen after them.
 FROZEN_2D = {"pretrain_2d_steps": 6000, "freeze_pretrained_2d": True} | UNWARPED_2D
 # ... with four times the 2D pretraining (its 2D pose network is what limits it at K = 2): what the README's train
@@ -125,9 +127,7 @@ RUNS = (  # (config, heatmap targets, teacher, fused, config overrides (+ "train
       "trained on 2/3 source views (row 21 with 4x the 2D pretraining)")),
     recipe_row(EVEN_MIX, "half and half (row 22 with 5x the 3-view examples)"),
     recipe_row(ENERF_MIX | TRAIN_DEFAULT_SCHEDULE,
-               f"with `ghnerf train`'s optimisation: {TRAIN_DEFAULT_SCHEDULE['steps']} steps, rate "
-               f"{TRAIN_DEFAULT_SCHEDULE['lr']:g} halved every {TRAIN_DEFAULT_SCHEDULE['lr_halving_steps']} "
-               "(row 22's recipe)"),
+               f"{TRAIN_DEFAULT_LABEL} (row 22's recipe)"),
     ("ghnerf-mediapipe-hypotheses", "mediapipe shards, fused over views", "mediapipe", True,
      RECIPE_OVERRIDES | {"ray_evidence_samples": 0, "train": ENERF_MIX},
      f"{RECIPE_LABEL}, without the ray evidence (row 22 without it)"),
@@ -152,14 +152,10 @@ RUNS = (  # (config, heatmap targets, teacher, fused, config overrides (+ "train
      "row 33, MediaPipe's keypoints of the source views triangulated with its own (hypothesis_teacher)"),
     ("ghnerf-resnet18-mediapipe-hypotheses", "mediapipe shards, fused over views", "mediapipe", True,
      {"train": LONG_FROZEN_2D | AUGMENTED_2D | ENERF_MIX | TRAIN_DEFAULT_SCHEDULE},
-     (f"row 35 (preset ghnerf-resnet18-mediapipe-hypotheses) with `ghnerf train`'s optimisation: "
-      f"{TRAIN_DEFAULT_SCHEDULE['steps']} steps, rate {TRAIN_DEFAULT_SCHEDULE['lr']:g} halved every "
-      f"{TRAIN_DEFAULT_SCHEDULE['lr_halving_steps']}")),
+     f"row 35 (preset ghnerf-resnet18-mediapipe-hypotheses) {TRAIN_DEFAULT_LABEL}"),
     ("ghnerf-resnet18-hypotheses", "mediapipe shards, fused over views", "mediapipe", True,
      {"train": LONG_FROZEN_2D | AUGMENTED_2D | ENERF_MIX | TRAIN_DEFAULT_SCHEDULE},
-     (f"row 33 (preset ghnerf-resnet18-hypotheses) with `ghnerf train`'s optimisation: "
-      f"{TRAIN_DEFAULT_SCHEDULE['steps']} steps, rate {TRAIN_DEFAULT_SCHEDULE['lr']:g} halved every "
-      f"{TRAIN_DEFAULT_SCHEDULE['lr_halving_steps']}")),
+     f"row 33 (preset ghnerf-resnet18-hypotheses) {TRAIN_DEFAULT_LABEL}"),
 )
 ENERF_ROWS = (0, 10)  # the image-quality reference
 # the best students that read the teacher network's outputs at test time
@@ -167,7 +163,8 @@ TEACHER_IN_THE_LOOP = (7, 11, 13, 15, 16, 19, 20, 22, 25, 27, 28, 35, 36)
 BEST_RECIPE = 22  # the row whose recipe `ghnerf train`'s defaults are (tests/ghnerf/student/test_train_cli.py)
 DEFAULT_STEPS_ROW = 28  # that recipe trained as `ghnerf train` trains it by default (steps, rate; the same test)
 RECIPE_ROWS = (BEST_RECIPE, DEFAULT_STEPS_ROW)  # the goals are judged on both
-TEACHER_FREE_ROWS = (8, 12, 14, 17, 18, 21, 23, 24, 26, 33, 34, 37)  # no teacher network at test time (the paper's setting)
+# no teacher network at test time (the paper's setting)
+TEACHER_FREE_ROWS = (8, 12, 14, 17, 18, 21, 23, 24, 26, 33, 34, 37)
 TEACHER_FREE_RECIPE = 33  # the teacher-free recipe the README reports (its 2D pose network pretrained longest, on
 # warped views: ghnerf train's defaults with --pretrain-2d-steps 24000 --freeze-pretrained-2d)
 FAST_PRESET_ROW = 30  # the preset ghnerf-mediapipe-fast as row 22 trains it
