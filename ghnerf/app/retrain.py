@@ -24,7 +24,7 @@ from ghnerf.app.model_registry import (
     model_record,
 )
 from ghnerf.base.spec_fields import OutputFolder, field_from
-from ghnerf.student.train_spec import TrainSpec
+from ghnerf.student.train_spec import QUICK_CONFIG, TrainSpec
 
 
 class RetrainSpec(BaseModel):
@@ -36,7 +36,9 @@ class RetrainSpec(BaseModel):
     data: str = Field(..., description="dataset folder; its test split is the fixed evaluation split")
     targets: str | None = Field(None, description="storage root of the teacher's shards")
     teacher: str | None = Field(None, description="pose teacher whose new shards trigger retraining")
-    config: str = field_from(TrainSpec, "config", description="student config when no model is promoted yet")
+    config: str = field_from(TrainSpec, "config", default=QUICK_CONFIG,
+                             description="student config when no model is promoted yet (default: the main job's, "
+                                         "the best recipe without 2D pretraining)")
     steps: int = field_from(TrainSpec, "steps", default=500, description="fine-tuning steps")
     image_scale: float = field_from(TrainSpec, "image_scale")
     pretrained: str = field_from(TrainSpec, "pretrained", description="encoder weights for a first model (auto: the "

@@ -234,6 +234,12 @@ class StudentConfig:
             raise ConfigError(f"{self.name}: {len(self.losses.levels)} level loss weights for "
                               f"{len(self.levels)} cascade levels")
 
+    @property
+    def has_own_pose_network(self) -> bool:
+        """Whether it triangulates the keypoints of its own source heatmap head (a pose network of its own, which the
+        2D pretraining trains: ``ghnerf train``'s ``--pretrain-2d-steps auto``)."""
+        return self.joint_hypotheses and self.source_heatmap_head
+
     def with_enerf_settings(self) -> "StudentConfig":
         """This config with ENeRF's values where GHNeRF's differ (configs/enerf/zjumocap_eval.yaml over
         dtu_pretrain.yaml): 2 fine samples per ray, 2 source views, softmax depth, level loss weights 0.1 / 1."""

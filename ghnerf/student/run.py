@@ -64,7 +64,7 @@ def run_training(spec: TrainSpec, on_step: Callable[[int, dict], None] | None = 
     for line in dict.fromkeys(examples.notices() + val.notices()):  # the split's line once
         log(f"warning: {line}")
     refuse_blank_masks(examples)
-    tcfg = spec.train_config()
+    tcfg = spec.train_config(cfg)
     if must_clear and int(os.environ.get("RANK", "0")) == 0:  # every check passed: the old run goes now
         log(f"--overwrite: clearing {spec.out}")
         clear_run_folder(spec.out)

@@ -133,10 +133,10 @@ def train(cfg: StudentConfig, tcfg: TrainConfig, examples: ExampleSet, out: str 
         log = lambda *_: None  # noqa: E731 -- one rank speaks
     log(f"device: {device} ({'CUDA' if device.type == 'cuda' else 'no CUDA device; training on CPU'})"
         + (f"; DDP over {ctx.world} processes, global batch {tcfg.batch_examples}" if ctx.enabled else ""))
-    if cfg.joint_hypotheses and cfg.source_heatmap_head and not tcfg.pretrain_2d_steps and not (resume or init_from):
+    if cfg.has_own_pose_network and not tcfg.pretrain_2d_steps and not (resume or init_from):
         log(f"note: {cfg.name} triangulates the keypoints of its own source heatmap head, and --pretrain-2d-steps is "
-            f"0: that head starts untrained and learns only beside the NeRF steps (the student benchmark's recipe "
-            f"trains it first: --pretrain-2d-steps {OWN_POSE_NETWORK_2D_STEPS} --freeze-pretrained-2d)")
+            f"0: that head starts untrained and learns only beside the NeRF steps (--pretrain-2d-steps auto, the "
+            f"default, trains it first: {OWN_POSE_NETWORK_2D_STEPS} steps, then frozen)")
     precision = training_precision(tcfg.cpu_precision, device)
     log(f"precision: {precision.autocast} ({precision.reason})")
     torch.manual_seed(tcfg.seed)

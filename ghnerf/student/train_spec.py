@@ -10,9 +10,25 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ghnerf.base.spec_fields import OutputFolder, field_from
-from ghnerf.student.config import PRESETS, LossWeights, StudentConfig
-from ghnerf.student.train_config import ENERF_SOURCE_VIEW_MIX, CpuPrecision, SourceViewMix, TrainConfig
+from ghnerf.base.errors import ConfigError
+from ghnerf.student.config import PRESETS, LossWeights, StudentConfig, preset
+from ghnerf.student.train_config import (
+    ENERF_SOURCE_VIEW_MIX,
+    OWN_POSE_NETWORK_2D_STEPS,
+    CpuPrecision,
+    SourceViewMix,
+    TrainConfig,
+)
 from storage.root import StorageOptions
+
+# `ghnerf train`'s default config: the student benchmark's best recipe (student_quality_rows.BEST_RECIPE), its own
+# pose network pretrained in 2D first (--pretrain-2d-steps auto)
+DEFAULT_CONFIG = "ghnerf-resnet18-mediapipe-hypotheses"
+# the best recipe without 2D pretraining (benchmark rows 22 and 28): what runs with a budget of minutes train (the
+# main job, a nightly retraining's first model)
+QUICK_CONFIG = "ghnerf-mediapipe-hypotheses"
+_PRETRAIN_2D = TrainConfig.model_fields["pretrain_2d_steps"].description
+_FREEZE_2D = TrainConfig.model_fields["freeze_pretrained_2d"].description
 
 
 class TrainSpec(BaseModel):
@@ -20,9 +36,9 @@ class TrainSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    # the default is the student benchmark's best recipe (student_quality_rows.BEST_RECIPE), with the mix below
-    config: str = Field("ghnerf-mediapipe-hypotheses",
-                        description=f"{' | '.join(PRESETS)}, optionally +cse and/or +coord")
+    # the default is the student benchmark's best recipe (student_quality_rows.BEST_RECIPE), with the mix and the
+    # 2D pretraining below
+    config: str = Field(DEFAULT_CONFIG, description=f"{' | '.join(PRESETS)}, optionally +cse and/or +coord")
     data: str = Field(..., description="dataset folder (ZJU-MoCap or RenderPeople layout)")
     out: OutputFolder = Field(..., description="run folder (checkpoints, validation images, history)")
     targets: str | None = Field(None, description="storage root of distilled targets")
@@ -46,9 +62,13 @@ class TrainSpec(BaseModel):
     patch: int = field_from(TrainConfig, "patch", default=16)
     device: str = field_from(TrainConfig, "device")
     checkpoint_every: int = field_from(TrainConfig, "checkpoint_every")
-    pretrain_2d_steps: int = field_from(TrainConfig, "pretrain_2d_steps")
+    pretrain_2d_steps: Annotated[int, Field(ge=0)] | Literal["auto"] = Field(
+        "auto", description=f"{_PRETRAIN_2D}; auto: {OWN_POSE_NETWORK_2D_STEPS} for a config that triangulates its "
+                            "own source heatmap head's keypoints (its own pose network, e.g. the default), else 0")
     pretrain_2d_augment: bool = field_from(TrainConfig, "pretrain_2d_augment")
-    freeze_pretrained_2d: bool = field_from(TrainConfig, "freeze_pretrained_2d")
+    freeze_pretrained_2d: bool | None = Field(
+        None, description=f"{_FREEZE_2D}; default: whenever there is 2D pretraining (--no-freeze-pretrained-2d "
+                          "keeps them trainable)")
     batch_examples: int = field_from(TrainConfig, "batch_examples")
     cpu_precision: CpuPrecision = field_from(TrainConfig, "cpu_precision")
     source_view_mix: SourceViewMix = field_from(
@@ -74,24 +94,35 @@ class TrainSpec(BaseModel):
                              "root of its shards)")
         if self.fuse_targets and not self.teacher:
             raise ValueError("--fuse-targets fuses a pose teacher's keypoints: pass --teacher and --targets")
-        try:  # TrainConfig's own rules across its fields, told as the command's options
-            self.train_config()
-        except ValidationError as exc:
-            raise ValueError("; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())) from None
+        if not self.init_from:  # TrainConfig's own rules across its fields, told as the command's options
+            try:
+                cfg = self.student_config()
+            except ConfigError:
+                return self  # an unknown config: the run names it, with the choices
+            try:
+                self.train_config(cfg)
+            except ValidationError as exc:
+                raise ValueError("; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())) from None
         return self
 
-    def train_config(self) -> TrainConfig:
-        """The optimisation settings of this run: the spec's fields that :class:`TrainConfig` declares."""
+    def train_config(self, cfg: StudentConfig | None = None) -> TrainConfig:
+        """The optimisation settings of this run: the spec's fields that :class:`TrainConfig` declares, "auto" 2D
+        pretraining resolved for ``cfg``, the config the run trains (default: :meth:`student_config`)."""
+        cfg = self.student_config() if cfg is None else cfg
         shared = self.model_dump(include=set(TrainConfig.model_fields))
-        return TrainConfig(**{**shared, "val_every": self.checkpoint_every,
+        steps = self.pretrain_2d_steps
+        if steps == "auto":
+            steps = OWN_POSE_NETWORK_2D_STEPS if cfg.has_own_pose_network else 0
+        freeze = steps > 0 if self.freeze_pretrained_2d is None else self.freeze_pretrained_2d
+        return TrainConfig(**{**shared, "pretrain_2d_steps": steps, "freeze_pretrained_2d": freeze,
+                              "val_every": self.checkpoint_every,
                               "patch": self.patch if self.perceptual_weight != 0 else 0})
 
-    def student_config(self):
+    def student_config(self) -> StudentConfig:
         """The :class:`~ghnerf.student.config.StudentConfig` this spec trains (from init_from's checkpoint if set)."""
-        from ghnerf.student.checkpoints import load_checkpoint  # torch: only when a run is built
-        from ghnerf.student.config import preset
-
         if self.init_from:
+            from ghnerf.student.checkpoints import load_checkpoint  # torch: only when a run is built
+
             cfg = load_checkpoint(self.init_from)["student_config"]
         else:
             cfg = preset(self.config, cse=self.cse_teacher is not None, pretrained=self.pretrained)

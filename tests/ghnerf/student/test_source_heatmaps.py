@@ -286,6 +286,7 @@ def test_own_hypotheses_without_2d_pretraining_are_said(example_set, tmp_path):
 
     own = preset("ghnerf-resnet18-hypotheses", pretrained="none")
     (note,) = notes(own)
-    assert own.name in note and f"--pretrain-2d-steps {OWN_POSE_NETWORK_2D_STEPS} --freeze-pretrained-2d" in note
+    assert own.name in note and f"--pretrain-2d-steps auto, the default, trains it first: {OWN_POSE_NETWORK_2D_STEPS}" \
+        in note
     assert notes(own, pretrain_2d_steps=1) == []
     assert notes(preset("ghnerf-resnet18-evidence", pretrained="none")) == []  # no hypotheses of its own

@@ -128,9 +128,11 @@ def test_teacher_free_evidence_student_trains_with_2d_pretraining(student_root, 
 
 
 def test_train_defaults_are_the_student_benchmarks_best_recipe(student_root, tmp_path):
-    """Without --config / --source-view-mix, `ghnerf train` trains the benchmark's best row (ghnerf-mediapipe with
-    triangulated, lifted joint hypotheses, residual heatmap head, detached heads, on ENeRF's 2/3 source-view mix), and the
-    main job, the nightly retraining's first model and the train/default deployment take that default, not their own."""
+    """Without --config / --source-view-mix / --pretrain-2d-steps, `ghnerf train` trains the benchmark's best row
+    (ghnerf-resnet18-mediapipe-hypotheses: its own pose network pretrained in 2D on warped views and frozen, its
+    keypoints triangulated with MediaPipe's, on ENeRF's 2/3 source-view mix), with the optimisation of the row that
+    measures it as train trains it; the train/default deployment takes that default, while the main job and the
+    nightly retraining's first model train the best recipe without 2D pretraining (their budgets are minutes)."""
     import dataclasses
     import sys
     from pathlib import Path
@@ -140,41 +142,55 @@ def test_train_defaults_are_the_student_benchmarks_best_recipe(student_root, tmp
     from ghnerf.app.pipeline import PipelineConfig
     from ghnerf.app.retrain import RetrainSpec
     from ghnerf.student.config import preset
-    from ghnerf.student.train_spec import TrainSpec
+    from ghnerf.student.train_spec import QUICK_CONFIG, TrainSpec
 
     repo = Path(__file__).resolve().parents[3]
     sys.path.insert(0, str(repo))
-    from benchmarks.student_quality_rows import BEST_RECIPE, DEFAULT_STEPS_ROW, RUNS
+    from benchmarks.student_quality_rows import BEST_RECIPE, DEFAULT_STEPS_ROW, QUICK_RECIPE, RUNS
 
-    base, _, _, fused, overrides, _ = RUNS[BEST_RECIPE]
-    # the benchmark's row of train's default optimisation is the same recipe, trained with train's steps and rate
-    same_base, _, _, same_fused, long_overrides, _ = RUNS[DEFAULT_STEPS_ROW]
-    assert (same_base, same_fused) == (base, fused)
-    assert long_overrides | {"train": overrides["train"]} == overrides
-    trained = TrainSpec(data="d", out="o").train_config()
-    assert long_overrides["train"] == overrides["train"] | {"steps": trained.steps, "lr": trained.lr,
-                                                            "lr_halving_steps": trained.halving()}
-    row16 = dataclasses.replace(preset(base), **{k: v for k, v in overrides.items() if k != "train"})
+    def row_config(index):
+        base, _, _, fused, overrides, _ = RUNS[index]
+        return dataclasses.replace(preset(base), **{k: v for k, v in overrides.items() if k != "train"}), fused
+
+    (best, fused), (same, same_fused) = row_config(BEST_RECIPE), row_config(DEFAULT_STEPS_ROW)
+    # the benchmark's row of train's default optimisation is the same student, trained with train's steps and rate
+    assert dataclasses.replace(same, name=best.name) == best and same_fused == fused
     default = TrainSpec(data="d", out="o")
-    assert dataclasses.replace(default.student_config(), name=base, pretrained=row16.pretrained) == row16
-    assert default.train_config().source_view_mix == overrides["train"]["source_view_mix"] == {2: 0.9, 3: 0.1}
-    assert PipelineConfig().config == RetrainSpec(registry="r", data="d").config == default.config
+    assert dataclasses.replace(default.student_config(), name=best.name, pretrained=best.pretrained) == best
+    trained, row_train = default.train_config(), RUNS[DEFAULT_STEPS_ROW][4]["train"]
+    assert row_train == RUNS[BEST_RECIPE][4]["train"] | {"steps": trained.steps, "lr": trained.lr,
+                                                         "lr_halving_steps": trained.halving()}
+    assert {k: trained.halving() if k == "lr_halving_steps" else getattr(trained, k) for k in row_train} == row_train
+    assert trained.pretrain_2d_steps > 0 and trained.freeze_pretrained_2d and trained.pretrain_2d_augment
+    assert trained.source_view_mix == {2: 0.9, 3: 0.1}
+    # the quick recipe: the benchmark's earlier best row, which has no pose network of its own to pretrain
+    quick = TrainSpec(data="d", out="o", config=QUICK_CONFIG)
+    row22, _ = row_config(QUICK_RECIPE)
+    assert dataclasses.replace(quick.student_config(), pretrained=row22.pretrained) == row22
+    assert not quick.student_config().has_own_pose_network and quick.train_config().pretrain_2d_steps == 0
+    assert PipelineConfig().config == RetrainSpec(registry="r", data="d").config == QUICK_CONFIG
     assert PipelineConfig().fuse_targets == fused
     (deployment,) = [d for d in yaml.safe_load((repo / "prefect.yaml").read_text())["deployments"]
                      if d["name"] == "default" and d["entrypoint"].startswith("flows/train.py")]
-    assert "config" not in deployment["parameters"] and "source_view_mix" not in deployment["parameters"]
+    assert not {"config", "source_view_mix", "pretrain_2d_steps", "freeze_pretrained_2d"} & set(deployment["parameters"])
     assert deployment["parameters"]["fuse_targets"] is fused and deployment["parameters"]["teacher"] == "mediapipe"
 
-    run = tmp_path / "run"
+    run = tmp_path / "run"  # the default, its 2D pretraining shortened (frozen after it: the default too)
     result = runner.invoke(app, ["train", "--data", str(student_root), "--out", str(run), "--steps", "2",
-                                 "--perceptual-weight", "0"])
+                                 "--perceptual-weight", "0", "--pretrain-2d-steps", "2"])
     assert result.exit_code == 0, result.output
+    assert "2D pretraining step 2/2" in result.output
     recorded = json.loads((run / "run.json").read_text())
-    assert recorded["student_config"]["name"] == "ghnerf-mediapipe-hypotheses"
-    assert all(recorded["student_config"][k] for k in ("joint_hypotheses", "lift_missing_joints", "detach_heads"))
+    assert recorded["student_config"]["name"] == "ghnerf-resnet18-mediapipe-hypotheses"
+    assert recorded["student_config"]["hypothesis_teacher"] == "mediapipe"
+    assert all(recorded["student_config"][k] for k in ("joint_hypotheses", "lift_missing_joints", "detach_heads",
+                                                       "source_heatmap_head"))
     assert recorded["train_config"]["source_view_mix"] == {"2": 0.9, "3": 0.1}
-    # always 3 source views, as before the mix became the default
+    assert recorded["train_config"]["pretrain_2d_steps"] == 2 and recorded["train_config"]["freeze_pretrained_2d"]
+    # always 3 source views, as before the mix became the default; the quick recipe has nothing to pretrain in 2D
     result = runner.invoke(app, ["train", "--data", str(student_root), "--out", str(tmp_path / "three"), "--steps",
-                                 "1", "--perceptual-weight", "0", "--source-view-mix", "3=1"])
+                                 "1", "--perceptual-weight", "0", "--source-view-mix", "3=1", "--config", QUICK_CONFIG])
     assert result.exit_code == 0, result.output
-    assert json.loads((tmp_path / "three" / "run.json").read_text())["train_config"]["source_view_mix"] == {"3": 1.0}
+    recorded = json.loads((tmp_path / "three" / "run.json").read_text())["train_config"]
+    assert recorded["source_view_mix"] == {"3": 1.0}
+    assert recorded["pretrain_2d_steps"] == 0 and not recorded["freeze_pretrained_2d"]
