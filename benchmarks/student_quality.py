@@ -176,7 +176,8 @@ def main() -> None:
         tcfg = TrainConfig(steps=args.steps, lr=args.lr,
                            lr_halving_steps=args.lr_halving_steps or max(args.steps // 2, 1), rays=tuple(args.rays),
                            image_scale=args.image_scale, checkpoint_every=args.steps, val_every=args.steps,
-                           seed=args.seed, cpu_precision=args.cpu_precision)
+                           seed=args.seed, cpu_precision=args.cpu_precision,
+                           pretrain_2d_cache=str(work / "pretrained_2d"))  # rows with one pose network pretrain it once
         precision = training_precision(args.cpu_precision, pick_device(tcfg.device)).autocast
         chosen = [int(i) for i in args.only] if args.only else range(len(RUNS)) if args.all else CURRENT_ROWS
         joints = MediaPipeTeacher.joints  # the joints the teacher defines (no small toes)

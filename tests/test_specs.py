@@ -108,7 +108,7 @@ def test_train_config_is_built_from_the_spec_without_copies():
     tcfg = spec.train_config()
     shared = set(TrainConfig.model_fields) & set(TrainSpec.model_fields)
     assert shared == {"steps", "image_scale", "device", "checkpoint_every", "pretrain_2d_steps", "pretrain_2d_augment",
-                      "freeze_pretrained_2d",
+                      "freeze_pretrained_2d", "pretrain_2d_cache",
                       "batch_examples",
                       "patch", "example_cache_mb", "source_view_mix", "cpu_precision"}
     assert tcfg.cpu_precision == "float32" and TrainSpec(data="d", out="o").train_config().cpu_precision == "auto"

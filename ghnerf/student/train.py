@@ -23,7 +23,6 @@ import torch.nn.functional as F
 from ghnerf.base.errors import ConfigError
 from ghnerf.base.fileio import write_json
 from ghnerf.base.hold import hold_point
-from ghnerf.student.augment_2d import Augment2D
 from ghnerf.student.checkpoints import load_checkpoint, resume_point, save_checkpoint
 from ghnerf.student.config import StudentConfig
 from ghnerf.student.data import Example, ExampleSet
@@ -38,7 +37,7 @@ from ghnerf.student.inference import validation_image
 from ghnerf.student.losses import PerceptualLoss, student_loss
 from ghnerf.student.model import GHNeRF
 from ghnerf.student.precision import TrainingPrecision, training_precision
-from ghnerf.student.pretrain_2d import pretrain_source_heatmaps
+from ghnerf.student.pretrain_2d_cache import pretrain_or_take
 from ghnerf.student.state_check import load_checked
 from ghnerf.student.train_config import OWN_POSE_NETWORK_2D_STEPS, TrainConfig
 from ghnerf.student.views import gather_targets, level_maps
@@ -166,16 +165,18 @@ def train(cfg: StudentConfig, tcfg: TrainConfig, examples: ExampleSet, out: str 
         log(f"initialised from {init_from} (step {ck['step']})")
     if weights.notice():
         log(weights.notice())
+    pretrained_2d = None
     if tcfg.pretrain_2d_steps and step == 0 and not init_from:  # DDP then broadcasts rank 0's weights
-        pretrain_source_heatmaps(model, examples, tcfg.pretrain_2d_steps, tcfg.lr, gen, device, log,
-                                 precision.without_grad_scaler(), Augment2D() if tcfg.pretrain_2d_augment else None)
+        pretrained_2d = pretrain_or_take(model, examples, tcfg, gen, device, log, precision.without_grad_scaler(),
+                                         writes=ctx.is_main)
     if tcfg.freeze_pretrained_2d:  # also when resuming: the flag is not in the checkpoint's weights
         model.freeze_human_path()
         log("encoder, projection and source heatmap head frozen after the 2D pretraining")
     perceptual = PerceptualLoss().to(device) if cfg.losses.perceptual > 0 and tcfg.patch > 0 else None
     meta = {"shards": examples.shard_refs(), "dataset": str(examples.reader.root),
             **weights.record(model.pretrained_weights), "items": len(examples),
-            "init_from": str(init_from) if init_from else None, "device": str(device),
+            "init_from": str(init_from) if init_from else None, "pretrained_2d": pretrained_2d,
+            "device": str(device),
             "precision": precision.record(),
             "target_fusion": None if examples.fusion is None else dataclasses.asdict(examples.fusion),
             "skipped_subjects": getattr(examples.reader, "skipped", []),

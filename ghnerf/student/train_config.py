@@ -59,6 +59,10 @@ class TrainConfig(BaseModel):
     freeze_pretrained_2d: bool = Field(False, description="after the 2D pretraining, keep the encoder, its projection "
                                        "and the source heatmap head as they are (BatchNorm statistics too) during "
                                        "the NeRF steps: the student's own pose network, used as a frozen one is")
+    pretrain_2d_cache: str | None = Field(None, description="folder of 2D-pretrained pose networks: a run whose 2D "
+                                          "pretraining is there (same initial weights, settings, seed, examples and "
+                                          "code) takes it instead of pretraining, and one that pretrains adds its "
+                                          "own (ghnerf.student.pretrain_2d_cache)")
     source_view_mix: SourceViewMix = Field(
         default_factory=dict,
         description="source views per training example, drawn per example with these weights (ENeRF's ZJU-MoCap "

@@ -69,6 +69,7 @@ class TrainSpec(BaseModel):
     freeze_pretrained_2d: bool | None = Field(
         None, description=f"{_FREEZE_2D}; default: whenever there is 2D pretraining (--no-freeze-pretrained-2d "
                           "keeps them trainable)")
+    pretrain_2d_cache: str | None = field_from(TrainConfig, "pretrain_2d_cache")
     batch_examples: int = field_from(TrainConfig, "batch_examples")
     cpu_precision: CpuPrecision = field_from(TrainConfig, "cpu_precision")
     source_view_mix: SourceViewMix = field_from(

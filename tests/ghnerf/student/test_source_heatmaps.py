@@ -178,18 +178,19 @@ def test_a_frozen_human_path_gets_no_gradient_and_keeps_its_batchnorm_statistics
 def test_training_with_a_frozen_pretrained_encoder_keeps_the_pretrained_weights(example_set, tmp_path, monkeypatch):
     """freeze_pretrained_2d: the checkpoint's encoder path equals the weights the 2D pretraining ended with, the
     other weights moved; asked without pretraining it is refused before anything is written."""
+    import ghnerf.student.pretrain_2d_cache as pretrain_2d_cache
     import ghnerf.student.train as train_module
     from ghnerf.student.checkpoints import load_checkpoint
 
     after_2d = {}
-    pretrain = train_module.pretrain_source_heatmaps
+    pretrain = pretrain_2d_cache.pretrain_source_heatmaps
 
     def snapshot(model, *args):
         out = pretrain(model, *args)
         after_2d.update({k: v.clone() for k, v in model.state_dict().items()})
         return out
 
-    monkeypatch.setattr(train_module, "pretrain_source_heatmaps", snapshot)
+    monkeypatch.setattr(pretrain_2d_cache, "pretrain_source_heatmaps", snapshot)
     cfg = preset("ghnerf-resnet18-evidence", pretrained="none")
     lines = []
     tcfg = TrainConfig(steps=2, rays=(8, 16), pretrain_2d_steps=2, freeze_pretrained_2d=True, checkpoint_every=2,
@@ -214,6 +215,7 @@ def test_2d_pretraining_warps_the_views_and_their_targets_when_asked(example_set
     targets as the warp moved them (here always mirrored: flipped left to right, left and right joints
     exchanged)."""
     import ghnerf.student.pretrain_2d as pretrain_module
+    import ghnerf.student.pretrain_2d_cache as pretrain_2d_cache
     import ghnerf.student.train as train_module
     from ghnerf.base.body25 import BODY25_MIRROR
     from ghnerf.student.augment_2d import Augment2D
@@ -234,7 +236,7 @@ def test_2d_pretraining_warps_the_views_and_their_targets_when_asked(example_set
     assert torch.equal(valid[:, :, 0, 0], ex.src_joint_valid[:, list(BODY25_MIRROR)])
 
     handed = []
-    monkeypatch.setattr(train_module, "pretrain_source_heatmaps", lambda *args: handed.append(args[-1]) or [])
+    monkeypatch.setattr(pretrain_2d_cache, "pretrain_source_heatmaps", lambda *args: handed.append(args[-1]) or [])
     for flag in (True, False):
         tcfg = TrainConfig(steps=1, rays=(8, 16), pretrain_2d_steps=1, pretrain_2d_augment=flag, checkpoint_every=1,
                            val_every=1, image_scale=0.5)
@@ -290,3 +292,55 @@ def test_own_hypotheses_without_2d_pretraining_are_said(example_set, tmp_path):
         in note
     assert notes(own, pretrain_2d_steps=1) == []
     assert notes(preset("ghnerf-resnet18-evidence", pretrained="none")) == []  # no hypotheses of its own
+
+
+def test_a_cached_2d_pretraining_gives_the_same_run_and_is_taken_only_when_everything_matches(example_set, tmp_path):
+    """pretrain_2d_cache: the first run pretrains and stores its pose network; a second run of the same config, seed
+    and settings takes it without pretraining and ends with exactly the first run's weights (its NeRF steps draw
+    the same rays); another seed, step count or config pretrains afresh; a damaged entry is named, left as it is,
+    and nothing of the run is written."""
+    from ghnerf.base.errors import CheckpointError
+    from ghnerf.student.checkpoints import load_checkpoint
+    from ghnerf.student.train import train
+
+    cache = tmp_path / "cache"
+    cfg = preset("ghnerf-resnet18-hypotheses", pretrained="none")
+
+    def run(name, cfg=cfg, **overrides):
+        lines = []
+        tcfg = TrainConfig(**{"steps": 2, "rays": (8, 16), "pretrain_2d_steps": 2, "freeze_pretrained_2d": True,
+                              "checkpoint_every": 2, "val_every": 2, "image_scale": 0.5,
+                              "pretrain_2d_cache": str(cache), "cpu_precision": "float32", **overrides})
+        train(cfg, tcfg, example_set, tmp_path / name, log=lines.append)
+        record = json.loads((tmp_path / name / "run.json").read_text())["pretrained_2d"]
+        return lines, record, load_checkpoint(tmp_path / name / "checkpoints" / "latest.pt")["model"]
+
+    first_lines, first, first_model = run("first")
+    assert not first["taken"] and any(line.startswith("2D pretraining step 2/2") for line in first_lines)
+    assert sorted(p.name for p in cache.iterdir()) == [first["key"] + ".pt"]
+    lines, second, model = run("second")
+    assert second == {**first, "taken": True}
+    assert not any(line.startswith("2D pretraining step") for line in lines)
+    assert any("2D pretraining taken from" in line for line in lines)
+    assert model.keys() == first_model.keys()
+    for key, value in model.items():
+        torch.testing.assert_close(value, first_model[key], rtol=0, atol=0, msg=key)
+    # what decides the network decides the key: each of these pretrains afresh and adds its own entry
+    keys = {first["key"]}
+    for name, changed in (("seed", {"seed": 1}), ("steps", {"pretrain_2d_steps": 3}),
+                          ("plain", {"pretrain_2d_augment": False})):
+        lines, record, _ = run(name, **changed)
+        assert not record["taken"] and record["key"] not in keys, name
+        keys.add(record["key"])
+    lines, record, _ = run("conv", cfg=replace(cfg, source_heatmap_convs=1))
+    assert not record["taken"] and record["key"] not in keys
+    assert len(list(cache.iterdir())) == len(keys) + 1
+    # without the cache: pretrains, records no key, writes nothing to it
+    lines, record, _ = run("uncached", pretrain_2d_cache=None)
+    assert record == {"cache": None, "key": None, "taken": False} and len(list(cache.iterdir())) == len(keys) + 1
+    # a damaged entry: one error naming it; the entry stays, the run writes nothing
+    entry = cache / f"{first['key']}.pt"
+    entry.write_bytes(b"not a torch file")
+    with pytest.raises(CheckpointError, match=f"{first['key']}.pt: damaged 2D pretraining cache entry"):
+        run("damaged")
+    assert entry.read_bytes() == b"not a torch file" and not (tmp_path / "damaged" / "run.json").exists()
