@@ -30,7 +30,8 @@ TINY = {  # README value -> test value (applied in this order)
     "--size 256": "--size 64",
     "--steps 2000": "--steps 2",
     "--max-views 8": "--max-views 2",
-    "--pretrain-2d-steps 24000": "--pretrain-2d-steps 2",
+    "--out runs/best": "--out runs/best --pretrain-2d-steps 2",  # the default's 24000 (auto), and the teacher-free's
+    "--out runs/free": "--out runs/free --pretrain-2d-steps 2",
 }
 # (cameras stay at 8: the ZJU split needs 3 training cameras near each test camera)
 

@@ -75,7 +75,7 @@ def pretraining_key(model: GHNeRF, examples: ExampleSet, tcfg: TrainConfig, auto
 
 
 def entry_path(folder: str | Path, key: str) -> Path:
-    return Path(folder) / f"{key}{ENTRY_SUFFIX}"
+    return Path(folder).expanduser() / f"{key}{ENTRY_SUFFIX}"
 
 
 def take(folder: str | Path, key: str, model: GHNeRF, gen: torch.Generator) -> Path | None:
