@@ -53,15 +53,18 @@ from enerf_core_speed_report import FRAMES, markdown_table, print_table
 REPO = Path(__file__).resolve().parents[1]
 THREADS = 2
 ORIGINAL_CONFIG = "configs/enerf/zjumocap_eval.yaml"
-# case -> (label, preset (None: `ghnerf train`'s default, :func:`preset_of`), ENeRF's settings)
+QUICK = "<quick>"  # the preset train_spec.QUICK_CONFIG names (:func:`preset_of`)
+# case -> (label, preset (None: `ghnerf train`'s default; QUICK: the quick recipe; :func:`preset_of`), ENeRF's
+# settings)
 OURS = {
     "ours-enerf": ("ours, evaluation path, ENeRF settings (2 fine samples)", "enerf", True),
     "ours-preset": ("ours, evaluation path, preset enerf (GHNeRF settings: 4 fine samples)", "enerf", False),
     "ours-resnet18": ("ours, evaluation path, ghnerf-resnet18 (+ ResNet-18 encoder, heatmap head)",
                       "ghnerf-resnet18", False),
     "ours-default": ("ours, evaluation path, {preset} (train's default)", None, False),
-    "ours-fast": ("ours, evaluation path, ghnerf-mediapipe-fast (the default without ray evidence, 2 fine samples)",
-                  "ghnerf-mediapipe-fast", False),
+    "ours-quick": ("ours, evaluation path, {preset} (the quick recipe: the main job's)", QUICK, False),
+    "ours-fast": ("ours, evaluation path, ghnerf-mediapipe-fast (the quick recipe without ray evidence, 2 fine "
+                  "samples)", "ghnerf-mediapipe-fast", False),
 }
 BUSY_LOOP = "import sys, time\nend = float(sys.argv[1])\nwhile time.time() < end:\n    pass\n"
 
@@ -114,13 +117,14 @@ def _example(data: str, full: bool):
 
 
 def preset_of(case: str) -> str:
-    """The preset a case runs; for ``ours-default`` the one ``ghnerf train`` trains without ``--config`` (read here,
-    in this checkout, so a ``--baseline`` checkout never needs to have it)."""
+    """The preset a case runs; for ``ours-default`` the one ``ghnerf train`` trains without ``--config``, for
+    ``ours-quick`` the main job's (read here, in this checkout, so a ``--baseline`` checkout never needs to have
+    them)."""
     name = OURS[case][1]
-    if name is None:
-        from ghnerf.student.train_spec import TrainSpec  # light: no torch
+    if name is None or name == QUICK:
+        from ghnerf.student import train_spec  # light: no torch
 
-        name = TrainSpec.model_fields["config"].default
+        name = train_spec.TrainSpec.model_fields["config"].default if name is None else train_spec.QUICK_CONFIG
     return name
 
 
