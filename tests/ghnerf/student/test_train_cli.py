@@ -146,7 +146,7 @@ def test_train_defaults_are_the_student_benchmarks_best_recipe(student_root, tmp
 
     repo = Path(__file__).resolve().parents[3]
     sys.path.insert(0, str(repo))
-    from benchmarks.student_quality_rows import BEST_RECIPE, DEFAULT_STEPS_ROW, QUICK_RECIPE, RUNS
+    from benchmarks.student_quality_rows import BEST_RECIPE, DEFAULT_STEPS_ROW, QUICK_RECIPE, RUNS, TEACHER_FREE_RECIPE
 
     def row_config(index):
         base, _, _, fused, overrides, _ = RUNS[index]
@@ -160,7 +160,17 @@ def test_train_defaults_are_the_student_benchmarks_best_recipe(student_root, tmp
     trained, row_train = default.train_config(), RUNS[DEFAULT_STEPS_ROW][4]["train"]
     assert row_train == RUNS[BEST_RECIPE][4]["train"] | {"steps": trained.steps, "lr": trained.lr,
                                                          "lr_halving_steps": trained.halving()}
-    assert {k: trained.halving() if k == "lr_halving_steps" else getattr(trained, k) for k in row_train} == row_train
+
+    def as_trained(tcfg, keys):
+        return {k: tcfg.halving() if k == "lr_halving_steps" else getattr(tcfg, k) for k in keys}
+
+    assert as_trained(trained, row_train) == row_train
+    # the teacher-free row the README reports is `ghnerf train --config ghnerf-resnet18-hypotheses`, other defaults
+    free, _ = row_config(TEACHER_FREE_RECIPE)
+    teacher_free = TrainSpec(data="d", out="o", config=free.name)
+    assert dataclasses.replace(teacher_free.student_config(), pretrained=free.pretrained) == free
+    free_train = RUNS[TEACHER_FREE_RECIPE][4]["train"]
+    assert as_trained(teacher_free.train_config(), free_train) == free_train
     assert trained.pretrain_2d_steps > 0 and trained.freeze_pretrained_2d and trained.pretrain_2d_augment
     assert trained.source_view_mix == {2: 0.9, 3: 0.1}
     # the quick recipe: the benchmark's earlier best row, which has no pose network of its own to pretrain
