@@ -195,8 +195,12 @@ def main() -> None:
         commit = _short(code_version())
         failed = []
         if args.jobs > 1:  # the rows in child processes; the loop below then reads their runs and evaluations back
-            costs = {i: _row_cost(_row_train_config(tcfg, RUNS[i][4].get("train", {}), args)) for i in chosen}
-            failed = _rows_in_child_processes(ap, args, sorted(chosen, key=costs.get, reverse=True), work)
+            groups = {i: _pretraining_group(_row_train_config(tcfg, RUNS[i][4].get("train", {}), args))
+                      for i in chosen}
+            costs = _row_costs({i: _row_train_config(tcfg, RUNS[i][4].get("train", {}), args) for i in chosen},
+                               groups)
+            failed = _rows_in_child_processes(ap, args, sorted(chosen, key=costs.get, reverse=True), work, groups,
+                                              Path(tcfg.pretrain_2d_cache))
             chosen = [i for i in chosen if i not in failed]
         for index in chosen:  # a run's folder is named after its row of RUNS, so --only reuses a full run's
             name, source, teacher, fused, overrides, label = RUNS[index]
@@ -266,9 +270,23 @@ def main() -> None:
         raise SystemExit(f"rows {', '.join(map(str, failed))} failed: see their logs in {work / 'logs'}")
 
 
-def _row_cost(tcfg: TrainConfig) -> float:
-    """A row's training work, roughly, in NeRF steps (a 2D pretraining step costs about half of one)."""
-    return tcfg.steps + 0.5 * tcfg.pretrain_2d_steps
+def _pretraining_group(tcfg: TrainConfig) -> tuple | None:
+    """Rows of one group may share a 2D-pretrained pose network through the cache (its key decides; this only
+    schedules them): the same 2D pretraining settings. None: no 2D pretraining."""
+    if not tcfg.pretrain_2d_steps:
+        return None
+    return tcfg.pretrain_2d_steps, tcfg.lr, tcfg.pretrain_2d_augment, tcfg.cpu_precision
+
+
+def _row_costs(tcfgs: dict[int, TrainConfig], groups: dict[int, tuple | None]) -> dict[int, float]:
+    """Each row's training work, roughly, in NeRF steps (a 2D pretraining step costs about half of one); the 2D
+    pretraining counted for the first row of its group (by that cost) only."""
+    costs = {i: t.steps + 0.5 * t.pretrain_2d_steps for i, t in tcfgs.items()}
+    first = {}
+    for i in sorted(costs, key=lambda i: (-costs[i], i)):
+        if groups[i] is not None:
+            first.setdefault(groups[i], i)
+    return {i: c if groups[i] is None or first[groups[i]] == i else tcfgs[i].steps for i, c in costs.items()}
 
 
 def _child_argv(ap: argparse.ArgumentParser, args, row: int, work: Path) -> list[str]:
@@ -287,16 +305,35 @@ def _child_log(work: Path, row: int, seed: int, suffix: str) -> Path:
     return work / "logs" / f"row{row}-seed{seed}{suffix}"
 
 
-def _rows_in_child_processes(ap: argparse.ArgumentParser, args, rows: list[int], work: Path) -> list[int]:
+def _next_row(pending: list[int], running: dict[int, float], groups: dict[int, tuple | None],
+              stored: list[float]) -> int | None:
+    """The first of ``pending`` that may start now: not while a running row of its pretraining group (``running``:
+    row -> start time) has not yet stored a pose network (``stored``: the cache entries' times); None: wait."""
+    def ready(row: int) -> bool:
+        return all(groups[row] is None or groups[other] != groups[row] or any(t > t0 for t in stored)
+                   for other, t0 in running.items())
+
+    return next((r for r in pending if ready(r)), None)
+
+
+def _rows_in_child_processes(ap: argparse.ArgumentParser, args, rows: list[int], work: Path,
+                             groups: dict[int, tuple | None], cache: Path) -> list[int]:
     """Train and evaluate ``rows`` in order, ``args.jobs`` child processes at a time (each ``--only`` one row, on the
-    data and targets already in ``work``); returns the rows whose process failed (its log says why)."""
+    data and targets already in ``work``); a row waits while a row of its pretraining group (``groups``) runs and
+    has not yet stored a pose network in ``cache``, so that it can take it. Returns the rows whose process failed
+    (its log says why)."""
     (work / "logs").mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // args.jobs)))
-    pending, running, failed = list(rows), {}, []
+    pending, running, failed, started = list(rows), {}, [], {}
     while pending or running:
-        while pending and len(running) < args.jobs:
-            row = pending.pop(0)
+        while len(running) < args.jobs:
+            stored = [p.stat().st_mtime for p in cache.glob("*.pt")] if cache.is_dir() else []
+            row = _next_row(pending, {r: started[r] for r in running}, groups, stored)
+            if row is None:
+                break
+            pending.remove(row)
+            started[row] = time.time()
             log = _child_log(work, row, args.seed, ".log").open("w")
             proc = subprocess.Popen([sys.executable, __file__, *_child_argv(ap, args, row, work)], stdout=log,
                                     stderr=subprocess.STDOUT, env=env)

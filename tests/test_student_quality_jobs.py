@@ -40,3 +40,25 @@ def test_jobs_below_one_is_refused(tmp_path):
     proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "student_quality.py"), "--jobs", "0"],
                           capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=300)
     assert proc.returncode == 2 and "--jobs must be at least 1, not 0" in proc.stderr
+
+
+def test_rows_that_share_a_pose_network_do_not_pretrain_it_twice():
+    """--jobs: the second row of a 2D pretraining group costs its NeRF steps only and waits while the first runs,
+    until a pose network lands in the cache after the first started; rows of other groups go ahead."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from student_quality import _next_row, _pretraining_group, _row_costs
+
+    from ghnerf.student.train_config import TrainConfig
+
+    long_2d = TrainConfig(steps=2000, pretrain_2d_steps=24000, lr=5e-4)
+    tcfgs = {36: long_2d, 37: long_2d, 35: TrainConfig(steps=500, pretrain_2d_steps=24000, lr=1e-3),
+             0: TrainConfig(steps=500)}
+    groups = {i: _pretraining_group(t) for i, t in tcfgs.items()}
+    assert groups[36] == groups[37] != groups[35] and groups[0] is None
+    assert _row_costs(tcfgs, groups) == {36: 14000, 37: 2000, 35: 12500, 0: 500}
+    running = {36: 100.0}
+    assert _next_row([37, 35, 0], running, groups, stored=[]) == 35
+    assert _next_row([37, 0], running, groups, stored=[50.0]) == 0  # an older entry is another network's
+    assert _next_row([37, 0], running, groups, stored=[50.0, 150.0]) == 37
+    assert _next_row([37], running, groups, stored=[]) is None
+    assert _next_row([37], {}, groups, stored=[]) == 37
