@@ -13,9 +13,8 @@ import hashlib
 import io
 import json
 import subprocess
-from pathlib import Path
-
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 

@@ -9,8 +9,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ghnerf.base.spec_fields import OutputFolder, field_from
 from ghnerf.base.errors import ConfigError
+from ghnerf.base.spec_fields import OutputFolder, field_from
 from ghnerf.student.config import PRESETS, LossWeights, StudentConfig, preset
 from ghnerf.student.train_config import (
     ENERF_SOURCE_VIEW_MIX,
