@@ -101,6 +101,17 @@ def test_a_referenced_field_keeps_its_range_and_help():
         PipelineConfig(subjects=1)
 
 
+def test_freezing_without_2d_pretraining_is_refused_when_the_spec_is_read():
+    """Also when fine-tuning (--init-from): the explicit values break TrainConfig's rule without reading the
+    checkpoint; with auto steps the checkpoint's config decides, when the run reads it."""
+    for extra in ({}, {"init_from": "missing.pt"}):
+        with pytest.raises(ValidationError, match="--pretrain-2d-steps N"):
+            TrainSpec(data="d", out="o", freeze_pretrained_2d=True, pretrain_2d_steps=0, **extra)
+    with pytest.raises(ValidationError, match="--pretrain-2d-steps N"):  # auto: 0 for a config without its own network
+        TrainSpec(data="d", out="o", config="ghnerf-mediapipe-hypotheses", freeze_pretrained_2d=True)
+    assert TrainSpec(data="d", out="o", init_from="missing.pt", freeze_pretrained_2d=True).init_from == "missing.pt"
+
+
 def test_train_config_is_built_from_the_spec_without_copies():
     spec = TrainSpec(data="d", out="o", steps=7, image_scale=0.25, device="cpu", checkpoint_every=3,
                      pretrain_2d_steps=2, batch_examples=2, patch=8, perceptual_weight=0.0, example_cache_mb=5.0,

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ghnerf.base.errors import ConfigError
+from ghnerf.base.errors import ConfigError, OptionError
 from ghnerf.base.spec_fields import OutputFolder, field_from
 from ghnerf.student.config import PRESETS, LossWeights, StudentConfig, preset
 from ghnerf.student.train_config import (
@@ -95,29 +95,36 @@ class TrainSpec(BaseModel):
                              "root of its shards)")
         if self.fuse_targets and not self.teacher:
             raise ValueError("--fuse-targets fuses a pose teacher's keypoints: pass --teacher and --targets")
-        if not self.init_from:  # TrainConfig's own rules across its fields, told as the command's options
-            try:
-                cfg = self.student_config()
-            except ConfigError:
-                return self  # an unknown config: the run names it, with the choices
-            try:
-                self.train_config(cfg)
-            except ValidationError as exc:
-                raise ValueError("; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())) from None
+        if self.pretrain_2d_steps == "auto" and self.init_from:
+            return self  # auto reads init_from's config: checked when the run builds it (train_config)
+        try:  # TrainConfig's own rules across its fields, told as the command's options
+            self.train_config()
+        except ConfigError:
+            return self  # an unknown config: the run names it, with the choices
+        except OptionError as exc:
+            raise ValueError(str(exc)) from None
         return self
 
     def train_config(self, cfg: StudentConfig | None = None) -> TrainConfig:
         """The optimisation settings of this run: the spec's fields that :class:`TrainConfig` declares, "auto" 2D
-        pretraining resolved for ``cfg``, the config the run trains (default: :meth:`student_config`)."""
-        cfg = self.student_config() if cfg is None else cfg
-        shared = self.model_dump(include=set(TrainConfig.model_fields))
+        pretraining resolved for ``cfg``, the config the run trains (default: :meth:`student_config`, read only for
+        auto).
+
+        Raises:
+            OptionError: TrainConfig's rules across its fields broken, one line in the command's terms.
+        """
         steps = self.pretrain_2d_steps
         if steps == "auto":
+            cfg = self.student_config() if cfg is None else cfg
             steps = OWN_POSE_NETWORK_2D_STEPS if cfg.has_own_pose_network else 0
         freeze = steps > 0 if self.freeze_pretrained_2d is None else self.freeze_pretrained_2d
-        return TrainConfig(**{**shared, "pretrain_2d_steps": steps, "freeze_pretrained_2d": freeze,
-                              "val_every": self.checkpoint_every,
-                              "patch": self.patch if self.perceptual_weight != 0 else 0})
+        shared = self.model_dump(include=set(TrainConfig.model_fields))
+        try:
+            return TrainConfig(**{**shared, "pretrain_2d_steps": steps, "freeze_pretrained_2d": freeze,
+                                  "val_every": self.checkpoint_every,
+                                  "patch": self.patch if self.perceptual_weight != 0 else 0})
+        except ValidationError as exc:
+            raise OptionError("; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())) from None
 
     def student_config(self) -> StudentConfig:
         """The :class:`~ghnerf.student.config.StudentConfig` this spec trains (from init_from's checkpoint if set)."""
