@@ -195,10 +195,9 @@ def main() -> None:
         commit = _short(code_version())
         failed = []
         if args.jobs > 1:  # the rows in child processes; the loop below then reads their runs and evaluations back
-            groups = {i: _pretraining_group(_row_train_config(tcfg, RUNS[i][4].get("train", {}), args))
-                      for i in chosen}
-            costs = _row_costs({i: _row_train_config(tcfg, RUNS[i][4].get("train", {}), args) for i in chosen},
-                               groups)
+            row_tcfgs = {i: _row_train_config(tcfg, RUNS[i][4].get("train", {}), args) for i in chosen}
+            groups = {i: _pretraining_group(t) for i, t in row_tcfgs.items()}
+            costs = _row_costs(row_tcfgs, groups)
             failed = _rows_in_child_processes(ap, args, sorted(chosen, key=costs.get, reverse=True), work, groups,
                                               Path(tcfg.pretrain_2d_cache))
             chosen = [i for i in chosen if i not in failed]

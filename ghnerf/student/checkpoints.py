@@ -96,6 +96,11 @@ def save_checkpoint(path: Path, model: nn.Module, opt, sched, gen: torch.Generat
     payload = {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                "step": step, "generator": gen.get_state(), "student_config": json.dumps(cfg.to_dict()),
                "train_config": tcfg.model_dump_json(), "code_version": code_version(), "meta": json.dumps(meta)}
+    write_torch(path, payload)
+
+
+def write_torch(path: Path, payload: dict) -> None:
+    """``torch.save(payload)`` to ``path``, atomically (write_bytes: a failed write names the path and the cause)."""
     buffer = io.BytesIO()  # torch's file writer fails with a RuntimeError; ours names the path and the cause
     torch.save(payload, buffer)
     write_bytes(path, buffer.getvalue())

@@ -10,7 +10,6 @@ exactly as if it had pretrained itself. A damaged entry is refused and named, ne
 
 import dataclasses
 import hashlib
-import io
 import json
 import subprocess
 from collections.abc import Callable
@@ -19,8 +18,8 @@ from pathlib import Path
 import torch
 
 from ghnerf.base.errors import CheckpointError
-from ghnerf.base.fileio import write_bytes
 from ghnerf.student.augment_2d import Augment2D
+from ghnerf.student.checkpoints import write_torch
 from ghnerf.student.data import ExampleSet
 from ghnerf.student.model import GHNeRF
 from ghnerf.student.precision import TrainingPrecision
@@ -102,10 +101,8 @@ def store(folder: str | Path, key: str, model: GHNeRF, gen: torch.Generator) -> 
     """Write ``model``'s human path and the generator states after the pretraining as the entry ``key``
     (atomically)."""
     path = entry_path(folder, key)
-    buffer = io.BytesIO()
-    torch.save({"human_path": [m.state_dict() for m in model.human_path()], "generator": gen.get_state(),
-                "torch_rng": torch.get_rng_state()}, buffer)
-    write_bytes(path, buffer.getvalue())
+    write_torch(path, {"human_path": [m.state_dict() for m in model.human_path()], "generator": gen.get_state(),
+                       "torch_rng": torch.get_rng_state()})
     return path
 
 
