@@ -43,6 +43,32 @@ def project(points: Float[Tensor, "N 3"], K: Float[Tensor, "V 3 3"], w2c: Float[
     return uv, z
 
 
+def ray_depth_grids(uv: Float[Tensor, "R 2"], depths: Float[Tensor, "S"], K: Float[Tensor, "3 3"],
+                    w2c: Float[Tensor, "4 4"], src_K: Float[Tensor, "V 3 3"], src_w2c: Float[Tensor, "V 4 4"],
+                    image_size: tuple[int, int], outside: float = -3.0) -> Float[Tensor, "V R*S 1 2"]:
+    """``grid_sample`` coordinates (corners aligned, [-1, 1] over a source image of ``image_size``) of the points
+    at camera-z ``depths`` behind the target pixels ``uv``, in every source view: :func:`backproject` then
+    :func:`project`, folded into one 3x3 map per view. A target pixel's ray ``r = K^-1 [u, v, 1]`` at depth z is
+    ``z r`` in the target camera, so its source view's normalised homogeneous pixel is ``z (P_v r) + p_v``
+    with ``P_v = A K_v R_rel`` and ``p_v = A K_v t_rel`` (``A``: pixels to grid coordinates): one multiply-add
+    per point instead of a world point and a projection. Points behind a source camera get ``outside`` (beyond
+    the image: zero padding reads 0 there)."""
+    H, W = image_size
+    to_grid = src_K.new_tensor([[2.0 / (W - 1), 0.0, -1.0], [0.0, 2.0 / (H - 1), -1.0], [0.0, 0.0, 1.0]])
+    R_t, T_t = w2c[:3, :3], w2c[:3, 3]
+    rel_R = src_w2c[:, :3, :3] @ R_t.T  # (V 3 3): target camera -> source camera
+    rel_T = src_w2c[:, :3, 3] - rel_R @ T_t
+    P = to_grid @ src_K @ rel_R
+    p = to_grid @ (src_K @ rel_T[..., None])[..., 0].T  # (3 V)
+    rays = torch.stack([(uv[:, 0] - K[0, 2]) / K[0, 0], (uv[:, 1] - K[1, 2]) / K[1, 1], torch.ones_like(uv[:, 0])], -1)
+    dirs = torch.einsum("vij,rj->vri", P, rays)  # (V R 3)
+    hom = torch.addcmul(p.T[:, None, None, :], dirs[:, :, None, :], depths[None, None, :, None])  # (V R S 3)
+    z = hom[..., 2:]
+    grid = hom[..., :2] / z.clamp_min(1e-6)
+    grid = torch.where(z > 0, grid, grid.new_tensor(outside))
+    return grid.reshape(len(src_K), -1, 1, 2)
+
+
 def sample_maps(maps: Float[Tensor, "V C h w"], uv: Float[Tensor, "V N 2"], width: int, height: int,
                 padding: str = "zeros") -> Float[Tensor, "V N C"]:
     """Bilinear samples of per-view maps at pixel coordinates of a ``width`` x ``height`` image (corners aligned;

@@ -20,10 +20,11 @@ student's heatmap head reads it next to its other features
 """
 
 import torch
+import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor
 
-from ghnerf.student.geometry import backproject, project, sample_maps_channels_first
+from ghnerf.student.geometry import ray_depth_grids
 
 
 def ray_joint_evidence(uv: Float[Tensor, "R 2"], K: Float[Tensor, "3 3"], w2c: Float[Tensor, "4 4"],
@@ -49,14 +50,10 @@ def ray_joint_evidence(uv: Float[Tensor, "R 2"], K: Float[Tensor, "3 3"], w2c: F
         raise ValueError(f"ray evidence needs at least 2 samples per ray, not {samples}")
     R = len(uv)
     depths = torch.linspace(float(near_far[0]), float(near_far[1]), samples, device=uv.device)
-    pts = backproject(uv[:, None].expand(R, samples, 2), depths[None].expand(R, samples), K, w2c)
-    src_uv, z = project(pts.reshape(-1, 3), src_K, src_w2c)
-    H, W = image_size
-    # behind a camera: nothing (moved outside the image, where the zero padding reads 0 at every corner)
-    src_uv = torch.where((z > 0)[..., None], src_uv, src_uv.new_tensor(-2.0 * max(H, W)))
+    grid = ray_depth_grids(uv, depths, K, w2c, src_K, src_w2c, image_size)  # behind a camera: outside, reads 0
     # per channel, contiguous (V J N): the sum over views and the maximum along each ray read memory in order; the
     # mean's division after the maximum (rounding is monotone, so the same numbers) on R x J values, not R x S x J
-    values = sample_maps_channels_first(src_heatmaps, src_uv, W, H)
+    values = F.grid_sample(src_heatmaps, grid, mode="bilinear", padding_mode="zeros", align_corners=True)[..., 0]
     evidence = (values.sum(dim=0).view(-1, R, samples).amax(dim=-1) / len(values)).T
     if not agreement:
         return evidence

@@ -8,7 +8,7 @@ import torch
 
 from ghnerf.base.cameras import look_at
 from ghnerf.student.cost_volume import DepthEstimate, depth_regression, plane_values
-from ghnerf.student.geometry import backproject, project
+from ghnerf.student.geometry import backproject, project, ray_depth_grids
 from ghnerf.student.renderers import accumulation, alpha_from_density, composite, compositing_weights
 from ghnerf.student.samplers import depth_guided_samples
 
@@ -51,6 +51,36 @@ def test_project_inverts_backproject():
     uv2, z = project(pts, K[None], w2c[None])
     torch.testing.assert_close(uv2[0], uv, atol=1e-3, rtol=0)
     torch.testing.assert_close(z[0], d, atol=1e-4, rtol=0)
+
+
+def test_ray_depth_grids_are_the_projections_of_the_back_projected_points():
+    """The folded map against numpy in float64: world points z K^-1 [u, v, 1] of the target, projected by each
+    source camera and scaled to grid_sample's [-1, 1] (corners aligned); a camera that faces away gets `outside`."""
+    K, w2c = _camera()
+    H, W = 48, 80  # the sources' image size, not the target's
+    cams = []
+    for eye, at in (([2.0, 0.5, 1.0], [0.0, 0.0, 0.0]), ([-1.5, 1.8, 0.5], [0.0, 0.0, 0.0]),
+                    ([6.0, 0.0, 1.0], [9.0, 0.0, 1.0])):  # the last looks away from the scene
+        R, T = look_at(np.array(eye), np.array(at))
+        cams.append(np.vstack([np.hstack([R, T[:, None]]), [0, 0, 0, 1]]))
+    src_w2c = torch.tensor(np.stack(cams), dtype=torch.float32)
+    src_K = torch.tensor([[60.0, 0, 39.5], [0, 55.0, 23.5], [0, 0, 1]]).expand(3, 3, 3)
+    uv = torch.rand(40, 2) * 63
+    depths = torch.linspace(2.0, 4.0, 5)
+    got = ray_depth_grids(uv, depths, K, w2c, src_K, src_w2c, (H, W), outside=-7.0).numpy()
+    assert got.shape == (3, 40 * 5, 1, 2)
+    Kd, Md = K.double().numpy(), w2c.double().numpy()
+    rays = np.linalg.inv(Kd) @ np.vstack([uv.double().numpy().T, np.ones(40)])  # (3, R)
+    cam = rays[:, :, None] * depths.double().numpy()[None, None]  # (3, R, S)
+    world = np.einsum("ji,jrs->irs", Md[:3, :3], cam - Md[:3, 3, None, None])
+    for v in range(3):
+        x = np.einsum("ij,jrs->irs", src_w2c[v, :3, :3].double().numpy(), world) + src_w2c[v, :3, 3, None, None].double().numpy()
+        pix = np.einsum("ij,jrs->irs", src_K[v].double().numpy(), x)
+        grid = np.stack([pix[0] / pix[2] / (W - 1) * 2 - 1, pix[1] / pix[2] / (H - 1) * 2 - 1], -1).reshape(-1, 2)
+        front = (x[2] > 0).reshape(-1)
+        assert front.all() if v < 2 else not front.any()
+        np.testing.assert_allclose(got[v, front, 0], grid[front], atol=2e-5)
+        assert np.all(got[v, ~front, 0] == -7.0)
 
 
 def test_depth_guided_samples_stay_inside_the_predicted_range():
