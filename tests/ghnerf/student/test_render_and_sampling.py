@@ -130,3 +130,15 @@ def test_depth_regression_on_a_peaked_distribution():
     assert float(est.std.max()) < 1e-3
     torch.testing.assert_close(est.first, planes[0])
     torch.testing.assert_close(est.last, planes[-1])
+
+
+@pytest.mark.parametrize("views", [2, 3, 4])
+def test_weighted_view_sum_is_the_weighted_sum_over_views(views):
+    from ghnerf.student.fields import weighted_view_sum
+
+    x, w = torch.randn(50, views, 7, dtype=torch.float64), torch.rand(50, views, 1, dtype=torch.float64)
+    expected = np.einsum("nvc,nv->nc", x.numpy(), w[..., 0].numpy())
+    np.testing.assert_allclose(weighted_view_sum(x, w).numpy(), expected, rtol=1e-12, atol=1e-12)
+    x_before = x.clone()
+    weighted_view_sum(x, w)
+    assert torch.equal(x, x_before)  # the inputs are left as they were (the sum accumulates in its own tensor)
