@@ -15,19 +15,11 @@ import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor, nn
 
+from ghnerf.student.renderers import weighted_sum
+
 VOLUME_FEATURE_DIM = 8
 POOLED_IMAGE_DIM = 16
 VIEW_DIR_DIM = 4
-
-
-def weighted_view_sum(x: Float[Tensor, "N V C"], w: Float[Tensor, "N V 1"]) -> Float[Tensor, "N C"]:
-    """``(x * w).sum(dim=1)`` as one multiply-add per view: over the 2-4 source views, 4x faster on the CPU than
-    the broadcast product and its reduction over the short middle axis (the same sum, in the same order)."""
-    views, weights = x.unbind(1), w.unbind(1)
-    out = views[0] * weights[0]
-    for v, wv in zip(views[1:], weights[1:]):
-        out = out.addcmul_(v, wv)
-    return out
 
 
 def _init(module: nn.Module) -> None:
@@ -70,7 +62,7 @@ class ViewPooling(nn.Module):
         shared = F.linear(torch.cat([var, mean], dim=-1), layer.weight[:, C:], layer.bias)
         g = F.linear(feats, layer.weight[:, :C]).add_(shared[:, None]).relu_()  # in place: one (N, V, h) pass
         w = F.softmax(self.weight_fc(g), dim=1)
-        return self.out_fc(weighted_view_sum(g, w))
+        return self.out_fc(weighted_sum(g, w))
 
 
 @dataclass(frozen=True, eq=False)
@@ -118,7 +110,7 @@ class NeRFField(nn.Module):
         hidden = F.linear(torch.cat([image_feat_rgb, dirs], dim=-1), first.weight[:, I:])
         hidden = hidden.add_(F.linear(inter, first.weight[:, :I], first.bias)[:, None]).relu_()
         w = F.softmax(self.blend[2:](hidden), dim=1)
-        rgb = weighted_view_sum(image_feat_rgb[..., -3:], w)
+        rgb = weighted_sum(image_feat_rgb[..., -3:], w)
         return FieldOutputs(sigma, rgb, inter)
 
 
@@ -147,19 +139,41 @@ class FeatureHead(nn.Module):
             self.prior_bias = nn.Parameter(torch.full((out_dim,), float(prior_bias)))
             nn.init.zeros_(self.net[-1].weight)
 
-    def forward(self, x: Float[Tensor, "N C"], prior: Float[Tensor, "N out"] | Float[Tensor, "N P out"] | None = None
-                ) -> Float[Tensor, "N out"]:
-        return self.activate(self.net(x), prior)
+    def hidden(self, points: Float[Tensor, "*b C"], rays: Float[Tensor, "R Cr"] | None = None) -> Float[
+            Tensor, "*b hidden"]:
+        """The MLP's first layer and ReLU on ``cat([points, rays])``: ``points`` (R, S, C) per sample, ``rays``
+        the last ``Cr`` input columns, the same for every sample of a ray (its priors), applied once per ray
+        (R rows, not R x S) and added to its samples."""
+        first, C = self.net[0], points.shape[-1]
+        h = F.linear(points, first.weight[:, :C], first.bias)
+        if rays is not None:
+            h = h.add_(F.linear(rays, first.weight[:, C:])[:, None])
+        return h.relu_()
 
-    def activate(self, y: Float[Tensor, "N out"],
-                 prior: Float[Tensor, "N out"] | Float[Tensor, "N P out"] | None = None) -> Float[Tensor, "N out"]:
+    def forward(self, points: Float[Tensor, "*b C"], rays: Float[Tensor, "R Cr"] | None = None,
+                prior: Tensor | None = None) -> Float[Tensor, "*b out"]:
+        """Per sample: ``activation(net(cat([points, rays])) + prior term)`` (:meth:`hidden`, :meth:`activate`)."""
+        return self.activate(self.net[-1](self.hidden(points, rays)), prior)
+
+    def composited_raw(self, hidden: Float[Tensor, "R S hidden"], weights: Float[Tensor, "R S"]) -> Float[
+            Tensor, "R out"]:
+        """``composite(net(x), weights)`` from :meth:`hidden`'s output: the last layer is linear, so
+        ``sum_s w_s (W h_s + b) = W (sum_s w_s h_s) + b sum_s w_s``, applied once per ray."""
+        last = self.net[-1]
+        return F.linear(weighted_sum(hidden, weights[..., None]), last.weight) + last.bias * weights.sum(1, True)
+
+    def activate(self, y: Float[Tensor, "N out"] | Float[Tensor, "N S out"],
+                 prior: Float[Tensor, "N out"] | Float[Tensor, "N P out"] | None = None
+                 ) -> Float[Tensor, "N out"] | Float[Tensor, "N S out"]:
         """The head's output from the MLP's raw output ``y`` (``self.net(x)``) and the priors, if it has them:
-        ``activation(y + sum_p a_p * prior_p + b)``. Called on a ray's composited ``y`` with the ray's priors,
-        it is the residual form (``StudentConfig.heatmap_residual``)."""
+        ``activation(y + sum_p a_p * prior_p + b)``; for ``y`` of (N, S, out), one prior per N, the same for its
+        S samples. Called on a ray's composited ``y`` with the ray's priors, it is the residual form
+        (``StudentConfig.heatmap_residual``)."""
         if self.prior_gain is not None:
             if prior is None or prior.shape[1:] != self.prior_gain.shape:
                 raise ValueError(f"this head was built with priors of shape (N, {tuple(self.prior_gain.shape)}): "
                                  f"pass them, not {None if prior is None else tuple(prior.shape)}")
             weighted = self.prior_gain * prior
-            y = y + (weighted.sum(dim=1) if prior.dim() == 3 else weighted) + self.prior_bias
+            term = (weighted.sum(dim=1) if prior.dim() == 3 else weighted) + self.prior_bias
+            y = y + (term[:, None] if y.dim() == 3 else term)
         return torch.sigmoid(y) if self.activation == "sigmoid" else y

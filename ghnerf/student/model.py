@@ -338,14 +338,14 @@ class GHNeRF(nn.Module):
         return torch.cat([fmap, rgb], dim=1)
 
     def _evaluate_points(self, i: int, batch: MultiViewBatch, enc: SourceEncoding, feat_volume: Tensor,
-                         maps: Tensor, pts: Float[Tensor, "N 3"], volume_coords: Float[Tensor, "N 3"],
-                         priors: Tensor | None = None):
-        """Field and head inputs at world points: (FieldOutputs, head features (N, C)).
+                         maps: Tensor, pts: Float[Tensor, "N 3"], volume_coords: Float[Tensor, "N 3"]):
+        """Field and head inputs at world points: (FieldOutputs, per-point head features (N, C), None without
+        rendered heads). The heads' per-ray priors are not among them (:meth:`_head_outputs` adds them once
+        per ray).
 
         Args:
             maps: :meth:`_image_maps` of level ``i``.
             volume_coords: normalised (u, v, d) of each point in the level's feature volume.
-            priors: :meth:`head_priors` of each point's ray (required when the config has any).
         """
         lv = self.cfg.levels[i]
         H, W = batch.image_size
@@ -358,16 +358,38 @@ class GHNeRF(nn.Module):
         dirs = _view_dirs(pts, camera_centres(batch.tgt_w2c[None])[0], camera_centres(batch.src_w2c))
         field = self.fields[i](vox, img, dirs)
         feats = field.intermediate.detach() if self.cfg.detach_heads else field.intermediate
-        if self.encoder is not None and (self.heatmap_head is not None or self.cse_head is not None):
-            head_uv = src_uv.detach() if self.cfg.detach_heads else src_uv  # samples placed by the cost volume
-            human = sample_maps(enc.human, head_uv / scale, W, H).permute(1, 0, 2)  # full-resolution pixels
-            parts = [feats, self.human_pool(human)] + ([human.mean(dim=1)] if self.cfg.human_mean_skip else [])
-            if self.num_priors:
-                if priors is None:
-                    raise ValueError(f"{self.cfg.name} reads per-ray joint priors: pass them for every point")
-                parts.append(priors.flatten(1))
-            feats = torch.cat(parts, dim=-1)
-        return field, feats
+        if self.heatmap_head is None and self.cse_head is None:
+            return field, None
+        if self.encoder is None:
+            return field, feats
+        head_uv = src_uv.detach() if self.cfg.detach_heads else src_uv  # samples placed by the cost volume
+        human = sample_maps(enc.human, head_uv / scale, W, H).permute(1, 0, 2)  # full-resolution pixels
+        parts = [feats, self.human_pool(human)] + ([human.mean(dim=1)] if self.cfg.human_mean_skip else [])
+        return field, torch.cat(parts, dim=-1)
+
+    def _head_outputs(self, feats: Float[Tensor, "R S C"], ray_priors: Tensor | None,
+                      weights: Float[Tensor, "R S"]) -> dict[Head, Float[Tensor, "R channels"]]:
+        """Every rendered head's value per ray, composited over its samples with ``weights``.
+
+        The heads read ``cat([feats, ray_priors.flatten(1)])`` per sample; the priors' part of their first layer
+        is computed once per ray (:meth:`FeatureHead.hidden`). A head whose per-sample output is linear in its
+        hidden layer (CSE; the heatmaps with ``heatmap_residual``, activated per ray after compositing with the
+        ray's priors) composites the hidden layer and applies its last layer once per ray
+        (:meth:`FeatureHead.composited_raw`); the heatmaps without it are activated per sample, then composited.
+        ``ray_priors``: :meth:`head_priors` of the rays (required when the config has any)."""
+        if self.num_priors and ray_priors is None:
+            raise ValueError(f"{self.cfg.name} reads per-ray joint priors: pass them for every ray")
+        rays = None if ray_priors is None else ray_priors.flatten(1)
+        outputs = {}
+        if self.heatmap_head is not None:
+            head = self.heatmap_head
+            hidden = head.hidden(feats, rays)
+            outputs[Head.HEATMAPS] = (head.activate(head.composited_raw(hidden, weights), ray_priors)
+                                      if self.cfg.heatmap_residual
+                                      else composite(head.activate(head.net[-1](hidden), ray_priors), weights))
+        if self.cse_head is not None:
+            outputs[Head.CSE] = self.cse_head.composited_raw(self.cse_head.hidden(feats, rays), weights)
+        return outputs
 
     @torch.no_grad()
     def query_points(self, batch: MultiViewBatch, points: Float[Tensor, "N 3"],
@@ -389,20 +411,11 @@ class GHNeRF(nn.Module):
         coords = torch.stack([uv[:, 0] / max(rw - 1, 1), uv[:, 1] / max(rh - 1, 1), d], dim=-1)
         priors = self.head_priors(batch, enc, uv, K_r)  # each point's own target ray
         field, feats = self._evaluate_points(0, batch, enc, volume.features, self._image_maps(0, batch, enc),
-                                             points, coords, priors)
-        heat = self.heatmap_head(feats, priors) if self.heatmap_head is not None else None
+                                             points, coords)
+        heat = None
+        if self.heatmap_head is not None:  # each point a ray of one sample of weight 1: the head's value there
+            heat = self._head_outputs(feats[:, None], priors, field.sigma.new_ones(len(points), 1))[Head.HEATMAPS]
         return alpha_from_density(field.sigma), heat
-
-    def _head_values(self, feats: Tensor, priors: Tensor | None) -> dict[Head, Tensor]:
-        """Per sample point, the value of every rendered head the model has, (N, channels) each; with
-        ``heatmap_residual``, the heatmap head's raw MLP output (activated per ray after compositing)."""
-        values = {}
-        if self.heatmap_head is not None:
-            values[Head.HEATMAPS] = (self.heatmap_head.net(feats) if self.cfg.heatmap_residual
-                                     else self.heatmap_head(feats, priors))
-        if self.cse_head is not None:
-            values[Head.CSE] = self.cse_head(feats)
-        return values
 
     def _render_level(self, i: int, batch: MultiViewBatch, enc: SourceEncoding, volume: "LevelVolume",
                       maps: Tensor, uv: Float[Tensor, "R 2"], render_size: tuple[int, int]) -> LevelOutputs:
@@ -412,26 +425,18 @@ class GHNeRF(nn.Module):
         R, S = samples.depths.shape
         pts = samples.points.reshape(-1, 3)
         ray_priors = self.head_priors(batch, enc, uv, K_r)
-        priors = (None if ray_priors is None else
-                  ray_priors[:, None].expand(R, S, *ray_priors.shape[1:]).reshape(R * S, *ray_priors.shape[1:]))
         field, feats = self._evaluate_points(i, batch, enc, volume.features, maps, pts,
-                                             samples.volume_coords.reshape(-1, 3), priors)
+                                             samples.volume_coords.reshape(-1, 3))
         weights = compositing_weights(alpha_from_density(field.sigma.view(R, S)))
-
-        head_weights = weights.detach() if self.cfg.detach_heads else weights
-
-        def render(values: Tensor | None, w: Tensor = head_weights) -> Tensor | None:
-            return None if values is None else composite(values.view(R, S, -1), w)
-
         if self.cfg.depth_rendering == "softmax":
             depth = from_space(softmax_weighted(weights, samples.values), lv.inverse_depth)
         else:
             depth = expected_depth(weights, samples.depths)
-        heads = {head: render(values) for head, values in self._head_values(feats, priors).items()}
-        if self.cfg.heatmap_residual and Head.HEATMAPS in heads:  # the ray's priors after compositing
-            heads[Head.HEATMAPS] = self.heatmap_head.activate(heads[Head.HEATMAPS], ray_priors)
+        heads = ({} if feats is None else
+                 self._head_outputs(feats.view(R, S, -1), ray_priors,
+                                    weights.detach() if self.cfg.detach_heads else weights))
         return LevelOutputs(
-            uv=uv, render_size=render_size, rgb=render(field.rgb, weights), heads=heads,
+            uv=uv, render_size=render_size, rgb=composite(field.rgb.view(R, S, -1), weights), heads=heads,
             coord_error=(((self.coord_head(field.intermediate) - pts) ** 2).mean()
                          if self.coord_head is not None else None),
             depth=depth, acc=accumulation(weights), sample_depths=samples.depths,

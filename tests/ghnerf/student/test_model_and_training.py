@@ -11,6 +11,7 @@ from ghnerf.student.checkpoints import load_checkpoint
 from ghnerf.student.config import COARSE, FROZEN_ENCODERS, PRESETS, StudentConfig, preset
 from ghnerf.student.data import ExampleSet
 from ghnerf.student.geometry import pixel_grid
+from ghnerf.student.heads import Head
 from ghnerf.student.model import GHNeRF
 from ghnerf.student.train import train
 from ghnerf.student.train_config import TrainConfig
@@ -42,6 +43,35 @@ def test_head_shapes_for_every_config(name, example):
     assert fine.sample_depths.shape == (3, cfg.levels[1].samples_per_ray) and coarse.sample_depths.shape == (2, 8)
     assert cfg.levels[1].samples_per_ray == (2 if name.startswith("ghnerf-mediapipe-fast") else 4)  # GHNeRF's 4
     assert cfg.levels[0].depth_planes == 32 and cfg.levels[1].depth_planes == 8
+
+
+@pytest.mark.parametrize("residual", [True, False])
+def test_heads_read_their_priors_once_per_ray_and_composite_as_per_sample_heads_would(residual):
+    """The heads' per-ray shortcuts (the priors' columns of the first layer once per ray, the last layer after
+    compositing) against the plain per-sample heads: MLP on cat([features, priors]) at every sample, activated
+    with the priors (per ray when residual, else per sample), composited as sum_s w_s x_s."""
+    torch.manual_seed(0)
+    model = GHNeRF(preset("ghnerf-mediapipe-hypotheses+cse", heatmap_residual=residual)).eval()
+    for head in (model.heatmap_head, model.cse_head):  # the heatmap head's last layer starts at zero
+        torch.nn.init.normal_(head.net[-1].weight, std=0.5)
+        torch.nn.init.normal_(head.net[-1].bias, std=0.5)
+    R, S, P = 5, 4, model.num_priors
+    feats = torch.randn(R, S, model.heatmap_head.net[0].in_features - 25 * P, dtype=torch.float64)
+    priors, weights = torch.rand(R, P, 25, dtype=torch.float64), torch.rand(R, S, dtype=torch.float64) / S
+    model = model.double()
+    with torch.no_grad():
+        got = model._head_outputs(feats, priors, weights)
+        x = torch.cat([feats, priors.flatten(1)[:, None].expand(R, S, -1)], dim=-1)
+        hm = model.heatmap_head
+        gains = (hm.prior_gain * priors).sum(1) + hm.prior_bias  # (R, 25)
+        raw = hm.net(x)
+        heat = (torch.sigmoid((weights[..., None] * raw).sum(1) + gains) if residual
+                else (weights[..., None] * torch.sigmoid(raw + gains[:, None])).sum(1))
+        cse = (weights[..., None] * model.cse_head.net(x)).sum(1)
+    torch.testing.assert_close(got[Head.HEATMAPS], heat, rtol=0, atol=1e-12)
+    torch.testing.assert_close(got[Head.CSE], cse, rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="per-ray joint priors"):
+        model._head_outputs(feats, None, weights)
 
 
 def test_unknown_configs_are_rejected():

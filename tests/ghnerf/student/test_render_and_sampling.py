@@ -133,12 +133,12 @@ def test_depth_regression_on_a_peaked_distribution():
 
 
 @pytest.mark.parametrize("views", [2, 3, 4])
-def test_weighted_view_sum_is_the_weighted_sum_over_views(views):
-    from ghnerf.student.fields import weighted_view_sum
+def test_weighted_sum_is_the_weighted_sum_over_the_middle_axis(views):
+    from ghnerf.student.renderers import weighted_sum
 
     x, w = torch.randn(50, views, 7, dtype=torch.float64), torch.rand(50, views, 1, dtype=torch.float64)
     expected = np.einsum("nvc,nv->nc", x.numpy(), w[..., 0].numpy())
-    np.testing.assert_allclose(weighted_view_sum(x, w).numpy(), expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(weighted_sum(x, w).numpy(), expected, rtol=1e-12, atol=1e-12)
     x_before = x.clone()
-    weighted_view_sum(x, w)
+    weighted_sum(x, w)
     assert torch.equal(x, x_before)  # the inputs are left as they were (the sum accumulates in its own tensor)
