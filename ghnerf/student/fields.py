@@ -139,18 +139,23 @@ class FeatureHead(nn.Module):
             self.prior_bias = nn.Parameter(torch.full((out_dim,), float(prior_bias)))
             nn.init.zeros_(self.net[-1].weight)
 
-    def hidden(self, points: Float[Tensor, "*b C"], rays: Float[Tensor, "R Cr"] | None = None) -> Float[
+    def hidden(self, points: Tensor | tuple[Tensor, ...], rays: Float[Tensor, "R Cr"] | None = None) -> Float[
             Tensor, "*b hidden"]:
-        """The MLP's first layer and ReLU on ``cat([points, rays])``: ``points`` (R, S, C) per sample, ``rays``
-        the last ``Cr`` input columns, the same for every sample of a ray (its priors), applied once per ray
-        (R rows, not R x S) and added to its samples."""
-        first, C = self.net[0], points.shape[-1]
-        h = F.linear(points, first.weight[:, :C], first.bias)
+        """The MLP's first layer and ReLU on ``cat([*points, rays])`` without building it: ``points`` one or more
+        per-sample parts (``*b`` C_i: (R, S, C_i) or (N, C_i)), each through its own columns of the layer;
+        ``rays`` the last ``Cr`` input columns, the same for every sample of a ray (its priors), applied once per
+        ray (R rows, not R x S) and added to its samples."""
+        first, col = self.net[0], 0
+        h = None
+        for part in (points,) if isinstance(points, Tensor) else points:
+            cols = first.weight[:, col:col + part.shape[-1]]
+            h = F.linear(part, cols, first.bias) if h is None else h.add_(F.linear(part, cols))
+            col += part.shape[-1]
         if rays is not None:
-            h = h.add_(F.linear(rays, first.weight[:, C:])[:, None])
+            h = h.add_(F.linear(rays, first.weight[:, col:])[:, None])
         return h.relu_()
 
-    def forward(self, points: Float[Tensor, "*b C"], rays: Float[Tensor, "R Cr"] | None = None,
+    def forward(self, points: Tensor | tuple[Tensor, ...], rays: Float[Tensor, "R Cr"] | None = None,
                 prior: Tensor | None = None) -> Float[Tensor, "*b out"]:
         """Per sample: ``activation(net(cat([points, rays])) + prior term)`` (:meth:`hidden`, :meth:`activate`)."""
         return self.activate(self.net[-1](self.hidden(points, rays)), prior)

@@ -339,9 +339,9 @@ class GHNeRF(nn.Module):
 
     def _evaluate_points(self, i: int, batch: MultiViewBatch, enc: SourceEncoding, feat_volume: Tensor,
                          maps: Tensor, pts: Float[Tensor, "N 3"], volume_coords: Float[Tensor, "N 3"]):
-        """Field and head inputs at world points: (FieldOutputs, per-point head features (N, C), None without
-        rendered heads). The heads' per-ray priors are not among them (:meth:`_head_outputs` adds them once
-        per ray).
+        """Field and head inputs at world points: (FieldOutputs, the per-point head features as a tuple of (N, C_i)
+        parts in the heads' input order, None without rendered heads). The heads' per-ray priors are not among
+        them (:meth:`_head_outputs` adds them once per ray).
 
         Args:
             maps: :meth:`_image_maps` of level ``i``.
@@ -361,18 +361,18 @@ class GHNeRF(nn.Module):
         if self.heatmap_head is None and self.cse_head is None:
             return field, None
         if self.encoder is None:
-            return field, feats
+            return field, (feats,)
         head_uv = src_uv.detach() if self.cfg.detach_heads else src_uv  # samples placed by the cost volume
         human = sample_maps(enc.human, head_uv / scale, W, H).permute(1, 0, 2)  # full-resolution pixels
-        parts = [feats, self.human_pool(human)] + ([human.mean(dim=1)] if self.cfg.human_mean_skip else [])
-        return field, torch.cat(parts, dim=-1)
+        return field, (feats, self.human_pool(human)) + ((human.mean(dim=1),) if self.cfg.human_mean_skip else ())
 
-    def _head_outputs(self, feats: Float[Tensor, "R S C"], ray_priors: Tensor | None,
+    def _head_outputs(self, feats: tuple[Tensor, ...], ray_priors: Tensor | None,
                       weights: Float[Tensor, "R S"]) -> dict[Head, Float[Tensor, "R channels"]]:
         """Every rendered head's value per ray, composited over its samples with ``weights``.
 
-        The heads read ``cat([feats, ray_priors.flatten(1)])`` per sample; the priors' part of their first layer
-        is computed once per ray (:meth:`FeatureHead.hidden`). A head whose per-sample output is linear in its
+        The heads read ``cat([*feats, ray_priors.flatten(1)])`` per sample (``feats``: :meth:`_evaluate_points`'
+        parts, each (R, S, C_i)); each part goes through its own columns of their first layer, the priors' once per
+        ray (:meth:`FeatureHead.hidden`). A head whose per-sample output is linear in its
         hidden layer (CSE; the heatmaps with ``heatmap_residual``, activated per ray after compositing with the
         ray's priors) composites the hidden layer and applies its last layer once per ray
         (:meth:`FeatureHead.composited_raw`); the heatmaps without it are activated per sample, then composited.
@@ -414,7 +414,8 @@ class GHNeRF(nn.Module):
                                              points, coords)
         heat = None
         if self.heatmap_head is not None:  # each point a ray of one sample of weight 1: the head's value there
-            heat = self._head_outputs(feats[:, None], priors, field.sigma.new_ones(len(points), 1))[Head.HEATMAPS]
+            heat = self._head_outputs(tuple(f[:, None] for f in feats), priors,
+                                      field.sigma.new_ones(len(points), 1))[Head.HEATMAPS]
         return alpha_from_density(field.sigma), heat
 
     def _render_level(self, i: int, batch: MultiViewBatch, enc: SourceEncoding, volume: "LevelVolume",
@@ -433,7 +434,7 @@ class GHNeRF(nn.Module):
         else:
             depth = expected_depth(weights, samples.depths)
         heads = ({} if feats is None else
-                 self._head_outputs(feats.view(R, S, -1), ray_priors,
+                 self._head_outputs(tuple(f.view(R, S, -1) for f in feats), ray_priors,
                                     weights.detach() if self.cfg.detach_heads else weights))
         return LevelOutputs(
             uv=uv, render_size=render_size, rgb=composite(field.rgb.view(R, S, -1), weights), heads=heads,

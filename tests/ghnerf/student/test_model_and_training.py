@@ -56,11 +56,12 @@ def test_heads_read_their_priors_once_per_ray_and_composite_as_per_sample_heads_
         torch.nn.init.normal_(head.net[-1].weight, std=0.5)
         torch.nn.init.normal_(head.net[-1].bias, std=0.5)
     R, S, P = 5, 4, model.num_priors
-    feats = torch.randn(R, S, model.heatmap_head.net[0].in_features - 25 * P, dtype=torch.float64)
+    width = model.heatmap_head.net[0].in_features - 25 * P
+    feats = torch.randn(R, S, width, dtype=torch.float64)
     priors, weights = torch.rand(R, P, 25, dtype=torch.float64), torch.rand(R, S, dtype=torch.float64) / S
     model = model.double()
     with torch.no_grad():
-        got = model._head_outputs(feats, priors, weights)
+        got = model._head_outputs((feats[..., :40], feats[..., 40:]), priors, weights)  # two parts
         x = torch.cat([feats, priors.flatten(1)[:, None].expand(R, S, -1)], dim=-1)
         hm = model.heatmap_head
         gains = (hm.prior_gain * priors).sum(1) + hm.prior_bias  # (R, 25)
@@ -71,7 +72,7 @@ def test_heads_read_their_priors_once_per_ray_and_composite_as_per_sample_heads_
     torch.testing.assert_close(got[Head.HEATMAPS], heat, rtol=0, atol=1e-12)
     torch.testing.assert_close(got[Head.CSE], cse, rtol=0, atol=1e-12)
     with pytest.raises(ValueError, match="per-ray joint priors"):
-        model._head_outputs(feats, None, weights)
+        model._head_outputs((feats,), None, weights)
 
 
 def test_unknown_configs_are_rejected():
