@@ -61,12 +61,11 @@ def ray_depth_grids(uv: Float[Tensor, "R 2"], depths: Float[Tensor, "S"], K: Flo
     P = to_grid @ src_K @ rel_R
     p = to_grid @ (src_K @ rel_T[..., None])[..., 0].T  # (3 V)
     rays = torch.stack([(uv[:, 0] - K[0, 2]) / K[0, 0], (uv[:, 1] - K[1, 2]) / K[1, 1], torch.ones_like(uv[:, 0])], -1)
-    dirs = torch.einsum("vij,rj->vri", P, rays)  # (V R 3)
-    hom = torch.addcmul(p.T[:, None, None, :], dirs[:, :, None, :], depths[None, None, :, None])  # (V R S 3)
-    z = hom[..., 2:]
-    grid = hom[..., :2] / z.clamp_min(1e-6)
-    grid = torch.where(z > 0, grid, grid.new_tensor(outside))
-    return grid.reshape(len(src_K), -1, 1, 2)
+    dirs = torch.einsum("vij,rj->ivr", P, rays)  # (3 V R): one contiguous plane per component
+    x, y, z = (torch.addcmul(p[c][:, None, None], dirs[c][..., None], depths) for c in range(3))  # (V R S) each
+    z_safe = z.clamp_min(1e-6)
+    grid = torch.stack([x / z_safe, y / z_safe], dim=-1)  # (V R S 2), written once in grid_sample's layout
+    return torch.where((z > 0)[..., None], grid, grid.new_tensor(outside)).view(len(src_K), -1, 1, 2)
 
 
 def sample_maps(maps: Float[Tensor, "V C h w"], uv: Float[Tensor, "V N 2"], width: int, height: int,
