@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor, nn
 
-from ghnerf.student.renderers import weighted_sum
+from ghnerf.student.renderers import weighted_sum, weighted_sum_of
 
 VOLUME_FEATURE_DIM = 8
 POOLED_IMAGE_DIM = 16
@@ -51,18 +51,21 @@ class ViewPooling(nn.Module):
 
     def forward(self, feats: Float[Tensor, "N V C"], dirs: Float[Tensor, "N V 4"] | None = None) -> Float[
             Tensor, "N out"]:
-        if self.use_dirs:
-            feats = feats + self.view_fc(dirs)
+        # View by view: the inputs are views of view-major samples (grid_sample's (V, C, N), the directions'
+        # (V, N, 4)), so each view's (N, C) slice is a matrix the products read as it is, where the (N, V, C)
+        # tensor would be copied first; over 2-3 views, sums of slices also beat reductions over a short axis.
         V, C = feats.shape[1:]
-        views = feats.unbind(1)  # over 2-3 views, sums of slices beat reductions over a short middle axis
+        views = feats.unbind(1)
+        if self.use_dirs:
+            views = [f + self.view_fc(d) for f, d in zip(views, dirs.unbind(1))]
         mean = sum(views) / V
         var = sum((v - mean).square() for v in views) / (V - 1)  # unbiased, as ENeRF's torch.var
         # global_fc(cat([feats, var, mean])) with the per-point part applied once instead of once per view
         layer = self.global_fc[0]
         shared = F.linear(torch.cat([var, mean], dim=-1), layer.weight[:, C:], layer.bias)
-        g = F.linear(feats, layer.weight[:, :C]).add_(shared[:, None]).relu_()  # in place: one (N, V, h) pass
-        w = F.softmax(self.weight_fc(g), dim=1)
-        return self.out_fc(weighted_sum(g, w))
+        g = [F.linear(v, layer.weight[:, :C]).add_(shared).relu_() for v in views]  # in place: one pass each
+        w = F.softmax(torch.cat([self.weight_fc(gv) for gv in g], dim=1), dim=1)
+        return self.out_fc(weighted_sum_of(g, w.split(1, dim=1)))
 
 
 @dataclass(frozen=True, eq=False)
@@ -105,12 +108,15 @@ class NeRFField(nn.Module):
         x = self.lr0(vox_img)
         sigma = self.sigma(x)[:, 0]
         inter = torch.cat([x, vox_img], dim=-1)
-        # blend(cat([inter, image_feat_rgb, dirs])) with the per-point part applied once instead of once per view
-        first, I = self.blend[0], inter.shape[-1]
-        hidden = F.linear(torch.cat([image_feat_rgb, dirs], dim=-1), first.weight[:, I:])
-        hidden = hidden.add_(F.linear(inter, first.weight[:, :I], first.bias)[:, None]).relu_()
-        w = F.softmax(self.blend[2:](hidden), dim=1)
-        rgb = weighted_sum(image_feat_rgb[..., -3:], w)
+        # blend(cat([inter, image_feat_rgb, dirs])) with the per-point part applied once instead of once per view,
+        # view by view (as ViewPooling: the slices are read as they are)
+        first, I, Ci = self.blend[0], inter.shape[-1], image_feat_rgb.shape[-1]
+        shared = F.linear(inter, first.weight[:, :I], first.bias)
+        images = image_feat_rgb.unbind(1)
+        hidden = [F.linear(f, first.weight[:, I:I + Ci]).add_(F.linear(d, first.weight[:, I + Ci:])).add_(shared)
+                  .relu_() for f, d in zip(images, dirs.unbind(1))]
+        w = F.softmax(torch.cat([self.blend[2:](h) for h in hidden], dim=1), dim=1)
+        rgb = weighted_sum_of([f[:, -3:] for f in images], w.split(1, dim=1))
         return FieldOutputs(sigma, rgb, inter)
 
 

@@ -364,7 +364,8 @@ class GHNeRF(nn.Module):
             return field, (feats,)
         head_uv = src_uv.detach() if self.cfg.detach_heads else src_uv  # samples placed by the cost volume
         human = sample_maps(enc.human, head_uv / scale, W, H).permute(1, 0, 2)  # full-resolution pixels
-        return field, (feats, self.human_pool(human)) + ((human.mean(dim=1),) if self.cfg.human_mean_skip else ())
+        mean = (sum(human.unbind(1)) / human.shape[1],) if self.cfg.human_mean_skip else ()  # no short-axis reduction
+        return field, (feats, self.human_pool(human)) + mean
 
     def _head_outputs(self, feats: tuple[Tensor, ...], ray_priors: Tensor | None,
                       weights: Float[Tensor, "R S"]) -> dict[Head, Float[Tensor, "R channels"]]:
