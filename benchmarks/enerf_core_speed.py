@@ -20,7 +20,7 @@ Every measurement runs in its own process (so peak memory is its own), on the sa
 * per-stage seconds (image features, coarse volume, fine volume, fine per-ray work; first round, first load)
   and peak RSS growth; training steps per second of ``ghnerf-resnet18`` at 128² and 512² (``--skip-train``).
 
-    .venv/bin/python benchmarks/enerf_core_speed.py --original O --original-deps D [--baseline B]
+    .venv/bin/python benchmarks/enerf_core_speed.py --original O --original-deps D [--baseline B [--baseline-cases ...]]
         [--pairs 3] [--repeats 1] [--loads 0 2] [--skip-train] [--original-wait-policy PASSIVE]
     .venv/bin/python benchmarks/enerf_core_speed.py --from-json benchmarks/results/enerf_core_speed.json
 
@@ -30,7 +30,9 @@ load to ``--out``; ``--from-json`` prints the tables of such a file again.
 
 ``--original``: a checkout of zju3dv/ENeRF (``lib/`` is imported from it; ``kornia`` must be importable, e.g.
 ``pip install --target D --no-deps kornia kornia_rs`` and ``--original-deps D``). ``--baseline``: a checkout
-of this repository at another commit (``git worktree add B 745fa20``; first round, first load only). Nothing of
+of this repository at another commit (``git worktree add B 86bee4f``), whose code runs ``--baseline-cases``
+(default ``ours-enerf``; each a case that checkout has) in every round of the first load, interleaved with the
+rest, with the CPU policy of that checkout when it has one. Nothing of
 either is copied here: they are imported from where they are. The original runs with OpenMP's default wait
 policy (as its users run it) unless ``--original-wait-policy PASSIVE``.
 """
@@ -138,7 +140,7 @@ def _config(case: str, baseline: bool):
     cfg = preset(preset_of(case)).without_pretrained_load()  # random-init trainable encoders; a frozen one as bundled
     if not OURS[case][2]:  # not with ENeRF's settings
         return cfg
-    if baseline:  # a checkout from before with_enerf_settings
+    if baseline and not hasattr(cfg, "with_enerf_settings"):  # a checkout from before with_enerf_settings
         return replace(cfg, levels=(cfg.levels[0], replace(cfg.levels[-1], samples_per_ray=2)), source_views=2)
     return cfg.with_enerf_settings()
 
@@ -152,11 +154,11 @@ def worker_ours(spec: dict) -> dict:
 
     baseline = spec["kind"] == "baseline"
     device = torch.device("cpu")
-    policy = None
-    if not baseline:
+    try:
         from ghnerf.student.cpu_policy import apply_inference_policy
-
-        policy = apply_inference_policy(device).record()
+    except ImportError:  # a --baseline checkout from before the CPU policy
+        apply_inference_policy = None
+    policy = None if apply_inference_policy is None else apply_inference_policy(device).record()
     torch.manual_seed(0)
     model = GHNeRF(_config(spec["case"], baseline)).eval()
     ex = _example(spec["data"], spec["full"])
@@ -298,10 +300,13 @@ def worker_train(data: str, steps: int) -> dict:
 
 
 def worker(spec: dict) -> dict:
-    if spec["kind"] == "ours":  # as the ghnerf command does, before torch loads OpenMP
-        from ghnerf.student.cpu_policy import prepare_process
-
-        prepare_process()
+    if spec["kind"] in ("ours", "baseline"):  # as the ghnerf command does, before torch loads OpenMP
+        try:
+            from ghnerf.student.cpu_policy import prepare_process
+        except ImportError:  # a --baseline checkout from before the CPU policy
+            prepare_process = None
+        if prepare_process is not None:
+            prepare_process()
     import torch
 
     torch.set_num_threads(THREADS)
@@ -357,6 +362,8 @@ def main() -> None:
     ap.add_argument("--train-steps", type=int, default=5)
     ap.add_argument("--skip-train", action="store_true")
     ap.add_argument("--baseline", type=Path, help="checkout of this repository at the commit to compare with")
+    ap.add_argument("--baseline-cases", nargs="+", default=["ours-enerf"], choices=list(OURS),
+                    help="the cases the --baseline checkout runs")
     ap.add_argument("--original", type=Path, help="checkout of zju3dv/ENeRF")
     ap.add_argument("--original-deps", type=Path, help="extra import path for the original (kornia)")
     ap.add_argument("--original-wait-policy", choices=["PASSIVE", "ACTIVE"],
@@ -384,6 +391,10 @@ def main() -> None:
                      "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
                                               text=True).stdout.strip(),
                      "cases": {c: label_of(c) for c in args.cases}, "render": {}, "train": {}, "load_average": {}}
+    if args.baseline:
+        results["baseline"] = {"checkout": str(args.baseline), "commit": subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=args.baseline, capture_output=True, text=True).stdout.strip(),
+                               "cases": {c: label_of(c) for c in args.baseline_cases}}
     if args.original:
         _, results["original_config"] = original_config(str(args.original.resolve()))
         results["original_wait_policy"] = args.original_wait_policy or "unset"
@@ -412,9 +423,9 @@ def main() -> None:
                         if args.original:
                             jobs.insert(1, ("original", {"kind": "original", "root": str(args.original.resolve())},
                                             orig_path, args.original_wait_policy))
-                        if args.baseline and first:
-                            jobs.append(("baseline", {"kind": "baseline", "case": "ours-enerf"},
-                                         [str(args.baseline.resolve())], None))
+                        if args.baseline and load == args.loads[0]:
+                            jobs += [(f"baseline:{c}", {"kind": "baseline", "case": c}, [str(args.baseline.resolve())],
+                                      None) for c in args.baseline_cases]
                         for name, spec, path, policy in jobs:
                             console.print(f"load {load}, round {pair + 1}/{args.pairs}, {frame}: {name}")
                             r = run_job(base | spec, path, policy)

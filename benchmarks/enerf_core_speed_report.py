@@ -22,7 +22,10 @@ def _rows(results: dict) -> list[tuple[str, str, str, str]]:
             cas = results["original_config"]["cas_config"]
             rows.append((f"original ENeRF (render_if {cas['render_if']}, OMP_WAIT_POLICY "
                          f"{results['original_wait_policy']})", frame, "original", "seconds"))
-        rows.append(("before (--baseline)", frame, "baseline", "seconds"))
+        rows.append(("before (--baseline)", frame, "baseline", "seconds"))  # runs from before --baseline-cases
+        baseline = results.get("baseline")
+        for case, label in (baseline or {}).get("cases", {}).items():
+            rows.append((f"before (--baseline at {baseline['commit']}): {label}", frame, f"baseline:{case}", "seconds"))
     render = results["render"]
     return [r for r in rows if any(f"{r[2]}/{r[1]}" in render.get(str(n), {}) for n in results["loads"])]
 
