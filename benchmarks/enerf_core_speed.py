@@ -154,11 +154,8 @@ def worker_ours(spec: dict) -> dict:
 
     baseline = spec["kind"] == "baseline"
     device = torch.device("cpu")
-    try:
-        from ghnerf.student.cpu_policy import apply_inference_policy
-    except ImportError:  # a --baseline checkout from before the CPU policy
-        apply_inference_policy = None
-    policy = None if apply_inference_policy is None else apply_inference_policy(device).record()
+    cpu_policy = _cpu_policy_module()
+    policy = None if cpu_policy is None else cpu_policy.apply_inference_policy(device).record()
     torch.manual_seed(0)
     model = GHNeRF(_config(spec["case"], baseline)).eval()
     ex = _example(spec["data"], spec["full"])
@@ -299,14 +296,19 @@ def worker_train(data: str, steps: int) -> dict:
     return {"steps_per_second": steps / (time.perf_counter() - t0)}
 
 
+def _cpu_policy_module():
+    """``ghnerf.student.cpu_policy`` of the checkout on the path, or None for a ``--baseline`` from before it (it
+    imports no torch)."""
+    try:
+        from ghnerf.student import cpu_policy
+    except ImportError:
+        return None
+    return cpu_policy
+
+
 def worker(spec: dict) -> dict:
-    if spec["kind"] in ("ours", "baseline"):  # as the ghnerf command does, before torch loads OpenMP
-        try:
-            from ghnerf.student.cpu_policy import prepare_process
-        except ImportError:  # a --baseline checkout from before the CPU policy
-            prepare_process = None
-        if prepare_process is not None:
-            prepare_process()
+    if spec["kind"] in ("ours", "baseline") and _cpu_policy_module() is not None:
+        _cpu_policy_module().prepare_process()  # as the ghnerf command does, before torch loads OpenMP
     import torch
 
     torch.set_num_threads(THREADS)
@@ -349,6 +351,12 @@ def background_load(processes: int, seconds: float):
             p.wait()
 
 
+def _commit(checkout: Path) -> str:
+    """The short commit a checkout is at."""
+    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=checkout, capture_output=True,
+                          text=True).stdout.strip()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--worker", help=argparse.SUPPRESS)
@@ -388,12 +396,10 @@ def main() -> None:
     ours_path = [str(REPO)]
     results: dict = {"benchmark": "enerf_core_speed", "image_size": args.size, "threads": THREADS,
                      "source_views": 2, "pairs": args.pairs, "repeats": args.repeats, "loads": args.loads,
-                     "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
-                                              text=True).stdout.strip(),
+                     "commit": _commit(REPO),
                      "cases": {c: label_of(c) for c in args.cases}, "render": {}, "train": {}, "load_average": {}}
     if args.baseline:
-        results["baseline"] = {"checkout": str(args.baseline), "commit": subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=args.baseline, capture_output=True, text=True).stdout.strip(),
+        results["baseline"] = {"checkout": str(args.baseline), "commit": _commit(args.baseline),
                                "cases": {c: label_of(c) for c in args.baseline_cases}}
     if args.original:
         _, results["original_config"] = original_config(str(args.original.resolve()))

@@ -51,6 +51,12 @@ class ViewPooling(nn.Module):
 
     def forward(self, feats: Float[Tensor, "N V C"], dirs: Float[Tensor, "N V 4"] | None = None) -> Float[
             Tensor, "N out"]:
+        return self.pool(feats, dirs)[0]
+
+    def pool(self, feats: Float[Tensor, "N V C"], dirs: Float[Tensor, "N V 4"] | None = None) -> tuple[
+            Float[Tensor, "N out"], Float[Tensor, "N C"]]:
+        """The pooled vector and the views' mean it was computed from (of ``feats`` plus the direction embedding
+        when ``use_dirs``): a reader of both takes the mean from here instead of computing it again."""
         # View by view: the inputs are views of view-major samples (grid_sample's (V, C, N), the directions'
         # (V, N, 4)), so each view's (N, C) slice is a matrix the products read as it is, where the (N, V, C)
         # tensor would be copied first; over 2-3 views, sums of slices also beat reductions over a short axis.
@@ -65,7 +71,7 @@ class ViewPooling(nn.Module):
         shared = F.linear(torch.cat([var, mean], dim=-1), layer.weight[:, C:], layer.bias)
         g = [F.linear(v, layer.weight[:, :C]).add_(shared).relu_() for v in views]  # in place: one pass each
         w = F.softmax(torch.cat([self.weight_fc(gv) for gv in g], dim=1), dim=1)
-        return self.out_fc(weighted_sum_of(g, w.split(1, dim=1)))
+        return self.out_fc(weighted_sum_of(g, w.split(1, dim=1))), mean
 
 
 @dataclass(frozen=True, eq=False)

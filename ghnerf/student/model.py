@@ -364,8 +364,8 @@ class GHNeRF(nn.Module):
             return field, (feats,)
         head_uv = src_uv.detach() if self.cfg.detach_heads else src_uv  # samples placed by the cost volume
         human = sample_maps(enc.human, head_uv / scale, W, H).permute(1, 0, 2)  # full-resolution pixels
-        mean = (sum(human.unbind(1)) / human.shape[1],) if self.cfg.human_mean_skip else ()  # no short-axis reduction
-        return field, (feats, self.human_pool(human)) + mean
+        pooled, mean = self.human_pool.pool(human)  # no directions: the mean of the human features themselves
+        return field, (feats, pooled) + ((mean,) if self.cfg.human_mean_skip else ())
 
     def _head_outputs(self, feats: tuple[Tensor, ...], ray_priors: Tensor | None,
                       weights: Float[Tensor, "R S"]) -> dict[Head, Float[Tensor, "R channels"]]:
@@ -384,10 +384,11 @@ class GHNeRF(nn.Module):
         outputs = {}
         if self.heatmap_head is not None:
             head = self.heatmap_head
-            hidden = head.hidden(feats, rays)
-            outputs[Head.HEATMAPS] = (head.activate(head.composited_raw(hidden, weights), ray_priors)
-                                      if self.cfg.heatmap_residual
-                                      else composite(head.activate(head.net[-1](hidden), ray_priors), weights))
+            if self.cfg.heatmap_residual:
+                raw = head.composited_raw(head.hidden(feats, rays), weights)
+                outputs[Head.HEATMAPS] = head.activate(raw, ray_priors)
+            else:
+                outputs[Head.HEATMAPS] = composite(head(feats, rays, ray_priors), weights)
         if self.cse_head is not None:
             outputs[Head.CSE] = self.cse_head.composited_raw(self.cse_head.hidden(feats, rays), weights)
         return outputs
