@@ -2,11 +2,15 @@
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
+from functools import cached_property
 from pathlib import Path
 from typing import Generic, TypeVar
 
 from ghnerf.base.errors import DataReadError
 from ghnerf.base.fileio import image_size
+from ghnerf.data.records import SubjectSummary
+
+PROBE_FRAMES = 10  # frames (poses) whose image headers set each camera's image size
 
 SequenceT = TypeVar("SequenceT")
 
@@ -102,3 +106,34 @@ def camera_image_sizes(per_camera: Sequence[Iterable[Path]]) -> tuple[list[tuple
         sizes.append(best)
         odd.extend({"path": str(p), "size": list(s), "expected": list(best)} for p, s in found if s != best)
     return sizes, odd
+
+
+class ProbedImageSizes:
+    """A sequence's camera image sizes, read from the headers of its first :data:`PROBE_FRAMES` frames' images
+    (:func:`camera_image_sizes`), and its summary. The sequence names the files (:meth:`probed_images`) and has
+    ``name``, ``num_cameras`` and ``num_frames``."""
+
+    name: str
+    num_cameras: int
+    num_frames: int
+
+    def probed_images(self, frames: int) -> list[list[Path]]:
+        """Per camera, its image files of the first ``frames`` frames."""
+        raise NotImplementedError
+
+    @cached_property
+    def _sizes(self) -> tuple[list[tuple[int, int]], list[dict]]:
+        return camera_image_sizes(self.probed_images(PROBE_FRAMES))
+
+    @property
+    def image_sizes(self) -> list[tuple[int, int]]:
+        """(H, W) of each camera: the size most of its first frames have (image headers only)."""
+        return self._sizes[0]
+
+    @property
+    def odd_sized_images(self) -> list[dict]:
+        """Probed images whose size differs from their camera's (``{"path", "size", "expected"}``)."""
+        return self._sizes[1]
+
+    def summary(self) -> SubjectSummary:
+        return SubjectSummary(self.name, self.num_cameras, self.num_frames, self.image_sizes[0])

@@ -22,14 +22,13 @@ import numpy as np
 from ghnerf.base.cameras import Camera
 from ghnerf.base.errors import DataReadError, UnsafeFileError
 from ghnerf.base.safe_numpy import load_npy, load_npz
-from ghnerf.data.folders import SubjectFolders, camera_image_sizes, skipped_subject
+from ghnerf.data.folders import ProbedImageSizes, SubjectFolders, skipped_subject
 from ghnerf.data.geometry import intrinsics_problem, load_vertices
-from ghnerf.data.records import SIDE_DIR, CameraView, MultiViewFrame, SubjectSummary
+from ghnerf.data.records import SIDE_DIR, CameraView, MultiViewFrame
 
 HUMAN_LIST = "human_list.txt"
 CAMERAS = "cameras.json"
 SMPL_FIT = "outputs_re_fitting/refit_smpl_2nd.npz"
-PROBE_FRAMES = 10  # poses whose image headers set each camera's image size
 # Without an SMPL body model the vertices cannot be posed; the box around the
 # fitted root translation is then this half-size (metres).
 SMPL_ROOT_BOX_HALF = np.array([1.1, 1.1, 1.1])
@@ -66,7 +65,7 @@ def why_not_sequence(path: Path) -> tuple[Path, str]:
     return path / "img", "img/ is missing: this subject has no images; restore the img/ folder"
 
 
-class RenderPeopleSequence:
+class RenderPeopleSequence(ProbedImageSizes):
     """One rendered subject folder (all poses, all cameras)."""
 
     def __init__(self, root: str | Path):
@@ -122,23 +121,8 @@ class RenderPeopleSequence:
     def num_cameras(self) -> int:
         return len(self.cameras)
 
-    @cached_property
-    def _sizes(self) -> tuple[list[tuple[int, int]], list[dict]]:
-        return camera_image_sizes([[self.root / image_relpath(c, p) for p in self.poses[:PROBE_FRAMES]]
-                                   for c in range(self.num_cameras)])
-
-    @property
-    def image_sizes(self) -> list[tuple[int, int]]:
-        """(H, W) of each camera: the size most of its first poses have (image headers only)."""
-        return self._sizes[0]
-
-    @property
-    def odd_sized_images(self) -> list[dict]:
-        """Probed images whose size differs from their camera's (``{"path", "size", "expected"}``)."""
-        return self._sizes[1]
-
-    def summary(self) -> SubjectSummary:
-        return SubjectSummary(self.name, self.num_cameras, self.num_frames, self.image_sizes[0])
+    def probed_images(self, frames: int) -> list[list[Path]]:
+        return [[self.root / image_relpath(c, p) for p in self.poses[:frames]] for c in range(self.num_cameras)]
 
     @cached_property
     def _smpl_transl(self) -> np.ndarray | None:

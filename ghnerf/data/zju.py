@@ -16,7 +16,6 @@ Sources: ../shared/reference/formats.md §1.
 """
 
 import re
-from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -24,9 +23,9 @@ import numpy as np
 from ghnerf.base.cameras import Camera
 from ghnerf.base.errors import DataReadError, UnsafeFileError
 from ghnerf.base.safe_numpy import load_npy
-from ghnerf.data.folders import SubjectFolders, camera_image_sizes, skipped_subject
+from ghnerf.data.folders import ProbedImageSizes, SubjectFolders, skipped_subject
 from ghnerf.data.geometry import intrinsics_problem, load_vertices
-from ghnerf.data.records import SIDE_DIR, CameraView, MultiViewFrame, SubjectSummary
+from ghnerf.data.records import SIDE_DIR, CameraView, MultiViewFrame
 
 MM_TO_M = 1e-3
 ANNOTS = "annots.npy"
@@ -34,7 +33,6 @@ MASK_DIRS = ("mask", "mask_cihp")
 VERTEX_DIRS = ("new_vertices", "vertices")
 _CAMERA_DIR = re.compile(r"^Camera(_B\d+| \(\d+\))$")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
-PROBE_FRAMES = 10  # frames whose image headers set each camera's image size
 
 
 def camera_folder(camera_number: int, naming: str) -> str:
@@ -82,7 +80,7 @@ MISSING_ANNOTS = ("annots.npy is missing: this folder has camera folders like a 
                   "annots.npy (cams + ims) none of its images can be used; restore annots.npy")
 
 
-class ZJUSequence:
+class ZJUSequence(ProbedImageSizes):
     """One ZJU-MoCap sequence folder.
 
     Args:
@@ -204,23 +202,8 @@ class ZJUSequence:
     def camera_name(self, index: int) -> str:
         return Path(self.ims[0]["ims"][index]).parts[0]
 
-    @cached_property
-    def _sizes(self) -> tuple[list[tuple[int, int]], list[dict]]:
-        probe = self.ims[:PROBE_FRAMES]
-        return camera_image_sizes([[self.root / entry["ims"][c] for entry in probe] for c in range(self.num_cameras)])
-
-    @property
-    def image_sizes(self) -> list[tuple[int, int]]:
-        """(H, W) of each camera: the size most of its first frames have (image headers only)."""
-        return self._sizes[0]
-
-    @property
-    def odd_sized_images(self) -> list[dict]:
-        """Probed images whose size differs from their camera's (``{"path", "size", "expected"}``)."""
-        return self._sizes[1]
-
-    def summary(self) -> SubjectSummary:
-        return SubjectSummary(self.name, self.num_cameras, self.num_frames, self.image_sizes[0])
+    def probed_images(self, frames: int) -> list[list[Path]]:
+        return [[self.root / entry["ims"][c] for entry in self.ims[:frames]] for c in range(self.num_cameras)]
 
     def frame(self, index: int) -> MultiViewFrame:
         """Frame ``index`` (0-based position in ``annots['ims']``)."""

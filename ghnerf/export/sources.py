@@ -86,7 +86,7 @@ def student_keypoints(run: str | Path, data: str | Path, subject: str, frames: s
     from ghnerf.render.views import view_example
     from ghnerf.student.cpu_policy import apply_inference_policy
     from ghnerf.student.distributed import pick_device
-    from ghnerf.student.inference import render_full_view
+    from ghnerf.student.inference import FrameEncodings, render_full_view
 
     if joints3d not in JOINTS3D:
         raise ConfigError(f"unknown joints3d {joints3d!r}; choose one of {', '.join(JOINTS3D)}")
@@ -100,17 +100,20 @@ def student_keypoints(run: str | Path, data: str | Path, subject: str, frames: s
                        source_views or ck["student_config"].source_views)
     render_2d = with_2d or (with_3d and joints3d == "triangulated")
     total, done = len(scene.frames) * len(scene.captures), 0
+    encodings = FrameEncodings(model, dev)  # a frame's views sharing their sources (and its 3D joints) encode once
     for f in scene.frames:
         frame = scene.sequence.frame(f)
-        views, examples = {}, []
+        views, examples, view_encodings = {}, [], []
         for c, cam in enumerate(scene.captures):
             srcs = pick_sources(scene.captures, cam, scene.candidates, scene.source_views)
             ex = view_example(frame, cam, srcs, scene.scale, frame.views[c].name)
+            encoding = encodings.get(f, srcs, ex.batch) if render_2d or with_3d else None
             if render_2d:
-                kp = openpose_keypoints(render_full_view(model, ex, dev)["heatmaps"].numpy())
+                kp = openpose_keypoints(render_full_view(model, ex, dev, encoding=encoding)["heatmaps"].numpy())
                 kp[:, :2] /= scene.scale  # the student's pixels are the K-scaled ones (as its training targets)
                 views[frame.views[c].name] = kp
             examples.append(ex)
+            view_encodings.append(encoding)
             done += 1
             if on_view:
                 on_view(done, total)
@@ -118,7 +121,7 @@ def student_keypoints(run: str | Path, data: str | Path, subject: str, frames: s
         if with_3d and joints3d == "triangulated":
             joints = triangulated_joints([pinhole(v.camera) for v in frame.views], np.stack(list(views.values())))
         elif with_3d:
-            joints = volumetric_joints(model, examples, dev)
+            joints = volumetric_joints(model, examples, dev, view_encodings)
         yield FrameKeypoints(frame, views if with_2d else {},
                              joints if joints is not None else np.zeros((NUM_JOINTS, 4)))
 

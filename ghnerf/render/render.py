@@ -37,7 +37,7 @@ def render_run(spec: RenderSpec, on_frame: Callable[[int, int], None] | None = N
     from ghnerf.eval.evaluate import load_run_model
     from ghnerf.student.cpu_policy import apply_inference_policy
     from ghnerf.student.distributed import pick_device
-    from ghnerf.student.inference import render_full_view
+    from ghnerf.student.inference import FrameEncodings, render_full_view
 
     run = Path(spec.run)
     ck_path = Path(spec.checkpoint) if spec.checkpoint else run / "checkpoints" / "latest.pt"
@@ -56,7 +56,7 @@ def render_run(spec: RenderSpec, on_frame: Callable[[int, int], None] | None = N
     mp4 = out / "render.mp4"
     gif = out / "render.gif" if total <= spec.gif_max_frames else None
     kept, records = [], []
-    encoding, encoded = None, None  # the last source encoding and its (frame, sources): views sharing them reuse it
+    encodings = FrameEncodings(model, device)  # views of a frame sharing their sources encode them once
     net_seconds, first = 0.0, None
     t0 = time.perf_counter()
     with Mp4Writer(mp4, spec.fps) as video:
@@ -66,9 +66,7 @@ def render_run(spec: RenderSpec, on_frame: Callable[[int, int], None] | None = N
             srcs = source_views(scene.captures, cam, scene.candidates, scene.source_views)
             ex = view_example(frame, cam, srcs, scene.scale, f"{spec.path}-{i % len(cams)}")
             t = time.perf_counter()
-            key = (scene.frames[i % F], tuple(srcs))
-            r = render_full_view(model, ex, device, encoding=encoding if key == encoded else None)
-            encoding, encoded = r["encoding"], key
+            r = render_full_view(model, ex, device, encoding=encodings.get(scene.frames[i % F], srcs, ex.batch))
             net_seconds += time.perf_counter() - t
             hm = None if r["heatmaps"] is None else r["heatmaps"].numpy()
             cse = None if r["cse"] is None else r["cse"].numpy()

@@ -3,6 +3,7 @@
 Evaluation, rendering and export import this module (and :mod:`ghnerf.student.checkpoints`), never the training loop.
 """
 
+from collections.abc import Hashable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ from ghnerf.base.viz import heatmap_overlay
 from ghnerf.student.data import Example
 from ghnerf.student.heads import Head
 from ghnerf.student.model import GHNeRF
-from ghnerf.student.model_io import SourceEncoding
+from ghnerf.student.model_io import MultiViewBatch, SourceEncoding
 from ghnerf.student.views import level_maps
 
 
@@ -37,6 +38,32 @@ def ray_chunk(samples_per_ray: int, source_views: int, device: torch.device, fre
     if free_bytes is None:
         free_bytes = torch.cuda.mem_get_info(device)[0]
     return max(MIN_CHUNK, int(free_bytes * GPU_MEMORY_SHARE) // (GPU_BYTES_PER_POINT_VIEW * point_views))
+
+
+class FrameEncodings:
+    """One frame's source encodings by source set, for the views rendered or queried from it.
+
+    :meth:`GHNeRF.encode` reads the source views only, so the views of a frame that share their source cameras, and
+    the frame's volumetric joints (:meth:`GHNeRF.query_points` of the same views), encode them once. Holds one frame
+    at a time: asking for another frame drops the last one's (an encoding is tens of MB at 512²)."""
+
+    def __init__(self, model: GHNeRF, device: torch.device):
+        self.model, self.device = model, device
+        self._frame: Hashable | None = None
+        self._by_sources: dict[tuple[int, ...], SourceEncoding] = {}
+        self.encoded = 0  # encode calls so far
+
+    @torch.no_grad()
+    def get(self, frame: Hashable, sources: Sequence[int], batch: MultiViewBatch) -> SourceEncoding:
+        """The encoding of ``batch``'s source views: ``frame``'s cameras ``sources`` (the key; eval mode)."""
+        if frame != self._frame:
+            self._frame, self._by_sources = frame, {}
+        key = tuple(int(s) for s in sources)
+        if key not in self._by_sources:
+            self.model.eval()
+            self._by_sources[key] = self.model.encode(batch.to(self.device))
+            self.encoded += 1
+        return self._by_sources[key]
 
 
 @torch.no_grad()

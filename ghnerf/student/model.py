@@ -367,9 +367,9 @@ class GHNeRF(nn.Module):
         pooled, mean = self.human_pool.pool(human)  # no directions: the mean of the human features themselves
         return field, (feats, pooled) + ((mean,) if self.cfg.human_mean_skip else ())
 
-    def _head_outputs(self, feats: tuple[Tensor, ...], ray_priors: Tensor | None,
-                      weights: Float[Tensor, "R S"]) -> dict[Head, Float[Tensor, "R channels"]]:
-        """Every rendered head's value per ray, composited over its samples with ``weights``.
+    def _head_outputs(self, feats: tuple[Tensor, ...], ray_priors: Tensor | None, weights: Float[Tensor, "R S"],
+                      heads: frozenset[Head] = frozenset(Head)) -> dict[Head, Float[Tensor, "R channels"]]:
+        """Every rendered head's value per ray (of those in ``heads``), composited over its samples with ``weights``.
 
         The heads read ``cat([*feats, ray_priors.flatten(1)])`` per sample (``feats``: :meth:`_evaluate_points`'
         parts, each (R, S, C_i)); each part goes through its own columns of their first layer, the priors' once per
@@ -382,14 +382,14 @@ class GHNeRF(nn.Module):
             raise ValueError(f"{self.cfg.name} reads per-ray joint priors: pass them for every ray")
         rays = None if ray_priors is None else ray_priors.flatten(1)
         outputs = {}
-        if self.heatmap_head is not None:
+        if self.heatmap_head is not None and Head.HEATMAPS in heads:
             head = self.heatmap_head
             if self.cfg.heatmap_residual:
                 raw = head.composited_raw(head.hidden(feats, rays), weights)
                 outputs[Head.HEATMAPS] = head.activate(raw, ray_priors)
             else:
                 outputs[Head.HEATMAPS] = composite(head(feats, rays, ray_priors), weights)
-        if self.cse_head is not None:
+        if self.cse_head is not None and Head.CSE in heads:
             outputs[Head.CSE] = self.cse_head.composited_raw(self.cse_head.hidden(feats, rays), weights)
         return outputs
 
@@ -416,8 +416,8 @@ class GHNeRF(nn.Module):
                                              points, coords)
         heat = None
         if self.heatmap_head is not None:  # each point a ray of one sample of weight 1: the head's value there
-            heat = self._head_outputs(tuple(f[:, None] for f in feats), priors,
-                                      field.sigma.new_ones(len(points), 1))[Head.HEATMAPS]
+            heat = self._head_outputs(tuple(f[:, None] for f in feats), priors, field.sigma.new_ones(len(points), 1),
+                                      frozenset({Head.HEATMAPS}))[Head.HEATMAPS]
         return alpha_from_density(field.sigma), heat
 
     def _render_level(self, i: int, batch: MultiViewBatch, enc: SourceEncoding, volume: "LevelVolume",

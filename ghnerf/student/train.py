@@ -165,8 +165,13 @@ def train(cfg: StudentConfig, tcfg: TrainConfig, examples: ExampleSet, out: str 
         log(f"initialised from {init_from} (step {ck['step']})")
     if weights.notice():
         log(weights.notice())
-    pretrained_2d = None
-    if tcfg.pretrain_2d_steps and step == 0 and not init_from:  # DDP then broadcasts rank 0's weights
+    pretrained_2d = None  # what run.json says of the 2D pretraining: what ran here, not only what tcfg asks
+    if resume and step > 0:
+        pretrained_2d = ck["meta"].get("pretrained_2d")  # the run's own, from its start
+    elif tcfg.pretrain_2d_steps and init_from:
+        pretrained_2d = {"skipped": f"fine-tuning: the pose network is {init_from}'s, as it was trained there"}
+        log(f"2D pretraining skipped ({tcfg.pretrain_2d_steps} steps asked): {pretrained_2d['skipped']}")
+    elif tcfg.pretrain_2d_steps and step == 0:  # DDP then broadcasts rank 0's weights
         pretrained_2d = pretrain_or_take(model, examples, tcfg, gen, device, log, precision.without_grad_scaler(),
                                          writes=ctx.is_main)
     if tcfg.freeze_pretrained_2d:  # also when resuming: the flag is not in the checkpoint's weights

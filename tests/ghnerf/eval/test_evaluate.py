@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 import torchvision
 from typer.testing import CliRunner
@@ -119,3 +120,38 @@ def test_evaluate_cse(student_root, tmp_path):
     ck.write_bytes(ck.read_bytes() + b"\0")
     stale = runner.invoke(app, ["lineage", str(metrics)])
     assert stale.exit_code != 0 and "changed since" in stale.output
+
+
+def test_evaluate_encodes_each_frames_source_set_once(tiny_run, student_root, tmp_path, monkeypatch):
+    """Evaluate encodes each (frame, ordered source views) once for the renders and the frame's volumetric joints (8
+    views: 8 encodes where each render and each volume query encoded afresh: 16), and every metric is what encoding
+    each view afresh gives."""
+    from ghnerf.eval.evaluate import evaluate_run, load_run_model, volumetric_error
+    from ghnerf.eval.metrics import masked_psnr, openpose_keypoints, pck
+    from ghnerf.student.inference import render_full_view
+    from ghnerf.student.model import GHNeRF
+
+    calls = []
+    encode = GHNeRF.encode
+    monkeypatch.setattr(GHNeRF, "encode", lambda self, batch: calls.append(1) or encode(self, batch))
+    report = evaluate_run(tiny_run, student_root, "test", out=tmp_path / "eval", source_views=4)
+    monkeypatch.undo()
+    rows = report["per_view"]
+    frames = sorted({(r["subject"], r["frame_id"]) for r in rows})
+    assert report["views"] == len(rows) == 8 and len(frames) == 2
+    cpu = torch.device("cpu")
+    model, ck = load_run_model(tiny_run / "checkpoints" / "latest.pt", cpu)
+    examples = ExampleSet(student_root, "test", 4, ck["train_config"].image_scale, fewest_source_views=4)
+    source_sets = {(examples.items[i][:2], tuple(examples.sources(i))) for i in range(len(examples))}
+    assert len(calls) == len(source_sets) == 8
+    per_frame = {}
+    for i, row in enumerate(rows):
+        ex = examples.example(i)
+        r = render_full_view(model, ex, cpu)  # encodes its sources itself
+        psnr = masked_psnr(r["rgb"].clamp(0, 1).numpy(), ex.image.numpy(), r["box"].numpy())
+        assert psnr == pytest.approx(row["psnr"], abs=1e-9)
+        kp = openpose_keypoints(r["heatmaps"].numpy())
+        assert pck(kp[None], ex.joints2d.numpy()[None]).value == row["pck_view"]
+        per_frame.setdefault(ex.key[:2], []).append((ex, kp))
+    fresh = [volumetric_error(model, views, cpu) for views in per_frame.values()]
+    assert report["metrics"]["mpjpe_volumetric_m"] == pytest.approx(float(np.mean(fresh)), abs=1e-12)

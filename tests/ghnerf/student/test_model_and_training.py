@@ -189,3 +189,37 @@ def test_views_sharing_their_sources_can_share_one_encoding(example):
     torch.testing.assert_close(reused["rgb"], fresh["rgb"], atol=0, rtol=0)
     torch.testing.assert_close(reused["heatmaps"], fresh["heatmaps"], atol=0, rtol=0)
     assert (fresh["rgb"] - first["rgb"]).abs().max() > 1e-3
+
+
+def test_frame_encodings_encode_a_frames_source_set_once(example):
+    """FrameEncodings encodes (frame, sources) once: the same sources again reuse it, other sources of the frame get
+    their own, another frame drops the last one's (one frame held at a time); what it gives is model.encode's."""
+    from ghnerf.student.inference import FrameEncodings
+
+    torch.manual_seed(0)
+    model = GHNeRF(preset("ghnerf-resnet18", pretrained="none"))
+    encodings = FrameEncodings(model, torch.device("cpu"))
+    a = encodings.get(0, [1, 2], example.batch)
+    assert encodings.get(0, (1, 2), example.batch) is a and encodings.encoded == 1
+    b = encodings.get(0, [1, 3], example.batch)
+    assert b is not a and encodings.encoded == 2 and encodings.get(0, [1, 3], example.batch) is b
+    assert encodings.get(1, [1, 2], example.batch) is not a and encodings.encoded == 3
+    assert encodings.get(0, [1, 2], example.batch) is not a and encodings.encoded == 4  # frame 0 was dropped
+    with torch.no_grad():
+        want = model.eval().encode(example.batch)
+    for got, ref in zip(a.fpn + (a.human,), want.fpn + (want.human,), strict=True):
+        torch.testing.assert_close(got, ref, atol=0, rtol=0)
+
+
+def test_query_points_computes_only_the_heatmaps(example, monkeypatch):
+    """query_points returns occupancy and heatmaps: a CSE head beside them is not run there (rendering runs it)."""
+    torch.manual_seed(0)
+    model = GHNeRF(preset("ghnerf-resnet18+cse", pretrained="none")).eval()
+    calls = []
+    hidden = model.cse_head.hidden
+    monkeypatch.setattr(model.cse_head, "hidden", lambda *a: calls.append(1) or hidden(*a))
+    occ, heat = model.query_points(example.batch, torch.zeros(5, 3))
+    assert occ.shape == (5,) and heat.shape == (5, model.cfg.num_joints) and not calls
+    with torch.no_grad():
+        out = model(example.batch, [example.batch.tgt_K.new_zeros((0, 2)), torch.tensor([[3.0, 4.0]])])[-1]
+    assert out.heads[Head.CSE].shape == (1, model.cfg.cse_dim) and calls

@@ -344,3 +344,30 @@ def test_a_cached_2d_pretraining_gives_the_same_run_and_is_taken_only_when_every
     with pytest.raises(CheckpointError, match=f"{first['key']}.pt: damaged 2D pretraining cache entry"):
         run("damaged")
     assert entry.read_bytes() == b"not a torch file" and not (tmp_path / "damaged" / "run.json").exists()
+
+
+def test_run_json_says_what_the_2d_pretraining_did_when_fine_tuning_and_resuming(example_set, tmp_path):
+    """run.json's pretrained_2d is what ran: a run that pretrains records it; fine-tuning it (init_from, 2D steps
+    asked, as `auto` asks for the default) skips the pretraining, says so in the log and records why; resuming the
+    first run keeps its own record (run.json is written again at every start)."""
+    from ghnerf.student.train import train
+
+    cfg = preset("ghnerf-resnet18-hypotheses", pretrained="none")
+    tcfg = TrainConfig(steps=2, rays=(8, 16), pretrain_2d_steps=2, freeze_pretrained_2d=True, checkpoint_every=2,
+                       val_every=2, image_scale=0.5, cpu_precision="float32", pretrain_2d_cache=str(tmp_path / "c"))
+
+    def record(name):
+        return json.loads((tmp_path / name / "run.json").read_text())["pretrained_2d"]
+
+    train(cfg, tcfg, example_set, tmp_path / "first", log=lambda line: None)
+    first = record("first")
+    assert first["taken"] is False and first["key"]
+    lines = []
+    train(cfg, tcfg, example_set, tmp_path / "tuned", log=lines.append,
+          init_from=tmp_path / "first" / "checkpoints" / "latest.pt")
+    assert "fine-tuning" in record("tuned")["skipped"] and str(tmp_path / "first") in record("tuned")["skipped"]
+    assert any(line.startswith("2D pretraining skipped (2 steps asked)") for line in lines)
+    assert not any(line.startswith("2D pretraining step") for line in lines)
+    train(cfg, tcfg.model_copy(update={"steps": 4}), example_set, tmp_path / "first", resume=True,
+          log=lambda line: None)
+    assert record("first") == first
