@@ -67,7 +67,8 @@ METRICS: dict[Metric, MetricInfo] = {
                                 "targets, over the target's foreground inside the body box (only with --targets and "
                                 "--cse-teacher)"),
     Metric.RENDER_SECONDS: MetricInfo("s/view", ".3f", True, "wall time of the network forward pass for one view "
-                                                             "(fine level, all box pixels)"),
+                                                             "(fine level, all box pixels; the source views' "
+                                                             "encoding counted at the first view that uses them)"),
     Metric.FPS: MetricInfo("FPS", ".2f", False, "1 / render_seconds"),
 }
 
