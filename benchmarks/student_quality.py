@@ -75,6 +75,7 @@ from ghnerf.student.data import ExampleSet
 from ghnerf.student.distributed import pick_device
 from ghnerf.student.encoders import ResNetEncoder
 from ghnerf.student.precision import training_precision
+from ghnerf.student.pretrain_2d_cache import pretraining_settings
 from ghnerf.student.train import train
 from ghnerf.student.train_config import CpuPrecision, TrainConfig
 from ghnerf.synth.generate import SynthConfig, generate_dataset
@@ -271,10 +272,11 @@ def main() -> None:
 
 def _pretraining_group(tcfg: TrainConfig) -> tuple | None:
     """Rows of one group may share a 2D-pretrained pose network through the cache (its key decides; this only
-    schedules them): the same 2D pretraining settings. None: no 2D pretraining."""
+    schedules them): the same 2D pretraining settings (the key's, :func:`pretraining_settings`) and precision.
+    None: no 2D pretraining."""
     if not tcfg.pretrain_2d_steps:
         return None
-    return tcfg.pretrain_2d_steps, tcfg.lr, tcfg.pretrain_2d_augment, tcfg.cpu_precision
+    return tuple(sorted(pretraining_settings(tcfg).items())) + (tcfg.cpu_precision,)
 
 
 def _row_costs(tcfgs: dict[int, TrainConfig], groups: dict[int, tuple | None]) -> dict[int, float]:

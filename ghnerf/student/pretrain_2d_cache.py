@@ -62,12 +62,17 @@ def _examples_identity(examples: ExampleSet) -> dict:
             "excluded": examples.excluded}
 
 
+def pretraining_settings(tcfg: TrainConfig) -> dict:
+    """The optimisation settings a 2D-pretrained pose network depends on: part of :func:`pretraining_key` (runs that
+    differ in them never share an entry)."""
+    return {"steps": tcfg.pretrain_2d_steps, "lr": tcfg.lr, "augment": tcfg.pretrain_2d_augment}
+
+
 def pretraining_key(model: GHNeRF, examples: ExampleSet, tcfg: TrainConfig, autocast: str,
                     gen: torch.Generator) -> str:
     """The key of the 2D pretraining ``model`` is about to get (before it starts)."""
     described = {"human_path": _state_hash([m.state_dict() for m in model.human_path()]),
-                 "steps": tcfg.pretrain_2d_steps, "lr": tcfg.lr, "augment": tcfg.pretrain_2d_augment,
-                 "autocast": autocast, "generator": hashlib.sha256(gen.get_state().numpy().tobytes()).hexdigest(),
+                 **pretraining_settings(tcfg), "autocast": autocast, "generator": hashlib.sha256(gen.get_state().numpy().tobytes()).hexdigest(),
                  "examples": _examples_identity(examples), "code": _code_identity()}
     return hashlib.sha256(json.dumps(described, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
