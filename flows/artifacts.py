@@ -107,11 +107,26 @@ def publish_render(result: dict) -> None:
 
 
 class TrainingProgress:
-    """A Prefect progress artifact updated at most every ``every`` percent, plus a loss table at the end."""
+    """Prefect progress artifacts of a training, each updated at most every ``every`` percent: its steps (called
+    as ``on_step``), and its 2D pretraining when it runs one (:meth:`pretrain_step`, an artifact of its own, created
+    at its first step)."""
 
     def __init__(self, steps: int, description: str, every: float = 2.0):
         self.steps, self.every, self.last = steps, every, 0.0
+        self.description = description
         self.id = create_progress_artifact(progress=0.0, description=description)
+        self.pretrain_id, self.pretrain_last = None, 0.0
+
+    def pretrain_step(self, step: int, steps: int, record: dict) -> None:
+        pct = 100.0 * step / steps
+        if self.pretrain_id is None:
+            self.pretrain_id = create_progress_artifact(progress=pct, description=f"2D pretraining before "
+                                                                                  f"{self.description}")
+        if pct - self.pretrain_last >= self.every or step == steps:
+            update_progress_artifact(self.pretrain_id, progress=pct,
+                                     description=f"2D pretraining step {step}/{steps}: source heatmap loss "
+                                                 f"{record['loss']:.5f}, {record['it_s']:.1f} it/s")
+            self.pretrain_last = pct
 
     def __call__(self, step: int, record: dict) -> None:
         pct = 100.0 * step / self.steps

@@ -21,7 +21,7 @@ def train_and_publish(spec: TrainSpec) -> dict:
     log = get_run_logger()
     progress = TrainingProgress(spec.steps, f"training {spec.config} into {spec.out}")
     recompute_stale_targets(spec, log=log.info)
-    state = run_training(spec, on_step=progress, log=log.info)
+    state = run_training(spec, on_step=progress, log=log.info, on_pretrain_step=progress.pretrain_step)
     out = Path(spec.out)
     publish_training(state.history, spec.out, f"train-{spec.config}", sorted((out / "val").glob("*.png")))
     last = state.history[-1] if state.history else {}

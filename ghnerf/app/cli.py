@@ -189,8 +189,8 @@ def train_cmd(spec: TrainSpec) -> None:
     from ghnerf.student.run import run_training
 
     recompute_stale_targets(spec, log=_log)
-    with _train_progress(spec.steps) as on_step:
-        run_training(spec, on_step=on_step, log=_log)
+    with _train_progress(spec.steps) as bar:
+        run_training(spec, on_step=bar.step, log=_log, on_pretrain_step=bar.pretrain_step)
     console.print(f"checkpoints: {Path(spec.out) / 'checkpoints'}; validation images: {Path(spec.out) / 'val'}")
 
 
@@ -218,18 +218,34 @@ def import_enerf_cmd(
                   f"ghnerf train --init-from {path} ...)")
 
 
+class TrainBars:
+    """Rich progress bars of a training run: its 2D pretraining when it runs one (``pretrain_step``), then its steps
+    (``step``); each bar appears at its phase's first step."""
+
+    def __init__(self, progress: Progress, steps: int):
+        self.progress, self.steps = progress, steps
+        self._pretrain = self._train = None
+
+    def pretrain_step(self, step: int, steps: int, rec: dict) -> None:
+        if self._pretrain is None:
+            self._pretrain = self.progress.add_task("2D pretraining", total=steps, info="")
+        self.progress.update(self._pretrain, completed=step,
+                             info=f"source heatmap loss {rec['loss']:.5f} {rec['it_s']:.1f} it/s")
+
+    def step(self, step: int, rec: dict) -> None:
+        if self._train is None:
+            self._train = self.progress.add_task("train", total=self.steps, info="")
+        self.progress.update(self._train, completed=step,
+                             info=f"loss {rec['loss']:.4f} PSNR {rec['psnr']:.1f} {rec['it_s']:.2f} it/s")
+
+
 @contextmanager
 def _train_progress(steps: int):
-    """A rich progress bar for training; yields the ``on_step`` callback."""
-    with Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-                  TimeElapsedColumn(), TimeRemainingColumn(), console=console) as bar:
-        task = bar.add_task("train", total=steps, info="")
-
-        def on_step(step, rec):
-            bar.update(task, completed=step, info=f"loss {rec['loss']:.4f} PSNR {rec['psnr']:.1f} "
-                                                  f"{rec['it_s']:.2f} it/s")
-
-        yield on_step
+    """Rich progress bars for a training of ``steps`` steps; yields their :class:`TrainBars`."""
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                  console=console) as progress:
+        yield TrainBars(progress, steps)
 
 
 @app.command("lineage")
@@ -410,8 +426,8 @@ def pipeline_cmd(cfg: PipelineConfig) -> None:
     """The main job without a Prefect server (for scripts): synth -> distill -> train -> evaluate -> registry."""
     from ghnerf.app.pipeline import run_pipeline
 
-    with _train_progress(cfg.steps) as on_step:
-        report = run_pipeline(cfg, log=_log, on_step=on_step)
+    with _train_progress(cfg.steps) as bar:
+        report = run_pipeline(cfg, log=_log, on_step=bar.step, on_pretrain_step=bar.pretrain_step)
     _print_metrics(report, "test")
 
 

@@ -111,8 +111,10 @@ def promote_if_better(cfg: PipelineConfig, report: dict, run_id: str | None = No
 
 
 def run_pipeline(cfg: PipelineConfig, log: Callable[[str], None] = print,
-                 on_step: Callable[[int, dict], None] | None = None) -> dict:
-    """Run every step in this process; returns the evaluation report (with the registry decision)."""
+                 on_step: Callable[[int, dict], None] | None = None,
+                 on_pretrain_step: Callable[[int, int, dict], None] | None = None) -> dict:
+    """Run every step in this process; returns the evaluation report (with the registry decision). ``on_step``,
+    ``on_pretrain_step``: the training's progress (:func:`~ghnerf.student.run.run_training`)."""
     from ghnerf.app.distill import DistillConfig, distill
     from ghnerf.eval.evaluate import evaluate_spec
     from ghnerf.eval.spec import EvaluateSpec
@@ -124,7 +126,7 @@ def run_pipeline(cfg: PipelineConfig, log: Callable[[str], None] = print,
     report = distill(p["dataset"], p["out"], DistillConfig(teacher=p["teacher"], frames_per_shard=p["frames_per_shard"]),
                      consistency_fn=shard_consistency)
     log(f"2/4 {cfg.teacher} shards -> {cfg.targets}: {report.counts()}")
-    run_training(cfg.train_spec(), on_step=on_step, log=log)
+    run_training(cfg.train_spec(), on_step=on_step, log=log, on_pretrain_step=on_pretrain_step)
     log(f"3/4 trained {cfg.config} for {cfg.steps} steps -> {cfg.run}")
     result = evaluate_spec(EvaluateSpec(**cfg.evaluate_params()), warn=lambda line: log(f"warning: {line}"))
     decision = promote_if_better(cfg, result)

@@ -7,6 +7,7 @@ NeRF steps then start from an encoder whose features already locate joints (and,
 source heatmap head, from heatmaps worth pooling along rays).
 """
 
+import time
 from collections.abc import Callable
 from contextlib import nullcontext
 
@@ -23,8 +24,8 @@ from ghnerf.student.precision import TrainingPrecision
 
 def pretrain_source_heatmaps(model: GHNeRF, examples: ExampleSet, steps: int, lr: float, gen: torch.Generator,
                              device: torch.device, log: Callable[[str], None] = print,
-                             precision: TrainingPrecision | None = None,
-                             augment: Augment2D | None = None) -> list[float]:
+                             precision: TrainingPrecision | None = None, augment: Augment2D | None = None,
+                             on_step: Callable[[int, int, dict], None] | None = None) -> list[float]:
     """``steps`` Adam steps of the encoder path (encoder, projection, source heatmap head) on one random example's
     source views each, against their heatmap targets (masked MSE, as the source heatmap loss), the learning rate
     falling from ``lr`` to 0 on a cosine (at a constant 1e-3 the held-out 2D PCK of the ``ghnerf-resnet18-evidence``
@@ -32,6 +33,8 @@ def pretrain_source_heatmaps(model: GHNeRF, examples: ExampleSet, steps: int, lr
 
     ``precision``: the autocast of the forward pass (the training run's; None: float32). ``augment``: warp each
     step's views and targets at random within these ranges (:mod:`ghnerf.student.augment_2d`; None: as they are).
+    ``on_step``: called after every step with (step, steps, record), record = {"loss", "lr", "it_s"} (progress
+    bars; the log gets a line at every fifth of the steps).
 
     Returns:
         the loss of every step.
@@ -49,6 +52,7 @@ def pretrain_source_heatmaps(model: GHNeRF, examples: ExampleSet, steps: int, lr
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
     model.train()
     losses = []
+    t0 = time.perf_counter()
     for step in range(steps):
         ex = examples.example(int(torch.randint(len(examples), (1,), generator=gen)))
         batch = ex.batch.to(device)
@@ -66,6 +70,9 @@ def pretrain_source_heatmaps(model: GHNeRF, examples: ExampleSet, steps: int, lr
         opt.step()
         sched.step()
         losses.append(float(loss.detach()))
+        if on_step is not None:
+            on_step(step + 1, steps, {"loss": losses[-1], "lr": rate,
+                                      "it_s": (step + 1) / max(time.perf_counter() - t0, 1e-9)})
         if (step + 1) % max(steps // 5, 1) == 0:
             recent = losses[-max(steps // 5, 1):]
             log(f"2D pretraining step {step + 1}/{steps}: source heatmap loss {sum(recent) / len(recent):.5f}, "

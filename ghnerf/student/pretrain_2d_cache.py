@@ -113,16 +113,17 @@ def store(folder: str | Path, key: str, model: GHNeRF, gen: torch.Generator) -> 
 
 def pretrain_or_take(model: GHNeRF, examples: ExampleSet, tcfg: TrainConfig, gen: torch.Generator,
                      device: torch.device, log: Callable[[str], None], precision: TrainingPrecision,
-                     writes: bool = True) -> dict:
+                     writes: bool = True, on_step: Callable[[int, int, dict], None] | None = None) -> dict:
     """The run's 2D pretraining (``tcfg.pretrain_2d_steps``): taken from ``tcfg.pretrain_2d_cache`` when the entry is
-    there, else run (and stored there when ``writes``). Returns the record for run.json."""
+    there, else run (and stored there when ``writes``; ``on_step`` as :func:`pretrain_source_heatmaps` takes it).
+    Returns the record for run.json."""
     folder = tcfg.pretrain_2d_cache
     key = None if folder is None else pretraining_key(model, examples, tcfg, precision.autocast, gen)
     if key is not None and (taken := take(folder, key, model, gen)) is not None:
         log(f"2D pretraining taken from {taken} (the same initial weights, settings, seed, examples and code)")
         return {"cache": str(folder), "key": key, "taken": True}
     pretrain_source_heatmaps(model, examples, tcfg.pretrain_2d_steps, tcfg.lr, gen, device, log, precision,
-                             Augment2D() if tcfg.pretrain_2d_augment else None)
+                             Augment2D() if tcfg.pretrain_2d_augment else None, on_step)
     if key is not None and writes:
         log(f"2D pretraining stored as {store(folder, key, model, gen)}")
     return {"cache": None if folder is None else str(folder), "key": key, "taken": False}

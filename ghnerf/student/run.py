@@ -18,13 +18,16 @@ from ghnerf.student.train_spec import TrainSpec
 
 
 def run_training(spec: TrainSpec, on_step: Callable[[int, dict], None] | None = None,
-                 log: Callable[[str], None] = print) -> TrainState:
+                 log: Callable[[str], None] = print,
+                 on_pretrain_step: Callable[[int, int, dict], None] | None = None) -> TrainState:
     """Build the example sets of ``spec`` and train.
 
     Args:
         spec: the run.
         on_step: called after every step with (step, record) where record has loss, psnr, lr, it_s.
         log: where progress lines go.
+        on_pretrain_step: called after every 2D pretraining step with (step, steps, record); record has loss, lr,
+            it_s.
     Returns:
         the training state (final step and per-step history).
     Raises:
@@ -69,7 +72,7 @@ def run_training(spec: TrainSpec, on_step: Callable[[int, dict], None] | None = 
         log(f"--overwrite: clearing {spec.out}")
         clear_run_folder(spec.out)
     return train(cfg, tcfg, examples, Path(spec.out), resume=spec.resume, val_examples=val, on_step=on_step,
-                 log=log, init_from=spec.init_from)
+                 log=log, init_from=spec.init_from, on_pretrain_step=on_pretrain_step)
 
 
 MIN_SCALED_SIDE = 32  # pixels: the feature pyramid and cost volumes work at 1/4 of the scaled image

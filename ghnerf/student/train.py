@@ -100,13 +100,17 @@ def build_model(cfg: StudentConfig, device: torch.device) -> GHNeRF:
 
 def train(cfg: StudentConfig, tcfg: TrainConfig, examples: ExampleSet, out: str | Path, resume: bool = False,
           val_examples: ExampleSet | None = None, on_step: Callable[[int, dict], None] | None = None,
-          log: Callable[[str], None] = print, init_from: str | Path | None = None) -> TrainState:
+          log: Callable[[str], None] = print, init_from: str | Path | None = None,
+          on_pretrain_step: Callable[[int, int, dict], None] | None = None) -> TrainState:
     """Train ``cfg`` on ``examples`` into the run folder ``out``.
 
     Args:
         resume: continue from ``out/checkpoints/latest.pt`` (model, optimiser, step and random state).
         init_from: start from this checkpoint's model weights (fine-tuning, as the retrain flow does); the
             optimiser, schedule and step count start afresh. Not together with ``resume``.
+        on_step: called after every step with (step, record); record has loss, psnr, lr, it_s and the loss terms.
+        on_pretrain_step: called after every 2D pretraining step with (step, steps, record); record has loss, lr,
+            it_s (:func:`~ghnerf.student.pretrain_2d.pretrain_source_heatmaps`). Neither is called on other ranks.
     Raises:
         ConfigError: ``resume`` without a checkpoint, or a checkpoint of another config.
     """
@@ -173,7 +177,7 @@ def train(cfg: StudentConfig, tcfg: TrainConfig, examples: ExampleSet, out: str 
         log(f"2D pretraining skipped ({tcfg.pretrain_2d_steps} steps asked): {pretrained_2d['skipped']}")
     elif tcfg.pretrain_2d_steps and step == 0:  # DDP then broadcasts rank 0's weights
         pretrained_2d = pretrain_or_take(model, examples, tcfg, gen, device, log, precision.without_grad_scaler(),
-                                         writes=ctx.is_main)
+                                         writes=ctx.is_main, on_step=on_pretrain_step if ctx.is_main else None)
     if tcfg.freeze_pretrained_2d:  # also when resuming: the flag is not in the checkpoint's weights
         model.freeze_human_path()
         log("encoder, projection and source heatmap head frozen after the 2D pretraining")

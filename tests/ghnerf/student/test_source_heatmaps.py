@@ -1,5 +1,6 @@
 """The source heatmap head: 2D targets of the source views, their maps, and a loss that trains the encoder."""
 
+import inspect
 import json
 import math
 from dataclasses import replace
@@ -236,7 +237,9 @@ def test_2d_pretraining_warps_the_views_and_their_targets_when_asked(example_set
     assert torch.equal(valid[:, :, 0, 0], ex.src_joint_valid[:, list(BODY25_MIRROR)])
 
     handed = []
-    monkeypatch.setattr(pretrain_2d_cache, "pretrain_source_heatmaps", lambda *args: handed.append(args[-1]) or [])
+    monkeypatch.setattr(pretrain_2d_cache, "pretrain_source_heatmaps",
+                        lambda *args: handed.append(inspect.signature(pretrain_module.pretrain_source_heatmaps)
+                                                    .bind(*args).arguments["augment"]) or [])
     for flag in (True, False):
         tcfg = TrainConfig(steps=1, rays=(8, 16), pretrain_2d_steps=1, pretrain_2d_augment=flag, checkpoint_every=1,
                            val_every=1, image_scale=0.5)
@@ -346,10 +349,11 @@ def test_a_cached_2d_pretraining_gives_the_same_run_and_is_taken_only_when_every
     assert entry.read_bytes() == b"not a torch file" and not (tmp_path / "damaged" / "run.json").exists()
 
 
-def test_run_json_says_what_the_2d_pretraining_did_when_fine_tuning_and_resuming(example_set, tmp_path):
-    """run.json's pretrained_2d is what ran: a run that pretrains records it; fine-tuning it (init_from, 2D steps
-    asked, as `auto` asks for the default) skips the pretraining, says so in the log and records why; resuming the
-    first run keeps its own record (run.json is written again at every start)."""
+def test_run_json_and_progress_say_what_the_2d_pretraining_did(example_set, tmp_path):
+    """run.json's pretrained_2d is what ran: a run that pretrains records it and reports every 2D step to
+    on_pretrain_step; one that takes it from the cache reports none; fine-tuning it (init_from, 2D steps asked, as
+    `auto` asks for the default) skips the pretraining, says so in the log and records why; resuming the first run
+    keeps its own record (run.json is written again at every start)."""
     from ghnerf.student.train import train
 
     cfg = preset("ghnerf-resnet18-hypotheses", pretrained="none")
@@ -359,12 +363,26 @@ def test_run_json_says_what_the_2d_pretraining_did_when_fine_tuning_and_resuming
     def record(name):
         return json.loads((tmp_path / name / "run.json").read_text())["pretrained_2d"]
 
-    train(cfg, tcfg, example_set, tmp_path / "first", log=lambda line: None)
+    lines, calls = [], []
+    train(cfg, tcfg, example_set, tmp_path / "first", log=lines.append,
+          on_pretrain_step=lambda step, steps, rec: calls.append((step, steps, rec)))
     first = record("first")
     assert first["taken"] is False and first["key"]
+    # progress: every 2D step, its count, its loss (the log's line at every fifth: here every step) and its rate on
+    # the cosine schedule, lr (1 + cos(pi k / 2)) / 2 at step k + 1
+    assert [(step, steps) for step, steps, _ in calls] == [(1, 2), (2, 2)]
+    logged = [line for line in lines if line.startswith("2D pretraining step")]
+    for (step, _, rec), line in zip(calls, logged, strict=True):
+        assert f"source heatmap loss {rec['loss']:.5f}" in line and rec["it_s"] > 0
+    assert [rec["lr"] for _, _, rec in calls] == pytest.approx([tcfg.lr, tcfg.lr / 2])
+    calls.clear()
+    train(cfg, tcfg, example_set, tmp_path / "again", log=lambda line: None,  # taken from the cache: no 2D steps
+          on_pretrain_step=lambda *a: calls.append(a))
+    assert record("again")["taken"] and not calls
     lines = []
     train(cfg, tcfg, example_set, tmp_path / "tuned", log=lines.append,
-          init_from=tmp_path / "first" / "checkpoints" / "latest.pt")
+          init_from=tmp_path / "first" / "checkpoints" / "latest.pt", on_pretrain_step=lambda *a: calls.append(a))
+    assert not calls
     assert "fine-tuning" in record("tuned")["skipped"] and str(tmp_path / "first") in record("tuned")["skipped"]
     assert any(line.startswith("2D pretraining skipped (2 steps asked)") for line in lines)
     assert not any(line.startswith("2D pretraining step") for line in lines)

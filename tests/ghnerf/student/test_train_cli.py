@@ -204,3 +204,27 @@ def test_train_defaults_are_the_student_benchmarks_best_recipe(student_root, tmp
     recorded = json.loads((tmp_path / "three" / "run.json").read_text())["train_config"]
     assert recorded["source_view_mix"] == {"3": 1.0}
     assert recorded["pretrain_2d_steps"] == 0 and not recorded["freeze_pretrained_2d"]
+
+
+def test_train_bars_show_the_2d_pretraining_before_the_steps():
+    """`ghnerf train`'s bars: a 2D pretraining bar appears at its first step (its own count and total), then the
+    training bar; a run without 2D pretraining shows the training bar alone."""
+    import io
+
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from ghnerf.app.cli import TrainBars
+
+    with Progress(console=Console(file=io.StringIO())) as progress:
+        bars = TrainBars(progress, steps=3)
+        assert not progress.tasks
+        for step in (1, 2):
+            bars.pretrain_step(step, 2, {"loss": 0.01, "lr": 1e-3, "it_s": 5.0})
+        bars.step(1, {"loss": 0.2, "psnr": 12.0, "lr": 5e-4, "it_s": 2.0})
+        assert [(t.description, t.completed, t.total) for t in progress.tasks] == [("2D pretraining", 2, 2),
+                                                                                   ("train", 1, 3)]
+        assert "source heatmap loss 0.01000" in progress.tasks[0].fields["info"]
+    with Progress(console=Console(file=io.StringIO())) as progress:
+        TrainBars(progress, steps=3).step(3, {"loss": 0.2, "psnr": 12.0, "lr": 5e-4, "it_s": 2.0})
+        assert [(t.description, t.completed) for t in progress.tasks] == [("train", 3)]
