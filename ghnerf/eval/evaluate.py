@@ -33,13 +33,13 @@ from ghnerf.eval.metrics import (
     pck,
 )
 from ghnerf.eval.spec import EvaluateSpec
+from ghnerf.eval.volumetric import HeatmapVolume, joints_error
 from ghnerf.student.checkpoints import load_checkpoint
 from ghnerf.student.cpu_policy import apply_inference_policy
 from ghnerf.student.data import ExampleSet
 from ghnerf.student.distributed import pick_device
 from ghnerf.student.inference import FrameEncodings, render_full_view
 from ghnerf.student.model import GHNeRF
-from ghnerf.student.model_io import SourceEncoding
 from ghnerf.student.state_check import load_checked
 
 DEFINITIONS = {m.value: info.definition for m, info in METRICS.items()} | {
@@ -111,8 +111,8 @@ def evaluate_run(run: str | Path, data: str | Path, split: str = "test", max_vie
     n = len(examples) if max_views is None else min(max_views, len(examples))
     rows, preds, gts, areas = [], [], [], []
     per_frame: dict[tuple, list] = {}
-    encodings = FrameEncodings(model, device)  # a frame's views sharing their sources (and its 3D joints) encode once
-    frame_encodings, volumetric_errors = [], []  # the current frame's evaluated views' encodings; per-frame MPJPE
+    encodings = FrameEncodings(model, device)  # a frame's views sharing their sources encode them once
+    volume, volumetric_errors = None, []  # the frame's heatmap volume (each view added as rendered); per-frame MPJPE
     compared = []  # (item index, student keypoints, view image) for the disagreement report
     for i in range(n):
         ex = examples.example(i)
@@ -143,7 +143,10 @@ def evaluate_run(run: str | Path, data: str | Path, split: str = "test", max_vie
                 compared.append((i, kp, _u8(gt)))
             if ex.joints3d is not None:
                 per_frame.setdefault(ex.key[:2], []).append((ex, kp))
-                frame_encodings.append(encoding)
+                if ex.bounds is not None:
+                    volume = volume or HeatmapVolume(model, ex.bounds, device)
+                    volume.add(ex.batch, encoding)
+                    truth3d = ex.joints3d.numpy()
             if i < 4:
                 _view_pictures(out / "images" / f"{i:03d}", pred, gt, hm, kp, ex.joints2d.numpy())
         elif i < 4:
@@ -159,9 +162,9 @@ def evaluate_run(run: str | Path, data: str | Path, split: str = "test", max_vie
                     [embedding_colours(_u8(gt), r["cse"].numpy(), box), embedding_colours(_u8(gt), ex.cse.numpy(),
                                                                                          ex.cse_mask.numpy())], 1))
         rows.append(row)
-        if frame_encodings and (i == n - 1 or examples.items[i + 1][:2] != frame):  # the frame's last view
-            volumetric_errors.append(volumetric_error(model, per_frame[ex.key[:2]], device, frame_encodings))
-            frame_encodings = []
+        if volume is not None and (i == n - 1 or examples.items[i + 1][:2] != frame):  # the frame's last view
+            volumetric_errors.append(joints_error(volume.joints(), truth3d))
+            volume = None
     summary = _summarise(rows, preds, gts, lp, areas)
     if "calibration" in summary:
         cal = summary["calibration"]
@@ -199,45 +202,6 @@ def evaluate_run(run: str | Path, data: str | Path, split: str = "test", max_vie
     write_json(out / "metrics.json", report)
     write_bytes(out / "report.md", markdown_report(report).encode())
     return report
-
-
-VOXEL_M = 0.04
-BOX_MARGIN_M = 0.1
-
-
-def volumetric_joints(model: GHNeRF, examples: list, device: torch.device,
-                      encodings: list[SourceEncoding] | None = None) -> np.ndarray | None:
-    """(25, 4) 3D joints (x, y, z, score) from the occupancy-weighted heatmap volume of one frame's views.
-
-    ``encodings``: the views' source encodings when they were computed already (one per example; default: each view
-    encodes its sources)."""
-    from ghnerf.eval.metrics import volume_peaks
-
-    bounds = examples[0].bounds
-    if bounds is None or model.heatmap_head is None:
-        return None
-    lo, hi = bounds[0] - BOX_MARGIN_M, bounds[1] + BOX_MARGIN_M
-    axes = [np.arange(a, b + 1e-9, VOXEL_M) for a, b in zip(lo, hi)]
-    grid = np.stack(np.meshgrid(*axes, indexing="ij"), -1)
-    pts = torch.from_numpy(grid.reshape(-1, 3)).float().to(device)
-    total = torch.zeros(len(pts), model.cfg.num_joints, device=device)
-    for ex, encoding in zip(examples, encodings or [None] * len(examples), strict=True):
-        occ, heat = model.query_points(ex.batch.to(device), pts, encoding)
-        total += occ[:, None] * heat
-    volume = (total / len(examples)).T.reshape(model.cfg.num_joints, *grid.shape[:3]).cpu().numpy()
-    return volume_peaks(volume, lo, VOXEL_M)
-
-
-def volumetric_error(model: GHNeRF, views: list, device: torch.device,
-                     encodings: list[SourceEncoding] | None = None) -> float | None:
-    """MPJPE of one frame's volumetric joints (``views``: its (example, keypoints) pairs), None without any."""
-    from ghnerf.eval.metrics import mpjpe
-
-    joints = volumetric_joints(model, [ex for ex, _ in views], device, encodings)
-    if joints is None:
-        return None
-    e = mpjpe(joints[:, :3], views[0][0].joints3d.numpy().astype(np.float64))
-    return float(e) if np.isfinite(e) else None
 
 
 def triangulated_mpjpe(per_frame: dict) -> float | None:

@@ -10,7 +10,7 @@ targets) and 3D joints in world metres.
   confidence = heatmap value at the peak, >= 0.1, and 0 where the student sees no joint); 3D joints
   (:data:`JOINTS3D`) by default those keypoints of every capture view triangulated robustly, as the teacher's
   below, or from the occupancy-weighted heatmap volume over the frame's views
-  (:func:`ghnerf.eval.evaluate.volumetric_joints`, confidence = volume peak; a peak on the volume's border is
+  (:class:`ghnerf.eval.volumetric.HeatmapVolume`, confidence = volume peak; a peak on the volume's border is
   absent).
 * **Teacher**: its stored keypoints (:meth:`storage.targets.TargetStore.keypoints`); 3D joints by
   robust triangulation over the views it labelled (:func:`triangulated_joints`), confidence = mean teacher
@@ -79,7 +79,8 @@ def student_keypoints(run: str | Path, data: str | Path, subject: str, frames: s
         ConfigError: the student has no heatmap head, or bad subject / frames / source views.
     """
     from ghnerf.data.images import pinhole
-    from ghnerf.eval.evaluate import load_run_model, volumetric_joints
+    from ghnerf.eval.evaluate import load_run_model
+    from ghnerf.eval.volumetric import HeatmapVolume
     from ghnerf.eval.metrics import openpose_keypoints
     from ghnerf.render.scene import open_scene
     from ghnerf.render.views import source_views as pick_sources
@@ -100,28 +101,30 @@ def student_keypoints(run: str | Path, data: str | Path, subject: str, frames: s
                        source_views or ck["student_config"].source_views)
     render_2d = with_2d or (with_3d and joints3d == "triangulated")
     total, done = len(scene.frames) * len(scene.captures), 0
-    encodings = FrameEncodings(model, dev)  # a frame's views sharing their sources (and its 3D joints) encode once
+    volumetric = with_3d and joints3d == "volumetric"
+    encodings = FrameEncodings(model, dev)  # a frame's views sharing their sources encode them once
     for f in scene.frames:
         frame = scene.sequence.frame(f)
-        views, examples, view_encodings = {}, [], []
+        views = {}
+        volume = HeatmapVolume(model, frame.bounds, dev) if volumetric and frame.bounds is not None else None
         for c, cam in enumerate(scene.captures):
             srcs = pick_sources(scene.captures, cam, scene.candidates, scene.source_views)
             ex = view_example(frame, cam, srcs, scene.scale, frame.views[c].name)
-            encoding = encodings.get(f, srcs, ex.batch) if render_2d or with_3d else None
+            encoding = encodings.get(f, srcs, ex.batch) if render_2d or volume is not None else None
             if render_2d:
                 kp = openpose_keypoints(render_full_view(model, ex, dev, encoding=encoding)["heatmaps"].numpy())
                 kp[:, :2] /= scene.scale  # the student's pixels are the K-scaled ones (as its training targets)
                 views[frame.views[c].name] = kp
-            examples.append(ex)
-            view_encodings.append(encoding)
+            if volume is not None:  # the view's occupancy-weighted heatmaps, from the encoding the render used
+                volume.add(ex.batch, encoding)
             done += 1
             if on_view:
                 on_view(done, total)
         joints = None
         if with_3d and joints3d == "triangulated":
             joints = triangulated_joints([pinhole(v.camera) for v in frame.views], np.stack(list(views.values())))
-        elif with_3d:
-            joints = volumetric_joints(model, examples, dev, view_encodings)
+        elif volume is not None:
+            joints = volume.joints()
         yield FrameKeypoints(frame, views if with_2d else {},
                              joints if joints is not None else np.zeros((NUM_JOINTS, 4)))
 

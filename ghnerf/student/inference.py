@@ -3,6 +3,7 @@
 Evaluation, rendering and export import this module (and :mod:`ghnerf.student.checkpoints`), never the training loop.
 """
 
+from collections import OrderedDict
 from collections.abc import Hashable, Sequence
 from pathlib import Path
 
@@ -40,29 +41,38 @@ def ray_chunk(samples_per_ray: int, source_views: int, device: torch.device, fre
     return max(MIN_CHUNK, int(free_bytes * GPU_MEMORY_SHARE) // (GPU_BYTES_PER_POINT_VIEW * point_views))
 
 
+# Source encodings FrameEncodings keeps: about 57 MiB each for 2 views at 512² (the default preset), on the device.
+KEEP_SOURCE_SETS = 4
+
+
 class FrameEncodings:
-    """One frame's source encodings by source set, for the views rendered or queried from it.
+    """The source encodings of one frame's latest source sets, for the views rendered from it.
 
-    :meth:`GHNeRF.encode` reads the source views only, so the views of a frame that share their source cameras, and
-    the frame's volumetric joints (:meth:`GHNeRF.query_points` of the same views), encode them once. Holds one frame
-    at a time: asking for another frame drops the last one's (an encoding is tens of MB at 512²)."""
+    :meth:`GHNeRF.encode` reads the source views only, so views of a frame that share their source cameras (in the
+    same order) encode them once. Keeps the ``keep`` most recently used source sets of one frame: asking for another
+    frame drops the last one's."""
 
-    def __init__(self, model: GHNeRF, device: torch.device):
-        self.model, self.device = model, device
+    def __init__(self, model: GHNeRF, device: torch.device, keep: int = KEEP_SOURCE_SETS):
+        self.model, self.device, self.keep = model, device, keep
         self._frame: Hashable | None = None
-        self._by_sources: dict[tuple[int, ...], SourceEncoding] = {}
+        self._by_sources: OrderedDict[tuple[int, ...], SourceEncoding] = OrderedDict()
         self.encoded = 0  # encode calls so far
 
     @torch.no_grad()
     def get(self, frame: Hashable, sources: Sequence[int], batch: MultiViewBatch) -> SourceEncoding:
         """The encoding of ``batch``'s source views: ``frame``'s cameras ``sources`` (the key; eval mode)."""
         if frame != self._frame:
-            self._frame, self._by_sources = frame, {}
+            self._frame = frame
+            self._by_sources.clear()
         key = tuple(int(s) for s in sources)
-        if key not in self._by_sources:
+        if key in self._by_sources:
+            self._by_sources.move_to_end(key)
+        else:
             self.model.eval()
             self._by_sources[key] = self.model.encode(batch.to(self.device))
             self.encoded += 1
+            if len(self._by_sources) > self.keep:
+                self._by_sources.popitem(last=False)
         return self._by_sources[key]
 
 

@@ -126,7 +126,8 @@ def test_evaluate_encodes_each_frames_source_set_once(tiny_run, student_root, tm
     """Evaluate encodes each (frame, ordered source views) once for the renders and the frame's volumetric joints (8
     views: 8 encodes where each render and each volume query encoded afresh: 16), and every metric is what encoding
     each view afresh gives."""
-    from ghnerf.eval.evaluate import evaluate_run, load_run_model, volumetric_error
+    from ghnerf.eval.evaluate import evaluate_run, load_run_model
+    from ghnerf.eval.volumetric import joints_error, volumetric_joints
     from ghnerf.eval.metrics import masked_psnr, openpose_keypoints, pck
     from ghnerf.student.inference import render_full_view
     from ghnerf.student.model import GHNeRF
@@ -153,5 +154,6 @@ def test_evaluate_encodes_each_frames_source_set_once(tiny_run, student_root, tm
         kp = openpose_keypoints(r["heatmaps"].numpy())
         assert pck(kp[None], ex.joints2d.numpy()[None]).value == row["pck_view"]
         per_frame.setdefault(ex.key[:2], []).append((ex, kp))
-    fresh = [volumetric_error(model, views, cpu) for views in per_frame.values()]
+    fresh = [joints_error(volumetric_joints(model, [ex for ex, _ in views], cpu), views[0][0].joints3d.numpy())
+             for views in per_frame.values()]
     assert report["metrics"]["mpjpe_volumetric_m"] == pytest.approx(float(np.mean(fresh)), abs=1e-12)

@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 from ghnerf.app.cli import app
 from ghnerf.base.body25 import BODY25_NAMES
 from ghnerf.data.images import pinhole
-from ghnerf.eval.evaluate import load_run_model, volumetric_joints
+from ghnerf.eval.evaluate import load_run_model
+from ghnerf.eval.volumetric import volumetric_joints
 from ghnerf.eval.metrics import openpose_keypoints
 from ghnerf.student.data import ExampleSet
 from ghnerf.student.inference import render_full_view

@@ -193,18 +193,24 @@ def test_views_sharing_their_sources_can_share_one_encoding(example):
 
 def test_frame_encodings_encode_a_frames_source_set_once(example):
     """FrameEncodings encodes (frame, sources) once: the same sources again reuse it, other sources of the frame get
-    their own, another frame drops the last one's (one frame held at a time); what it gives is model.encode's."""
+    their own, the least recently used beyond ``keep`` is dropped, and so is everything at another frame; what it
+    gives is model.encode's."""
     from ghnerf.student.inference import FrameEncodings
 
     torch.manual_seed(0)
     model = GHNeRF(preset("ghnerf-resnet18", pretrained="none"))
-    encodings = FrameEncodings(model, torch.device("cpu"))
+    encodings = FrameEncodings(model, torch.device("cpu"), keep=2)
     a = encodings.get(0, [1, 2], example.batch)
     assert encodings.get(0, (1, 2), example.batch) is a and encodings.encoded == 1
     b = encodings.get(0, [1, 3], example.batch)
     assert b is not a and encodings.encoded == 2 and encodings.get(0, [1, 3], example.batch) is b
-    assert encodings.get(1, [1, 2], example.batch) is not a and encodings.encoded == 3
-    assert encodings.get(0, [1, 2], example.batch) is not a and encodings.encoded == 4  # frame 0 was dropped
+    assert encodings.get(0, [2, 1], example.batch) is not a and encodings.encoded == 3  # another order: its own
+    assert encodings.get(0, [1, 3], example.batch) is b and encodings.encoded == 3  # kept: used after (1, 2)
+    assert encodings.get(0, [1, 2], example.batch) is not a and encodings.encoded == 4  # dropped (keep=2)
+    assert encodings.get(1, [1, 2], example.batch) is not a and encodings.encoded == 5
+    assert encodings.get(1, [1, 2], example.batch) is encodings.get(1, [1, 2], example.batch)
+    assert encodings.encoded == 5
+    assert encodings.get(0, [1, 3], example.batch) is not b and encodings.encoded == 6  # frame 0 was dropped
     with torch.no_grad():
         want = model.eval().encode(example.batch)
     for got, ref in zip(a.fpn + (a.human,), want.fpn + (want.human,), strict=True):
