@@ -122,6 +122,9 @@ def pretrain_or_take(model: GHNeRF, examples: ExampleSet, tcfg: TrainConfig, gen
     if key is not None and (taken := take(folder, key, model, gen)) is not None:
         log(f"2D pretraining taken from {taken} (the same initial weights, settings, seed, examples and code)")
         return {"cache": str(folder), "key": key, "taken": True}
+    if folder is None:
+        log(f"2D pretraining: {tcfg.pretrain_2d_steps} steps, kept nowhere (--pretrain-2d-cache DIR keeps the network "
+            "under a key of everything that decides it; a later run that would pretrain the same one takes it)")
     pretrain_source_heatmaps(model, examples, tcfg.pretrain_2d_steps, tcfg.lr, gen, device, log, precision,
                              Augment2D() if tcfg.pretrain_2d_augment else None, on_step)
     if key is not None and writes:

@@ -198,6 +198,7 @@ def test_training_with_a_frozen_pretrained_encoder_keeps_the_pretrained_weights(
                        val_every=2, image_scale=0.5)
     train_module.train(cfg, tcfg, example_set, tmp_path / "run", log=lines.append)
     assert any("frozen after the 2D pretraining" in line for line in lines)
+    assert "2D pretraining: 2 steps, kept nowhere (--pretrain-2d-cache DIR" in "\n".join(lines)  # said once, no cache
     trained = load_checkpoint(tmp_path / "run" / "checkpoints" / "latest.pt")["model"]
     path = ("encoder.", "human_proj.", "source_heatmap_head.")
     for key, value in trained.items():
@@ -372,6 +373,7 @@ def test_run_json_and_progress_say_what_the_2d_pretraining_did(example_set, tmp_
     # the cosine schedule, lr (1 + cos(pi k / 2)) / 2 at step k + 1
     assert [(step, steps) for step, steps, _ in calls] == [(1, 2), (2, 2)]
     logged = [line for line in lines if line.startswith("2D pretraining step")]
+    assert not any("kept nowhere" in line for line in lines)  # this one has a cache
     for (step, _, rec), line in zip(calls, logged, strict=True):
         assert f"source heatmap loss {rec['loss']:.5f}" in line and rec["it_s"] > 0
     assert [rec["lr"] for _, _, rec in calls] == pytest.approx([tcfg.lr, tcfg.lr / 2])
