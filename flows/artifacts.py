@@ -106,35 +106,50 @@ def publish_render(result: dict) -> None:
                          description=f"H.264 video on the worker: {result['mp4']}")
 
 
+class ProgressArtifact:
+    """A Prefect progress artifact, updated at most every ``every`` percent and at the end."""
+
+    def __init__(self, description: str, every: float = 2.0, progress: float = 0.0):
+        self.every, self.last = every, 0.0
+        self.id = create_progress_artifact(progress=progress, description=description)
+
+    def update(self, done: int, total: int, description: str) -> None:
+        pct = 100.0 * done / total
+        if pct - self.last >= self.every or done == total:
+            update_progress_artifact(self.id, progress=pct, description=description)
+            self.last = pct
+
+
+class ViewProgress(ProgressArtifact):
+    """The progress of work counted in views or frames, called as ``on_view(done, total)``."""
+
+    def __init__(self, description: str, every: float = 2.0):
+        super().__init__(description, every)
+        self.description = description
+
+    def __call__(self, done: int, total: int) -> None:
+        self.update(done, total, f"{self.description}: {done}/{total}")
+
+
 class TrainingProgress:
-    """Prefect progress artifacts of a training, each updated at most every ``every`` percent: its steps (called
-    as ``on_step``), and its 2D pretraining when it runs one (:meth:`pretrain_step`, an artifact of its own, created
-    at its first step)."""
+    """The progress artifacts of a training: its steps (called as ``on_step``), and its 2D pretraining when it runs
+    one (:meth:`pretrain_step`, an artifact of its own, created at its first step)."""
 
     def __init__(self, steps: int, description: str, every: float = 2.0):
-        self.steps, self.every, self.last = steps, every, 0.0
-        self.description = description
-        self.id = create_progress_artifact(progress=0.0, description=description)
-        self.pretrain_id, self.pretrain_last = None, 0.0
+        self.steps, self.description, self.every = steps, description, every
+        self.training = ProgressArtifact(description, every)
+        self.pretraining: ProgressArtifact | None = None
 
     def pretrain_step(self, step: int, steps: int, record: dict) -> None:
-        pct = 100.0 * step / steps
-        if self.pretrain_id is None:
-            self.pretrain_id = create_progress_artifact(progress=pct, description=f"2D pretraining before "
-                                                                                  f"{self.description}")
-        if pct - self.pretrain_last >= self.every or step == steps:
-            update_progress_artifact(self.pretrain_id, progress=pct,
-                                     description=f"2D pretraining step {step}/{steps}: source heatmap loss "
-                                                 f"{record['loss']:.5f}, {record['it_s']:.1f} it/s")
-            self.pretrain_last = pct
+        if self.pretraining is None:
+            self.pretraining = ProgressArtifact(f"2D pretraining before {self.description}", self.every,
+                                                progress=100.0 * step / steps)
+        self.pretraining.update(step, steps, f"2D pretraining step {step}/{steps}: source heatmap loss "
+                                             f"{record['loss']:.5f}, {record['it_s']:.1f} it/s")
 
     def __call__(self, step: int, record: dict) -> None:
-        pct = 100.0 * step / self.steps
-        if pct - self.last >= self.every or step == self.steps:
-            update_progress_artifact(self.id, progress=pct,
-                                     description=f"step {step}/{self.steps}: loss {record['loss']:.4f}, "
-                                                 f"PSNR {record['psnr']:.2f} dB, {record['it_s']:.2f} it/s")
-            self.last = pct
+        self.training.update(step, self.steps, f"step {step}/{self.steps}: loss {record['loss']:.4f}, "
+                                               f"PSNR {record['psnr']:.2f} dB, {record['it_s']:.2f} it/s")
 
 
 def publish_training(history: list[dict], run: str, key: str, val_images: list[Path]) -> None:

@@ -2,7 +2,7 @@
 
 from prefect import flow, get_run_logger
 
-from flows.artifacts import publish_evaluation
+from flows.artifacts import ViewProgress, publish_evaluation
 from flows.params import parameters_of
 from ghnerf.eval.evaluate import evaluate_spec
 from ghnerf.eval.spec import EvaluateSpec
@@ -12,7 +12,8 @@ def evaluate_and_publish(spec: EvaluateSpec, out: str | None = None) -> dict:
     """Evaluate and publish the report, metric table, pictures and a link to report.md (inside a flow/task);
     with ``targets`` and ``teacher``, also where the student and that pose teacher disagree."""
     log = get_run_logger()
-    report = evaluate_spec(spec, out=out, warn=log.warning)
+    report = evaluate_spec(spec, out=out, warn=log.warning,
+                           on_view=ViewProgress(f"evaluating {spec.run} on its {spec.split} views"))
     publish_evaluation(report)
     log.info("metrics: %s", {k: v for k, v in report["metrics"].items() if isinstance(v, float)})
     return report

@@ -2,7 +2,7 @@
 
 from prefect import flow, get_run_logger
 
-from flows.artifacts import publish_render
+from flows.artifacts import ViewProgress, publish_render
 from flows.params import parameters_of
 from ghnerf.render.render import render_run
 from ghnerf.render.spec import RenderSpec
@@ -17,7 +17,8 @@ def render_flow(**params) -> dict:
     Returns:
         the MP4 and GIF paths, frame count and render speed.
     """
-    result = render_run(RenderSpec(**params))
+    spec = RenderSpec(**params)
+    result = render_run(spec, on_frame=ViewProgress(f"rendering {spec.run} ({spec.path})"))
     publish_render(result)
     get_run_logger().info("rendered %d frames at %.2f frames/s: %s", result["frames"], result["fps"], result["mp4"])
     return {k: result[k] for k in ("mp4", "gif", "frames", "fps", "network_fps", "first_frame_seconds")}

@@ -287,7 +287,10 @@ def evaluate_cmd(spec: EvaluateSpec) -> None:
     """Metrics (PSNR, SSIM, LPIPS, heatmap MSE, PCK@0.2, 3D joints, CSE, FPS) and a report with pictures."""
     from ghnerf.eval.evaluate import evaluate_spec
 
-    report = evaluate_spec(spec, warn=_warn)
+    with _progress() as bar:
+        task = bar.add_task(f"evaluate {spec.split}", total=None)
+        report = evaluate_spec(spec, warn=_warn, on_view=lambda done, total: bar.update(task, completed=done,
+                                                                                        total=total))
     _print_metrics(report, spec.split)
     if report.get("disagreement"):
         d = report["disagreement"]

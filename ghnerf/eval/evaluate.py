@@ -78,7 +78,8 @@ def load_run_model(checkpoint: Path, device: torch.device) -> tuple[GHNeRF, dict
 def evaluate_run(run: str | Path, data: str | Path, split: str = "test", max_views: int | None = None,
                  out: str | Path | None = None, checkpoint: str | Path | None = None, cse_store=None,
                  source_views: int | None = None, teacher_store=None,
-                 warn: Callable[[str], None] = lambda line: None) -> dict:
+                 warn: Callable[[str], None] = lambda line: None,
+                 on_view: Callable[[int, int], None] | None = None) -> dict:
     """Evaluate ``run`` (its latest checkpoint unless ``checkpoint``); writes metrics.json and report.md.
 
     Args:
@@ -89,6 +90,7 @@ def evaluate_run(run: str | Path, data: str | Path, split: str = "test", max_vie
             pools over any number, as ENeRF's test_input_views may differ from its training views).
         warn: told the choices made for the dataset (cameras held out of a one-subject dataset, fewer source
             views with few cameras), which metrics.json records too.
+        on_view: called after each view with (views done, views to do) (progress bars).
     """
     run = Path(run)
     for store in (cse_store, teacher_store):
@@ -162,6 +164,8 @@ def evaluate_run(run: str | Path, data: str | Path, split: str = "test", max_vie
                     [embedding_colours(_u8(gt), r["cse"].numpy(), box), embedding_colours(_u8(gt), ex.cse.numpy(),
                                                                                          ex.cse_mask.numpy())], 1))
         rows.append(row)
+        if on_view:
+            on_view(i + 1, n)
         if volume is not None and (i == n - 1 or examples.items[i + 1][:2] != frame):  # the frame's last view
             volumetric_errors.append(joints_error(volume.joints(), truth3d))
             volume = None
@@ -325,8 +329,8 @@ def markdown_report(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def evaluate_spec(spec: EvaluateSpec, out: str | Path | None = None,
-                  warn: Callable[[str], None] = lambda line: None) -> dict:
+def evaluate_spec(spec: EvaluateSpec, out: str | Path | None = None, warn: Callable[[str], None] = lambda line: None,
+                  on_view: Callable[[int, int], None] | None = None) -> dict:
     """:func:`evaluate_run` as ``spec`` asks (what ``ghnerf evaluate`` and the ``evaluate`` flow run): the CSE and
     pose teachers' shards opened from ``spec.targets``; shards left out under ``allow_partial_targets`` are warned
     about."""
@@ -343,4 +347,4 @@ def evaluate_spec(spec: EvaluateSpec, out: str | Path | None = None,
 
     return evaluate_run(spec.run, spec.data, spec.split, spec.max_views, out=out, checkpoint=spec.checkpoint,
                         cse_store=store(spec.cse_teacher), source_views=spec.source_views,
-                        teacher_store=store(spec.teacher), warn=warn)
+                        teacher_store=store(spec.teacher), warn=warn, on_view=on_view)

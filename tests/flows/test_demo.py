@@ -33,7 +33,10 @@ def test_demo_runs_the_chain_through_deployments_and_stops_only_its_processes(pr
     progress = [a for a in train_arts if a.type == "progress"]
     assert progress and float(progress[0].data) == pytest.approx(100.0)
     assert {f"train-{cfg.config}-loss", f"train-{cfg.config}-validation"} <= {a.key for a in train_arts}
-    eval_arts = {a.key: a for a in artifacts_of(result["runs"][2]["flow_run_id"])}
+    eval_list = artifacts_of(result["runs"][2]["flow_run_id"])
+    eval_arts = {a.key: a for a in eval_list if a.key}
+    (eval_progress,) = [a for a in eval_list if a.type == "progress"]  # the held-out views as they were evaluated
+    assert float(eval_progress.data) == pytest.approx(100.0) and "2/2" in eval_progress.description
     report = eval_arts[f"evaluation-{cfg.config}"]
     assert "| PSNR | SSIM | LPIPS | MSE | PCK@0.2 |" in report.data and "data:image/png;base64," in report.data
     assert eval_arts[f"evaluation-{cfg.config}-report"].data.startswith("[report.md](file://")

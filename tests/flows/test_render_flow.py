@@ -1,4 +1,5 @@
-"""The Prefect ``render`` flow: the video is written and the run's page carries the GIF and a link to the MP4."""
+"""The Prefect ``render`` flow: the video is written and the run's page carries the GIF, a link to the MP4 and the
+render's progress."""
 
 import asyncio
 import base64
@@ -26,8 +27,11 @@ def test_render_flow_publishes_the_animation_and_a_link_to_the_video(tiny_run, s
         async with get_client() as client:
             return await client.read_artifacts()
 
-    mine = {a.key: a for a in asyncio.run(artifacts()) if str(a.flow_run_id) == flow_run_id}
+    runs = [a for a in asyncio.run(artifacts()) if str(a.flow_run_id) == flow_run_id]
+    mine = {a.key: a for a in runs if a.key}
     assert set(mine) == {"render-coreview-901-orbit", "render-coreview-901-orbit-mp4"}
+    (progress,) = [a for a in runs if a.type == "progress"]  # the frames as they were rendered
+    assert float(progress.data) == pytest.approx(100.0) and "3/3" in progress.description
     assert (out / "render.mp4").resolve().as_uri() in mine["render-coreview-901-orbit-mp4"].data
     md = mine["render-coreview-901-orbit"].data
     gif = base64.b64decode(md.split("data:image/gif;base64,")[1].split(")")[0])

@@ -22,3 +22,19 @@ def test_2d_pretraining_gets_its_own_progress_artifact(monkeypatch):
     for step in range(1, 5):
         progress(step, {"loss": 0.1, "psnr": 20.0, "it_s": 2.0})
     assert [(i, p) for i, p, _ in updates] == [("id1", 25.0), ("id1", 50.0), ("id1", 75.0), ("id1", 100.0)]
+
+
+def test_evaluate_and_render_report_their_views_as_progress(monkeypatch):
+    """ViewProgress, the evaluate and render flows' on_view / on_frame: one artifact, updated every `every` percent
+    of the views and at the last, saying how many are done."""
+    made, updates = [], []
+    monkeypatch.setattr(artifacts, "create_progress_artifact",
+                        lambda progress, description: made.append((progress, description)) or "v")
+    monkeypatch.setattr(artifacts, "update_progress_artifact",
+                        lambda artifact_id, progress, description: updates.append((progress, description)))
+    on_view = artifacts.ViewProgress("evaluating R on its test views", every=40.0)
+    for done in range(1, 6):
+        on_view(done, 5)
+    assert made == [(0.0, "evaluating R on its test views")]
+    assert updates == [(40.0, "evaluating R on its test views: 2/5"), (80.0, "evaluating R on its test views: 4/5"),
+                       (100.0, "evaluating R on its test views: 5/5")]

@@ -125,7 +125,7 @@ def test_evaluate_cse(student_root, tmp_path):
 def test_evaluate_encodes_each_frames_source_set_once(tiny_run, student_root, tmp_path, monkeypatch):
     """Evaluate encodes each (frame, ordered source views) once for the renders and the frame's volumetric joints (8
     views: 8 encodes where each render and each volume query encoded afresh: 16), and every metric is what encoding
-    each view afresh gives."""
+    each view afresh gives; on_view hears of each view as it is done."""
     from ghnerf.eval.evaluate import evaluate_run, load_run_model
     from ghnerf.eval.volumetric import joints_error, volumetric_joints
     from ghnerf.eval.metrics import masked_psnr, openpose_keypoints, pck
@@ -135,8 +135,11 @@ def test_evaluate_encodes_each_frames_source_set_once(tiny_run, student_root, tm
     calls = []
     encode = GHNeRF.encode
     monkeypatch.setattr(GHNeRF, "encode", lambda self, batch: calls.append(1) or encode(self, batch))
-    report = evaluate_run(tiny_run, student_root, "test", out=tmp_path / "eval", source_views=4)
+    progress = []
+    report = evaluate_run(tiny_run, student_root, "test", out=tmp_path / "eval", source_views=4,
+                          on_view=lambda done, total: progress.append((done, total)))
     monkeypatch.undo()
+    assert progress == [(done, 8) for done in range(1, 9)]  # each view as it is done
     rows = report["per_view"]
     frames = sorted({(r["subject"], r["frame_id"]) for r in rows})
     assert report["views"] == len(rows) == 8 and len(frames) == 2
