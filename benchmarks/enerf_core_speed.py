@@ -307,8 +307,9 @@ def _cpu_policy_module():
 
 
 def worker(spec: dict) -> dict:
-    if spec["kind"] in ("ours", "baseline") and _cpu_policy_module() is not None:
-        _cpu_policy_module().prepare_process()  # as the ghnerf command does, before torch loads OpenMP
+    cpu_policy = _cpu_policy_module() if spec["kind"] in ("ours", "baseline") else None
+    if cpu_policy is not None:
+        cpu_policy.prepare_process()  # as the ghnerf command does, before torch loads OpenMP
     import torch
 
     torch.set_num_threads(THREADS)

@@ -148,7 +148,6 @@ def evaluate_run(run: str | Path, data: str | Path, split: str = "test", max_vie
                 if ex.bounds is not None:
                     volume = volume or HeatmapVolume(model, ex.bounds, device)
                     volume.add(ex.batch, encoding)
-                    truth3d = ex.joints3d.numpy()
             if i < 4:
                 _view_pictures(out / "images" / f"{i:03d}", pred, gt, hm, kp, ex.joints2d.numpy())
         elif i < 4:
@@ -167,7 +166,7 @@ def evaluate_run(run: str | Path, data: str | Path, split: str = "test", max_vie
         if on_view:
             on_view(i + 1, n)
         if volume is not None and (i == n - 1 or examples.items[i + 1][:2] != frame):  # the frame's last view
-            volumetric_errors.append(joints_error(volume.joints(), truth3d))
+            volumetric_errors.append(joints_error(volume.joints(), per_frame[ex.key[:2]][0][0].joints3d.numpy()))
             volume = None
     summary = _summarise(rows, preds, gts, lp, areas)
     if "calibration" in summary:

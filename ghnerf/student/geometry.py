@@ -71,17 +71,11 @@ def ray_depth_grids(uv: Float[Tensor, "R 2"], depths: Float[Tensor, "S"], K: Flo
 def sample_maps(maps: Float[Tensor, "V C h w"], uv: Float[Tensor, "V N 2"], width: int, height: int,
                 padding: str = "zeros") -> Float[Tensor, "V N C"]:
     """Bilinear samples of per-view maps at pixel coordinates of a ``width`` x ``height`` image (corners aligned;
-    outside the image: zeros, or the nearest border value with ``padding="border"``)."""
-    return sample_maps_channels_first(maps, uv, width, height, padding).permute(0, 2, 1)
-
-
-def sample_maps_channels_first(maps: Float[Tensor, "V C h w"], uv: Float[Tensor, "V N 2"], width: int, height: int,
-                               padding: str = "zeros") -> Float[Tensor, "V C N"]:
-    """:func:`sample_maps` in the layout ``grid_sample`` writes (contiguous per channel: cheaper to reduce over
-    views or points than the transposed view)."""
+    outside the image: zeros, or the nearest border value with ``padding="border"``). The result is a transposed
+    view of the (V, C, N) samples ``grid_sample`` writes."""
     grid = torch.stack([uv[..., 0] / (width - 1), uv[..., 1] / (height - 1)], dim=-1) * 2 - 1
     out = F.grid_sample(maps, grid[:, :, None, :], mode="bilinear", padding_mode=padding, align_corners=True)
-    return out[..., 0]
+    return out[..., 0].permute(0, 2, 1)
 
 
 def camera_centres(w2c: Float[Tensor, "V 4 4"]) -> Float[Tensor, "V 3"]:

@@ -84,9 +84,9 @@ def render_full_view(model: GHNeRF, ex: Example, device: torch.device, chunk: in
     One model call: each level's cost volume is built once for the view; only the per-ray work is chunked
     (``chunk`` rays at a time, default :func:`ray_chunk`; the output does not depend on it).
     Returns "rgb" (H, W, 3), per rendered head (:class:`~ghnerf.student.heads.Head`) its (C, H, W) map or None,
-    "depth" (H, W), "box" and "encoding".
-    ``encoding``: the source views' :meth:`GHNeRF.encode` from an earlier call with the same source images
-    (returned as ``"encoding"``), so that views sharing their sources encode them once."""
+    "depth" (H, W) and "box".
+    ``encoding``: the source views' :meth:`GHNeRF.encode`, when the caller has it (:class:`FrameEncodings`: views
+    sharing their sources encode them once); else they are encoded here."""
     model.eval()
     H, W = ex.image.shape[:2]
     lv = model.cfg.levels[-1]
@@ -109,7 +109,7 @@ def render_full_view(model: GHNeRF, ex: Example, device: torch.device, chunk: in
 
     heads = {head: scatter(values, values.shape[-1]).permute(2, 0, 1) for head, values in out.heads.items()}
     return {"rgb": scatter(out.rgb, 3), **{head.value: heads.get(head) for head in Head},
-            "depth": scatter(out.depth, None), "box": box, "encoding": encoding}
+            "depth": scatter(out.depth, None), "box": box}
 
 
 def validation_image(model: GHNeRF, ex: Example, path: Path, device: torch.device) -> None:

@@ -72,7 +72,8 @@ def pretraining_key(model: GHNeRF, examples: ExampleSet, tcfg: TrainConfig, auto
                     gen: torch.Generator) -> str:
     """The key of the 2D pretraining ``model`` is about to get (before it starts)."""
     described = {"human_path": _state_hash([m.state_dict() for m in model.human_path()]),
-                 **pretraining_settings(tcfg), "autocast": autocast, "generator": hashlib.sha256(gen.get_state().numpy().tobytes()).hexdigest(),
+                 **pretraining_settings(tcfg), "autocast": autocast,
+                 "generator": hashlib.sha256(gen.get_state().numpy().tobytes()).hexdigest(),
                  "examples": _examples_identity(examples), "code": _code_identity()}
     return hashlib.sha256(json.dumps(described, sort_keys=True, default=str).encode()).hexdigest()[:32]
 

@@ -174,18 +174,20 @@ def test_point_queries_agree_with_rendering(example):
 
 
 def test_views_sharing_their_sources_can_share_one_encoding(example):
-    """render_full_view with the encoding of an earlier view of the same source images renders what encoding
-    afresh renders (render reuses it along a camera path); a different target pose changes the render."""
-    from ghnerf.student.inference import render_full_view
+    """render_full_view with the encoding of an earlier view of the same source images (FrameEncodings, as render,
+    evaluate and export use it) renders what encoding afresh renders; a different target pose changes the render."""
+    from ghnerf.student.inference import FrameEncodings, render_full_view
 
     torch.manual_seed(0)
     model = GHNeRF(preset("ghnerf-resnet18", pretrained="none"))
-    first = render_full_view(model, example, torch.device("cpu"))
+    encodings = FrameEncodings(model, torch.device("cpu"))
+    first = render_full_view(model, example, torch.device("cpu"), encoding=encodings.get(0, [1, 2], example.batch))
     w2c = example.batch.tgt_w2c.clone()
     w2c[0, 3] += 0.05  # the target camera moved 5 cm sideways; same sources
     moved = replace(example, batch=replace(example.batch, tgt_w2c=w2c))
     fresh = render_full_view(model, moved, torch.device("cpu"))
-    reused = render_full_view(model, moved, torch.device("cpu"), encoding=first["encoding"])
+    reused = render_full_view(model, moved, torch.device("cpu"), encoding=encodings.get(0, [1, 2], moved.batch))
+    assert encodings.encoded == 1
     torch.testing.assert_close(reused["rgb"], fresh["rgb"], atol=0, rtol=0)
     torch.testing.assert_close(reused["heatmaps"], fresh["heatmaps"], atol=0, rtol=0)
     assert (fresh["rgb"] - first["rgb"]).abs().max() > 1e-3
